@@ -1,1 +1,49 @@
-//! placeholder
+//! An async ZooKeeper client that owns its session.
+//!
+//! [`Client`] connects to one of the servers of a connect string
+//! (`host1:port1,host2:port2/optional/chroot`), keeps the session alive with pings, reconnects
+//! within the session when a connection drops (restoring every watch with setWatches, so that
+//! a change made while disconnected still fires), and reports the session's state through a
+//! [`tokio::sync::watch`] channel ([`Client::state`]) and a stream of [`SessionEvent`]s. When the
+//! server says the session has expired, the client says so ([`SessionState::Expired`]) and
+//! stops: it never quietly starts a new session (that is the framework layer's job).
+//!
+//! Every ZooKeeper operation is an async method with typed results. Requests are pipelined and
+//! ordered when their future is created. Watches are values: one-shot watches are futures
+//! ([`OneshotWatcher`]), persistent watches are streams ([`PersistentWatcher`]); dropping one
+//! removes it.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use corral_core::{Client, CreateMode};
+//!
+//! # async fn demo() -> corral_core::Result<()> {
+//! let client = Client::connect("127.0.0.1:2181/my-app").await?;
+//! client.create("/config", "v1", CreateMode::Persistent).await?;
+//! let (data, stat, watcher) = client.get_data_and_watch("/config").await?;
+//! assert_eq!(&data[..], b"v1");
+//! client.set_data("/config", "v2", Some(stat.version)).await?;
+//! let event = watcher.await;
+//! assert_eq!(event.path, "/config");
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod client_ops;
+mod connect_string;
+mod error;
+mod ops;
+mod session;
+mod state;
+mod watcher;
+
+pub use client::{Client, ClientBuilder, Identity};
+pub use connect_string::{ConnectString, DEFAULT_PORT, HostPort};
+pub use corral_proto as proto;
+pub use corral_proto::{Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType};
+pub use error::{Error, Result};
+pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
+pub use state::{SessionEvent, SessionInfo, SessionState};
+pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};

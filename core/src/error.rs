@@ -1,0 +1,135 @@
+//! The client's one error type.
+
+use corral_proto::{ErrorCode, PathError};
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a client operation can fail with: the server's result codes verbatim, plus the
+/// failures the client finds by itself.
+///
+/// `Error` is `Clone + PartialEq`, so tests can compare it and one failure can be handed to
+/// several waiters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with this code (e.g. [`ErrorCode::NoNode`]).
+    #[error("{code} for path {path:?}")]
+    Server {
+        /// The code, verbatim; unknown codes are kept as [`ErrorCode::Unknown`].
+        code: ErrorCode,
+        /// The client-side path the request was for (empty when the request had none).
+        path: String,
+    },
+    /// The connection was lost before the reply arrived, or no connection came back in time
+    /// for a queued request. The request may or may not have been applied.
+    #[error("connection lost")]
+    ConnectionLoss,
+    /// The session expired; this client cannot be used any more.
+    #[error("session expired")]
+    SessionExpired,
+    /// The server refused the client's credentials; this client cannot be used any more.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// The client was closed.
+    #[error("client closed")]
+    Closed,
+    /// No connection could be established within the allowed time.
+    #[error("timed out waiting for a connection")]
+    Timeout,
+    /// A path was refused before anything was sent.
+    #[error(transparent)]
+    InvalidPath(#[from] PathError),
+    /// The request does not fit in one frame (ZooKeeper's `jute.maxbuffer`).
+    #[error("request of {size} bytes exceeds the frame limit of {max} bytes")]
+    RequestTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An argument was refused before anything was sent.
+    #[error("bad arguments: {0}")]
+    BadArguments(String),
+    /// The connect string could not be parsed.
+    #[error("invalid connect string {input:?}: {reason}")]
+    InvalidConnectString {
+        /// The connect string.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An atomic multi failed: nothing was applied.
+    #[error("multi failed at operation {index} ({path:?}): {code}")]
+    MultiFailed {
+        /// The index of the failing operation.
+        index: usize,
+        /// Its code.
+        code: ErrorCode,
+        /// Its path.
+        path: String,
+    },
+}
+
+impl Error {
+    /// The ZooKeeper code closest to this error, as the Java client would report it.
+    ///
+    /// [`Error::Closed`] maps to [`ErrorCode::SessionExpired`] (the session is gone), argument
+    /// errors to [`ErrorCode::BadArguments`], and [`Error::Timeout`] to
+    /// [`ErrorCode::OperationTimeout`].
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Server { code, .. } | Self::MultiFailed { code, .. } => *code,
+            Self::ConnectionLoss => ErrorCode::ConnectionLoss,
+            Self::SessionExpired | Self::Closed => ErrorCode::SessionExpired,
+            Self::AuthFailed => ErrorCode::AuthFailed,
+            Self::Timeout => ErrorCode::OperationTimeout,
+            Self::InvalidPath(_) | Self::RequestTooLarge { .. } | Self::BadArguments(_) => ErrorCode::BadArguments,
+            Self::InvalidConnectString { .. } => ErrorCode::BadArguments,
+        }
+    }
+
+    /// Whether retrying the same request later can succeed: connection loss, timeouts,
+    /// SessionMoved and ThrottledOp. Session expiry, closing and server verdicts are final.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.code(),
+            ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved | ErrorCode::ThrottledOp
+        ) && !matches!(self, Self::Closed | Self::SessionExpired)
+    }
+
+    /// Whether the server answered NoNode.
+    pub fn is_no_node(&self) -> bool {
+        matches!(self, Self::Server { code: ErrorCode::NoNode, .. })
+    }
+
+    /// Whether the server answered NodeExists.
+    pub fn is_node_exists(&self) -> bool {
+        matches!(self, Self::Server { code: ErrorCode::NodeExists, .. })
+    }
+
+    pub(crate) fn server(code: ErrorCode, path: impl Into<String>) -> Self {
+        match code {
+            ErrorCode::ConnectionLoss => Self::ConnectionLoss,
+            ErrorCode::SessionExpired => Self::SessionExpired,
+            ErrorCode::AuthFailed => Self::AuthFailed,
+            code => Self::Server { code, path: path.into() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_retryability() {
+        assert!(Error::ConnectionLoss.is_retryable());
+        assert!(Error::server(ErrorCode::ThrottledOp, "/a").is_retryable());
+        assert!(!Error::SessionExpired.is_retryable());
+        assert!(!Error::Closed.is_retryable());
+        assert!(Error::server(ErrorCode::NoNode, "/a").is_no_node());
+        assert_eq!(Error::server(ErrorCode::SessionExpired, "/a"), Error::SessionExpired);
+        assert_eq!(Error::Closed.code(), ErrorCode::SessionExpired);
+    }
+}

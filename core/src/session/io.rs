@@ -1,0 +1,407 @@
+//! One live connection: pipelined writes, in-order replies, notifications, pings, liveness.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use corral_proto::records::{AuthPacket, SetWatches, SetWatches2, WatchesRequest};
+use corral_proto::{
+    ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+    encode_frame, xid,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::connect::Connection;
+use super::{AfterReply, Command, Pending, SessionTask, Terminal};
+use crate::error::{Error, Result};
+use crate::state::{SessionEvent, SessionState};
+use crate::watcher::WatchedEvent;
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) enum ConnEnd {
+    /// The connection is gone; the session may live on.
+    Disconnected(String),
+    /// The session is over.
+    Terminal(Terminal),
+}
+
+/// A request written to the server and not yet answered.
+struct InFlight {
+    xid: i32,
+    pending: Pending,
+}
+
+/// Paths per setWatches frame, counted in bytes (ZooKeeper's client uses about 128 K).
+const SET_WATCHES_BATCH: usize = 128 * 1024;
+
+/// The longest idle gap between pings, as the Java client does.
+const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Per-connection state.
+struct Link {
+    frames: mpsc::UnboundedSender<Bytes>,
+    in_flight: VecDeque<InFlight>,
+    /// Auth packets sent on this connection, oldest first: the index into `auths`.
+    auth_in_flight: VecDeque<usize>,
+    next_xid: i32,
+    last_send: Instant,
+    close_xid: Option<i32>,
+}
+
+impl Link {
+    fn xid(&mut self) -> i32 {
+        let xid = self.next_xid;
+        self.next_xid = if self.next_xid == i32::MAX { 1 } else { self.next_xid + 1 };
+        xid
+    }
+
+    fn send_frame(&mut self, header: RequestHeader, body: &[u8]) {
+        let mut out = BytesMut::with_capacity(12 + body.len());
+        encode_frame(&mut out, |b| {
+            header.write(b);
+            b.extend_from_slice(body);
+        });
+        // A failed send means the writer died; the select loop notices.
+        let _ = self.frames.send(out.freeze());
+        self.last_send = Instant::now();
+    }
+
+    fn send_request(&mut self, pending: Pending) {
+        let xid = self.xid();
+        tracing::trace!(xid, op = ?pending.op, path = %pending.path, "request");
+        self.send_frame(RequestHeader { xid, op: pending.op }, &pending.body);
+        if pending.op == OpCode::CloseSession {
+            self.close_xid = Some(xid);
+        }
+        self.in_flight.push_back(InFlight { xid, pending });
+    }
+}
+
+impl SessionTask {
+    /// Runs one connection until it drops or the session ends.
+    pub(super) async fn connection_phase(&mut self, conn: Connection) -> ConnEnd {
+        let Connection { stream, addr, response, leftover } = conn;
+        let resumed = self.session_id != 0 && self.session_id == response.session_id;
+        self.session_id = response.session_id;
+        self.password = response.passwd.clone();
+        self.negotiated = Duration::from_millis(u64::try_from(response.timeout).unwrap_or(0));
+        let read_only = response.read_only == Some(true);
+        let span = tracing::info_span!("connection", session_id = format_args!("{:#x}", self.session_id), server = %addr);
+        let _enter = span.enter();
+        tracing::info!(resumed, read_only, negotiated = ?self.negotiated, "connected");
+        self.shared.update_info(|info| {
+            info.id = self.session_id;
+            info.password = self.password.clone();
+            info.timeout = self.negotiated;
+        });
+
+        let (mut reader, writer) = stream.into_split();
+        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let (dead_tx, mut dead_rx) = oneshot::channel();
+        let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx));
+        let mut link = Link {
+            frames: frames_tx,
+            in_flight: VecDeque::new(),
+            auth_in_flight: VecDeque::new(),
+            next_xid: 1,
+            last_send: Instant::now(),
+            close_xid: None,
+        };
+
+        // Before anything else: credentials, then watches, then what queued up meanwhile.
+        for (i, entry) in self.auths.iter().enumerate() {
+            let packet = AuthPacket { auth_type: 0, scheme: entry.scheme.clone(), auth: entry.auth.clone() };
+            link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
+            link.auth_in_flight.push_back(i);
+        }
+        self.restore_watches(&mut link);
+        while let Some(q) = self.queued.pop_front() {
+            link.send_request(q.pending);
+        }
+
+        self.shared.state.send_replace(if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected });
+        self.shared.emit(SessionEvent::Connected {
+            session_id: self.session_id,
+            resumed,
+            read_only,
+            negotiated_timeout: self.negotiated,
+            server: addr,
+        });
+
+        let read_timeout = self.negotiated * 2 / 3;
+        let ping_interval = (self.negotiated / 3).min(MAX_PING_INTERVAL);
+        let mut decoder = FrameDecoder::new(self.config.max_frame);
+        let mut rbuf = leftover;
+        let mut last_recv = Instant::now();
+        let mut handles_gone = false;
+
+        let end = 'conn: loop {
+            // Frames already buffered (the handshake may have read past its reply).
+            loop {
+                match decoder.decode(&mut rbuf) {
+                    Ok(Some(frame)) => {
+                        if let Err(end) = self.on_frame(&mut link, frame.freeze()) {
+                            break 'conn end;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => break 'conn ConnEnd::Disconnected(format!("bad frame from server: {e}")),
+                }
+            }
+            let ping_at = link.last_send + ping_interval;
+            let dead_at = last_recv + read_timeout;
+            tokio::select! {
+                biased;
+                read = reader.read_buf(&mut rbuf) => match read {
+                    Ok(0) => break ConnEnd::Disconnected("server closed the connection".into()),
+                    Ok(_) => last_recv = Instant::now(),
+                    Err(e) => break ConnEnd::Disconnected(format!("read failed: {e}")),
+                },
+                _ = &mut dead_rx => break ConnEnd::Disconnected("write failed".into()),
+                cmd = self.commands.recv(), if !handles_gone => match cmd {
+                    // Every handle is gone: close the session politely.
+                    None => {
+                        handles_gone = true;
+                        if link.close_xid.is_none() {
+                            send_close(&mut link);
+                        }
+                    }
+                    Some(cmd) => if let Err(end) = self.on_command(&mut link, cmd) {
+                        break end;
+                    },
+                },
+                _ = tokio::time::sleep_until(ping_at) => {
+                    link.send_frame(RequestHeader { xid: xid::PING, op: OpCode::Ping }, &[]);
+                }
+                _ = tokio::time::sleep_until(dead_at) => {
+                    break ConnEnd::Disconnected(format!("no response from the server for {read_timeout:?}"));
+                }
+            }
+        };
+        writer_task.abort();
+
+        // Whatever was in flight is lost with the connection.
+        let closing = link.close_xid.is_some();
+        for f in link.in_flight.drain(..) {
+            let err = if closing { Error::Closed } else { Error::ConnectionLoss };
+            let _ = f.pending.reply.send(Err(err));
+        }
+        match end {
+            ConnEnd::Disconnected(_) if closing => ConnEnd::Terminal(Terminal::Closed),
+            end => end,
+        }
+    }
+
+    fn on_command(&mut self, link: &mut Link, cmd: Command) -> Result<(), ConnEnd> {
+        match cmd {
+            Command::Request(pending) => {
+                if link.close_xid.is_some() {
+                    let _ = pending.reply.send(Err(Error::Closed));
+                } else {
+                    link.send_request(pending);
+                }
+            }
+            Command::AddAuth { scheme, auth, reply } => {
+                let packet = AuthPacket { auth_type: 0, scheme: scheme.clone(), auth: auth.clone() };
+                link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
+                self.auths.push(super::AuthEntry { scheme, auth, waiter: Some(reply) });
+                link.auth_in_flight.push_back(self.auths.len() - 1);
+            }
+            Command::RemoveWatcher { path, kind, id } => {
+                if let Some(watcher_type) = self.watches.remove(&path, kind, id) {
+                    // Fire and forget: NoWatcher (it fired meanwhile) is fine.
+                    let server_path = self.shared.chroot.prepend(&path);
+                    let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });
+                    let mut buf = BytesMut::new();
+                    body.write_body(&mut buf);
+                    let (reply, _) = oneshot::channel();
+                    link.send_request(Pending {
+                        op: OpCode::RemoveWatches,
+                        body: buf.freeze(),
+                        path,
+                        reply,
+                        watch: None,
+                        after: AfterReply::Nothing,
+                    });
+                }
+            }
+            Command::WatchCount(reply) => {
+                let _ = reply.send(self.watches.len());
+            }
+            Command::Disconnect => return Err(ConnEnd::Disconnected("disconnect requested".into())),
+            Command::Close(reply) => {
+                self.closers.push(reply);
+                if link.close_xid.is_none() {
+                    send_close(link);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, link: &mut Link, mut frame: Bytes) -> Result<(), ConnEnd> {
+        let protocol = |what: String| ConnEnd::Disconnected(format!("protocol error: {what}"));
+        let header = ReplyHeader::read(&mut frame).map_err(|e| protocol(format!("bad reply header: {e}")))?;
+        if header.zxid > self.last_zxid {
+            self.last_zxid = header.zxid;
+            self.shared.update_info(|info| info.last_zxid = header.zxid);
+        }
+        match header.xid {
+            xid::NOTIFICATION => {
+                let event = WatcherEvent::read(&mut frame).map_err(|e| protocol(format!("bad notification: {e}")))?;
+                let event = WatchedEvent {
+                    event_type: event.event_type,
+                    state: event.state,
+                    path: self.shared.chroot.strip(&event.path),
+                    zxid: header.zxid,
+                };
+                tracing::debug!(event = ?event.event_type, path = %event.path, "notification");
+                self.watches.dispatch(&event);
+            }
+            xid::PING => {}
+            xid::AUTH => {
+                let index = link.auth_in_flight.pop_front();
+                let waiter = index.and_then(|i| self.auths.get_mut(i)).and_then(|e| e.waiter.take());
+                if header.err == ErrorCode::AuthFailed {
+                    tracing::warn!("authentication failed");
+                    if let Some(w) = waiter {
+                        let _ = w.send(Err(Error::AuthFailed));
+                    }
+                    return Err(ConnEnd::Terminal(Terminal::AuthFailed));
+                }
+                if let Some(w) = waiter {
+                    let _ = w.send(if header.err == ErrorCode::Ok { Ok(()) } else { Err(Error::server(header.err, "")) });
+                }
+            }
+            xid::SET_WATCHES => {
+                if header.err != ErrorCode::Ok {
+                    tracing::warn!(err = %header.err, "restoring watches failed");
+                }
+            }
+            xid => {
+                let Some(front) = link.in_flight.pop_front() else {
+                    return Err(protocol(format!("reply for xid {xid} with nothing in flight")));
+                };
+                if front.xid != xid {
+                    let _ = front.pending.reply.send(Err(Error::ConnectionLoss));
+                    return Err(protocol(format!("reply xid {xid}, expected {}", front.xid)));
+                }
+                let InFlight { pending, .. } = front;
+                let Pending { op, path, reply, watch, after, .. } = pending;
+                tracing::trace!(xid, ?op, err = %header.err, "reply");
+                if header.err == ErrorCode::Ok {
+                    let response = match Response::read_body(op, &mut frame) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = reply.send(Err(Error::ConnectionLoss));
+                            return Err(protocol(format!("bad {op:?} reply: {e}")));
+                        }
+                    };
+                    if let Some(w) = watch {
+                        self.watches.register(w);
+                    }
+                    if let AfterReply::RemoveLocal { path, watcher_type } = after {
+                        self.watches.remove_matching(&path, watcher_type);
+                    }
+                    let _ = reply.send(Ok(response));
+                } else {
+                    // exists on a missing node still leaves a watch: that is how NodeCreated arrives.
+                    if header.err == ErrorCode::NoNode {
+                        if let Some(w) = watch.filter(|w| w.kind == crate::watcher::WatchKind::Exist) {
+                            self.watches.register(w);
+                        }
+                    }
+                    let _ = reply.send(Err(Error::server(header.err, path)));
+                }
+                if link.close_xid == Some(xid) {
+                    return Err(ConnEnd::Terminal(Terminal::Closed));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends setWatches (or setWatches2 when persistent watches exist), cut under the frame
+    /// limit, so that changes made while disconnected fire at once.
+    fn restore_watches(&mut self, link: &mut Link) {
+        let chroot = self.shared.chroot.clone();
+        let set = self.watches.watch_set(|p| chroot.prepend(p));
+        let total = set.data.len() + set.exist.len() + set.child.len() + set.persistent.len() + set.recursive.len();
+        if total == 0 {
+            return;
+        }
+        tracing::debug!(total, relative_zxid = self.last_zxid, "restoring watches");
+        let v2 = !set.persistent.is_empty() || !set.recursive.is_empty();
+        let lists = [set.data, set.exist, set.child, set.persistent, set.recursive];
+        let mut batch: [Vec<String>; 5] = Default::default();
+        let mut size = 0;
+        for (i, list) in lists.into_iter().enumerate() {
+            for path in list {
+                if size + path.len() > SET_WATCHES_BATCH && size > 0 {
+                    self.send_set_watches(link, v2, std::mem::take(&mut batch));
+                    size = 0;
+                }
+                size += path.len();
+                batch[i].push(path);
+            }
+        }
+        if size > 0 {
+            self.send_set_watches(link, v2, batch);
+        }
+    }
+
+    fn send_set_watches(&self, link: &mut Link, v2: bool, batch: [Vec<String>; 5]) {
+        let [data, exist, child, persistent, recursive] = batch;
+        let relative_zxid = self.last_zxid;
+        if v2 {
+            let record = SetWatches2 {
+                relative_zxid,
+                data_watches: data,
+                exist_watches: exist,
+                child_watches: child,
+                persistent_watches: persistent,
+                persistent_recursive_watches: recursive,
+            };
+            link.send_frame(RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches2 }, &record.to_bytes());
+        } else {
+            let record = SetWatches { relative_zxid, data_watches: data, exist_watches: exist, child_watches: child };
+            link.send_frame(RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches }, &record.to_bytes());
+        }
+    }
+}
+
+fn send_close(link: &mut Link) {
+    let (reply, _) = oneshot::channel();
+    link.send_request(Pending {
+        op: OpCode::CloseSession,
+        body: Bytes::new(),
+        path: String::new(),
+        reply,
+        watch: None,
+        after: AfterReply::Nothing,
+    });
+}
+
+/// Writes frames as they come, coalescing whatever is ready into one write.
+async fn write_loop(mut writer: OwnedWriteHalf, mut frames: mpsc::UnboundedReceiver<Bytes>, dead: oneshot::Sender<()>) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    while let Some(frame) = frames.recv().await {
+        buf.extend_from_slice(&frame);
+        while buf.len() < 256 * 1024 {
+            match frames.try_recv() {
+                Ok(frame) => buf.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = writer.write_all(&buf).await {
+            tracing::debug!(error = %e, "write failed");
+            let _ = dead.send(());
+            return;
+        }
+        buf.clear();
+    }
+}

@@ -1,0 +1,354 @@
+//! The session task: the one task that owns the connection, the session and the watches.
+//!
+//! Client handles send [`Command`]s over an unbounded channel (so a request is ordered when its
+//! future is created) and get replies over oneshot channels. The task connects (trying every
+//! host in turn, with a jittered pause between full rounds), replays credentials and watches
+//! after each reconnect, pipelines requests, pings when idle, declares the connection dead after
+//! 2T/3 of silence, and stops for good on expiry, authentication failure or close.
+
+mod connect;
+mod io;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_proto::{KeeperState, OpCode, Response};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::connect_string::{Chroot, HostPort};
+use crate::error::{Error, Result};
+use crate::state::{SessionEvent, SessionInfo, SessionState};
+use crate::watcher::{WatchKind, WatchRegistration, WatchRegistry};
+
+pub(crate) use connect::HandshakeParams;
+
+/// Settings the task runs with, fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) hosts: Vec<HostPort>,
+    pub(crate) session_timeout: Duration,
+    /// Per-host connection attempt limit; `None` = session timeout / number of hosts.
+    pub(crate) connect_timeout: Option<Duration>,
+    /// How long a request made while disconnected waits for a connection.
+    pub(crate) connection_timeout: Duration,
+    pub(crate) read_only: bool,
+    pub(crate) max_frame: usize,
+}
+
+/// State shared between the task and the client handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) state: watch::Sender<SessionState>,
+    pub(crate) info: std::sync::Mutex<SessionInfo>,
+    pub(crate) subscribers: std::sync::Mutex<Vec<mpsc::UnboundedSender<SessionEvent>>>,
+    pub(crate) chroot: Chroot,
+    pub(crate) max_frame: usize,
+    pub(crate) next_watch_id: AtomicU64,
+}
+
+impl Shared {
+    fn emit(&self, event: SessionEvent) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|tx| tx.send(event.clone()).is_ok());
+    }
+
+    pub(crate) fn info(&self) -> SessionInfo {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update_info(&self, f: impl FnOnce(&mut SessionInfo)) {
+        f(&mut self.info.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// What happens to local watches once a request succeeds.
+#[derive(Debug)]
+pub(crate) enum AfterReply {
+    Nothing,
+    /// removeWatches succeeded: end the matching local watchers.
+    RemoveLocal { path: String, watcher_type: corral_proto::WatcherType },
+}
+
+/// A request on its way to the server.
+pub(crate) struct Pending {
+    pub(crate) op: OpCode,
+    /// The encoded request body (chroot applied).
+    pub(crate) body: Bytes,
+    /// The client-side path, for error reports.
+    pub(crate) path: String,
+    pub(crate) reply: oneshot::Sender<Result<Response>>,
+    pub(crate) watch: Option<WatchRegistration>,
+    pub(crate) after: AfterReply,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("op", &self.op).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// A message from a client handle to the session task.
+pub(crate) enum Command {
+    Request(Pending),
+    AddAuth { scheme: String, auth: Bytes, reply: oneshot::Sender<Result<()>> },
+    RemoveWatcher { path: String, kind: WatchKind, id: u64 },
+    WatchCount(oneshot::Sender<usize>),
+    /// Drop the current connection (the session stays); for tests and operators.
+    Disconnect,
+    Close(oneshot::Sender<()>),
+}
+
+/// How the task ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Terminal {
+    Closed,
+    Expired,
+    AuthFailed,
+}
+
+impl Terminal {
+    fn state(self) -> SessionState {
+        match self {
+            Self::Closed => SessionState::Closed,
+            Self::Expired => SessionState::Expired,
+            Self::AuthFailed => SessionState::AuthFailed,
+        }
+    }
+
+    fn keeper_state(self) -> KeeperState {
+        match self {
+            Self::Closed => KeeperState::Closed,
+            Self::Expired => KeeperState::Expired,
+            Self::AuthFailed => KeeperState::AuthFailed,
+        }
+    }
+
+    pub(crate) fn error(self) -> Error {
+        match self {
+            Self::Closed => Error::Closed,
+            Self::Expired => Error::SessionExpired,
+            Self::AuthFailed => Error::AuthFailed,
+        }
+    }
+
+    fn event(self) -> SessionEvent {
+        match self {
+            Self::Closed => SessionEvent::Closed,
+            Self::Expired => SessionEvent::Expired,
+            Self::AuthFailed => SessionEvent::AuthFailed,
+        }
+    }
+}
+
+/// Credentials to replay on every connection, with whoever waits for the first answer.
+struct AuthEntry {
+    scheme: String,
+    auth: Bytes,
+    waiter: Option<oneshot::Sender<Result<()>>>,
+}
+
+/// A request queued while no connection is up.
+struct Queued {
+    pending: Pending,
+    deadline: Instant,
+}
+
+/// The session task's state.
+pub(crate) struct SessionTask {
+    config: Config,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    watches: WatchRegistry,
+    auths: Vec<AuthEntry>,
+    queued: VecDeque<Queued>,
+    host_cursor: usize,
+    session_id: i64,
+    password: Bytes,
+    negotiated: Duration,
+    last_zxid: i64,
+    closers: Vec<oneshot::Sender<()>>,
+}
+
+impl SessionTask {
+    pub(crate) fn new(
+        mut config: Config,
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        session: Option<(i64, Bytes)>,
+        auths: Vec<(String, Bytes)>,
+    ) -> Self {
+        fastrand::shuffle(&mut config.hosts);
+        let (session_id, password) = session.unwrap_or((0, Bytes::new()));
+        Self {
+            config,
+            shared,
+            commands,
+            watches: WatchRegistry::default(),
+            auths: auths.into_iter().map(|(scheme, auth)| AuthEntry { scheme, auth, waiter: None }).collect(),
+            queued: VecDeque::new(),
+            host_cursor: 0,
+            session_id,
+            password,
+            negotiated: Duration::ZERO,
+            last_zxid: 0,
+            closers: Vec::new(),
+        }
+    }
+
+    /// Runs the session until it ends for good.
+    pub(crate) async fn run(mut self) {
+        let span = tracing::info_span!("session", session_id = tracing::field::Empty);
+        let _ = &span;
+        let terminal = loop {
+            self.shared.state.send_replace(SessionState::Connecting);
+            let conn = match self.connect_phase().await {
+                Ok(conn) => conn,
+                Err(terminal) => break terminal,
+            };
+            match self.connection_phase(conn).await {
+                io::ConnEnd::Disconnected(reason) => {
+                    tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "disconnected");
+                    self.shared.emit(SessionEvent::Disconnected { reason });
+                }
+                io::ConnEnd::Terminal(terminal) => break terminal,
+            }
+        };
+        self.finish(terminal);
+    }
+
+    fn handshake_params(&self) -> HandshakeParams {
+        HandshakeParams {
+            session_id: self.session_id,
+            password: self.password.clone(),
+            last_zxid: self.last_zxid,
+            timeout: self.config.session_timeout,
+            read_only: self.config.read_only,
+            max_frame: self.config.max_frame,
+        }
+    }
+
+    /// Tries hosts in turn until one accepts the session, serving commands meanwhile.
+    async fn connect_phase(&mut self) -> Result<connect::Connection, Terminal> {
+        use backon::BackoffBuilder;
+        let mut pauses = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            let n = self.config.hosts.len();
+            for _ in 0..n {
+                let host = self.config.hosts[self.host_cursor % n].clone();
+                self.host_cursor = (self.host_cursor + 1) % n;
+                let params = self.handshake_params();
+                let per_host = self.config.connect_timeout.unwrap_or_else(|| {
+                    let t = if self.negotiated.is_zero() { self.config.session_timeout } else { self.negotiated };
+                    (t / n as u32).max(Duration::from_millis(100))
+                });
+                tracing::debug!(%host, ?per_host, "connecting");
+                let attempt = async move { connect::connect(&host, &params, per_host).await };
+                match self.serve_disconnected(attempt).await? {
+                    Ok(connect::Handshake::Connected(conn)) => return Ok(conn),
+                    Ok(connect::Handshake::Expired { addr }) => {
+                        tracing::warn!(%addr, session_id = format_args!("{:#x}", self.session_id), "session expired");
+                        return Err(Terminal::Expired);
+                    }
+                    Err(reason) => tracing::debug!(%reason, "connection attempt failed"),
+                }
+            }
+            let pause = pauses.next().unwrap_or(Duration::from_secs(2));
+            tracing::debug!(?pause, "every host failed; pausing before the next round");
+            self.serve_disconnected(tokio::time::sleep(pause)).await?;
+        }
+    }
+
+    /// Drives `fut` to completion while queueing requests and answering other commands.
+    async fn serve_disconnected<F: std::future::Future>(&mut self, fut: F) -> Result<F::Output, Terminal> {
+        tokio::pin!(fut);
+        loop {
+            let next_deadline = self.queued.front().map(|q| q.deadline);
+            tokio::select! {
+                out = &mut fut => return Ok(out),
+                cmd = self.commands.recv() => match cmd {
+                    None => return Err(Terminal::Closed),
+                    Some(Command::Request(pending)) => {
+                        let deadline = Instant::now() + self.config.connection_timeout;
+                        self.queued.push_back(Queued { pending, deadline });
+                    }
+                    Some(Command::AddAuth { scheme, auth, reply }) => {
+                        self.auths.push(AuthEntry { scheme, auth, waiter: Some(reply) });
+                    }
+                    Some(Command::RemoveWatcher { path, kind, id }) => {
+                        // The server holds no watch for us while disconnected; the next restore
+                        // simply leaves this one out.
+                        let _ = self.watches.remove(&path, kind, id);
+                    }
+                    Some(Command::WatchCount(reply)) => {
+                        let _ = reply.send(self.watches.len());
+                    }
+                    Some(Command::Disconnect) => {}
+                    Some(Command::Close(reply)) => {
+                        self.closers.push(reply);
+                        return Err(Terminal::Closed);
+                    }
+                },
+                _ = sleep_until_opt(next_deadline) => {
+                    let now = Instant::now();
+                    while self.queued.front().is_some_and(|q| q.deadline <= now) {
+                        if let Some(q) = self.queued.pop_front() {
+                            let _ = q.pending.reply.send(Err(Error::ConnectionLoss));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the session: terminal state, every waiter answered, every watcher told.
+    fn finish(&mut self, terminal: Terminal) {
+        tracing::info!(session_id = format_args!("{:#x}", self.session_id), ?terminal, "session ended");
+        self.shared.state.send_replace(terminal.state());
+        self.shared.emit(terminal.event());
+        self.commands.close();
+        for q in self.queued.drain(..) {
+            let _ = q.pending.reply.send(Err(terminal.error()));
+        }
+        for entry in &mut self.auths {
+            if let Some(w) = entry.waiter.take() {
+                let _ = w.send(Err(terminal.error()));
+            }
+        }
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Request(p) => {
+                    let _ = p.reply.send(Err(terminal.error()));
+                }
+                Command::AddAuth { reply, .. } => {
+                    let _ = reply.send(Err(terminal.error()));
+                }
+                Command::WatchCount(reply) => {
+                    let _ = reply.send(0);
+                }
+                Command::Close(reply) => self.closers.push(reply),
+                Command::RemoveWatcher { .. } | Command::Disconnect => {}
+            }
+        }
+        self.watches.end_all(terminal.keeper_state());
+        for closer in self.closers.drain(..) {
+            let _ = closer.send(());
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,428 @@
+//! Watches: one-shot watchers as awaitable values, persistent watches as streams, and the
+//! registry the session task keeps so that watches survive reconnects.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use corral_proto::{EventType, KeeperState, WatcherType};
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::session::Command;
+
+/// A change notification (or the end of the session) delivered to a watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedEvent {
+    /// What happened. [`EventType::None`] means the session ended (see `state`).
+    pub event_type: EventType,
+    /// [`KeeperState::SyncConnected`] for node events; [`KeeperState::Expired`],
+    /// [`KeeperState::Closed`] or [`KeeperState::AuthFailed`] when the session ended.
+    pub state: KeeperState,
+    /// The node's path, relative to the chroot (empty for session events).
+    pub path: String,
+    /// The zxid of the change on ZooKeeper ≥ 3.9; −1 on older servers and for session events.
+    pub zxid: i64,
+}
+
+impl WatchedEvent {
+    pub(crate) fn session_end(state: KeeperState) -> Self {
+        Self { event_type: EventType::None, state, path: String::new(), zxid: -1 }
+    }
+
+    /// Whether this event reports the end of the session rather than a node change.
+    pub fn is_session_end(&self) -> bool {
+        self.event_type == EventType::None
+    }
+}
+
+/// The kinds of watch a client can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum WatchKind {
+    /// Left by getData (fires on data change and delete).
+    Data,
+    /// Left by exists (fires on create, data change and delete).
+    Exist,
+    /// Left by getChildren (fires on child change and delete).
+    Child,
+    /// addWatch(PERSISTENT).
+    Persistent,
+    /// addWatch(PERSISTENT_RECURSIVE).
+    PersistentRecursive,
+}
+
+impl WatchKind {
+    /// The server watch type to remove when the last watcher of this kind goes away.
+    fn server_type(self) -> WatcherType {
+        match self {
+            Self::Data | Self::Exist => WatcherType::Data,
+            Self::Child => WatcherType::Children,
+            Self::Persistent => WatcherType::Persistent,
+            Self::PersistentRecursive => WatcherType::PersistentRecursive,
+        }
+    }
+}
+
+pub(crate) enum WatchSender {
+    Oneshot(oneshot::Sender<WatchedEvent>),
+    Stream(mpsc::UnboundedSender<WatchedEvent>),
+}
+
+/// A watch to register once its request succeeds.
+pub(crate) struct WatchRegistration {
+    pub(crate) path: String,
+    pub(crate) kind: WatchKind,
+    pub(crate) id: u64,
+    pub(crate) sender: WatchSender,
+}
+
+/// The watches a session holds, keyed by client path (the chroot already stripped).
+#[derive(Default)]
+pub(crate) struct WatchRegistry {
+    watches: HashMap<(String, WatchKind), Vec<(u64, WatchSender)>>,
+}
+
+/// Which server paths to restore after a reconnect.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct WatchSet {
+    pub(crate) data: Vec<String>,
+    pub(crate) exist: Vec<String>,
+    pub(crate) child: Vec<String>,
+    pub(crate) persistent: Vec<String>,
+    pub(crate) recursive: Vec<String>,
+}
+
+impl WatchRegistry {
+    pub(crate) fn register(&mut self, reg: WatchRegistration) {
+        self.watches.entry((reg.path, reg.kind)).or_default().push((reg.id, reg.sender));
+    }
+
+    /// Removes one watcher. Returns the server watch type to remove on the server if no
+    /// watcher that needs the same server-side watch is left on that path.
+    pub(crate) fn remove(&mut self, path: &str, kind: WatchKind, id: u64) -> Option<WatcherType> {
+        let key = (path.to_owned(), kind);
+        let list = self.watches.get_mut(&key)?;
+        let before = list.len();
+        list.retain(|(i, _)| *i != id);
+        if list.len() == before {
+            return None;
+        }
+        if list.is_empty() {
+            self.watches.remove(&key);
+        }
+        let still_needed = |k: WatchKind| self.watches.contains_key(&(path.to_owned(), k));
+        let needed = match kind {
+            // exists and getData watches share the server's data table.
+            WatchKind::Data | WatchKind::Exist => still_needed(WatchKind::Data) || still_needed(WatchKind::Exist),
+            k => still_needed(k),
+        };
+        // Before ZooKeeper 3.9 a connection holds one watch mode per path and table, so a
+        // persistent watch on the same path must not be disturbed by removing a one-shot one.
+        let persistent_here = still_needed(WatchKind::Persistent) || still_needed(WatchKind::PersistentRecursive);
+        let one_shot = matches!(kind, WatchKind::Data | WatchKind::Exist | WatchKind::Child);
+        if needed || (one_shot && persistent_here) { None } else { Some(kind.server_type()) }
+    }
+
+    /// Delivers a node event to every matching watcher; one-shot watchers are consumed.
+    pub(crate) fn dispatch(&mut self, event: &WatchedEvent) {
+        use WatchKind::*;
+        let kinds: &[WatchKind] = match event.event_type {
+            EventType::NodeCreated | EventType::NodeDataChanged => &[Data, Exist, Persistent],
+            EventType::NodeDeleted => &[Data, Exist, Child, Persistent],
+            EventType::NodeChildrenChanged => &[Child, Persistent],
+            _ => &[],
+        };
+        for kind in kinds {
+            self.fire(&event.path, *kind, event);
+        }
+        if matches!(event.event_type, EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted) {
+            let mut ancestor = Some(event.path.as_str());
+            while let Some(p) = ancestor {
+                self.fire(p, PersistentRecursive, event);
+                ancestor = corral_proto::path::parent(p);
+            }
+        }
+    }
+
+    fn fire(&mut self, path: &str, kind: WatchKind, event: &WatchedEvent) {
+        let key = (path.to_owned(), kind);
+        let Some(list) = self.watches.get_mut(&key) else { return };
+        match kind {
+            WatchKind::Data | WatchKind::Exist | WatchKind::Child => {
+                for (_, sender) in list.drain(..) {
+                    if let WatchSender::Oneshot(tx) = sender {
+                        let _ = tx.send(event.clone());
+                    }
+                }
+            }
+            WatchKind::Persistent | WatchKind::PersistentRecursive => {
+                list.retain(|(_, sender)| match sender {
+                    WatchSender::Stream(tx) => tx.send(event.clone()).is_ok(),
+                    WatchSender::Oneshot(_) => false,
+                });
+            }
+        }
+        if list.is_empty() {
+            self.watches.remove(&key);
+        }
+    }
+
+    /// Removes every local watcher at `path` that `watcher_type` covers, telling each one with a
+    /// `*WatchRemoved` event (after a successful removeWatches).
+    pub(crate) fn remove_matching(&mut self, path: &str, watcher_type: WatcherType) {
+        use WatchKind::*;
+        let kinds: &[WatchKind] = match watcher_type {
+            WatcherType::Data => &[Data, Exist],
+            WatcherType::Children => &[Child],
+            WatcherType::Persistent => &[Persistent],
+            WatcherType::PersistentRecursive => &[PersistentRecursive],
+            _ => &[Data, Exist, Child, Persistent, PersistentRecursive],
+        };
+        for kind in kinds {
+            let Some(list) = self.watches.remove(&(path.to_owned(), *kind)) else { continue };
+            let event_type = match kind {
+                Data | Exist => EventType::DataWatchRemoved,
+                Child => EventType::ChildWatchRemoved,
+                Persistent | PersistentRecursive => EventType::PersistentWatchRemoved,
+            };
+            let event =
+                WatchedEvent { event_type, state: KeeperState::SyncConnected, path: path.to_owned(), zxid: -1 };
+            for (_, sender) in list {
+                match sender {
+                    WatchSender::Oneshot(tx) => {
+                        let _ = tx.send(event.clone());
+                    }
+                    WatchSender::Stream(tx) => {
+                        let _ = tx.send(event.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends every watcher with a session event (expiry, close, auth failure).
+    pub(crate) fn end_all(&mut self, state: KeeperState) {
+        let event = WatchedEvent::session_end(state);
+        for (_, list) in self.watches.drain() {
+            for (_, sender) in list {
+                match sender {
+                    WatchSender::Oneshot(tx) => {
+                        let _ = tx.send(event.clone());
+                    }
+                    WatchSender::Stream(tx) => {
+                        let _ = tx.send(event.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops watchers whose receiving side is gone, and returns what to restore.
+    pub(crate) fn watch_set(&mut self, to_server: impl Fn(&str) -> String) -> WatchSet {
+        self.watches.retain(|_, list| {
+            list.retain(|(_, s)| match s {
+                WatchSender::Oneshot(tx) => !tx.is_closed(),
+                WatchSender::Stream(tx) => !tx.is_closed(),
+            });
+            !list.is_empty()
+        });
+        let mut set = WatchSet::default();
+        for (path, kind) in self.watches.keys() {
+            let target = match kind {
+                WatchKind::Data => &mut set.data,
+                WatchKind::Exist => &mut set.exist,
+                WatchKind::Child => &mut set.child,
+                WatchKind::Persistent => &mut set.persistent,
+                WatchKind::PersistentRecursive => &mut set.recursive,
+            };
+            target.push(to_server(path));
+        }
+        for list in [&mut set.data, &mut set.exist, &mut set.child, &mut set.persistent, &mut set.recursive] {
+            list.sort();
+        }
+        set
+    }
+
+    /// The number of live watchers (for tests and metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.watches.values().map(Vec::len).sum()
+    }
+}
+
+/// Tells the session task that a watcher was dropped, without keeping the client alive.
+#[derive(Debug)]
+struct DropGuard {
+    path: String,
+    kind: WatchKind,
+    id: u64,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    armed: bool,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(tx) = self.commands.upgrade() {
+            let _ = tx.send(Command::RemoveWatcher { path: std::mem::take(&mut self.path), kind: self.kind, id: self.id });
+        }
+    }
+}
+
+/// A one-shot watch: resolves to the first change of the watched node, or to a session event
+/// if the session ends first.
+///
+/// One-shot watches survive reconnects within the session: the client restores them, and a
+/// change made while it was disconnected fires at once.
+///
+/// # Cancel safety
+///
+/// Dropping an `OneshotWatcher` before it fires removes the watch (on the server too, when no
+/// other watcher of this client needs it).
+#[derive(Debug)]
+pub struct OneshotWatcher {
+    rx: oneshot::Receiver<WatchedEvent>,
+    guard: Option<DropGuard>,
+}
+
+impl OneshotWatcher {
+    pub(crate) fn new(
+        path: String,
+        kind: WatchKind,
+        id: u64,
+        commands: mpsc::WeakUnboundedSender<Command>,
+    ) -> (Self, WatchSender) {
+        let (tx, rx) = oneshot::channel();
+        let guard = DropGuard { path, kind, id, commands, armed: true };
+        (Self { rx, guard: Some(guard) }, WatchSender::Oneshot(tx))
+    }
+}
+
+impl Future for OneshotWatcher {
+    type Output = WatchedEvent;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WatchedEvent> {
+        let event = match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(event)) => event,
+            // The session task is gone without a word: the client was dropped.
+            Poll::Ready(Err(_)) => WatchedEvent::session_end(KeeperState::Closed),
+        };
+        if let Some(guard) = self.guard.as_mut() {
+            // Fired: the watch is gone already, there is nothing to remove.
+            guard.armed = false;
+        }
+        Poll::Ready(event)
+    }
+}
+
+/// A persistent or persistent-recursive watch: a stream of every change until dropped.
+///
+/// After the session ends the stream yields one session event ([`WatchedEvent::is_session_end`])
+/// and then ends; after [`crate::Client::remove_watches`] removes it, the stream yields one
+/// [`EventType::PersistentWatchRemoved`] event and ends.
+///
+/// # Cancel safety
+///
+/// Dropping the stream removes the watch (on the server too, when no other watcher of this
+/// client needs it).
+#[derive(Debug)]
+pub struct PersistentWatcher {
+    rx: mpsc::UnboundedReceiver<WatchedEvent>,
+    _guard: DropGuard,
+    ended: bool,
+}
+
+impl PersistentWatcher {
+    pub(crate) fn new(
+        path: String,
+        kind: WatchKind,
+        id: u64,
+        commands: mpsc::WeakUnboundedSender<Command>,
+    ) -> (Self, WatchSender) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let guard = DropGuard { path, kind, id, commands, armed: true };
+        (Self { rx, _guard: guard, ended: false }, WatchSender::Stream(tx))
+    }
+}
+
+impl Stream for PersistentWatcher {
+    type Item = WatchedEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchedEvent>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(event)) => {
+                if event.is_session_end() || event.event_type == EventType::PersistentWatchRemoved {
+                    self.ended = true;
+                }
+                Poll::Ready(Some(event))
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t: EventType, path: &str) -> WatchedEvent {
+        WatchedEvent { event_type: t, state: KeeperState::SyncConnected, path: path.into(), zxid: -1 }
+    }
+
+    #[test]
+    fn dispatch_follows_zookeeper_semantics() {
+        let mut reg = WatchRegistry::default();
+        let (tx_data, mut rx_data) = oneshot::channel();
+        let (tx_child, mut rx_child) = oneshot::channel();
+        let (tx_rec, mut rx_rec) = mpsc::unbounded_channel();
+        reg.register(WatchRegistration { path: "/a/b".into(), kind: WatchKind::Data, id: 1, sender: WatchSender::Oneshot(tx_data) });
+        reg.register(WatchRegistration { path: "/a".into(), kind: WatchKind::Child, id: 2, sender: WatchSender::Oneshot(tx_child) });
+        reg.register(WatchRegistration { path: "/".into(), kind: WatchKind::PersistentRecursive, id: 3, sender: WatchSender::Stream(tx_rec) });
+
+        reg.dispatch(&event(EventType::NodeChildrenChanged, "/a"));
+        assert!(rx_child.try_recv().is_ok());
+        assert!(rx_rec.try_recv().is_err(), "recursive watches never see child events");
+
+        reg.dispatch(&event(EventType::NodeDataChanged, "/a/b"));
+        assert_eq!(rx_data.try_recv().unwrap().path, "/a/b");
+        assert_eq!(rx_rec.try_recv().unwrap().path, "/a/b");
+
+        reg.dispatch(&event(EventType::NodeDataChanged, "/a/b"));
+        assert!(rx_rec.try_recv().is_ok(), "persistent watches stay");
+        assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn removal_keeps_server_watch_while_needed() {
+        let mut reg = WatchRegistry::default();
+        for (id, kind) in [(1, WatchKind::Data), (2, WatchKind::Exist)] {
+            let (tx, _rx) = oneshot::channel();
+            reg.register(WatchRegistration { path: "/x".into(), kind, id, sender: WatchSender::Oneshot(tx) });
+        }
+        assert_eq!(reg.remove("/x", WatchKind::Data, 1), None);
+        assert_eq!(reg.remove("/x", WatchKind::Exist, 2), Some(WatcherType::Data));
+        assert_eq!(reg.remove("/x", WatchKind::Exist, 2), None);
+    }
+
+    #[test]
+    fn watch_set_skips_dropped_receivers() {
+        let mut reg = WatchRegistry::default();
+        let (tx, rx) = oneshot::channel();
+        reg.register(WatchRegistration { path: "/x".into(), kind: WatchKind::Data, id: 1, sender: WatchSender::Oneshot(tx) });
+        let (tx2, _rx2) = mpsc::unbounded_channel();
+        reg.register(WatchRegistration { path: "/y".into(), kind: WatchKind::Persistent, id: 2, sender: WatchSender::Stream(tx2) });
+        drop(rx);
+        let set = reg.watch_set(|p| format!("/root{p}"));
+        assert_eq!(set, WatchSet { persistent: vec!["/root/y".into()], ..Default::default() });
+    }
+}
