@@ -148,7 +148,9 @@ impl ClientBuilder {
         };
         let task = SessionTask::new(config, shared.clone(), rx, self.session, self.auths);
         tokio::spawn(task.run());
-        Ok(Client { inner: Arc::new(Inner { commands, shared }) })
+        Ok(Client {
+            inner: Arc::new(Inner { commands, shared }),
+        })
     }
 
     /// Starts the client and waits until its session is established.
@@ -225,7 +227,12 @@ impl Client {
     /// expired, auth failed, closed. Every event is delivered, in order.
     pub fn session_events(&self) -> impl Stream<Item = SessionEvent> + Send + Unpin + 'static {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.inner.shared.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        self.inner
+            .shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
         tokio_stream_from(rx)
     }
 
@@ -329,10 +336,20 @@ impl Client {
         request.write_body(&mut body);
         let size = body.len() + 8;
         let queued = if size > self.inner.shared.max_frame {
-            Err(Error::RequestTooLarge { size, max: self.inner.shared.max_frame })
+            Err(Error::RequestTooLarge {
+                size,
+                max: self.inner.shared.max_frame,
+            })
         } else {
             let (reply, rx) = oneshot::channel();
-            let pending = Pending { op, body: body.freeze(), path: path.to_owned(), reply, watch, after };
+            let pending = Pending {
+                op,
+                body: body.freeze(),
+                path: path.to_owned(),
+                reply,
+                watch,
+                after,
+            };
             match self.inner.commands.send(Command::Request(pending)) {
                 Ok(()) => Ok(rx),
                 Err(_) => Err(self.ended_error()),
@@ -354,7 +371,15 @@ impl Client {
     pub(crate) fn oneshot_watch(&self, path: &str, kind: WatchKind) -> (crate::OneshotWatcher, WatchRegistration) {
         let id = self.next_watch_id();
         let (watcher, sender) = crate::OneshotWatcher::new(path.to_owned(), kind, id, self.weak_commands());
-        (watcher, WatchRegistration { path: path.to_owned(), kind, id, sender })
+        (
+            watcher,
+            WatchRegistration {
+                path: path.to_owned(),
+                kind,
+                id,
+                sender,
+            },
+        )
     }
 
     /// Builds a persistent watch registration and the stream handed to the caller.
@@ -366,13 +391,23 @@ impl Client {
         let id = self.next_watch_id();
         let (watcher, sender) = crate::PersistentWatcher::new(path.to_owned(), kind, id, self.weak_commands());
         debug_assert!(matches!(sender, WatchSender::Stream(_)));
-        (watcher, WatchRegistration { path: path.to_owned(), kind, id, sender })
+        (
+            watcher,
+            WatchRegistration {
+                path: path.to_owned(),
+                kind,
+                id,
+                sender,
+            },
+        )
     }
 
     pub(crate) fn send_auth(&self, scheme: String, auth: Bytes, reply: oneshot::Sender<Result<()>>) -> Result<()> {
-        self.inner.commands.send(Command::AddAuth { scheme, auth, reply }).map_err(|_| self.ended_error())
+        self.inner
+            .commands
+            .send(Command::AddAuth { scheme, auth, reply })
+            .map_err(|_| self.ended_error())
     }
-
 }
 
 /// Adapts an unbounded receiver into a `Stream` without pulling in tokio-stream.

@@ -57,10 +57,21 @@ fn create_request(
         if ttl <= 0 || ttl > MAX_TTL_MS {
             return Err(Error::BadArguments(format!("TTL must be in (0, {MAX_TTL_MS}] ms")));
         }
-        let r = CreateTtlRequest { path: server_path, data, acl: options.acl.clone(), flags, ttl };
+        let r = CreateTtlRequest {
+            path: server_path,
+            data,
+            acl: options.acl.clone(),
+            flags,
+            ttl,
+        };
         return Ok((Request::CreateTtl(r.clone()), MultiOp::CreateTtl(r)));
     }
-    let r = CreateRequest { path: server_path, data, acl: options.acl.clone(), flags };
+    let r = CreateRequest {
+        path: server_path,
+        data,
+        acl: options.acl.clone(),
+        flags,
+    };
     Ok(match mode {
         CreateMode::Container => (Request::CreateContainer(r.clone()), MultiOp::CreateContainer(r)),
         // Inside a multi, plain create: ZooKeeper ≤ 3.8 answers create2 with the path only anyway.
@@ -112,7 +123,11 @@ impl Client {
         options: impl Into<CreateOptions>,
     ) -> impl Future<Output = Result<(String, Stat)>> + Send + 'static {
         let options = options.into();
-        let checked = if options.mode.is_sequential() { validate_sequential_path(path) } else { validate_path(path) };
+        let checked = if options.mode.is_sequential() {
+            validate_sequential_path(path)
+        } else {
+            validate_path(path)
+        };
         let prepared = checked
             .map_err(Error::from)
             .and_then(|()| create_request(self.chroot().prepend(path), data.into(), &options, false));
@@ -148,7 +163,10 @@ impl Client {
             Err(e) => fail(e),
             Ok(sp) => {
                 let reply = self.submit(
-                    Request::Delete(DeleteRequest { path: sp, version: self::version(version) }),
+                    Request::Delete(DeleteRequest {
+                        path: sp,
+                        version: self::version(version),
+                    }),
                     path,
                     None,
                     AfterReply::Nothing,
@@ -170,7 +188,12 @@ impl Client {
         } else {
             (None, None)
         };
-        let reply = self.submit(Request::Exists(PathAndWatch { path: sp, watch }), path, registration, AfterReply::Nothing);
+        let reply = self.submit(
+            Request::Exists(PathAndWatch { path: sp, watch }),
+            path,
+            registration,
+            AfterReply::Nothing,
+        );
         Box::pin(async move {
             match reply.await {
                 Ok(Response::Stat(stat)) => Ok((Some(stat), watcher)),
@@ -228,7 +251,12 @@ impl Client {
         } else {
             (None, None)
         };
-        let reply = self.submit(Request::GetData(PathAndWatch { path: sp, watch }), path, registration, AfterReply::Nothing);
+        let reply = self.submit(
+            Request::GetData(PathAndWatch { path: sp, watch }),
+            path,
+            registration,
+            AfterReply::Nothing,
+        );
         Box::pin(async move {
             match reply.await? {
                 Response::GetData(r) => Ok((r.data.unwrap_or_default(), r.stat, watcher)),
@@ -294,7 +322,11 @@ impl Client {
         let fut: Ready<Stat> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let request = Request::SetData(SetDataRequest { path: sp, data: Some(data.into()), version: self::version(version) });
+                let request = Request::SetData(SetDataRequest {
+                    path: sp,
+                    data: Some(data.into()),
+                    version: self::version(version),
+                });
                 let reply = self.submit(request, path, None, AfterReply::Nothing);
                 Box::pin(async move {
                     match reply.await? {
@@ -321,7 +353,12 @@ impl Client {
         let fut: Ready<(Vec<Acl>, Stat)> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let reply = self.submit(Request::GetAcl(PathRequest { path: sp }), path, None, AfterReply::Nothing);
+                let reply = self.submit(
+                    Request::GetAcl(PathRequest { path: sp }),
+                    path,
+                    None,
+                    AfterReply::Nothing,
+                );
                 Box::pin(async move {
                     match reply.await? {
                         Response::GetAcl(r) => Ok((r.acl, r.stat)),
@@ -352,7 +389,11 @@ impl Client {
         let fut: Ready<Stat> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let request = Request::SetAcl(SetAclRequest { path: sp, acl, version: self::version(version) });
+                let request = Request::SetAcl(SetAclRequest {
+                    path: sp,
+                    acl,
+                    version: self::version(version),
+                });
                 let reply = self.submit(request, path, None, AfterReply::Nothing);
                 Box::pin(async move {
                     match reply.await? {
@@ -517,13 +558,19 @@ impl Client {
                     Ok((_, m)) => m,
                     Err(e) => return fail(e),
                 },
-                Op::Delete { version, .. } => MultiOp::Delete(DeleteRequest { path: sp, version: self::version(version) }),
-                Op::SetData { data, version, .. } => {
-                    MultiOp::SetData(SetDataRequest { path: sp, data: Some(data), version: self::version(version) })
-                }
-                Op::Check { version, .. } => {
-                    MultiOp::Check(CheckVersionRequest { path: sp, version: self::version(version) })
-                }
+                Op::Delete { version, .. } => MultiOp::Delete(DeleteRequest {
+                    path: sp,
+                    version: self::version(version),
+                }),
+                Op::SetData { data, version, .. } => MultiOp::SetData(SetDataRequest {
+                    path: sp,
+                    data: Some(data),
+                    version: self::version(version),
+                }),
+                Op::Check { version, .. } => MultiOp::Check(CheckVersionRequest {
+                    path: sp,
+                    version: self::version(version),
+                }),
             };
             wire.push(m);
             paths.push(path);
@@ -532,7 +579,12 @@ impl Client {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         let first = paths.first().cloned().unwrap_or_default();
-        let reply = self.submit(Request::Multi(MultiRequest { ops: wire }), &first, None, AfterReply::Nothing);
+        let reply = self.submit(
+            Request::Multi(MultiRequest { ops: wire }),
+            &first,
+            None,
+            AfterReply::Nothing,
+        );
         let this = self.clone();
         Box::pin(async move {
             let response = match reply.await? {
@@ -540,18 +592,32 @@ impl Client {
                 other => return Err(unexpected("multi", &other)),
             };
             if let Some((index, code)) = response.failure() {
-                return Err(Error::MultiFailed { index, code, path: paths.get(index).cloned().unwrap_or_default() });
+                return Err(Error::MultiFailed {
+                    index,
+                    code,
+                    path: paths.get(index).cloned().unwrap_or_default(),
+                });
             }
             if response.results.len() != paths.len() {
-                tracing::error!(expected = paths.len(), got = response.results.len(), "multi result count mismatch");
+                tracing::error!(
+                    expected = paths.len(),
+                    got = response.results.len(),
+                    "multi result count mismatch"
+                );
                 return Err(Error::ConnectionLoss);
             }
             response
                 .results
                 .into_iter()
                 .map(|r| match r {
-                    MultiResult::Create(c) => Ok(OpResult::Create { path: this.strip(&c.path), stat: None }),
-                    MultiResult::Create2(c) => Ok(OpResult::Create { path: this.strip(&c.path), stat: Some(c.stat) }),
+                    MultiResult::Create(c) => Ok(OpResult::Create {
+                        path: this.strip(&c.path),
+                        stat: None,
+                    }),
+                    MultiResult::Create2(c) => Ok(OpResult::Create {
+                        path: this.strip(&c.path),
+                        stat: Some(c.stat),
+                    }),
                     MultiResult::Delete => Ok(OpResult::Delete),
                     MultiResult::SetData(stat) => Ok(OpResult::SetData(stat)),
                     MultiResult::Check => Ok(OpResult::Check),
@@ -591,14 +657,23 @@ impl Client {
                 Err(e) => return fail(e),
             };
             let record = PathAndWatch { path: sp, watch: false };
-            wire.push(if get_data { MultiOp::GetData(record) } else { MultiOp::GetChildren(record) });
+            wire.push(if get_data {
+                MultiOp::GetData(record)
+            } else {
+                MultiOp::GetChildren(record)
+            });
             paths.push(path);
         }
         if wire.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         let first = paths.first().cloned().unwrap_or_default();
-        let reply = self.submit(Request::MultiRead(MultiRequest { ops: wire }), &first, None, AfterReply::Nothing);
+        let reply = self.submit(
+            Request::MultiRead(MultiRequest { ops: wire }),
+            &first,
+            None,
+            AfterReply::Nothing,
+        );
         Box::pin(async move {
             let response = match reply.await? {
                 Response::Multi(r) => r,
@@ -612,7 +687,10 @@ impl Client {
                     MultiResult::GetData(d) => Ok(ReadResult::Data(d.data.unwrap_or_default(), d.stat)),
                     MultiResult::GetChildren(c) => Ok(ReadResult::Children(c.children)),
                     MultiResult::Error(code) => Err(Error::server(code, path)),
-                    other => Err(unexpected("multiRead result", &Response::Multi(corral_proto::MultiResponse { results: vec![other] }))),
+                    other => Err(unexpected(
+                        "multiRead result",
+                        &Response::Multi(corral_proto::MultiResponse { results: vec![other] }),
+                    )),
                 })
                 .collect())
         })
@@ -625,6 +703,10 @@ impl Client {
     /// deletes and data changes of `path` and every descendant (never child-list changes). The
     /// watch stays across reconnects (it is restored with setWatches2) until the stream is
     /// dropped.
+    ///
+    /// ZooKeeper before 3.9 keeps one watch mode per path and connection (ZOOKEEPER-4466): a
+    /// persistent and a recursive watch on the *same* path from one client interfere there. Use
+    /// one kind per path, or two clients.
     ///
     /// # Errors
     ///
@@ -671,7 +753,8 @@ impl Client {
     /// # Errors
     ///
     /// NoWatcher as [`Error::Server`] if there was no such watch; [`Error::InvalidPath`];
-    /// connection and session errors.
+    /// connection and session errors. ZooKeeper 3.6–3.8 answer MarshallingError to the
+    /// `Persistent` and `PersistentRecursive` types: use [`WatcherType::Any`] there.
     ///
     /// # Cancel safety
     ///
@@ -685,7 +768,10 @@ impl Client {
             Err(e) => fail(e),
             Ok(sp) => {
                 let request = Request::RemoveWatches(WatchesRequest { path: sp, watcher_type });
-                let after = AfterReply::RemoveLocal { path: path.to_owned(), watcher_type };
+                let after = AfterReply::RemoveLocal {
+                    path: path.to_owned(),
+                    watcher_type,
+                };
                 let reply = self.submit(request, path, None, after);
                 Box::pin(async move { reply.await.map(|_| ()) })
             }
@@ -735,7 +821,12 @@ impl Client {
         let fut: Ready<Vec<String>> = match self.server_path(prefix) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let reply = self.submit(Request::GetEphemerals(PathRequest { path: sp }), prefix, None, AfterReply::Nothing);
+                let reply = self.submit(
+                    Request::GetEphemerals(PathRequest { path: sp }),
+                    prefix,
+                    None,
+                    AfterReply::Nothing,
+                );
                 let this = self.clone();
                 Box::pin(async move {
                     match reply.await? {
@@ -824,7 +915,10 @@ impl Client {
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
     pub fn get_config(&self) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + 'static {
-        let request = Request::GetData(PathAndWatch { path: "/zookeeper/config".into(), watch: false });
+        let request = Request::GetData(PathAndWatch {
+            path: "/zookeeper/config".into(),
+            watch: false,
+        });
         let reply = self.submit(request, "/zookeeper/config", None, AfterReply::Nothing);
         async move {
             match reply.await? {

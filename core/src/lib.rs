@@ -42,7 +42,9 @@ mod watcher;
 pub use client::{Client, ClientBuilder, Identity};
 pub use connect_string::{ConnectString, DEFAULT_PORT, HostPort};
 pub use corral_proto as proto;
-pub use corral_proto::{Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType};
+pub use corral_proto::{
+    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType,
+};
 pub use error::{Error, Result};
 pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 pub use state::{SessionEvent, SessionInfo, SessionState};

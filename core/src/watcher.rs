@@ -28,7 +28,12 @@ pub struct WatchedEvent {
 
 impl WatchedEvent {
     pub(crate) fn session_end(state: KeeperState) -> Self {
-        Self { event_type: EventType::None, state, path: String::new(), zxid: -1 }
+        Self {
+            event_type: EventType::None,
+            state,
+            path: String::new(),
+            zxid: -1,
+        }
     }
 
     /// Whether this event reports the end of the session rather than a node change.
@@ -53,13 +58,12 @@ pub(crate) enum WatchKind {
 }
 
 impl WatchKind {
-    /// The server watch type to remove when the last watcher of this kind goes away.
+    /// The server watch type to remove when the last one-shot watcher of this kind goes away.
     fn server_type(self) -> WatcherType {
         match self {
             Self::Data | Self::Exist => WatcherType::Data,
             Self::Child => WatcherType::Children,
-            Self::Persistent => WatcherType::Persistent,
-            Self::PersistentRecursive => WatcherType::PersistentRecursive,
+            Self::Persistent | Self::PersistentRecursive => WatcherType::Any,
         }
     }
 }
@@ -95,7 +99,10 @@ pub(crate) struct WatchSet {
 
 impl WatchRegistry {
     pub(crate) fn register(&mut self, reg: WatchRegistration) {
-        self.watches.entry((reg.path, reg.kind)).or_default().push((reg.id, reg.sender));
+        self.watches
+            .entry((reg.path, reg.kind))
+            .or_default()
+            .push((reg.id, reg.sender));
     }
 
     /// Removes one watcher. Returns the server watch type to remove on the server if no
@@ -112,16 +119,33 @@ impl WatchRegistry {
             self.watches.remove(&key);
         }
         let still_needed = |k: WatchKind| self.watches.contains_key(&(path.to_owned(), k));
-        let needed = match kind {
-            // exists and getData watches share the server's data table.
-            WatchKind::Data | WatchKind::Exist => still_needed(WatchKind::Data) || still_needed(WatchKind::Exist),
-            k => still_needed(k),
-        };
-        // Before ZooKeeper 3.9 a connection holds one watch mode per path and table, so a
-        // persistent watch on the same path must not be disturbed by removing a one-shot one.
-        let persistent_here = still_needed(WatchKind::Persistent) || still_needed(WatchKind::PersistentRecursive);
-        let one_shot = matches!(kind, WatchKind::Data | WatchKind::Exist | WatchKind::Child);
-        if needed || (one_shot && persistent_here) { None } else { Some(kind.server_type()) }
+        let any_left = [
+            WatchKind::Data,
+            WatchKind::Exist,
+            WatchKind::Child,
+            WatchKind::Persistent,
+            WatchKind::PersistentRecursive,
+        ]
+        .into_iter()
+        .any(still_needed);
+        match kind {
+            // ZooKeeper 3.6–3.8 refuse the Persistent/PersistentRecursive types in removeWatches
+            // (MarshallingError) and keep one watch mode per path and connection, so a persistent
+            // watch is removed with Any, and only when nothing else of ours is on that path.
+            WatchKind::Persistent | WatchKind::PersistentRecursive => (!any_left).then_some(WatcherType::Any),
+            WatchKind::Data | WatchKind::Exist | WatchKind::Child => {
+                let needed = match kind {
+                    // exists and getData watches share the server's data table.
+                    WatchKind::Data | WatchKind::Exist => {
+                        still_needed(WatchKind::Data) || still_needed(WatchKind::Exist)
+                    }
+                    _ => still_needed(WatchKind::Child),
+                };
+                let persistent_here =
+                    still_needed(WatchKind::Persistent) || still_needed(WatchKind::PersistentRecursive);
+                (!needed && !persistent_here).then_some(kind.server_type())
+            }
+        }
     }
 
     /// Delivers a node event to every matching watcher; one-shot watchers are consumed.
@@ -136,7 +160,10 @@ impl WatchRegistry {
         for kind in kinds {
             self.fire(&event.path, *kind, event);
         }
-        if matches!(event.event_type, EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted) {
+        if matches!(
+            event.event_type,
+            EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted
+        ) {
             let mut ancestor = Some(event.path.as_str());
             while let Some(p) = ancestor {
                 self.fire(p, PersistentRecursive, event);
@@ -180,14 +207,20 @@ impl WatchRegistry {
             _ => &[Data, Exist, Child, Persistent, PersistentRecursive],
         };
         for kind in kinds {
-            let Some(list) = self.watches.remove(&(path.to_owned(), *kind)) else { continue };
+            let Some(list) = self.watches.remove(&(path.to_owned(), *kind)) else {
+                continue;
+            };
             let event_type = match kind {
                 Data | Exist => EventType::DataWatchRemoved,
                 Child => EventType::ChildWatchRemoved,
                 Persistent | PersistentRecursive => EventType::PersistentWatchRemoved,
             };
-            let event =
-                WatchedEvent { event_type, state: KeeperState::SyncConnected, path: path.to_owned(), zxid: -1 };
+            let event = WatchedEvent {
+                event_type,
+                state: KeeperState::SyncConnected,
+                path: path.to_owned(),
+                zxid: -1,
+            };
             for (_, sender) in list {
                 match sender {
                     WatchSender::Oneshot(tx) => {
@@ -238,7 +271,13 @@ impl WatchRegistry {
             };
             target.push(to_server(path));
         }
-        for list in [&mut set.data, &mut set.exist, &mut set.child, &mut set.persistent, &mut set.recursive] {
+        for list in [
+            &mut set.data,
+            &mut set.exist,
+            &mut set.child,
+            &mut set.persistent,
+            &mut set.recursive,
+        ] {
             list.sort();
         }
         set
@@ -266,7 +305,11 @@ impl Drop for DropGuard {
             return;
         }
         if let Some(tx) = self.commands.upgrade() {
-            let _ = tx.send(Command::RemoveWatcher { path: std::mem::take(&mut self.path), kind: self.kind, id: self.id });
+            let _ = tx.send(Command::RemoveWatcher {
+                path: std::mem::take(&mut self.path),
+                kind: self.kind,
+                id: self.id,
+            });
         }
     }
 }
@@ -295,7 +338,13 @@ impl OneshotWatcher {
         commands: mpsc::WeakUnboundedSender<Command>,
     ) -> (Self, WatchSender) {
         let (tx, rx) = oneshot::channel();
-        let guard = DropGuard { path, kind, id, commands, armed: true };
+        let guard = DropGuard {
+            path,
+            kind,
+            id,
+            commands,
+            armed: true,
+        };
         (Self { rx, guard: Some(guard) }, WatchSender::Oneshot(tx))
     }
 }
@@ -343,8 +392,21 @@ impl PersistentWatcher {
         commands: mpsc::WeakUnboundedSender<Command>,
     ) -> (Self, WatchSender) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let guard = DropGuard { path, kind, id, commands, armed: true };
-        (Self { rx, _guard: guard, ended: false }, WatchSender::Stream(tx))
+        let guard = DropGuard {
+            path,
+            kind,
+            id,
+            commands,
+            armed: true,
+        };
+        (
+            Self {
+                rx,
+                _guard: guard,
+                ended: false,
+            },
+            WatchSender::Stream(tx),
+        )
     }
 }
 
@@ -376,7 +438,12 @@ mod tests {
     use super::*;
 
     fn event(t: EventType, path: &str) -> WatchedEvent {
-        WatchedEvent { event_type: t, state: KeeperState::SyncConnected, path: path.into(), zxid: -1 }
+        WatchedEvent {
+            event_type: t,
+            state: KeeperState::SyncConnected,
+            path: path.into(),
+            zxid: -1,
+        }
     }
 
     #[test]
@@ -385,9 +452,24 @@ mod tests {
         let (tx_data, mut rx_data) = oneshot::channel();
         let (tx_child, mut rx_child) = oneshot::channel();
         let (tx_rec, mut rx_rec) = mpsc::unbounded_channel();
-        reg.register(WatchRegistration { path: "/a/b".into(), kind: WatchKind::Data, id: 1, sender: WatchSender::Oneshot(tx_data) });
-        reg.register(WatchRegistration { path: "/a".into(), kind: WatchKind::Child, id: 2, sender: WatchSender::Oneshot(tx_child) });
-        reg.register(WatchRegistration { path: "/".into(), kind: WatchKind::PersistentRecursive, id: 3, sender: WatchSender::Stream(tx_rec) });
+        reg.register(WatchRegistration {
+            path: "/a/b".into(),
+            kind: WatchKind::Data,
+            id: 1,
+            sender: WatchSender::Oneshot(tx_data),
+        });
+        reg.register(WatchRegistration {
+            path: "/a".into(),
+            kind: WatchKind::Child,
+            id: 2,
+            sender: WatchSender::Oneshot(tx_child),
+        });
+        reg.register(WatchRegistration {
+            path: "/".into(),
+            kind: WatchKind::PersistentRecursive,
+            id: 3,
+            sender: WatchSender::Stream(tx_rec),
+        });
 
         reg.dispatch(&event(EventType::NodeChildrenChanged, "/a"));
         assert!(rx_child.try_recv().is_ok());
@@ -407,7 +489,12 @@ mod tests {
         let mut reg = WatchRegistry::default();
         for (id, kind) in [(1, WatchKind::Data), (2, WatchKind::Exist)] {
             let (tx, _rx) = oneshot::channel();
-            reg.register(WatchRegistration { path: "/x".into(), kind, id, sender: WatchSender::Oneshot(tx) });
+            reg.register(WatchRegistration {
+                path: "/x".into(),
+                kind,
+                id,
+                sender: WatchSender::Oneshot(tx),
+            });
         }
         assert_eq!(reg.remove("/x", WatchKind::Data, 1), None);
         assert_eq!(reg.remove("/x", WatchKind::Exist, 2), Some(WatcherType::Data));
@@ -418,11 +505,27 @@ mod tests {
     fn watch_set_skips_dropped_receivers() {
         let mut reg = WatchRegistry::default();
         let (tx, rx) = oneshot::channel();
-        reg.register(WatchRegistration { path: "/x".into(), kind: WatchKind::Data, id: 1, sender: WatchSender::Oneshot(tx) });
+        reg.register(WatchRegistration {
+            path: "/x".into(),
+            kind: WatchKind::Data,
+            id: 1,
+            sender: WatchSender::Oneshot(tx),
+        });
         let (tx2, _rx2) = mpsc::unbounded_channel();
-        reg.register(WatchRegistration { path: "/y".into(), kind: WatchKind::Persistent, id: 2, sender: WatchSender::Stream(tx2) });
+        reg.register(WatchRegistration {
+            path: "/y".into(),
+            kind: WatchKind::Persistent,
+            id: 2,
+            sender: WatchSender::Stream(tx2),
+        });
         drop(rx);
         let set = reg.watch_set(|p| format!("/root{p}"));
-        assert_eq!(set, WatchSet { persistent: vec!["/root/y".into()], ..Default::default() });
+        assert_eq!(
+            set,
+            WatchSet {
+                persistent: vec!["/root/y".into()],
+                ..Default::default()
+            }
+        );
     }
 }

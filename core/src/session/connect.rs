@@ -25,7 +25,9 @@ pub(crate) struct Connection {
 pub(crate) enum Handshake {
     Connected(Connection),
     /// The server answered with timeout 0: the session is expired or unknown.
-    Expired { addr: SocketAddr },
+    Expired {
+        addr: SocketAddr,
+    },
 }
 
 /// What the handshake sends.
@@ -64,7 +66,11 @@ async fn connect_inner(host: &HostPort, params: &HandshakeParams) -> Result<Hand
 
 async fn handshake(mut stream: TcpStream, addr: SocketAddr, params: &HandshakeParams) -> Result<Handshake, String> {
     let _ = stream.set_nodelay(true);
-    let password = if params.password.is_empty() { Bytes::from_static(&[0; 16]) } else { params.password.clone() };
+    let password = if params.password.is_empty() {
+        Bytes::from_static(&[0; 16])
+    } else {
+        params.password.clone()
+    };
     let request = ConnectRequest {
         protocol_version: 0,
         last_zxid_seen: params.last_zxid,
@@ -75,7 +81,10 @@ async fn handshake(mut stream: TcpStream, addr: SocketAddr, params: &HandshakePa
     };
     let mut out = BytesMut::new();
     encode_frame(&mut out, |b| request.write(b));
-    stream.write_all(&out).await.map_err(|e| format!("handshake write to {addr} failed: {e}"))?;
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| format!("handshake write to {addr} failed: {e}"))?;
 
     let mut decoder = FrameDecoder::new(params.max_frame);
     let mut buf = BytesMut::with_capacity(64);
@@ -88,12 +97,20 @@ async fn handshake(mut stream: TcpStream, addr: SocketAddr, params: &HandshakePa
                 if response.timeout <= 0 {
                     return Ok(Handshake::Expired { addr });
                 }
-                return Ok(Handshake::Connected(Connection { stream, addr, response, leftover: buf }));
+                return Ok(Handshake::Connected(Connection {
+                    stream,
+                    addr,
+                    response,
+                    leftover: buf,
+                }));
             }
             Ok(None) => {}
             Err(e) => return Err(format!("bad handshake frame from {addr}: {e}")),
         }
-        let n = stream.read_buf(&mut buf).await.map_err(|e| format!("handshake read from {addr} failed: {e}"))?;
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("handshake read from {addr} failed: {e}"))?;
         if n == 0 {
             // ZooKeeper closes without answering when we have seen a newer zxid than it has,
             // or when it is read-only and we did not allow that.

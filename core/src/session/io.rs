@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use corral_proto::records::{AuthPacket, SetWatches, SetWatches2, WatchesRequest};
 use corral_proto::{
-    ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
-    encode_frame, xid,
+    ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent, encode_frame,
+    xid,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -55,7 +55,11 @@ struct Link {
 impl Link {
     fn xid(&mut self) -> i32 {
         let xid = self.next_xid;
-        self.next_xid = if self.next_xid == i32::MAX { 1 } else { self.next_xid + 1 };
+        self.next_xid = if self.next_xid == i32::MAX {
+            1
+        } else {
+            self.next_xid + 1
+        };
         xid
     }
 
@@ -84,13 +88,19 @@ impl Link {
 impl SessionTask {
     /// Runs one connection until it drops or the session ends.
     pub(super) async fn connection_phase(&mut self, conn: Connection) -> ConnEnd {
-        let Connection { stream, addr, response, leftover } = conn;
+        let Connection {
+            stream,
+            addr,
+            response,
+            leftover,
+        } = conn;
         let resumed = self.session_id != 0 && self.session_id == response.session_id;
         self.session_id = response.session_id;
         self.password = response.passwd.clone();
         self.negotiated = Duration::from_millis(u64::try_from(response.timeout).unwrap_or(0));
         let read_only = response.read_only == Some(true);
-        let span = tracing::info_span!("connection", session_id = format_args!("{:#x}", self.session_id), server = %addr);
+        let span =
+            tracing::info_span!("connection", session_id = format_args!("{:#x}", self.session_id), server = %addr);
         let _enter = span.enter();
         tracing::info!(resumed, read_only, negotiated = ?self.negotiated, "connected");
         self.shared.update_info(|info| {
@@ -114,8 +124,18 @@ impl SessionTask {
 
         // Before anything else: credentials, then watches, then what queued up meanwhile.
         for (i, entry) in self.auths.iter().enumerate() {
-            let packet = AuthPacket { auth_type: 0, scheme: entry.scheme.clone(), auth: entry.auth.clone() };
-            link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
+            let packet = AuthPacket {
+                auth_type: 0,
+                scheme: entry.scheme.clone(),
+                auth: entry.auth.clone(),
+            };
+            link.send_frame(
+                RequestHeader {
+                    xid: xid::AUTH,
+                    op: OpCode::Auth,
+                },
+                &packet.to_bytes(),
+            );
             link.auth_in_flight.push_back(i);
         }
         self.restore_watches(&mut link);
@@ -123,7 +143,11 @@ impl SessionTask {
             link.send_request(q.pending);
         }
 
-        self.shared.state.send_replace(if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected });
+        self.shared.state.send_replace(if read_only {
+            SessionState::ConnectedReadOnly
+        } else {
+            SessionState::Connected
+        });
         self.shared.emit(SessionEvent::Connected {
             session_id: self.session_id,
             resumed,
@@ -206,16 +230,33 @@ impl SessionTask {
                 }
             }
             Command::AddAuth { scheme, auth, reply } => {
-                let packet = AuthPacket { auth_type: 0, scheme: scheme.clone(), auth: auth.clone() };
-                link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
-                self.auths.push(super::AuthEntry { scheme, auth, waiter: Some(reply) });
+                let packet = AuthPacket {
+                    auth_type: 0,
+                    scheme: scheme.clone(),
+                    auth: auth.clone(),
+                };
+                link.send_frame(
+                    RequestHeader {
+                        xid: xid::AUTH,
+                        op: OpCode::Auth,
+                    },
+                    &packet.to_bytes(),
+                );
+                self.auths.push(super::AuthEntry {
+                    scheme,
+                    auth,
+                    waiter: Some(reply),
+                });
                 link.auth_in_flight.push_back(self.auths.len() - 1);
             }
             Command::RemoveWatcher { path, kind, id } => {
                 if let Some(watcher_type) = self.watches.remove(&path, kind, id) {
                     // Fire and forget: NoWatcher (it fired meanwhile) is fine.
                     let server_path = self.shared.chroot.prepend(&path);
-                    let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });
+                    let body = Request::RemoveWatches(WatchesRequest {
+                        path: server_path,
+                        watcher_type,
+                    });
                     let mut buf = BytesMut::new();
                     body.write_body(&mut buf);
                     let (reply, _) = oneshot::channel();
@@ -274,7 +315,11 @@ impl SessionTask {
                     return Err(ConnEnd::Terminal(Terminal::AuthFailed));
                 }
                 if let Some(w) = waiter {
-                    let _ = w.send(if header.err == ErrorCode::Ok { Ok(()) } else { Err(Error::server(header.err, "")) });
+                    let _ = w.send(if header.err == ErrorCode::Ok {
+                        Ok(())
+                    } else {
+                        Err(Error::server(header.err, ""))
+                    });
                 }
             }
             xid::SET_WATCHES => {
@@ -291,7 +336,14 @@ impl SessionTask {
                     return Err(protocol(format!("reply xid {xid}, expected {}", front.xid)));
                 }
                 let InFlight { pending, .. } = front;
-                let Pending { op, path, reply, watch, after, .. } = pending;
+                let Pending {
+                    op,
+                    path,
+                    reply,
+                    watch,
+                    after,
+                    ..
+                } = pending;
                 tracing::trace!(xid, ?op, err = %header.err, "reply");
                 if header.err == ErrorCode::Ok {
                     let response = match Response::read_body(op, &mut frame) {
@@ -366,10 +418,27 @@ impl SessionTask {
                 persistent_watches: persistent,
                 persistent_recursive_watches: recursive,
             };
-            link.send_frame(RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches2 }, &record.to_bytes());
+            link.send_frame(
+                RequestHeader {
+                    xid: xid::SET_WATCHES,
+                    op: OpCode::SetWatches2,
+                },
+                &record.to_bytes(),
+            );
         } else {
-            let record = SetWatches { relative_zxid, data_watches: data, exist_watches: exist, child_watches: child };
-            link.send_frame(RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches }, &record.to_bytes());
+            let record = SetWatches {
+                relative_zxid,
+                data_watches: data,
+                exist_watches: exist,
+                child_watches: child,
+            };
+            link.send_frame(
+                RequestHeader {
+                    xid: xid::SET_WATCHES,
+                    op: OpCode::SetWatches,
+                },
+                &record.to_bytes(),
+            );
         }
     }
 }

@@ -1,0 +1,121 @@
+//! Shared helpers for the client's integration tests: a server to talk to (a real ZooKeeper
+//! from `corral-test-support`, or `CORRAL_TEST_ZK`), a private chroot per test, and a TCP
+//! proxy that can cut connections.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use corral_core::{Client, CreateMode};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// A test environment: the server's connect string and this test's chroot.
+pub struct Env {
+    pub hosts: String,
+    pub chroot: String,
+}
+
+impl Env {
+    /// The connect string with this test's chroot.
+    pub fn connect_string(&self) -> String {
+        format!("{}{}", self.hosts, self.chroot)
+    }
+
+    /// A connected client inside the chroot.
+    pub async fn client(&self) -> Client {
+        Client::builder(self.connect_string())
+            .session_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .expect("connect")
+    }
+}
+
+/// Sets up a chroot for test `name`, or returns `None` (skip) when no server is available.
+pub async fn env(name: &str) -> Option<Env> {
+    let zk = corral_test_support::zookeeper()?;
+    let hosts = zk.connect_string();
+    let chroot = corral_test_support::unique_chroot(name);
+    let root = Client::connect(&hosts).await.expect("connect to the test server");
+    root.create(&chroot, "", CreateMode::Persistent)
+        .await
+        .expect("create chroot");
+    root.close().await;
+    Some(Env { hosts, chroot })
+}
+
+/// A TCP proxy in front of the server; `cut()` closes every connection through it, and
+/// `set_blocked(true)` refuses new ones (accepts and closes them at once).
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    cut: Arc<Notify>,
+    blocked: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = Arc::new(Notify::new());
+        let blocked = Arc::new(AtomicBool::new(false));
+        let (cut2, blocked2) = (cut.clone(), blocked.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if blocked2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let cut = cut2.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::io::copy(&mut cr, &mut sw);
+                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        FaultProxy { addr, cut, blocked }
+    }
+
+    /// Closes every connection currently open through the proxy.
+    pub fn cut(&self) {
+        self.cut.notify_waiters();
+    }
+
+    /// Refuses (or accepts again) new connections.
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::SeqCst);
+    }
+}
+
+/// The first server address of `hosts`.
+pub fn first_addr(hosts: &str) -> SocketAddr {
+    use std::net::ToSocketAddrs;
+    hosts
+        .split(',')
+        .next()
+        .and_then(|h| h.to_socket_addrs().ok())
+        .and_then(|mut a| a.next())
+        .expect("server address")
+}
+
+/// Waits (bounded) for the client's state to satisfy `f`.
+pub async fn wait_state(client: &Client, f: impl Fn(corral_core::SessionState) -> bool) {
+    let mut rx = client.state();
+    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|s| f(*s)))
+        .await
+        .expect("state within 30 s")
+        .expect("state channel");
+}
