@@ -15,6 +15,7 @@ use crate::connect_string::{Chroot, ConnectString};
 use crate::error::{Error, Result};
 use crate::session::{AfterReply, Command, Config, Pending, SessionTask, Shared};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
+use crate::transport::Connector;
 use crate::watcher::{WatchKind, WatchRegistration, WatchSender};
 
 /// Builds a [`Client`]: connect string, session timeout, credentials, session to resume.
@@ -43,6 +44,7 @@ pub struct ClientBuilder {
     session: Option<(i64, Bytes)>,
     auths: Vec<(String, Bytes)>,
     max_frame: usize,
+    connector: Option<Arc<dyn Connector>>,
 }
 
 impl ClientBuilder {
@@ -57,6 +59,7 @@ impl ClientBuilder {
             session: None,
             auths: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
+            connector: None,
         }
     }
 
@@ -114,6 +117,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects through `connector` instead of TCP: an in-memory pipe to an embedded server,
+    /// TLS, a tunnel. The connect string's hosts are handed to it as they are.
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connector = Some(Arc::new(connector));
+        self
+    }
+
     /// Starts the client and returns at once; it connects in the background. Requests made
     /// before the connection is up wait for it (up to the connection timeout).
     ///
@@ -145,6 +155,7 @@ impl ClientBuilder {
             connection_timeout: self.connection_timeout,
             read_only: self.read_only,
             max_frame: self.max_frame,
+            connector: self.connector,
         };
         let task = SessionTask::new(config, shared.clone(), rx, self.session, self.auths);
         tokio::spawn(task.run());

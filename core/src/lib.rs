@@ -37,6 +37,7 @@ mod error;
 mod ops;
 mod session;
 mod state;
+mod transport;
 mod watcher;
 
 pub use client::{Client, ClientBuilder, Identity};
@@ -48,4 +49,5 @@ pub use corral_proto::{
 pub use error::{Error, Result};
 pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 pub use state::{SessionEvent, SessionInfo, SessionState};
+pub use transport::{AsyncStream, BoxStream, ConnectFuture, Connector};
 pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};

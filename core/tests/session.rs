@@ -58,7 +58,7 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
     assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeCreated, "/later"));
     assert_eq!(c.session_id(), id);
     assert!(
-        other.exists(&"/eph".to_string()).await.unwrap().is_some(),
+        other.exists("/eph").await.unwrap().is_some(),
         "the session (and its ephemeral) survived"
     );
 

@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use corral_proto::{ConnectRequest, ConnectResponse, FrameDecoder, Jute, encode_frame};
+use std::sync::Arc;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::connect_string::HostPort;
+use crate::transport::{Connector, Transport, connect_tcp};
 
 /// An established connection, handshake done.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Transport,
     pub(crate) addr: SocketAddr,
     pub(crate) response: ConnectResponse,
     /// Bytes read past the ConnectResponse (a server may pipeline nothing here, but be safe).
@@ -42,30 +44,37 @@ pub(crate) struct HandshakeParams {
 }
 
 /// Connects to `host` (resolving its name now) and performs the handshake, all within `limit`.
-pub(crate) async fn connect(host: &HostPort, params: &HandshakeParams, limit: Duration) -> Result<Handshake, String> {
-    match tokio::time::timeout(limit, connect_inner(host, params)).await {
+pub(crate) async fn connect(
+    host: &HostPort,
+    connector: Option<Arc<dyn Connector>>,
+    params: &HandshakeParams,
+    limit: Duration,
+) -> Result<Handshake, String> {
+    match tokio::time::timeout(limit, connect_inner(host, connector, params)).await {
         Ok(result) => result,
         Err(_) => Err(format!("connection attempt to {host} timed out after {limit:?}")),
     }
 }
 
-async fn connect_inner(host: &HostPort, params: &HandshakeParams) -> Result<Handshake, String> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.host.as_str(), host.port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last_err = format!("{host} resolved to no address");
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => return handshake(stream, addr, params).await,
-            Err(e) => last_err = format!("cannot connect to {addr}: {e}"),
+async fn connect_inner(
+    host: &HostPort,
+    connector: Option<Arc<dyn Connector>>,
+    params: &HandshakeParams,
+) -> Result<Handshake, String> {
+    let (stream, addr) = match connector {
+        None => connect_tcp(host).await?,
+        Some(c) => {
+            let (stream, addr) = c
+                .connect(host)
+                .await
+                .map_err(|e| format!("cannot connect to {host}: {e}"))?;
+            (Transport::Custom(stream), addr)
         }
-    }
-    Err(last_err)
+    };
+    handshake(stream, addr, params).await
 }
 
-async fn handshake(mut stream: TcpStream, addr: SocketAddr, params: &HandshakeParams) -> Result<Handshake, String> {
-    let _ = stream.set_nodelay(true);
+async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakeParams) -> Result<Handshake, String> {
     let password = if params.password.is_empty() {
         Bytes::from_static(&[0; 16])
     } else {

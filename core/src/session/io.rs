@@ -9,15 +9,17 @@ use corral_proto::{
     ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent, encode_frame,
     xid,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use tracing::Instrument;
 
 use super::connect::Connection;
 use super::{AfterReply, Command, Pending, SessionTask, Terminal};
 use crate::error::{Error, Result};
 use crate::state::{SessionEvent, SessionState};
+use crate::transport::Transport;
 use crate::watcher::WatchedEvent;
 
 /// How a connection ended.
@@ -27,6 +29,13 @@ pub(crate) enum ConnEnd {
     Disconnected(String),
     /// The session is over.
     Terminal(Terminal),
+}
+
+/// What the handshake established.
+struct ConnInfo {
+    addr: std::net::SocketAddr,
+    resumed: bool,
+    read_only: bool,
 }
 
 /// A request written to the server and not yet answered.
@@ -101,18 +110,52 @@ impl SessionTask {
         let read_only = response.read_only == Some(true);
         let span =
             tracing::info_span!("connection", session_id = format_args!("{:#x}", self.session_id), server = %addr);
-        let _enter = span.enter();
-        tracing::info!(resumed, read_only, negotiated = ?self.negotiated, "connected");
+        span.in_scope(|| tracing::info!(resumed, read_only, negotiated = ?self.negotiated, "connected"));
+        let info = ConnInfo {
+            addr,
+            resumed,
+            read_only,
+        };
         self.shared.update_info(|info| {
             info.id = self.session_id;
             info.password = self.password.clone();
             info.timeout = self.negotiated;
         });
 
-        let (mut reader, writer) = stream.into_split();
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
-        let (dead_tx, mut dead_rx) = oneshot::channel();
-        let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx));
+        let (dead_tx, dead_rx) = oneshot::channel();
+        match stream {
+            Transport::Tcp(tcp) => {
+                let (reader, writer) = tcp.into_split();
+                let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx).instrument(span.clone()));
+                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover)
+                    .instrument(span)
+                    .await
+            }
+            Transport::Custom(stream) => {
+                let (reader, writer) = tokio::io::split(stream);
+                let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx).instrument(span.clone()));
+                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover)
+                    .instrument(span)
+                    .await
+            }
+        }
+    }
+
+    async fn drive<R: AsyncRead + Unpin>(
+        &mut self,
+        info: ConnInfo,
+        mut reader: R,
+        writer_task: tokio::task::JoinHandle<()>,
+        frames_tx: mpsc::UnboundedSender<Bytes>,
+        mut dead_rx: oneshot::Receiver<()>,
+        leftover: BytesMut,
+    ) -> ConnEnd {
+        let ConnInfo {
+            addr,
+            resumed,
+            read_only,
+        } = info;
         let mut link = Link {
             frames: frames_tx,
             in_flight: VecDeque::new(),
@@ -362,10 +405,10 @@ impl SessionTask {
                     let _ = reply.send(Ok(response));
                 } else {
                     // exists on a missing node still leaves a watch: that is how NodeCreated arrives.
-                    if header.err == ErrorCode::NoNode {
-                        if let Some(w) = watch.filter(|w| w.kind == crate::watcher::WatchKind::Exist) {
-                            self.watches.register(w);
-                        }
+                    if header.err == ErrorCode::NoNode
+                        && let Some(w) = watch.filter(|w| w.kind == crate::watcher::WatchKind::Exist)
+                    {
+                        self.watches.register(w);
                     }
                     let _ = reply.send(Err(Error::server(header.err, path)));
                 }
@@ -456,7 +499,11 @@ fn send_close(link: &mut Link) {
 }
 
 /// Writes frames as they come, coalescing whatever is ready into one write.
-async fn write_loop(mut writer: OwnedWriteHalf, mut frames: mpsc::UnboundedReceiver<Bytes>, dead: oneshot::Sender<()>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut frames: mpsc::UnboundedReceiver<Bytes>,
+    dead: oneshot::Sender<()>,
+) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     while let Some(frame) = frames.recv().await {
         buf.extend_from_slice(&frame);

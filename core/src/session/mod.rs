@@ -37,6 +37,7 @@ pub(crate) struct Config {
     pub(crate) connection_timeout: Duration,
     pub(crate) read_only: bool,
     pub(crate) max_frame: usize,
+    pub(crate) connector: Option<Arc<dyn crate::transport::Connector>>,
 }
 
 /// State shared between the task and the client handles.
@@ -277,7 +278,8 @@ impl SessionTask {
                     (t / n as u32).max(Duration::from_millis(100))
                 });
                 tracing::debug!(%host, ?per_host, "connecting");
-                let attempt = async move { connect::connect(&host, &params, per_host).await };
+                let connector = self.config.connector.clone();
+                let attempt = async move { connect::connect(&host, connector, &params, per_host).await };
                 match self.serve_disconnected(attempt).await? {
                     Ok(connect::Handshake::Connected(conn)) => return Ok(conn),
                     Ok(connect::Handshake::Expired { addr }) => {

@@ -1,0 +1,127 @@
+//! How the client reaches a server: TCP by default, or any byte stream a [`Connector`] makes
+//! (an in-memory pipe to an embedded server in tests, a TLS stream, a SOCKS tunnel).
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::connect_string::HostPort;
+
+/// A bidirectional byte stream the client can speak ZooKeeper over.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
+
+/// A boxed [`AsyncStream`].
+pub type BoxStream = Box<dyn AsyncStream>;
+
+/// The future a [`Connector`] returns: the stream and the peer address to report.
+pub type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + 'static>>;
+
+/// Opens a byte stream to one host of the connect string.
+///
+/// The client calls it for every connection attempt, within the per-host connect timeout; the
+/// handshake follows on the returned stream. Implement it to run the client over something
+/// other than plain TCP.
+///
+/// # Examples
+///
+/// ```
+/// use corral_core::{Connector, ConnectFuture, HostPort};
+///
+/// /// Connects every host name to one fixed address (say, a port forward).
+/// #[derive(Debug)]
+/// struct Fixed(std::net::SocketAddr);
+///
+/// impl Connector for Fixed {
+///     fn connect(&self, _host: &HostPort) -> ConnectFuture {
+///         let addr = self.0;
+///         Box::pin(async move {
+///             let stream = tokio::net::TcpStream::connect(addr).await?;
+///             Ok((Box::new(stream) as corral_core::BoxStream, addr))
+///         })
+///     }
+/// }
+/// ```
+pub trait Connector: Debug + Send + Sync + 'static {
+    /// Opens a stream to `host`.
+    fn connect(&self, host: &HostPort) -> ConnectFuture;
+}
+
+/// The stream of one connection: TCP (split without locking) or a boxed stream.
+pub(crate) enum Transport {
+    Tcp(tokio::net::TcpStream),
+    Custom(BoxStream),
+}
+
+impl Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Custom(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Custom(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Custom(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Custom(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Resolves `host` now and connects over TCP to the first address that answers.
+pub(crate) async fn connect_tcp(host: &HostPort) -> Result<(Transport, SocketAddr), String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.host.as_str(), host.port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last_err = format!("{host} resolved to no address");
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((Transport::Tcp(stream), addr));
+            }
+            Err(e) => last_err = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last_err)
+}
