@@ -297,7 +297,7 @@ async fn chroot_is_applied_and_stripped_everywhere() {
     assert!(path.starts_with("/n-"), "{path}");
     assert!(root.exists(&format!("{}{path}", env.chroot)).await.unwrap().is_some());
     assert_eq!(c.get_children("/").await.unwrap(), [path.trim_start_matches('/')]);
-    assert_eq!(c.get_ephemerals("/").await.unwrap(), [path.clone()]);
+    assert_eq!(c.get_ephemerals("/").await.unwrap(), vec![path.clone()]);
     let results = c
         .multi(vec![Op::create("/m", "", CreateMode::Persistent)])
         .await
