@@ -31,6 +31,8 @@
 //! ```
 
 mod client;
+mod client_admin;
+mod client_multi;
 mod client_ops;
 mod connect_string;
 mod error;
