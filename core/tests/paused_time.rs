@@ -242,3 +242,61 @@ async fn requests_made_while_disconnected_wait_for_the_connection_then_time_out(
     assert_eq!(*client.state().borrow(), SessionState::Closed);
     refuse.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn watches_are_restored_in_batches_under_the_frame_limit() {
+    use corral_core::proto::records::{GetDataResponse, SetWatches2};
+    use corral_core::proto::{AddWatchMode, Stat};
+
+    let (client, mut conns) = setup(Duration::from_secs(30)).await;
+    let mut peer = accept(&mut conns).await;
+    peer.handshake(30_000, 0x42).await;
+    // 400 data watches on ~1000-byte paths (400 KB of paths), plus one persistent watch.
+    let long = "x".repeat(1000);
+    let mut watchers = Vec::new();
+    for i in 0..400 {
+        let fut = client.get_data_and_watch(&format!("/{long}{i}"));
+        let frame = peer.frame().await.unwrap();
+        let header = RequestHeader::read(&mut frame.clone()).unwrap();
+        let body = GetDataResponse {
+            data: Some(Bytes::new()),
+            stat: Stat::default(),
+        }
+        .to_bytes();
+        peer.reply(header.xid, 10, ErrorCode::Ok, &body).await;
+        watchers.push(fut.await.unwrap().2);
+    }
+    let add = client.add_watch("/tree", AddWatchMode::PersistentRecursive);
+    let frame = peer.frame().await.unwrap();
+    let header = RequestHeader::read(&mut frame.clone()).unwrap();
+    peer.reply(header.xid, 11, ErrorCode::Ok, &[0, 0, 0, 0]).await;
+    let _tree = add.await.unwrap();
+
+    drop(peer);
+    let mut peer = accept(&mut conns).await;
+    let req = peer.handshake(30_000, 0x42).await;
+    assert_eq!(req.last_zxid_seen, 11);
+    let mut restored = 0;
+    let mut persistent = 0;
+    while restored < 400 {
+        let frame = peer.frame().await.expect("setWatches2 frame");
+        assert!(frame.len() <= 0xFFFFF, "frame of {} bytes", frame.len());
+        let mut body = frame.clone();
+        let header = RequestHeader::read(&mut body).unwrap();
+        assert_eq!((header.xid, header.op), (xid::SET_WATCHES, OpCode::SetWatches2));
+        let sw = SetWatches2::read(&mut body).unwrap();
+        assert_eq!(sw.relative_zxid, 11);
+        assert!(sw.data_watches.iter().map(String::len).sum::<usize>() <= 128 * 1024 + 1100);
+        restored += sw.data_watches.len();
+        persistent += sw.persistent_recursive_watches.len();
+        peer.reply(xid::SET_WATCHES, 11, ErrorCode::Ok, &[]).await;
+    }
+    // The persistent watch rides in the last batch.
+    if persistent == 0 {
+        let frame = peer.frame().await.unwrap();
+        let mut body = frame.clone();
+        let _ = RequestHeader::read(&mut body).unwrap();
+        persistent += SetWatches2::read(&mut body).unwrap().persistent_recursive_watches.len();
+    }
+    assert_eq!((restored, persistent), (400, 1));
+}
