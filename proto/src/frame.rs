@@ -10,6 +10,10 @@ use bytes::{Buf, BufMut, BytesMut};
 /// ZooKeeper's default `jute.maxbuffer`: the largest frame payload, 1 MiB − 1.
 pub const DEFAULT_MAX_FRAME: usize = 0xFFFFF;
 
+/// The most [`FrameDecoder::decode`] reserves ahead of the bytes that have arrived, so that a
+/// peer cannot make us allocate a whole frame's worth of memory by sending just a length.
+const MAX_RESERVE_AHEAD: usize = 8 * 1024;
+
 /// A frame the peer sent cannot be accepted; the connection must be closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -50,8 +54,9 @@ impl FrameDecoder {
         self.max
     }
 
-    /// Takes one whole frame's payload off the front of `buf`, or returns `Ok(None)` (and
-    /// reserves room) if the frame is not complete yet.
+    /// Takes one whole frame's payload off the front of `buf`, or returns `Ok(None)` if the frame
+    /// is not complete yet. In that case it reserves room for the rest of the frame, but at most
+    /// 8 KiB: the buffer grows with the bytes that arrive, not with the length announced.
     ///
     /// # Errors
     ///
@@ -69,7 +74,7 @@ impl FrameDecoder {
             return Err(FrameError::TooLarge { len, max: self.max });
         }
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
+            buf.reserve((4 + len - buf.len()).min(MAX_RESERVE_AHEAD));
             return Ok(None);
         }
         buf.advance(4);

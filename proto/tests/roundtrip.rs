@@ -1,0 +1,1291 @@
+//! Property round-trips for every record and message of `corral-proto`.
+//!
+//! For each value: `decode(encode(x)) == x`, the decoder consumes exactly the encoded bytes (and
+//! no more when junk follows), and re-encoding the decoded value gives the same bytes. Where the
+//! protocol fixes a layout independently of our decoder (primitive encodings, record sizes,
+//! field offsets, opcode numbers), the bytes are checked against the specification too, so a
+//! bug shared by the encoder and the decoder cannot pass unnoticed.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use corral_proto::records::{
+    AddWatchRequest, AuthPacket, CheckVersionRequest, ChildrenResponse, ClientInfo, Create2Response, CreateRequest,
+    CreateResponse, CreateTtlRequest, DeleteRequest, ErrorResponse, GetAclResponse, GetAllChildrenNumberResponse,
+    GetChildren2Response, GetDataResponse, MultiHeader, PathAndWatch, PathRequest, ReconfigRequest, SaslToken,
+    SetAclRequest, SetDataRequest, SetWatches, SetWatches2, StatResponse, WatchesRequest, WhoAmIResponse,
+};
+use corral_proto::{
+    Acl, AddWatchMode, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, EventType, FrameDecoder, Id, Jute,
+    KeeperState, MultiOp, MultiRequest, MultiResponse, MultiResult, OpCode, Perms, ReplyHeader, Request, RequestHeader,
+    Response, Stat, WatcherEvent, WatcherType, encode_frame,
+};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+/// Full-range `i32`, with the edges (and the null marker −1) drawn often.
+fn int() -> impl Strategy<Value = i32> {
+    prop_oneof![
+        1 => Just(i32::MIN),
+        1 => Just(i32::MAX),
+        1 => Just(0),
+        1 => Just(-1),
+        8 => any::<i32>(),
+    ]
+}
+
+/// Full-range `i64`, with the edges drawn often.
+fn long() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        1 => Just(i64::MIN),
+        1 => Just(i64::MAX),
+        1 => Just(0),
+        1 => Just(-1),
+        8 => any::<i64>(),
+    ]
+}
+
+/// Arbitrary Unicode (every `char`, NUL, controls and non-BMP included), plus path-like strings.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => Just(String::new()),
+        4 => vec(any::<char>(), 0..16).prop_map(|cs| cs.into_iter().collect::<String>()),
+        2 => "(/[a-z0-9._-]{1,8}){1,4}",
+    ]
+}
+
+/// A nullable string: null, empty, or text.
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(String::new())),
+        3 => text().prop_map(Some),
+    ]
+}
+
+/// Raw bytes, empty included.
+fn raw() -> impl Strategy<Value = Bytes> {
+    vec(any::<u8>(), 0..48).prop_map(Bytes::from)
+}
+
+/// A nullable buffer: null vs empty vs data, which the protocol keeps apart.
+fn opt_raw() -> impl Strategy<Value = Option<Bytes>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(Bytes::new())),
+        3 => raw().prop_map(Some),
+    ]
+}
+
+fn strings() -> impl Strategy<Value = Vec<String>> {
+    vec(text(), 0..5)
+}
+
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        2 => prop::sample::select(KNOWN_ERRORS).prop_map(ErrorCode::from),
+        1 => int().prop_map(ErrorCode::from),
+    ]
+}
+
+fn op_code() -> impl Strategy<Value = OpCode> {
+    prop_oneof![
+        2 => prop::sample::select(KNOWN_OPS).prop_map(OpCode::from),
+        1 => int().prop_map(OpCode::from),
+    ]
+}
+
+prop_compose! {
+    fn stat()(
+        czxid in long(), mzxid in long(), ctime in long(), mtime in long(),
+        version in int(), cversion in int(), aversion in int(), ephemeral_owner in long(),
+        data_length in int(), num_children in int(), pzxid in long(),
+    ) -> Stat {
+        Stat { czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeral_owner, data_length, num_children, pzxid }
+    }
+}
+
+prop_compose! {
+    fn id()(scheme in text(), id in text()) -> Id {
+        Id { scheme, id }
+    }
+}
+
+prop_compose! {
+    fn acl()(perms in int(), id in id()) -> Acl {
+        Acl { perms: Perms(perms), id }
+    }
+}
+
+fn acls() -> impl Strategy<Value = Vec<Acl>> {
+    vec(acl(), 0..4)
+}
+
+prop_compose! {
+    fn create_request()(path in text(), data in opt_raw(), acl in acls(), flags in int()) -> CreateRequest {
+        CreateRequest { path, data, acl, flags }
+    }
+}
+
+prop_compose! {
+    fn create_ttl_request()(path in text(), data in opt_raw(), acl in acls(), flags in int(), ttl in long())
+        -> CreateTtlRequest {
+        CreateTtlRequest { path, data, acl, flags, ttl }
+    }
+}
+
+prop_compose! {
+    fn delete_request()(path in text(), version in int()) -> DeleteRequest {
+        DeleteRequest { path, version }
+    }
+}
+
+prop_compose! {
+    fn path_and_watch()(path in text(), watch in any::<bool>()) -> PathAndWatch {
+        PathAndWatch { path, watch }
+    }
+}
+
+prop_compose! {
+    fn path_request()(path in text()) -> PathRequest {
+        PathRequest { path }
+    }
+}
+
+prop_compose! {
+    fn set_data_request()(path in text(), data in opt_raw(), version in int()) -> SetDataRequest {
+        SetDataRequest { path, data, version }
+    }
+}
+
+prop_compose! {
+    fn set_acl_request()(path in text(), acl in acls(), version in int()) -> SetAclRequest {
+        SetAclRequest { path, acl, version }
+    }
+}
+
+prop_compose! {
+    fn check_version_request()(path in text(), version in int()) -> CheckVersionRequest {
+        CheckVersionRequest { path, version }
+    }
+}
+
+prop_compose! {
+    fn watches_request()(path in text(), watcher_type in int()) -> WatchesRequest {
+        WatchesRequest { path, watcher_type: WatcherType::from(watcher_type) }
+    }
+}
+
+prop_compose! {
+    fn add_watch_request()(path in text(), mode in int()) -> AddWatchRequest {
+        AddWatchRequest { path, mode: AddWatchMode::from(mode) }
+    }
+}
+
+prop_compose! {
+    fn auth_packet()(auth_type in int(), scheme in text(), auth in raw()) -> AuthPacket {
+        AuthPacket { auth_type, scheme, auth }
+    }
+}
+
+prop_compose! {
+    fn sasl_token()(token in raw()) -> SaslToken {
+        SaslToken { token }
+    }
+}
+
+prop_compose! {
+    fn reconfig_request()(
+        joining_servers in opt_text(), leaving_servers in opt_text(), new_members in opt_text(),
+        cur_config_id in long(),
+    ) -> ReconfigRequest {
+        ReconfigRequest { joining_servers, leaving_servers, new_members, cur_config_id }
+    }
+}
+
+prop_compose! {
+    fn set_watches()(
+        relative_zxid in long(), data_watches in strings(), exist_watches in strings(), child_watches in strings(),
+    ) -> SetWatches {
+        SetWatches { relative_zxid, data_watches, exist_watches, child_watches }
+    }
+}
+
+prop_compose! {
+    fn set_watches2()(
+        relative_zxid in long(), data_watches in strings(), exist_watches in strings(), child_watches in strings(),
+        persistent_watches in strings(), persistent_recursive_watches in strings(),
+    ) -> SetWatches2 {
+        SetWatches2 {
+            relative_zxid, data_watches, exist_watches, child_watches, persistent_watches,
+            persistent_recursive_watches,
+        }
+    }
+}
+
+prop_compose! {
+    fn create_response()(path in text()) -> CreateResponse {
+        CreateResponse { path }
+    }
+}
+
+prop_compose! {
+    fn create2_response()(path in text(), stat in stat()) -> Create2Response {
+        Create2Response { path, stat }
+    }
+}
+
+prop_compose! {
+    fn get_data_response()(data in opt_raw(), stat in stat()) -> GetDataResponse {
+        GetDataResponse { data, stat }
+    }
+}
+
+prop_compose! {
+    fn get_acl_response()(acl in acls(), stat in stat()) -> GetAclResponse {
+        GetAclResponse { acl, stat }
+    }
+}
+
+prop_compose! {
+    fn children_response()(children in strings()) -> ChildrenResponse {
+        ChildrenResponse { children }
+    }
+}
+
+prop_compose! {
+    fn children2_response()(children in strings(), stat in stat()) -> GetChildren2Response {
+        GetChildren2Response { children, stat }
+    }
+}
+
+prop_compose! {
+    fn client_info()(auth_scheme in text(), user in text()) -> ClientInfo {
+        ClientInfo { auth_scheme, user }
+    }
+}
+
+prop_compose! {
+    fn who_am_i_response()(client_info in vec(client_info(), 0..4)) -> WhoAmIResponse {
+        WhoAmIResponse { client_info }
+    }
+}
+
+prop_compose! {
+    fn watcher_event()(event_type in int(), state in int(), path in text()) -> WatcherEvent {
+        WatcherEvent { event_type: EventType::from(event_type), state: KeeperState::from(state), path }
+    }
+}
+
+prop_compose! {
+    fn connect_request()(
+        protocol_version in int(), last_zxid_seen in long(), timeout in int(), session_id in long(),
+        passwd in raw(), read_only in proptest::option::of(any::<bool>()),
+    ) -> ConnectRequest {
+        ConnectRequest { protocol_version, last_zxid_seen, timeout, session_id, passwd, read_only }
+    }
+}
+
+prop_compose! {
+    fn connect_response()(
+        protocol_version in int(), timeout in int(), session_id in long(), passwd in raw(),
+        read_only in proptest::option::of(any::<bool>()),
+    ) -> ConnectResponse {
+        ConnectResponse { protocol_version, timeout, session_id, passwd, read_only }
+    }
+}
+
+/// Every kind of multi operation.
+fn multi_op() -> impl Strategy<Value = MultiOp> {
+    prop_oneof![
+        create_request().prop_map(MultiOp::Create),
+        create_request().prop_map(MultiOp::Create2),
+        create_request().prop_map(MultiOp::CreateContainer),
+        create_ttl_request().prop_map(MultiOp::CreateTtl),
+        delete_request().prop_map(MultiOp::Delete),
+        set_data_request().prop_map(MultiOp::SetData),
+        check_version_request().prop_map(MultiOp::Check),
+        path_and_watch().prop_map(MultiOp::GetData),
+        path_and_watch().prop_map(MultiOp::GetChildren),
+    ]
+}
+
+fn multi_request() -> impl Strategy<Value = MultiRequest> {
+    vec(multi_op(), 0..7).prop_map(|ops| MultiRequest { ops })
+}
+
+/// Every kind of multi result, errors with any code (Ok and unknown codes included).
+fn multi_result() -> impl Strategy<Value = MultiResult> {
+    prop_oneof![
+        create_response().prop_map(MultiResult::Create),
+        create2_response().prop_map(MultiResult::Create2),
+        Just(MultiResult::Delete),
+        stat().prop_map(MultiResult::SetData),
+        Just(MultiResult::Check),
+        get_data_response().prop_map(MultiResult::GetData),
+        children_response().prop_map(MultiResult::GetChildren),
+        error_code().prop_map(MultiResult::Error),
+    ]
+}
+
+fn multi_response() -> impl Strategy<Value = MultiResponse> {
+    vec(multi_result(), 0..7).prop_map(|results| MultiResponse { results })
+}
+
+/// Every `Request` variant.
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        create_request().prop_map(Request::Create),
+        create_request().prop_map(Request::Create2),
+        create_request().prop_map(Request::CreateContainer),
+        create_ttl_request().prop_map(Request::CreateTtl),
+        delete_request().prop_map(Request::Delete),
+        path_and_watch().prop_map(Request::Exists),
+        path_and_watch().prop_map(Request::GetData),
+        set_data_request().prop_map(Request::SetData),
+        path_request().prop_map(Request::GetAcl),
+        set_acl_request().prop_map(Request::SetAcl),
+        path_and_watch().prop_map(Request::GetChildren),
+        path_request().prop_map(Request::Sync),
+        Just(Request::Ping),
+        path_and_watch().prop_map(Request::GetChildren2),
+        check_version_request().prop_map(Request::Check),
+        multi_request().prop_map(Request::Multi),
+        reconfig_request().prop_map(Request::Reconfig),
+        watches_request().prop_map(Request::CheckWatches),
+        watches_request().prop_map(Request::RemoveWatches),
+        raw().prop_map(Request::DeleteContainer),
+        multi_request().prop_map(Request::MultiRead),
+        auth_packet().prop_map(Request::Auth),
+        set_watches().prop_map(Request::SetWatches),
+        sasl_token().prop_map(Request::Sasl),
+        path_request().prop_map(Request::GetEphemerals),
+        path_request().prop_map(Request::GetAllChildrenNumber),
+        set_watches2().prop_map(Request::SetWatches2),
+        add_watch_request().prop_map(Request::AddWatch),
+        Just(Request::WhoAmI),
+        Just(Request::CloseSession),
+    ]
+}
+
+/// Every `Response` variant, paired with each opcode whose reply decodes to it.
+fn response() -> impl Strategy<Value = (OpCode, Response)> {
+    use OpCode as O;
+    fn with<S: Strategy<Value = Response> + 'static>(
+        ops: &'static [OpCode],
+        body: S,
+    ) -> impl Strategy<Value = (OpCode, Response)> {
+        (prop::sample::select(ops), body)
+    }
+    prop_oneof![
+        with(EMPTY_REPLY_OPS, Just(Response::Empty)),
+        with(&[O::Create], create_response().prop_map(Response::Create)),
+        with(
+            &[O::Create2, O::CreateContainer, O::CreateTtl],
+            create2_response().prop_map(Response::Create2)
+        ),
+        with(&[O::Exists, O::SetData, O::SetAcl], stat().prop_map(Response::Stat)),
+        with(
+            &[O::GetData, O::Reconfig],
+            get_data_response().prop_map(Response::GetData)
+        ),
+        with(&[O::GetAcl], get_acl_response().prop_map(Response::GetAcl)),
+        with(
+            &[O::GetChildren, O::GetEphemerals],
+            children_response().prop_map(Response::Children)
+        ),
+        with(&[O::GetChildren2], children2_response().prop_map(Response::Children2)),
+        with(&[O::Sync], path_request().prop_map(Response::Sync)),
+        with(&[O::Multi, O::MultiRead], multi_response().prop_map(Response::Multi)),
+        with(
+            &[O::GetAllChildrenNumber],
+            int().prop_map(|total_number| Response::AllChildrenNumber(GetAllChildrenNumberResponse { total_number }))
+        ),
+        with(&[O::WhoAmI], who_am_i_response().prop_map(Response::WhoAmI)),
+        with(
+            &[O::AddWatch],
+            error_code().prop_map(|err| Response::AddWatch(ErrorResponse { err }))
+        ),
+        with(&[O::Sasl], sasl_token().prop_map(Response::Sasl)),
+    ]
+}
+
+/// Replies with no body (§5: delete, ping, auth, setWatches(2), checkWatches, removeWatches,
+/// closeSession, check, deleteContainer; addWatch tolerates an empty body).
+const EMPTY_REPLY_OPS: &[OpCode] = &[
+    OpCode::Delete,
+    OpCode::Ping,
+    OpCode::Auth,
+    OpCode::SetWatches,
+    OpCode::SetWatches2,
+    OpCode::CheckWatches,
+    OpCode::RemoveWatches,
+    OpCode::CloseSession,
+    OpCode::Check,
+    OpCode::DeleteContainer,
+    OpCode::AddWatch,
+];
+
+/// Opcodes of `zookeeper-protocol.md` §5.
+const KNOWN_OPS: &[i32] = &[
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 100, 101, 102, 103, 104, 105, 106,
+    107, -10, -11, -1,
+];
+
+/// Error codes of `zookeeper-protocol.md` §11.
+const KNOWN_ERRORS: &[i32] = &[
+    0, -1, -2, -3, -4, -5, -6, -7, -8, -12, -13, -14, -100, -101, -102, -103, -108, -110, -111, -112, -113, -114, -115,
+    -118, -119, -120, -121, -122, -123, -124, -125, -127,
+];
+
+/// Event types and keeper states of §8.2, watcher types and addWatch modes of §8.3.
+const KNOWN_EVENTS: &[i32] = &[-1, 1, 2, 3, 4, 5, 6, 7];
+const KNOWN_STATES: &[i32] = &[-1, 0, 1, 3, 4, 5, 6, 7, -112];
+const KNOWN_WATCHER_TYPES: &[i32] = &[1, 2, 3, 4, 5];
+const KNOWN_ADD_WATCH_MODES: &[i32] = &[0, 1];
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn decoded<T>(r: Result<T, DecodeError>) -> Result<T, TestCaseError> {
+    r.map_err(|e| TestCaseError::fail(format!("decoding failed: {e:?}")))
+}
+
+/// `decode(encode(x)) == x`, all bytes consumed, re-encoding identical. Returns the encoding.
+fn round_trip_exact<T: Jute + PartialEq + Debug>(value: &T) -> Result<Bytes, TestCaseError> {
+    let bytes = value.to_bytes();
+    let mut rest: &[u8] = &bytes;
+    let back = decoded(T::read(&mut rest))?;
+    prop_assert!(rest.is_empty(), "{} bytes left after decoding {:?}", rest.len(), value);
+    prop_assert_eq!(&back, value);
+    prop_assert_eq!(back.to_bytes(), bytes.clone());
+    prop_assert_eq!(decoded(T::from_bytes(&bytes))?, back);
+    Ok(bytes)
+}
+
+/// [`round_trip_exact`], and with `junk` after the record the decoder stops exactly at its end
+/// while `from_bytes` reports the junk as trailing bytes.
+fn round_trip<T: Jute + PartialEq + Debug>(value: &T, junk: &[u8]) -> Result<Bytes, TestCaseError> {
+    let bytes = round_trip_exact(value)?;
+    let mut input = bytes.to_vec();
+    input.extend_from_slice(junk);
+    let mut rest: &[u8] = &input;
+    let back = decoded(T::read(&mut rest))?;
+    prop_assert_eq!(rest, junk, "the decoder must stop at the end of the record");
+    prop_assert_eq!(&back, value);
+    if !junk.is_empty() {
+        prop_assert_eq!(T::from_bytes(&input), Err(DecodeError::TrailingBytes(junk.len())));
+    }
+    Ok(bytes)
+}
+
+/// Length of a `ustring`/`buffer` on the wire.
+fn wire_len(s: &[u8]) -> usize {
+    4 + s.len()
+}
+
+fn opt_wire_len(b: &Option<Bytes>) -> usize {
+    b.as_ref().map_or(4, |b| wire_len(b))
+}
+
+fn acl_wire_len(acl: &[Acl]) -> usize {
+    4 + acl
+        .iter()
+        .map(|a| 4 + wire_len(a.id.scheme.as_bytes()) + wire_len(a.id.id.as_bytes()))
+        .sum::<usize>()
+}
+
+fn be32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn be64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn request_body(req: &Request) -> BytesMut {
+    let mut buf = BytesMut::new();
+    req.write_body(&mut buf);
+    buf
+}
+
+fn response_body(resp: &Response) -> BytesMut {
+    let mut buf = BytesMut::new();
+    resp.write_body(&mut buf);
+    buf
+}
+
+// ---------------------------------------------------------------------------------------------
+// Primitives and codes
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn ints_and_longs_are_big_endian(i in int(), l in long(), b in any::<bool>()) {
+        prop_assert_eq!(round_trip(&i, &[1])?.to_vec(), i.to_be_bytes().to_vec());
+        prop_assert_eq!(round_trip(&l, &[1])?.to_vec(), l.to_be_bytes().to_vec());
+        prop_assert_eq!(round_trip(&b, &[1])?.to_vec(), vec![u8::from(b)]);
+    }
+
+    #[test]
+    fn strings_are_byte_length_then_utf8(s in text(), junk in raw()) {
+        let bytes = round_trip(&s, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0) as usize, s.len(), "length in UTF-8 bytes, not chars");
+        prop_assert_eq!(&bytes[4..], s.as_bytes());
+        let opt = Some(s.clone());
+        prop_assert_eq!(round_trip(&opt, &junk)?, bytes);
+    }
+
+    #[test]
+    fn nullable_strings_keep_null_and_empty_apart(s in opt_text(), junk in raw()) {
+        let bytes = round_trip(&s, &junk)?;
+        match &s {
+            None => prop_assert_eq!(bytes.as_ref(), &[0xff; 4]),
+            Some(s) => prop_assert_eq!(bytes.len(), wire_len(s.as_bytes())),
+        }
+    }
+
+    #[test]
+    fn buffers_keep_null_empty_and_data_apart(b in opt_raw(), junk in raw()) {
+        let bytes = round_trip(&b, &junk)?;
+        match &b {
+            None => prop_assert_eq!(bytes.as_ref(), &[0xff; 4]),
+            Some(data) => {
+                prop_assert_eq!(be32(&bytes, 0) as usize, data.len());
+                prop_assert_eq!(&bytes[4..], data.as_ref());
+                prop_assert_eq!(round_trip(data, &junk)?, bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn vectors_are_count_then_elements(v in strings(), longs in vec(long(), 0..6), junk in raw()) {
+        let bytes = round_trip(&v, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0) as usize, v.len());
+        let bytes = round_trip(&longs, &junk)?;
+        prop_assert_eq!(bytes.len(), 4 + 8 * longs.len());
+    }
+
+    /// Unknown codes survive: any i32 decodes to a value that encodes back to the same i32,
+    /// and exactly the values of the protocol tables have named variants.
+    #[test]
+    fn codes_keep_every_value(v in int()) {
+        let raw = v.to_be_bytes();
+
+        let op = decoded(OpCode::from_bytes(&raw))?;
+        prop_assert_eq!(op.code(), v);
+        prop_assert_eq!(i32::from(OpCode::from(v)), v);
+        prop_assert_eq!(op.to_bytes().to_vec(), raw.to_vec());
+        prop_assert_eq!(matches!(op, OpCode::Unknown(_)), !KNOWN_OPS.contains(&v));
+
+        let err = decoded(ErrorCode::from_bytes(&raw))?;
+        prop_assert_eq!(err.code(), v);
+        prop_assert_eq!(i32::from(ErrorCode::from(v)), v);
+        prop_assert_eq!(err.to_bytes().to_vec(), raw.to_vec());
+        prop_assert_eq!(matches!(err, ErrorCode::Unknown(_)), !KNOWN_ERRORS.contains(&v));
+
+        let ev = decoded(EventType::from_bytes(&raw))?;
+        prop_assert_eq!(ev.code(), v);
+        prop_assert_eq!(ev.to_bytes().to_vec(), raw.to_vec());
+        prop_assert_eq!(matches!(ev, EventType::Unknown(_)), !KNOWN_EVENTS.contains(&v));
+
+        let st = decoded(KeeperState::from_bytes(&raw))?;
+        prop_assert_eq!(st.code(), v);
+        prop_assert_eq!(st.to_bytes().to_vec(), raw.to_vec());
+        prop_assert_eq!(matches!(st, KeeperState::Unknown(_)), !KNOWN_STATES.contains(&v));
+
+        let wt = decoded(WatcherType::from_bytes(&raw))?;
+        prop_assert_eq!(wt.code(), v);
+        prop_assert_eq!(wt.to_bytes().to_vec(), raw.to_vec());
+        prop_assert_eq!(matches!(wt, WatcherType::Unknown(_)), !KNOWN_WATCHER_TYPES.contains(&v));
+
+        let mode = decoded(AddWatchMode::from_bytes(&raw))?;
+        prop_assert_eq!(mode.code(), v);
+        prop_assert_eq!(mode.to_bytes().to_vec(), raw.to_vec());
+        prop_assert_eq!(matches!(mode, AddWatchMode::Unknown(_)), !KNOWN_ADD_WATCH_MODES.contains(&v));
+
+        let perms = decoded(Perms::from_bytes(&raw))?;
+        prop_assert_eq!(perms, Perms(v));
+        prop_assert_eq!(perms.to_bytes().to_vec(), raw.to_vec());
+    }
+}
+
+#[test]
+fn known_codes_have_their_protocol_numbers() {
+    let ops = [
+        (OpCode::Notification, 0),
+        (OpCode::Create, 1),
+        (OpCode::Delete, 2),
+        (OpCode::Exists, 3),
+        (OpCode::GetData, 4),
+        (OpCode::SetData, 5),
+        (OpCode::GetAcl, 6),
+        (OpCode::SetAcl, 7),
+        (OpCode::GetChildren, 8),
+        (OpCode::Sync, 9),
+        (OpCode::Ping, 11),
+        (OpCode::GetChildren2, 12),
+        (OpCode::Check, 13),
+        (OpCode::Multi, 14),
+        (OpCode::Create2, 15),
+        (OpCode::Reconfig, 16),
+        (OpCode::CheckWatches, 17),
+        (OpCode::RemoveWatches, 18),
+        (OpCode::CreateContainer, 19),
+        (OpCode::DeleteContainer, 20),
+        (OpCode::CreateTtl, 21),
+        (OpCode::MultiRead, 22),
+        (OpCode::Auth, 100),
+        (OpCode::SetWatches, 101),
+        (OpCode::Sasl, 102),
+        (OpCode::GetEphemerals, 103),
+        (OpCode::GetAllChildrenNumber, 104),
+        (OpCode::SetWatches2, 105),
+        (OpCode::AddWatch, 106),
+        (OpCode::WhoAmI, 107),
+        (OpCode::CreateSession, -10),
+        (OpCode::CloseSession, -11),
+        (OpCode::Error, -1),
+    ];
+    assert_eq!(ops.len(), KNOWN_OPS.len());
+    for (op, code) in ops {
+        assert_eq!(op.code(), code, "{op:?}");
+        assert_eq!(OpCode::from(code), op);
+    }
+    let errors = [
+        (ErrorCode::Ok, 0),
+        (ErrorCode::RuntimeInconsistency, -2),
+        (ErrorCode::MarshallingError, -5),
+        (ErrorCode::Unimplemented, -6),
+        (ErrorCode::BadArguments, -8),
+        (ErrorCode::NoNode, -101),
+        (ErrorCode::NoAuth, -102),
+        (ErrorCode::BadVersion, -103),
+        (ErrorCode::NoChildrenForEphemerals, -108),
+        (ErrorCode::NodeExists, -110),
+        (ErrorCode::NotEmpty, -111),
+        (ErrorCode::SessionExpired, -112),
+        (ErrorCode::InvalidAcl, -114),
+        (ErrorCode::AuthFailed, -115),
+        (ErrorCode::SessionMoved, -118),
+        (ErrorCode::NotReadOnly, -119),
+        (ErrorCode::NoWatcher, -121),
+        (ErrorCode::QuotaExceeded, -125),
+        (ErrorCode::ThrottledOp, -127),
+    ];
+    for (err, code) in errors {
+        assert_eq!(err.code(), code, "{err:?}");
+        assert_eq!(ErrorCode::from(code), err);
+    }
+    assert_eq!(EventType::NodeDataChanged.code(), 3);
+    assert_eq!(EventType::None.code(), -1);
+    assert_eq!(EventType::PersistentWatchRemoved.code(), 7);
+    assert_eq!(KeeperState::SyncConnected.code(), 3);
+    assert_eq!(KeeperState::Expired.code(), -112);
+    assert_eq!(WatcherType::Any.code(), 3);
+    assert_eq!(WatcherType::PersistentRecursive.code(), 5);
+    assert_eq!(AddWatchMode::PersistentRecursive.code(), 1);
+}
+
+#[test]
+fn null_in_a_non_nullable_field_reads_as_empty() {
+    let null = [0xff, 0xff, 0xff, 0xff];
+    assert_eq!(String::from_bytes(&null), Ok(String::new()));
+    assert_eq!(Bytes::from_bytes(&null), Ok(Bytes::new()));
+    assert_eq!(Vec::<String>::from_bytes(&null), Ok(Vec::new()));
+    // …and is written back as an empty (not null) value.
+    assert_eq!(String::new().to_bytes().as_ref(), &[0, 0, 0, 0]);
+    assert_eq!(Vec::<Acl>::new().to_bytes().as_ref(), &[0, 0, 0, 0]);
+    // A null vector of children in a reply.
+    assert_eq!(
+        ChildrenResponse::from_bytes(&null),
+        Ok(ChildrenResponse { children: Vec::new() })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake, headers, Stat, ACLs
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn connect_request_round_trips(req in connect_request()) {
+        // The optional trailing byte means no junk may follow: the record must fill the frame.
+        let bytes = round_trip_exact(&req)?;
+        let ro = usize::from(req.read_only.is_some());
+        prop_assert_eq!(bytes.len(), 24 + wire_len(&req.passwd) + ro);
+        prop_assert_eq!(be32(&bytes, 0), req.protocol_version);
+        prop_assert_eq!(be64(&bytes, 4), req.last_zxid_seen);
+        prop_assert_eq!(be32(&bytes, 12), req.timeout);
+        prop_assert_eq!(be64(&bytes, 16), req.session_id);
+        if let Some(ro) = req.read_only {
+            prop_assert_eq!(bytes[bytes.len() - 1], u8::from(ro));
+        }
+    }
+
+    #[test]
+    fn connect_response_round_trips(resp in connect_response()) {
+        let bytes = round_trip_exact(&resp)?;
+        let ro = usize::from(resp.read_only.is_some());
+        prop_assert_eq!(bytes.len(), 16 + wire_len(&resp.passwd) + ro);
+        prop_assert_eq!(be32(&bytes, 4), resp.timeout);
+        prop_assert_eq!(be64(&bytes, 8), resp.session_id);
+    }
+
+    #[test]
+    fn request_header_round_trips(xid in int(), op in op_code(), junk in raw()) {
+        let h = RequestHeader { xid, op };
+        let bytes = round_trip(&h, &junk)?;
+        prop_assert_eq!(bytes.len(), 8);
+        prop_assert_eq!(be32(&bytes, 4), op.code());
+    }
+
+    #[test]
+    fn reply_header_round_trips(xid in int(), zxid in long(), err in error_code(), junk in raw()) {
+        let h = ReplyHeader { xid, zxid, err };
+        let bytes = round_trip(&h, &junk)?;
+        prop_assert_eq!(bytes.len(), 16);
+        prop_assert_eq!((be32(&bytes, 0), be64(&bytes, 4), be32(&bytes, 12)), (xid, zxid, err.code()));
+    }
+
+    #[test]
+    fn stat_layout(s in stat(), junk in raw()) {
+        let bytes = round_trip(&s, &junk)?;
+        prop_assert_eq!(bytes.len(), Stat::ENCODED_LEN);
+        prop_assert_eq!(bytes.len(), 68);
+        // Offsets of §6.
+        prop_assert_eq!(be64(&bytes, 0), s.czxid);
+        prop_assert_eq!(be64(&bytes, 8), s.mzxid);
+        prop_assert_eq!(be64(&bytes, 16), s.ctime);
+        prop_assert_eq!(be64(&bytes, 24), s.mtime);
+        prop_assert_eq!(be32(&bytes, 32), s.version);
+        prop_assert_eq!(be32(&bytes, 36), s.cversion);
+        prop_assert_eq!(be32(&bytes, 40), s.aversion);
+        prop_assert_eq!(be64(&bytes, 44), s.ephemeral_owner);
+        prop_assert_eq!(be32(&bytes, 52), s.data_length);
+        prop_assert_eq!(be32(&bytes, 56), s.num_children);
+        prop_assert_eq!(be64(&bytes, 60), s.pzxid);
+    }
+
+    #[test]
+    fn id_and_acl(id in id(), acl in acl(), list in acls(), junk in raw()) {
+        let bytes = round_trip(&id, &junk)?;
+        prop_assert_eq!(bytes.len(), wire_len(id.scheme.as_bytes()) + wire_len(id.id.as_bytes()));
+        let bytes = round_trip(&acl, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0), acl.perms.0);
+        prop_assert_eq!(bytes[4..].to_vec(), acl.id.to_bytes().to_vec());
+        let bytes = round_trip(&list, &junk)?;
+        prop_assert_eq!(bytes.len(), acl_wire_len(&list));
+    }
+
+    #[test]
+    fn watcher_event_round_trips(ev in watcher_event(), junk in raw()) {
+        let bytes = round_trip(&ev, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0), ev.event_type.code());
+        prop_assert_eq!(be32(&bytes, 4), ev.state.code());
+        prop_assert_eq!(bytes[8..].to_vec(), ev.path.to_bytes().to_vec());
+    }
+
+    #[test]
+    fn multi_header_round_trips(op in op_code(), done in any::<bool>(), err in int(), junk in raw()) {
+        let h = MultiHeader { op, done, err };
+        let bytes = round_trip(&h, &junk)?;
+        prop_assert_eq!(bytes.len(), 9);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every record of records.rs
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn create_records(
+        c in create_request(), t in create_ttl_request(), r in create_response(), r2 in create2_response(),
+        junk in raw(),
+    ) {
+        let bytes = round_trip(&c, &junk)?;
+        prop_assert_eq!(bytes.len(), wire_len(c.path.as_bytes()) + opt_wire_len(&c.data) + acl_wire_len(&c.acl) + 4);
+        prop_assert_eq!(be32(&bytes, bytes.len() - 4), c.flags);
+        let bytes = round_trip(&t, &junk)?;
+        prop_assert_eq!(be64(&bytes, bytes.len() - 8), t.ttl);
+        prop_assert_eq!(be32(&bytes, bytes.len() - 12), t.flags);
+        round_trip(&r, &junk)?;
+        let bytes = round_trip(&r2, &junk)?;
+        prop_assert_eq!(bytes.len(), wire_len(r2.path.as_bytes()) + 68);
+    }
+
+    #[test]
+    fn path_records(
+        d in delete_request(), pw in path_and_watch(), p in path_request(), cv in check_version_request(),
+        w in watches_request(), aw in add_watch_request(), junk in raw(),
+    ) {
+        let bytes = round_trip(&d, &junk)?;
+        prop_assert_eq!(be32(&bytes, bytes.len() - 4), d.version);
+        let bytes = round_trip(&pw, &junk)?;
+        prop_assert_eq!(bytes.len(), wire_len(pw.path.as_bytes()) + 1);
+        prop_assert_eq!(bytes[bytes.len() - 1], u8::from(pw.watch));
+        round_trip(&p, &junk)?;
+        round_trip(&cv, &junk)?;
+        let bytes = round_trip(&w, &junk)?;
+        prop_assert_eq!(be32(&bytes, bytes.len() - 4), w.watcher_type.code());
+        let bytes = round_trip(&aw, &junk)?;
+        prop_assert_eq!(be32(&bytes, bytes.len() - 4), aw.mode.code());
+    }
+
+    #[test]
+    fn data_and_acl_records(
+        sd in set_data_request(), gd in get_data_response(), sa in set_acl_request(), ga in get_acl_response(),
+        s in stat(), junk in raw(),
+    ) {
+        let bytes = round_trip(&sd, &junk)?;
+        prop_assert_eq!(bytes.len(), wire_len(sd.path.as_bytes()) + opt_wire_len(&sd.data) + 4);
+        let bytes = round_trip(&gd, &junk)?;
+        prop_assert_eq!(bytes.len(), opt_wire_len(&gd.data) + 68);
+        let bytes = round_trip(&sa, &junk)?;
+        prop_assert_eq!(bytes.len(), wire_len(sa.path.as_bytes()) + acl_wire_len(&sa.acl) + 4);
+        let bytes = round_trip(&ga, &junk)?;
+        prop_assert_eq!(bytes.len(), acl_wire_len(&ga.acl) + 68);
+        let sr = StatResponse { stat: s.clone() };
+        prop_assert_eq!(round_trip(&sr, &junk)?, s.to_bytes());
+    }
+
+    #[test]
+    fn children_and_session_records(
+        c in children_response(), c2 in children2_response(), n in int(), who in who_am_i_response(),
+        ci in client_info(), e in error_code(), junk in raw(),
+    ) {
+        round_trip(&c, &junk)?;
+        let bytes = round_trip(&c2, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0) as usize, c2.children.len());
+        let bytes = round_trip(&GetAllChildrenNumberResponse { total_number: n }, &junk)?;
+        prop_assert_eq!(bytes.to_vec(), n.to_be_bytes().to_vec());
+        let bytes = round_trip(&who, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0) as usize, who.client_info.len());
+        round_trip(&ci, &junk)?;
+        let bytes = round_trip(&ErrorResponse { err: e }, &junk)?;
+        prop_assert_eq!(bytes.to_vec(), e.code().to_be_bytes().to_vec());
+        prop_assert_eq!(ErrorResponse::from(e), ErrorResponse { err: e });
+    }
+
+    #[test]
+    fn auth_sasl_reconfig_and_watch_records(
+        a in auth_packet(), t in sasl_token(), rc in reconfig_request(), sw in set_watches(), sw2 in set_watches2(),
+        junk in raw(),
+    ) {
+        let bytes = round_trip(&a, &junk)?;
+        prop_assert_eq!(be32(&bytes, 0), a.auth_type);
+        prop_assert_eq!(round_trip(&t, &junk)?, t.token.to_bytes());
+        let bytes = round_trip(&rc, &junk)?;
+        prop_assert_eq!(be64(&bytes, bytes.len() - 8), rc.cur_config_id);
+        let bytes = round_trip(&sw, &junk)?;
+        prop_assert_eq!(be64(&bytes, 0), sw.relative_zxid);
+        let bytes = round_trip(&sw2, &junk)?;
+        prop_assert_eq!(be64(&bytes, 0), sw2.relative_zxid);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// multi
+// ---------------------------------------------------------------------------------------------
+
+/// The multi end marker of §9: `{type −1, done true, err −1}`.
+const MULTI_END: [u8; 9] = [0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff];
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn multi_request_round_trips(m in multi_request(), junk in raw()) {
+        let bytes = round_trip(&m, &junk)?;
+        prop_assert_eq!(&bytes[bytes.len() - 9..], &MULTI_END);
+        // Walk the entries: each header carries the op's type, done = false and err = −1.
+        let mut rest: &[u8] = &bytes;
+        for op in &m.ops {
+            let h = decoded(MultiHeader::read(&mut rest))?;
+            prop_assert_eq!(h, MultiHeader { op: op.op_code(), done: false, err: -1 });
+            match op {
+                MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+                    prop_assert_eq!(&decoded(CreateRequest::read(&mut rest))?, r);
+                }
+                MultiOp::CreateTtl(r) => prop_assert_eq!(&decoded(CreateTtlRequest::read(&mut rest))?, r),
+                MultiOp::Delete(r) => prop_assert_eq!(&decoded(DeleteRequest::read(&mut rest))?, r),
+                MultiOp::SetData(r) => prop_assert_eq!(&decoded(SetDataRequest::read(&mut rest))?, r),
+                MultiOp::Check(r) => prop_assert_eq!(&decoded(CheckVersionRequest::read(&mut rest))?, r),
+                MultiOp::GetData(r) | MultiOp::GetChildren(r) => {
+                    prop_assert_eq!(&decoded(PathAndWatch::read(&mut rest))?, r);
+                }
+            }
+        }
+        prop_assert_eq!(rest, &MULTI_END[..]);
+    }
+
+    #[test]
+    fn multi_response_round_trips(m in multi_response(), junk in raw()) {
+        let bytes = round_trip(&m, &junk)?;
+        prop_assert_eq!(&bytes[bytes.len() - 9..], &MULTI_END);
+        let mut rest: &[u8] = &bytes;
+        for result in &m.results {
+            let h = decoded(MultiHeader::read(&mut rest))?;
+            prop_assert!(!h.done);
+            match result {
+                MultiResult::Error(code) => {
+                    // An error result: type −1, the header's err and the body both carry the code.
+                    prop_assert_eq!(h.op, OpCode::Error);
+                    prop_assert_eq!(h.err, code.code());
+                    prop_assert_eq!(decoded(ErrorResponse::read(&mut rest))?.err, *code);
+                }
+                other => {
+                    prop_assert_eq!(h.err, 0);
+                    let (op, len) = match other {
+                        MultiResult::Create(r) => (OpCode::Create, r.to_bytes().len()),
+                        MultiResult::Create2(r) => (OpCode::Create2, r.to_bytes().len()),
+                        MultiResult::Delete => (OpCode::Delete, 0),
+                        MultiResult::SetData(_) => (OpCode::SetData, 68),
+                        MultiResult::Check => (OpCode::Check, 0),
+                        MultiResult::GetData(r) => (OpCode::GetData, r.to_bytes().len()),
+                        MultiResult::GetChildren(r) => (OpCode::GetChildren, r.to_bytes().len()),
+                        MultiResult::Error(_) => unreachable!(),
+                    };
+                    prop_assert_eq!(h.op, op);
+                    rest.advance(len);
+                }
+            }
+        }
+        prop_assert_eq!(rest, &MULTI_END[..]);
+    }
+}
+
+#[test]
+fn multi_with_every_op_and_result_kind() {
+    let create = CreateRequest {
+        path: "/a".into(),
+        data: Some(Bytes::from_static(b"x")),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+    };
+    let req = MultiRequest {
+        ops: vec![
+            MultiOp::Create(create.clone()),
+            MultiOp::Create2(create.clone()),
+            MultiOp::CreateContainer(CreateRequest {
+                flags: 4,
+                ..create.clone()
+            }),
+            MultiOp::CreateTtl(CreateTtlRequest {
+                path: "/t".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags: 5,
+                ttl: 1000,
+            }),
+            MultiOp::Delete(DeleteRequest {
+                path: "/a".into(),
+                version: -1,
+            }),
+            MultiOp::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: Some(Bytes::new()),
+                version: 3,
+            }),
+            MultiOp::Check(CheckVersionRequest {
+                path: "/a".into(),
+                version: 7,
+            }),
+            MultiOp::GetData(PathAndWatch {
+                path: "/a".into(),
+                watch: true,
+            }),
+            MultiOp::GetChildren(PathAndWatch {
+                path: "/".into(),
+                watch: false,
+            }),
+        ],
+    };
+    let types: Vec<i32> = req.ops.iter().map(|o| o.op_code().code()).collect();
+    assert_eq!(types, [1, 15, 19, 21, 2, 5, 13, 4, 8]);
+    assert_eq!(MultiRequest::from_bytes(&req.to_bytes()), Ok(req.clone()));
+
+    let resp = MultiResponse {
+        results: vec![
+            MultiResult::Create(CreateResponse { path: "/a".into() }),
+            MultiResult::Create2(Create2Response {
+                path: "/b".into(),
+                stat: Stat::default(),
+            }),
+            MultiResult::Delete,
+            MultiResult::SetData(Stat {
+                version: 4,
+                ..Stat::default()
+            }),
+            MultiResult::Check,
+            MultiResult::GetData(GetDataResponse::default()),
+            MultiResult::GetChildren(ChildrenResponse {
+                children: vec!["a".into()],
+            }),
+            MultiResult::Error(ErrorCode::NoNode),
+            MultiResult::Error(ErrorCode::Unknown(-9999)),
+        ],
+    };
+    assert_eq!(MultiResponse::from_bytes(&resp.to_bytes()), Ok(resp.clone()));
+    assert_eq!(resp.failure(), Some((7, ErrorCode::NoNode)));
+}
+
+#[test]
+fn create_container_and_ttl_results_read_as_create2() {
+    // §9: type 15 is the result type for every create with a stat; types 19 and 21 are
+    // accepted too, and written back as 15.
+    let result = Create2Response {
+        path: "/c".into(),
+        stat: Stat {
+            czxid: 9,
+            ..Stat::default()
+        },
+    };
+    for op in [OpCode::CreateContainer, OpCode::CreateTtl] {
+        let mut bytes = BytesMut::new();
+        MultiHeader {
+            op,
+            done: false,
+            err: 0,
+        }
+        .write(&mut bytes);
+        result.write(&mut bytes);
+        bytes.extend_from_slice(&MULTI_END);
+        let decoded = MultiResponse::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded.results, [MultiResult::Create2(result.clone())]);
+        assert_eq!(&decoded.to_bytes()[..4], &15i32.to_be_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request / Response, keyed by opcode
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn request_round_trips(req in request(), junk in raw(), xid in int()) {
+        let op = req.op_code();
+        let body = request_body(&req);
+
+        let mut rest: &[u8] = &body;
+        let back = decoded(Request::read_body(op, &mut rest))?;
+        prop_assert!(rest.is_empty(), "{} bytes left", rest.len());
+        prop_assert_eq!(&back, &req);
+        prop_assert_eq!(back.op_code(), op);
+        prop_assert_eq!(request_body(&back), body.clone());
+
+        // The decoder stops at the end of the body.
+        let mut input = body.to_vec();
+        input.extend_from_slice(&junk);
+        let mut rest: &[u8] = &input;
+        prop_assert_eq!(&decoded(Request::read_body(op, &mut rest))?, &req);
+        prop_assert_eq!(rest, &junk[..]);
+
+        // Whole frame: length, header, body; split again by the frame decoder.
+        let mut wire = BytesMut::new();
+        let len = encode_frame(&mut wire, |b| {
+            RequestHeader { xid, op }.write(b);
+            req.write_body(b);
+        });
+        prop_assert_eq!(len, 8 + body.len());
+        prop_assert_eq!(be32(&wire, 0) as usize, len);
+        let mut payload = FrameDecoder::default().decode(&mut wire).unwrap().expect("a whole frame");
+        prop_assert!(wire.is_empty());
+        prop_assert_eq!(decoded(RequestHeader::read(&mut payload))?, RequestHeader { xid, op });
+        prop_assert_eq!(decoded(Request::read_body(op, &mut payload))?, req);
+        prop_assert!(payload.is_empty());
+    }
+
+    #[test]
+    fn response_round_trips((op, resp) in response(), junk in raw(), xid in int(), zxid in long()) {
+        let body = response_body(&resp);
+
+        let mut rest: &[u8] = &body;
+        let back = decoded(Response::read_body(op, &mut rest))?;
+        prop_assert!(rest.is_empty(), "{} bytes left", rest.len());
+        prop_assert_eq!(&back, &resp);
+        prop_assert_eq!(response_body(&back), body.clone());
+
+        // The decoder stops at the end of the body; except that addWatch's optional 4-byte body
+        // cannot be told from junk after an empty one.
+        if !(op == OpCode::AddWatch && resp == Response::Empty) {
+            let mut input = body.to_vec();
+            input.extend_from_slice(&junk);
+            let mut rest: &[u8] = &input;
+            prop_assert_eq!(&decoded(Response::read_body(op, &mut rest))?, &resp);
+            prop_assert_eq!(rest, &junk[..]);
+        }
+
+        let header = ReplyHeader { xid, zxid, err: ErrorCode::Ok };
+        let mut wire = BytesMut::new();
+        let len = encode_frame(&mut wire, |b| {
+            header.write(b);
+            resp.write_body(b);
+        });
+        prop_assert_eq!(len, 16 + body.len());
+        let mut payload = FrameDecoder::default().decode(&mut wire).unwrap().expect("a whole frame");
+        prop_assert_eq!(decoded(ReplyHeader::read(&mut payload))?, header);
+        prop_assert_eq!(decoded(Response::read_body(op, &mut payload))?, resp);
+        prop_assert!(payload.is_empty());
+    }
+}
+
+/// One value of every `Request` variant.
+fn one_of_each_request() -> Vec<Request> {
+    let create = CreateRequest::default();
+    let pw = PathAndWatch::default();
+    let p = PathRequest::default();
+    let w = WatchesRequest::default();
+    vec![
+        Request::Create(create.clone()),
+        Request::Create2(create.clone()),
+        Request::CreateContainer(create),
+        Request::CreateTtl(CreateTtlRequest::default()),
+        Request::Delete(DeleteRequest::default()),
+        Request::Exists(pw.clone()),
+        Request::GetData(pw.clone()),
+        Request::SetData(SetDataRequest::default()),
+        Request::GetAcl(p.clone()),
+        Request::SetAcl(SetAclRequest::default()),
+        Request::GetChildren(pw.clone()),
+        Request::Sync(p.clone()),
+        Request::Ping,
+        Request::GetChildren2(pw),
+        Request::Check(CheckVersionRequest::default()),
+        Request::Multi(MultiRequest::default()),
+        Request::Reconfig(ReconfigRequest::default()),
+        Request::CheckWatches(w.clone()),
+        Request::RemoveWatches(w),
+        Request::DeleteContainer(Bytes::from_static(b"/c")),
+        Request::MultiRead(MultiRequest::default()),
+        Request::Auth(AuthPacket::default()),
+        Request::SetWatches(SetWatches::default()),
+        Request::Sasl(SaslToken::default()),
+        Request::GetEphemerals(p.clone()),
+        Request::GetAllChildrenNumber(p),
+        Request::SetWatches2(SetWatches2::default()),
+        Request::AddWatch(AddWatchRequest::default()),
+        Request::WhoAmI,
+        Request::CloseSession,
+    ]
+}
+
+/// The opcodes `read` accepts (it does not answer "not a request/reply opcode"), scanning
+/// every known code and a band of unknown ones around them.
+fn accepted_opcodes(read: impl Fn(OpCode, &mut &[u8]) -> Result<(), DecodeError>, what: &str) -> BTreeSet<i32> {
+    let zeros = [0u8; 256];
+    (-300..=300)
+        .chain([i32::MIN, i32::MAX])
+        .filter(|&code| {
+            let mut input: &[u8] = &zeros;
+            !matches!(read(OpCode::from(code), &mut input), Err(DecodeError::InvalidValue { what: w, .. }) if w == what)
+        })
+        .collect()
+}
+
+#[test]
+fn every_request_variant_has_its_opcode_and_is_covered() {
+    let expected: [(i32, &str); 30] = [
+        (1, "Create"),
+        (15, "Create2"),
+        (19, "CreateContainer"),
+        (21, "CreateTtl"),
+        (2, "Delete"),
+        (3, "Exists"),
+        (4, "GetData"),
+        (5, "SetData"),
+        (6, "GetAcl"),
+        (7, "SetAcl"),
+        (8, "GetChildren"),
+        (9, "Sync"),
+        (11, "Ping"),
+        (12, "GetChildren2"),
+        (13, "Check"),
+        (14, "Multi"),
+        (16, "Reconfig"),
+        (17, "CheckWatches"),
+        (18, "RemoveWatches"),
+        (20, "DeleteContainer"),
+        (22, "MultiRead"),
+        (100, "Auth"),
+        (101, "SetWatches"),
+        (102, "Sasl"),
+        (103, "GetEphemerals"),
+        (104, "GetAllChildrenNumber"),
+        (105, "SetWatches2"),
+        (106, "AddWatch"),
+        (107, "WhoAmI"),
+        (-11, "CloseSession"),
+    ];
+    let all = one_of_each_request();
+    assert_eq!(all.len(), expected.len());
+    for (req, (code, name)) in all.iter().zip(expected) {
+        assert_eq!(req.op_code().code(), code, "{req:?}");
+        assert!(format!("{req:?}").starts_with(name), "{req:?} is not {name}");
+        let body = request_body(req);
+        assert_eq!(Request::read_body(req.op_code(), &mut &body[..]).as_ref(), Ok(req));
+    }
+    // If read_body learns a new opcode, the property tests above must learn the variant too.
+    let covered: BTreeSet<i32> = all.iter().map(|r| r.op_code().code()).collect();
+    let accepted = accepted_opcodes(|op, b| Request::read_body(op, b).map(drop), "request opcode");
+    assert_eq!(accepted, covered);
+}
+
+#[test]
+fn every_response_opcode_is_covered() {
+    let mut covered: BTreeSet<i32> = EMPTY_REPLY_OPS.iter().map(|o| o.code()).collect();
+    // The opcodes the `response()` strategy pairs with a non-empty body.
+    covered.extend([
+        1, 15, 19, 21, 3, 5, 7, 4, 16, 6, 8, 103, 12, 9, 14, 22, 104, 107, 106, 102,
+    ]);
+    let accepted = accepted_opcodes(|op, b| Response::read_body(op, b).map(drop), "reply opcode");
+    assert_eq!(accepted, covered);
+    // Not replies: notification, error, createSession, unknown opcodes.
+    for code in [0, -1, -10, 10, 23, 99, 108, 999] {
+        assert_eq!(
+            Response::read_body(OpCode::from(code), &mut &[][..]),
+            Err(DecodeError::InvalidValue {
+                what: "reply opcode",
+                value: code.into()
+            })
+        );
+    }
+}
+
+#[test]
+fn add_watch_reply_body_is_optional() {
+    // ZooKeeper sends a 4-byte ErrorResponse{0}; an empty body is tolerated.
+    assert_eq!(
+        Response::read_body(OpCode::AddWatch, &mut &[0u8, 0, 0, 0][..]),
+        Ok(Response::AddWatch(ErrorResponse { err: ErrorCode::Ok }))
+    );
+    assert_eq!(Response::read_body(OpCode::AddWatch, &mut &[][..]), Ok(Response::Empty));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    Response::AddWatch(ErrorResponse { err: ErrorCode::Ok }).write_body(&mut buf);
+    assert_eq!(buf.as_ref(), &[0u8; 8]);
+}
