@@ -1,0 +1,414 @@
+//! One task per client connection: four-letter words, the handshake, then requests answered
+//! in order, with notifications queued among the replies.
+//!
+//! The task owns the whole stream and selects between reading requests and writing what is
+//! queued on its channel (replies, notifications, or the order to close). Anything the peer
+//! sends that cannot be accepted — a length over the limit, a negative length, a header that
+//! does not decode, an unknown first word — closes this connection and nothing else. Nothing
+//! read from the wire is trusted: no indexing, no unwrap.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use corral_proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, FrameDecoder, Jute, Request, RequestHeader, encode_frame,
+    four_letter_word,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::fourlw;
+use crate::ops::{self, Ctx, Reply};
+use crate::session::PASSWORD_LEN;
+use crate::state::{ConnId, Outgoing, Shared, encode_reply};
+
+/// How long a closing connection waits for the peer to close after our FIN, so that a final
+/// reply is not lost to a reset.
+const LINGER: Duration = Duration::from_millis(250);
+
+/// The fault controls of one listener (one member of a cluster).
+#[derive(Debug)]
+pub(crate) struct MemberCtl {
+    pub(crate) index: usize,
+    /// While true, connections neither read nor write (a black hole).
+    pub(crate) paused: watch::Sender<bool>,
+    /// Added before each request is handled.
+    pub(crate) latency: Mutex<Duration>,
+    /// The port the listener is bound to (for `conf`).
+    pub(crate) port: AtomicU16,
+}
+
+impl MemberCtl {
+    pub(crate) fn new(index: usize) -> Self {
+        Self {
+            index,
+            paused: watch::Sender::new(false),
+            latency: Mutex::new(Duration::ZERO),
+            port: AtomicU16::new(0),
+        }
+    }
+
+    fn latency(&self) -> Duration {
+        *self.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What to do after handling input.
+enum Flow {
+    Continue,
+    /// Close now, without flushing (a protocol error).
+    Abort,
+}
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve<S>(shared: Arc<Shared>, ctl: Arc<MemberCtl>, stream: S, peer: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer_text = peer.map_or_else(|| "in-memory".to_owned(), |p| p.to_string());
+    let peer_ip = peer.map_or_else(|| "127.0.0.1".to_owned(), |p| p.ip().to_string());
+    let span = tracing::info_span!("conn", peer = %peer_text, session = tracing::field::Empty);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let id = shared
+        .lock()
+        .register_conn(tx, ctl.index, peer_text, peer_ip, shared.wall_ms());
+    let mut conn = Connection {
+        paused: ctl.paused.subscribe(),
+        shared,
+        ctl,
+        stream,
+        buf: BytesMut::with_capacity(4096),
+        decoder: FrameDecoder::default(),
+        id,
+        rx,
+        session: None,
+        closing: false,
+    };
+    conn.decoder = FrameDecoder::new(conn.shared.config.max_frame);
+    async move {
+        tracing::debug!(conn = id, "connection accepted");
+        let linger = conn.run().await;
+        conn.shared.lock().detach_conn(id);
+        let _ = conn.stream.shutdown().await;
+        if linger {
+            let mut sink = [0u8; 1024];
+            let _ = tokio::time::timeout(LINGER, async {
+                while matches!(conn.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
+        tracing::debug!(conn = id, "connection closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Connection<S> {
+    shared: Arc<Shared>,
+    ctl: Arc<MemberCtl>,
+    paused: watch::Receiver<bool>,
+    stream: S,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    id: ConnId,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    session: Option<i64>,
+    /// Set once a close is queued: input after it is ignored.
+    closing: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// The main loop. Returns whether the close was orderly (worth lingering for the peer).
+    async fn run(&mut self) -> bool {
+        let deadline = Instant::now() + self.shared.config.handshake_timeout;
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut pause_alive = true;
+        loop {
+            let paused = *self.paused.borrow_and_update();
+            if !paused && !held.is_empty() {
+                let batch: Vec<Bytes> = std::mem::take(&mut held);
+                if self.write(&batch).await.is_err() {
+                    return false;
+                }
+            }
+            tokio::select! {
+                biased;
+                msg = self.rx.recv() => {
+                    let mut batch = Vec::new();
+                    let mut close = false;
+                    match msg {
+                        Some(Outgoing::Frame(frame)) => batch.push(frame),
+                        Some(Outgoing::Close) | None => close = true,
+                    }
+                    while !close {
+                        match self.rx.try_recv() {
+                            Ok(Outgoing::Frame(frame)) => batch.push(frame),
+                            Ok(Outgoing::Close) => close = true,
+                            Err(_) => break,
+                        }
+                    }
+                    if paused {
+                        held.extend(batch);
+                    } else if self.write(&batch).await.is_err() {
+                        return false;
+                    }
+                    if close {
+                        return !paused;
+                    }
+                }
+                changed = self.paused.changed(), if pause_alive => {
+                    pause_alive = changed.is_ok();
+                }
+                read = self.stream.read_buf(&mut self.buf), if !paused => {
+                    match read {
+                        Ok(0) | Err(_) => return false,
+                        Ok(_) => {
+                            if let Flow::Abort = self.process_input().await {
+                                return false;
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline), if self.session.is_none() && !paused => {
+                    tracing::debug!("no handshake in time");
+                    return false;
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        if let [one] = frames {
+            self.stream.write_all(one).await?;
+        } else {
+            let mut out = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+            frames.iter().for_each(|f| out.put_slice(f));
+            self.stream.write_all(&out).await?;
+        }
+        self.stream.flush().await
+    }
+
+    /// Handles every whole frame in the buffer.
+    async fn process_input(&mut self) -> Flow {
+        if self.closing {
+            // Everything after the order to close is ignored.
+            self.buf.clear();
+            return Flow::Continue;
+        }
+        if self.session.is_none()
+            && let Some(first) = self.buf.get(..4)
+            && let Ok(first) = <[u8; 4]>::try_from(first)
+            && let Some(cmd) = four_letter_word(first)
+        {
+            self.four_letter_word(cmd);
+            return Flow::Continue;
+        }
+        loop {
+            let frame = match self.decoder.decode(&mut self.buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Flow::Continue,
+                Err(e) => {
+                    tracing::info!(error = %e, "refused frame; closing");
+                    return Flow::Abort;
+                }
+            };
+            let flow = if self.session.is_none() {
+                self.handshake(&frame)
+            } else {
+                let latency = self.ctl.latency();
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                self.request(&frame)
+            };
+            if let Flow::Abort = flow {
+                return flow;
+            }
+            if self.closing {
+                self.buf.clear();
+                return Flow::Continue;
+            }
+        }
+    }
+
+    fn four_letter_word(&mut self, cmd: &str) {
+        self.buf.clear();
+        let mut state = self.shared.lock();
+        state.received += 1;
+        if let Some(info) = state.conns.get_mut(&self.id) {
+            info.received += 1;
+        }
+        let port = self.ctl.port.load(Ordering::Relaxed);
+        let text = fourlw::run(cmd, &self.shared, &state, self.id, port);
+        tracing::debug!(cmd, "four-letter word");
+        state.send(self.id, Bytes::from(text));
+        state.close_conn(self.id);
+        self.closing = true;
+    }
+
+    /// The ConnectRequest (zookeeper-protocol.md §3.3).
+    fn handshake(&mut self, frame: &[u8]) -> Flow {
+        let Ok(req) = ConnectRequest::read(&mut &frame[..]) else {
+            tracing::info!("undecodable ConnectRequest; closing");
+            return Flow::Abort;
+        };
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.lock();
+        state.received += 1;
+        if req.last_zxid_seen > state.zxid {
+            tracing::info!(
+                client = req.last_zxid_seen,
+                server = state.zxid,
+                "client has seen a later zxid; closing"
+            );
+            return Flow::Abort;
+        }
+        let timeout = shared.config.negotiate_timeout(req.timeout);
+        let now = shared.now_ms();
+        let read_only = req.read_only.map(|_| false);
+        let granted = if req.session_id == 0 {
+            let (id, password) = {
+                let session = state.sessions.create(timeout, now);
+                (session.id, session.password)
+            };
+            state.next_zxid();
+            shared.expirer_wake.notify_one();
+            tracing::info!(session = format_args!("{id:#x}"), timeout, "session created");
+            Some((id, password))
+        } else {
+            let id = req.session_id;
+            if let Some(old) = state.sessions.get(id).and_then(|s| s.conn)
+                && old != self.id
+            {
+                tracing::debug!(old, "closing the session's previous connection");
+                state.close_conn(old);
+            }
+            let valid = state
+                .sessions
+                .get(id)
+                .filter(|s| !s.closing && s.password.as_slice() == req.passwd.as_ref())
+                .map(|s| s.password);
+            if valid.is_some() {
+                state.sessions.set_timeout(id, timeout, now);
+                tracing::info!(session = format_args!("{id:#x}"), timeout, "session resumed");
+            } else {
+                tracing::info!(session = format_args!("{id:#x}"), "session expired or invalid");
+            }
+            valid.map(|password| (id, password))
+        };
+        let response = match granted {
+            Some((id, password)) => {
+                if let Some(session) = state.sessions.get_mut(id) {
+                    session.conn = Some(self.id);
+                }
+                if let Some(info) = state.conns.get_mut(&self.id) {
+                    info.session = Some(id);
+                    info.timeout_ms = timeout;
+                }
+                self.session = Some(id);
+                tracing::Span::current().record("session", format_args!("{id:#x}"));
+                ConnectResponse {
+                    protocol_version: 0,
+                    timeout,
+                    session_id: id,
+                    passwd: Bytes::copy_from_slice(&password),
+                    read_only,
+                }
+            }
+            None => ConnectResponse {
+                protocol_version: 0,
+                timeout: 0,
+                session_id: 0,
+                passwd: Bytes::from_static(&[0; PASSWORD_LEN]),
+                read_only,
+            },
+        };
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |b| response.write(b));
+        state.send(self.id, out.freeze());
+        if granted.is_none() {
+            state.close_conn(self.id);
+            self.closing = true;
+        }
+        Flow::Continue
+    }
+
+    /// One request after the handshake.
+    fn request(&mut self, frame: &[u8]) -> Flow {
+        let mut body = frame;
+        let Ok(header) = RequestHeader::read(&mut body) else {
+            tracing::info!("undecodable request header; closing");
+            return Flow::Abort;
+        };
+        let Some(session) = self.session else {
+            return Flow::Abort;
+        };
+        let started = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let wall = shared.wall_ms();
+        let mut state = shared.lock();
+        let Some(info) = state.conns.get_mut(&self.id) else {
+            // Closed under us (expiry, reattach elsewhere, fault): the order to close is queued;
+            // drop the request.
+            self.closing = true;
+            return Flow::Continue;
+        };
+        info.received += 1;
+        let auth = info.auth.clone();
+        state.received += 1;
+        if !state.sessions.touch(session, shared.now_ms()) {
+            tracing::debug!(xid = header.xid, "request for a closing session dropped");
+            state.close_conn(self.id);
+            self.closing = true;
+            return Flow::Continue;
+        }
+        let reply = if !ops::is_client_op(header.op) {
+            tracing::info!(xid = header.xid, op = header.op.code(), "unknown opcode; closing");
+            Reply::err(state.zxid, ErrorCode::Unimplemented).then_close()
+        } else {
+            match Request::read_body(header.op, &mut body) {
+                Ok(request) => {
+                    let mut ctx = Ctx {
+                        state: &mut state,
+                        config: &shared.config,
+                        conn: self.id,
+                        session,
+                        auth,
+                        wall,
+                    };
+                    ops::dispatch(&mut ctx, request)
+                }
+                Err(e) => {
+                    tracing::info!(xid = header.xid, op = ?header.op, error = %e, "undecodable request");
+                    Reply::err(state.zxid, ErrorCode::MarshallingError)
+                }
+            }
+        };
+        tracing::debug!(xid = header.xid, op = ?header.op, err = %reply.err, zxid = reply.zxid, "request");
+        let frame = encode_reply(header.xid, reply.zxid, reply.err, reply.body.as_ref());
+        state.send(self.id, frame);
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        state.latency.record(elapsed);
+        if let Some(info) = state.conns.get_mut(&self.id) {
+            info.last_op = ops::short_name(header.op);
+            info.last_cxid = header.xid;
+            info.last_zxid = reply.zxid;
+            info.last_response = wall;
+            info.last_latency = elapsed;
+            info.latency.record(elapsed);
+        }
+        if reply.close {
+            state.close_conn(self.id);
+            self.closing = true;
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,468 @@
+//! The in-process server: [`ServerBuilder`], [`Server`], and the pieces the test kit shares
+//! with it (the shared core with its background tasks, and listeners).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::DuplexStream;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::config::{Clock, Config};
+use crate::conn::{self, MemberCtl};
+use crate::state::Shared;
+
+/// The in-memory transport's buffer, per direction.
+const DUPLEX_BUFFER: usize = 256 * 1024;
+/// How long a stopping listener waits for its connections to finish closing.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Configures and starts a [`Server`]. Made by [`Server::builder`].
+///
+/// Every setting has ZooKeeper's default unless noted: tick 2000 ms (the sample `zoo.cfg`),
+/// session timeouts clamped to `[2, 20] × tick`, extended types (TTL nodes) **on**, container
+/// sweeps every 60 s, four-letter words **all enabled**, frames up to 1 MiB − 1, and the
+/// listener on `127.0.0.1` with a port chosen by the system.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), corral_server::Error> {
+/// use std::time::Duration;
+///
+/// let server = corral_server::Server::builder()
+///     .tick_time(Duration::from_millis(100))
+///     .max_session_timeout(Duration::from_secs(10))
+///     .start()
+///     .await?;
+/// assert!(server.connect_string().starts_with("127.0.0.1:"));
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    config: Config,
+}
+
+impl ServerBuilder {
+    /// The tick: the width of the session expiry buckets and the unit of the default timeout
+    /// bounds. Default 2000 ms.
+    pub fn tick_time(mut self, tick: Duration) -> Self {
+        self.config.tick = tick;
+        self
+    }
+
+    /// The smallest session timeout granted. Default 2 × tick.
+    pub fn min_session_timeout(mut self, timeout: Duration) -> Self {
+        self.config.min_session_timeout = Some(timeout);
+        self
+    }
+
+    /// The largest session timeout granted. Default 20 × tick.
+    pub fn max_session_timeout(mut self, timeout: Duration) -> Self {
+        self.config.max_session_timeout = Some(timeout);
+        self
+    }
+
+    /// The port to listen on; 0 (the default) lets the system choose.
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// The address to listen on. Default `127.0.0.1`.
+    pub fn host(mut self, host: IpAddr) -> Self {
+        self.config.host = host;
+        self
+    }
+
+    /// The server id in the top byte of session ids. Default 1, as a standalone ZooKeeper.
+    pub fn server_id(mut self, id: u8) -> Self {
+        self.config.server_id = id;
+        self
+    }
+
+    /// Whether TTL nodes are allowed (`zookeeper.extendedTypesEnabled`). Default true; when
+    /// false, TTL creates answer Unimplemented.
+    pub fn extended_types(mut self, enabled: bool) -> Self {
+        self.config.extended_types = enabled;
+        self
+    }
+
+    /// Whether reconfig is enabled. Default false (reconfig answers ReconfigDisabled); when
+    /// true it answers Unimplemented, as a standalone ZooKeeper does.
+    pub fn reconfig_enabled(mut self, enabled: bool) -> Self {
+        self.config.reconfig_enabled = enabled;
+        self
+    }
+
+    /// How often empty containers and expired TTL nodes are deleted. Default 60 s.
+    pub fn container_check_interval(mut self, interval: Duration) -> Self {
+        self.config.container_check_interval = interval;
+        self
+    }
+
+    /// After how long a container that never had a child is deleted; zero never. Default
+    /// 5 minutes.
+    pub fn container_max_never_used(mut self, interval: Duration) -> Self {
+        self.config.container_max_never_used = interval;
+        self
+    }
+
+    /// The super digest (`super:<base64 sha1>`, see [`crate::digest`]): a connection that
+    /// authenticates with the matching `digest` credentials passes every ACL check.
+    pub fn super_digest(mut self, digest: impl Into<String>) -> Self {
+        self.config.super_digest = Some(digest.into());
+        self
+    }
+
+    /// Restricts the four-letter words answered (`*` allows all). Default: all.
+    pub fn four_letter_words<I, W>(mut self, words: I) -> Self
+    where
+        I: IntoIterator<Item = W>,
+        W: Into<String>,
+    {
+        self.config.four_letter_words = Some(words.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The largest frame accepted (`jute.maxbuffer`). Default 1 MiB − 1.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame = bytes;
+        self
+    }
+
+    /// How long a new connection may take to send its ConnectRequest. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// The wall clock for ctime, mtime and TTLs. Default [`Clock::system`].
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// Binds the listener and starts serving.
+    ///
+    /// The server accepts connections as soon as this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the address cannot be bound.
+    pub async fn start(self) -> Result<Server, Error> {
+        let addr = SocketAddr::new(self.config.host, self.config.port);
+        let core = Core::start(self.config);
+        let member = Member::bind(&core.shared, Arc::new(MemberCtl::new(0)), addr).await?;
+        tracing::info!(addr = %member.addr, "corral server listening");
+        Ok(Server { core, member })
+    }
+
+    pub(crate) fn into_config(self) -> Config {
+        self.config
+    }
+}
+
+/// A running embedded ZooKeeper-compatible server.
+///
+/// Dropping it stops every task at once; [`Server::shutdown`] does the same but waits for the
+/// connections to close and the port to be released.
+#[derive(Debug)]
+pub struct Server {
+    core: Core,
+    member: Member,
+}
+
+impl Server {
+    /// A builder with the default settings.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Starts a server with the default settings on `127.0.0.1` and a free port.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if no port can be bound.
+    pub async fn start() -> Result<Server, Error> {
+        Self::builder().start().await
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.member.addr
+    }
+
+    /// The connect string for a client: `host:port`.
+    pub fn connect_string(&self) -> String {
+        self.member.addr.to_string()
+    }
+
+    /// A connection over an in-memory transport, served exactly like a TCP one.
+    ///
+    /// Tests that pause Tokio's clock should use it: with nothing but in-memory I/O, paused
+    /// time advances only when every task waits on a timer.
+    pub fn connect_in_memory(&self) -> DuplexStream {
+        self.member.connect_in_memory(&self.core.shared)
+    }
+
+    /// Deletes, now, the containers and TTL nodes that are due (as the periodic sweep would).
+    /// Returns how many were deleted.
+    pub fn sweep_now(&self) -> usize {
+        self.core.sweep_now()
+    }
+
+    /// Stops listening, closes every connection and stops the background tasks.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping this future stops everything at once instead of waiting for it.
+    pub async fn shutdown(mut self) {
+        self.member.stop(&self.core.shared).await;
+        tracing::info!("corral server stopped");
+    }
+}
+
+/// The state shared by every listener, and the tasks that expire sessions and sweep
+/// containers. The tasks stop when it is dropped.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+impl Core {
+    pub(crate) fn start(config: Config) -> Self {
+        let shared = Arc::new(Shared::new(config));
+        let tasks = vec![
+            tokio::spawn(expirer(Arc::clone(&shared))),
+            tokio::spawn(sweeper(Arc::clone(&shared))),
+        ];
+        Self { shared, tasks }
+    }
+
+    pub(crate) fn sweep_now(&self) -> usize {
+        let wall = self.shared.wall_ms();
+        self.shared.lock().sweep(wall, &self.shared.config)
+    }
+
+    pub(crate) fn session_ids(&self) -> Vec<i64> {
+        self.shared.lock().sessions.ids()
+    }
+
+    pub(crate) fn expire_session(&self, id: i64) -> bool {
+        let wall = self.shared.wall_ms();
+        let mut state = self.shared.lock();
+        if !state.sessions.set_closing(id) {
+            return false;
+        }
+        tracing::info!(session = format_args!("{id:#x}"), "session expired by the test kit");
+        state.end_session(id, wall, &self.shared.config, true);
+        true
+    }
+
+    pub(crate) fn drop_connection(&self, session: i64) -> bool {
+        let mut state = self.shared.lock();
+        match state.sessions.get(session).and_then(|s| s.conn) {
+            Some(conn) => {
+                tracing::info!(
+                    session = format_args!("{session:#x}"),
+                    "connection dropped by the test kit"
+                );
+                state.close_conn(conn);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops or restarts session expiry (a whole stopped server does not expire sessions; on
+    /// restart every session gets a fresh timeout, as ZooKeeper does when it reloads them).
+    pub(crate) fn set_expiry(&self, enabled: bool) {
+        let now = self.shared.now_ms();
+        let mut state = self.shared.lock();
+        if enabled && !state.expiry_enabled {
+            state.sessions.touch_all(now);
+        }
+        state.expiry_enabled = enabled;
+        drop(state);
+        self.shared.expirer_wake.notify_one();
+    }
+
+    /// The listener index a session's connection belongs to.
+    pub(crate) fn member_of_session(&self, session: i64) -> Option<usize> {
+        let state = self.shared.lock();
+        let conn = state.sessions.get(session)?.conn?;
+        state.conns.get(&conn).map(|c| c.member)
+    }
+}
+
+/// One session timer for the whole server: sleeps to the earliest bucket boundary and
+/// expires that bucket.
+async fn expirer(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let state = shared.lock();
+            if state.expiry_enabled {
+                state.sessions.next_expiration()
+            } else {
+                None
+            }
+        };
+        match next {
+            None => shared.expirer_wake.notified().await,
+            Some(at) => {
+                let deadline = shared.start + Duration::from_millis(at);
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {
+                        shared.expire_due();
+                    }
+                    () = shared.expirer_wake.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Deletes due containers and TTL nodes every `container_check_interval`.
+async fn sweeper(shared: Arc<Shared>) {
+    let interval = shared.config.container_check_interval.max(Duration::from_millis(1));
+    loop {
+        tokio::time::sleep(interval).await;
+        let wall = shared.wall_ms();
+        shared.lock().sweep(wall, &shared.config);
+    }
+}
+
+/// One listener: an accept loop, its connections, and its fault controls.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) ctl: Arc<MemberCtl>,
+    pub(crate) addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(accept) = &self.accept {
+            accept.abort();
+        }
+    }
+}
+
+fn spawn_conn(conns: &Mutex<JoinSet<()>>, task: impl Future<Output = ()> + Send + 'static) {
+    let mut set = conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    while set.try_join_next().is_some() {}
+    set.spawn(task);
+}
+
+impl Member {
+    pub(crate) async fn bind(shared: &Arc<Shared>, ctl: Arc<MemberCtl>, addr: SocketAddr) -> Result<Member, Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        ctl.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let conns = Arc::new(Mutex::new(JoinSet::new()));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(shared),
+            Arc::clone(&ctl),
+            Arc::clone(&conns),
+            stop_rx,
+        ));
+        Ok(Member {
+            ctl,
+            addr: local,
+            stop: Some(stop_tx),
+            accept: Some(accept),
+            conns,
+        })
+    }
+
+    pub(crate) fn connect_in_memory(&self, shared: &Arc<Shared>) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(DUPLEX_BUFFER);
+        spawn_conn(
+            &self.conns,
+            conn::serve(Arc::clone(shared), Arc::clone(&self.ctl), server, None),
+        );
+        client
+    }
+
+    /// Stops accepting, closes this listener's connections and waits (briefly) for them.
+    pub(crate) async fn stop(&mut self, shared: &Shared) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        {
+            let mut state = shared.lock();
+            let mine: Vec<u64> = state
+                .conns
+                .iter()
+                .filter(|(_, c)| c.member == self.ctl.index)
+                .map(|(id, _)| *id)
+                .collect();
+            mine.into_iter().for_each(|id| state.close_conn(id));
+        }
+        let mut set = std::mem::take(&mut *self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let _ = tokio::time::timeout(STOP_GRACE, async { while set.join_next().await.is_some() {} }).await;
+        set.abort_all();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    ctl: Arc<MemberCtl>,
+    conns: Arc<Mutex<JoinSet<()>>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    spawn_conn(&conns, conn::serve(Arc::clone(&shared), Arc::clone(&ctl), stream, Some(peer)));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The state every member of a server (or of a simulated cluster) shares: the tree, the
+//! sessions, the watches and the connections, behind one mutex.
+//!
+//! The mutex is held for the few microseconds a request takes and never across an `.await`.
+//! zxids are assigned under it, so writes are totally ordered; replies and notifications are
+//! queued on each connection's channel under it too, so a notification is always queued ahead
+//! of the reply to any later request of that connection.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use corral_proto::{
+    ErrorCode, EventType, Id, Jute, KeeperState, Perms, ReplyHeader, Response, WatcherEvent, encode_frame, xid,
+};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::acl::Authz;
+use crate::config::Config;
+use crate::session::SessionTracker;
+use crate::tree::DataTree;
+use crate::txn::{Change, Txn};
+use crate::watch::Watches;
+
+/// Identifies one client connection for the lifetime of the server.
+pub(crate) type ConnId = u64;
+
+/// What a connection task is asked to do.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// Write this whole frame (length prefix included).
+    Frame(Bytes),
+    /// Flush what was queued before, then close the connection.
+    Close,
+}
+
+/// Latency figures in ms, as `srvr` and `mntr` report them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Latency {
+    count: u64,
+    total: u64,
+    min: Option<u64>,
+    max: u64,
+}
+
+impl Latency {
+    pub(crate) fn record(&mut self, ms: u64) {
+        self.count += 1;
+        self.total += ms;
+        self.min = Some(self.min.map_or(ms, |m| m.min(ms)));
+        self.max = self.max.max(ms);
+    }
+    pub(crate) fn min(&self) -> u64 {
+        self.min.unwrap_or(0)
+    }
+    pub(crate) fn max(&self) -> u64 {
+        self.max
+    }
+    pub(crate) fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total as f64 / self.count as f64
+        }
+    }
+}
+
+/// One live connection, as the shared state sees it.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    pub(crate) tx: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) member: usize,
+    pub(crate) peer: String,
+    pub(crate) peer_ip: String,
+    pub(crate) session: Option<i64>,
+    pub(crate) timeout_ms: i32,
+    pub(crate) auth: Vec<Id>,
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    pub(crate) established: i64,
+    pub(crate) last_op: &'static str,
+    pub(crate) last_cxid: i32,
+    pub(crate) last_zxid: i64,
+    pub(crate) last_response: i64,
+    pub(crate) last_latency: u64,
+    pub(crate) latency: Latency,
+}
+
+/// Tree, sessions, watches and connections.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) tree: DataTree,
+    pub(crate) sessions: SessionTracker,
+    pub(crate) watches: Watches,
+    pub(crate) conns: BTreeMap<ConnId, ConnInfo>,
+    next_conn: ConnId,
+    /// The last zxid assigned.
+    pub(crate) zxid: i64,
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    pub(crate) latency: Latency,
+    /// False while a whole (single-member) server is stopped: sessions do not expire then.
+    pub(crate) expiry_enabled: bool,
+}
+
+/// The shared state plus what every task of the server needs next to it.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) config: Config,
+    /// The origin of the monotonic millisecond clock used for expiry buckets.
+    pub(crate) start: Instant,
+    /// Wakes the session expirer when an earlier bucket may exist.
+    pub(crate) expirer_wake: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Self {
+        let start_wall = config.clock.now_ms();
+        let state = State {
+            tree: DataTree::new(),
+            sessions: SessionTracker::new(config.server_id, start_wall, config.tick_ms()),
+            watches: Watches::default(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            zxid: 0,
+            received: 0,
+            sent: 0,
+            latency: Latency::default(),
+            expiry_enabled: true,
+        };
+        Self {
+            state: Mutex::new(state),
+            config,
+            start: Instant::now(),
+            expirer_wake: Notify::new(),
+        }
+    }
+
+    /// Locks the state. A panic while locked cannot leave it half-written in a way later
+    /// requests would trip over more than the panic itself, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Milliseconds since the server started, on the monotonic (tokio) clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Wall-clock milliseconds since the epoch.
+    pub(crate) fn wall_ms(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+
+    /// Expires every session whose bucket has passed. Returns how many expired.
+    pub(crate) fn expire_due(&self) -> usize {
+        let now = self.now_ms();
+        let wall = self.wall_ms();
+        let mut state = self.lock();
+        if !state.expiry_enabled {
+            return 0;
+        }
+        let expired = state.sessions.take_expired(now);
+        for id in &expired {
+            tracing::info!(session = format_args!("{id:#x}"), "session expired");
+            state.end_session(*id, wall, &self.config, true);
+        }
+        expired.len()
+    }
+}
+
+/// Encodes a reply frame: the header, then the body only when `err` is OK.
+pub(crate) fn encode_reply(xid: i32, zxid: i64, err: ErrorCode, body: Option<&Response>) -> Bytes {
+    let mut buf = BytesMut::new();
+    encode_frame(&mut buf, |b| {
+        ReplyHeader { xid, zxid, err }.write(b);
+        if err == ErrorCode::Ok
+            && let Some(body) = body
+        {
+            body.write_body(b);
+        }
+    });
+    buf.freeze()
+}
+
+/// Encodes a watch notification. The header zxid is −1, as ZooKeeper ≤ 3.8 sends it.
+pub(crate) fn encode_notification(event_type: EventType, path: &str) -> Bytes {
+    let mut buf = BytesMut::new();
+    encode_frame(&mut buf, |b| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: ErrorCode::Ok,
+        }
+        .write(b);
+        WatcherEvent {
+            event_type,
+            state: KeeperState::SyncConnected,
+            path: path.to_owned(),
+        }
+        .write(b);
+    });
+    buf.freeze()
+}
+
+impl State {
+    /// Assigns the next zxid.
+    pub(crate) fn next_zxid(&mut self) -> i64 {
+        self.zxid += 1;
+        self.zxid
+    }
+
+    /// Registers a new connection and returns its id.
+    pub(crate) fn register_conn(
+        &mut self,
+        tx: mpsc::UnboundedSender<Outgoing>,
+        member: usize,
+        peer: String,
+        peer_ip: String,
+        now: i64,
+    ) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(
+            id,
+            ConnInfo {
+                tx,
+                member,
+                auth: vec![Id::new("ip", peer_ip.clone())],
+                peer,
+                peer_ip,
+                session: None,
+                timeout_ms: 0,
+                received: 0,
+                sent: 0,
+                established: now,
+                last_op: "NA",
+                last_cxid: -1,
+                last_zxid: -1,
+                last_response: 0,
+                last_latency: 0,
+                latency: Latency::default(),
+            },
+        );
+        id
+    }
+
+    /// Queues a frame on a connection.
+    pub(crate) fn send(&mut self, conn: ConnId, frame: Bytes) {
+        if let Some(info) = self.conns.get_mut(&conn)
+            && info.tx.send(Outgoing::Frame(frame)).is_ok()
+        {
+            info.sent += 1;
+            self.sent += 1;
+        }
+    }
+
+    /// Forgets a connection: its watches go, and its session (if any) is left without one.
+    /// Idempotent.
+    pub(crate) fn detach_conn(&mut self, conn: ConnId) {
+        let Some(info) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.watches.remove_conn(conn);
+        if let Some(session) = info.session.and_then(|id| self.sessions.get_mut(id))
+            && session.conn == Some(conn)
+        {
+            session.conn = None;
+        }
+    }
+
+    /// Asks a connection to close (after what is already queued) and forgets it.
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        if let Some(info) = self.conns.get(&conn) {
+            let _ = info.tx.send(Outgoing::Close);
+        }
+        self.detach_conn(conn);
+    }
+
+    /// Ends a session (expiry or closeSession): one transaction deletes its ephemerals (their
+    /// watches fire), the session is forgotten, and with `close` its connection is closed.
+    /// Returns the zxid of that transaction.
+    pub(crate) fn end_session(&mut self, id: i64, wall: i64, config: &Config, close: bool) -> i64 {
+        self.sessions.set_closing(id);
+        let zxid = self.next_zxid();
+        let mut txn = Txn::new(&mut self.tree, zxid, wall, config.extended_types);
+        txn.delete_ephemerals(id);
+        let changes = txn.commit();
+        self.deliver(&changes);
+        if let Some(session) = self.sessions.remove(id)
+            && let Some(conn) = session.conn
+            && close
+        {
+            self.close_conn(conn);
+        }
+        zxid
+    }
+
+    /// Fires the watches of committed changes and queues the notifications, filtered by READ
+    /// permission on the node (on the parent for NodeChildrenChanged).
+    pub(crate) fn deliver(&mut self, changes: &[Change]) {
+        for change in changes {
+            let (event, path, acl) = match change {
+                Change::Created(p, acl) => (EventType::NodeCreated, p, acl),
+                Change::Deleted(p, acl) => (EventType::NodeDeleted, p, acl),
+                Change::DataChanged(p, acl) => (EventType::NodeDataChanged, p, acl),
+                Change::ChildrenChanged(p, acl) => (EventType::NodeChildrenChanged, p, acl),
+            };
+            for conn in self.watches.trigger(event, path) {
+                let allowed = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|info| Authz::new(&info.auth).allows(acl, Perms::READ));
+                if allowed {
+                    tracing::trace!(conn, ?event, path = %path, "notification");
+                    self.send(conn, encode_notification(event, path));
+                }
+            }
+        }
+    }
+
+    /// Runs one write transaction: assigns a zxid, applies `f`, and commits (delivering the
+    /// watch events) or rolls back. Failed writes consume a zxid, as in ZooKeeper.
+    pub(crate) fn write<T>(
+        &mut self,
+        wall: i64,
+        extended_types: bool,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, ErrorCode>,
+    ) -> (i64, Result<T, ErrorCode>) {
+        let zxid = self.next_zxid();
+        let mut txn = Txn::new(&mut self.tree, zxid, wall, extended_types);
+        let result = f(&mut txn);
+        match result {
+            Ok(value) => {
+                let changes = txn.commit();
+                self.deliver(&changes);
+                (zxid, Ok(value))
+            }
+            Err(code) => {
+                txn.rollback();
+                (zxid, Err(code))
+            }
+        }
+    }
+
+    /// Deletes the containers and TTL nodes that are due, each in its own deleteContainer
+    /// transaction. Returns how many were deleted.
+    pub(crate) fn sweep(&mut self, wall: i64, config: &Config) -> usize {
+        let never_used = i64::try_from(config.container_max_never_used.as_millis()).unwrap_or(i64::MAX);
+        let due: Vec<String> = self
+            .tree
+            .iter()
+            .filter(|(_, n)| n.children.is_empty())
+            .filter(|(_, n)| match n.kind {
+                crate::tree::NodeKind::Container => {
+                    n.child_creates > 0 || (never_used != 0 && wall.saturating_sub(n.mtime) > never_used)
+                }
+                crate::tree::NodeKind::Ttl(ttl) => ttl != 0 && wall.saturating_sub(n.mtime) > ttl,
+                _ => false,
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut deleted = 0;
+        for path in due {
+            let (_, result) = self.write(wall, config.extended_types, |txn| txn.delete_container(&path));
+            if result.is_ok() {
+                tracing::debug!(path = %path, "swept container or TTL node");
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+}

@@ -1,0 +1,195 @@
+//! [`TestingCluster`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::DuplexStream;
+
+use crate::conn::MemberCtl;
+use crate::server::{Core, Error, Member, ServerBuilder};
+
+#[derive(Debug)]
+struct Slot {
+    ctl: Arc<MemberCtl>,
+    member: Option<Member>,
+    addr: SocketAddr,
+}
+
+/// Several listeners sharing one tree and one session tracker: a simulated ensemble.
+///
+/// A client given [`TestingCluster::connect_string`] (every member's address) can lose its
+/// member — stopped, paused, or its connection dropped — reconnect to another one with its
+/// session id and password, and keep its session and ephemerals, as with a real ensemble.
+/// Nothing is replicated: there is one state, and members are only doors into it.
+///
+/// # Panics
+///
+/// The methods taking a member index panic if it is out of range (a bug in the test).
+#[derive(Debug)]
+pub struct TestingCluster {
+    core: Core,
+    slots: Vec<Slot>,
+}
+
+impl TestingCluster {
+    /// Starts `members` listeners on free ports with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if a port cannot be bound.
+    pub async fn start(members: usize) -> Result<Self, Error> {
+        Self::with_builder(members, ServerBuilder::default()).await
+    }
+
+    /// Starts `members` listeners with the settings of `builder` (its port is ignored: each
+    /// member gets a free one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if a port cannot be bound.
+    pub async fn with_builder(members: usize, builder: ServerBuilder) -> Result<Self, Error> {
+        let config = builder.into_config();
+        let host = config.host;
+        let core = Core::start(config);
+        let mut slots = Vec::with_capacity(members);
+        for index in 0..members {
+            let ctl = Arc::new(MemberCtl::new(index));
+            let member = Member::bind(&core.shared, Arc::clone(&ctl), SocketAddr::new(host, 0)).await?;
+            slots.push(Slot {
+                ctl,
+                addr: member.addr,
+                member: Some(member),
+            });
+        }
+        Ok(Self { core, slots })
+    }
+
+    fn slot(&self, index: usize) -> &Slot {
+        match self.slots.get(index) {
+            Some(slot) => slot,
+            None => panic!("no member {index} in a cluster of {}", self.slots.len()),
+        }
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the cluster has no member.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every member's address, in member order.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.slots.iter().map(|s| s.addr).collect()
+    }
+
+    /// The address of member `index`.
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.slot(index).addr
+    }
+
+    /// Every member's address, comma-separated: `h:p1,h:p2,h:p3`.
+    pub fn connect_string(&self) -> String {
+        self.addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Whether member `index` is running.
+    pub fn is_running(&self, index: usize) -> bool {
+        self.slot(index).member.is_some()
+    }
+
+    /// An in-memory connection to member `index`, or `None` while it is stopped.
+    pub fn connect_in_memory(&self, index: usize) -> Option<DuplexStream> {
+        let slot = self.slot(index);
+        slot.member.as_ref().map(|m| m.connect_in_memory(&self.core.shared))
+    }
+
+    /// Stops member `index`: its port is released and its connections are closed. Sessions
+    /// live on (and keep ageing) for the other members to resume.
+    pub async fn stop_member(&mut self, index: usize) {
+        self.slot(index);
+        let member = self.slots.get_mut(index).and_then(|s| s.member.take());
+        if let Some(mut member) = member {
+            member.stop(&self.core.shared).await;
+        }
+    }
+
+    /// Restarts member `index` on its port (stopping it first if it runs).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the port was taken meanwhile.
+    pub async fn restart_member(&mut self, index: usize) -> Result<(), Error> {
+        self.stop_member(index).await;
+        let (ctl, addr) = {
+            let slot = self.slot(index);
+            (Arc::clone(&slot.ctl), slot.addr)
+        };
+        let member = Member::bind(&self.core.shared, ctl, addr).await?;
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.member = Some(member);
+        }
+        Ok(())
+    }
+
+    /// Black-holes member `index`: it accepts connections but reads and answers nothing.
+    pub fn pause_member(&self, index: usize) {
+        self.slot(index).ctl.paused.send_replace(true);
+    }
+
+    /// Ends a pause of member `index`.
+    pub fn resume_member(&self, index: usize) {
+        self.slot(index).ctl.paused.send_replace(false);
+    }
+
+    /// Delays every request handled by member `index` by `latency`.
+    pub fn set_latency(&self, index: usize, latency: Duration) {
+        *self
+            .slot(index)
+            .ctl
+            .latency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
+    }
+
+    /// The member a session is connected through, if it is connected.
+    pub fn member_of_session(&self, session: i64) -> Option<usize> {
+        self.core.member_of_session(session)
+    }
+
+    /// The ids of every live session, sorted.
+    pub fn sessions(&self) -> Vec<i64> {
+        self.core.session_ids()
+    }
+
+    /// Expires a session now. Returns `false` if it is unknown.
+    pub fn expire_session(&self, session: i64) -> bool {
+        self.core.expire_session(session)
+    }
+
+    /// Closes a session's connection; the session lives on. Returns `false` if the session is
+    /// unknown or not connected.
+    pub fn drop_connection(&self, session: i64) -> bool {
+        self.core.drop_connection(session)
+    }
+
+    /// Deletes, now, the containers and TTL nodes that are due. Returns how many.
+    pub fn sweep_now(&self) -> usize {
+        self.core.sweep_now()
+    }
+
+    /// Stops every member, waiting for the connections to close.
+    pub async fn close(mut self) {
+        for index in 0..self.slots.len() {
+            self.stop_member(index).await;
+        }
+    }
+}

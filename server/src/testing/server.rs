@@ -1,0 +1,152 @@
+//! [`TestingServer`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::DuplexStream;
+
+use crate::conn::MemberCtl;
+use crate::server::{Core, Error, Member, ServerBuilder};
+
+/// A single embedded server for tests, like Curator's `TestingServer`: a random port by
+/// default, stop and restart on the same port keeping the tree and the sessions, and faults.
+#[derive(Debug)]
+pub struct TestingServer {
+    core: Core,
+    ctl: Arc<MemberCtl>,
+    member: Option<Member>,
+    addr: SocketAddr,
+}
+
+impl TestingServer {
+    /// Starts a server with the default settings on a free port.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if no port can be bound.
+    pub async fn start() -> Result<Self, Error> {
+        Self::with_builder(ServerBuilder::default()).await
+    }
+
+    /// Starts a server with the settings of `builder`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the address cannot be bound.
+    pub async fn with_builder(builder: ServerBuilder) -> Result<Self, Error> {
+        let config = builder.into_config();
+        let addr = SocketAddr::new(config.host, config.port);
+        let core = Core::start(config);
+        let ctl = Arc::new(MemberCtl::new(0));
+        let member = Member::bind(&core.shared, Arc::clone(&ctl), addr).await?;
+        let addr = member.addr;
+        Ok(Self {
+            core,
+            ctl,
+            member: Some(member),
+            addr,
+        })
+    }
+
+    /// The address the server listens on (the same after a restart).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The connect string for a client: `127.0.0.1:port`.
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Whether the server is running (not stopped).
+    pub fn is_running(&self) -> bool {
+        self.member.is_some()
+    }
+
+    /// A connection over an in-memory transport (for paused-time tests), or `None` while the
+    /// server is stopped.
+    pub fn connect_in_memory(&self) -> Option<DuplexStream> {
+        self.member.as_ref().map(|m| m.connect_in_memory(&self.core.shared))
+    }
+
+    /// Stops the server: the port is released and every connection closed. The tree and the
+    /// sessions are kept, and sessions do not expire while it is stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future part-way leaves the server stopped or running, never half-stopped
+    /// in a way that serves requests; prefer awaiting it.
+    pub async fn stop(&mut self) {
+        if let Some(mut member) = self.member.take() {
+            self.core.set_expiry(false);
+            member.stop(&self.core.shared).await;
+        }
+    }
+
+    /// Restarts the server on the same port (stopping it first if it runs). Every session's
+    /// timeout starts afresh, as when ZooKeeper reloads its sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the port was taken meanwhile.
+    pub async fn restart(&mut self) -> Result<(), Error> {
+        self.stop().await;
+        let member = Member::bind(&self.core.shared, Arc::clone(&self.ctl), self.addr).await?;
+        self.member = Some(member);
+        self.core.set_expiry(true);
+        Ok(())
+    }
+
+    /// The ids of every live session, sorted.
+    pub fn sessions(&self) -> Vec<i64> {
+        self.core.session_ids()
+    }
+
+    /// Expires a session now, as its timeout would: its ephemerals go (watches fire) and its
+    /// connection is closed. Returns `false` if the session is unknown.
+    pub fn expire_session(&self, session: i64) -> bool {
+        self.core.expire_session(session)
+    }
+
+    /// Closes a session's TCP connection; the session lives on and can be resumed. Returns
+    /// `false` if the session is unknown or has no connection.
+    pub fn drop_connection(&self, session: i64) -> bool {
+        self.core.drop_connection(session)
+    }
+
+    /// Turns the server into a black hole: it still accepts connections, but reads and
+    /// answers nothing until [`TestingServer::resume`]. Sessions keep ageing meanwhile.
+    pub fn pause(&self) {
+        self.ctl.paused.send_replace(true);
+    }
+
+    /// Ends a [`TestingServer::pause`]: buffered requests are answered in order.
+    pub fn resume(&self) {
+        self.ctl.paused.send_replace(false);
+    }
+
+    /// Delays the handling of every request by `latency` (zero to stop).
+    pub fn set_latency(&self, latency: Duration) {
+        *self
+            .ctl
+            .latency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
+    }
+
+    /// Deletes, now, the containers and TTL nodes that are due. Returns how many were deleted.
+    pub fn sweep_now(&self) -> usize {
+        self.core.sweep_now()
+    }
+
+    /// Stops the server for good, waiting for the connections to close.
+    pub async fn close(mut self) {
+        self.stop().await;
+    }
+}

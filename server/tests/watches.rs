@@ -1,0 +1,198 @@
+//! Watches over the raw protocol: one-shot, persistent, recursive, setWatches, removal.
+
+mod common;
+
+use common::Raw;
+use corral_proto::records::{AddWatchRequest, SetWatches2, WatchesRequest};
+use corral_proto::{AddWatchMode, ErrorCode, EventType, Request, WatcherType};
+use corral_server::Server;
+
+#[tokio::test]
+async fn one_shot_watches_fire_once_and_before_later_replies() {
+    let server = Server::start().await.expect("start");
+    let mut w = Raw::connect(server.addr()).await;
+    let mut c = Raw::connect(server.addr()).await;
+    assert_eq!(
+        w.exists("/n", true).await,
+        Err(ErrorCode::NoNode),
+        "exists watches a missing node"
+    );
+    c.create("/n", b"", 0).await.expect("create");
+    w.sync_events().await;
+    let e = w.event().await;
+    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeCreated, "/n"));
+    assert_eq!(e.state.code(), 3);
+
+    w.get("/n", true).await.expect("get");
+    w.exists("/n", true).await.expect("exists");
+    c.set("/n", b"1", -1).await.expect("set");
+    c.set("/n", b"2", -1).await.expect("set");
+    w.sync_events().await;
+    assert_eq!(w.event().await.event_type, EventType::NodeDataChanged);
+    assert!(
+        w.events.is_empty(),
+        "one event per connection per trigger, and one-shot"
+    );
+
+    w.children("/n", true).await.expect("children");
+    w.exists("/n", true).await.expect("exists");
+    c.create("/n/kid", b"", 0).await.expect("create");
+    w.sync_events().await;
+    let e = w.event().await;
+    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeChildrenChanged, "/n"));
+    c.delete("/n/kid", -1).await.expect("delete");
+    w.children("/n", true).await.expect("children");
+    c.delete("/n", -1).await.expect("delete");
+    w.sync_events().await;
+    let e = w.event().await;
+    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeDeleted, "/n"));
+    assert!(
+        w.events.is_empty(),
+        "data and child watch on the deleted node: one event"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_data_on_missing_node_leaves_no_watch() {
+    let server = Server::start().await.expect("start");
+    let mut w = Raw::connect(server.addr()).await;
+    assert_eq!(w.get("/late", true).await, Err(ErrorCode::NoNode));
+    w.create("/late", b"", 0).await.expect("create");
+    w.sync_events().await;
+    assert!(w.events.is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn persistent_and_recursive_watches() {
+    let server = Server::start().await.expect("start");
+    let mut w = Raw::connect(server.addr()).await;
+    let mut c = Raw::connect(server.addr()).await;
+    c.create("/p", b"", 0).await.expect("create");
+    let add = |path: &str, mode| {
+        Request::AddWatch(AddWatchRequest {
+            path: path.into(),
+            mode,
+        })
+    };
+    w.call(add("/p", AddWatchMode::Persistent)).await.expect("addWatch");
+    w.call(add("/p", AddWatchMode::PersistentRecursive))
+        .await
+        .expect("addWatch");
+    c.create("/p/a", b"", 0).await.expect("create");
+    c.create("/p/a/b", b"", 0).await.expect("create");
+    c.set("/p", b"x", -1).await.expect("set");
+    c.set("/p", b"y", -1).await.expect("set");
+    w.sync_events().await;
+    let got: Vec<(EventType, String)> = w.events.drain(..).map(|e| (e.event_type, e.path)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (EventType::NodeCreated, "/p/a".to_owned()),
+            (EventType::NodeChildrenChanged, "/p".to_owned()),
+            (EventType::NodeCreated, "/p/a/b".to_owned()),
+            (EventType::NodeDataChanged, "/p".to_owned()),
+            (EventType::NodeDataChanged, "/p".to_owned()),
+        ],
+        "recursive: creates below; persistent: children of /p only; both stay; one event per trigger"
+    );
+    let remove = |ty| {
+        Request::RemoveWatches(WatchesRequest {
+            path: "/p".into(),
+            watcher_type: ty,
+        })
+    };
+    let check = |ty| {
+        Request::CheckWatches(WatchesRequest {
+            path: "/p".into(),
+            watcher_type: ty,
+        })
+    };
+    w.call(check(WatcherType::PersistentRecursive)).await.expect("present");
+    w.call(remove(WatcherType::PersistentRecursive)).await.expect("removed");
+    assert_eq!(
+        w.call(remove(WatcherType::PersistentRecursive)).await,
+        Err(ErrorCode::NoWatcher)
+    );
+    assert_eq!(
+        w.call(check(WatcherType::PersistentRecursive)).await,
+        Err(ErrorCode::NoWatcher)
+    );
+    c.create("/p/c", b"", 0).await.expect("create");
+    w.sync_events().await;
+    let e = w.event().await;
+    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeChildrenChanged, "/p"));
+    w.call(remove(WatcherType::Any)).await.expect("removed");
+    assert_eq!(w.call(remove(WatcherType::Any)).await, Err(ErrorCode::NoWatcher));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn set_watches_fires_what_was_missed() {
+    let server = Server::start().await.expect("start");
+    let mut c = Raw::connect(server.addr()).await;
+    c.create("/same", b"", 0).await.expect("create");
+    c.create("/changed", b"", 0).await.expect("create");
+    c.create("/gone", b"", 0).await.expect("create");
+    c.create("/kids", b"", 0).await.expect("create");
+    let rel = c.last_zxid;
+    c.set("/changed", b"new", -1).await.expect("set");
+    c.delete("/gone", -1).await.expect("delete");
+    c.create("/kids/k", b"", 0).await.expect("create");
+    c.create("/born", b"", 0).await.expect("create");
+
+    let mut w = Raw::connect(server.addr()).await;
+    let req = Request::SetWatches2(SetWatches2 {
+        relative_zxid: rel,
+        data_watches: vec!["/same".into(), "/changed".into(), "/gone".into()],
+        exist_watches: vec!["/born".into(), "/unborn".into()],
+        child_watches: vec!["/kids".into()],
+        persistent_watches: vec!["/same".into()],
+        persistent_recursive_watches: vec![],
+    });
+    let (header, _) = w.request(req).await;
+    assert_eq!((header.xid, header.err), (-8, ErrorCode::Ok));
+    let mut got: Vec<(i32, String)> = w.events.drain(..).map(|e| (e.event_type.code(), e.path)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, "/born".to_owned()),
+            (2, "/gone".to_owned()),
+            (3, "/changed".to_owned()),
+            (4, "/kids".to_owned()),
+        ],
+        "events come before the setWatches reply"
+    );
+    c.create("/unborn", b"", 0).await.expect("create");
+    c.set("/same", b"x", -1).await.expect("set");
+    w.sync_events().await;
+    let got: Vec<(EventType, String)> = w.events.drain(..).map(|e| (e.event_type, e.path)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (EventType::NodeCreated, "/unborn".to_owned()),
+            (EventType::NodeDataChanged, "/same".to_owned())
+        ]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watches_go_with_their_connection() {
+    let server = Server::start().await.expect("start");
+    let mut w = Raw::connect(server.addr()).await;
+    let mut c = Raw::connect(server.addr()).await;
+    c.create("/x", b"", 0).await.expect("create");
+    w.get("/x", true).await.expect("watch");
+    let (mut w2, _) = w.resume(server.addr()).await;
+    w.expect_closed().await;
+    c.set("/x", b"1", -1).await.expect("set");
+    w2.sync_events().await;
+    assert!(
+        w2.events.is_empty(),
+        "the new connection did not inherit the old one's watches"
+    );
+    server.shutdown().await;
+}
