@@ -63,6 +63,12 @@ impl ClientBuilder {
         }
     }
 
+    /// The same settings with another connect string.
+    pub(crate) fn with_connect_string(mut self, connect_string: String) -> Self {
+        self.connect_string = connect_string;
+        self
+    }
+
     /// The session timeout to ask for (default 30 s). The server clamps it to its own
     /// `[minSessionTimeout, maxSessionTimeout]`; [`Client::session`] tells what was granted.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
@@ -134,6 +140,20 @@ impl ClientBuilder {
     /// [`Error::InvalidConnectString`] if the connect string cannot be parsed;
     /// [`Error::BadArguments`] for a zero session timeout.
     pub fn build(self) -> Result<Client> {
+        self.build_inner(None)
+    }
+
+    /// Like [`ClientBuilder::build`], with a session-event subscriber registered before the
+    /// session task starts, so that not even the first event can be missed.
+    pub(crate) fn build_with_events(
+        self,
+    ) -> Result<(Client, impl Stream<Item = SessionEvent> + Send + Unpin + 'static)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = self.build_inner(Some(tx))?;
+        Ok((client, tokio_stream_from(rx)))
+    }
+
+    fn build_inner(self, subscriber: Option<mpsc::UnboundedSender<SessionEvent>>) -> Result<Client> {
         let cs: ConnectString = self.connect_string.parse()?;
         if self.session_timeout.is_zero() {
             return Err(Error::BadArguments("session timeout must be positive".into()));
@@ -142,7 +162,7 @@ impl ClientBuilder {
         let shared = Arc::new(Shared {
             state: state_tx,
             info: std::sync::Mutex::new(SessionInfo::default()),
-            subscribers: std::sync::Mutex::new(Vec::new()),
+            subscribers: std::sync::Mutex::new(subscriber.into_iter().collect()),
             chroot: Chroot::new(cs.chroot),
             max_frame: self.max_frame,
             next_watch_id: std::sync::atomic::AtomicU64::new(1),
@@ -160,7 +180,11 @@ impl ClientBuilder {
         let task = SessionTask::new(config, shared.clone(), rx, self.session, self.auths);
         tokio::spawn(task.run());
         Ok(Client {
-            inner: Arc::new(Inner { commands, shared }),
+            inner: Arc::new(Inner {
+                commands,
+                shared,
+                requested_timeout: self.session_timeout,
+            }),
         })
     }
 
@@ -193,6 +217,7 @@ impl ClientBuilder {
 struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
+    requested_timeout: Duration,
 }
 
 /// A handle to one ZooKeeper session. Cheap to clone; every clone shares the session.
@@ -289,7 +314,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The close is requested when the future is created; dropping it does not cancel it.
-    pub fn close(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn close(&self) -> impl Future<Output = ()> + Send + use<> {
         let (tx, rx) = oneshot::channel();
         let _ = self.inner.commands.send(Command::Close(tx));
         async move {
@@ -341,7 +366,7 @@ impl Client {
         path: &str,
         watch: Option<WatchRegistration>,
         after: AfterReply,
-    ) -> impl Future<Output = Result<Response>> + Send + 'static {
+    ) -> impl Future<Output = Result<Response>> + Send + use<> {
         let op: OpCode = request.op_code();
         let mut body = BytesMut::new();
         request.write_body(&mut body);
@@ -411,6 +436,11 @@ impl Client {
                 sender,
             },
         )
+    }
+
+    /// The session timeout this client asked for.
+    pub(crate) fn requested_timeout(&self) -> Duration {
+        self.inner.requested_timeout
     }
 
     pub(crate) fn send_auth(&self, scheme: String, auth: Bytes, reply: oneshot::Sender<Result<()>>) -> Result<()> {

@@ -38,7 +38,7 @@ impl Client {
         &self,
         path: &str,
         mode: AddWatchMode,
-    ) -> impl Future<Output = Result<PersistentWatcher>> + Send + 'static {
+    ) -> impl Future<Output = Result<PersistentWatcher>> + Send + use<> {
         let fut: Ready<PersistentWatcher> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -80,7 +80,7 @@ impl Client {
         &self,
         path: &str,
         watcher_type: WatcherType,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
         let fut: Ready<()> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -110,7 +110,7 @@ impl Client {
         &self,
         path: &str,
         watcher_type: WatcherType,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
+    ) -> impl Future<Output = Result<()>> + Send + use<> {
         let fut: Ready<()> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -134,7 +134,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn get_ephemerals(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send + 'static {
+    pub fn get_ephemerals(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
         let fut: Ready<Vec<String>> = match self.server_path(prefix) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -166,7 +166,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn get_all_children_number(&self, path: &str) -> impl Future<Output = Result<i32>> + Send + 'static {
+    pub fn get_all_children_number(&self, path: &str) -> impl Future<Output = Result<i32>> + Send + use<> {
         let fut: Ready<i32> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -192,7 +192,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn who_am_i(&self) -> impl Future<Output = Result<Vec<ClientInfo>>> + Send + 'static {
+    pub fn who_am_i(&self) -> impl Future<Output = Result<Vec<ClientInfo>>> + Send + use<> {
         let reply = self.submit(Request::WhoAmI, "", None, AfterReply::Nothing);
         async move {
             match reply.await? {
@@ -213,7 +213,7 @@ impl Client {
     ///
     /// The credentials are queued when this method returns; dropping the future loses only the
     /// answer.
-    pub fn add_auth(&self, scheme: &str, auth: impl Into<Bytes>) -> impl Future<Output = Result<()>> + Send + 'static {
+    pub fn add_auth<A: Into<Bytes>>(&self, scheme: &str, auth: A) -> impl Future<Output = Result<()>> + Send + use<A> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let sent = self.send_auth(scheme.to_owned(), auth.into(), reply);
         async move {
@@ -231,7 +231,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn get_config(&self) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + 'static {
+    pub fn get_config(&self) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + use<> {
         let request = Request::GetData(PathAndWatch {
             path: "/zookeeper/config".into(),
             watch: false,
@@ -262,7 +262,7 @@ impl Client {
         leaving: Option<&str>,
         new_members: Option<&str>,
         from_config: i64,
-    ) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + 'static {
+    ) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + use<> {
         let request = Request::Reconfig(ReconfigRequest {
             joining_servers: joining.map(str::to_owned),
             leaving_servers: leaving.map(str::to_owned),

@@ -38,7 +38,7 @@ impl Client {
     /// ]).await?;
     /// # Ok(()) }
     /// ```
-    pub fn multi(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>>> + Send + 'static {
+    pub fn multi(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>>> + Send + use<> {
         let mut wire = Vec::with_capacity(ops.len());
         let mut paths = Vec::with_capacity(ops.len());
         for op in ops {
@@ -139,10 +139,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn multi_read(
-        &self,
-        ops: Vec<ReadOp>,
-    ) -> impl Future<Output = Result<Vec<Result<ReadResult>>>> + Send + 'static {
+    pub fn multi_read(&self, ops: Vec<ReadOp>) -> impl Future<Output = Result<Vec<Result<ReadResult>>>> + Send + use<> {
         let mut wire = Vec::with_capacity(ops.len());
         let mut paths = Vec::with_capacity(ops.len());
         for op in ops {

@@ -88,6 +88,31 @@ impl Client {
         self.chroot().strip(server_path)
     }
 
+    /// Creates every node of the chroot itself (outside it), so that a chroot given in the
+    /// connect string or by a framework namespace exists. Nothing to do without a chroot.
+    pub(crate) async fn ensure_chroot(&self) -> Result<()> {
+        let Some(root) = self.chroot().root() else {
+            return Ok(());
+        };
+        let mut current = String::new();
+        for segment in root.split('/').filter(|s| !s.is_empty()) {
+            current.push('/');
+            current.push_str(segment);
+            let request = Request::Create(CreateRequest {
+                path: current.clone(),
+                data: Some(Bytes::new()),
+                acl: Acl::open_unsafe(),
+                flags: CreateMode::Persistent.flags(),
+            });
+            match self.submit(request, &current, None, AfterReply::Nothing).await {
+                Ok(_) => {}
+                Err(e) if e.is_node_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates a node and returns its actual path (with any sequence suffix) and its stat.
     ///
     /// `options` is a [`CreateMode`] or a [`CreateOptions`] (ACL, TTL). Containers are created
@@ -114,12 +139,12 @@ impl Client {
     /// assert!(path.starts_with("/jobs/job-"));
     /// # Ok(()) }
     /// ```
-    pub fn create(
+    pub fn create<D: Into<Bytes>, O: Into<CreateOptions>>(
         &self,
         path: &str,
-        data: impl Into<Bytes>,
-        options: impl Into<CreateOptions>,
-    ) -> impl Future<Output = Result<(String, Stat)>> + Send + 'static {
+        data: D,
+        options: O,
+    ) -> impl Future<Output = Result<(String, Stat)>> + Send + use<D, O> {
         let options = options.into();
         let checked = if options.mode.is_sequential() {
             validate_sequential_path(path)
@@ -156,7 +181,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn delete(&self, path: &str, version: Option<i32>) -> impl Future<Output = Result<()>> + Send + 'static {
+    pub fn delete(&self, path: &str, version: Option<i32>) -> impl Future<Output = Result<()>> + Send + use<> {
         let fut: Ready<()> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -211,7 +236,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn exists(&self, path: &str) -> impl Future<Output = Result<Option<Stat>>> + Send + 'static {
+    pub fn exists(&self, path: &str) -> impl Future<Output = Result<Option<Stat>>> + Send + use<> {
         let fut = self.exists_inner(path, false);
         async move { fut.await.map(|(stat, _)| stat) }
     }
@@ -230,7 +255,7 @@ impl Client {
     pub fn exists_and_watch(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<(Option<Stat>, OneshotWatcher)>> + Send + 'static {
+    ) -> impl Future<Output = Result<(Option<Stat>, OneshotWatcher)>> + Send + use<> {
         let fut = self.exists_inner(path, true);
         async move {
             let (stat, watcher) = fut.await?;
@@ -274,7 +299,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn get_data(&self, path: &str) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + 'static {
+    pub fn get_data(&self, path: &str) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + use<> {
         let fut = self.get_data_inner(path, false);
         async move { fut.await.map(|(data, stat, _)| (data, stat)) }
     }
@@ -293,7 +318,7 @@ impl Client {
     pub fn get_data_and_watch(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<(Bytes, Stat, OneshotWatcher)>> + Send + 'static {
+    ) -> impl Future<Output = Result<(Bytes, Stat, OneshotWatcher)>> + Send + use<> {
         let fut = self.get_data_inner(path, true);
         async move {
             let (data, stat, watcher) = fut.await?;
@@ -311,12 +336,12 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn set_data(
+    pub fn set_data<D: Into<Bytes>>(
         &self,
         path: &str,
-        data: impl Into<Bytes>,
+        data: D,
         version: Option<i32>,
-    ) -> impl Future<Output = Result<Stat>> + Send + 'static {
+    ) -> impl Future<Output = Result<Stat>> + Send + use<D> {
         let fut: Ready<Stat> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -347,7 +372,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn get_acl(&self, path: &str) -> impl Future<Output = Result<(Vec<Acl>, Stat)>> + Send + 'static {
+    pub fn get_acl(&self, path: &str) -> impl Future<Output = Result<(Vec<Acl>, Stat)>> + Send + use<> {
         let fut: Ready<(Vec<Acl>, Stat)> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -383,7 +408,7 @@ impl Client {
         path: &str,
         acl: Vec<Acl>,
         version: Option<i32>,
-    ) -> impl Future<Output = Result<Stat>> + Send + 'static {
+    ) -> impl Future<Output = Result<Stat>> + Send + use<> {
         let fut: Ready<Stat> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -435,7 +460,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn get_children(&self, path: &str) -> impl Future<Output = Result<Vec<String>>> + Send + 'static {
+    pub fn get_children(&self, path: &str) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
         let fut: Ready<Vec<String>> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
@@ -464,7 +489,7 @@ impl Client {
     pub fn get_children_with_stat(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<(Vec<String>, Stat)>> + Send + 'static {
+    ) -> impl Future<Output = Result<(Vec<String>, Stat)>> + Send + use<> {
         let fut = self.children_inner(path, false);
         async move { fut.await.map(|(c, s, _)| (c, s)) }
     }
@@ -483,7 +508,7 @@ impl Client {
     pub fn get_children_and_watch(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<(Vec<String>, Stat, OneshotWatcher)>> + Send + 'static {
+    ) -> impl Future<Output = Result<(Vec<String>, Stat, OneshotWatcher)>> + Send + use<> {
         let fut = self.children_inner(path, true);
         async move {
             let (children, stat, watcher) = fut.await?;
@@ -501,7 +526,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
-    pub fn sync(&self, path: &str) -> impl Future<Output = Result<()>> + Send + 'static {
+    pub fn sync(&self, path: &str) -> impl Future<Output = Result<()>> + Send + use<> {
         let fut: Ready<()> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {

@@ -111,6 +111,11 @@ impl Chroot {
         Self(chroot)
     }
 
+    /// The chroot path, if any.
+    pub(crate) fn root(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
     /// The server path for a client path: `/` maps to the chroot itself.
     pub(crate) fn prepend(&self, path: &str) -> String {
         match &self.0 {

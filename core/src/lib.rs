@@ -36,7 +36,9 @@ mod client_multi;
 mod client_ops;
 mod connect_string;
 mod error;
+pub mod framework;
 mod ops;
+mod retry;
 mod session;
 mod state;
 mod transport;
@@ -49,7 +51,12 @@ pub use corral_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType,
 };
 pub use error::{Error, Result};
+pub use framework::{ConnectionState, ConnectionStateChange, ErrorPolicy, Framework, FrameworkBuilder};
 pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
+pub use retry::{
+    BackoffPolicy, BoundedExponentialBackoffRetry, ExponentialBackoffRetry, MAX_EXPONENTIAL_RETRIES, RetryForever,
+    RetryNTimes, RetryOneTime, RetryPolicy, RetryUntilElapsed, SessionFailedRetryPolicy, retry,
+};
 pub use state::{SessionEvent, SessionInfo, SessionState};
 pub use transport::{AsyncStream, BoxStream, ConnectFuture, Connector};
 pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};

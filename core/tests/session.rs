@@ -20,285 +20,293 @@ async fn through_proxy(env: &common::Env, proxy: &common::FaultProxy) -> Client 
 
 #[tokio::test]
 async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected() {
-    let Some(env) = common::env("reconnect").await else {
-        return;
-    };
-    let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-    let c = through_proxy(&env, &proxy).await;
-    let other = env.client().await;
-    let id = c.session_id();
-    let mut events = c.session_events();
+    for env in common::envs("reconnect").await {
+        eprintln!("-- against the {} server", env.kind);
+        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let c = through_proxy(&env, &proxy).await;
+        let other = env.client().await;
+        let id = c.session_id();
+        let mut events = c.session_events();
 
-    c.create("/data", "1", CreateMode::Persistent).await.unwrap();
-    c.create("/kids", "", CreateMode::Persistent).await.unwrap();
-    c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
-    let (_, _, data_watch) = c.get_data_and_watch("/data").await.unwrap();
-    let (_, _, child_watch) = c.get_children_and_watch("/kids").await.unwrap();
-    let (_, exist_watch) = c.exists_and_watch("/later").await.unwrap();
-    let mut recursive = c.add_watch("/kids", AddWatchMode::PersistentRecursive).await.unwrap();
+        c.create("/data", "1", CreateMode::Persistent).await.unwrap();
+        c.create("/kids", "", CreateMode::Persistent).await.unwrap();
+        c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
+        let (_, _, data_watch) = c.get_data_and_watch("/data").await.unwrap();
+        let (_, _, child_watch) = c.get_children_and_watch("/kids").await.unwrap();
+        let (_, exist_watch) = c.exists_and_watch("/later").await.unwrap();
+        let mut recursive = c.add_watch("/kids", AddWatchMode::PersistentRecursive).await.unwrap();
 
-    // Cut the connection and refuse new ones while the other client changes everything.
-    proxy.set_blocked(true);
-    proxy.cut();
-    common::wait_state(&c, |s| s == SessionState::Connecting).await;
-    other.set_data("/data", "2", None).await.unwrap();
-    other.create("/kids/a", "", CreateMode::Persistent).await.unwrap();
-    other.create("/later", "", CreateMode::Persistent).await.unwrap();
-    proxy.set_blocked(false);
+        // Cut the connection and refuse new ones while the other client changes everything.
+        proxy.set_blocked(true);
+        proxy.cut();
+        common::wait_state(&c, |s| s == SessionState::Connecting).await;
+        other.set_data("/data", "2", None).await.unwrap();
+        other.create("/kids/a", "", CreateMode::Persistent).await.unwrap();
+        other.create("/later", "", CreateMode::Persistent).await.unwrap();
+        proxy.set_blocked(false);
 
-    // The same session comes back, and every missed change fires.
-    let ev = tokio::time::timeout(T, data_watch).await.unwrap();
-    assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeDataChanged, "/data"));
-    let ev = tokio::time::timeout(T, child_watch).await.unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (EventType::NodeChildrenChanged, "/kids")
-    );
-    let ev = tokio::time::timeout(T, exist_watch).await.unwrap();
-    assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeCreated, "/later"));
-    assert_eq!(c.session_id(), id);
-    assert!(
-        other.exists("/eph").await.unwrap().is_some(),
-        "the session (and its ephemeral) survived"
-    );
+        // The same session comes back, and every missed change fires.
+        let ev = tokio::time::timeout(T, data_watch).await.unwrap();
+        assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeDataChanged, "/data"));
+        let ev = tokio::time::timeout(T, child_watch).await.unwrap();
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeChildrenChanged, "/kids")
+        );
+        let ev = tokio::time::timeout(T, exist_watch).await.unwrap();
+        assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeCreated, "/later"));
+        assert_eq!(c.session_id(), id);
+        assert!(
+            other.exists("/eph").await.unwrap().is_some(),
+            "the session (and its ephemeral) survived"
+        );
 
-    // The recursive watch was restored: later changes still arrive.
-    other.set_data("/kids/a", "x", None).await.unwrap();
-    let ev = tokio::time::timeout(T, recursive.next()).await.unwrap().unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (EventType::NodeDataChanged, "/kids/a")
-    );
+        // The recursive watch was restored: later changes still arrive.
+        other.set_data("/kids/a", "x", None).await.unwrap();
+        let ev = tokio::time::timeout(T, recursive.next()).await.unwrap().unwrap();
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::NodeDataChanged, "/kids/a")
+        );
 
-    let mut saw = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
-        saw.push(e);
+        let mut saw = Vec::new();
+        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+            saw.push(e);
+        }
+        assert!(
+            matches!(saw.first(), Some(SessionEvent::Disconnected { .. })),
+            "{saw:?}"
+        );
+        assert!(
+            saw.iter()
+                .any(|e| matches!(e, SessionEvent::Connected { resumed: true, session_id, .. } if *session_id == id)),
+            "{saw:?}"
+        );
+        c.close().await;
+        other.close().await;
     }
-    assert!(
-        matches!(saw.first(), Some(SessionEvent::Disconnected { .. })),
-        "{saw:?}"
-    );
-    assert!(
-        saw.iter()
-            .any(|e| matches!(e, SessionEvent::Connected { resumed: true, session_id, .. } if *session_id == id)),
-        "{saw:?}"
-    );
-    c.close().await;
-    other.close().await;
 }
 
 #[tokio::test]
 async fn in_flight_requests_fail_with_connection_loss_and_none_hang() {
-    let Some(env) = common::env("inflight").await else {
-        return;
-    };
-    let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-    let c = through_proxy(&env, &proxy).await;
-    c.create("/n", "", CreateMode::Persistent).await.unwrap();
-    let futures: Vec<_> = (0..500).map(|_| c.get_data("/n")).collect();
-    proxy.cut();
-    let mut ok = 0;
-    let mut lost = 0;
-    for f in futures {
-        match tokio::time::timeout(T, f).await.expect("no request may hang") {
-            Ok(_) => ok += 1,
-            Err(Error::ConnectionLoss) => lost += 1,
-            Err(e) => panic!("unexpected error {e:?}"),
+    for env in common::envs("inflight").await {
+        eprintln!("-- against the {} server", env.kind);
+        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let c = through_proxy(&env, &proxy).await;
+        c.create("/n", "", CreateMode::Persistent).await.unwrap();
+        let futures: Vec<_> = (0..500).map(|_| c.get_data("/n")).collect();
+        proxy.cut();
+        let mut ok = 0;
+        let mut lost = 0;
+        for f in futures {
+            match tokio::time::timeout(T, f).await.expect("no request may hang") {
+                Ok(_) => ok += 1,
+                Err(Error::ConnectionLoss) => lost += 1,
+                Err(e) => panic!("unexpected error {e:?}"),
+            }
         }
+        assert_eq!(ok + lost, 500);
+        // The client recovers by itself.
+        c.get_data("/n").await.unwrap();
+        c.close().await;
     }
-    assert_eq!(ok + lost, 500);
-    // The client recovers by itself.
-    c.get_data("/n").await.unwrap();
-    c.close().await;
 }
 
 #[tokio::test]
 async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
-    let Some(env) = common::env("expiry").await else { return };
-    let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-    let c = through_proxy(&env, &proxy).await;
-    c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
-    let (_, _, watch) = c.get_data_and_watch("/eph").await.unwrap();
-    let mut events = c.session_events();
-    let info = c.session();
+    for env in common::envs("expiry").await {
+        eprintln!("-- against the {} server", env.kind);
+        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let c = through_proxy(&env, &proxy).await;
+        c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
+        let (_, _, watch) = c.get_data_and_watch("/eph").await.unwrap();
+        let mut events = c.session_events();
+        let info = c.session();
 
-    // Keep the first client away, expire its session from a second handle, then let it back.
-    proxy.set_blocked(true);
-    proxy.cut();
-    let thief = Client::builder(env.connect_string())
-        .session(info.id, info.password.clone())
-        .connect()
-        .await
-        .unwrap();
-    assert_eq!(thief.session_id(), info.id, "a second handle resumes the same session");
-    thief.close().await;
-    proxy.set_blocked(false);
+        // Keep the first client away, expire its session from a second handle, then let it back.
+        proxy.set_blocked(true);
+        proxy.cut();
+        let thief = Client::builder(env.connect_string())
+            .session(info.id, info.password.clone())
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(thief.session_id(), info.id, "a second handle resumes the same session");
+        thief.close().await;
+        proxy.set_blocked(false);
 
-    common::wait_state(&c, |s| s == SessionState::Expired).await;
-    let ev = tokio::time::timeout(T, watch).await.unwrap();
-    assert_eq!((ev.event_type, ev.state), (EventType::None, KeeperState::Expired));
-    assert_eq!(c.get_data("/eph").await.unwrap_err(), Error::SessionExpired);
-    let mut saw = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
-        saw.push(e);
+        common::wait_state(&c, |s| s == SessionState::Expired).await;
+        let ev = tokio::time::timeout(T, watch).await.unwrap();
+        assert_eq!((ev.event_type, ev.state), (EventType::None, KeeperState::Expired));
+        assert_eq!(c.get_data("/eph").await.unwrap_err(), Error::SessionExpired);
+        let mut saw = Vec::new();
+        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+            saw.push(e);
+        }
+        assert!(saw.contains(&SessionEvent::Expired), "{saw:?}");
+        assert!(
+            !saw.iter().any(|e| matches!(e, SessionEvent::Connected { .. })),
+            "no new session: {saw:?}"
+        );
+
+        let other = env.client().await;
+        assert_eq!(
+            other.exists("/eph").await.unwrap(),
+            None,
+            "the expired session's ephemeral is gone"
+        );
+        other.close().await;
     }
-    assert!(saw.contains(&SessionEvent::Expired), "{saw:?}");
-    assert!(
-        !saw.iter().any(|e| matches!(e, SessionEvent::Connected { .. })),
-        "no new session: {saw:?}"
-    );
-
-    let other = env.client().await;
-    assert_eq!(
-        other.exists("/eph").await.unwrap(),
-        None,
-        "the expired session's ephemeral is gone"
-    );
-    other.close().await;
 }
 
 #[tokio::test]
 async fn resuming_an_unknown_session_is_expired() {
-    let Some(env) = common::env("unknown").await else {
-        return;
-    };
-    let err = Client::builder(env.connect_string())
-        .session(0x0123_4567_89ab_cdef, vec![0u8; 16])
-        .connect()
-        .await
-        .unwrap_err();
-    assert_eq!(err, Error::SessionExpired);
+    for env in common::envs("unknown").await {
+        eprintln!("-- against the {} server", env.kind);
+        let err = Client::builder(env.connect_string())
+            .session(0x0123_4567_89ab_cdef, vec![0u8; 16])
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(err, Error::SessionExpired);
+    }
 }
 
 #[tokio::test]
 async fn close_deletes_ephemerals_and_ends_watchers() {
-    let Some(env) = common::env("close").await else { return };
-    let c = env.client().await;
-    let other = env.client().await;
-    c.create("/e", "", CreateMode::Ephemeral).await.unwrap();
-    let (_, deleted) = other.exists_and_watch("/e").await.unwrap();
-    let (_, _, own) = c.get_data_and_watch("/e").await.unwrap();
-    c.close().await;
-    assert_eq!(*c.state().borrow(), SessionState::Closed);
-    assert_eq!(
-        tokio::time::timeout(T, deleted).await.unwrap().event_type,
-        EventType::NodeDeleted
-    );
-    // The server deletes the ephemeral while closing and may tell this connection first.
-    let ev = tokio::time::timeout(T, own).await.unwrap();
-    assert!(
-        ev.state == KeeperState::Closed || ev.event_type == EventType::NodeDeleted,
-        "{ev:?}"
-    );
-    assert_eq!(c.get_data("/e").await.unwrap_err(), Error::Closed);
-    other.close().await;
+    for env in common::envs("close").await {
+        eprintln!("-- against the {} server", env.kind);
+        let c = env.client().await;
+        let other = env.client().await;
+        c.create("/e", "", CreateMode::Ephemeral).await.unwrap();
+        let (_, deleted) = other.exists_and_watch("/e").await.unwrap();
+        let (_, _, own) = c.get_data_and_watch("/e").await.unwrap();
+        c.close().await;
+        assert_eq!(*c.state().borrow(), SessionState::Closed);
+        assert_eq!(
+            tokio::time::timeout(T, deleted).await.unwrap().event_type,
+            EventType::NodeDeleted
+        );
+        // The server deletes the ephemeral while closing and may tell this connection first.
+        let ev = tokio::time::timeout(T, own).await.unwrap();
+        assert!(
+            ev.state == KeeperState::Closed || ev.event_type == EventType::NodeDeleted,
+            "{ev:?}"
+        );
+        assert_eq!(c.get_data("/e").await.unwrap_err(), Error::Closed);
+        other.close().await;
+    }
 }
 
 #[tokio::test]
 async fn dropping_every_handle_closes_the_session() {
-    let Some(env) = common::env("dropclose").await else {
-        return;
-    };
-    let other = env.client().await;
-    {
-        let c = env.client().await;
-        c.create("/e", "", CreateMode::Ephemeral).await.unwrap();
-    }
-    tokio::time::timeout(T, async {
-        while other.exists("/e").await.unwrap().is_some() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    for env in common::envs("dropclose").await {
+        eprintln!("-- against the {} server", env.kind);
+        let other = env.client().await;
+        {
+            let c = env.client().await;
+            c.create("/e", "", CreateMode::Ephemeral).await.unwrap();
         }
-    })
-    .await
-    .expect("ephemeral deleted soon after the last handle was dropped");
-    other.close().await;
+        tokio::time::timeout(T, async {
+            while other.exists("/e").await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("ephemeral deleted soon after the last handle was dropped");
+        other.close().await;
+    }
 }
 
 #[tokio::test]
 async fn credentials_are_replayed_after_reconnect_and_bad_ones_end_the_session() {
-    let Some(env) = common::env("auth").await else { return };
-    let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-    let c = Client::builder(format!("{}{}", proxy.addr, env.chroot))
-        .digest_auth("bob", "pw")
-        .connect()
+    for env in common::envs("auth").await {
+        eprintln!("-- against the {} server", env.kind);
+        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let c = Client::builder(format!("{}{}", proxy.addr, env.chroot))
+            .digest_auth("bob", "pw")
+            .connect()
+            .await
+            .unwrap();
+        c.create(
+            "/mine",
+            "",
+            corral_core::CreateOptions::new(CreateMode::Persistent).with_acl(corral_core::Acl::creator_all()),
+        )
         .await
         .unwrap();
-    c.create(
-        "/mine",
-        "",
-        corral_core::CreateOptions::new(CreateMode::Persistent).with_acl(corral_core::Acl::creator_all()),
-    )
-    .await
-    .unwrap();
-    proxy.cut();
-    // After the reconnect the credentials are sent again before this request.
-    tokio::time::timeout(T, async {
-        loop {
-            match c.set_data("/mine", "x", None).await {
-                Ok(_) => break,
-                Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(e) => panic!("{e:?}"),
+        proxy.cut();
+        // After the reconnect the credentials are sent again before this request.
+        tokio::time::timeout(T, async {
+            loop {
+                match c.set_data("/mine", "x", None).await {
+                    Ok(_) => break,
+                    Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Err(e) => panic!("{e:?}"),
+                }
             }
-        }
-    })
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
 
-    let bad = env.client().await;
-    assert_eq!(
-        bad.add_auth("no-such-scheme", "x").await.unwrap_err(),
-        Error::AuthFailed
-    );
-    common::wait_state(&bad, |s| s == SessionState::AuthFailed).await;
-    assert_eq!(bad.get_data("/").await.unwrap_err(), Error::AuthFailed);
-    c.close().await;
+        let bad = env.client().await;
+        assert_eq!(
+            bad.add_auth("no-such-scheme", "x").await.unwrap_err(),
+            Error::AuthFailed
+        );
+        common::wait_state(&bad, |s| s == SessionState::AuthFailed).await;
+        assert_eq!(bad.get_data("/").await.unwrap_err(), Error::AuthFailed);
+        c.close().await;
+    }
 }
 
 #[tokio::test]
 async fn connect_fails_over_to_a_live_host() {
-    let Some(env) = common::env("failover").await else {
-        return;
-    };
-    // Two dead ports (nothing listens) and the real server, in random order.
-    let dead1 = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let dead2 = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let cs = format!("{dead1},{},{dead2}{}", env.hosts, env.chroot);
-    let c = Client::builder(cs)
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .unwrap();
-    c.get_children("/").await.unwrap();
-    c.close().await;
+    for env in common::envs("failover").await {
+        eprintln!("-- against the {} server", env.kind);
+        // Two dead ports (nothing listens) and the real server, in random order.
+        let dead1 = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let dead2 = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let cs = format!("{dead1},{},{dead2}{}", env.hosts, env.chroot);
+        let c = Client::builder(cs)
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap();
+        c.get_children("/").await.unwrap();
+        c.close().await;
+    }
 }
 
 #[tokio::test]
 async fn negotiated_timeout_is_exposed_and_pings_keep_an_idle_session_alive() {
-    let Some(env) = common::env("ping").await else { return };
-    let c = Client::builder(env.connect_string())
-        .session_timeout(Duration::from_secs(4))
-        .connect()
-        .await
-        .unwrap();
-    let info = c.session();
-    assert_eq!(info.timeout, Duration::from_secs(4));
-    assert_eq!(info.password.len(), 16);
-    let mut events = c.session_events();
-    // Idle for longer than the session timeout: only pings keep it alive.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(*c.state().borrow(), SessionState::Connected);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(10), events.next())
+    for env in common::envs("ping").await {
+        eprintln!("-- against the {} server", env.kind);
+        let c = Client::builder(env.connect_string())
+            .session_timeout(Duration::from_secs(4))
+            .connect()
             .await
-            .is_err(),
-        "no disconnection"
-    );
-    c.get_data("/").await.unwrap();
-    c.close().await;
+            .unwrap();
+        let info = c.session();
+        assert_eq!(info.timeout, Duration::from_secs(4));
+        assert_eq!(info.password.len(), 16);
+        let mut events = c.session_events();
+        // Idle for longer than the session timeout: only pings keep it alive.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(*c.state().borrow(), SessionState::Connected);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), events.next())
+                .await
+                .is_err(),
+            "no disconnection"
+        );
+        c.get_data("/").await.unwrap();
+        c.close().await;
+    }
 }

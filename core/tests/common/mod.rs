@@ -17,6 +17,10 @@ use tokio::sync::Notify;
 pub struct Env {
     pub hosts: String,
     pub chroot: String,
+    /// Which server this is ("embedded" or "zookeeper"), for failure messages.
+    pub kind: &'static str,
+    /// Keeps an embedded server alive for the test.
+    pub embedded: Option<std::sync::Arc<corral_server::testing::TestingServer>>,
 }
 
 impl Env {
@@ -35,17 +39,49 @@ impl Env {
     }
 }
 
-/// Sets up a chroot for test `name`, or returns `None` (skip) when no server is available.
-pub async fn env(name: &str) -> Option<Env> {
-    let zk = corral_test_support::zookeeper()?;
-    let hosts = zk.connect_string();
-    let chroot = corral_test_support::unique_chroot(name);
-    let root = Client::connect(&hosts).await.expect("connect to the test server");
+/// The environments test `name` runs in: the embedded server (always), and a real ZooKeeper
+/// (started by corral-test-support, or `CORRAL_TEST_ZK`) when one is available. The same
+/// assertions run against both: that is the embedded server's compatibility evidence.
+pub async fn envs(name: &str) -> Vec<Env> {
+    let mut out = vec![embedded(name).await];
+    if let Some(zk) = corral_test_support::zookeeper() {
+        let hosts = zk.connect_string();
+        let chroot = corral_test_support::unique_chroot(name);
+        let root = Client::connect(&hosts).await.expect("connect to the test server");
+        root.create(&chroot, "", CreateMode::Persistent)
+            .await
+            .expect("create chroot");
+        root.close().await;
+        out.push(Env {
+            hosts,
+            chroot,
+            kind: "zookeeper",
+            embedded: None,
+        });
+    }
+    out
+}
+
+/// An embedded server configured like the real one the suites use (tick 2000 ms, so session
+/// timeouts are clamped to 4-40 s), with a chroot for test `name`.
+pub async fn embedded(name: &str) -> Env {
+    let builder = corral_server::Server::builder().tick_time(Duration::from_millis(2000));
+    let server = corral_server::testing::TestingServer::with_builder(builder)
+        .await
+        .expect("start embedded server");
+    let hosts = server.connect_string();
+    let chroot = format!("/{name}");
+    let root = Client::connect(&hosts).await.expect("connect to the embedded server");
     root.create(&chroot, "", CreateMode::Persistent)
         .await
         .expect("create chroot");
     root.close().await;
-    Some(Env { hosts, chroot })
+    Env {
+        hosts,
+        chroot,
+        kind: "embedded",
+        embedded: Some(std::sync::Arc::new(server)),
+    }
 }
 
 /// A TCP proxy in front of the server; `cut()` closes every connection through it, and
@@ -54,6 +90,7 @@ pub struct FaultProxy {
     pub addr: SocketAddr,
     cut: Arc<Notify>,
     blocked: Arc<AtomicBool>,
+    swallow: Arc<AtomicBool>,
 }
 
 impl FaultProxy {
@@ -62,7 +99,8 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("proxy addr");
         let cut = Arc::new(Notify::new());
         let blocked = Arc::new(AtomicBool::new(false));
-        let (cut2, blocked2) = (cut.clone(), blocked.clone());
+        let swallow = Arc::new(AtomicBool::new(false));
+        let (cut2, blocked2, swallow2) = (cut.clone(), blocked.clone(), swallow.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if blocked2.load(Ordering::SeqCst) {
@@ -86,7 +124,18 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { addr, cut, blocked }
+        FaultProxy {
+            addr,
+            cut,
+            blocked,
+            swallow,
+        }
+    }
+
+    /// Discards (or passes again) everything the server sends: requests still arrive and are
+    /// applied, but their replies are lost.
+    pub fn set_swallow(&self, swallow: bool) {
+        self.swallow.store(swallow, Ordering::SeqCst);
     }
 
     /// Closes every connection currently open through the proxy.

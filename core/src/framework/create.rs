@@ -1,0 +1,337 @@
+//! Creating nodes through the framework: parents, protected mode, idempotence, retries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_proto::{Acl, CreateMode};
+
+use super::Framework;
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::ops::CreateOptions;
+
+/// Curator's protected-name prefix: `_c_<uuid>-` in front of the node name.
+pub const PROTECTED_PREFIX: &str = "_c_";
+
+/// How [`Framework::create`] creates a node.
+///
+/// A bare [`CreateMode`] converts into a plain create (no parents, not protected).
+///
+/// # Examples
+///
+/// ```
+/// use corral_core::{CreateMode, framework::Create};
+///
+/// let spec = Create::new(CreateMode::EphemeralSequential).container_parents().protected();
+/// assert!(spec.is_protected());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    options: CreateOptions,
+    parents: Option<CreateMode>,
+    protected: bool,
+    idempotent: bool,
+}
+
+impl Create {
+    /// A create in `mode` with the open ACL.
+    pub fn new(mode: CreateMode) -> Self {
+        Self {
+            options: CreateOptions::new(mode),
+            parents: None,
+            protected: false,
+            idempotent: false,
+        }
+    }
+
+    /// Creates missing parents as persistent nodes.
+    pub fn parents(mut self) -> Self {
+        self.parents = Some(CreateMode::Persistent);
+        self
+    }
+
+    /// Creates missing parents as container nodes (the server deletes them once empty).
+    pub fn container_parents(mut self) -> Self {
+        self.parents = Some(CreateMode::Container);
+        self
+    }
+
+    /// Protected mode (Curator's `withProtection`): the name gets a `_c_<uuid>-` prefix, and
+    /// after a connection loss the node is looked up by that prefix instead of being created a
+    /// second time. For ephemeral modes, a node found there that belongs to an older session is
+    /// deleted and created again.
+    pub fn protected(mut self) -> Self {
+        self.protected = true;
+        self
+    }
+
+    /// Idempotent: if the node already exists with exactly this data, the create succeeds
+    /// (a retry after a connection loss then does not fail with NodeExists).
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Sets the ACL.
+    pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
+        self.options.acl = acl;
+        self
+    }
+
+    /// Sets the TTL (TTL modes only).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.options.ttl = Some(ttl);
+        self
+    }
+
+    /// Whether protected mode is on.
+    pub fn is_protected(&self) -> bool {
+        self.protected
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> CreateMode {
+        self.options.mode
+    }
+}
+
+impl From<CreateMode> for Create {
+    fn from(mode: CreateMode) -> Self {
+        Self::new(mode)
+    }
+}
+
+/// Splits `/a/b/name` into (`/a/b`, `name`).
+fn split(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("/", path),
+    }
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+impl Framework {
+    /// Creates a node, retrying under the retry policy, and returns its actual path.
+    ///
+    /// See [`Create`] for parents, protected mode and idempotence.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::create`], after retries are exhausted; NodeExists for an idempotent create
+    /// whose node exists with other data.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a node may have been created when the future is dropped. Protected
+    /// mode lets a caller find it again by its prefix.
+    pub async fn create(&self, path: &str, data: impl Into<Bytes>, spec: impl Into<Create>) -> Result<String> {
+        let spec = spec.into();
+        let data = data.into();
+        let (parent, name) = split(path);
+        let (target, prefix) = if spec.protected {
+            let prefix = format!("{PROTECTED_PREFIX}{}-", uuid::Uuid::new_v4());
+            (join(parent, &format!("{prefix}{name}")), Some(prefix))
+        } else {
+            (path.to_owned(), None)
+        };
+        let attempts = Arc::new(AtomicU32::new(0));
+        let first_session = Arc::new(std::sync::Mutex::new(None::<i64>));
+        self.with_retry(|client| {
+            let (spec, data, target, prefix) = (spec.clone(), data.clone(), target.clone(), prefix.clone());
+            let (attempts, first_session, fw) = (attempts.clone(), first_session.clone(), self.clone());
+            async move {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+                first_session
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(client.session_id());
+                if attempt > 0
+                    && let Some(prefix) = &prefix
+                    && let Some(found) = fw.find_protected(&client, &target, prefix, spec.mode()).await?
+                {
+                    return Ok(found);
+                }
+                fw.create_once(&client, &target, data, &spec).await
+            }
+        })
+        .await
+    }
+
+    async fn create_once(&self, client: &Client, path: &str, data: Bytes, spec: &Create) -> Result<String> {
+        let result = match client.create(path, data.clone(), spec.options.clone()).await {
+            Err(e) if e.is_no_node() && spec.parents.is_some() => {
+                let (parent, _) = split(path);
+                self.ensure_path_with(client, parent, spec.parents.unwrap_or(CreateMode::Persistent))
+                    .await?;
+                client.create(path, data.clone(), spec.options.clone()).await
+            }
+            other => other,
+        };
+        match result {
+            Ok((p, _)) => Ok(p),
+            Err(e) if e.is_node_exists() && spec.idempotent && !spec.mode().is_sequential() => {
+                let (existing, _) = client.get_data(path).await?;
+                if existing == data { Ok(path.to_owned()) } else { Err(e) }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a connection loss: the node this protected create may have made already.
+    async fn find_protected(
+        &self,
+        client: &Client,
+        target: &str,
+        prefix: &str,
+        mode: CreateMode,
+    ) -> Result<Option<String>> {
+        let (parent, _) = split(target);
+        let children = match client.get_children(parent).await {
+            Ok(c) => c,
+            Err(e) if e.is_no_node() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(name) = children.into_iter().find(|c| c.starts_with(prefix)) else {
+            return Ok(None);
+        };
+        let found = join(parent, &name);
+        if mode.is_ephemeral() {
+            match client.exists(&found).await? {
+                Some(stat) if stat.ephemeral_owner == client.session_id() => {}
+                Some(_) => {
+                    // Made by an earlier session, which is gone or going: not ours to keep.
+                    tracing::debug!(path = %found, "protected node of an older session; deleting it");
+                    let _ = self.delete(&found, super::Delete::new().guaranteed()).await;
+                    return Ok(None);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(found))
+    }
+
+    /// Creates `path` and every missing ancestor as persistent nodes; existing nodes are left
+    /// alone.
+    ///
+    /// # Errors
+    ///
+    /// NoAuth, NoChildrenForEphemerals as [`Error::Server`] after retries; connection errors.
+    pub async fn ensure_path(&self, path: &str) -> Result<()> {
+        self.with_retry(|client| {
+            let fw = self.clone();
+            let path = path.to_owned();
+            async move { fw.ensure_path_with(&client, &path, CreateMode::Persistent).await }
+        })
+        .await
+    }
+
+    /// Like [`Framework::ensure_path`], with containers for the nodes it creates.
+    ///
+    /// # Errors
+    ///
+    /// As [`Framework::ensure_path`].
+    pub async fn ensure_container_path(&self, path: &str) -> Result<()> {
+        self.with_retry(|client| {
+            let fw = self.clone();
+            let path = path.to_owned();
+            async move { fw.ensure_path_with(&client, &path, CreateMode::Container).await }
+        })
+        .await
+    }
+
+    async fn ensure_path_with(&self, client: &Client, path: &str, mode: CreateMode) -> Result<()> {
+        corral_proto::validate_path(path)?;
+        client.ensure_chroot().await?;
+        if path == "/" {
+            return Ok(());
+        }
+        let mut current = String::new();
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            current.push('/');
+            current.push_str(segment);
+            match client.create(&current, Bytes::new(), mode).await {
+                Ok(_) => {}
+                Err(e) if e.is_node_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a node's data, retrying under the retry policy.
+    ///
+    /// With `version` set, a retry that finds the version already bumped by one and the data
+    /// already equal to `data` counts as success (the first attempt was applied before the
+    /// connection dropped).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::set_data`], after retries.
+    pub async fn set_data(
+        &self,
+        path: &str,
+        data: impl Into<Bytes>,
+        version: Option<i32>,
+    ) -> Result<corral_proto::Stat> {
+        let data = data.into();
+        let attempts = Arc::new(AtomicU32::new(0));
+        self.with_retry(|client| {
+            let (data, path, attempts) = (data.clone(), path.to_owned(), attempts.clone());
+            async move {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+                match client.set_data(&path, data.clone(), version).await {
+                    Err(Error::Server {
+                        code: corral_proto::ErrorCode::BadVersion,
+                        path: p,
+                    }) if attempt > 0 => {
+                        let (current, stat) = client.get_data(&path).await?;
+                        if version.is_some_and(|v| stat.version == v.wrapping_add(1)) && current == data {
+                            Ok(stat)
+                        } else {
+                            Err(Error::Server {
+                                code: corral_proto::ErrorCode::BadVersion,
+                                path: p,
+                            })
+                        }
+                    }
+                    other => other,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `ops` as one atomic transaction, retrying under the retry policy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MultiFailed`] when an operation fails (nothing applied); connection errors
+    /// after retries. A retry after ConnectionLoss may find the first attempt applied: guard
+    /// such transactions with a [`crate::Op::check`].
+    pub async fn transaction(&self, ops: Vec<crate::Op>) -> Result<Vec<crate::OpResult>> {
+        self.with_retry(|client| client.multi(ops.clone())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_join() {
+        assert_eq!(split("/a/b/c"), ("/a/b", "c"));
+        assert_eq!(split("/c"), ("/", "c"));
+        assert_eq!(join("/", "c"), "/c");
+        assert_eq!(join("/a", "c"), "/a/c");
+    }
+}

@@ -1,0 +1,464 @@
+//! The framework handle recipes take: Curator's `CuratorFramework`, in Rust.
+//!
+//! A [`Framework`] owns a session the way [`Client`] does, and adds what applications and
+//! recipes need on top:
+//!
+//! - **connection states** ([`ConnectionState`]: CONNECTED, SUSPENDED, RECONNECTED, LOST,
+//!   READ_ONLY), each stamped with the session id and a session epoch, as a watch channel
+//!   ([`Framework::connection_state`]) and as a stream of transitions
+//!   ([`Framework::state_changes`]) that never drops LOST and never grows;
+//! - **a new session by itself after LOST**, after a jittered pause so that a whole fleet whose
+//!   sessions expired together does not reconnect in the same instant;
+//! - **retries** of failed operations under a [`RetryPolicy`], waiting for the connection to
+//!   come back rather than sleeping blindly;
+//! - **operations recipes need**: create with parents, protected mode, idempotent writes,
+//!   guaranteed delete, ensure-path, transactions.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use corral_core::{CreateMode, Framework, framework::Create};
+//!
+//! # async fn demo() -> corral_core::Result<()> {
+//! let fw = Framework::builder("zk1:2181,zk2:2181").namespace("my-app").start()?;
+//! fw.wait_until_connected(Duration::from_secs(15)).await?;
+//! let path = fw.create("/workers/w-", "payload", Create::new(CreateMode::EphemeralSequential).parents().protected()).await?;
+//! # Ok(()) }
+//! ```
+
+mod create;
+mod delete;
+mod manager;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::watch;
+
+pub use create::{Create, PROTECTED_PREFIX};
+pub use delete::Delete;
+pub use state::{ConnectionState, ConnectionStateChange, ErrorPolicy, StateChanges};
+
+use crate::client::{Client, ClientBuilder};
+use crate::error::{Error, Result};
+use crate::retry::{ExponentialBackoffRetry, RetryPolicy};
+use manager::ManagerConfig;
+use state::StatePublisher;
+
+/// What the framework handle and its manager task share.
+#[derive(Debug)]
+struct Shared {
+    client: std::sync::Mutex<Client>,
+    states: StatePublisher,
+    guaranteed_deletes: std::sync::atomic::AtomicUsize,
+}
+
+/// Builds a [`Framework`].
+#[derive(Debug, Clone)]
+pub struct FrameworkBuilder {
+    client: ClientBuilder,
+    connect_string: String,
+    namespace: Option<String>,
+    retry: Arc<dyn RetryPolicy>,
+    error_policy: ErrorPolicy,
+    connection_timeout: Duration,
+    lost_after_percent: u32,
+    resession_jitter: Duration,
+    seed: Option<u64>,
+}
+
+impl FrameworkBuilder {
+    fn new(connect_string: String) -> Self {
+        Self {
+            client: ClientBuilder::new(connect_string.clone()).session_timeout(Duration::from_secs(60)),
+            connect_string,
+            namespace: None,
+            retry: Arc::new(ExponentialBackoffRetry::new(Duration::from_millis(1000), 3)),
+            error_policy: ErrorPolicy::Standard,
+            connection_timeout: Duration::from_secs(15),
+            lost_after_percent: 100,
+            resession_jitter: Duration::from_millis(200),
+            seed: None,
+        }
+    }
+
+    /// Every path is relative to `/<namespace>` (created on first use by operations that create
+    /// parents). Combines with a chroot in the connect string.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        let ns = namespace.into();
+        let ns = ns.trim_matches('/').to_owned();
+        self.namespace = (!ns.is_empty()).then_some(ns);
+        self
+    }
+
+    /// The session timeout to ask for (default 60 s, Curator's default).
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.client = self.client.session_timeout(timeout);
+        self
+    }
+
+    /// How long operations wait for the connection to come back before failing (default 15 s,
+    /// Curator's default), and how long [`ClientBuilder::connection_timeout`] is.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self.client = self.client.connection_timeout(timeout);
+        self
+    }
+
+    /// The retry policy for operations (default: [`ExponentialBackoffRetry`] with 1 s base and
+    /// 3 retries, Curator's usual choice).
+    pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
+        self.retry = Arc::new(policy);
+        self
+    }
+
+    /// Which states recipes treat as errors (default [`ErrorPolicy::Standard`]).
+    pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
+        self.error_policy = policy;
+        self
+    }
+
+    /// LOST is posted when SUSPENDED has lasted this percentage of the negotiated session
+    /// timeout (default 100: the client cannot know whether the server expired the session, so
+    /// it assumes so once it could have).
+    pub fn lost_after_percent(mut self, percent: u32) -> Self {
+        self.lost_after_percent = percent.max(1);
+        self
+    }
+
+    /// After LOST, the new session starts after a uniform random pause in `[0, max]`
+    /// (default 200 ms), so that clients expired together do not reconnect together.
+    /// `Duration::ZERO` turns the pause off.
+    pub fn resession_jitter(mut self, max: Duration) -> Self {
+        self.resession_jitter = max;
+        self
+    }
+
+    /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds `digest` credentials (`user:password`), sent on every connection of every session.
+    pub fn digest_auth(mut self, user: &str, password: &str) -> Self {
+        self.client = self.client.digest_auth(user, password);
+        self
+    }
+
+    /// Adds credentials of any scheme, sent on every connection of every session.
+    pub fn auth(mut self, scheme: impl Into<String>, auth: impl Into<bytes::Bytes>) -> Self {
+        self.client = self.client.auth(scheme, auth);
+        self
+    }
+
+    /// Accepts read-only servers (posts READ_ONLY when connected to one).
+    pub fn allow_read_only(mut self, allow: bool) -> Self {
+        self.client = self.client.allow_read_only(allow);
+        self
+    }
+
+    /// Connects through a custom transport (see [`crate::Connector`]).
+    pub fn connector(mut self, connector: impl crate::Connector) -> Self {
+        self.client = self.client.connector(connector);
+        self
+    }
+
+    /// Starts the framework: the first session is being established when this returns. Use
+    /// [`Framework::wait_until_connected`] to wait for it.
+    ///
+    /// Must be called within a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectString`] for a bad connect string or namespace.
+    pub fn start(self) -> Result<Framework> {
+        let mut template = self.client.clone();
+        if let Some(ns) = &self.namespace {
+            // The namespace becomes part of the chroot.
+            let cs: crate::ConnectString = self.connect_string.parse()?;
+            let chroot = format!("{}/{ns}", cs.chroot.unwrap_or_default());
+            corral_proto::validate_path(&chroot).map_err(|e| Error::InvalidConnectString {
+                input: self.connect_string.clone(),
+                reason: e.to_string(),
+            })?;
+            let hosts: Vec<String> = cs.hosts.iter().map(ToString::to_string).collect();
+            template = rebuild_with(&template, format!("{}{chroot}", hosts.join(",")));
+        }
+        // Validate the connect string now rather than in the background.
+        let _: crate::ConnectString = self.connect_string.parse()?;
+        // The first session's client exists before `start` returns, so `client()` always has one.
+        let (first, events) = template.clone().build_with_events()?;
+        let shared = Arc::new(Shared {
+            client: std::sync::Mutex::new(first.clone()),
+            states: StatePublisher::new(),
+            guaranteed_deletes: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let (close_tx, close_rx) = watch::channel(false);
+        let config = ManagerConfig {
+            template,
+            lost_after_percent: self.lost_after_percent,
+            resession_jitter: self.resession_jitter,
+            seed: self.seed,
+        };
+        let manager = tokio::spawn(manager::run(
+            shared.clone(),
+            config,
+            close_rx,
+            (first, Box::pin(events)),
+        ));
+        Ok(Framework {
+            inner: Arc::new(Inner {
+                shared,
+                retry: self.retry,
+                error_policy: self.error_policy,
+                connection_timeout: self.connection_timeout,
+                close: close_tx,
+                manager: std::sync::Mutex::new(Some(manager)),
+                namespaced: self.namespace.is_some(),
+            }),
+        })
+    }
+}
+
+fn rebuild_with(template: &ClientBuilder, connect_string: String) -> ClientBuilder {
+    template.clone().with_connect_string(connect_string)
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    shared: Arc<Shared>,
+    retry: Arc<dyn RetryPolicy>,
+    error_policy: ErrorPolicy,
+    connection_timeout: Duration,
+    close: watch::Sender<bool>,
+    manager: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    namespaced: bool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close.send_replace(true);
+    }
+}
+
+/// A ZooKeeper session with connection states, retries and a new session after LOST — the
+/// handle recipes take. Cheap to clone; dropping the last clone closes it.
+#[derive(Debug, Clone)]
+pub struct Framework {
+    inner: Arc<Inner>,
+}
+
+impl Framework {
+    /// A builder for `connect_string` (`host:port,host:port/optional/chroot`).
+    pub fn builder(connect_string: impl Into<String>) -> FrameworkBuilder {
+        FrameworkBuilder::new(connect_string.into())
+    }
+
+    /// The client of the current session. After LOST it is replaced by the client of the next
+    /// session; hold it only for the duration of an operation.
+    pub fn client(&self) -> Client {
+        self.inner
+            .shared
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The current connection state as a watch channel.
+    pub fn connection_state(&self) -> watch::Receiver<ConnectionStateChange> {
+        self.inner.shared.states.subscribe()
+    }
+
+    /// The current connection state.
+    pub fn current_state(&self) -> ConnectionStateChange {
+        self.inner.shared.states.current()
+    }
+
+    /// The stream of state transitions from now on (see [`StateChanges`] for its delivery
+    /// guarantees).
+    pub fn state_changes(&self) -> StateChanges {
+        self.inner.shared.states.stream()
+    }
+
+    /// The error policy recipes should apply.
+    pub fn error_policy(&self) -> ErrorPolicy {
+        self.inner.error_policy
+    }
+
+    /// The retry policy operations use.
+    pub fn retry_policy(&self) -> Arc<dyn RetryPolicy> {
+        self.inner.retry.clone()
+    }
+
+    /// How long operations wait for a connection.
+    pub fn connection_timeout(&self) -> Duration {
+        self.inner.connection_timeout
+    }
+
+    /// The number of guaranteed deletes still being retried in the background.
+    pub fn pending_guaranteed_deletes(&self) -> usize {
+        self.inner
+            .shared
+            .guaranteed_deletes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until the framework is connected (CONNECTED, RECONNECTED or READ_ONLY).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the framework is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_until_connected(&self, timeout: Duration) -> Result<()> {
+        let mut rx = self.connection_state();
+        let closed = self.inner.close.subscribe();
+        let wait = async {
+            loop {
+                if *closed.borrow() {
+                    return Err(Error::Closed);
+                }
+                if rx.borrow_and_update().state.is_connected() {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(Err(Error::Timeout))
+    }
+
+    /// Closes the session (LOST is posted) and stops the framework.
+    pub async fn close(&self) {
+        self.inner.close.send_replace(true);
+        let handle = self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.inner.close.borrow()
+    }
+
+    /// Runs `op` against the current session's client, retrying under the retry policy; a
+    /// connection-type failure first waits for the connection to come back (bounded by the
+    /// connection timeout).
+    ///
+    /// While the framework builds the next session after LOST, the old session's client answers
+    /// SessionExpired or Closed; that is worth waiting for, as Curator does, so it is retried as
+    /// a connection loss.
+    pub(crate) async fn with_retry<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let attempt = || {
+            let future = op(self.client());
+            async move {
+                match future.await {
+                    Err(Error::SessionExpired | Error::Closed) if !self.is_closed() => Err(Error::ConnectionLoss),
+                    other => other,
+                }
+            }
+        };
+        crate::retry::retry(&*self.inner.retry, attempt, || {
+            self.wait_until_connected(self.inner.connection_timeout)
+        })
+        .await
+    }
+
+    /// A future that resolves once the framework is connected again, for retry loops.
+    pub fn connected(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let this = self.clone();
+        async move { this.wait_until_connected(this.inner.connection_timeout).await }
+    }
+
+    pub(crate) fn shared_deletes(&self) -> &std::sync::atomic::AtomicUsize {
+        &self.inner.shared.guaranteed_deletes
+    }
+
+    pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn from_weak(weak: &std::sync::Weak<Inner>) -> Option<Framework> {
+        weak.upgrade().map(|inner| Framework { inner })
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn namespaced(&self) -> bool {
+        self.inner.namespaced
+    }
+}
+
+impl Framework {
+    /// A stream of this path's changes that survives reconnects and new sessions: a persistent
+    /// (or recursive) watch that is added again whenever a new session starts.
+    ///
+    /// # Errors
+    ///
+    /// The stream yields an error item if re-adding the watch fails for good (for example
+    /// NoAuth); otherwise it runs until dropped or the framework is closed.
+    pub fn watch(
+        &self,
+        path: &str,
+        mode: crate::AddWatchMode,
+    ) -> impl Stream<Item = Result<crate::WatchedEvent>> + Send + 'static {
+        let this = self.clone();
+        let path = path.to_owned();
+        let stream = async_stream_watch(this, path, mode);
+        Box::pin(stream)
+    }
+}
+
+fn async_stream_watch(
+    fw: Framework,
+    path: String,
+    mode: crate::AddWatchMode,
+) -> impl Stream<Item = Result<crate::WatchedEvent>> + Send + 'static {
+    use futures::StreamExt;
+    struct S {
+        fw: Framework,
+        path: String,
+        mode: crate::AddWatchMode,
+        watcher: Option<crate::PersistentWatcher>,
+    }
+    futures::stream::unfold(
+        S {
+            fw,
+            path,
+            mode,
+            watcher: None,
+        },
+        |mut s| async move {
+            loop {
+                if s.fw.is_closed() {
+                    return None;
+                }
+                if s.watcher.is_none() {
+                    let (path, mode) = (s.path.clone(), s.mode);
+                    match s.fw.with_retry(|c| c.add_watch(&path, mode)).await {
+                        Ok(w) => s.watcher = Some(w),
+                        Err(e) if e.is_retryable() || matches!(e, Error::SessionExpired | Error::Timeout) => continue,
+                        Err(e) => return Some((Err(e), s)),
+                    }
+                }
+                let Some(w) = s.watcher.as_mut() else { continue };
+                match w.next().await {
+                    Some(event) if !event.is_session_end() => return Some((Ok(event), s)),
+                    // The session ended: add the watch again on the next one.
+                    _ => s.watcher = None,
+                }
+            }
+        },
+    )
+}
