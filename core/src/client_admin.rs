@@ -34,6 +34,27 @@ impl Client {
     ///
     /// The request is queued when this method returns; dropping the future loses the reply and
     /// the stream (which then removes its watch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{AddWatchMode, CreateMode, EventType};
+    /// use futures::StreamExt;
+    ///
+    /// client.create("/app", "", CreateMode::Persistent).await?;
+    /// let mut events = client.add_watch("/app", AddWatchMode::PersistentRecursive).await?;
+    /// client.create("/app/job", "", CreateMode::Persistent).await?;
+    /// client.set_data("/app/job", "done", None).await?;
+    /// let event = events.next().await.unwrap();
+    /// assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeCreated, "/app/job"));
+    /// assert_eq!(events.next().await.unwrap().event_type, EventType::NodeDataChanged);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn add_watch(
         &self,
         path: &str,
@@ -76,6 +97,24 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{AddWatchMode, EventType, WatcherType};
+    /// use futures::StreamExt;
+    ///
+    /// let mut events = client.add_watch("/app", AddWatchMode::Persistent).await?;
+    /// client.remove_watches("/app", WatcherType::Any).await?;
+    /// assert_eq!(events.next().await.unwrap().event_type, EventType::PersistentWatchRemoved);
+    /// assert!(events.next().await.is_none());
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn remove_watches(
         &self,
         path: &str,
@@ -85,10 +124,7 @@ impl Client {
             Err(e) => fail(e),
             Ok(sp) => {
                 let request = Request::RemoveWatches(WatchesRequest { path: sp, watcher_type });
-                let after = AfterReply::RemoveLocal {
-                    path: path.to_owned(),
-                    watcher_type,
-                };
+                let after = AfterReply::RemoveLocal { path: path.to_owned(), watcher_type };
                 let reply = self.submit(request, path, None, after);
                 Box::pin(async move { reply.await.map(|_| ()) })
             }
@@ -106,6 +142,24 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, ErrorCode, WatcherType};
+    ///
+    /// client.create("/node", "", CreateMode::Persistent).await?;
+    /// let (_, _, _watcher) = client.get_data_and_watch("/node").await?;
+    /// client.check_watches("/node", WatcherType::Data).await?;
+    /// let err = client.check_watches("/node", WatcherType::Children).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NoWatcher);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn check_watches(
         &self,
         path: &str,
@@ -134,16 +188,32 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// client.create("/workers", "", CreateMode::Persistent).await?;
+    /// client.create("/workers/w-1", "", CreateMode::Ephemeral).await?;
+    /// client.create("/lock", "", CreateMode::Ephemeral).await?;
+    /// let mut mine = client.get_ephemerals("/").await?;
+    /// mine.sort();
+    /// assert_eq!(mine, ["/lock", "/workers/w-1"]);
+    /// assert_eq!(client.get_ephemerals("/workers").await?, ["/workers/w-1"]);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_ephemerals(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
         let fut: Ready<Vec<String>> = match self.server_path(prefix) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let reply = self.submit(
-                    Request::GetEphemerals(PathRequest { path: sp }),
-                    prefix,
-                    None,
-                    AfterReply::Nothing,
-                );
+                let reply =
+                    self.submit(Request::GetEphemerals(PathRequest { path: sp }), prefix, None, AfterReply::Nothing);
                 let this = self.clone();
                 Box::pin(async move {
                     match reply.await? {
@@ -166,6 +236,23 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// for path in ["/a", "/a/b", "/a/b/c", "/a/d"] {
+    ///     client.create(path, "", CreateMode::Persistent).await?;
+    /// }
+    /// assert_eq!(client.get_all_children_number("/a").await?, 3);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_all_children_number(&self, path: &str) -> impl Future<Output = Result<i32>> + Send + use<> {
         let fut: Ready<i32> = match self.server_path(path) {
             Err(e) => fail(e),
@@ -192,6 +279,22 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// let before = client.who_am_i().await?;
+    /// assert!(before.iter().all(|id| id.auth_scheme != "digest"));
+    /// client.add_auth("digest", "ops:secret").await?;
+    /// let after = client.who_am_i().await?;
+    /// assert!(after.iter().any(|id| id.auth_scheme == "digest" && id.user == "ops"));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn who_am_i(&self) -> impl Future<Output = Result<Vec<ClientInfo>>> + Send + use<> {
         let reply = self.submit(Request::WhoAmI, "", None, AfterReply::Nothing);
         async move {
@@ -213,6 +316,25 @@ impl Client {
     ///
     /// The credentials are queued when this method returns; dropping the future loses only the
     /// answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{Acl, CreateMode, CreateOptions};
+    ///
+    /// client.add_auth("digest", "app:secret").await?;
+    /// // `creator_all` gives every permission to the identities the session is authenticated as.
+    /// let options = CreateOptions::new(CreateMode::Persistent).with_acl(Acl::creator_all());
+    /// client.create("/mine", "", options).await?;
+    /// let (acl, _) = client.get_acl("/mine").await?;
+    /// assert_eq!(acl[0].id.scheme, "digest");
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn add_auth<A: Into<Bytes>>(&self, scheme: &str, auth: A) -> impl Future<Output = Result<()>> + Send + use<A> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let sent = self.send_auth(scheme.to_owned(), auth.into(), reply);
@@ -231,11 +353,23 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// let (config, _) = client.get_config().await?;
+    /// // A standalone server has no dynamic configuration; an ensemble lists its members:
+    /// // "server.1=zk1:2888:3888:participant;0.0.0.0:2181\n...\nversion=100000000".
+    /// println!("{}", String::from_utf8_lossy(&config));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_config(&self) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + use<> {
-        let request = Request::GetData(PathAndWatch {
-            path: "/zookeeper/config".into(),
-            watch: false,
-        });
+        let request = Request::GetData(PathAndWatch { path: "/zookeeper/config".into(), watch: false });
         let reply = self.submit(request, "/zookeeper/config", None, AfterReply::Nothing);
         async move {
             match reply.await? {
@@ -256,6 +390,23 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{Error, ErrorCode};
+    ///
+    /// // Add server 4 to the ensemble, whatever the current config version.
+    /// let result = client.reconfig(Some("server.4=zk4:2888:3888;2181"), None, None, -1).await;
+    /// // The embedded server, like ZooKeeper by default, has reconfig disabled.
+    /// assert!(matches!(result, Err(Error::Server { code: ErrorCode::ReconfigDisabled, .. })));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn reconfig(
         &self,
         joining: Option<&str>,

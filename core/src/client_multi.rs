@@ -28,14 +28,26 @@ impl Client {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # async fn demo(client: corral_core::Client) -> corral_core::Result<()> {
-    /// use corral_core::{CreateMode, Op};
-    /// client.multi(vec![
-    ///     Op::check("/config", Some(3)),
-    ///     Op::set_data("/config", "v4", Some(3)),
-    ///     Op::create("/config/history-", "v3", CreateMode::PersistentSequential),
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, Error, ErrorCode, Op, OpResult};
+    ///
+    /// client.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let results = client.multi(vec![
+    ///     Op::check("/config", Some(0)),
+    ///     Op::set_data("/config", "v2", Some(0)),
+    ///     Op::create("/config-history-", "v1", CreateMode::PersistentSequential),
     /// ]).await?;
+    /// assert!(matches!(&results[2], OpResult::Create { path, .. } if path == "/config-history-0000000000"));
+    ///
+    /// // Replayed, the version check fails, and nothing is applied.
+    /// let err = client.multi(vec![Op::check("/config", Some(0)), Op::delete("/config", None)]).await.unwrap_err();
+    /// assert!(matches!(err, Error::MultiFailed { index: 0, code: ErrorCode::BadVersion, .. }));
+    /// assert!(client.exists("/config").await?.is_some());
+    /// # client.close().await;
     /// # Ok(()) }
     /// ```
     pub fn multi(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>>> + Send + use<> {
@@ -56,19 +68,15 @@ impl Client {
                     Ok((_, m)) => m,
                     Err(e) => return fail(e),
                 },
-                Op::Delete { version, .. } => MultiOp::Delete(DeleteRequest {
-                    path: sp,
-                    version: self::version(version),
-                }),
-                Op::SetData { data, version, .. } => MultiOp::SetData(SetDataRequest {
-                    path: sp,
-                    data: Some(data),
-                    version: self::version(version),
-                }),
-                Op::Check { version, .. } => MultiOp::Check(CheckVersionRequest {
-                    path: sp,
-                    version: self::version(version),
-                }),
+                Op::Delete { version, .. } => {
+                    MultiOp::Delete(DeleteRequest { path: sp, version: self::version(version) })
+                }
+                Op::SetData { data, version, .. } => {
+                    MultiOp::SetData(SetDataRequest { path: sp, data: Some(data), version: self::version(version) })
+                }
+                Op::Check { version, .. } => {
+                    MultiOp::Check(CheckVersionRequest { path: sp, version: self::version(version) })
+                }
             };
             wire.push(m);
             paths.push(path);
@@ -77,12 +85,7 @@ impl Client {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         let first = paths.first().cloned().unwrap_or_default();
-        let reply = self.submit(
-            Request::Multi(MultiRequest { ops: wire }),
-            &first,
-            None,
-            AfterReply::Nothing,
-        );
+        let reply = self.submit(Request::Multi(MultiRequest { ops: wire }), &first, None, AfterReply::Nothing);
         let this = self.clone();
         Box::pin(async move {
             let response = match reply.await? {
@@ -90,32 +93,18 @@ impl Client {
                 other => return Err(unexpected("multi", &other)),
             };
             if let Some((index, code)) = response.failure() {
-                return Err(Error::MultiFailed {
-                    index,
-                    code,
-                    path: paths.get(index).cloned().unwrap_or_default(),
-                });
+                return Err(Error::MultiFailed { index, code, path: paths.get(index).cloned().unwrap_or_default() });
             }
             if response.results.len() != paths.len() {
-                tracing::error!(
-                    expected = paths.len(),
-                    got = response.results.len(),
-                    "multi result count mismatch"
-                );
+                tracing::error!(expected = paths.len(), got = response.results.len(), "multi result count mismatch");
                 return Err(Error::ConnectionLoss);
             }
             response
                 .results
                 .into_iter()
                 .map(|r| match r {
-                    MultiResult::Create(c) => Ok(OpResult::Create {
-                        path: this.strip(&c.path),
-                        stat: None,
-                    }),
-                    MultiResult::Create2(c) => Ok(OpResult::Create {
-                        path: this.strip(&c.path),
-                        stat: Some(c.stat),
-                    }),
+                    MultiResult::Create(c) => Ok(OpResult::Create { path: this.strip(&c.path), stat: None }),
+                    MultiResult::Create2(c) => Ok(OpResult::Create { path: this.strip(&c.path), stat: Some(c.stat) }),
                     MultiResult::Delete => Ok(OpResult::Delete),
                     MultiResult::SetData(stat) => Ok(OpResult::SetData(stat)),
                     MultiResult::Check => Ok(OpResult::Check),
@@ -139,6 +128,26 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, ReadOp, ReadResult};
+    ///
+    /// client.create("/a", "data", CreateMode::Persistent).await?;
+    /// let results = client
+    ///     .multi_read(vec![ReadOp::GetData("/a".into()), ReadOp::GetChildren("/a".into()), ReadOp::GetData("/b".into())])
+    ///     .await?;
+    /// assert!(matches!(&results[0], Ok(ReadResult::Data(data, _)) if &data[..] == b"data"));
+    /// assert_eq!(results[1], Ok(ReadResult::Children(vec![])));
+    /// assert!(results[2].as_ref().is_err_and(|e| e.is_no_node()));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn multi_read(&self, ops: Vec<ReadOp>) -> impl Future<Output = Result<Vec<Result<ReadResult>>>> + Send + use<> {
         let mut wire = Vec::with_capacity(ops.len());
         let mut paths = Vec::with_capacity(ops.len());
@@ -152,23 +161,14 @@ impl Client {
                 Err(e) => return fail(e),
             };
             let record = PathAndWatch { path: sp, watch: false };
-            wire.push(if get_data {
-                MultiOp::GetData(record)
-            } else {
-                MultiOp::GetChildren(record)
-            });
+            wire.push(if get_data { MultiOp::GetData(record) } else { MultiOp::GetChildren(record) });
             paths.push(path);
         }
         if wire.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         let first = paths.first().cloned().unwrap_or_default();
-        let reply = self.submit(
-            Request::MultiRead(MultiRequest { ops: wire }),
-            &first,
-            None,
-            AfterReply::Nothing,
-        );
+        let reply = self.submit(Request::MultiRead(MultiRequest { ops: wire }), &first, None, AfterReply::Nothing);
         Box::pin(async move {
             let response = match reply.await? {
                 Response::Multi(r) => r,

@@ -55,21 +55,10 @@ pub(crate) fn create_request(
         if ttl <= 0 || ttl > MAX_TTL_MS {
             return Err(Error::BadArguments(format!("TTL must be in (0, {MAX_TTL_MS}] ms")));
         }
-        let r = CreateTtlRequest {
-            path: server_path,
-            data,
-            acl: options.acl.clone(),
-            flags,
-            ttl,
-        };
+        let r = CreateTtlRequest { path: server_path, data, acl: options.acl.clone(), flags, ttl };
         return Ok((Request::CreateTtl(r.clone()), MultiOp::CreateTtl(r)));
     }
-    let r = CreateRequest {
-        path: server_path,
-        data,
-        acl: options.acl.clone(),
-        flags,
-    };
+    let r = CreateRequest { path: server_path, data, acl: options.acl.clone(), flags };
     Ok(match mode {
         CreateMode::Container => (Request::CreateContainer(r.clone()), MultiOp::CreateContainer(r)),
         // Inside a multi, plain create: ZooKeeper ≤ 3.8 answers create2 with the path only anyway.
@@ -132,11 +121,21 @@ impl Client {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # async fn demo(client: corral_core::Client) -> corral_core::Result<()> {
-    /// use corral_core::CreateMode;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, ErrorCode};
+    ///
+    /// client.create("/jobs", "", CreateMode::Persistent).await?;
     /// let (path, stat) = client.create("/jobs/job-", "payload", CreateMode::PersistentSequential).await?;
-    /// assert!(path.starts_with("/jobs/job-"));
+    /// assert_eq!(path, "/jobs/job-0000000000");
+    /// assert_eq!(stat.data_length, 7);
+    ///
+    /// let err = client.create("/jobs", "", CreateMode::Persistent).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NodeExists);
+    /// # client.close().await;
     /// # Ok(()) }
     /// ```
     pub fn create<D: Into<Bytes>, O: Into<CreateOptions>>(
@@ -146,11 +145,7 @@ impl Client {
         options: O,
     ) -> impl Future<Output = Result<(String, Stat)>> + Send + use<D, O> {
         let options = options.into();
-        let checked = if options.mode.is_sequential() {
-            validate_sequential_path(path)
-        } else {
-            validate_path(path)
-        };
+        let checked = if options.mode.is_sequential() { validate_sequential_path(path) } else { validate_path(path) };
         let prepared = checked
             .map_err(Error::from)
             .and_then(|()| create_request(self.chroot().prepend(path), data.into(), &options, false));
@@ -181,15 +176,32 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, ErrorCode};
+    ///
+    /// let (_, stat) = client.create("/task", "", CreateMode::Persistent).await?;
+    /// client.set_data("/task", "claimed", Some(stat.version)).await?;
+    /// // Version 0 is gone: the delete is refused.
+    /// let err = client.delete("/task", Some(stat.version)).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::BadVersion);
+    /// client.delete("/task", None).await?;
+    /// assert_eq!(client.exists("/task").await?, None);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn delete(&self, path: &str, version: Option<i32>) -> impl Future<Output = Result<()>> + Send + use<> {
         let fut: Ready<()> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
                 let reply = self.submit(
-                    Request::Delete(DeleteRequest {
-                        path: sp,
-                        version: self::version(version),
-                    }),
+                    Request::Delete(DeleteRequest { path: sp, version: self::version(version) }),
                     path,
                     None,
                     AfterReply::Nothing,
@@ -211,12 +223,8 @@ impl Client {
         } else {
             (None, None)
         };
-        let reply = self.submit(
-            Request::Exists(PathAndWatch { path: sp, watch }),
-            path,
-            registration,
-            AfterReply::Nothing,
-        );
+        let reply =
+            self.submit(Request::Exists(PathAndWatch { path: sp, watch }), path, registration, AfterReply::Nothing);
         Box::pin(async move {
             match reply.await {
                 Ok(Response::Stat(stat)) => Ok((Some(stat), watcher)),
@@ -229,6 +237,8 @@ impl Client {
 
     /// The node's stat, or `None` if it does not exist.
     ///
+    /// ZooKeeper's `exists`: a missing node is an answer, not an error.
+    ///
     /// # Errors
     ///
     /// NoAuth as [`Error::Server`]; [`Error::InvalidPath`]; connection and session errors.
@@ -236,6 +246,23 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// assert_eq!(client.exists("/service").await?, None);
+    /// client.create("/service", "up", CreateMode::Persistent).await?;
+    /// let stat = client.exists("/service").await?.expect("just created");
+    /// assert_eq!(stat.data_length, 2);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn exists(&self, path: &str) -> impl Future<Output = Result<Option<Stat>>> + Send + use<> {
         let fut = self.exists_inner(path, false);
         async move { fut.await.map(|(stat, _)| stat) }
@@ -252,6 +279,25 @@ impl Client {
     ///
     /// The request is queued when this method returns; dropping the future loses the reply and
     /// the watcher (which then removes its watch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, EventType};
+    ///
+    /// // Wait for a node that does not exist yet.
+    /// let (stat, watcher) = client.exists_and_watch("/ready").await?;
+    /// assert_eq!(stat, None);
+    /// client.create("/ready", "", CreateMode::Persistent).await?;
+    /// let event = watcher.await;
+    /// assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeCreated, "/ready"));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn exists_and_watch(
         &self,
         path: &str,
@@ -274,12 +320,8 @@ impl Client {
         } else {
             (None, None)
         };
-        let reply = self.submit(
-            Request::GetData(PathAndWatch { path: sp, watch }),
-            path,
-            registration,
-            AfterReply::Nothing,
-        );
+        let reply =
+            self.submit(Request::GetData(PathAndWatch { path: sp, watch }), path, registration, AfterReply::Nothing);
         Box::pin(async move {
             match reply.await? {
                 Response::GetData(r) => Ok((r.data.unwrap_or_default(), r.stat, watcher)),
@@ -299,6 +341,25 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, Error, ErrorCode};
+    ///
+    /// client.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let (data, stat) = client.get_data("/config").await?;
+    /// assert_eq!((&data[..], stat.version), (&b"v1"[..], 0));
+    ///
+    /// let missing = client.get_data("/nope").await;
+    /// assert!(matches!(missing, Err(Error::Server { code: ErrorCode::NoNode, .. })));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_data(&self, path: &str) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + use<> {
         let fut = self.get_data_inner(path, false);
         async move { fut.await.map(|(data, stat, _)| (data, stat)) }
@@ -315,6 +376,25 @@ impl Client {
     ///
     /// The request is queued when this method returns; dropping the future loses the reply and
     /// the watcher (which then removes its watch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, EventType};
+    ///
+    /// client.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let (data, _, watcher) = client.get_data_and_watch("/config").await?;
+    /// assert_eq!(&data[..], b"v1");
+    /// client.set_data("/config", "v2", None).await?;
+    /// // The event says that something changed; read again to see what.
+    /// assert_eq!(watcher.await.event_type, EventType::NodeDataChanged);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_data_and_watch(
         &self,
         path: &str,
@@ -328,6 +408,9 @@ impl Client {
 
     /// Sets the node's data if its version matches (`None` for any) and returns the new stat.
     ///
+    /// Passing the version read with the data makes a compare-and-set: the write fails with
+    /// BadVersion if someone else wrote in between.
+    ///
     /// # Errors
     ///
     /// NoNode, BadVersion, NoAuth as [`Error::Server`]; [`Error::RequestTooLarge`];
@@ -336,6 +419,26 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, ErrorCode};
+    ///
+    /// client.create("/counter", "0", CreateMode::Persistent).await?;
+    /// let (_, stat) = client.get_data("/counter").await?;
+    /// let stat = client.set_data("/counter", "1", Some(stat.version)).await?;
+    /// assert_eq!(stat.version, 1);
+    /// // A writer still holding version 0 loses.
+    /// let stale = client.set_data("/counter", "1", Some(0)).await.unwrap_err();
+    /// assert_eq!(stale.code(), ErrorCode::BadVersion);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn set_data<D: Into<Bytes>>(
         &self,
         path: &str,
@@ -372,16 +475,28 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{Acl, CreateMode};
+    ///
+    /// client.create("/open", "", CreateMode::Persistent).await?;
+    /// let (acl, stat) = client.get_acl("/open").await?;
+    /// assert_eq!(acl, Acl::open_unsafe()); // world:anyone, every permission
+    /// assert_eq!(stat.aversion, 0);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_acl(&self, path: &str) -> impl Future<Output = Result<(Vec<Acl>, Stat)>> + Send + use<> {
         let fut: Ready<(Vec<Acl>, Stat)> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let reply = self.submit(
-                    Request::GetAcl(PathRequest { path: sp }),
-                    path,
-                    None,
-                    AfterReply::Nothing,
-                );
+                let reply = self.submit(Request::GetAcl(PathRequest { path: sp }), path, None, AfterReply::Nothing);
                 Box::pin(async move {
                     match reply.await? {
                         Response::GetAcl(r) => Ok((r.acl, r.stat)),
@@ -403,6 +518,24 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{Acl, CreateMode, ErrorCode};
+    ///
+    /// client.create("/frozen", "v1", CreateMode::Persistent).await?;
+    /// let stat = client.set_acl("/frozen", Acl::read_unsafe(), Some(0)).await?;
+    /// assert_eq!(stat.aversion, 1);
+    /// let err = client.set_data("/frozen", "v2", None).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NoAuth);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn set_acl(
         &self,
         path: &str,
@@ -412,11 +545,7 @@ impl Client {
         let fut: Ready<Stat> = match self.server_path(path) {
             Err(e) => fail(e),
             Ok(sp) => {
-                let request = Request::SetAcl(SetAclRequest {
-                    path: sp,
-                    acl,
-                    version: self::version(version),
-                });
+                let request = Request::SetAcl(SetAclRequest { path: sp, acl, version: self::version(version) });
                 let reply = self.submit(request, path, None, AfterReply::Nothing);
                 Box::pin(async move {
                     match reply.await? {
@@ -452,6 +581,8 @@ impl Client {
 
     /// The names of the node's children, in no particular order.
     ///
+    /// Names, not paths: join them to `path` to address a child.
+    ///
     /// # Errors
     ///
     /// NoNode, NoAuth as [`Error::Server`]; [`Error::InvalidPath`]; connection and session
@@ -460,6 +591,25 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// client.create("/app", "", CreateMode::Persistent).await?;
+    /// client.create("/app/b", "", CreateMode::Persistent).await?;
+    /// client.create("/app/a", "", CreateMode::Persistent).await?;
+    /// let mut children = client.get_children("/app").await?;
+    /// children.sort();
+    /// assert_eq!(children, ["a", "b"]);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_children(&self, path: &str) -> impl Future<Output = Result<Vec<String>>> + Send + use<> {
         let fut: Ready<Vec<String>> = match self.server_path(path) {
             Err(e) => fail(e),
@@ -486,6 +636,24 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// client.create("/app", "", CreateMode::Persistent).await?;
+    /// client.create("/app/a", "", CreateMode::Persistent).await?;
+    /// let (children, stat) = client.get_children_with_stat("/app").await?;
+    /// assert_eq!(children, ["a"]);
+    /// assert_eq!((stat.num_children, stat.cversion), (1, 1));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_children_with_stat(
         &self,
         path: &str,
@@ -505,6 +673,25 @@ impl Client {
     ///
     /// The request is queued when this method returns; dropping the future loses the reply and
     /// the watcher (which then removes its watch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, EventType};
+    ///
+    /// client.create("/members", "", CreateMode::Persistent).await?;
+    /// let (children, _, watcher) = client.get_children_and_watch("/members").await?;
+    /// assert!(children.is_empty());
+    /// client.create("/members/m-1", "", CreateMode::Ephemeral).await?;
+    /// let event = watcher.await;
+    /// assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeChildrenChanged, "/members"));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_children_and_watch(
         &self,
         path: &str,
@@ -519,6 +706,10 @@ impl Client {
     /// Waits until the server this client is connected to has caught up with the leader, so a
     /// following read sees every write committed before the sync.
     ///
+    /// ZooKeeper reads are served by the server a client is connected to, which may lag behind
+    /// the leader; a client always sees its own writes, but not necessarily another client's.
+    /// Sync before a read that must see them.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidPath`]; connection and session errors.
@@ -526,6 +717,25 @@ impl Client {
     /// # Cancel safety
     ///
     /// The request is queued when this method returns; dropping the future loses only the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{Client, CreateMode};
+    ///
+    /// let writer = Client::connect(&server.connect_string()).await?;
+    /// writer.create("/epoch", "7", CreateMode::Persistent).await?;
+    /// client.sync("/epoch").await?;
+    /// let (data, _) = client.get_data("/epoch").await?;
+    /// assert_eq!(&data[..], b"7");
+    /// # writer.close().await;
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn sync(&self, path: &str) -> impl Future<Output = Result<()>> + Send + use<> {
         let fut: Ready<()> = match self.server_path(path) {
             Err(e) => fail(e),

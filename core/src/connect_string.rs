@@ -51,10 +51,7 @@ impl std::str::FromStr for ConnectString {
     type Err = Error;
 
     fn from_str(input: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::InvalidConnectString {
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad = |reason: &str| Error::InvalidConnectString { input: input.to_owned(), reason: reason.to_owned() };
         let input_trimmed = input.trim();
         let (hosts_part, chroot) = match input_trimmed.find('/') {
             Some(i) => (&input_trimmed[..i], Some(&input_trimmed[i..])),
@@ -90,10 +87,7 @@ impl std::str::FromStr for ConnectString {
                 None => DEFAULT_PORT,
                 Some(p) => p.parse::<u16>().map_err(|_| bad(&format!("invalid port {p:?}")))?,
             };
-            hosts.push(HostPort {
-                host: host.to_owned(),
-                port,
-            });
+            hosts.push(HostPort { host: host.to_owned(), port });
         }
         if hosts.is_empty() {
             return Err(bad("no hosts"));
@@ -157,16 +151,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_strings() {
-        for bad in [
-            "",
-            "/chroot",
-            "a:notaport",
-            "a:70000",
-            "a/bad/",
-            "a/b//c",
-            "[::1",
-            ":2181",
-        ] {
+        for bad in ["", "/chroot", "a:notaport", "a:70000", "a/bad/", "a/b//c", "[::1", ":2181"] {
             assert!(bad.parse::<ConnectString>().is_err(), "{bad}");
         }
     }

@@ -100,24 +100,12 @@ impl Error {
 
     /// Whether the server answered NoNode.
     pub fn is_no_node(&self) -> bool {
-        matches!(
-            self,
-            Self::Server {
-                code: ErrorCode::NoNode,
-                ..
-            }
-        )
+        matches!(self, Self::Server { code: ErrorCode::NoNode, .. })
     }
 
     /// Whether the server answered NodeExists.
     pub fn is_node_exists(&self) -> bool {
-        matches!(
-            self,
-            Self::Server {
-                code: ErrorCode::NodeExists,
-                ..
-            }
-        )
+        matches!(self, Self::Server { code: ErrorCode::NodeExists, .. })
     }
 
     pub(crate) fn server(code: ErrorCode, path: impl Into<String>) -> Self {
@@ -125,10 +113,7 @@ impl Error {
             ErrorCode::ConnectionLoss => Self::ConnectionLoss,
             ErrorCode::SessionExpired => Self::SessionExpired,
             ErrorCode::AuthFailed => Self::AuthFailed,
-            code => Self::Server {
-                code,
-                path: path.into(),
-            },
+            code => Self::Server { code, path: path.into() },
         }
     }
 }

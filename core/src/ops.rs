@@ -35,11 +35,7 @@ pub struct CreateOptions {
 impl CreateOptions {
     /// Options for `mode` with the open ACL and no TTL.
     pub fn new(mode: CreateMode) -> Self {
-        Self {
-            mode,
-            acl: Acl::open_unsafe(),
-            ttl: None,
-        }
+        Self { mode, acl: Acl::open_unsafe(), ttl: None }
     }
 
     /// Sets the ACL.
@@ -108,36 +104,22 @@ pub enum Op {
 impl Op {
     /// A create.
     pub fn create(path: impl Into<String>, data: impl Into<Bytes>, options: impl Into<CreateOptions>) -> Self {
-        Self::Create {
-            path: path.into(),
-            data: data.into(),
-            options: options.into(),
-        }
+        Self::Create { path: path.into(), data: data.into(), options: options.into() }
     }
 
     /// A delete; `version` `None` matches any version.
     pub fn delete(path: impl Into<String>, version: Option<i32>) -> Self {
-        Self::Delete {
-            path: path.into(),
-            version,
-        }
+        Self::Delete { path: path.into(), version }
     }
 
     /// A setData; `version` `None` matches any version.
     pub fn set_data(path: impl Into<String>, data: impl Into<Bytes>, version: Option<i32>) -> Self {
-        Self::SetData {
-            path: path.into(),
-            data: data.into(),
-            version,
-        }
+        Self::SetData { path: path.into(), data: data.into(), version }
     }
 
     /// A version check; `version` `None` checks only that the node exists.
     pub fn check(path: impl Into<String>, version: Option<i32>) -> Self {
-        Self::Check {
-            path: path.into(),
-            version,
-        }
+        Self::Check { path: path.into(), version }
     }
 
     /// The path this operation acts on.

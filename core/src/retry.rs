@@ -147,18 +147,9 @@ impl ExponentialBackoffRetry {
     pub fn new(base_sleep: Duration, max_retries: u32) -> Self {
         let clamped = max_retries.min(MAX_EXPONENTIAL_RETRIES);
         if clamped != max_retries {
-            tracing::warn!(
-                max_retries,
-                clamped,
-                "ExponentialBackoffRetry: max_retries too large, clamped"
-            );
+            tracing::warn!(max_retries, clamped, "ExponentialBackoffRetry: max_retries too large, clamped");
         }
-        Self {
-            base_sleep,
-            max_retries: clamped,
-            max_sleep: None,
-            jitter: Jitter::new(),
-        }
+        Self { base_sleep, max_retries: clamped, max_sleep: None, jitter: Jitter::new() }
     }
 
     /// Caps every sleep at `max_sleep` (Curator's `maxSleepMs`).
@@ -486,10 +477,7 @@ where
 
 /// Whether a retry of `error` should first wait for the connection to come back.
 fn is_connection_error(error: &Error) -> bool {
-    matches!(
-        error.code(),
-        ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved
-    )
+    matches!(error.code(), ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved)
 }
 
 /// Runs `op` until it succeeds or `policy` gives up, waiting for reconnection between tries.

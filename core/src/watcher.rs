@@ -28,12 +28,7 @@ pub struct WatchedEvent {
 
 impl WatchedEvent {
     pub(crate) fn session_end(state: KeeperState) -> Self {
-        Self {
-            event_type: EventType::None,
-            state,
-            path: String::new(),
-            zxid: -1,
-        }
+        Self { event_type: EventType::None, state, path: String::new(), zxid: -1 }
     }
 
     /// Whether this event reports the end of the session rather than a node change.
@@ -99,10 +94,7 @@ pub(crate) struct WatchSet {
 
 impl WatchRegistry {
     pub(crate) fn register(&mut self, reg: WatchRegistration) {
-        self.watches
-            .entry((reg.path, reg.kind))
-            .or_default()
-            .push((reg.id, reg.sender));
+        self.watches.entry((reg.path, reg.kind)).or_default().push((reg.id, reg.sender));
     }
 
     /// Removes one watcher. Returns the server watch type to remove on the server if no
@@ -160,10 +152,7 @@ impl WatchRegistry {
         for kind in kinds {
             self.fire(&event.path, *kind, event);
         }
-        if matches!(
-            event.event_type,
-            EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted
-        ) {
+        if matches!(event.event_type, EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted) {
             let mut ancestor = Some(event.path.as_str());
             while let Some(p) = ancestor {
                 self.fire(p, PersistentRecursive, event);
@@ -215,12 +204,7 @@ impl WatchRegistry {
                 Child => EventType::ChildWatchRemoved,
                 Persistent | PersistentRecursive => EventType::PersistentWatchRemoved,
             };
-            let event = WatchedEvent {
-                event_type,
-                state: KeeperState::SyncConnected,
-                path: path.to_owned(),
-                zxid: -1,
-            };
+            let event = WatchedEvent { event_type, state: KeeperState::SyncConnected, path: path.to_owned(), zxid: -1 };
             for (_, sender) in list {
                 match sender {
                     WatchSender::Oneshot(tx) => {
@@ -271,13 +255,7 @@ impl WatchRegistry {
             };
             target.push(to_server(path));
         }
-        for list in [
-            &mut set.data,
-            &mut set.exist,
-            &mut set.child,
-            &mut set.persistent,
-            &mut set.recursive,
-        ] {
+        for list in [&mut set.data, &mut set.exist, &mut set.child, &mut set.persistent, &mut set.recursive] {
             list.sort();
         }
         set
@@ -305,11 +283,8 @@ impl Drop for DropGuard {
             return;
         }
         if let Some(tx) = self.commands.upgrade() {
-            let _ = tx.send(Command::RemoveWatcher {
-                path: std::mem::take(&mut self.path),
-                kind: self.kind,
-                id: self.id,
-            });
+            let _ =
+                tx.send(Command::RemoveWatcher { path: std::mem::take(&mut self.path), kind: self.kind, id: self.id });
         }
     }
 }
@@ -338,13 +313,7 @@ impl OneshotWatcher {
         commands: mpsc::WeakUnboundedSender<Command>,
     ) -> (Self, WatchSender) {
         let (tx, rx) = oneshot::channel();
-        let guard = DropGuard {
-            path,
-            kind,
-            id,
-            commands,
-            armed: true,
-        };
+        let guard = DropGuard { path, kind, id, commands, armed: true };
         (Self { rx, guard: Some(guard) }, WatchSender::Oneshot(tx))
     }
 }
@@ -392,21 +361,8 @@ impl PersistentWatcher {
         commands: mpsc::WeakUnboundedSender<Command>,
     ) -> (Self, WatchSender) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let guard = DropGuard {
-            path,
-            kind,
-            id,
-            commands,
-            armed: true,
-        };
-        (
-            Self {
-                rx,
-                _guard: guard,
-                ended: false,
-            },
-            WatchSender::Stream(tx),
-        )
+        let guard = DropGuard { path, kind, id, commands, armed: true };
+        (Self { rx, _guard: guard, ended: false }, WatchSender::Stream(tx))
     }
 }
 
@@ -438,12 +394,7 @@ mod tests {
     use super::*;
 
     fn event(t: EventType, path: &str) -> WatchedEvent {
-        WatchedEvent {
-            event_type: t,
-            state: KeeperState::SyncConnected,
-            path: path.into(),
-            zxid: -1,
-        }
+        WatchedEvent { event_type: t, state: KeeperState::SyncConnected, path: path.into(), zxid: -1 }
     }
 
     #[test]
@@ -489,12 +440,7 @@ mod tests {
         let mut reg = WatchRegistry::default();
         for (id, kind) in [(1, WatchKind::Data), (2, WatchKind::Exist)] {
             let (tx, _rx) = oneshot::channel();
-            reg.register(WatchRegistration {
-                path: "/x".into(),
-                kind,
-                id,
-                sender: WatchSender::Oneshot(tx),
-            });
+            reg.register(WatchRegistration { path: "/x".into(), kind, id, sender: WatchSender::Oneshot(tx) });
         }
         assert_eq!(reg.remove("/x", WatchKind::Data, 1), None);
         assert_eq!(reg.remove("/x", WatchKind::Exist, 2), Some(WatcherType::Data));
@@ -520,12 +466,6 @@ mod tests {
         });
         drop(rx);
         let set = reg.watch_set(|p| format!("/root{p}"));
-        assert_eq!(
-            set,
-            WatchSet {
-                persistent: vec!["/root/y".into()],
-                ..Default::default()
-            }
-        );
+        assert_eq!(set, WatchSet { persistent: vec!["/root/y".into()], ..Default::default() });
     }
 }

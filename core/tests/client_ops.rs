@@ -36,9 +36,7 @@ async fn create_get_set_delete_and_stat() {
         assert_eq!(c.exists("/a").await.unwrap().map(|s| s.version), Some(1));
         assert_eq!(c.exists("/nope").await.unwrap(), None);
 
-        c.create("/a/child", Bytes::new(), CreateMode::Persistent)
-            .await
-            .unwrap();
+        c.create("/a/child", Bytes::new(), CreateMode::Persistent).await.unwrap();
         let err = c.delete("/a", None).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::NotEmpty);
         let (children, parent) = c.get_children_with_stat("/a").await.unwrap();
@@ -57,19 +55,9 @@ async fn create_errors_and_modes() {
     for env in common::envs("modes").await {
         eprintln!("-- against the {} server", env.kind);
         let c = env.client().await;
-        assert!(
-            c.create("/missing/child", "", CreateMode::Persistent)
-                .await
-                .unwrap_err()
-                .is_no_node()
-        );
+        assert!(c.create("/missing/child", "", CreateMode::Persistent).await.unwrap_err().is_no_node());
         c.create("/p", "", CreateMode::Persistent).await.unwrap();
-        assert!(
-            c.create("/p", "", CreateMode::Persistent)
-                .await
-                .unwrap_err()
-                .is_node_exists()
-        );
+        assert!(c.create("/p", "", CreateMode::Persistent).await.unwrap_err().is_node_exists());
 
         let (e, stat) = c.create("/p/e", "", CreateMode::Ephemeral).await.unwrap();
         assert_eq!(e, "/p/e");
@@ -87,10 +75,7 @@ async fn create_errors_and_modes() {
         let ttl = CreateOptions::new(CreateMode::PersistentWithTtl).with_ttl(Duration::from_secs(60));
         let (t, stat) = c.create("/p/ttl", "", ttl).await.unwrap();
         assert_eq!((t.as_str(), stat.ephemeral_owner), ("/p/ttl", 0));
-        assert!(matches!(
-            c.create("/p/bad", "", CreateMode::PersistentWithTtl).await,
-            Err(Error::BadArguments(_))
-        ));
+        assert!(matches!(c.create("/p/bad", "", CreateMode::PersistentWithTtl).await, Err(Error::BadArguments(_))));
 
         assert_eq!(c.get_ephemerals("/p").await.unwrap().len(), 2);
         assert_eq!(c.get_all_children_number("/p").await.unwrap(), 5);
@@ -147,14 +132,7 @@ async fn multi_commits_atomically_and_reports_the_failing_op() {
             ])
             .await
             .unwrap_err();
-        assert_eq!(
-            err,
-            Error::MultiFailed {
-                index: 1,
-                code: ErrorCode::NoNode,
-                path: "/missing".into()
-            }
-        );
+        assert_eq!(err, Error::MultiFailed { index: 1, code: ErrorCode::NoNode, path: "/missing".into() });
         assert_eq!(c.exists("/m2").await.unwrap(), None, "nothing applied");
         assert_eq!(&c.get_data("/m").await.unwrap().0[..], b"y");
         assert_eq!(c.multi(vec![]).await.unwrap(), vec![]);
@@ -194,17 +172,11 @@ async fn one_shot_watches_fire_once() {
         assert_eq!(ev.event_type, EventType::NodeDataChanged);
         other.create("/w/c", "", CreateMode::Persistent).await.unwrap();
         let ev = tokio::time::timeout(T, children).await.unwrap();
-        assert_eq!(
-            (ev.event_type, ev.path.as_str()),
-            (EventType::NodeChildrenChanged, "/w")
-        );
+        assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeChildrenChanged, "/w"));
 
         let (_, _, deleted) = c.get_data_and_watch("/w/c").await.unwrap();
         other.delete("/w/c", None).await.unwrap();
-        assert_eq!(
-            tokio::time::timeout(T, deleted).await.unwrap().event_type,
-            EventType::NodeDeleted
-        );
+        assert_eq!(tokio::time::timeout(T, deleted).await.unwrap().event_type, EventType::NodeDeleted);
         // Fired watchers are gone; a getData on a missing node leaves none.
         assert!(c.get_data_and_watch("/w/c").await.unwrap_err().is_no_node());
         assert_eq!(c.watcher_count().await, 0);
@@ -246,10 +218,7 @@ async fn persistent_and_recursive_watches_stream_events() {
             ]
         );
         let first = tokio::time::timeout(T, persistent.next()).await.unwrap().unwrap();
-        assert_eq!(
-            (first.event_type, first.path.as_str()),
-            (EventType::NodeChildrenChanged, "/r")
-        );
+        assert_eq!((first.event_type, first.path.as_str()), (EventType::NodeChildrenChanged, "/r"));
         let second = tokio::time::timeout(T, persistent.next()).await.unwrap().unwrap();
         assert_eq!(second.event_type, EventType::NodeDataChanged);
 
@@ -305,10 +274,7 @@ async fn chroot_is_applied_and_stripped_everywhere() {
         assert!(root.exists(&format!("{}{path}", env.chroot)).await.unwrap().is_some());
         assert_eq!(c.get_children("/").await.unwrap(), [path.trim_start_matches('/')]);
         assert_eq!(c.get_ephemerals("/").await.unwrap(), vec![path.clone()]);
-        let results = c
-            .multi(vec![Op::create("/m", "", CreateMode::Persistent)])
-            .await
-            .unwrap();
+        let results = c.multi(vec![Op::create("/m", "", CreateMode::Persistent)]).await.unwrap();
         assert!(matches!(&results[0], OpResult::Create { path, .. } if path == "/m"));
         let mut rec = c.add_watch("/", AddWatchMode::PersistentRecursive).await.unwrap();
         root.set_data(&format!("{}/m", env.chroot), "x", None).await.unwrap();
@@ -324,26 +290,13 @@ async fn chroot_is_applied_and_stripped_everywhere() {
 async fn digest_auth_and_acls() {
     for env in common::envs("acl").await {
         eprintln!("-- against the {} server", env.kind);
-        let owner = corral_core::Client::builder(env.connect_string())
-            .digest_auth("alice", "secret")
-            .connect()
-            .await
-            .unwrap();
+        let owner =
+            corral_core::Client::builder(env.connect_string()).digest_auth("alice", "secret").connect().await.unwrap();
         let stranger = env.client().await;
-        let acl = vec![
-            Acl::new(Perms::ALL, Id::authenticated()),
-            Acl::new(Perms::READ, Id::anyone()),
-        ];
-        owner
-            .create("/secret", "s", CreateOptions::new(CreateMode::Persistent).with_acl(acl))
-            .await
-            .unwrap();
+        let acl = vec![Acl::new(Perms::ALL, Id::authenticated()), Acl::new(Perms::READ, Id::anyone())];
+        owner.create("/secret", "s", CreateOptions::new(CreateMode::Persistent).with_acl(acl)).await.unwrap();
         let (acl, _) = stranger.get_acl("/secret").await.unwrap();
-        assert!(
-            acl.iter()
-                .any(|a| a.id.scheme == "digest" && a.id.id.starts_with("alice:")),
-            "{acl:?}"
-        );
+        assert!(acl.iter().any(|a| a.id.scheme == "digest" && a.id.id.starts_with("alice:")), "{acl:?}");
         assert_eq!(&stranger.get_data("/secret").await.unwrap().0[..], b"s");
         let err = stranger.set_data("/secret", "x", None).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::NoAuth);
@@ -352,10 +305,7 @@ async fn digest_auth_and_acls() {
         stranger.add_auth("digest", "alice:secret").await.unwrap();
         stranger.set_data("/secret", "y", None).await.unwrap();
         let ids = stranger.who_am_i().await.unwrap();
-        assert!(
-            ids.iter().any(|i| i.auth_scheme == "digest" && i.user == "alice"),
-            "{ids:?}"
-        );
+        assert!(ids.iter().any(|i| i.auth_scheme == "digest" && i.user == "alice"), "{ids:?}");
 
         let err = owner.set_acl("/secret", vec![], None).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidAcl);
@@ -392,15 +342,9 @@ async fn get_config_reads_the_config_node() {
         let c = env.client().await;
         // Standalone servers have an empty (or absent-membership) config node; it must be readable.
         c.get_config().await.unwrap();
-        let err = c
-            .reconfig(None, None, Some("server.1=127.0.0.1:2888:3888"), -1)
-            .await
-            .unwrap_err();
+        let err = c.reconfig(None, None, Some("server.1=127.0.0.1:2888:3888"), -1).await.unwrap_err();
         assert!(
-            matches!(
-                err.code(),
-                ErrorCode::Unimplemented | ErrorCode::ReconfigDisabled | ErrorCode::NoAuth
-            ),
+            matches!(err.code(), ErrorCode::Unimplemented | ErrorCode::ReconfigDisabled | ErrorCode::NoAuth),
             "{err:?}"
         );
         c.close().await;

@@ -21,10 +21,7 @@ fn framework(env: &common::Env, proxy: &common::FaultProxy) -> Framework {
 }
 
 async fn next_state(changes: &mut corral_core::framework::StateChanges) -> ConnectionStateChange {
-    tokio::time::timeout(T, changes.next())
-        .await
-        .expect("a state within 30 s")
-        .expect("state stream")
+    tokio::time::timeout(T, changes.next()).await.expect("a state within 30 s").expect("state stream")
 }
 
 #[tokio::test]
@@ -40,15 +37,9 @@ async fn dropped_connection_is_suspended_then_reconnected_in_the_same_epoch() {
 
         proxy.cut();
         let s = next_state(&mut changes).await;
-        assert_eq!(
-            (s.state, s.epoch, s.session_id),
-            (ConnectionState::Suspended, 1, first.session_id)
-        );
+        assert_eq!((s.state, s.epoch, s.session_id), (ConnectionState::Suspended, 1, first.session_id));
         let r = next_state(&mut changes).await;
-        assert_eq!(
-            (r.state, r.epoch, r.session_id),
-            (ConnectionState::Reconnected, 1, first.session_id)
-        );
+        assert_eq!((r.state, r.epoch, r.session_id), (ConnectionState::Reconnected, 1, first.session_id));
         fw.close().await;
         assert_eq!(next_state(&mut changes).await.state, ConnectionState::Lost);
     }
@@ -67,19 +58,13 @@ async fn server_expiry_is_lost_then_reconnected_on_a_new_session() {
         proxy.set_blocked(true);
         proxy.cut();
         assert_eq!(next_state(&mut changes).await.state, ConnectionState::Suspended);
-        let thief = corral_core::Client::builder(env.connect_string())
-            .session(info.id, info.password)
-            .connect()
-            .await
-            .unwrap();
+        let thief =
+            corral_core::Client::builder(env.connect_string()).session(info.id, info.password).connect().await.unwrap();
         thief.close().await;
         proxy.set_blocked(false);
 
         let lost = next_state(&mut changes).await;
-        assert_eq!(
-            (lost.state, lost.epoch, lost.session_id),
-            (ConnectionState::Lost, 1, first.session_id)
-        );
+        assert_eq!((lost.state, lost.epoch, lost.session_id), (ConnectionState::Lost, 1, first.session_id));
         let back = next_state(&mut changes).await;
         assert_eq!((back.state, back.epoch), (ConnectionState::Reconnected, 2));
         assert_ne!(back.session_id, first.session_id);
@@ -105,10 +90,7 @@ async fn a_silent_server_for_longer_than_the_session_timeout_is_lost_without_a_w
         let after = suspended_at.elapsed();
         assert_eq!(lost.state, ConnectionState::Lost);
         // The negotiated timeout is 4 s: LOST comes once it has elapsed, not before.
-        assert!(
-            after >= Duration::from_millis(3900) && after < Duration::from_secs(8),
-            "{after:?}"
-        );
+        assert!(after >= Duration::from_millis(3900) && after < Duration::from_secs(8), "{after:?}");
         proxy.set_blocked(false);
         let back = next_state(&mut changes).await;
         assert_eq!((back.state, back.epoch), (ConnectionState::Reconnected, 2));
@@ -131,12 +113,7 @@ async fn a_protected_create_that_loses_its_connection_ends_with_exactly_one_node
         let create = {
             let fw = fw.clone();
             tokio::spawn(async move {
-                fw.create(
-                    "/locks/lock-",
-                    "",
-                    Create::new(CreateMode::EphemeralSequential).protected(),
-                )
-                .await
+                fw.create("/locks/lock-", "", Create::new(CreateMode::EphemeralSequential).protected()).await
             })
         };
         let observer = env.client().await;
@@ -153,10 +130,7 @@ async fn a_protected_create_that_loses_its_connection_ends_with_exactly_one_node
         let children = observer.get_children("/locks").await.unwrap();
         assert_eq!(children.len(), 1, "{children:?}");
         assert_eq!(format!("/locks/{}", children[0]), path);
-        assert!(
-            children[0].starts_with("_c_") && children[0].contains("-lock-"),
-            "{children:?}"
-        );
+        assert!(children[0].starts_with("_c_") && children[0].contains("-lock-"), "{children:?}");
         observer.close().await;
         fw.close().await;
     }
@@ -174,17 +148,12 @@ async fn a_guaranteed_delete_survives_a_dropped_connection() {
             .start()
             .unwrap();
         fw.wait_until_connected(T).await.unwrap();
-        fw.create("/a/b", "", Create::new(CreateMode::Persistent).parents())
-            .await
-            .unwrap();
+        fw.create("/a/b", "", Create::new(CreateMode::Persistent).parents()).await.unwrap();
 
         proxy.set_blocked(true);
         proxy.cut();
         let err = fw.delete("/a/b", Delete::new().guaranteed()).await.unwrap_err();
-        assert!(
-            err.is_retryable() || matches!(err, corral_core::Error::Timeout),
-            "{err:?}"
-        );
+        assert!(err.is_retryable() || matches!(err, corral_core::Error::Timeout), "{err:?}");
         assert_eq!(fw.pending_guaranteed_deletes(), 1);
         proxy.set_blocked(false);
 
@@ -205,15 +174,9 @@ async fn a_guaranteed_delete_survives_a_dropped_connection() {
 async fn framework_operations_create_parents_and_respect_the_namespace() {
     for env in common::envs("fw-ops").await {
         eprintln!("-- against the {} server", env.kind);
-        let fw = Framework::builder(env.connect_string())
-            .namespace("ns/app")
-            .start()
-            .unwrap();
+        let fw = Framework::builder(env.connect_string()).namespace("ns/app").start().unwrap();
         fw.wait_until_connected(T).await.unwrap();
-        let p = fw
-            .create("/x/y/z", "d", Create::new(CreateMode::Persistent).container_parents())
-            .await
-            .unwrap();
+        let p = fw.create("/x/y/z", "d", Create::new(CreateMode::Persistent).container_parents()).await.unwrap();
         assert_eq!(p, "/x/y/z");
         let observer = env.client().await;
         assert!(observer.exists("/ns/app/x/y/z").await.unwrap().is_some());

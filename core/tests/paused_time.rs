@@ -79,19 +79,12 @@ impl Peer {
 
 async fn setup(timeout: Duration) -> (Client, mpsc::UnboundedReceiver<DuplexStream>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let client = Client::builder("scripted:2181")
-        .session_timeout(timeout)
-        .connector(Scripted(tx))
-        .build()
-        .unwrap();
+    let client = Client::builder("scripted:2181").session_timeout(timeout).connector(Scripted(tx)).build().unwrap();
     (client, rx)
 }
 
 async fn accept(rx: &mut mpsc::UnboundedReceiver<DuplexStream>) -> Peer {
-    Peer {
-        io: rx.recv().await.expect("a connection attempt"),
-        buf: BytesMut::new(),
-    }
+    Peer { io: rx.recv().await.expect("a connection attempt"), buf: BytesMut::new() }
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,11 +98,7 @@ async fn pings_after_a_third_of_the_timeout_when_idle() {
         let frame = peer.frame().await.expect("ping");
         let header = RequestHeader::read(&mut frame.clone()).unwrap();
         assert_eq!((header.xid, header.op), (xid::PING, OpCode::Ping));
-        assert_eq!(
-            start.elapsed().as_millis() / 100,
-            (1000 * n) / 100,
-            "ping {n} at T/3 intervals"
-        );
+        assert_eq!(start.elapsed().as_millis() / 100, (1000 * n) / 100, "ping {n} at T/3 intervals");
         peer.reply(xid::PING, 7, ErrorCode::Ok, &[]).await;
     }
     assert_eq!(*client.state().borrow(), SessionState::Connected);
@@ -122,10 +111,7 @@ async fn silence_for_two_thirds_of_the_timeout_drops_the_connection_and_resumes_
     let mut events = client.session_events();
     let mut peer = accept(&mut conns).await;
     peer.handshake(3000, 0x42).await;
-    assert!(matches!(
-        events.next().await,
-        Some(SessionEvent::Connected { resumed: false, .. })
-    ));
+    assert!(matches!(events.next().await, Some(SessionEvent::Connected { resumed: false, .. })));
     let start = Instant::now();
     // Answer nothing (not even pings).
     let pending = client.get_data("/x");
@@ -134,19 +120,13 @@ async fn silence_for_two_thirds_of_the_timeout_drops_the_connection_and_resumes_
         other => panic!("{other:?}"),
     }
     let elapsed = start.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(2000) && elapsed < Duration::from_millis(2100),
-        "{elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(2000) && elapsed < Duration::from_millis(2100), "{elapsed:?}");
     assert_eq!(pending.await.unwrap_err(), Error::ConnectionLoss);
     // The next attempt resumes the session with its id, password and last zxid.
     let mut peer2 = accept(&mut conns).await;
     let req = peer2.handshake(3000, 0x42).await;
     assert_eq!((req.session_id, req.passwd.as_ref()), (0x42, &[9u8; 16][..]));
-    assert!(matches!(
-        events.next().await,
-        Some(SessionEvent::Connected { resumed: true, .. })
-    ));
+    assert!(matches!(events.next().await, Some(SessionEvent::Connected { resumed: true, .. })));
     drop(peer);
 }
 
@@ -233,10 +213,7 @@ async fn requests_made_while_disconnected_wait_for_the_connection_then_time_out(
     });
     assert_eq!(pending.await.unwrap_err(), Error::ConnectionLoss);
     let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
-        "{waited:?}"
-    );
+    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(6), "{waited:?}");
     assert_eq!(*client.state().borrow(), SessionState::Connecting);
     client.close().await;
     assert_eq!(*client.state().borrow(), SessionState::Closed);
@@ -258,11 +235,7 @@ async fn watches_are_restored_in_batches_under_the_frame_limit() {
         let fut = client.get_data_and_watch(&format!("/{long}{i}"));
         let frame = peer.frame().await.unwrap();
         let header = RequestHeader::read(&mut frame.clone()).unwrap();
-        let body = GetDataResponse {
-            data: Some(Bytes::new()),
-            stat: Stat::default(),
-        }
-        .to_bytes();
+        let body = GetDataResponse { data: Some(Bytes::new()), stat: Stat::default() }.to_bytes();
         peer.reply(header.xid, 10, ErrorCode::Ok, &body).await;
         watchers.push(fut.await.unwrap().2);
     }

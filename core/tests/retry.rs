@@ -16,17 +16,12 @@ use tokio::time::Instant;
 const MS: Duration = Duration::from_millis(1);
 
 fn server(code: ErrorCode) -> Error {
-    Error::Server {
-        code,
-        path: "/a".into(),
-    }
+    Error::Server { code, path: "/a".into() }
 }
 
 /// The first `n` answers of `policy` with no time elapsed.
 fn delays(policy: &dyn RetryPolicy, n: u32) -> Vec<Option<Duration>> {
-    (1..=n)
-        .map(|attempt| policy.next_delay(attempt, Duration::ZERO))
-        .collect()
+    (1..=n).map(|attempt| policy.next_delay(attempt, Duration::ZERO)).collect()
 }
 
 /// Curator's formula, computed independently: `base * max(1, nextInt(1 << (retryCount + 1)))`.
@@ -80,12 +75,7 @@ async fn run(policy: &dyn RetryPolicy, error: Error, failures: u32, op_time: Dur
         },
     )
     .await;
-    Run {
-        tries: tries.into_inner().unwrap(),
-        waits: waits.into_inner(),
-        result,
-        total: start.elapsed(),
-    }
+    Run { tries: tries.into_inner().unwrap(), waits: waits.into_inner(), result, total: start.elapsed() }
 }
 
 /// Runs `policy` against an op that always fails with ConnectionLoss and checks that the loop
@@ -101,10 +91,7 @@ async fn assert_loop_sleeps(policy: &dyn RetryPolicy, expected: &[Duration]) {
     } else {
         let gaps = run.gaps();
         assert_eq!(gaps.len(), expected.len());
-        assert!(
-            gaps.iter().zip(expected).all(|(g, d)| *g >= *d && *g <= *d + MS),
-            "{gaps:?} {expected:?}"
-        );
+        assert!(gaps.iter().zip(expected).all(|(g, d)| *g >= *d && *g <= *d + MS), "{gaps:?} {expected:?}");
     }
 }
 
@@ -132,10 +119,7 @@ async fn exponential_bounds_and_full_jitter() {
         for attempt in 1..=MAX_EXPONENTIAL_RETRIES {
             let delay = policy.next_delay(attempt, Duration::ZERO).unwrap();
             assert_eq!(delay.as_nanos() % base.as_nanos(), 0, "multiple of base");
-            assert!(
-                delay >= base && delay <= base * ((1 << attempt) - 1),
-                "{attempt}: {delay:?}"
-            );
+            assert!(delay >= base && delay <= base * ((1 << attempt) - 1), "{attempt}: {delay:?}");
         }
     }
     // The first retry always sleeps the base (nextInt(2) is 0 or 1); the third draws all of 1..=7.
@@ -169,10 +153,7 @@ impl io::Write for Captured {
 async fn exponential_clamps_max_retries_to_29_with_a_warning() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
     let policy = tracing::subscriber::with_default(subscriber, || ExponentialBackoffRetry::new(MS, 100));
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("WARN") && log.contains("clamped"), "{log}");
@@ -182,11 +163,7 @@ async fn exponential_clamps_max_retries_to_29_with_a_warning() {
     assert_eq!(ExponentialBackoffRetry::new(MS, 29).max_retries(), 29);
     assert_eq!(ExponentialBackoffRetry::new(MS, 3).max_retries(), 3);
     // No overflow even with a huge base at the last attempt.
-    assert!(
-        ExponentialBackoffRetry::new(Duration::MAX, 29)
-            .next_delay(29, Duration::ZERO)
-            .is_some()
-    );
+    assert!(ExponentialBackoffRetry::new(Duration::MAX, 29).next_delay(29, Duration::ZERO).is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -197,15 +174,8 @@ async fn max_sleep_caps_each_delay() {
     let expected = curator_exponential(5, base, 12, Some(cap));
     assert!(expected.iter().all(|d| *d >= base && *d <= cap));
     assert!(expected.contains(&cap), "late attempts hit the cap: {expected:?}");
-    assert_eq!(
-        delays(&policy, 12),
-        expected.iter().copied().map(Some).collect::<Vec<_>>()
-    );
-    assert_loop_sleeps(
-        &ExponentialBackoffRetry::new(base, 12).with_max_sleep(cap).with_seed(5),
-        &expected,
-    )
-    .await;
+    assert_eq!(delays(&policy, 12), expected.iter().copied().map(Some).collect::<Vec<_>>());
+    assert_loop_sleeps(&ExponentialBackoffRetry::new(base, 12).with_max_sleep(cap).with_seed(5), &expected).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -215,16 +185,9 @@ async fn bounded_exponential_is_exponential_with_a_cap() {
     assert_eq!(policy.max_sleep(), cap);
     let expected = curator_exponential(11, base, 10, Some(cap));
     assert_eq!(delays(&policy, 11)[10], None);
-    assert_loop_sleeps(
-        &BoundedExponentialBackoffRetry::new(base, cap, 10).with_seed(11),
-        &expected,
-    )
-    .await;
+    assert_loop_sleeps(&BoundedExponentialBackoffRetry::new(base, cap, 10).with_seed(11), &expected).await;
     // Clamped like its parent.
-    assert_eq!(
-        BoundedExponentialBackoffRetry::new(base, cap, 40).next_delay(30, Duration::ZERO),
-        None
-    );
+    assert_eq!(BoundedExponentialBackoffRetry::new(base, cap, 40).next_delay(30, Duration::ZERO), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -285,13 +248,7 @@ async fn session_failed_policy_refuses_session_expiry_even_if_inner_allows_it() 
         assert_eq!((run.tries.len(), run.result), (1, Err(refused)));
     }
     // The inner policy alone retries SessionExpired; everything else is delegated.
-    assert_eq!(
-        run(&AllowAll, Error::SessionExpired, u32::MAX, Duration::ZERO)
-            .await
-            .tries
-            .len(),
-        2
-    );
+    assert_eq!(run(&AllowAll, Error::SessionExpired, u32::MAX, Duration::ZERO).await.tries.len(), 2);
     assert!(policy.allows(&server(ErrorCode::NoNode)));
     assert_eq!(delays(&policy, 2), [Some(10 * MS), None]);
     assert_loop_sleeps(&policy, &[10 * MS]).await;
@@ -326,20 +283,14 @@ async fn backoff_policy_replays_backon_sequences() {
 
 #[tokio::test(start_paused = true)]
 async fn backoff_policy_with_seeded_jitter_answers_the_iterators_sequence() {
-    let builder = ExponentialBuilder::default()
-        .with_min_delay(100 * MS)
-        .with_max_times(5)
-        .with_jitter()
-        .with_jitter_seed(3);
+    let builder =
+        ExponentialBuilder::default().with_min_delay(100 * MS).with_max_times(5).with_jitter().with_jitter_seed(3);
     let expected: Vec<Duration> = builder.build().collect();
     assert_eq!(expected.len(), 5);
     let policy = BackoffPolicy::new(builder);
     // Asked out of order and twice: each answer is the iterator's element, independent of calls.
     for attempt in [3, 1, 5, 3, 2, 4] {
-        assert_eq!(
-            policy.next_delay(attempt, Duration::ZERO),
-            Some(expected[attempt as usize - 1])
-        );
+        assert_eq!(policy.next_delay(attempt, Duration::ZERO), Some(expected[attempt as usize - 1]));
     }
     assert_eq!(policy.next_delay(6, Duration::ZERO), None);
     assert_loop_sleeps(&policy, &expected).await;
@@ -421,15 +372,8 @@ async fn loop_never_retries_final_errors() {
 async fn loop_waits_only_for_connection_type_errors() {
     let policy = RetryNTimes::new(1, 30 * MS);
     let throttled = run(&policy, server(ErrorCode::ThrottledOp), 1, Duration::ZERO).await;
-    assert_eq!(
-        (throttled.result, throttled.waits, throttled.total),
-        (Ok(2), 0, 30 * MS)
-    );
-    for error in [
-        Error::Timeout,
-        server(ErrorCode::OperationTimeout),
-        server(ErrorCode::SessionMoved),
-    ] {
+    assert_eq!((throttled.result, throttled.waits, throttled.total), (Ok(2), 0, 30 * MS));
+    for error in [Error::Timeout, server(ErrorCode::OperationTimeout), server(ErrorCode::SessionMoved)] {
         let run = run(&policy, error, 1, Duration::ZERO).await;
         assert_eq!((run.result, run.waits, run.total), (Ok(2), 1, 30 * MS));
     }
@@ -475,9 +419,5 @@ async fn loop_is_send_and_cancel_safe() {
     assert!(task.await.unwrap_err().is_cancelled());
     assert_eq!(tries.load(Ordering::SeqCst), 3);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(
-        tries.load(Ordering::SeqCst),
-        3,
-        "nothing is tried after the loop is dropped"
-    );
+    assert_eq!(tries.load(Ordering::SeqCst), 3, "nothing is tried after the loop is dropped");
 }

@@ -49,34 +49,22 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
         let ev = tokio::time::timeout(T, data_watch).await.unwrap();
         assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeDataChanged, "/data"));
         let ev = tokio::time::timeout(T, child_watch).await.unwrap();
-        assert_eq!(
-            (ev.event_type, ev.path.as_str()),
-            (EventType::NodeChildrenChanged, "/kids")
-        );
+        assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeChildrenChanged, "/kids"));
         let ev = tokio::time::timeout(T, exist_watch).await.unwrap();
         assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeCreated, "/later"));
         assert_eq!(c.session_id(), id);
-        assert!(
-            other.exists("/eph").await.unwrap().is_some(),
-            "the session (and its ephemeral) survived"
-        );
+        assert!(other.exists("/eph").await.unwrap().is_some(), "the session (and its ephemeral) survived");
 
         // The recursive watch was restored: later changes still arrive.
         other.set_data("/kids/a", "x", None).await.unwrap();
         let ev = tokio::time::timeout(T, recursive.next()).await.unwrap().unwrap();
-        assert_eq!(
-            (ev.event_type, ev.path.as_str()),
-            (EventType::NodeDataChanged, "/kids/a")
-        );
+        assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeDataChanged, "/kids/a"));
 
         let mut saw = Vec::new();
         while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
             saw.push(e);
         }
-        assert!(
-            matches!(saw.first(), Some(SessionEvent::Disconnected { .. })),
-            "{saw:?}"
-        );
+        assert!(matches!(saw.first(), Some(SessionEvent::Disconnected { .. })), "{saw:?}");
         assert!(
             saw.iter()
                 .any(|e| matches!(e, SessionEvent::Connected { resumed: true, session_id, .. } if *session_id == id)),
@@ -126,11 +114,8 @@ async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
         // Keep the first client away, expire its session from a second handle, then let it back.
         proxy.set_blocked(true);
         proxy.cut();
-        let thief = Client::builder(env.connect_string())
-            .session(info.id, info.password.clone())
-            .connect()
-            .await
-            .unwrap();
+        let thief =
+            Client::builder(env.connect_string()).session(info.id, info.password.clone()).connect().await.unwrap();
         assert_eq!(thief.session_id(), info.id, "a second handle resumes the same session");
         thief.close().await;
         proxy.set_blocked(false);
@@ -144,17 +129,10 @@ async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
             saw.push(e);
         }
         assert!(saw.contains(&SessionEvent::Expired), "{saw:?}");
-        assert!(
-            !saw.iter().any(|e| matches!(e, SessionEvent::Connected { .. })),
-            "no new session: {saw:?}"
-        );
+        assert!(!saw.iter().any(|e| matches!(e, SessionEvent::Connected { .. })), "no new session: {saw:?}");
 
         let other = env.client().await;
-        assert_eq!(
-            other.exists("/eph").await.unwrap(),
-            None,
-            "the expired session's ephemeral is gone"
-        );
+        assert_eq!(other.exists("/eph").await.unwrap(), None, "the expired session's ephemeral is gone");
         other.close().await;
     }
 }
@@ -183,16 +161,10 @@ async fn close_deletes_ephemerals_and_ends_watchers() {
         let (_, _, own) = c.get_data_and_watch("/e").await.unwrap();
         c.close().await;
         assert_eq!(*c.state().borrow(), SessionState::Closed);
-        assert_eq!(
-            tokio::time::timeout(T, deleted).await.unwrap().event_type,
-            EventType::NodeDeleted
-        );
+        assert_eq!(tokio::time::timeout(T, deleted).await.unwrap().event_type, EventType::NodeDeleted);
         // The server deletes the ephemeral while closing and may tell this connection first.
         let ev = tokio::time::timeout(T, own).await.unwrap();
-        assert!(
-            ev.state == KeeperState::Closed || ev.event_type == EventType::NodeDeleted,
-            "{ev:?}"
-        );
+        assert!(ev.state == KeeperState::Closed || ev.event_type == EventType::NodeDeleted, "{ev:?}");
         assert_eq!(c.get_data("/e").await.unwrap_err(), Error::Closed);
         other.close().await;
     }
@@ -223,11 +195,8 @@ async fn credentials_are_replayed_after_reconnect_and_bad_ones_end_the_session()
     for env in common::envs("auth").await {
         eprintln!("-- against the {} server", env.kind);
         let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-        let c = Client::builder(format!("{}{}", proxy.addr, env.chroot))
-            .digest_auth("bob", "pw")
-            .connect()
-            .await
-            .unwrap();
+        let c =
+            Client::builder(format!("{}{}", proxy.addr, env.chroot)).digest_auth("bob", "pw").connect().await.unwrap();
         c.create(
             "/mine",
             "",
@@ -250,10 +219,7 @@ async fn credentials_are_replayed_after_reconnect_and_bad_ones_end_the_session()
         .unwrap();
 
         let bad = env.client().await;
-        assert_eq!(
-            bad.add_auth("no-such-scheme", "x").await.unwrap_err(),
-            Error::AuthFailed
-        );
+        assert_eq!(bad.add_auth("no-such-scheme", "x").await.unwrap_err(), Error::AuthFailed);
         common::wait_state(&bad, |s| s == SessionState::AuthFailed).await;
         assert_eq!(bad.get_data("/").await.unwrap_err(), Error::AuthFailed);
         c.close().await;
@@ -265,20 +231,10 @@ async fn connect_fails_over_to_a_live_host() {
     for env in common::envs("failover").await {
         eprintln!("-- against the {} server", env.kind);
         // Two dead ports (nothing listens) and the real server, in random order.
-        let dead1 = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let dead2 = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let dead1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let cs = format!("{dead1},{},{dead2}{}", env.hosts, env.chroot);
-        let c = Client::builder(cs)
-            .connect_timeout(Duration::from_secs(2))
-            .connect()
-            .await
-            .unwrap();
+        let c = Client::builder(cs).connect_timeout(Duration::from_secs(2)).connect().await.unwrap();
         c.get_children("/").await.unwrap();
         c.close().await;
     }
@@ -288,11 +244,7 @@ async fn connect_fails_over_to_a_live_host() {
 async fn negotiated_timeout_is_exposed_and_pings_keep_an_idle_session_alive() {
     for env in common::envs("ping").await {
         eprintln!("-- against the {} server", env.kind);
-        let c = Client::builder(env.connect_string())
-            .session_timeout(Duration::from_secs(4))
-            .connect()
-            .await
-            .unwrap();
+        let c = Client::builder(env.connect_string()).session_timeout(Duration::from_secs(4)).connect().await.unwrap();
         let info = c.session();
         assert_eq!(info.timeout, Duration::from_secs(4));
         assert_eq!(info.password.len(), 16);
@@ -300,12 +252,7 @@ async fn negotiated_timeout_is_exposed_and_pings_keep_an_idle_session_alive() {
         // Idle for longer than the session timeout: only pings keep it alive.
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(*c.state().borrow(), SessionState::Connected);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), events.next())
-                .await
-                .is_err(),
-            "no disconnection"
-        );
+        assert!(tokio::time::timeout(Duration::from_millis(10), events.next()).await.is_err(), "no disconnection");
         c.get_data("/").await.unwrap();
         c.close().await;
     }

@@ -53,10 +53,7 @@ record! {
 impl Id {
     /// An id from its scheme and value.
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Self {
-        Self {
-            scheme: scheme.into(),
-            id: id.into(),
-        }
+        Self { scheme: scheme.into(), id: id.into() }
     }
 
     /// `world:anyone`, the identity everybody has.
@@ -198,10 +195,7 @@ impl CreateMode {
 
     /// Whether a sequence suffix is appended to the name.
     pub const fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            Self::PersistentSequential | Self::EphemeralSequential | Self::PersistentSequentialWithTtl
-        )
+        matches!(self, Self::PersistentSequential | Self::EphemeralSequential | Self::PersistentSequentialWithTtl)
     }
 
     /// Whether the node is a container.

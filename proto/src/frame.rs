@@ -136,11 +136,7 @@ mod codec {
         type Error = CodecError;
         fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
             if item.len() > self.max() {
-                return Err(FrameError::TooLarge {
-                    len: item.len(),
-                    max: self.max(),
-                }
-                .into());
+                return Err(FrameError::TooLarge { len: item.len(), max: self.max() }.into());
             }
             super::encode_frame(dst, |b| b.extend_from_slice(&item));
             Ok(())
@@ -172,13 +168,7 @@ mod tests {
         let mut ok = BytesMut::from(&0xFFFFFi32.to_be_bytes()[..]);
         assert_eq!(d.decode(&mut ok), Ok(None));
         let mut big = BytesMut::from(&0x100000i32.to_be_bytes()[..]);
-        assert_eq!(
-            d.decode(&mut big),
-            Err(FrameError::TooLarge {
-                len: 0x100000,
-                max: 0xFFFFF
-            })
-        );
+        assert_eq!(d.decode(&mut big), Err(FrameError::TooLarge { len: 0x100000, max: 0xFFFFF }));
         let mut neg = BytesMut::from(&(-5i32).to_be_bytes()[..]);
         assert_eq!(d.decode(&mut neg), Err(FrameError::NegativeLength(-5)));
     }

@@ -78,20 +78,12 @@ pub trait Jute: Sized {
     /// [`DecodeError::TrailingBytes`] if bytes are left over.
     fn from_bytes(mut bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = Self::read(&mut bytes)?;
-        if bytes.is_empty() {
-            Ok(value)
-        } else {
-            Err(DecodeError::TrailingBytes(bytes.len()))
-        }
+        if bytes.is_empty() { Ok(value) } else { Err(DecodeError::TrailingBytes(bytes.len())) }
     }
 }
 
 fn need<B: Buf>(buf: &B, n: usize, what: &'static str) -> Result<(), DecodeError> {
-    if buf.remaining() < n {
-        Err(DecodeError::UnexpectedEof { what })
-    } else {
-        Ok(())
-    }
+    if buf.remaining() < n { Err(DecodeError::UnexpectedEof { what }) } else { Ok(()) }
 }
 
 /// Reads a length prefix: `Ok(None)` for the null marker `-1`, otherwise a length that fits in
@@ -270,20 +262,14 @@ mod tests {
     #[test]
     fn lengths_are_checked_before_allocating() {
         // A 2 GiB string in a 4-byte frame must fail cleanly.
-        assert_eq!(
-            String::from_bytes(&[0x7f, 0xff, 0xff, 0xff]),
-            Err(DecodeError::UnexpectedEof { what: "ustring" })
-        );
+        assert_eq!(String::from_bytes(&[0x7f, 0xff, 0xff, 0xff]), Err(DecodeError::UnexpectedEof { what: "ustring" }));
         assert_eq!(
             Vec::<i64>::from_bytes(&[0x7f, 0xff, 0xff, 0xff]),
             Err(DecodeError::UnexpectedEof { what: "vector" })
         );
         assert_eq!(
             String::from_bytes(&[0xff, 0xff, 0xff, 0xfe]),
-            Err(DecodeError::InvalidLength {
-                what: "ustring",
-                len: -2
-            })
+            Err(DecodeError::InvalidLength { what: "ustring", len: -2 })
         );
         assert_eq!(String::from_bytes(&[0, 0, 0, 1, 0xff]), Err(DecodeError::InvalidUtf8));
     }

@@ -182,10 +182,7 @@ impl Request {
             OpCode::WhoAmI => Self::WhoAmI,
             OpCode::CloseSession => Self::CloseSession,
             other => {
-                return Err(DecodeError::InvalidValue {
-                    what: "request opcode",
-                    value: other.code().into(),
-                });
+                return Err(DecodeError::InvalidValue { what: "request opcode", value: other.code().into() });
             }
         })
     }
@@ -270,11 +267,7 @@ impl Response {
             OpCode::WhoAmI => Self::WhoAmI(Jute::read(buf)?),
             OpCode::AddWatch => {
                 // ZooKeeper sends a 4-byte ErrorResponse; tolerate an empty body too.
-                if buf.remaining() >= 4 {
-                    Self::AddWatch(Jute::read(buf)?)
-                } else {
-                    Self::Empty
-                }
+                if buf.remaining() >= 4 { Self::AddWatch(Jute::read(buf)?) } else { Self::Empty }
             }
             OpCode::Sasl => Self::Sasl(Jute::read(buf)?),
             OpCode::Delete
@@ -288,10 +281,7 @@ impl Response {
             | OpCode::Check
             | OpCode::DeleteContainer => Self::Empty,
             other => {
-                return Err(DecodeError::InvalidValue {
-                    what: "reply opcode",
-                    value: other.code().into(),
-                });
+                return Err(DecodeError::InvalidValue { what: "reply opcode", value: other.code().into() });
             }
         })
     }

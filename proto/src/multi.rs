@@ -69,11 +69,7 @@ impl MultiOp {
 }
 
 fn end_header() -> MultiHeader {
-    MultiHeader {
-        op: OpCode::Error,
-        done: true,
-        err: -1,
-    }
+    MultiHeader { op: OpCode::Error, done: true, err: -1 }
 }
 
 /// The body of a multi or multiRead request.
@@ -86,12 +82,7 @@ pub struct MultiRequest {
 impl Jute for MultiRequest {
     fn write<B: BufMut>(&self, buf: &mut B) {
         for op in &self.ops {
-            MultiHeader {
-                op: op.op_code(),
-                done: false,
-                err: -1,
-            }
-            .write(buf);
+            MultiHeader { op: op.op_code(), done: false, err: -1 }.write(buf);
             match op {
                 MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => r.write(buf),
                 MultiOp::CreateTtl(r) => r.write(buf),
@@ -122,10 +113,7 @@ impl Jute for MultiRequest {
                 OpCode::GetData => MultiOp::GetData(Jute::read(buf)?),
                 OpCode::GetChildren => MultiOp::GetChildren(Jute::read(buf)?),
                 other => {
-                    return Err(DecodeError::InvalidValue {
-                        what: "multi op type",
-                        value: other.code().into(),
-                    });
+                    return Err(DecodeError::InvalidValue { what: "multi op type", value: other.code().into() });
                 }
             });
         }
@@ -197,12 +185,7 @@ impl Jute for MultiResponse {
                 MultiResult::Error(code) => code.code(),
                 _ => 0,
             };
-            MultiHeader {
-                op: result.op_code(),
-                done: false,
-                err,
-            }
-            .write(buf);
+            MultiHeader { op: result.op_code(), done: false, err }.write(buf);
             match result {
                 MultiResult::Create(r) => r.write(buf),
                 MultiResult::Create2(r) => r.write(buf),
@@ -233,10 +216,7 @@ impl Jute for MultiResponse {
                 OpCode::GetChildren => MultiResult::GetChildren(Jute::read(buf)?),
                 OpCode::Error => MultiResult::Error(ErrorResponse::read(buf)?.err),
                 other => {
-                    return Err(DecodeError::InvalidValue {
-                        what: "multi result type",
-                        value: other.code().into(),
-                    });
+                    return Err(DecodeError::InvalidValue { what: "multi result type", value: other.code().into() });
                 }
             });
         }

@@ -44,12 +44,7 @@ pub fn validate_sequential_path(path: &str) -> Result<(), PathError> {
 }
 
 fn check(path: &str, sequential: bool) -> Result<(), PathError> {
-    let fail = |reason| {
-        Err(PathError {
-            path: path.to_owned(),
-            reason,
-        })
-    };
+    let fail = |reason| Err(PathError { path: path.to_owned(), reason });
     if path.is_empty() {
         return fail("path must not be empty");
     }

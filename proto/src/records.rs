@@ -55,11 +55,7 @@ impl Jute for ConnectRequest {
             timeout: i32::read(buf)?,
             session_id: i64::read(buf)?,
             passwd: Bytes::read(buf)?,
-            read_only: if buf.has_remaining() {
-                Some(bool::read(buf)?)
-            } else {
-                None
-            },
+            read_only: if buf.has_remaining() { Some(bool::read(buf)?) } else { None },
         })
     }
 }
@@ -97,11 +93,7 @@ impl Jute for ConnectResponse {
             timeout: i32::read(buf)?,
             session_id: i64::read(buf)?,
             passwd: Bytes::read(buf)?,
-            read_only: if buf.has_remaining() {
-                Some(bool::read(buf)?)
-            } else {
-                None
-            },
+            read_only: if buf.has_remaining() { Some(bool::read(buf)?) } else { None },
         })
     }
 }
@@ -473,27 +465,17 @@ mod tests {
 
     #[test]
     fn ping_header_bytes() {
-        let h = RequestHeader {
-            xid: xid::PING,
-            op: OpCode::Ping,
-        };
+        let h = RequestHeader { xid: xid::PING, op: OpCode::Ping };
         assert_eq!(h.to_bytes().as_ref(), &[0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0x0b]);
     }
 
     #[test]
     fn legacy_connect_request_has_no_read_only_byte() {
-        let req = ConnectRequest {
-            timeout: 30_000,
-            passwd: Bytes::from_static(&[0; 16]),
-            ..Default::default()
-        };
+        let req = ConnectRequest { timeout: 30_000, passwd: Bytes::from_static(&[0; 16]), ..Default::default() };
         let bytes = req.to_bytes();
         assert_eq!(bytes.len(), 44);
         assert_eq!(ConnectRequest::from_bytes(&bytes).unwrap().read_only, None);
-        let req = ConnectRequest {
-            read_only: Some(false),
-            ..req
-        };
+        let req = ConnectRequest { read_only: Some(false), ..req };
         assert_eq!(req.to_bytes().len(), 45);
     }
 }

@@ -116,11 +116,7 @@ const NASTY_LENGTHS: &[i32] = &[
 ];
 
 fn cfg() -> ProptestConfig {
-    ProptestConfig {
-        cases: 1024,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,19 +158,8 @@ fn both_ways<R: PartialEq + Debug>(
     let at = split.index(input.len() + 1);
     let mut chained = (&input[..at]).chain(&input[at..]);
     let r3 = decode(&mut chained);
-    prop_assert_eq!(
-        &r,
-        &r3,
-        "{}: a chained buffer split at {} decodes differently",
-        what,
-        at
-    );
-    prop_assert_eq!(
-        chained.remaining(),
-        input.len() - consumed,
-        "{}: chained consumption",
-        what
-    );
+    prop_assert_eq!(&r, &r3, "{}: a chained buffer split at {} decodes differently", what, at);
+    prop_assert_eq!(chained.remaining(), input.len() - consumed, "{}: chained consumption", what);
     Ok((r, consumed))
 }
 
@@ -202,9 +187,9 @@ fn check_request(op: OpCode, input: &[u8], split: &Index) -> Result<(), TestCase
             prop_assert_eq!(Request::read_body(op, &mut rest), Ok(req));
             prop_assert!(rest.is_empty());
         }
-        Err(DecodeError::InvalidValue {
-            what: "request opcode", ..
-        }) => prop_assert!(!REQUEST_OPS.contains(&op.code()), "{} refused", what),
+        Err(DecodeError::InvalidValue { what: "request opcode", .. }) => {
+            prop_assert!(!REQUEST_OPS.contains(&op.code()), "{} refused", what)
+        }
         Err(_) => {}
     }
     Ok(())
@@ -319,10 +304,7 @@ fn decode_everything(input: &[u8], split: &Index) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------------------------
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "(/[a-z0-9]{1,5}){0,3}",
-        vec(any::<char>(), 0..4).prop_map(|cs| cs.into_iter().collect::<String>()),
-    ]
+    prop_oneof!["(/[a-z0-9]{1,5}){0,3}", vec(any::<char>(), 0..4).prop_map(|cs| cs.into_iter().collect::<String>()),]
 }
 
 fn data() -> impl Strategy<Value = Option<Bytes>> {
@@ -334,10 +316,7 @@ fn raw() -> impl Strategy<Value = Bytes> {
 }
 
 fn acls() -> impl Strategy<Value = Vec<Acl>> {
-    vec(
-        (any::<i32>(), text(), text()).prop_map(|(p, scheme, id)| Acl::new(Perms(p), Id { scheme, id })),
-        0..3,
-    )
+    vec((any::<i32>(), text(), text()).prop_map(|(p, scheme, id)| Acl::new(Perms(p), Id { scheme, id })), 0..3)
 }
 
 fn stat() -> impl Strategy<Value = Stat> {
@@ -449,14 +428,10 @@ fn request() -> impl Strategy<Value = Request> {
                 cur_config_id: id,
             })
         }),
-        (text(), any::<i32>()).prop_map(|(path, t)| Request::CheckWatches(WatchesRequest {
-            path,
-            watcher_type: t.into()
-        })),
-        (text(), any::<i32>()).prop_map(|(path, t)| Request::RemoveWatches(WatchesRequest {
-            path,
-            watcher_type: t.into()
-        })),
+        (text(), any::<i32>())
+            .prop_map(|(path, t)| Request::CheckWatches(WatchesRequest { path, watcher_type: t.into() })),
+        (text(), any::<i32>())
+            .prop_map(|(path, t)| Request::RemoveWatches(WatchesRequest { path, watcher_type: t.into() })),
         raw().prop_map(Request::DeleteContainer),
         multi_request().prop_map(Request::MultiRead),
         (any::<i32>(), text(), raw()).prop_map(|(auth_type, scheme, auth)| Request::Auth(AuthPacket {
@@ -501,10 +476,7 @@ fn response() -> impl Strategy<Value = Response> {
         multi_response().prop_map(Response::Multi),
         any::<i32>().prop_map(|n| Response::AllChildrenNumber(GetAllChildrenNumberResponse { total_number: n })),
         vec((text(), text()), 0..3).prop_map(|v| Response::WhoAmI(WhoAmIResponse {
-            client_info: v
-                .into_iter()
-                .map(|(auth_scheme, user)| ClientInfo { auth_scheme, user })
-                .collect()
+            client_info: v.into_iter().map(|(auth_scheme, user)| ClientInfo { auth_scheme, user }).collect()
         })),
         any::<i32>().prop_map(|c| Response::AddWatch(ErrorResponse { err: c.into() })),
         raw().prop_map(|token| Response::Sasl(SaslToken { token })),
@@ -810,19 +782,10 @@ fn huge_claims_in_tiny_inputs_allocate_nothing_big() {
 
         // A 4-byte input claiming a 2 GiB string, buffer or vector.
         assert_eq!(tiny_alloc("String", &four, |b| String::read(b)), eof("ustring"));
-        assert_eq!(
-            tiny_alloc("Option<String>", &four, |b| Option::<String>::read(b)),
-            eof("ustring")
-        );
+        assert_eq!(tiny_alloc("Option<String>", &four, |b| Option::<String>::read(b)), eof("ustring"));
         assert_eq!(tiny_alloc("Bytes", &four, |b| Bytes::read(b)), eof("buffer"));
-        assert_eq!(
-            tiny_alloc("Option<Bytes>", &four, |b| Option::<Bytes>::read(b)),
-            eof("buffer")
-        );
-        assert_eq!(
-            tiny_alloc("Vec<String>", &four, |b| Vec::<String>::read(b)),
-            eof("vector")
-        );
+        assert_eq!(tiny_alloc("Option<Bytes>", &four, |b| Option::<Bytes>::read(b)), eof("buffer"));
+        assert_eq!(tiny_alloc("Vec<String>", &four, |b| Vec::<String>::read(b)), eof("vector"));
         assert_eq!(tiny_alloc("Vec<Acl>", &four, |b| Vec::<Acl>::read(b)), eof("vector"));
         assert_eq!(tiny_alloc("Vec<i64>", &four, |b| Vec::<i64>::read(b)), eof("vector"));
         assert!(tiny_alloc("ChildrenResponse", &four, |b| ChildrenResponse::read(b)).is_err());
@@ -866,19 +829,9 @@ fn frame_decoder_refuses_huge_frames_without_reserving() {
         let mut buf = BytesMut::from(&len.to_be_bytes()[..]);
         let r = within_budget(4, "FrameDecoder", || FrameDecoder::default().decode(&mut buf.clone()))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            r,
-            Err(FrameError::TooLarge {
-                len: len as usize,
-                max: DEFAULT_MAX_FRAME
-            })
-        );
+        assert_eq!(r, Err(FrameError::TooLarge { len: len as usize, max: DEFAULT_MAX_FRAME }));
         assert!(FrameDecoder::default().decode(&mut buf).is_err());
-        assert!(
-            buf.capacity() < 64,
-            "reserved {} bytes for a refused frame",
-            buf.capacity()
-        );
+        assert!(buf.capacity() < 64, "reserved {} bytes for a refused frame", buf.capacity());
     }
     // Within the limit, room may be reserved for the announced frame: never more than the limit.
     let mut decoder = FrameDecoder::new(4096);
@@ -886,10 +839,7 @@ fn frame_decoder_refuses_huge_frames_without_reserving() {
     assert_eq!(decoder.decode(&mut buf), Ok(None));
     assert!(buf.capacity() <= 2 * (4 + 4096), "reserved {}", buf.capacity());
     let mut buf = BytesMut::from(&4097i32.to_be_bytes()[..]);
-    assert_eq!(
-        decoder.decode(&mut buf),
-        Err(FrameError::TooLarge { len: 4097, max: 4096 })
-    );
+    assert_eq!(decoder.decode(&mut buf), Err(FrameError::TooLarge { len: 4097, max: 4096 }));
     let mut buf = BytesMut::from(&(-1i32).to_be_bytes()[..]);
     assert_eq!(decoder.decode(&mut buf), Err(FrameError::NegativeLength(-1)));
 }

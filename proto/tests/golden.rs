@@ -49,14 +49,8 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str, origin: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2), "{origin}: odd number of hex digits");
-    assert!(
-        s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
-        "{origin}: not lower-case hex: {s:?}"
-    );
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    assert!(s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{origin}: not lower-case hex: {s:?}");
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 /// Parses a fixture: `#` comments and blank lines are skipped; `> ` / `< ` lines are frames in
@@ -93,11 +87,7 @@ fn parse(name: &str, text: &str) -> Vec<Frame> {
 /// The frames of one direction, split again from one concatenated stream by `FrameDecoder`,
 /// one byte at a time, must be the same payloads.
 fn check_stream(frames: &[Frame], dir: Dir) {
-    let stream: Vec<u8> = frames
-        .iter()
-        .filter(|f| f.dir == dir)
-        .flat_map(|f| f.wire.iter().copied())
-        .collect();
+    let stream: Vec<u8> = frames.iter().filter(|f| f.dir == dir).flat_map(|f| f.wire.iter().copied()).collect();
     let mut decoder = FrameDecoder::default();
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
@@ -108,11 +98,7 @@ fn check_stream(frames: &[Frame], dir: Dir) {
         }
     }
     assert!(buf.is_empty());
-    let expected: Vec<Vec<u8>> = frames
-        .iter()
-        .filter(|f| f.dir == dir)
-        .map(|f| f.payload().to_vec())
-        .collect();
+    let expected: Vec<Vec<u8>> = frames.iter().filter(|f| f.dir == dir).map(|f| f.payload().to_vec()).collect();
     assert_eq!(out, expected);
 }
 
@@ -127,10 +113,7 @@ fn load(name: &str, text: &str) -> Vec<Frame> {
 fn exchange(name: &str, text: &str) -> (Frame, Frame) {
     let frames = load(name, text);
     let [req, rep] = frames.as_slice() else {
-        panic!(
-            "{name}: expected one request and one reply, got {} frames",
-            frames.len()
-        );
+        panic!("{name}: expected one request and one reply, got {} frames", frames.len());
     };
     assert_eq!((req.dir, rep.dir), (Dir::ToServer, Dir::ToClient), "{name}");
     (req.clone(), rep.clone())
@@ -147,12 +130,7 @@ fn framed(body: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
 }
 
 fn assert_same_bytes(ours: &[u8], frame: &Frame) {
-    assert_eq!(
-        hex(ours),
-        hex(&frame.wire),
-        "{}: re-encoding the decoded value changed the bytes",
-        frame.origin
-    );
+    assert_eq!(hex(ours), hex(&frame.wire), "{}: re-encoding the decoded value changed the bytes", frame.origin);
 }
 
 /// Decodes a request frame (header + body, every byte consumed) and re-encodes it.
@@ -161,12 +139,7 @@ fn request(frame: &Frame) -> (RequestHeader, Request) {
     let mut rest = frame.payload();
     let header = RequestHeader::read(&mut rest).unwrap_or_else(|e| panic!("{}: header: {e}", frame.origin));
     let body = Request::read_body(header.op, &mut rest).unwrap_or_else(|e| panic!("{}: body: {e}", frame.origin));
-    assert!(
-        rest.is_empty(),
-        "{}: {} bytes left after the body",
-        frame.origin,
-        rest.len()
-    );
+    assert!(rest.is_empty(), "{}: {} bytes left after the body", frame.origin, rest.len());
     assert_eq!(body.op_code(), header.op);
     assert_same_bytes(
         &framed(|b| {
@@ -186,12 +159,7 @@ fn reply(frame: &Frame, op: OpCode) -> (ReplyHeader, Option<Response>) {
     let header = ReplyHeader::read(&mut rest).unwrap_or_else(|e| panic!("{}: header: {e}", frame.origin));
     let body = (header.err == ErrorCode::Ok)
         .then(|| Response::read_body(op, &mut rest).unwrap_or_else(|e| panic!("{}: body: {e}", frame.origin)));
-    assert!(
-        rest.is_empty(),
-        "{}: {} bytes left after the body",
-        frame.origin,
-        rest.len()
-    );
+    assert!(rest.is_empty(), "{}: {} bytes left after the body", frame.origin, rest.len());
     assert_same_bytes(
         &framed(|b| {
             header.write(b);
@@ -213,11 +181,7 @@ fn record<T: Jute + std::fmt::Debug>(frame: &Frame) -> T {
 
 /// A Stat as a freshly created node with `data_length` bytes has it, created at `zxid`.
 fn assert_fresh_stat(stat: &Stat, zxid: i64, data_length: i32) {
-    assert_eq!(
-        (stat.czxid, stat.mzxid, stat.pzxid),
-        (zxid, zxid, zxid),
-        "czxid = mzxid = pzxid = the create's zxid"
-    );
+    assert_eq!((stat.czxid, stat.mzxid, stat.pzxid), (zxid, zxid, zxid), "czxid = mzxid = pzxid = the create's zxid");
     assert!(stat.ctime > 0);
     assert_eq!(stat.mtime, stat.ctime);
     assert_eq!((stat.version, stat.cversion, stat.aversion), (0, 0, 0));
@@ -237,12 +201,7 @@ const ERROR_NO_NODE: &str = include_str!("fixtures/error-no-node.hex");
 const CLOSE_SESSION: &str = include_str!("fixtures/close-session.hex");
 
 fn open_create(path: &str, data: &'static [u8]) -> CreateRequest {
-    CreateRequest {
-        path: path.into(),
-        data: Some(Bytes::from_static(data)),
-        acl: Acl::open_unsafe(),
-        flags: 0,
-    }
+    CreateRequest { path: path.into(), data: Some(Bytes::from_static(data)), acl: Acl::open_unsafe(), flags: 0 }
 }
 
 /// The zxid of `create.hex`'s reply: the zxid of `/golden-create`.
@@ -278,24 +237,14 @@ fn connect() {
     assert_eq!(rep.payload().len(), 37);
     let response: ConnectResponse = record(&rep);
     assert_eq!(response.protocol_version, 0);
-    assert_eq!(
-        response.timeout, 30_000,
-        "30 s is inside [2, 20] × tickTime 2000: not clamped"
-    );
+    assert_eq!(response.timeout, 30_000, "30 s is inside [2, 20] × tickTime 2000: not clamped");
     assert_ne!(response.session_id, 0);
-    assert_eq!(
-        response.session_id >> 56,
-        1,
-        "a standalone server uses server id 1 (§12.1)"
-    );
+    assert_eq!(response.session_id >> 56, 1, "a standalone server uses server id 1 (§12.1)");
     assert_eq!(response.passwd.len(), 16);
     assert_eq!(response.read_only, Some(false));
 
     // Without its read-only byte the same response is the 36-byte legacy form.
-    let legacy = ConnectResponse {
-        read_only: None,
-        ..response.clone()
-    };
+    let legacy = ConnectResponse { read_only: None, ..response.clone() };
     assert_eq!(legacy.to_bytes().as_ref(), &rep.payload()[..36]);
     assert_eq!(ConnectResponse::from_bytes(&rep.payload()[..36]), Ok(legacy));
 }
@@ -306,13 +255,7 @@ fn ping() {
     // §4: the wire example of the protocol document.
     assert_eq!(hex(&req.wire), "00000008fffffffe0000000b");
     let (header, body) = request(&req);
-    assert_eq!(
-        header,
-        RequestHeader {
-            xid: xid::PING,
-            op: OpCode::Ping
-        }
-    );
+    assert_eq!(header, RequestHeader { xid: xid::PING, op: OpCode::Ping });
     assert_eq!(body, Request::Ping);
 
     assert_eq!(rep.payload().len(), 16, "a ping reply is a bare ReplyHeader");
@@ -345,13 +288,7 @@ fn get_data_with_watch() {
     let (req, rep) = exchange("get-data-watch.hex", GET_DATA_WATCH);
     let (header, body) = request(&req);
     assert_eq!(header.op, OpCode::GetData);
-    assert_eq!(
-        body,
-        Request::GetData(PathAndWatch {
-            path: "/golden-create".into(),
-            watch: true
-        })
-    );
+    assert_eq!(body, Request::GetData(PathAndWatch { path: "/golden-create".into(), watch: true }));
 
     let (reply_header, body) = reply(&rep, OpCode::GetData);
     assert_eq!((reply_header.xid, reply_header.err), (header.xid, ErrorCode::Ok));
@@ -402,14 +339,7 @@ fn watch_notification() {
     let mut rest = frame.payload();
     let header = ReplyHeader::read(&mut rest).unwrap();
     // §4.1: xid −1, err 0, and zxid −1 on ZooKeeper ≤ 3.8.
-    assert_eq!(
-        header,
-        ReplyHeader {
-            xid: xid::NOTIFICATION,
-            zxid: -1,
-            err: ErrorCode::Ok
-        }
-    );
+    assert_eq!(header, ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: ErrorCode::Ok });
     let event = WatcherEvent::from_bytes(rest).unwrap();
     assert_eq!(
         event,
@@ -440,10 +370,7 @@ fn failed_multi() {
         multi.ops,
         [
             MultiOp::Create(open_create("/golden-multi", b"")),
-            MultiOp::Delete(DeleteRequest {
-                path: "/golden-missing".into(),
-                version: -1
-            }),
+            MultiOp::Delete(DeleteRequest { path: "/golden-missing".into(), version: -1 }),
             MultiOp::SetData(SetDataRequest {
                 path: "/golden-create".into(),
                 data: Some(Bytes::from_static(b"multi")),
@@ -504,13 +431,7 @@ fn create2_reply_has_a_stat() {
 fn error_reply_has_no_body() {
     let (req, rep) = exchange("error-no-node.hex", ERROR_NO_NODE);
     let (header, body) = request(&req);
-    assert_eq!(
-        body,
-        Request::GetData(PathAndWatch {
-            path: "/golden-missing".into(),
-            watch: false
-        })
-    );
+    assert_eq!(body, Request::GetData(PathAndWatch { path: "/golden-missing".into(), watch: false }));
 
     // §4: when err != 0 the reply is the bare 16-byte header.
     assert_eq!(rep.payload().len(), 16);
@@ -548,10 +469,7 @@ fn session_a_xids_are_sequential() {
         ("error-no-node.hex", ERROR_NO_NODE),
         ("close-session.hex", CLOSE_SESSION),
     ];
-    let xids: Vec<i32> = files
-        .iter()
-        .map(|(name, text)| request(&exchange(name, text).0).0.xid)
-        .collect();
+    let xids: Vec<i32> = files.iter().map(|(name, text)| request(&exchange(name, text).0).0.xid).collect();
     assert_eq!(xids, [1, 2, 3, 4, 5, 6]);
 }
 
@@ -628,16 +546,7 @@ fn fixture_parser_checks_the_length_prefix() {
     assert_eq!(ok.len(), 2);
     assert_eq!((ok[0].dir, ok[0].payload()), (Dir::ToServer, &[0xab][..]));
     assert_eq!((ok[1].dir, ok[1].payload()), (Dir::ToClient, &[][..]));
-    for bad in [
-        "> 00000002ab\n",
-        "> 0000000\n",
-        "> 00000001AB\n",
-        "00000001ab\n",
-        "< 000000\n",
-    ] {
-        assert!(
-            std::panic::catch_unwind(|| parse("inline", bad)).is_err(),
-            "{bad:?} was accepted"
-        );
+    for bad in ["> 00000002ab\n", "> 0000000\n", "> 00000001AB\n", "00000001ab\n", "< 000000\n"] {
+        assert!(std::panic::catch_unwind(|| parse("inline", bad)).is_err(), "{bad:?} was accepted");
     }
 }

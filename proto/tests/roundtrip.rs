@@ -386,20 +386,11 @@ fn response() -> impl Strategy<Value = (OpCode, Response)> {
     prop_oneof![
         with(EMPTY_REPLY_OPS, Just(Response::Empty)),
         with(&[O::Create], create_response().prop_map(Response::Create)),
-        with(
-            &[O::Create2, O::CreateContainer, O::CreateTtl],
-            create2_response().prop_map(Response::Create2)
-        ),
+        with(&[O::Create2, O::CreateContainer, O::CreateTtl], create2_response().prop_map(Response::Create2)),
         with(&[O::Exists, O::SetData, O::SetAcl], stat().prop_map(Response::Stat)),
-        with(
-            &[O::GetData, O::Reconfig],
-            get_data_response().prop_map(Response::GetData)
-        ),
+        with(&[O::GetData, O::Reconfig], get_data_response().prop_map(Response::GetData)),
         with(&[O::GetAcl], get_acl_response().prop_map(Response::GetAcl)),
-        with(
-            &[O::GetChildren, O::GetEphemerals],
-            children_response().prop_map(Response::Children)
-        ),
+        with(&[O::GetChildren, O::GetEphemerals], children_response().prop_map(Response::Children)),
         with(&[O::GetChildren2], children2_response().prop_map(Response::Children2)),
         with(&[O::Sync], path_request().prop_map(Response::Sync)),
         with(&[O::Multi, O::MultiRead], multi_response().prop_map(Response::Multi)),
@@ -408,10 +399,7 @@ fn response() -> impl Strategy<Value = (OpCode, Response)> {
             int().prop_map(|total_number| Response::AllChildrenNumber(GetAllChildrenNumberResponse { total_number }))
         ),
         with(&[O::WhoAmI], who_am_i_response().prop_map(Response::WhoAmI)),
-        with(
-            &[O::AddWatch],
-            error_code().prop_map(|err| Response::AddWatch(ErrorResponse { err }))
-        ),
+        with(&[O::AddWatch], error_code().prop_map(|err| Response::AddWatch(ErrorResponse { err }))),
         with(&[O::Sasl], sasl_token().prop_map(Response::Sasl)),
     ]
 }
@@ -455,11 +443,7 @@ const KNOWN_ADD_WATCH_MODES: &[i32] = &[0, 1];
 // ---------------------------------------------------------------------------------------------
 
 fn cfg() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn decoded<T>(r: Result<T, DecodeError>) -> Result<T, TestCaseError> {
@@ -504,10 +488,7 @@ fn opt_wire_len(b: &Option<Bytes>) -> usize {
 }
 
 fn acl_wire_len(acl: &[Acl]) -> usize {
-    4 + acl
-        .iter()
-        .map(|a| 4 + wire_len(a.id.scheme.as_bytes()) + wire_len(a.id.id.as_bytes()))
-        .sum::<usize>()
+    4 + acl.iter().map(|a| 4 + wire_len(a.id.scheme.as_bytes()) + wire_len(a.id.id.as_bytes())).sum::<usize>()
 }
 
 fn be32(b: &[u8], at: usize) -> i32 {
@@ -714,10 +695,7 @@ fn null_in_a_non_nullable_field_reads_as_empty() {
     assert_eq!(String::new().to_bytes().as_ref(), &[0, 0, 0, 0]);
     assert_eq!(Vec::<Acl>::new().to_bytes().as_ref(), &[0, 0, 0, 0]);
     // A null vector of children in a reply.
-    assert_eq!(
-        ChildrenResponse::from_bytes(&null),
-        Ok(ChildrenResponse { children: Vec::new() })
-    );
+    assert_eq!(ChildrenResponse::from_bytes(&null), Ok(ChildrenResponse { children: Vec::new() }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -979,20 +957,13 @@ proptest! {
 
 #[test]
 fn multi_with_every_op_and_result_kind() {
-    let create = CreateRequest {
-        path: "/a".into(),
-        data: Some(Bytes::from_static(b"x")),
-        acl: Acl::open_unsafe(),
-        flags: 0,
-    };
+    let create =
+        CreateRequest { path: "/a".into(), data: Some(Bytes::from_static(b"x")), acl: Acl::open_unsafe(), flags: 0 };
     let req = MultiRequest {
         ops: vec![
             MultiOp::Create(create.clone()),
             MultiOp::Create2(create.clone()),
-            MultiOp::CreateContainer(CreateRequest {
-                flags: 4,
-                ..create.clone()
-            }),
+            MultiOp::CreateContainer(CreateRequest { flags: 4, ..create.clone() }),
             MultiOp::CreateTtl(CreateTtlRequest {
                 path: "/t".into(),
                 data: None,
@@ -1000,27 +971,11 @@ fn multi_with_every_op_and_result_kind() {
                 flags: 5,
                 ttl: 1000,
             }),
-            MultiOp::Delete(DeleteRequest {
-                path: "/a".into(),
-                version: -1,
-            }),
-            MultiOp::SetData(SetDataRequest {
-                path: "/a".into(),
-                data: Some(Bytes::new()),
-                version: 3,
-            }),
-            MultiOp::Check(CheckVersionRequest {
-                path: "/a".into(),
-                version: 7,
-            }),
-            MultiOp::GetData(PathAndWatch {
-                path: "/a".into(),
-                watch: true,
-            }),
-            MultiOp::GetChildren(PathAndWatch {
-                path: "/".into(),
-                watch: false,
-            }),
+            MultiOp::Delete(DeleteRequest { path: "/a".into(), version: -1 }),
+            MultiOp::SetData(SetDataRequest { path: "/a".into(), data: Some(Bytes::new()), version: 3 }),
+            MultiOp::Check(CheckVersionRequest { path: "/a".into(), version: 7 }),
+            MultiOp::GetData(PathAndWatch { path: "/a".into(), watch: true }),
+            MultiOp::GetChildren(PathAndWatch { path: "/".into(), watch: false }),
         ],
     };
     let types: Vec<i32> = req.ops.iter().map(|o| o.op_code().code()).collect();
@@ -1030,20 +985,12 @@ fn multi_with_every_op_and_result_kind() {
     let resp = MultiResponse {
         results: vec![
             MultiResult::Create(CreateResponse { path: "/a".into() }),
-            MultiResult::Create2(Create2Response {
-                path: "/b".into(),
-                stat: Stat::default(),
-            }),
+            MultiResult::Create2(Create2Response { path: "/b".into(), stat: Stat::default() }),
             MultiResult::Delete,
-            MultiResult::SetData(Stat {
-                version: 4,
-                ..Stat::default()
-            }),
+            MultiResult::SetData(Stat { version: 4, ..Stat::default() }),
             MultiResult::Check,
             MultiResult::GetData(GetDataResponse::default()),
-            MultiResult::GetChildren(ChildrenResponse {
-                children: vec!["a".into()],
-            }),
+            MultiResult::GetChildren(ChildrenResponse { children: vec!["a".into()] }),
             MultiResult::Error(ErrorCode::NoNode),
             MultiResult::Error(ErrorCode::Unknown(-9999)),
         ],
@@ -1056,21 +1003,10 @@ fn multi_with_every_op_and_result_kind() {
 fn create_container_and_ttl_results_read_as_create2() {
     // §9: type 15 is the result type for every create with a stat; types 19 and 21 are
     // accepted too, and written back as 15.
-    let result = Create2Response {
-        path: "/c".into(),
-        stat: Stat {
-            czxid: 9,
-            ..Stat::default()
-        },
-    };
+    let result = Create2Response { path: "/c".into(), stat: Stat { czxid: 9, ..Stat::default() } };
     for op in [OpCode::CreateContainer, OpCode::CreateTtl] {
         let mut bytes = BytesMut::new();
-        MultiHeader {
-            op,
-            done: false,
-            err: 0,
-        }
-        .write(&mut bytes);
+        MultiHeader { op, done: false, err: 0 }.write(&mut bytes);
         result.write(&mut bytes);
         bytes.extend_from_slice(&MULTI_END);
         let decoded = MultiResponse::from_bytes(&bytes).unwrap();
@@ -1259,19 +1195,14 @@ fn every_request_variant_has_its_opcode_and_is_covered() {
 fn every_response_opcode_is_covered() {
     let mut covered: BTreeSet<i32> = EMPTY_REPLY_OPS.iter().map(|o| o.code()).collect();
     // The opcodes the `response()` strategy pairs with a non-empty body.
-    covered.extend([
-        1, 15, 19, 21, 3, 5, 7, 4, 16, 6, 8, 103, 12, 9, 14, 22, 104, 107, 106, 102,
-    ]);
+    covered.extend([1, 15, 19, 21, 3, 5, 7, 4, 16, 6, 8, 103, 12, 9, 14, 22, 104, 107, 106, 102]);
     let accepted = accepted_opcodes(|op, b| Response::read_body(op, b).map(drop), "reply opcode");
     assert_eq!(accepted, covered);
     // Not replies: notification, error, createSession, unknown opcodes.
     for code in [0, -1, -10, 10, 23, 99, 108, 999] {
         assert_eq!(
             Response::read_body(OpCode::from(code), &mut &[][..]),
-            Err(DecodeError::InvalidValue {
-                what: "reply opcode",
-                value: code.into()
-            })
+            Err(DecodeError::InvalidValue { what: "reply opcode", value: code.into() })
         );
     }
 }

@@ -117,20 +117,13 @@ impl ZkServer {
             Ok(_) | Err(VarError::NotPresent) => {
                 let local = local::start(tick_time_from_env()?)?;
                 let addr = local.addr();
-                Self {
-                    connect: addr.to_string(),
-                    addr,
-                    _local: Some(local),
-                }
+                Self { connect: addr.to_string(), addr, _local: Some(local) }
             }
             Err(VarError::NotUnicode(_)) => return Err(format!("{ZK_ENV} is not valid UTF-8")),
         };
         match wire::create_persistent(server.addr(), CHROOT_BASE, IO_TIMEOUT) {
             Ok(0 | wire::NODE_EXISTS) => Ok(server),
-            Ok(code) => Err(format!(
-                "creating {CHROOT_BASE} on {} failed with error code {code}",
-                server.connect
-            )),
+            Ok(code) => Err(format!("creating {CHROOT_BASE} on {} failed with error code {code}", server.connect)),
             Err(err) => Err(format!("creating {CHROOT_BASE} on {} failed: {err}", server.connect)),
         }
     }
@@ -159,11 +152,7 @@ impl ZkServer {
             }
             thread::sleep(Duration::from_millis(200));
         }
-        Ok(Self {
-            connect: hosts.join(","),
-            addr,
-            _local: None,
-        })
+        Ok(Self { connect: hosts.join(","), addr, _local: None })
     }
 }
 
@@ -214,13 +203,7 @@ pub fn unique_chroot(prefix: &str) -> String {
     } else {
         prefix
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
             .collect()
     };
     format!("{CHROOT_BASE}/{prefix}-{}-{run:x}-{n}", std::process::id())
@@ -229,9 +212,7 @@ pub fn unique_chroot(prefix: &str) -> String {
 /// Prints `skipping: <reason>` on stderr, visibly: straight to the stderr handle, because libtest
 /// captures `eprintln!` of passing tests, and in one write, so it does not interleave with libtest's output.
 fn skip_notice(reason: &str) {
-    let _ = io::stderr()
-        .lock()
-        .write_all(format!("skipping: {reason}\n").as_bytes());
+    let _ = io::stderr().lock().write_all(format!("skipping: {reason}\n").as_bytes());
 }
 
 fn running_in_ci() -> bool {
@@ -295,18 +276,14 @@ mod tests {
         assert!(srvr.starts_with("Zookeeper version: "), "{srvr}");
         assert!(zk.four_letter("RUOK").is_err());
         let first_host = zk.connect_string().split(',').next().unwrap().to_owned();
-        assert!(
-            first_host.to_socket_addrs().unwrap().any(|addr| addr == zk.addr()),
-            "{first_host}"
-        );
+        assert!(first_host.to_socket_addrs().unwrap().any(|addr| addr == zk.addr()), "{first_host}");
     }
 
     #[test]
     fn shared_server_is_the_same_for_every_caller() {
         let Some(first) = zookeeper() else { return };
-        let others: Vec<_> = (0..4)
-            .map(|_| thread::spawn(|| zookeeper().map(|zk| zk as *const ZkServer as usize)))
-            .collect();
+        let others: Vec<_> =
+            (0..4).map(|_| thread::spawn(|| zookeeper().map(|zk| zk as *const ZkServer as usize))).collect();
         for other in others {
             assert_eq!(other.join().unwrap(), Some(first as *const ZkServer as usize));
         }
@@ -316,10 +293,7 @@ mod tests {
     fn shared_server_has_the_chroot_base() {
         let Some(zk) = zookeeper() else { return };
         // `zookeeper()` created it, so creating it again must say NodeExists.
-        assert_eq!(
-            wire::create_persistent(zk.addr(), CHROOT_BASE, IO_TIMEOUT).unwrap(),
-            wire::NODE_EXISTS
-        );
+        assert_eq!(wire::create_persistent(zk.addr(), CHROOT_BASE, IO_TIMEOUT).unwrap(), wire::NODE_EXISTS);
         let chroot = unique_chroot("chroot-base");
         assert_eq!(wire::create_persistent(zk.addr(), &chroot, IO_TIMEOUT).unwrap(), 0);
     }
@@ -349,10 +323,7 @@ mod tests {
         // Dropping the server closes the wrapper's stdin, exactly as the exit of the test process does.
         drop(server);
         assert!(!dir.exists(), "{} was not removed", dir.display());
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "java (pid {pid}) is still there"
-        );
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "java (pid {pid}) is still there");
         assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
     }
 

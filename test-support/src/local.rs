@@ -110,10 +110,7 @@ impl Wrapper {
     fn java_alive(&self) -> bool {
         match fs::read(format!("/proc/{}/cmdline", self.java_pid)) {
             // A zombie has an empty command line; a reused PID has someone else's.
-            Ok(cmdline) => contains(
-                &cmdline,
-                self.dir.join("conf").join("zoo.cfg").as_os_str().as_encoded_bytes(),
-            ),
+            Ok(cmdline) => contains(&cmdline, self.dir.join("conf").join("zoo.cfg").as_os_str().as_encoded_bytes()),
             // No /proc (not Linux): rely on the start timeout instead.
             Err(_) if !Path::new("/proc/self").exists() => true,
             Err(_) => false,
@@ -164,9 +161,7 @@ pub(crate) fn start_with_ports(
 ) -> Result<LocalServer, String> {
     let java = find_java()?;
     if !Path::new(ZOOKEEPER_JAR).is_file() {
-        return Err(format!(
-            "{ZOOKEEPER_JAR} not found (install Debian's ZooKeeper: `{INSTALL_HINT}`)"
-        ));
+        return Err(format!("{ZOOKEEPER_JAR} not found (install Debian's ZooKeeper: `{INSTALL_HINT}`)"));
     }
     let mut last = String::new();
     for _ in 0..BIND_ATTEMPTS {
@@ -177,9 +172,7 @@ pub(crate) fn start_with_ports(
             Err(Failure::Fatal(reason)) => return Err(reason),
         }
     }
-    Err(format!(
-        "ZooKeeper could not bind a port in {BIND_ATTEMPTS} attempts; the last: {last}"
-    ))
+    Err(format!("ZooKeeper could not bind a port in {BIND_ATTEMPTS} attempts; the last: {last}"))
 }
 
 /// Asks the kernel for a free port by binding port 0, then releases it for ZooKeeper.
@@ -217,10 +210,7 @@ fn fresh_dir() -> Result<PathBuf, String> {
             Err(err) => return Err(format!("could not create {}: {err}", dir.display())),
         }
     }
-    Err(format!(
-        "could not create a fresh corral-zookeeper-{pid}-* directory in {}",
-        base.display()
-    ))
+    Err(format!("could not create a fresh corral-zookeeper-{pid}-* directory in {}", base.display()))
 }
 
 /// Writes `conf/zoo.cfg` (and a log4j configuration when log4j is the logging binding) into `dir`,
@@ -311,21 +301,14 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16) -> Result<LocalServer, Fail
         BufReader::new(stdout).read_line(&mut line).map(|_| line)
     });
     // From here on, dropping `process` stops java and removes `dir`.
-    let mut process = Wrapper {
-        child,
-        stdin,
-        java_pid: 0,
-        dir,
-    };
+    let mut process = Wrapper { child, stdin, java_pid: 0, dir };
     process.java_pid = match pid_line {
         Some(Ok(line)) => line
             .trim()
             .parse()
             .map_err(|_| Failure::Fatal(format!("the ZooKeeper wrapper printed {line:?} instead of java's PID")))?,
         _ => {
-            return Err(Failure::Fatal(
-                "the ZooKeeper wrapper did not report java's PID".to_owned(),
-            ));
+            return Err(Failure::Fatal("the ZooKeeper wrapper did not report java's PID".to_owned()));
         }
     };
 
@@ -346,9 +329,7 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16) -> Result<LocalServer, Fail
             let data_dir = format!("dataDir={}", process.dir.join("data").display());
             return match wire::four_letter(addr, "conf", PROBE_TIMEOUT) {
                 Ok(conf) if conf.lines().any(|line| line.starts_with(&data_dir)) => Ok(LocalServer { addr, process }),
-                _ => Err(Failure::PortTaken(format!(
-                    "port {port} is served by another ZooKeeper"
-                ))),
+                _ => Err(Failure::PortTaken(format!("port {port} is served by another ZooKeeper"))),
             };
         }
         if Instant::now() >= deadline {
@@ -377,10 +358,7 @@ mod tests {
 
     #[test]
     fn contains_finds_sub_slices() {
-        assert!(contains(
-            b"java\0-cp\0/tmp/corral-zookeeper-1-0/conf\0",
-            b"/tmp/corral-zookeeper-1-0"
-        ));
+        assert!(contains(b"java\0-cp\0/tmp/corral-zookeeper-1-0/conf\0", b"/tmp/corral-zookeeper-1-0"));
         assert!(!contains(b"", b"/tmp/x"));
         assert!(!contains(b"anything", b""));
     }

@@ -162,10 +162,7 @@ mod tests {
         put_i32(&mut out, -2);
         put_i64(&mut out, 1);
         put_bytes(&mut out, b"ab");
-        assert_eq!(
-            out,
-            [0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, b'a', b'b']
-        );
+        assert_eq!(out, [0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, b'a', b'b']);
         assert_eq!(get_i32(&out, 0).unwrap(), -2);
         assert!(get_i32(&out, 15).is_err());
     }

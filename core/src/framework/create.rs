@@ -38,12 +38,7 @@ pub struct Create {
 impl Create {
     /// A create in `mode` with the open ACL.
     pub fn new(mode: CreateMode) -> Self {
-        Self {
-            options: CreateOptions::new(mode),
-            parents: None,
-            protected: false,
-            idempotent: false,
-        }
+        Self { options: CreateOptions::new(mode), parents: None, protected: false, idempotent: false }
     }
 
     /// Creates missing parents as persistent nodes.
@@ -113,11 +108,7 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
+    if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") }
 }
 
 impl Framework {
@@ -151,10 +142,7 @@ impl Framework {
             let (attempts, first_session, fw) = (attempts.clone(), first_session.clone(), self.clone());
             async move {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
-                first_session
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(client.session_id());
+                first_session.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(client.session_id());
                 if attempt > 0
                     && let Some(prefix) = &prefix
                     && let Some(found) = fw.find_protected(&client, &target, prefix, spec.mode()).await?
@@ -171,8 +159,7 @@ impl Framework {
         let result = match client.create(path, data.clone(), spec.options.clone()).await {
             Err(e) if e.is_no_node() && spec.parents.is_some() => {
                 let (parent, _) = split(path);
-                self.ensure_path_with(client, parent, spec.parents.unwrap_or(CreateMode::Persistent))
-                    .await?;
+                self.ensure_path_with(client, parent, spec.parents.unwrap_or(CreateMode::Persistent)).await?;
                 client.create(path, data.clone(), spec.options.clone()).await
             }
             other => other,
@@ -290,18 +277,12 @@ impl Framework {
             async move {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
                 match client.set_data(&path, data.clone(), version).await {
-                    Err(Error::Server {
-                        code: corral_proto::ErrorCode::BadVersion,
-                        path: p,
-                    }) if attempt > 0 => {
+                    Err(Error::Server { code: corral_proto::ErrorCode::BadVersion, path: p }) if attempt > 0 => {
                         let (current, stat) = client.get_data(&path).await?;
                         if version.is_some_and(|v| stat.version == v.wrapping_add(1)) && current == data {
                             Ok(stat)
                         } else {
-                            Err(Error::Server {
-                                code: corral_proto::ErrorCode::BadVersion,
-                                path: p,
-                            })
+                            Err(Error::Server { code: corral_proto::ErrorCode::BadVersion, path: p })
                         }
                     }
                     other => other,

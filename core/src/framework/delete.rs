@@ -61,11 +61,7 @@ fn delete_tree<'a>(client: &'a Client, path: &'a str) -> BoxFuture<'a, Result<()
             Err(e) => return Err(e),
         };
         for child in children {
-            let child_path = if path == "/" {
-                format!("/{child}")
-            } else {
-                format!("{path}/{child}")
-            };
+            let child_path = if path == "/" { format!("/{child}") } else { format!("{path}/{child}") };
             delete_tree(client, &child_path).await?;
             match client.delete(&child_path, None).await {
                 Ok(()) => {}

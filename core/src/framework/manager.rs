@@ -44,6 +44,7 @@ pub(crate) async fn run(
 ) {
     let mut rng = config.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
     let mut epoch = 0u64;
+    let mut connection = 0u64;
     let mut ever_connected = false;
     let mut next = Some(first);
     loop {
@@ -76,7 +77,8 @@ pub(crate) async fn run(
                             ConnectionState::Connected
                         };
                         ever_connected = true;
-                        shared.states.post(ConnectionStateChange { state, session_id, epoch });
+                        connection += 1;
+                        shared.states.post(ConnectionStateChange { state, session_id, epoch, connection });
                     }
                     Some(SessionEvent::Disconnected { .. }) => {
                         if suspended_since.is_none() {
@@ -84,32 +86,32 @@ pub(crate) async fn run(
                             let timeout = if timeout.is_zero() { client.requested_timeout() } else { timeout };
                             suspended_since = Some((Instant::now(), timeout));
                         }
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Suspended, session_id, epoch });
+                        shared.states.post(ConnectionStateChange { state: ConnectionState::Suspended, session_id, epoch, connection });
                     }
                     Some(SessionEvent::Expired) => {
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch });
+                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                         break SessionEnd::Lost;
                     }
                     Some(SessionEvent::AuthFailed) => {
                         tracing::error!("credentials refused; the framework stops");
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch });
+                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                         break SessionEnd::Stop;
                     }
                     Some(SessionEvent::Closed) | None => {
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch });
+                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                         break SessionEnd::Stop;
                     }
                 },
                 _ = sleep_until_opt(lost_at) => {
                     tracing::warn!(session_id = format_args!("{session_id:#x}"), "session timeout elapsed while suspended; assuming the session is lost");
-                    shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch });
+                    shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                     // Abandon the old session: its client stops trying; the server expires it.
                     client.close().await;
                     break SessionEnd::Lost;
                 }
                 _ = wait_closed(&mut closing) => {
                     client.close().await;
-                    shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch });
+                    shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                     break SessionEnd::Stop;
                 }
             }

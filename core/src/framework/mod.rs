@@ -204,12 +204,7 @@ impl FrameworkBuilder {
             resession_jitter: self.resession_jitter,
             seed: self.seed,
         };
-        let manager = tokio::spawn(manager::run(
-            shared.clone(),
-            config,
-            close_rx,
-            (first, Box::pin(events)),
-        ));
+        let manager = tokio::spawn(manager::run(shared.clone(), config, close_rx, (first, Box::pin(events))));
         Ok(Framework {
             inner: Arc::new(Inner {
                 shared,
@@ -261,12 +256,7 @@ impl Framework {
     /// The client of the current session. After LOST it is replaced by the client of the next
     /// session; hold it only for the duration of an operation.
     pub fn client(&self) -> Client {
-        self.inner
-            .shared
-            .client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.shared.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The current connection state as a watch channel.
@@ -302,10 +292,7 @@ impl Framework {
 
     /// The number of guaranteed deletes still being retried in the background.
     pub fn pending_guaranteed_deletes(&self) -> usize {
-        self.inner
-            .shared
-            .guaranteed_deletes
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.inner.shared.guaranteed_deletes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until the framework is connected (CONNECTED, RECONNECTED or READ_ONLY).
@@ -356,7 +343,7 @@ impl Framework {
     /// While the framework builds the next session after LOST, the old session's client answers
     /// SessionExpired or Closed; that is worth waiting for, as Curator does, so it is retried as
     /// a connection loss.
-    pub(crate) async fn with_retry<T, F, Fut>(&self, mut op: F) -> Result<T>
+    pub async fn with_retry<T, F, Fut>(&self, mut op: F) -> Result<T>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -370,10 +357,8 @@ impl Framework {
                 }
             }
         };
-        crate::retry::retry(&*self.inner.retry, attempt, || {
-            self.wait_until_connected(self.inner.connection_timeout)
-        })
-        .await
+        crate::retry::retry(&*self.inner.retry, attempt, || self.wait_until_connected(self.inner.connection_timeout))
+            .await
     }
 
     /// A future that resolves once the framework is connected again, for retry loops.
@@ -432,33 +417,25 @@ fn async_stream_watch(
         mode: crate::AddWatchMode,
         watcher: Option<crate::PersistentWatcher>,
     }
-    futures::stream::unfold(
-        S {
-            fw,
-            path,
-            mode,
-            watcher: None,
-        },
-        |mut s| async move {
-            loop {
-                if s.fw.is_closed() {
-                    return None;
-                }
-                if s.watcher.is_none() {
-                    let (path, mode) = (s.path.clone(), s.mode);
-                    match s.fw.with_retry(|c| c.add_watch(&path, mode)).await {
-                        Ok(w) => s.watcher = Some(w),
-                        Err(e) if e.is_retryable() || matches!(e, Error::SessionExpired | Error::Timeout) => continue,
-                        Err(e) => return Some((Err(e), s)),
-                    }
-                }
-                let Some(w) = s.watcher.as_mut() else { continue };
-                match w.next().await {
-                    Some(event) if !event.is_session_end() => return Some((Ok(event), s)),
-                    // The session ended: add the watch again on the next one.
-                    _ => s.watcher = None,
+    futures::stream::unfold(S { fw, path, mode, watcher: None }, |mut s| async move {
+        loop {
+            if s.fw.is_closed() {
+                return None;
+            }
+            if s.watcher.is_none() {
+                let (path, mode) = (s.path.clone(), s.mode);
+                match s.fw.with_retry(|c| c.add_watch(&path, mode)).await {
+                    Ok(w) => s.watcher = Some(w),
+                    Err(e) if e.is_retryable() || matches!(e, Error::SessionExpired | Error::Timeout) => continue,
+                    Err(e) => return Some((Err(e), s)),
                 }
             }
-        },
-    )
+            let Some(w) = s.watcher.as_mut() else { continue };
+            match w.next().await {
+                Some(event) if !event.is_session_end() => return Some((Ok(event), s)),
+                // The session ended: add the watch again on the next one.
+                _ => s.watcher = None,
+            }
+        }
+    })
 }

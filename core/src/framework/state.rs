@@ -46,6 +46,10 @@ pub struct ConnectionStateChange {
     pub session_id: i64,
     /// The session epoch (0 before the first session).
     pub epoch: u64,
+    /// Counts connections established since the framework started (0 before the first): a
+    /// reconnect within the same session bumps it and keeps `epoch`. A holder of a lock or of
+    /// leadership taken at connection `c` knows the connection dropped since if it differs.
+    pub connection: u64,
 }
 
 /// Which connection states count as errors for recipes (Curator's `ConnectionStateErrorPolicy`).
@@ -87,17 +91,10 @@ pub(crate) struct StatePublisher {
 
 impl StatePublisher {
     pub(crate) fn new() -> Self {
-        let initial = ConnectionStateChange {
-            state: ConnectionState::Suspended,
-            session_id: 0,
-            epoch: 0,
-        };
+        let initial =
+            ConnectionStateChange { state: ConnectionState::Suspended, session_id: 0, epoch: 0, connection: 0 };
         let (latest, _) = watch::channel(initial);
-        let (cell, _) = watch::channel(StateCell {
-            latest: initial,
-            seq: 0,
-            lost: None,
-        });
+        let (cell, _) = watch::channel(StateCell { latest: initial, seq: 0, lost: None });
         Self { latest, cell }
     }
 
@@ -132,15 +129,13 @@ impl StatePublisher {
             let cell = rx.borrow();
             (cell.seq, cell.lost.map_or(0, |(s, _)| s))
         };
-        StateChanges {
-            rx: Box::pin(changes(rx, seq, lost_seq)),
-        }
+        StateChanges { rx: Box::pin(changes(rx, seq, lost_seq)) }
     }
 }
 
 impl ConnectionStateChange {
-    fn seq_key(&self) -> (ConnectionState, u64) {
-        (self.state, self.epoch)
+    fn seq_key(&self) -> (ConnectionState, u64, u64) {
+        (self.state, self.epoch, self.connection)
     }
 }
 
@@ -178,38 +173,30 @@ fn changes(
         seen_lost: u64,
         pending: Option<ConnectionStateChange>,
     }
-    futures::stream::unfold(
-        S {
-            rx,
-            seen_seq,
-            seen_lost,
-            pending: None,
-        },
-        |mut s| async move {
-            if let Some(p) = s.pending.take() {
-                return Some((p, s));
-            }
-            loop {
-                let cell = *s.rx.borrow_and_update();
-                if cell.seq > s.seen_seq {
-                    s.seen_seq = cell.seq;
-                    if let Some((lost_seq, lost)) = cell.lost
-                        && lost_seq > s.seen_lost
-                    {
-                        s.seen_lost = lost_seq;
-                        if lost_seq != cell.seq {
-                            s.pending = Some(cell.latest);
-                            return Some((lost, s));
-                        }
+    futures::stream::unfold(S { rx, seen_seq, seen_lost, pending: None }, |mut s| async move {
+        if let Some(p) = s.pending.take() {
+            return Some((p, s));
+        }
+        loop {
+            let cell = *s.rx.borrow_and_update();
+            if cell.seq > s.seen_seq {
+                s.seen_seq = cell.seq;
+                if let Some((lost_seq, lost)) = cell.lost
+                    && lost_seq > s.seen_lost
+                {
+                    s.seen_lost = lost_seq;
+                    if lost_seq != cell.seq {
+                        s.pending = Some(cell.latest);
+                        return Some((lost, s));
                     }
-                    return Some((cell.latest, s));
                 }
-                if s.rx.changed().await.is_err() {
-                    return None;
-                }
+                return Some((cell.latest, s));
             }
-        },
-    )
+            if s.rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -219,11 +206,7 @@ mod tests {
     use super::*;
 
     fn change(state: ConnectionState, epoch: u64) -> ConnectionStateChange {
-        ConnectionStateChange {
-            state,
-            session_id: epoch as i64,
-            epoch,
-        }
+        ConnectionStateChange { state, session_id: epoch as i64, epoch, connection: epoch }
     }
 
     #[tokio::test]
@@ -233,21 +216,13 @@ mod tests {
         let states = [ConnectionState::Suspended, ConnectionState::Reconnected];
         // 1,000 transitions, one LOST in the middle; the consumer reads nothing meanwhile.
         for i in 0..1000u64 {
-            let state = if i == 500 {
-                ConnectionState::Lost
-            } else {
-                states[(i % 2) as usize]
-            };
+            let state = if i == 500 { ConnectionState::Lost } else { states[(i % 2) as usize] };
             publisher.post(change(state, i / 500 + 1));
         }
         assert_eq!(stream.next().await.map(|c| c.state), Some(ConnectionState::Lost));
         assert_eq!(stream.next().await, Some(change(ConnectionState::Reconnected, 2)));
         // Nothing else is pending: memory stayed constant.
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(10), stream.next())
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(10), stream.next()).await.is_err());
     }
 
     #[tokio::test]

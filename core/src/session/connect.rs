@@ -64,10 +64,7 @@ async fn connect_inner(
     let (stream, addr) = match connector {
         None => connect_tcp(host).await?,
         Some(c) => {
-            let (stream, addr) = c
-                .connect(host)
-                .await
-                .map_err(|e| format!("cannot connect to {host}: {e}"))?;
+            let (stream, addr) = c.connect(host).await.map_err(|e| format!("cannot connect to {host}: {e}"))?;
             (Transport::Custom(stream), addr)
         }
     };
@@ -75,11 +72,7 @@ async fn connect_inner(
 }
 
 async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakeParams) -> Result<Handshake, String> {
-    let password = if params.password.is_empty() {
-        Bytes::from_static(&[0; 16])
-    } else {
-        params.password.clone()
-    };
+    let password = if params.password.is_empty() { Bytes::from_static(&[0; 16]) } else { params.password.clone() };
     let request = ConnectRequest {
         protocol_version: 0,
         last_zxid_seen: params.last_zxid,
@@ -90,10 +83,7 @@ async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakePa
     };
     let mut out = BytesMut::new();
     encode_frame(&mut out, |b| request.write(b));
-    stream
-        .write_all(&out)
-        .await
-        .map_err(|e| format!("handshake write to {addr} failed: {e}"))?;
+    stream.write_all(&out).await.map_err(|e| format!("handshake write to {addr} failed: {e}"))?;
 
     let mut decoder = FrameDecoder::new(params.max_frame);
     let mut buf = BytesMut::with_capacity(64);
@@ -106,20 +96,12 @@ async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakePa
                 if response.timeout <= 0 {
                     return Ok(Handshake::Expired { addr });
                 }
-                return Ok(Handshake::Connected(Connection {
-                    stream,
-                    addr,
-                    response,
-                    leftover: buf,
-                }));
+                return Ok(Handshake::Connected(Connection { stream, addr, response, leftover: buf }));
             }
             Ok(None) => {}
             Err(e) => return Err(format!("bad handshake frame from {addr}: {e}")),
         }
-        let n = stream
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| format!("handshake read from {addr} failed: {e}"))?;
+        let n = stream.read_buf(&mut buf).await.map_err(|e| format!("handshake read from {addr} failed: {e}"))?;
         if n == 0 {
             // ZooKeeper closes without answering when we have seen a newer zxid than it has,
             // or when it is read-only and we did not allow that.

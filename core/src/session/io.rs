@@ -64,11 +64,7 @@ struct Link {
 impl Link {
     fn xid(&mut self) -> i32 {
         let xid = self.next_xid;
-        self.next_xid = if self.next_xid == i32::MAX {
-            1
-        } else {
-            self.next_xid + 1
-        };
+        self.next_xid = if self.next_xid == i32::MAX { 1 } else { self.next_xid + 1 };
         xid
     }
 
@@ -97,12 +93,7 @@ impl Link {
 impl SessionTask {
     /// Runs one connection until it drops or the session ends.
     pub(super) async fn connection_phase(&mut self, conn: Connection) -> ConnEnd {
-        let Connection {
-            stream,
-            addr,
-            response,
-            leftover,
-        } = conn;
+        let Connection { stream, addr, response, leftover } = conn;
         let resumed = self.session_id != 0 && self.session_id == response.session_id;
         self.session_id = response.session_id;
         self.password = response.passwd.clone();
@@ -111,11 +102,7 @@ impl SessionTask {
         let span =
             tracing::info_span!("connection", session_id = format_args!("{:#x}", self.session_id), server = %addr);
         span.in_scope(|| tracing::info!(resumed, read_only, negotiated = ?self.negotiated, "connected"));
-        let info = ConnInfo {
-            addr,
-            resumed,
-            read_only,
-        };
+        let info = ConnInfo { addr, resumed, read_only };
         self.shared.update_info(|info| {
             info.id = self.session_id;
             info.password = self.password.clone();
@@ -128,16 +115,12 @@ impl SessionTask {
             Transport::Tcp(tcp) => {
                 let (reader, writer) = tcp.into_split();
                 let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx).instrument(span.clone()));
-                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover)
-                    .instrument(span)
-                    .await
+                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover).instrument(span).await
             }
             Transport::Custom(stream) => {
                 let (reader, writer) = tokio::io::split(stream);
                 let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx).instrument(span.clone()));
-                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover)
-                    .instrument(span)
-                    .await
+                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover).instrument(span).await
             }
         }
     }
@@ -151,11 +134,7 @@ impl SessionTask {
         mut dead_rx: oneshot::Receiver<()>,
         leftover: BytesMut,
     ) -> ConnEnd {
-        let ConnInfo {
-            addr,
-            resumed,
-            read_only,
-        } = info;
+        let ConnInfo { addr, resumed, read_only } = info;
         let mut link = Link {
             frames: frames_tx,
             in_flight: VecDeque::new(),
@@ -167,18 +146,8 @@ impl SessionTask {
 
         // Before anything else: credentials, then watches, then what queued up meanwhile.
         for (i, entry) in self.auths.iter().enumerate() {
-            let packet = AuthPacket {
-                auth_type: 0,
-                scheme: entry.scheme.clone(),
-                auth: entry.auth.clone(),
-            };
-            link.send_frame(
-                RequestHeader {
-                    xid: xid::AUTH,
-                    op: OpCode::Auth,
-                },
-                &packet.to_bytes(),
-            );
+            let packet = AuthPacket { auth_type: 0, scheme: entry.scheme.clone(), auth: entry.auth.clone() };
+            link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
             link.auth_in_flight.push_back(i);
         }
         self.restore_watches(&mut link);
@@ -273,33 +242,16 @@ impl SessionTask {
                 }
             }
             Command::AddAuth { scheme, auth, reply } => {
-                let packet = AuthPacket {
-                    auth_type: 0,
-                    scheme: scheme.clone(),
-                    auth: auth.clone(),
-                };
-                link.send_frame(
-                    RequestHeader {
-                        xid: xid::AUTH,
-                        op: OpCode::Auth,
-                    },
-                    &packet.to_bytes(),
-                );
-                self.auths.push(super::AuthEntry {
-                    scheme,
-                    auth,
-                    waiter: Some(reply),
-                });
+                let packet = AuthPacket { auth_type: 0, scheme: scheme.clone(), auth: auth.clone() };
+                link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
+                self.auths.push(super::AuthEntry { scheme, auth, waiter: Some(reply) });
                 link.auth_in_flight.push_back(self.auths.len() - 1);
             }
             Command::RemoveWatcher { path, kind, id } => {
                 if let Some(watcher_type) = self.watches.remove(&path, kind, id) {
                     // Fire and forget: NoWatcher (it fired meanwhile) is fine.
                     let server_path = self.shared.chroot.prepend(&path);
-                    let body = Request::RemoveWatches(WatchesRequest {
-                        path: server_path,
-                        watcher_type,
-                    });
+                    let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });
                     let mut buf = BytesMut::new();
                     body.write_body(&mut buf);
                     let (reply, _) = oneshot::channel();
@@ -358,11 +310,8 @@ impl SessionTask {
                     return Err(ConnEnd::Terminal(Terminal::AuthFailed));
                 }
                 if let Some(w) = waiter {
-                    let _ = w.send(if header.err == ErrorCode::Ok {
-                        Ok(())
-                    } else {
-                        Err(Error::server(header.err, ""))
-                    });
+                    let _ =
+                        w.send(if header.err == ErrorCode::Ok { Ok(()) } else { Err(Error::server(header.err, "")) });
                 }
             }
             xid::SET_WATCHES => {
@@ -379,14 +328,7 @@ impl SessionTask {
                     return Err(protocol(format!("reply xid {xid}, expected {}", front.xid)));
                 }
                 let InFlight { pending, .. } = front;
-                let Pending {
-                    op,
-                    path,
-                    reply,
-                    watch,
-                    after,
-                    ..
-                } = pending;
+                let Pending { op, path, reply, watch, after, .. } = pending;
                 tracing::trace!(xid, ?op, err = %header.err, "reply");
                 if header.err == ErrorCode::Ok {
                     let response = match Response::read_body(op, &mut frame) {
@@ -461,27 +403,10 @@ impl SessionTask {
                 persistent_watches: persistent,
                 persistent_recursive_watches: recursive,
             };
-            link.send_frame(
-                RequestHeader {
-                    xid: xid::SET_WATCHES,
-                    op: OpCode::SetWatches2,
-                },
-                &record.to_bytes(),
-            );
+            link.send_frame(RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches2 }, &record.to_bytes());
         } else {
-            let record = SetWatches {
-                relative_zxid,
-                data_watches: data,
-                exist_watches: exist,
-                child_watches: child,
-            };
-            link.send_frame(
-                RequestHeader {
-                    xid: xid::SET_WATCHES,
-                    op: OpCode::SetWatches,
-                },
-                &record.to_bytes(),
-            );
+            let record = SetWatches { relative_zxid, data_watches: data, exist_watches: exist, child_watches: child };
+            link.send_frame(RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches }, &record.to_bytes());
         }
     }
 }

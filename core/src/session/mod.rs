@@ -91,10 +91,7 @@ pub(crate) struct Pending {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("op", &self.op)
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("Pending").field("op", &self.op).field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -203,14 +200,7 @@ impl SessionTask {
             shared,
             commands,
             watches: WatchRegistry::default(),
-            auths: auths
-                .into_iter()
-                .map(|(scheme, auth)| AuthEntry {
-                    scheme,
-                    auth,
-                    waiter: None,
-                })
-                .collect(),
+            auths: auths.into_iter().map(|(scheme, auth)| AuthEntry { scheme, auth, waiter: None }).collect(),
             queued: VecDeque::new(),
             host_cursor: 0,
             session_id,
@@ -270,11 +260,7 @@ impl SessionTask {
                 self.host_cursor = (self.host_cursor + 1) % n;
                 let params = self.handshake_params();
                 let per_host = self.config.connect_timeout.unwrap_or_else(|| {
-                    let t = if self.negotiated.is_zero() {
-                        self.config.session_timeout
-                    } else {
-                        self.negotiated
-                    };
+                    let t = if self.negotiated.is_zero() { self.config.session_timeout } else { self.negotiated };
                     (t / n as u32).max(Duration::from_millis(100))
                 });
                 tracing::debug!(%host, ?per_host, "connecting");
@@ -339,11 +325,7 @@ impl SessionTask {
 
     /// Ends the session: terminal state, every waiter answered, every watcher told.
     fn finish(&mut self, terminal: Terminal) {
-        tracing::info!(
-            session_id = format_args!("{:#x}", self.session_id),
-            ?terminal,
-            "session ended"
-        );
+        tracing::info!(session_id = format_args!("{:#x}", self.session_id), ?terminal, "session ended");
         self.shared.state.send_replace(terminal.state());
         self.shared.emit(terminal.event());
         self.commands.close();

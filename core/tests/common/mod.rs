@@ -48,16 +48,9 @@ pub async fn envs(name: &str) -> Vec<Env> {
         let hosts = zk.connect_string();
         let chroot = corral_test_support::unique_chroot(name);
         let root = Client::connect(&hosts).await.expect("connect to the test server");
-        root.create(&chroot, "", CreateMode::Persistent)
-            .await
-            .expect("create chroot");
+        root.create(&chroot, "", CreateMode::Persistent).await.expect("create chroot");
         root.close().await;
-        out.push(Env {
-            hosts,
-            chroot,
-            kind: "zookeeper",
-            embedded: None,
-        });
+        out.push(Env { hosts, chroot, kind: "zookeeper", embedded: None });
     }
     out
 }
@@ -66,22 +59,13 @@ pub async fn envs(name: &str) -> Vec<Env> {
 /// timeouts are clamped to 4-40 s), with a chroot for test `name`.
 pub async fn embedded(name: &str) -> Env {
     let builder = corral_server::Server::builder().tick_time(Duration::from_millis(2000));
-    let server = corral_server::testing::TestingServer::with_builder(builder)
-        .await
-        .expect("start embedded server");
+    let server = corral_server::testing::TestingServer::with_builder(builder).await.expect("start embedded server");
     let hosts = server.connect_string();
     let chroot = format!("/{name}");
     let root = Client::connect(&hosts).await.expect("connect to the embedded server");
-    root.create(&chroot, "", CreateMode::Persistent)
-        .await
-        .expect("create chroot");
+    root.create(&chroot, "", CreateMode::Persistent).await.expect("create chroot");
     root.close().await;
-    Env {
-        hosts,
-        chroot,
-        kind: "embedded",
-        embedded: Some(std::sync::Arc::new(server)),
-    }
+    Env { hosts, chroot, kind: "embedded", embedded: Some(std::sync::Arc::new(server)) }
 }
 
 /// A TCP proxy in front of the server; `cut()` closes every connection through it, and
@@ -108,6 +92,7 @@ impl FaultProxy {
                     continue;
                 }
                 let cut = cut2.clone();
+                let swallow = swallow2.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
@@ -115,7 +100,19 @@ impl FaultProxy {
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     let up = tokio::io::copy(&mut cr, &mut sw);
-                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    let down = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = sr.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<(), std::io::Error>(());
+                            }
+                            if !swallow.load(Ordering::SeqCst) {
+                                cw.write_all(&buf[..n]).await?;
+                            }
+                        }
+                    };
                     tokio::select! {
                         _ = up => {}
                         _ = down => {}
@@ -124,12 +121,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy {
-            addr,
-            cut,
-            blocked,
-            swallow,
-        }
+        FaultProxy { addr, cut, blocked, swallow }
     }
 
     /// Discards (or passes again) everything the server sends: requests still arrive and are
@@ -152,12 +144,7 @@ impl FaultProxy {
 /// The first server address of `hosts`.
 pub fn first_addr(hosts: &str) -> SocketAddr {
     use std::net::ToSocketAddrs;
-    hosts
-        .split(',')
-        .next()
-        .and_then(|h| h.to_socket_addrs().ok())
-        .and_then(|mut a| a.next())
-        .expect("server address")
+    hosts.split(',').next().and_then(|h| h.to_socket_addrs().ok()).and_then(|mut a| a.next()).expect("server address")
 }
 
 /// Waits (bounded) for the client's state to satisfy `f`.

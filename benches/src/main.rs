@@ -1,0 +1,250 @@
+//! `corral-bench`: Corral's side of the performance anchors in `../shared/anchors`.
+//!
+//! ```text
+//! cargo run --release -p corral-bench -- --zk 127.0.0.1:21810 latency throughput startup
+//! cargo run --release -p corral-bench -- --zk 127.0.0.1:21810 --client zkclient latency
+//! ```
+//!
+//! Prints one `metric=value unit` line per figure, with the anchors' metric names
+//! (`raw_get_p50`, `raw_async_get_ops`, `startup_first`, ...); with `--client zkclient` every
+//! name is prefixed `zkc_`. Lines starting with `#` are context. See `benches/README.md`.
+
+mod clients;
+mod report;
+mod server;
+mod workloads;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+
+use crate::clients::{BenchClient, Corral, ZkClient};
+use crate::report::{Reporter, note};
+use crate::workloads::Config;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(version, about = "Corral's benchmarks, in the format of ../shared/anchors")]
+struct Args {
+    /// ZooKeeper connect string (`host:port[,host:port][/chroot]`); `mntr` goes to the first host.
+    #[arg(long, default_value = "127.0.0.1:21810")]
+    zk: String,
+    /// The client under test: corral (metrics unprefixed) or the zookeeper-client crate
+    /// (metrics prefixed `zkc_`).
+    #[arg(long, value_enum, default_value_t = ClientKind::Corral)]
+    client: ClientKind,
+    /// Tokio runtime flavour.
+    #[arg(long, value_enum, default_value_t = Flavor::Multi)]
+    runtime: Flavor,
+    /// Worker threads of the multi-thread runtime (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Requested session timeout, ms (Curator's anchors use 30 000).
+    #[arg(long, default_value_t = 30_000)]
+    session_timeout_ms: u64,
+    /// Znode data size, bytes.
+    #[arg(long, default_value_t = 128)]
+    data_size: usize,
+    /// latency: unmeasured gets first.
+    #[arg(long, default_value_t = 3_000)]
+    get_warmup: usize,
+    /// latency: measured sequential gets (at most).
+    #[arg(long, default_value_t = 20_000)]
+    gets: usize,
+    /// latency: time limit of the measured gets, s.
+    #[arg(long, default_value_t = 10.0)]
+    get_secs: f64,
+    /// latency: unmeasured create+delete pairs first.
+    #[arg(long, default_value_t = 200)]
+    pair_warmup: usize,
+    /// latency: measured create+delete pairs (at most).
+    #[arg(long, default_value_t = 3_000)]
+    pairs: usize,
+    /// latency: time limit of the measured pairs, s.
+    #[arg(long, default_value_t = 20.0)]
+    pair_secs: f64,
+    /// throughput: requests in flight.
+    #[arg(long, default_value_t = 1_000)]
+    outstanding: usize,
+    /// throughput: znodes cycled over.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// throughput: unmeasured pass before each window, s.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+    /// throughput: measured window per operation, s.
+    #[arg(long, default_value_t = 10.0)]
+    window_secs: f64,
+    /// startup: connects measured after the first one.
+    #[arg(long, default_value_t = 30)]
+    warm_connects: usize,
+    /// Benchmarks to run, in order.
+    #[arg(required = true, value_enum)]
+    benches: Vec<Bench>,
+}
+
+/// The client under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClientKind {
+    /// corral-core.
+    Corral,
+    /// The `zookeeper-client` crate.
+    #[value(alias = "zkc", alias = "zookeeper-client")]
+    Zkclient,
+}
+
+/// Tokio runtime flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Flavor {
+    /// `Builder::new_multi_thread` (what `#[tokio::main]` gives).
+    Multi,
+    /// `Builder::new_current_thread`: everything on the main thread.
+    Current,
+}
+
+/// A benchmark of the anchors' harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Bench {
+    /// a: sequential getData / create / delete latency.
+    Latency,
+    /// b: pipelined setData / getData throughput.
+    Throughput,
+    /// h: connect time (first in process, from exec, warm).
+    Startup,
+    /// startup, latency, throughput.
+    All,
+}
+
+impl Bench {
+    fn name(self) -> &'static str {
+        match self {
+            Bench::Latency => "latency",
+            Bench::Throughput => "throughput",
+            Bench::Startup => "startup",
+            Bench::All => "all",
+        }
+    }
+}
+
+fn secs(s: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|e| format!("--{flag} {s}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let main_started = Instant::now();
+    let args = Args::parse();
+    match run(args, main_started) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, main_started: Instant) -> Result<(), String> {
+    let (prefix, root) = match args.client {
+        ClientKind::Corral => ("", "/anchors-corral"),
+        ClientKind::Zkclient => ("zkc_", "/anchors-zkc"),
+    };
+    let cfg = Config {
+        zk: args.zk.clone(),
+        root: root.to_owned(),
+        session_timeout: Duration::from_millis(args.session_timeout_ms),
+        data_size: args.data_size,
+        get_warmup: args.get_warmup,
+        gets: args.gets,
+        get_limit: secs(args.get_secs, "get-secs")?,
+        pair_warmup: args.pair_warmup,
+        pairs: args.pairs,
+        pair_limit: secs(args.pair_secs, "pair-secs")?,
+        outstanding: args.outstanding,
+        nodes: args.nodes,
+        tp_warmup: secs(args.warmup_secs, "warmup-secs")?,
+        tp_window: secs(args.window_secs, "window-secs")?,
+        warm_connects: args.warm_connects,
+        main_started,
+    };
+    let mut benches = Vec::new();
+    for b in &args.benches {
+        match b {
+            Bench::All => benches.extend([Bench::Startup, Bench::Latency, Bench::Throughput]),
+            b => benches.push(*b),
+        }
+    }
+
+    let mut builder = match args.runtime {
+        Flavor::Multi => tokio::runtime::Builder::new_multi_thread(),
+        Flavor::Current => tokio::runtime::Builder::new_current_thread(),
+    };
+    if let (Flavor::Multi, Some(n)) = (args.runtime, args.workers) {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder.enable_all().build().map_err(|e| format!("cannot build the Tokio runtime: {e}"))?;
+    let reporter = Reporter::new(prefix);
+    runtime.block_on(async {
+        let result = match args.client {
+            ClientKind::Corral => run_benches::<Corral>(&benches, &cfg, &reporter).await,
+            ClientKind::Zkclient => run_benches::<ZkClient>(&benches, &cfg, &reporter).await,
+        };
+        // Context last: nothing may delay the startup benchmark's first connect.
+        print_context(&args, &cfg).await;
+        result
+    })
+}
+
+async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, r: &Reporter) -> Result<(), String> {
+    for &bench in benches {
+        let t0 = Instant::now();
+        note(format_args!("bench {} ({}, zk {})", bench.name(), C::describe(), cfg.zk));
+        let result = match bench {
+            Bench::Latency => workloads::latency::<C>(cfg, r).await,
+            Bench::Throughput => workloads::throughput::<C>(cfg, r).await,
+            Bench::Startup => workloads::startup::<C>(cfg, r).await,
+            Bench::All => Ok(()),
+        };
+        result.map_err(|e| format!("bench {} failed: {e}", bench.name()))?;
+        note(format_args!("bench {} took {:.1} s", bench.name(), t0.elapsed().as_secs_f64()));
+    }
+    Ok(())
+}
+
+/// Prints `#` lines: versions, date, machine, runtime, server.
+async fn print_context(args: &Args, cfg: &Config) {
+    let client = match args.client {
+        ClientKind::Corral => Corral::describe(),
+        ClientKind::Zkclient => ZkClient::describe(),
+    };
+    note(format_args!(
+        "corral-bench {} ({client}); {}; {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("BENCH_RUSTC_VERSION"),
+        if cfg!(debug_assertions) { "DEBUG build: numbers are meaningless" } else { "release build" }
+    ));
+    let workers = match args.runtime {
+        Flavor::Current => "current-thread".to_owned(),
+        Flavor::Multi => format!(
+            "multi-thread, {} workers",
+            args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        ),
+    };
+    note(format_args!("tokio runtime: {workers}"));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    note(format_args!(
+        "date {}; {} cores, cpu {cpu}",
+        report::utc_now(),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    ));
+    note(format_args!(
+        "server {}: {}",
+        server::first_host(&cfg.zk),
+        server::version_line(server::first_host(&cfg.zk)).await
+    ));
+}

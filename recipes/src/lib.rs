@@ -1,0 +1,17 @@
+//! ZooKeeper recipes in the spirit of Apache Curator, compatible with it on the wire.
+//!
+//! Every recipe takes a [`Framework`] (the session with connection states and retries), owns
+//! its watches and tasks, releases them on close or drop, and documents what it does on
+//! SUSPENDED, LOST and RECONNECTED. Node names follow Curator's conventions (`_c_<uuid>-`
+//! protected prefixes, `lock-`, Curator's sort rule), so a Java service using Curator and a
+//! Rust service using Corral can share one lock.
+//!
+//! - [`lock::Mutex`]: Curator's `InterProcessMutex` (minus re-entrancy), with guards that know
+//!   when they stop being valid and a fencing check for your own transactions.
+//!
+//! This crate re-exports `corral-core`, so depending on it alone is enough.
+
+pub mod lock;
+mod sort;
+
+pub use corral_core::*;

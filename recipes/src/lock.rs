@@ -1,0 +1,501 @@
+//! [`Mutex`]: a distributed lock with Curator's `InterProcessMutex` layout and semantics
+//! (without re-entrancy), whose guards know when they stop being valid.
+//!
+//! # How it works
+//!
+//! Each contender creates an ephemeral sequential node `<dir>/_c_<uuid>-lock-<seq>` (Curator's
+//! protected name) and sorts the children of `<dir>` with Curator's rule (by the sequence after
+//! the last `lock-`). The first one holds the lock. Every other contender watches only its
+//! predecessor (with a getData watch, as Curator does), so a release wakes exactly one waiter.
+//! A Java process using Curator's `InterProcessMutex` on the same path takes part in the same
+//! queue.
+//!
+//! The uncontended path costs one round trip: the create and the getChildren are sent back to
+//! back, and ZooKeeper answers a session's requests in order, so the listing already contains
+//! the new node.
+//!
+//! # Connection states
+//!
+//! | state | what happens |
+//! |---|---|
+//! | SUSPENDED | a held lock becomes invalid under [`ErrorPolicy::Standard`] ([`MutexGuard::is_valid`] turns false, [`MutexGuard::invalidated`] resolves); waiters keep waiting (their watch is restored on reconnect) |
+//! | RECONNECTED (same epoch) | nothing: under [`ErrorPolicy::SessionOnly`] the guard stayed valid |
+//! | LOST | the lock node is gone with the session: every guard of that session is invalid for good; waiting `acquire` calls fail with [`Error::SessionExpired`] |
+//!
+//! A guard never becomes valid again: after losing the lock, drop it (its node is deleted in the
+//! background if it still exists) and acquire again.
+//!
+//! # Fencing
+//!
+//! A lock in a distributed system can be lost while its holder is paused. Put
+//! [`MutexGuard::fencing_check`] into your own transaction to make a write conditional on still
+//! holding the lock, or pass [`MutexGuard::fencing_token`] (the lock node's creation zxid,
+//! increasing with every acquisition) to the resource you protect.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_core::framework::{Delete, PROTECTED_PREFIX};
+use corral_core::{ConnectionStateChange, CreateMode, Error, ErrorPolicy, Framework, Op, Result, WatchedEvent};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::sort::sort_children;
+
+/// Curator's lock node name.
+pub const LOCK_NAME: &str = "lock-";
+
+/// A distributed mutex on a ZooKeeper path (Curator's `InterProcessMutex` without
+/// re-entrancy). Cheap to clone; every clone contends separately.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{Framework, lock::Mutex};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let mutex = Mutex::new(&fw, "/locks/jobs");
+/// let guard = mutex.acquire().await?;
+/// assert!(guard.is_valid());
+/// // Nobody else gets it meanwhile.
+/// assert!(Mutex::new(&fw, "/locks/jobs").try_acquire().await?.is_none());
+/// guard.release().await?;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Mutex {
+    fw: Framework,
+    dir: String,
+    data: Bytes,
+}
+
+impl Mutex {
+    /// A mutex whose contenders are the children of `dir`.
+    pub fn new(fw: &Framework, dir: impl Into<String>) -> Self {
+        Self { fw: fw.clone(), dir: dir.into(), data: Bytes::new() }
+    }
+
+    /// Stores `data` in this contender's lock node (Curator stores the host address there).
+    pub fn with_data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// The lock directory.
+    pub fn path(&self) -> &str {
+        &self.dir
+    }
+
+    /// Waits until the lock is held.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionExpired`] if the session is lost while waiting (the queue position went
+    /// with it); connection errors once the retry policy gives up; NoAuth and the like.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future removes this contender's node (in the background if
+    /// needed), so an abandoned acquisition never blocks the others.
+    pub async fn acquire(&self) -> Result<MutexGuard> {
+        match self.acquire_until(None).await? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::Timeout),
+        }
+    }
+
+    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Mutex::acquire`].
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MutexGuard>> {
+        self.acquire_until(Some(Instant::now() + timeout)).await
+    }
+
+    /// Takes the lock only if nobody holds it now; `Ok(None)` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Mutex::acquire`].
+    pub async fn try_acquire(&self) -> Result<Option<MutexGuard>> {
+        self.acquire_until(Some(Instant::now())).await
+    }
+
+    /// The contenders' node names, in lock order (the holder first).
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries; an empty list if the directory does not exist.
+    pub async fn participant_nodes(&self) -> Result<Vec<String>> {
+        let dir = self.dir.clone();
+        let mut children = self
+            .fw
+            .with_retry(move |client| {
+                let dir = dir.clone();
+                async move {
+                    match client.get_children(&dir).await {
+                        Err(e) if e.is_no_node() => Ok(Vec::new()),
+                        other => other,
+                    }
+                }
+            })
+            .await?;
+        sort_children(&mut children, LOCK_NAME);
+        Ok(children)
+    }
+
+    async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<MutexGuard>> {
+        let mut cleanup = NodeCleanup { fw: self.fw.clone(), path: None };
+        let (path, created, mut children) = self.create_node().await?;
+        cleanup.path = Some(path.clone());
+        let name = corral_core::proto::path::name(&path).to_owned();
+        let states = self.fw.connection_state();
+        loop {
+            if let Some(list) = children.take() {
+                let mut list = list;
+                sort_children(&mut list, LOCK_NAME);
+                let Some(index) = list.iter().position(|c| *c == name) else {
+                    // Our node is gone: the session that made it ended.
+                    return Err(Error::SessionExpired);
+                };
+                if index == 0 {
+                    cleanup.path = None;
+                    return Ok(Some(MutexGuard {
+                        fw: self.fw.clone(),
+                        path,
+                        epoch: created.epoch,
+                        connection: created.connection,
+                        session_id: created.session_id,
+                        czxid: created.czxid,
+                        states,
+                        released: false,
+                    }));
+                }
+                let predecessor = format!("{}/{}", self.dir, list[index - 1]);
+                match self.wait_for(&predecessor, deadline, created.epoch).await? {
+                    Wait::Changed => {}
+                    Wait::TimedOut => {
+                        let _ = cleanup.delete_now().await;
+                        return Ok(None);
+                    }
+                }
+            }
+            if self.fw.current_state().epoch != created.epoch {
+                return Err(Error::SessionExpired);
+            }
+            let dir = self.dir.clone();
+            children = Some(
+                self.fw
+                    .with_retry(move |client| {
+                        let dir = dir.clone();
+                        async move { client.get_children(&dir).await }
+                    })
+                    .await?,
+            );
+        }
+    }
+
+    /// Waits until `predecessor` changes (deleted), the deadline passes, or the session is lost.
+    async fn wait_for(&self, predecessor: &str, deadline: Option<Instant>, epoch: u64) -> Result<Wait> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(Wait::TimedOut);
+        }
+        let pred = predecessor.to_owned();
+        let watched = self
+            .fw
+            .with_retry(move |client| {
+                let pred = pred.clone();
+                async move {
+                    match client.get_data_and_watch(&pred).await {
+                        Ok((_, _, watcher)) => Ok(Some(watcher)),
+                        Err(e) if e.is_no_node() => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        let Some(watcher) = watched else {
+            return Ok(Wait::Changed);
+        };
+        let mut states = self.fw.connection_state();
+        let lost = async {
+            let _ = states.wait_for(|s| s.epoch != epoch || s.state == corral_core::ConnectionState::Lost).await;
+        };
+        tokio::select! {
+            event = watcher => {
+                if is_session_end(&event) && self.fw.current_state().epoch != epoch {
+                    return Err(Error::SessionExpired);
+                }
+                Ok(Wait::Changed)
+            }
+            _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
+            _ = lost => Err(Error::SessionExpired),
+        }
+    }
+
+    /// Creates this contender's node and, in the same round trip, lists the directory.
+    async fn create_node(&self) -> Result<(String, Created, Option<Vec<String>>)> {
+        let prefix = format!("{PROTECTED_PREFIX}{}-", uuid::Uuid::new_v4());
+        let target = format!("{}/{prefix}{LOCK_NAME}", self.dir);
+        let mut attempt = 0u32;
+        let start = Instant::now();
+        loop {
+            attempt += 1;
+            // Take the client and the state of one and the same connected session.
+            self.fw.wait_until_connected(self.fw.connection_timeout()).await?;
+            let state = self.fw.current_state();
+            let client = self.fw.client();
+            if client.session_id() != state.session_id || !state.state.is_connected() {
+                continue;
+            }
+            // Pipelined: ZooKeeper answers in order, so the listing includes our node.
+            let create = client.create(&target, self.data.clone(), CreateMode::EphemeralSequential);
+            let list = client.get_children(&self.dir);
+            let error = match create.await {
+                Ok((path, stat)) => {
+                    let children = list.await.ok();
+                    let created = Created::new(state, stat.czxid);
+                    return Ok((path, created, children));
+                }
+                Err(e) => e,
+            };
+            drop(list);
+            if error.is_no_node() {
+                self.fw.ensure_container_path(&self.dir).await?;
+                continue;
+            }
+            let policy = self.fw.retry_policy();
+            let retryable = policy.allows(&error) || matches!(error, Error::SessionExpired | Error::Closed);
+            let Some(delay) = policy.next_delay(attempt, start.elapsed()).filter(|_| retryable) else {
+                return Err(error);
+            };
+            self.fw.wait_until_connected(self.fw.connection_timeout()).await.map_err(|_| error.clone())?;
+            tokio::time::sleep(delay).await;
+            // The create may have succeeded before the connection dropped: find it by prefix.
+            if let Some(found) = self.find_by_prefix(&prefix).await? {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn find_by_prefix(&self, prefix: &str) -> Result<Option<(String, Created, Option<Vec<String>>)>> {
+        let state = self.fw.current_state();
+        let client = self.fw.client();
+        let children = match client.get_children(&self.dir).await {
+            Ok(c) => c,
+            Err(e) if e.is_no_node() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(name) = children.iter().find(|c| c.starts_with(prefix)) else {
+            return Ok(None);
+        };
+        let path = format!("{}/{name}", self.dir);
+        match client.exists(&path).await? {
+            Some(stat) if stat.ephemeral_owner == client.session_id() && state.session_id == client.session_id() => {
+                let created = Created::new(state, stat.czxid);
+                Ok(Some((path, created, Some(children))))
+            }
+            Some(_) => {
+                // Left by an older session: not ours.
+                let _ = self.fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn is_session_end(event: &WatchedEvent) -> bool {
+    event.is_session_end()
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Wait {
+    Changed,
+    TimedOut,
+}
+
+/// What creating the lock node established.
+#[derive(Debug, Clone, Copy)]
+struct Created {
+    epoch: u64,
+    connection: u64,
+    session_id: i64,
+    czxid: i64,
+}
+
+impl Created {
+    fn new(state: ConnectionStateChange, czxid: i64) -> Self {
+        Self { epoch: state.epoch, connection: state.connection, session_id: state.session_id, czxid }
+    }
+}
+
+/// Deletes an abandoned contender's node, in the background if dropped.
+struct NodeCleanup {
+    fw: Framework,
+    path: Option<String>,
+}
+
+impl NodeCleanup {
+    async fn delete_now(&mut self) -> Result<()> {
+        match self.path.take() {
+            Some(path) => self.fw.delete(&path, Delete::new().guaranteed().idempotent()).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeCleanup {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            delete_in_background(&self.fw, path);
+        }
+    }
+}
+
+fn delete_in_background(fw: &Framework, path: String) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(%path, "no runtime to delete the lock node; it goes with the session");
+        return;
+    };
+    let fw = fw.clone();
+    handle.spawn(async move {
+        if let Err(e) = fw.delete(&path, Delete::new().guaranteed().idempotent()).await {
+            tracing::debug!(%path, error = %e, "lock node delete continues in the background");
+        }
+    });
+}
+
+/// Proof of holding a [`Mutex`]. Release it with [`MutexGuard::release`]; dropping it releases
+/// in the background.
+///
+/// A guard knows when it stops being valid: under [`ErrorPolicy::Standard`] as soon as the
+/// connection is SUSPENDED, under [`ErrorPolicy::SessionOnly`] when the session is LOST.
+#[derive(Debug)]
+pub struct MutexGuard {
+    fw: Framework,
+    path: String,
+    epoch: u64,
+    connection: u64,
+    session_id: i64,
+    czxid: i64,
+    states: watch::Receiver<ConnectionStateChange>,
+    released: bool,
+}
+
+impl MutexGuard {
+    /// The lock node's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The lock node's creation zxid: larger for every later acquisition of this lock, so the
+    /// protected resource can refuse writes carrying an older token.
+    pub fn fencing_token(&self) -> i64 {
+        self.czxid
+    }
+
+    /// The session the lock is held by.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// An operation to put first in your own [`Framework::transaction`]: the transaction
+    /// fails (NoNode) unless this lock node still exists, that is, unless the lock is still
+    /// held by this session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_recipes::{CreateMode, Framework, Op, lock::Mutex};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let guard = Mutex::new(&fw, "/locks/ledger").acquire().await?;
+    /// fw.transaction(vec![guard.fencing_check(), Op::create("/ledger-entry", "42", CreateMode::Persistent)]).await?;
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn fencing_check(&self) -> Op {
+        Op::check(self.path.clone(), None)
+    }
+
+    /// Whether the lock is still held as far as this process can tell: same session, and the
+    /// connection state is not an error under the framework's [`ErrorPolicy`].
+    pub fn is_valid(&self) -> bool {
+        !self.released && still_valid(*self.states.borrow(), self.epoch, self.connection, self.fw.error_policy())
+    }
+
+    /// Resolves when the guard stops being valid (see [`MutexGuard::is_valid`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn invalidated(&self) {
+        let mut states = self.states.clone();
+        let (epoch, connection, policy) = (self.epoch, self.connection, self.fw.error_policy());
+        let _ = states.wait_for(|s| !still_valid(*s, epoch, connection, policy)).await;
+    }
+
+    /// Asks the server whether the lock node still exists and belongs to the current session.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn check_ownership(&self) -> Result<bool> {
+        let client = self.fw.client();
+        Ok(client.exists(&self.path).await?.is_some_and(|s| s.ephemeral_owner == client.session_id()))
+    }
+
+    /// Releases the lock: deletes the lock node, and keeps trying in the background across
+    /// reconnects if it cannot now (Curator's guaranteed delete).
+    ///
+    /// # Errors
+    ///
+    /// The error of the first attempt when it had to go on in the background.
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await
+    }
+}
+
+/// Under the Standard policy a guard is valid only on the very connection it was acquired on
+/// (a SUSPENDED in between invalidates it for good, even after RECONNECTED); under SessionOnly,
+/// for the whole session.
+fn still_valid(state: ConnectionStateChange, epoch: u64, connection: u64, policy: ErrorPolicy) -> bool {
+    match policy {
+        ErrorPolicy::Standard => state.epoch == epoch && state.connection == connection && state.state.is_connected(),
+        ErrorPolicy::SessionOnly => state.epoch == epoch && !policy.is_error(state.state),
+    }
+}
+
+impl Drop for MutexGuard {
+    fn drop(&mut self) {
+        if !self.released {
+            delete_in_background(&self.fw, std::mem::take(&mut self.path));
+        }
+    }
+}
