@@ -8,9 +8,12 @@
 //!
 //! - [`lock::Mutex`]: Curator's `InterProcessMutex` (minus re-entrancy), with guards that know
 //!   when they stop being valid and a fencing check for your own transactions.
+//! - [`leader_latch::LeaderLatch`]: Curator's `LeaderLatch`, granting leadership only to a node
+//!   of the current session.
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
+pub mod leader_latch;
 pub mod lock;
 mod sort;
 

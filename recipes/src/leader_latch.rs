@@ -1,0 +1,379 @@
+//! [`LeaderLatch`]: leader election with Curator's `LeaderLatch` layout — and without its
+//! two-leaders bug.
+//!
+//! # How it works
+//!
+//! Each participant creates an ephemeral sequential node `<path>/_c_<uuid>-latch-<seq>` whose
+//! data is its participant id, and sorts the children with Curator's rule (by the sequence
+//! after the last `latch-`). The first one leads; every other participant watches only its
+//! predecessor. A Java process using Curator's `LeaderLatch` on the same path takes part in the
+//! same election.
+//!
+//! Leadership is granted only when our node is first **and its ephemeral owner is the current
+//! session**: after an expiry, the old session's node may still be listed for a moment, and
+//! Curator 5.4 could make that node's owner leader (CURATOR-696).
+//!
+//! # Connection states
+//!
+//! | state | what happens |
+//! |---|---|
+//! | SUSPENDED | leadership is lost under [`corral_core::ErrorPolicy::Standard`]; kept under [`corral_core::ErrorPolicy::SessionOnly`] |
+//! | RECONNECTED (same session) | the latch checks its position again and leads again if it is still first |
+//! | LOST | leadership is lost; after the new session starts the latch joins again with a new node, after a jittered pause |
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_core::framework::{Create, Delete};
+use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, Error, Framework, Result};
+use futures::Stream;
+use tokio::sync::watch;
+
+use crate::sort::sort_children;
+
+/// Curator's latch node name.
+pub const LATCH_NAME: &str = "latch-";
+
+/// One participant of a leader election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The participant id (the node's data).
+    pub id: String,
+    /// Whether it leads.
+    pub is_leader: bool,
+}
+
+/// A leader election participant (Curator's `LeaderLatch`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{Framework, leader_latch::LeaderLatch};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+/// latch.await_leadership_timeout(Duration::from_secs(10)).await?;
+/// assert!(latch.has_leadership());
+/// assert_eq!(latch.leader().await?.map(|p| p.id), Some("worker-1".to_string()));
+/// latch.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LeaderLatch {
+    fw: Framework,
+    path: String,
+    id: String,
+    leader: watch::Receiver<bool>,
+    stop: watch::Sender<Stop>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How the latch is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// Close; observers see leadership go to false.
+    Notify,
+    /// Close without a last leadership change.
+    Silent,
+}
+
+impl LeaderLatch {
+    /// Joins the election at `path` as `participant_id` and returns at once; leadership comes
+    /// in the background. Must be called within a Tokio runtime.
+    pub fn start(fw: &Framework, path: impl Into<String>, participant_id: impl Into<String>) -> Self {
+        let path = path.into();
+        let id = participant_id.into();
+        let (leader_tx, leader) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(Stop::Running);
+        let task = tokio::spawn(run(fw.clone(), path.clone(), id.clone(), leader_tx, stop_rx));
+        Self { fw: fw.clone(), path, id, leader, stop, task: std::sync::Mutex::new(Some(task)) }
+    }
+
+    /// This participant's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The election path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether this participant leads now.
+    pub fn has_leadership(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Leadership as a watch channel: `true` while leading.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leader.clone()
+    }
+
+    /// The stream of leadership changes (`true` when gained, `false` when lost), starting with
+    /// the current value.
+    pub fn leadership_changes(&self) -> impl Stream<Item = bool> + Send + 'static {
+        let rx = self.leader.clone();
+        futures::stream::unfold((rx, true), |(mut rx, first)| async move {
+            if !first && rx.changed().await.is_err() {
+                return None;
+            }
+            let value = *rx.borrow_and_update();
+            Some((value, (rx, false)))
+        })
+    }
+
+    /// Waits until this participant leads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the latch is closed first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn await_leadership(&self) -> Result<()> {
+        let mut rx = self.leader.clone();
+        rx.wait_for(|l| *l).await.map(|_| ()).map_err(|_| Error::Closed)
+    }
+
+    /// Waits at most `timeout` for leadership.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the latch is closed first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn await_leadership_timeout(&self, timeout: Duration) -> Result<()> {
+        tokio::time::timeout(timeout, self.await_leadership()).await.unwrap_or(Err(Error::Timeout))
+    }
+
+    /// Every participant, in election order (the leader first).
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries.
+    pub async fn participants(&self) -> Result<Vec<Participant>> {
+        participants(&self.fw, &self.path).await
+    }
+
+    /// The current leader, if any.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries.
+    pub async fn leader(&self) -> Result<Option<Participant>> {
+        Ok(self.participants().await?.into_iter().next())
+    }
+
+    /// Leaves the election: deletes this participant's node and stops. Observers of
+    /// [`LeaderLatch::leadership`] see `false` (Curator's `CloseMode.NOTIFY_LEADER`).
+    pub async fn close(&self) {
+        self.shut_down(Stop::Notify).await;
+    }
+
+    /// Leaves the election without a last leadership change to observers (Curator's
+    /// `CloseMode.SILENT`).
+    pub async fn close_silently(&self) {
+        self.shut_down(Stop::Silent).await;
+    }
+
+    async fn shut_down(&self, mode: Stop) {
+        self.stop.send_replace(mode);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for LeaderLatch {
+    fn drop(&mut self) {
+        // The task sees the stop, deletes the node and ends.
+        self.stop.send_replace(Stop::Notify);
+    }
+}
+
+/// Every participant of the election at `path`, in order.
+///
+/// # Errors
+///
+/// Connection errors after retries.
+pub async fn participants(fw: &Framework, path: &str) -> Result<Vec<Participant>> {
+    let path = path.to_owned();
+    fw.with_retry(move |client| {
+        let path = path.clone();
+        async move {
+            let mut children = match client.get_children(&path).await {
+                Ok(c) => c,
+                Err(e) if e.is_no_node() => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            sort_children(&mut children, LATCH_NAME);
+            let reads: Vec<_> = children.iter().map(|c| client.get_data(&format!("{path}/{c}"))).collect();
+            let mut out = Vec::new();
+            for read in reads {
+                match read.await {
+                    Ok((data, _)) => out.push(String::from_utf8_lossy(&data).into_owned()),
+                    Err(e) if e.is_no_node() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out.into_iter().enumerate().map(|(i, id)| Participant { id, is_leader: i == 0 }).collect())
+        }
+    })
+    .await
+}
+
+/// Our node in one session.
+struct Membership {
+    path: String,
+    name: String,
+    epoch: u64,
+    session_id: i64,
+}
+
+async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool>, mut stop: watch::Receiver<Stop>) {
+    let mut states = fw.connection_state();
+    let mut member: Option<Membership> = None;
+    let set = |value: bool| {
+        leader.send_if_modified(|l| {
+            let changed = *l != value;
+            *l = value;
+            changed
+        });
+    };
+    loop {
+        if *stop.borrow() != Stop::Running {
+            break;
+        }
+        let state = *states.borrow_and_update();
+        if !state.state.is_connected() {
+            if fw.error_policy().is_error(state.state) {
+                set(false);
+            }
+            if state.state == ConnectionState::Lost {
+                member = None;
+            }
+            tokio::select! {
+                _ = states.changed() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        // A new session: the old node went with the old one. Join again after a jittered pause
+        // so that a fleet whose sessions expired together does not rush the ensemble.
+        if member.as_ref().is_some_and(|m| m.epoch != state.epoch) {
+            set(false);
+            member = None;
+            let pause = Duration::from_millis(fastrand::u64(0..=50));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => continue,
+            }
+        }
+        if member.is_none() {
+            match join(&fw, &path, &id, state).await {
+                Ok(m) => member = Some(m),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not join the election yet");
+                    wait_change(&mut states, &mut stop, Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(m) = member.as_ref() else { continue };
+        match check(&fw, &path, m).await {
+            Ok(Position::Leader(own)) => {
+                set(true);
+                // Watch our own node too: if it is deleted under us, leadership is gone.
+                tokio::select! {
+                    _ = own => {}
+                    _ = states.changed() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Ok(Position::Behind(watcher)) => {
+                set(false);
+                tokio::select! {
+                    _ = watcher => {}
+                    _ = states.changed() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Ok(Position::Gone) => {
+                set(false);
+                member = None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not check the election");
+                wait_change(&mut states, &mut stop, Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let mode = *stop.borrow();
+    if let Some(m) = member {
+        let _ = fw.delete(&m.path, Delete::new().guaranteed().idempotent()).await;
+    }
+    if mode == Stop::Notify {
+        set(false);
+    }
+}
+
+async fn wait_change(
+    states: &mut watch::Receiver<ConnectionStateChange>,
+    stop: &mut watch::Receiver<Stop>,
+    max: Duration,
+) {
+    let sleep =
+        async { if max == Duration::MAX { std::future::pending::<()>().await } else { tokio::time::sleep(max).await } };
+    tokio::select! {
+        _ = states.changed() => {}
+        _ = stop.changed() => {}
+        _ = sleep => {}
+    }
+}
+
+async fn join(fw: &Framework, path: &str, id: &str, state: ConnectionStateChange) -> Result<Membership> {
+    let prefix = format!("{path}/{LATCH_NAME}");
+    let spec = Create::new(CreateMode::EphemeralSequential).container_parents().protected();
+    let created = fw.create(&prefix, Bytes::from(id.to_owned()), spec).await?;
+    let name = corral_core::proto::path::name(&created).to_owned();
+    Ok(Membership { path: created, name, epoch: state.epoch, session_id: state.session_id })
+}
+
+enum Position {
+    Leader(corral_core::OneshotWatcher),
+    Behind(corral_core::OneshotWatcher),
+    Gone,
+}
+
+async fn check(fw: &Framework, path: &str, m: &Membership) -> Result<Position> {
+    let client = fw.client();
+    let mut children = client.get_children(path).await?;
+    sort_children(&mut children, LATCH_NAME);
+    let Some(index) = children.iter().position(|c| *c == m.name) else { return Ok(Position::Gone) };
+    if index == 0 {
+        // CURATOR-696: only a node of the current session makes us leader.
+        return match client.exists_and_watch(&m.path).await? {
+            (Some(stat), own) if stat.ephemeral_owner == client.session_id() && client.session_id() == m.session_id => {
+                Ok(Position::Leader(own))
+            }
+            _ => Ok(Position::Gone),
+        };
+    }
+    let predecessor = format!("{path}/{}", children[index - 1]);
+    match client.get_data_and_watch(&predecessor).await {
+        Ok((_, _, watcher)) => Ok(Position::Behind(watcher)),
+        // Gone between the listing and the watch: look again.
+        Err(e) if e.is_no_node() => Box::pin(check(fw, path, m)).await,
+        Err(e) => Err(e),
+    }
+}

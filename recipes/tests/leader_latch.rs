@@ -1,0 +1,110 @@
+//! LeaderLatch against the embedded server and (when available) a real ZooKeeper.
+
+mod common;
+
+use std::time::Duration;
+
+use corral_recipes::leader_latch::LeaderLatch;
+use corral_recipes::{ConnectionState, Framework};
+
+const T: Duration = Duration::from_secs(30);
+
+fn leaders(latches: &[LeaderLatch]) -> Vec<&str> {
+    latches.iter().filter(|l| l.has_leadership()).map(|l| l.id()).collect()
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_failover_on_close() {
+    for env in common::envs("latch-basic").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fws: Vec<Framework> = (0..3).map(|_| env.framework()).collect();
+        let latches: Vec<LeaderLatch> =
+            fws.iter().enumerate().map(|(i, fw)| LeaderLatch::start(fw, "/election", format!("p{i}"))).collect();
+        common::eventually("a leader and three participants", || async {
+            leaders(&latches).len() == 1 && latches[0].participants().await.unwrap().len() == 3
+        })
+        .await;
+        let first = leaders(&latches)[0].to_owned();
+        let participants = latches[1].participants().await.unwrap();
+        assert_eq!(participants[0].id, first);
+        assert!(participants[0].is_leader && !participants[1].is_leader);
+        assert_eq!(latches[2].leader().await.unwrap().unwrap().id, first);
+
+        let leader_index = latches.iter().position(|l| l.has_leadership()).unwrap();
+        let mut changes = latches[leader_index].leadership();
+        latches[leader_index].close().await;
+        assert!(!*changes.borrow_and_update(), "close notifies");
+        common::eventually("a new leader", || async {
+            let l = leaders(&latches);
+            l.len() == 1 && l[0] != first
+        })
+        .await;
+        assert_eq!(latches[0].participants().await.unwrap().len(), 2);
+        for l in &latches {
+            l.close().await;
+        }
+        for fw in fws {
+            fw.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_expired_leader_steps_down_and_rejoins_without_two_leaders() {
+    let env = common::embedded("latch-expiry").await;
+    let server = env.server.clone().unwrap();
+    let fws: Vec<Framework> = (0..3).map(|_| env.framework()).collect();
+    let latches: Vec<LeaderLatch> =
+        fws.iter().enumerate().map(|(i, fw)| LeaderLatch::start(fw, "/election", format!("p{i}"))).collect();
+    common::eventually("a leader", || async { leaders(&latches).len() == 1 }).await;
+    let leader_index = latches.iter().position(|l| l.has_leadership()).unwrap();
+    let old_session = fws[leader_index].client().session_id();
+
+    // Sample for two leaders while the leader's session is expired by the server.
+    let sampler = {
+        let ids: Vec<tokio::sync::watch::Receiver<bool>> = latches.iter().map(|l| l.leadership()).collect();
+        tokio::spawn(async move {
+            let mut max = 0;
+            for _ in 0..300 {
+                max = max.max(ids.iter().filter(|r| *r.borrow()).count());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            max
+        })
+    };
+    server.expire_session(old_session);
+    let mut states = fws[leader_index].connection_state();
+    tokio::time::timeout(T, states.wait_for(|s| s.state == ConnectionState::Lost)).await.unwrap().unwrap();
+    common::eventually("another leader", || async {
+        let l = leaders(&latches);
+        l.len() == 1 && !latches[leader_index].has_leadership()
+    })
+    .await;
+    common::eventually("the expired one rejoined", || async {
+        latches[0].participants().await.map(|p| p.len() == 3).unwrap_or(false)
+    })
+    .await;
+    assert!(sampler.await.unwrap() <= 1, "two leaders at once");
+    for l in &latches {
+        l.close().await;
+    }
+    for fw in fws {
+        fw.close().await;
+    }
+}
+
+#[tokio::test]
+async fn suspension_costs_leadership_under_the_standard_policy_and_it_comes_back() {
+    let env = common::embedded("latch-suspend").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let latch = LeaderLatch::start(&fw, "/election", "solo");
+    latch.await_leadership_timeout(T).await.unwrap();
+    let mut changes = latch.leadership();
+    changes.borrow_and_update();
+    server.drop_connection(fw.client().session_id());
+    tokio::time::timeout(T, changes.wait_for(|l| !*l)).await.expect("lost on SUSPENDED").unwrap();
+    tokio::time::timeout(T, changes.wait_for(|l| *l)).await.expect("back after RECONNECTED").unwrap();
+    latch.close().await;
+    fw.close().await;
+}
