@@ -1,0 +1,299 @@
+//! [`PersistentNode`]: a node that stays there — re-created after a new session and after
+//! being deleted, with its latest data (Curator's `PersistentNode`).
+//!
+//! # Connection states
+//!
+//! | state | what happens |
+//! |---|---|
+//! | SUSPENDED | nothing: an ephemeral node is still there while the session lives |
+//! | RECONNECTED (same session) | the node is checked and re-created if it was deleted meanwhile |
+//! | LOST, then the new session | the node is created again with the latest data, after a short jittered pause |
+//!
+//! If the node exists when the recipe creates it: a persistent node is adopted (its data set to
+//! ours); an ephemeral node owned by another session (an older one of ours, not yet reaped) is
+//! waited out, then created as ours — never adopted, so it cannot vanish with its old owner.
+
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_core::framework::{Create, Delete};
+use corral_core::{CreateMode, Error, EventType, Framework, Result};
+use tokio::sync::watch;
+
+/// A node kept in existence by this process (Curator's `PersistentNode`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{CreateMode, Framework, persistent_node::PersistentNode};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let node = PersistentNode::start(&fw, "/workers/w1", CreateMode::Ephemeral, "ready");
+/// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+/// assert_eq!(node.actual_path().as_deref(), Some("/workers/w1"));
+/// node.set_data("busy").await?;
+/// assert_eq!(&fw.client().get_data("/workers/w1").await?.0[..], b"busy");
+/// node.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PersistentNode {
+    fw: Framework,
+    shared: Arc<Shared>,
+    actual: watch::Receiver<Option<String>>,
+    stop: watch::Sender<bool>,
+    task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    data: StdMutex<Bytes>,
+}
+
+/// How the recipe creates its node.
+#[derive(Debug, Clone)]
+struct Spec {
+    path: String,
+    mode: CreateMode,
+    protected: bool,
+    ttl: Option<Duration>,
+}
+
+impl PersistentNode {
+    /// Keeps a node at `path` in `mode` with `data`, starting now in the background. Missing
+    /// parents are created as containers.
+    pub fn start(fw: &Framework, path: impl Into<String>, mode: CreateMode, data: impl Into<Bytes>) -> Self {
+        Self::spawn(fw, Spec { path: path.into(), mode, protected: false, ttl: None }, data.into())
+    }
+
+    /// Like [`PersistentNode::start`], with Curator's protected names (`_c_<uuid>-`), which
+    /// sequential ephemeral nodes need to be found again after a connection loss.
+    pub fn start_protected(fw: &Framework, path: impl Into<String>, mode: CreateMode, data: impl Into<Bytes>) -> Self {
+        Self::spawn(fw, Spec { path: path.into(), mode, protected: true, ttl: None }, data.into())
+    }
+
+    /// A TTL node (ZooKeeper ≥ 3.5.3 with extended types): persistent, deleted by the server
+    /// once it has had no children and no change for `ttl` — and kept alive by this recipe
+    /// touching it every `ttl / 2` (Curator's `PersistentTtlNode`).
+    pub fn start_ttl(fw: &Framework, path: impl Into<String>, ttl: Duration, data: impl Into<Bytes>) -> Self {
+        let spec = Spec { path: path.into(), mode: CreateMode::PersistentWithTtl, protected: false, ttl: Some(ttl) };
+        Self::spawn(fw, spec, data.into())
+    }
+
+    fn spawn(fw: &Framework, spec: Spec, data: Bytes) -> Self {
+        let shared = Arc::new(Shared { data: StdMutex::new(data) });
+        let (actual_tx, actual) = watch::channel(None);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(fw.clone(), spec, shared.clone(), actual_tx, stop_rx));
+        Self { fw: fw.clone(), shared, actual, stop, task: StdMutex::new(Some(task)) }
+    }
+
+    /// The node's actual path (with the sequence suffix or protected prefix), once created;
+    /// `None` while it does not exist.
+    pub fn actual_path(&self) -> Option<String> {
+        self.actual.borrow().clone()
+    }
+
+    /// The node's path as a watch channel: `Some(path)` while it exists, `None` while it is
+    /// being re-created.
+    pub fn path_changes(&self) -> watch::Receiver<Option<String>> {
+        self.actual.clone()
+    }
+
+    /// Waits until the node has been created once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the recipe is closed first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_for_initial_create(&self, timeout: Duration) -> Result<()> {
+        let mut rx = self.actual.clone();
+        match tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Err(_)) => Err(Error::Closed),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// The data the node is (re-)created with.
+    pub fn data(&self) -> Bytes {
+        self.shared.data.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the node's data now, and for every re-creation.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors when the node exists but could not be written; the new data is kept
+    /// either way and used by the next re-creation.
+    pub async fn set_data(&self, data: impl Into<Bytes>) -> Result<()> {
+        let data = data.into();
+        *self.shared.data.lock().unwrap_or_else(|e| e.into_inner()) = data.clone();
+        match self.actual_path() {
+            Some(path) => match self.fw.set_data(&path, data, None).await {
+                Ok(_) => Ok(()),
+                // Deleted meanwhile: the task re-creates it with the new data.
+                Err(e) if e.is_no_node() => Ok(()),
+                Err(e) => Err(e),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Stops keeping the node and deletes it.
+    pub async fn close(&self) {
+        self.stop.send_replace(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PersistentNode {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+async fn run(
+    fw: Framework,
+    spec: Spec,
+    shared: Arc<Shared>,
+    actual: watch::Sender<Option<String>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut states = fw.connection_state();
+    let mut created_in: Option<u64> = None;
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        let state = *states.borrow_and_update();
+        if !state.state.is_connected() {
+            tokio::select! {
+                _ = states.changed() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let path = actual.borrow().clone();
+        let path = match path {
+            // A new session took an ephemeral node with the old one.
+            Some(p) if !(spec.mode.is_ephemeral() && created_in != Some(state.epoch)) => p,
+            _ => {
+                if created_in.is_some_and(|e| e != state.epoch) {
+                    actual.send_replace(None);
+                    // Spread the re-creations of many clients expired together.
+                    let pause = Duration::from_millis(fastrand::u64(0..=20));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.changed() => continue,
+                    }
+                }
+                match create(&fw, &spec, &shared).await {
+                    Ok(p) => {
+                        failures = 0;
+                        created_in = Some(state.epoch);
+                        actual.send_replace(Some(p.clone()));
+                        p
+                    }
+                    Err(e) => {
+                        failures = (failures + 1).min(6);
+                        let pause = Duration::from_millis(25 << failures);
+                        tracing::debug!(path = %spec.path, error = %e, ?pause, "cannot create the node yet");
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = states.changed() => {}
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        // Watch the node; re-create it if it goes.
+        let watched = fw.client().exists_and_watch(&path).await;
+        let touch = async {
+            match spec.ttl {
+                Some(ttl) => tokio::time::sleep(ttl / 2).await,
+                None => std::future::pending().await,
+            }
+        };
+        match watched {
+            Ok((None, _)) => {
+                actual.send_replace(None);
+            }
+            Ok((Some(_), watcher)) => {
+                tokio::select! {
+                    event = watcher => {
+                        if event.event_type == EventType::NodeDeleted {
+                            tracing::info!(%path, "node deleted; re-creating it");
+                            actual.send_replace(None);
+                        }
+                    }
+                    _ = states.changed() => {}
+                    _ = stop.changed() => {}
+                    _ = touch => {
+                        let data = shared.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        let _ = fw.client().set_data(&path, data, None).await;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%path, error = %e, "cannot watch the node");
+                tokio::select! {
+                    _ = states.changed() => {}
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+    let last = actual.borrow().clone();
+    if let Some(path) = last {
+        let _ = fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
+    }
+    actual.send_replace(None);
+}
+
+/// Creates the node once (adopting or waiting out an existing one, see the module docs).
+async fn create(fw: &Framework, spec: &Spec, shared: &Shared) -> Result<String> {
+    loop {
+        let data = shared.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut create = Create::new(spec.mode).container_parents();
+        if spec.protected {
+            create = create.protected();
+        }
+        if let Some(ttl) = spec.ttl {
+            create = create.with_ttl(ttl);
+        }
+        match fw.create(&spec.path, data.clone(), create).await {
+            Ok(path) => return Ok(path),
+            Err(e) if e.is_node_exists() && !spec.mode.is_sequential() => {
+                let client = fw.client();
+                match client.exists_and_watch(&spec.path).await? {
+                    (None, _) => continue,
+                    (Some(stat), watcher) => {
+                        if spec.mode.is_ephemeral() && stat.ephemeral_owner != client.session_id() {
+                            // Someone else's (or an older session's) node: wait for it to go.
+                            tracing::debug!(path = %spec.path, owner = stat.ephemeral_owner, "waiting for a foreign ephemeral to go");
+                            let _ = tokio::time::timeout(fw.client().session().timeout * 2, watcher).await;
+                            continue;
+                        }
+                        fw.set_data(&spec.path, data, None).await?;
+                        return Ok(spec.path.clone());
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

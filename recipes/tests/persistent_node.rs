@@ -1,0 +1,92 @@
+//! PersistentNode against the embedded server and (when available) a real ZooKeeper.
+
+mod common;
+
+use std::time::Duration;
+
+use corral_recipes::persistent_node::PersistentNode;
+use corral_recipes::{ConnectionState, CreateMode};
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn an_ephemeral_node_comes_back_after_expiry_with_its_latest_data() {
+    // Server-side expiry needs the embedded server's fault kit (the framework suite in
+    // corral-core covers expiry on a real ZooKeeper).
+    {
+        let env = common::embedded("pnode-expiry").await;
+        let fw = env.framework();
+        let node = PersistentNode::start(&fw, "/services/api/i1", CreateMode::Ephemeral, "v1");
+        node.wait_for_initial_create(T).await.unwrap();
+        node.set_data("v2").await.unwrap();
+        let observer = env.client().await;
+        assert_eq!(&observer.get_data("/services/api/i1").await.unwrap().0[..], b"v2");
+
+        let before = fw.client().session_id();
+        assert!(env.server.as_ref().unwrap().expire_session(before));
+        let mut states = fw.connection_state();
+        tokio::time::timeout(T, states.wait_for(|s| s.epoch == 2 && s.state.is_connected())).await.unwrap().unwrap();
+        common::eventually("re-created by the new session", || async {
+            match observer.get_data("/services/api/i1").await {
+                Ok((data, stat)) => &data[..] == b"v2" && stat.ephemeral_owner != before && stat.ephemeral_owner != 0,
+                Err(_) => false,
+            }
+        })
+        .await;
+        node.close().await;
+        assert_eq!(observer.exists("/services/api/i1").await.unwrap(), None, "close deletes the node");
+        assert_eq!(fw.client().watcher_count().await, 0, "a closed recipe holds no watch");
+        observer.close().await;
+        fw.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_node_is_recreated_and_sequential_paths_follow() {
+    for env in common::envs("pnode-delete").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        let plain = PersistentNode::start(&fw, "/p", CreateMode::Persistent, "x");
+        let seq = PersistentNode::start_protected(&fw, "/members/m-", CreateMode::EphemeralSequential, "y");
+        plain.wait_for_initial_create(T).await.unwrap();
+        seq.wait_for_initial_create(T).await.unwrap();
+        let first = seq.actual_path().unwrap();
+        assert!(first.starts_with("/members/_c_") && first.contains("-m-"), "{first}");
+
+        let observer = env.client().await;
+        observer.delete("/p", None).await.unwrap();
+        observer.delete(&first, None).await.unwrap();
+        common::eventually("both back", || async {
+            observer.exists("/p").await.unwrap().is_some()
+                && seq.actual_path().is_some_and(|p| p != first)
+                && observer.get_children("/members").await.unwrap().len() == 1
+        })
+        .await;
+        plain.close().await;
+        seq.close().await;
+        assert_eq!(observer.get_children("/members").await.unwrap(), Vec::<String>::new());
+        observer.close().await;
+        fw.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_ephemeral_is_waited_out_not_adopted() {
+    let env = common::embedded("pnode-foreign").await;
+    let other = env.client().await;
+    other.create("/leader", "theirs", CreateMode::Ephemeral).await.unwrap();
+    let fw = env.framework();
+    let node = PersistentNode::start(&fw, "/leader", CreateMode::Ephemeral, "ours");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(node.actual_path(), None, "not adopted while another session owns it");
+    other.close().await;
+    node.wait_for_initial_create(T).await.unwrap();
+    let observer = env.client().await;
+    let (data, stat) = observer.get_data("/leader").await.unwrap();
+    assert_eq!((&data[..], stat.ephemeral_owner), (&b"ours"[..], fw.client().session_id()));
+    let mut states = fw.connection_state();
+    assert!(states.borrow_and_update().state != ConnectionState::Lost);
+    node.close().await;
+    observer.close().await;
+    fw.close().await;
+}
