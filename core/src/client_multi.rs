@@ -39,9 +39,9 @@ impl Client {
     /// let results = client.multi(vec![
     ///     Op::check("/config", Some(0)),
     ///     Op::set_data("/config", "v2", Some(0)),
-    ///     Op::create("/config-history-", "v1", CreateMode::PersistentSequential),
+    ///     Op::create("/config/history-", "v1", CreateMode::PersistentSequential),
     /// ]).await?;
-    /// assert!(matches!(&results[2], OpResult::Create { path, .. } if path == "/config-history-0000000000"));
+    /// assert!(matches!(&results[2], OpResult::Create { path, .. } if path == "/config/history-0000000000"));
     ///
     /// // Replayed, the version check fails, and nothing is applied.
     /// let err = client.multi(vec![Op::check("/config", Some(0)), Op::delete("/config", None)]).await.unwrap_err();

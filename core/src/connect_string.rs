@@ -8,6 +8,19 @@ use crate::error::{Error, Result};
 pub const DEFAULT_PORT: u16 = 2181;
 
 /// One server address from a connect string; the name is resolved at every connection attempt.
+///
+/// It displays as `host:port`, with brackets around an IPv6 address.
+///
+/// # Examples
+///
+/// ```
+/// use corral_core::ConnectString;
+///
+/// let cs: ConnectString = "zk1,[::1]:2182".parse()?;
+/// assert_eq!(cs.hosts[0].to_string(), "zk1:2181");
+/// assert_eq!(cs.hosts[1].to_string(), "[::1]:2182");
+/// # Ok::<(), corral_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostPort {
     /// Host name or IP address (IPv6 without brackets).
@@ -26,17 +39,29 @@ impl std::fmt::Display for HostPort {
     }
 }
 
-/// A parsed connect string.
+/// A parsed connect string: `host1:port1,host2:port2/optional/chroot`.
+///
+/// A missing port is [`DEFAULT_PORT`]; IPv6 addresses go in brackets; the chroot, if any,
+/// starts at the first `/` and must be a valid path. [`Client::connect`](crate::Client::connect)
+/// and the builders parse it for you; parse it yourself to check configuration early.
+///
+/// # Errors
+///
+/// Parsing fails with [`Error::InvalidConnectString`] for no hosts, an empty host name, a
+/// port that is not a number in `0..=65535`, an unclosed `[`, or an invalid chroot.
 ///
 /// # Examples
 ///
 /// ```
-/// use corral_core::ConnectString;
+/// use corral_core::{ConnectString, Error};
 ///
 /// let cs: ConnectString = "zk1:2181,zk2,[::1]:2182/apps/web".parse()?;
 /// assert_eq!(cs.hosts.len(), 3);
 /// assert_eq!(cs.hosts[1].port, 2181);
 /// assert_eq!(cs.chroot.as_deref(), Some("/apps/web"));
+///
+/// let bad = "zk1:99999".parse::<ConnectString>();
+/// assert!(matches!(bad, Err(Error::InvalidConnectString { .. })));
 /// # Ok::<(), corral_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// failures the client finds by itself.
 ///
 /// `Error` is `Clone + PartialEq`, so tests can compare it and one failure can be handed to
-/// several waiters.
+/// several waiters. Match on [`Error::Server`] with the [`ErrorCode`] to handle one server
+/// answer; [`Error::code`] gives the code of any error.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use corral_core::{Error, ErrorCode};
+///
+/// match client.delete("/missing", None).await {
+///     Err(Error::Server { code: ErrorCode::NoNode, path }) => assert_eq!(path, "/missing"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// // Argument errors are found before anything is sent.
+/// let err = client.get_data("no-leading-slash").await.unwrap_err();
+/// assert!(matches!(err, Error::InvalidPath(_)));
+/// assert_eq!(err.code(), ErrorCode::BadArguments);
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -77,6 +99,17 @@ impl Error {
     /// [`Error::Closed`] maps to [`ErrorCode::SessionExpired`] (the session is gone), argument
     /// errors to [`ErrorCode::BadArguments`], and [`Error::Timeout`] to
     /// [`ErrorCode::OperationTimeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{Error, ErrorCode};
+    ///
+    /// assert_eq!(Error::ConnectionLoss.code(), ErrorCode::ConnectionLoss);
+    /// assert_eq!(Error::Closed.code(), ErrorCode::SessionExpired);
+    /// let multi = Error::MultiFailed { index: 1, code: ErrorCode::BadVersion, path: "/a".into() };
+    /// assert_eq!(multi.code(), ErrorCode::BadVersion);
+    /// ```
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Server { code, .. } | Self::MultiFailed { code, .. } => *code,
@@ -91,6 +124,21 @@ impl Error {
 
     /// Whether retrying the same request later can succeed: connection loss, timeouts,
     /// SessionMoved and ThrottledOp. Session expiry, closing and server verdicts are final.
+    ///
+    /// "Can succeed" is not "is safe": after ConnectionLoss a write may have been applied
+    /// already, so retry only idempotent operations, or use the [`Framework`](crate::Framework)'s
+    /// protected and idempotent creates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{Error, ErrorCode};
+    ///
+    /// assert!(Error::ConnectionLoss.is_retryable());
+    /// assert!(!Error::SessionExpired.is_retryable());
+    /// let no_node = Error::Server { code: ErrorCode::NoNode, path: "/a".into() };
+    /// assert!(!no_node.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.code(),
@@ -99,11 +147,43 @@ impl Error {
     }
 
     /// Whether the server answered NoNode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// let err = client.get_data("/missing").await.unwrap_err();
+    /// assert!(err.is_no_node());
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_no_node(&self) -> bool {
         matches!(self, Self::Server { code: ErrorCode::NoNode, .. })
     }
 
     /// Whether the server answered NodeExists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// // Create unless it exists.
+    /// match client.create("/zookeeper", "", CreateMode::Persistent).await {
+    ///     Ok(_) => {}
+    ///     Err(e) if e.is_node_exists() => {}
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_node_exists(&self) -> bool {
         matches!(self, Self::Server { code: ErrorCode::NodeExists, .. })
     }

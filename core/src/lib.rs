@@ -13,19 +13,30 @@
 //! ([`OneshotWatcher`]), persistent watches are streams ([`PersistentWatcher`]); dropping one
 //! removes it.
 //!
+//! On top of the client, the [`framework`] layer ([`Framework`]) adds Curator's connection
+//! states, retries under a [`RetryPolicy`], a new session after the old one is lost, and the
+//! create and delete variants recipes need.
+//!
+//! The examples in this documentation run against the embedded server of the `corral-server`
+//! crate (`corral_server::testing::TestingServer`, started in the hidden first lines); tests can
+//! use it the same way with `corral-server` as a dev-dependency.
+//!
 //! # Examples
 //!
-//! ```no_run
-//! use corral_core::{Client, CreateMode};
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = corral_server::testing::TestingServer::start().await?;
+//! use corral_core::{Client, CreateMode, EventType};
 //!
-//! # async fn demo() -> corral_core::Result<()> {
-//! let client = Client::connect("127.0.0.1:2181/my-app").await?;
+//! // In production: "zk1:2181,zk2:2181,zk3:2181/my-app".
+//! let client = Client::connect(&server.connect_string()).await?;
 //! client.create("/config", "v1", CreateMode::Persistent).await?;
 //! let (data, stat, watcher) = client.get_data_and_watch("/config").await?;
 //! assert_eq!(&data[..], b"v1");
 //! client.set_data("/config", "v2", Some(stat.version)).await?;
 //! let event = watcher.await;
-//! assert_eq!(event.path, "/config");
+//! assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDataChanged, "/config"));
 //! client.close().await;
 //! # Ok(()) }
 //! ```

@@ -14,13 +14,22 @@ use corral_proto::{Acl, CreateMode, Stat};
 /// # Examples
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
 /// use std::time::Duration;
-/// use corral_core::{CreateMode, CreateOptions, proto::Acl};
+/// use corral_core::{Acl, CreateMode, CreateOptions};
 ///
-/// let opts = CreateOptions::new(CreateMode::PersistentWithTtl)
+/// // Deleted by the server once it has no children and was not modified for a minute.
+/// let options = CreateOptions::new(CreateMode::PersistentWithTtl)
 ///     .with_ttl(Duration::from_secs(60))
-///     .with_acl(Acl::creator_all());
-/// assert_eq!(opts.mode, CreateMode::PersistentWithTtl);
+///     .with_acl(Acl::read_unsafe());
+/// client.create("/heartbeat", "", &options).await?;
+/// let (acl, _) = client.get_acl("/heartbeat").await?;
+/// assert_eq!(acl, Acl::read_unsafe());
+/// # client.close().await;
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateOptions {
@@ -34,17 +43,43 @@ pub struct CreateOptions {
 
 impl CreateOptions {
     /// Options for `mode` with the open ACL and no TTL.
+    ///
+    /// `CreateOptions::new(mode)` and `mode.into()` are the same. See [`CreateOptions`] for an
+    /// example.
     pub fn new(mode: CreateMode) -> Self {
         Self { mode, acl: Acl::open_unsafe(), ttl: None }
     }
 
-    /// Sets the ACL.
+    /// Sets the ACL (the open ACL by default).
+    ///
+    /// See [`CreateOptions`] for an example, and [`Acl`]'s constructors for the usual ACLs.
     pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
         self.acl = acl;
         self
     }
 
     /// Sets the time to live (TTL modes only).
+    ///
+    /// A TTL must be given for the TTL modes and only for them, and must be at most
+    /// [`MAX_TTL_MS`](corral_proto::MAX_TTL_MS); otherwise the create fails with
+    /// [`Error::BadArguments`](crate::Error::BadArguments) before anything is sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use std::time::Duration;
+    /// use corral_core::{CreateMode, CreateOptions, Error};
+    ///
+    /// let wrong = CreateOptions::new(CreateMode::Persistent).with_ttl(Duration::from_secs(60));
+    /// let result = client.create("/session-data", "", wrong).await;
+    /// assert!(matches!(result, Err(Error::BadArguments(_))));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
@@ -64,6 +99,29 @@ impl From<&CreateOptions> for CreateOptions {
 }
 
 /// One write of an atomic [`crate::Client::multi`].
+///
+/// Build operations with [`Op::create`], [`Op::delete`], [`Op::set_data`] and [`Op::check`];
+/// paths are relative to the client's chroot.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use corral_core::{CreateMode, Op};
+///
+/// // Move a task from "todo" to "done", atomically: no observer sees it in both or neither.
+/// client.create("/todo", "", CreateMode::Persistent).await?;
+/// client.create("/done", "", CreateMode::Persistent).await?;
+/// client.create("/todo/t-1", "payload", CreateMode::Persistent).await?;
+/// client.multi(vec![Op::create("/done/t-1", "payload", CreateMode::Persistent), Op::delete("/todo/t-1", Some(0))]).await?;
+/// assert_eq!(client.get_children("/done").await?, ["t-1"]);
+/// assert!(client.get_children("/todo").await?.is_empty());
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Op {
@@ -102,27 +160,69 @@ pub enum Op {
 }
 
 impl Op {
-    /// A create.
+    /// A create; `options` is a [`CreateMode`] or [`CreateOptions`], as for
+    /// [`Client::create`](crate::Client::create).
+    ///
+    /// Inside a multi the result reports the actual path, with its sequence suffix. See
+    /// [`Client::multi`](crate::Client::multi) for an example.
     pub fn create(path: impl Into<String>, data: impl Into<Bytes>, options: impl Into<CreateOptions>) -> Self {
         Self::Create { path: path.into(), data: data.into(), options: options.into() }
     }
 
     /// A delete; `version` `None` matches any version.
+    ///
+    /// See [`Op`] for an example.
     pub fn delete(path: impl Into<String>, version: Option<i32>) -> Self {
         Self::Delete { path: path.into(), version }
     }
 
     /// A setData; `version` `None` matches any version.
+    ///
+    /// See [`Client::multi`](crate::Client::multi) for an example.
     pub fn set_data(path: impl Into<String>, data: impl Into<Bytes>, version: Option<i32>) -> Self {
         Self::SetData { path: path.into(), data: data.into(), version }
     }
 
     /// A version check; `version` `None` checks only that the node exists.
+    ///
+    /// A check writes nothing: it makes the transaction depend on a node it does not change
+    /// (a lock node still held, a configuration still at the version read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, ErrorCode, Op};
+    ///
+    /// // Record a result only while our lease node exists.
+    /// client.create("/lease", "", CreateMode::Ephemeral).await?;
+    /// let guarded = |value: &'static str| vec![Op::check("/lease", None), Op::create("/result", value, CreateMode::Persistent)];
+    /// client.multi(guarded("42")).await?;
+    /// client.delete("/result", None).await?;
+    /// client.delete("/lease", None).await?;
+    /// let err = client.multi(guarded("43")).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NoNode);
+    /// assert_eq!(client.exists("/result").await?, None);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn check(path: impl Into<String>, version: Option<i32>) -> Self {
         Self::Check { path: path.into(), version }
     }
 
     /// The path this operation acts on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::Op;
+    ///
+    /// let op = Op::set_data("/config", "v2", None);
+    /// assert_eq!(op.path(), "/config");
+    /// ```
     pub fn path(&self) -> &str {
         match self {
             Self::Create { path, .. }
@@ -133,7 +233,9 @@ impl Op {
     }
 }
 
-/// The result of one operation of a successful multi.
+/// The result of one operation of a successful multi, in the order of the operations.
+///
+/// See [`Client::multi`](crate::Client::multi) for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OpResult {
@@ -152,7 +254,9 @@ pub enum OpResult {
     Check,
 }
 
-/// One read of a [`crate::Client::multi_read`].
+/// One read of a [`crate::Client::multi_read`]; the `String` is the path.
+///
+/// See [`Client::multi_read`](crate::Client::multi_read) for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOp {
     /// getData.
@@ -161,7 +265,9 @@ pub enum ReadOp {
     GetChildren(String),
 }
 
-/// The result of one read of a multiRead.
+/// The result of one read of a [`crate::Client::multi_read`].
+///
+/// See [`Client::multi_read`](crate::Client::multi_read) for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     /// A node's data and stat.

@@ -6,6 +6,14 @@ use std::time::Duration;
 /// ([`crate::Client::state`]).
 ///
 /// `Closed`, `Expired` and `AuthFailed` are terminal: the client will not connect again.
+///
+/// ```text
+/// NotConnected → Connecting ⇄ Connected / ConnectedReadOnly
+///                     ↓               ↓
+///           Closed / Expired / AuthFailed   (terminal)
+/// ```
+///
+/// See [`Client::state`](crate::Client::state) for an example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionState {
     /// Built, not yet trying to connect.
@@ -26,17 +34,37 @@ pub enum SessionState {
 
 impl SessionState {
     /// Whether the client is connected (read/write or read-only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::SessionState;
+    ///
+    /// assert!(SessionState::ConnectedReadOnly.is_connected());
+    /// assert!(!SessionState::Connecting.is_connected());
+    /// ```
     pub fn is_connected(self) -> bool {
         matches!(self, Self::Connected | Self::ConnectedReadOnly)
     }
 
     /// Whether the client has stopped for good.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::SessionState;
+    ///
+    /// assert!(SessionState::Expired.is_terminal());
+    /// assert!(!SessionState::Connecting.is_terminal()); // reconnecting within the session
+    /// ```
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Closed | Self::AuthFailed | Self::Expired)
     }
 }
 
 /// Something that happened to the session, delivered in order by [`crate::Client::session_events`].
+///
+/// See [`Client::session_events`](crate::Client::session_events) for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
@@ -67,6 +95,9 @@ pub enum SessionEvent {
 }
 
 /// The identity of a session: what another client needs to resume it.
+///
+/// See [`Client::session`](crate::Client::session) and
+/// [`ClientBuilder::session`](crate::ClientBuilder::session).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionInfo {
     /// The session id (0 before the first connection).

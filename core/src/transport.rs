@@ -31,7 +31,10 @@ pub type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<(BoxStream, Sock
 /// # Examples
 ///
 /// ```
-/// use corral_core::{Connector, ConnectFuture, HostPort};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use corral_core::{BoxStream, Client, ConnectFuture, Connector, HostPort};
 ///
 /// /// Connects every host name to one fixed address (say, a port forward).
 /// #[derive(Debug)]
@@ -42,13 +45,28 @@ pub type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<(BoxStream, Sock
 ///         let addr = self.0;
 ///         Box::pin(async move {
 ///             let stream = tokio::net::TcpStream::connect(addr).await?;
-///             Ok((Box::new(stream) as corral_core::BoxStream, addr))
+///             Ok((Box::new(stream) as BoxStream, addr))
 ///         })
 ///     }
 /// }
+///
+/// let client = Client::builder("zk.internal:2181").connector(Fixed(server.addr())).connect().await?;
+/// assert!(client.state().borrow().is_connected());
+/// # client.close().await;
+/// # Ok(()) }
 /// ```
 pub trait Connector: Debug + Send + Sync + 'static {
-    /// Opens a stream to `host`.
+    /// Opens a stream to `host`, and returns it with the peer address to report in
+    /// [`SessionEvent::Connected`](crate::SessionEvent::Connected).
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error: the client logs it and tries the next host.
+    ///
+    /// # Cancel safety
+    ///
+    /// The client drops the future when the connect timeout runs out; it must then leave
+    /// nothing behind.
     fn connect(&self, host: &HostPort) -> ConnectFuture;
 }
 

@@ -13,6 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::session::Command;
 
 /// A change notification (or the end of the session) delivered to a watcher.
+///
+/// A ZooKeeper event says *that* a node changed, not *what* it changed to: read the node again
+/// (and set a new watch) to see its new state.
+///
+/// See [`OneshotWatcher`] and [`PersistentWatcher`] for examples.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedEvent {
     /// What happened. [`EventType::None`] means the session ended (see `state`).
@@ -32,6 +37,27 @@ impl WatchedEvent {
     }
 
     /// Whether this event reports the end of the session rather than a node change.
+    ///
+    /// Every watcher gets one when the session expires, the client is closed or its
+    /// credentials are refused; `state` says which. A reconnection within the session is not
+    /// an end: watches are restored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::KeeperState;
+    ///
+    /// let (_, watcher) = client.exists_and_watch("/never").await?;
+    /// server.expire_session(client.session_id());
+    /// let event = watcher.await;
+    /// assert!(event.is_session_end());
+    /// assert_eq!(event.state, KeeperState::Expired);
+    /// # Ok(()) }
+    /// ```
     pub fn is_session_end(&self) -> bool {
         self.event_type == EventType::None
     }
@@ -295,10 +321,35 @@ impl Drop for DropGuard {
 /// One-shot watches survive reconnects within the session: the client restores them, and a
 /// change made while it was disconnected fires at once.
 ///
+/// Obtained from [`Client::exists_and_watch`](crate::Client::exists_and_watch),
+/// [`Client::get_data_and_watch`](crate::Client::get_data_and_watch) and
+/// [`Client::get_children_and_watch`](crate::Client::get_children_and_watch). It is `Unpin`, so
+/// `&mut watcher` can be polled in a `select!` or under a timeout without consuming it.
+///
 /// # Cancel safety
 ///
 /// Dropping an `OneshotWatcher` before it fires removes the watch (on the server too, when no
-/// other watcher of this client needs it).
+/// other watcher of this client needs it). Polling it through `&mut` and dropping that
+/// future loses nothing.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use std::time::Duration;
+/// use corral_core::{CreateMode, EventType};
+///
+/// let (_, mut watcher) = client.exists_and_watch("/leader").await?;
+/// let waited = tokio::time::timeout(Duration::from_millis(20), &mut watcher).await;
+/// assert!(waited.is_err(), "no leader yet");
+/// client.create("/leader", "me", CreateMode::Ephemeral).await?;
+/// assert_eq!(watcher.await.event_type, EventType::NodeCreated);
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct OneshotWatcher {
     rx: oneshot::Receiver<WatchedEvent>,
@@ -342,10 +393,37 @@ impl Future for OneshotWatcher {
 /// and then ends; after [`crate::Client::remove_watches`] removes it, the stream yields one
 /// [`EventType::PersistentWatchRemoved`] event and ends.
 ///
+/// Obtained from [`Client::add_watch`](crate::Client::add_watch). Unlike a one-shot watch it
+/// stays after firing, so no change between two events is missed. Events queue up without
+/// bound until read.
+///
 /// # Cancel safety
 ///
 /// Dropping the stream removes the watch (on the server too, when no other watcher of this
-/// client needs it).
+/// client needs it). Dropping a `next()` future loses no event.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use corral_core::{AddWatchMode, CreateMode, EventType};
+/// use futures::StreamExt;
+///
+/// client.create("/config", "v1", CreateMode::Persistent).await?;
+/// let mut changes = client.add_watch("/config", AddWatchMode::Persistent).await?;
+/// client.set_data("/config", "v2", None).await?;
+/// client.set_data("/config", "v3", None).await?;
+/// for _ in 0..2 {
+///     assert_eq!(changes.next().await.unwrap().event_type, EventType::NodeDataChanged);
+/// }
+/// drop(changes);
+/// assert_eq!(client.watcher_count().await, 0);
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PersistentWatcher {
     rx: mpsc::UnboundedReceiver<WatchedEvent>,

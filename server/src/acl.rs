@@ -65,11 +65,7 @@ impl<'a> Authz<'a> {
 
     /// `Ok` if `perm` is granted, otherwise NoAuth.
     pub(crate) fn check(&self, acl: &[Acl], perm: Perms) -> Result<(), ErrorCode> {
-        if self.allows(acl, perm) {
-            Ok(())
-        } else {
-            Err(ErrorCode::NoAuth)
-        }
+        if self.allows(acl, perm) { Ok(()) } else { Err(ErrorCode::NoAuth) }
     }
 
     /// The connection's authenticated ids (those that `auth:` expands to).
@@ -242,10 +238,7 @@ mod tests {
         let user = Id::new("digest", digest("u:p"));
         let ids = [Id::new("ip", "10.1.2.3"), user.clone()];
         let authz = Authz::new(&ids);
-        let acl = vec![
-            Acl::new(Perms::READ, user),
-            Acl::new(Perms::WRITE, Id::new("ip", "10.0.0.0/8")),
-        ];
+        let acl = vec![Acl::new(Perms::READ, user), Acl::new(Perms::WRITE, Id::new("ip", "10.0.0.0/8"))];
         assert!(authz.allows(&acl, Perms::READ));
         assert!(authz.allows(&acl, Perms::WRITE));
         assert!(!authz.allows(&acl, Perms::ADMIN));
@@ -281,13 +274,7 @@ mod tests {
             fixup(&Acl::creator_all(), &Authz::new(&ids)),
             Ok(vec![Acl::new(Perms::ALL, Id::new("digest", "u:h"))])
         );
-        for bad in [
-            ("world", "someone"),
-            ("digest", "nohash"),
-            ("ip", "300.0.0.1"),
-            ("sasl", "x"),
-            ("super", ""),
-        ] {
+        for bad in [("world", "someone"), ("digest", "nohash"), ("ip", "300.0.0.1"), ("sasl", "x"), ("super", "")] {
             assert_eq!(
                 fixup(&[Acl::new(Perms::ALL, Id::new(bad.0, bad.1))], &none),
                 Err(ErrorCode::InvalidAcl),
@@ -305,11 +292,6 @@ mod tests {
         assert_eq!(ids.first(), Some(&Id::new("super", "")));
         assert_eq!(authenticate("world", b"anyone", "127.0.0.1", None), None);
         assert_eq!(who_am_i(&[Id::new("digest", "u:h")])[0].user, "u");
-        assert_eq!(
-            mask_digests(&[Acl::new(Perms::READ, Id::new("digest", "u:h"))])[0]
-                .id
-                .id,
-            "u:x"
-        );
+        assert_eq!(mask_digests(&[Acl::new(Perms::READ, Id::new("digest", "u:h"))])[0].id.id, "u:x");
     }
 }

@@ -30,9 +30,7 @@ impl Clock {
     /// The system clock ([`SystemTime::now`]). The default.
     pub fn system() -> Self {
         Self::from_fn(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         })
     }
 

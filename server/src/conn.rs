@@ -45,12 +45,7 @@ pub(crate) struct MemberCtl {
 
 impl MemberCtl {
     pub(crate) fn new(index: usize) -> Self {
-        Self {
-            index,
-            paused: watch::Sender::new(false),
-            latency: Mutex::new(Duration::ZERO),
-            port: AtomicU16::new(0),
-        }
+        Self { index, paused: watch::Sender::new(false), latency: Mutex::new(Duration::ZERO), port: AtomicU16::new(0) }
     }
 
     fn latency(&self) -> Duration {
@@ -74,9 +69,7 @@ where
     let peer_ip = peer.map_or_else(|| "127.0.0.1".to_owned(), |p| p.ip().to_string());
     let span = tracing::info_span!("conn", peer = %peer_text, session = tracing::field::Empty);
     let (tx, rx) = mpsc::unbounded_channel();
-    let id = shared
-        .lock()
-        .register_conn(tx, ctl.index, peer_text, peer_ip, shared.wall_ms());
+    let id = shared.lock().register_conn(tx, ctl.index, peer_text, peer_ip, shared.wall_ms());
     let mut conn = Connection {
         paused: ctl.paused.subscribe(),
         shared,
@@ -264,11 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut state = shared.lock();
         state.received += 1;
         if req.last_zxid_seen > state.zxid {
-            tracing::info!(
-                client = req.last_zxid_seen,
-                server = state.zxid,
-                "client has seen a later zxid; closing"
-            );
+            tracing::info!(client = req.last_zxid_seen, server = state.zxid, "client has seen a later zxid; closing");
             return Flow::Abort;
         }
         let timeout = shared.config.negotiate_timeout(req.timeout);
@@ -376,14 +365,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         } else {
             match Request::read_body(header.op, &mut body) {
                 Ok(request) => {
-                    let mut ctx = Ctx {
-                        state: &mut state,
-                        config: &shared.config,
-                        conn: self.id,
-                        session,
-                        auth,
-                        wall,
-                    };
+                    let mut ctx = Ctx { state: &mut state, config: &shared.config, conn: self.id, session, auth, wall };
                     ops::dispatch(&mut ctx, request)
                 }
                 Err(e) => {

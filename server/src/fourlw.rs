@@ -76,10 +76,7 @@ fn srvr(state: &State, clients_of: Option<ConnId>) -> String {
 /// One connection as `stat` (brief) and `cons` (full) list it.
 fn conn_line(id: ConnId, info: &ConnInfo, me: ConnId, brief: bool) -> String {
     let interest = if id == me { 0 } else { 1 };
-    let mut line = format!(
-        " /{}[{interest}](queued=0,recved={},sent={}",
-        info.peer, info.received, info.sent
-    );
+    let mut line = format!(" /{}[{interest}](queued=0,recved={},sent={}", info.peer, info.received, info.sent);
     if !brief && let Some(session) = info.session {
         let _ = write!(
             line,
@@ -218,12 +215,7 @@ fn envi() -> String {
         ("os.arch", std::env::consts::ARCH.to_owned()),
         ("user.name", std::env::var("USER").unwrap_or_default()),
         ("user.home", std::env::var("HOME").unwrap_or_default()),
-        (
-            "user.dir",
-            std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-        ),
+        ("user.dir", std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()),
     ];
     for (k, v) in rows {
         let _ = writeln!(out, "{k}={v}");
@@ -246,9 +238,7 @@ fn conf(shared: &Shared, port: u16) -> String {
 /// Java's `Date.toString()` in UTC: `Thu Jan 01 00:00:00 UTC 1970`.
 pub(crate) fn java_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -264,12 +254,7 @@ pub(crate) fn java_date(ms: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let weekday = DAYS.get(days.rem_euclid(7) as usize).copied().unwrap_or("Thu");
     let month_name = MONTHS.get((month - 1) as usize).copied().unwrap_or("Jan");
-    format!(
-        "{weekday} {month_name} {day:02} {:02}:{:02}:{:02} UTC {year}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{weekday} {month_name} {day:02} {:02}:{:02}:{:02} UTC {year}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -22,12 +22,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, S
             return Err(String::new());
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let millis = || {
-            value
-                .parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
+        let millis = || value.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("{flag} {value}: {e}"));
         builder = match flag.as_str() {
             "--port" => builder.port(value.parse().map_err(|e| format!("--port {value}: {e}"))?),
             "--host" => builder.host(value.parse::<IpAddr>().map_err(|e| format!("--host {value}: {e}"))?),
@@ -77,10 +72,7 @@ mod tests {
     #[test]
     fn parses_flags() {
         assert!(
-            parse_args(args(
-                "--port 2181 --tick-time 100 --min-session-timeout 200 --max-session-timeout 900"
-            ))
-            .is_ok()
+            parse_args(args("--port 2181 --tick-time 100 --min-session-timeout 200 --max-session-timeout 900")).is_ok()
         );
         assert!(parse_args(args("--port")).is_err());
         assert!(parse_args(args("--port x")).is_err());

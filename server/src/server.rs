@@ -260,10 +260,7 @@ impl Drop for Core {
 impl Core {
     pub(crate) fn start(config: Config) -> Self {
         let shared = Arc::new(Shared::new(config));
-        let tasks = vec![
-            tokio::spawn(expirer(Arc::clone(&shared))),
-            tokio::spawn(sweeper(Arc::clone(&shared))),
-        ];
+        let tasks = vec![tokio::spawn(expirer(Arc::clone(&shared))), tokio::spawn(sweeper(Arc::clone(&shared)))];
         Self { shared, tasks }
     }
 
@@ -291,10 +288,7 @@ impl Core {
         let mut state = self.shared.lock();
         match state.sessions.get(session).and_then(|s| s.conn) {
             Some(conn) => {
-                tracing::info!(
-                    session = format_args!("{session:#x}"),
-                    "connection dropped by the test kit"
-                );
+                tracing::info!(session = format_args!("{session:#x}"), "connection dropped by the test kit");
                 state.close_conn(conn);
                 true
             }
@@ -329,11 +323,7 @@ async fn expirer(shared: Arc<Shared>) {
     loop {
         let next = {
             let state = shared.lock();
-            if state.expiry_enabled {
-                state.sessions.next_expiration()
-            } else {
-                None
-            }
+            if state.expiry_enabled { state.sessions.next_expiration() } else { None }
         };
         match next {
             None => shared.expirer_wake.notified().await,
@@ -386,35 +376,19 @@ fn spawn_conn(conns: &Mutex<JoinSet<()>>, task: impl Future<Output = ()> + Send 
 
 impl Member {
     pub(crate) async fn bind(shared: &Arc<Shared>, ctl: Arc<MemberCtl>, addr: SocketAddr) -> Result<Member, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         ctl.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
         let (stop_tx, stop_rx) = oneshot::channel();
         let conns = Arc::new(Mutex::new(JoinSet::new()));
-        let accept = tokio::spawn(accept_loop(
-            listener,
-            Arc::clone(shared),
-            Arc::clone(&ctl),
-            Arc::clone(&conns),
-            stop_rx,
-        ));
-        Ok(Member {
-            ctl,
-            addr: local,
-            stop: Some(stop_tx),
-            accept: Some(accept),
-            conns,
-        })
+        let accept =
+            tokio::spawn(accept_loop(listener, Arc::clone(shared), Arc::clone(&ctl), Arc::clone(&conns), stop_rx));
+        Ok(Member { ctl, addr: local, stop: Some(stop_tx), accept: Some(accept), conns })
     }
 
     pub(crate) fn connect_in_memory(&self, shared: &Arc<Shared>) -> DuplexStream {
         let (client, server) = tokio::io::duplex(DUPLEX_BUFFER);
-        spawn_conn(
-            &self.conns,
-            conn::serve(Arc::clone(shared), Arc::clone(&self.ctl), server, None),
-        );
+        spawn_conn(&self.conns, conn::serve(Arc::clone(shared), Arc::clone(&self.ctl), server, None));
         client
     }
 
@@ -428,12 +402,8 @@ impl Member {
         }
         {
             let mut state = shared.lock();
-            let mine: Vec<u64> = state
-                .conns
-                .iter()
-                .filter(|(_, c)| c.member == self.ctl.index)
-                .map(|(id, _)| *id)
-                .collect();
+            let mine: Vec<u64> =
+                state.conns.iter().filter(|(_, c)| c.member == self.ctl.index).map(|(id, _)| *id).collect();
             mine.into_iter().for_each(|id| state.close_conn(id));
         }
         let mut set = std::mem::take(&mut *self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner));

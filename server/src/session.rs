@@ -76,14 +76,7 @@ impl SessionTracker {
         password.iter_mut().for_each(|b| *b = fastrand::u8(..));
         let expires_at = self.bucket_for(now, timeout_ms);
         self.buckets.entry(expires_at).or_default().insert(id);
-        self.sessions.entry(id).or_insert(Session {
-            id,
-            password,
-            timeout_ms,
-            expires_at,
-            closing: false,
-            conn: None,
-        })
+        self.sessions.entry(id).or_insert(Session { id, password, timeout_ms, expires_at, closing: false, conn: None })
     }
 
     /// Moves a live session to the bucket for `now`. Returns `false` if the session is unknown

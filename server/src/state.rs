@@ -58,11 +58,7 @@ impl Latency {
         self.max
     }
     pub(crate) fn avg(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.total as f64 / self.count as f64
-        }
+        if self.count == 0 { 0.0 } else { self.total as f64 / self.count as f64 }
     }
 }
 
@@ -130,12 +126,7 @@ impl Shared {
             latency: Latency::default(),
             expiry_enabled: true,
         };
-        Self {
-            state: Mutex::new(state),
-            config,
-            start: Instant::now(),
-            expirer_wake: Notify::new(),
-        }
+        Self { state: Mutex::new(state), config, start: Instant::now(), expirer_wake: Notify::new() }
     }
 
     /// Locks the state. A panic while locked cannot leave it half-written in a way later
@@ -189,18 +180,8 @@ pub(crate) fn encode_reply(xid: i32, zxid: i64, err: ErrorCode, body: Option<&Re
 pub(crate) fn encode_notification(event_type: EventType, path: &str) -> Bytes {
     let mut buf = BytesMut::new();
     encode_frame(&mut buf, |b| {
-        ReplyHeader {
-            xid: xid::NOTIFICATION,
-            zxid: -1,
-            err: ErrorCode::Ok,
-        }
-        .write(b);
-        WatcherEvent {
-            event_type,
-            state: KeeperState::SyncConnected,
-            path: path.to_owned(),
-        }
-        .write(b);
+        ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: ErrorCode::Ok }.write(b);
+        WatcherEvent { event_type, state: KeeperState::SyncConnected, path: path.to_owned() }.write(b);
     });
     buf.freeze()
 }
@@ -309,10 +290,7 @@ impl State {
                 Change::ChildrenChanged(p, acl) => (EventType::NodeChildrenChanged, p, acl),
             };
             for conn in self.watches.trigger(event, path) {
-                let allowed = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|info| Authz::new(&info.auth).allows(acl, Perms::READ));
+                let allowed = self.conns.get(&conn).is_some_and(|info| Authz::new(&info.auth).allows(acl, Perms::READ));
                 if allowed {
                     tracing::trace!(conn, ?event, path = %path, "notification");
                     self.send(conn, encode_notification(event, path));

@@ -80,10 +80,7 @@ impl Node {
                 NodeKind::Ephemeral(owner) => owner,
                 _ => 0,
             },
-            data_length: self
-                .data
-                .as_ref()
-                .map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX)),
+            data_length: self.data.as_ref().map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX)),
             num_children,
             pzxid: self.pzxid,
         }
@@ -137,10 +134,7 @@ impl Default for DataTree {
 impl DataTree {
     /// A fresh tree holding only `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub(crate) fn new() -> Self {
-        let mut tree = Self {
-            nodes: BTreeMap::new(),
-            ephemerals: HashMap::new(),
-        };
+        let mut tree = Self { nodes: BTreeMap::new(), ephemerals: HashMap::new() };
         let open = Arc::new(Acl::open_unsafe());
         let special = |acl: &Arc<Vec<Acl>>| Node::new(Some(Bytes::new()), Arc::clone(acl), NodeKind::Persistent, 0, 0);
         let mut root = special(&open);
@@ -151,8 +145,7 @@ impl DataTree {
         tree.nodes.insert("/".into(), root);
         tree.nodes.insert("/zookeeper".into(), zk);
         tree.nodes.insert("/zookeeper/quota".into(), special(&open));
-        tree.nodes
-            .insert("/zookeeper/config".into(), special(&Arc::new(Acl::read_unsafe())));
+        tree.nodes.insert("/zookeeper/config".into(), special(&Arc::new(Acl::read_unsafe())));
         tree
     }
 
@@ -195,10 +188,7 @@ impl DataTree {
 
     /// The paths of the ephemerals owned by `session`, sorted.
     pub(crate) fn ephemerals_of(&self, session: i64) -> Vec<String> {
-        self.ephemerals
-            .get(&session)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        self.ephemerals.get(&session).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Every session that owns ephemerals, with their paths.
@@ -230,10 +220,7 @@ impl DataTree {
 
     /// The approximate data size, as `mntr` reports it: path lengths plus data lengths.
     pub(crate) fn approximate_data_size(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|(p, n)| p.len() + n.data.as_ref().map_or(0, Bytes::len))
-            .sum()
+        self.nodes.iter().map(|(p, n)| p.len() + n.data.as_ref().map_or(0, Bytes::len)).sum()
     }
 }
 
@@ -249,10 +236,7 @@ mod tests {
         }
         assert_eq!(tree.descendant_count("/"), 3);
         assert_eq!(tree.descendant_count("/zookeeper"), 2);
-        assert_eq!(
-            tree.get("/zookeeper/config").map(|n| n.acl.as_ref().clone()),
-            Some(Acl::read_unsafe())
-        );
+        assert_eq!(tree.get("/zookeeper/config").map(|n| n.acl.as_ref().clone()), Some(Acl::read_unsafe()));
         // cversion as clients see it: 2 × 0 creates − 1 child.
         assert_eq!(tree.get("/").map(|n| n.stat().cversion), Some(-1));
     }
@@ -302,9 +286,6 @@ mod tests {
     fn null_data_has_zero_length() {
         let node = Node::new(None, Arc::new(Vec::new()), NodeKind::Container, 5, 9);
         let stat = node.stat();
-        assert_eq!(
-            (stat.data_length, stat.ephemeral_owner, stat.czxid, stat.pzxid),
-            (0, 0, 5, 5)
-        );
+        assert_eq!((stat.data_length, stat.ephemeral_owner, stat.czxid, stat.pzxid), (0, 0, 5, 5));
     }
 }

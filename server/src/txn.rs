@@ -54,15 +54,7 @@ pub(crate) struct Txn<'a> {
 impl<'a> Txn<'a> {
     /// A transaction with id `zxid` at wall time `now` (ms since the epoch).
     pub(crate) fn new(tree: &'a mut DataTree, zxid: i64, now: i64, extended_types: bool) -> Self {
-        Self {
-            tree,
-            zxid,
-            now,
-            extended_types,
-            undo: Vec::new(),
-            saved: HashSet::new(),
-            changes: Vec::new(),
-        }
+        Self { tree, zxid, now, extended_types, undo: Vec::new(), saved: HashSet::new(), changes: Vec::new() }
     }
 
     /// Keeps the current value of `path` for rollback, the first time it is touched.
@@ -117,11 +109,8 @@ impl<'a> Txn<'a> {
         let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
         authz.check(&parent.acl, Perms::CREATE)?;
         // 6. Sequence suffix from the parent's internal child counter.
-        let final_path = if mode.is_sequential() {
-            format!("{path}{:010}", parent.child_creates)
-        } else {
-            path.to_owned()
-        };
+        let final_path =
+            if mode.is_sequential() { format!("{path}{:010}", parent.child_creates) } else { path.to_owned() };
         // 7. Full validation of the final path; 8. NodeExists; 9. ephemeral parent.
         validate_path(&final_path).map_err(|_| ErrorCode::BadArguments)?;
         if self.tree.get(&final_path).is_some() {
@@ -153,8 +142,7 @@ impl<'a> Txn<'a> {
             None => return Err(ErrorCode::NoNode),
         };
         self.changes.push(Change::Created(final_path.clone(), acl));
-        self.changes
-            .push(Change::ChildrenChanged(parent_path.to_owned(), parent_acl));
+        self.changes.push(Change::ChildrenChanged(parent_path.to_owned(), parent_acl));
         Ok((final_path, stat))
     }
 
@@ -288,13 +276,7 @@ mod tests {
     use super::*;
 
     fn spec(path: &str, flags: i32) -> CreateSpec<'_> {
-        CreateSpec {
-            path,
-            data: Some(Bytes::from_static(b"x")),
-            acl: OPEN,
-            flags,
-            ttl: None,
-        }
+        CreateSpec { path, data: Some(Bytes::from_static(b"x")), acl: OPEN, flags, ttl: None }
     }
 
     static OPEN: &[Acl] = &[];
@@ -306,14 +288,7 @@ mod tests {
     fn create(tree: &mut DataTree, zxid: i64, path: &str, flags: i32) -> Result<String, ErrorCode> {
         let acl = open();
         let mut txn = Txn::new(tree, zxid, 1000, true);
-        let result = txn.create(
-            CreateSpec {
-                acl: &acl,
-                ..spec(path, flags)
-            },
-            &Authz::server(),
-            0x42,
-        );
+        let result = txn.create(CreateSpec { acl: &acl, ..spec(path, flags) }, &Authz::server(), 0x42);
         match result {
             Ok((p, _)) => {
                 txn.commit();
@@ -360,16 +335,9 @@ mod tests {
         assert_eq!(create(&mut tree, 2, "/..", 0), Err(ErrorCode::BadArguments));
         let acl = open();
         let mut txn = Txn::new(&mut tree, 3, 1, false);
-        let ttl = CreateSpec {
-            ttl: Some(100),
-            acl: &acl,
-            ..spec("/t", 5)
-        };
+        let ttl = CreateSpec { ttl: Some(100), acl: &acl, ..spec("/t", 5) };
         assert_eq!(txn.create(ttl, &Authz::server(), 1), Err(ErrorCode::Unimplemented));
-        let empty_acl = CreateSpec {
-            acl: &[],
-            ..spec("/t", 0)
-        };
+        let empty_acl = CreateSpec { acl: &[], ..spec("/t", 0) };
         assert_eq!(txn.create(empty_acl, &Authz::server(), 1), Err(ErrorCode::InvalidAcl));
     }
 
@@ -382,17 +350,7 @@ mod tests {
         let mut txn = Txn::new(&mut tree, 2, 5, true);
         let ids = [Id::new("ip", "127.0.0.1")];
         let authz = Authz::new(&ids);
-        assert!(
-            txn.create(
-                CreateSpec {
-                    acl: &acl,
-                    ..spec("/a/b", 1)
-                },
-                &authz,
-                9
-            )
-            .is_ok()
-        );
+        assert!(txn.create(CreateSpec { acl: &acl, ..spec("/a/b", 1) }, &authz, 9).is_ok());
         assert!(txn.set_data("/a", None, -1, &authz).is_ok());
         assert!(txn.delete("/a/b", -1, &authz).is_ok());
         assert_eq!(txn.delete("/a", 5, &authz), Err(ErrorCode::BadVersion));

@@ -207,11 +207,8 @@ impl Watches {
 
     /// Every (path, connection) pair of the data table, sorted by path.
     pub(crate) fn data_entries(&self) -> Vec<(String, ConnId)> {
-        let mut out: Vec<(String, ConnId)> = self
-            .data
-            .iter()
-            .flat_map(|(p, e)| e.keys().map(move |c| (p.clone(), *c)))
-            .collect();
+        let mut out: Vec<(String, ConnId)> =
+            self.data.iter().flat_map(|(p, e)| e.keys().map(move |c| (p.clone(), *c))).collect();
         out.sort();
         out
     }

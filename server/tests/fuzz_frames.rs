@@ -29,13 +29,8 @@ fn samples() -> Vec<Bytes> {
     };
     let requests = vec![
         Request::Create(create.clone()),
-        Request::GetData(PathAndWatch {
-            path: "/fz".into(),
-            watch: true,
-        }),
-        Request::Multi(MultiRequest {
-            ops: vec![MultiOp::Create(create.clone()), MultiOp::Create2(create)],
-        }),
+        Request::GetData(PathAndWatch { path: "/fz".into(), watch: true }),
+        Request::Multi(MultiRequest { ops: vec![MultiOp::Create(create.clone()), MultiOp::Create2(create)] }),
         Request::SetWatches2(SetWatches2 {
             relative_zxid: 0,
             data_watches: vec!["/a".into()],
@@ -44,21 +39,13 @@ fn samples() -> Vec<Bytes> {
             persistent_watches: vec!["/".into()],
             persistent_recursive_watches: vec!["/".into()],
         }),
-        Request::Auth(AuthPacket {
-            auth_type: 0,
-            scheme: "digest".into(),
-            auth: Bytes::from_static(b"u:p"),
-        }),
+        Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Bytes::from_static(b"u:p") }),
     ];
     requests
         .into_iter()
         .map(|r| {
             frame(|b| {
-                RequestHeader {
-                    xid: 1,
-                    op: r.op_code(),
-                }
-                .write(b);
+                RequestHeader { xid: 1, op: r.op_code() }.write(b);
                 r.write_body(b);
             })
         })
@@ -76,11 +63,7 @@ fn framed() -> impl Strategy<Value = Vec<u8>> {
     ];
     (any::<i32>(), ops, prop::collection::vec(any::<u8>(), 0..96)).prop_map(|(xid, op, body)| {
         frame(|b| {
-            RequestHeader {
-                xid,
-                op: OpCode::from(op),
-            }
-            .write(b);
+            RequestHeader { xid, op: OpCode::from(op) }.write(b);
             b.extend_from_slice(&body);
         })
         .to_vec()
@@ -119,22 +102,14 @@ fn random_frames_never_panic_nor_disturb_others() {
         PANICS.fetch_add(1, Ordering::SeqCst);
         eprintln!("panic: {info}");
     }));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (server, sentinel) = runtime.block_on(async {
         let server = TestingServer::start().await.expect("start");
         let sentinel = Raw::connect(server.addr()).await;
         (server, tokio::sync::Mutex::new(sentinel))
     });
     let addr = server.addr();
-    let mut runner = TestRunner::new(Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
     let result = runner.run(&input(), |(handshake, pieces)| {
         runtime.block_on(async {
             let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

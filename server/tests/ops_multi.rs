@@ -18,11 +18,7 @@ fn create(path: &str) -> MultiOp {
 }
 
 fn set(path: &str, version: i32) -> MultiOp {
-    MultiOp::SetData(SetDataRequest {
-        path: path.into(),
-        data: None,
-        version,
-    })
+    MultiOp::SetData(SetDataRequest { path: path.into(), data: None, version })
 }
 
 async fn multi(c: &mut Raw<tokio::net::TcpStream>, ops: Vec<MultiOp>) -> (i64, Vec<MultiResult>) {
@@ -43,14 +39,8 @@ async fn successful_multi_is_one_transaction() {
         create("/m/a"),
         create("/m/b"),
         set("/m/a", 0),
-        MultiOp::Check(CheckVersionRequest {
-            path: "/m/a".into(),
-            version: 1,
-        }),
-        MultiOp::Delete(DeleteRequest {
-            path: "/m/b".into(),
-            version: -1,
-        }),
+        MultiOp::Check(CheckVersionRequest { path: "/m/a".into(), version: 1 }),
+        MultiOp::Delete(DeleteRequest { path: "/m/b".into(), version: -1 }),
     ];
     let (zxid, results) = multi(&mut c, ops).await;
     assert_eq!(results.len(), 5);
@@ -77,10 +67,7 @@ async fn failed_multi_rolls_back_with_per_op_codes() {
     let ops = vec![
         create("/r/new"),
         set("/r", 0),
-        MultiOp::Delete(DeleteRequest {
-            path: "/r/missing".into(),
-            version: -1,
-        }),
+        MultiOp::Delete(DeleteRequest { path: "/r/missing".into(), version: -1 }),
         set("/r", -1),
     ];
     let (_, results) = multi(&mut c, ops).await;
@@ -95,21 +82,12 @@ async fn failed_multi_rolls_back_with_per_op_codes() {
     );
     assert_eq!(c.exists("/r/new", false).await, Err(ErrorCode::NoNode));
     let after = c.exists("/r", false).await.expect("exists");
-    assert_eq!(
-        (after.version, after.cversion, after.pzxid),
-        (before.version, before.cversion, before.pzxid)
-    );
+    assert_eq!((after.version, after.cversion, after.pzxid), (before.version, before.cversion, before.pzxid));
     // The rolled-back create did not consume a sequence number.
     assert_eq!(c.create("/r/s-", b"", 2).await.as_deref(), Ok("/r/s-0000000000"));
 
-    let (_, results) = multi(
-        &mut c,
-        vec![MultiOp::Check(CheckVersionRequest {
-            path: "/r".into(),
-            version: 42,
-        })],
-    )
-    .await;
+    let (_, results) =
+        multi(&mut c, vec![MultiOp::Check(CheckVersionRequest { path: "/r".into(), version: 42 })]).await;
     assert_eq!(results, vec![MultiResult::Error(ErrorCode::BadVersion)]);
     let (_, results) = multi(&mut c, Vec::new()).await;
     assert!(results.is_empty());
@@ -121,15 +99,9 @@ async fn multi_read_is_not_atomic() {
     let server = Server::start().await.expect("start");
     let mut c = Raw::connect(server.addr()).await;
     c.create("/r", b"v", 0).await.expect("create");
-    let read = |path: &str| PathAndWatch {
-        path: path.into(),
-        watch: false,
-    };
-    let ops = vec![
-        MultiOp::GetData(read("/r")),
-        MultiOp::GetChildren(read("/missing")),
-        MultiOp::GetChildren(read("/")),
-    ];
+    let read = |path: &str| PathAndWatch { path: path.into(), watch: false };
+    let ops =
+        vec![MultiOp::GetData(read("/r")), MultiOp::GetChildren(read("/missing")), MultiOp::GetChildren(read("/"))];
     let Ok(Response::Multi(r)) = c.call(Request::MultiRead(MultiRequest { ops })).await else {
         panic!("multiRead");
     };

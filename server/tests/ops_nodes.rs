@@ -56,11 +56,7 @@ async fn create_error_precedence_on_the_wire() {
     let server = Server::start().await.expect("start");
     let mut c = Raw::connect(server.addr()).await;
     assert_eq!(c.create("/x/y", b"", 0).await, Err(ErrorCode::NoNode));
-    assert_eq!(
-        c.create("/bad/", b"", 0).await,
-        Err(ErrorCode::NoNode),
-        "parent lookup before validation"
-    );
+    assert_eq!(c.create("/bad/", b"", 0).await, Err(ErrorCode::NoNode), "parent lookup before validation");
     assert_eq!(c.create("/a/", b"", 0).await, Err(ErrorCode::NoNode));
     assert_eq!(c.create("/ok/", b"", 0).await, Err(ErrorCode::NoNode));
     c.create("/ok", b"", 0).await.expect("create");
@@ -69,10 +65,7 @@ async fn create_error_precedence_on_the_wire() {
     assert_eq!(c.create("/f", b"", 7).await, Err(ErrorCode::BadArguments));
     assert_eq!(c.create_acl("/n", b"", 0, Vec::new()).await, Err(ErrorCode::InvalidAcl));
     c.create("/e", b"", 1).await.expect("ephemeral");
-    assert_eq!(
-        c.create("/e/child", b"", 0).await,
-        Err(ErrorCode::NoChildrenForEphemerals)
-    );
+    assert_eq!(c.create("/e/child", b"", 0).await, Err(ErrorCode::NoChildrenForEphemerals));
     for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
         assert_eq!(c.delete(special, -1).await, Err(ErrorCode::BadArguments), "{special}");
     }
@@ -132,12 +125,8 @@ async fn children_and_counts() {
     c.create("/a/d", b"", 0).await.expect("create");
     assert_eq!(c.children("/a", false).await, Ok(vec!["b".to_owned(), "d".to_owned()]));
     assert_eq!(c.children("/nope", false).await, Err(ErrorCode::NoNode));
-    let Ok(Response::Children2(r)) = c
-        .call(Request::GetChildren2(PathAndWatch {
-            path: "/a".into(),
-            watch: false,
-        }))
-        .await
+    let Ok(Response::Children2(r)) =
+        c.call(Request::GetChildren2(PathAndWatch { path: "/a".into(), watch: false })).await
     else {
         panic!("getChildren2");
     };
@@ -208,10 +197,7 @@ async fn misc_ops_sync_config_reconfig_whoami() {
 async fn standalone_check_is_unimplemented_and_closes() {
     let server = Server::start().await.expect("start");
     let mut c = Raw::connect(server.addr()).await;
-    let check = Request::Check(CheckVersionRequest {
-        path: "/".into(),
-        version: -1,
-    });
+    let check = Request::Check(CheckVersionRequest { path: "/".into(), version: -1 });
     assert_eq!(c.call(check).await, Err(ErrorCode::Unimplemented));
     c.expect_closed().await;
     server.shutdown().await;
@@ -223,11 +209,7 @@ async fn unknown_opcode_is_unimplemented_and_closes() {
     let mut c = Raw::connect(server.addr()).await;
     let bytes = common::frame(|b| {
         use corral_proto::Jute;
-        RequestHeader {
-            xid: 9,
-            op: OpCode::Unknown(999),
-        }
-        .write(b);
+        RequestHeader { xid: 9, op: OpCode::Unknown(999) }.write(b);
     });
     c.send_raw(&bytes).await;
     let (header, _) = c.reply(9, OpCode::Ping).await;
@@ -242,11 +224,7 @@ async fn truncated_body_is_a_marshalling_error_and_keeps_the_connection() {
     let mut c = Raw::connect(server.addr()).await;
     let bytes = common::frame(|b| {
         use corral_proto::Jute;
-        RequestHeader {
-            xid: 1,
-            op: OpCode::GetData,
-        }
-        .write(b);
+        RequestHeader { xid: 1, op: OpCode::GetData }.write(b);
         b.extend_from_slice(&[0, 0, 0, 50, b'/']);
     });
     c.send_raw(&bytes).await;
@@ -257,13 +235,7 @@ async fn truncated_body_is_a_marshalling_error_and_keeps_the_connection() {
 }
 
 fn ttl_request(path: &str, flags: i32, ttl: i64) -> Request {
-    Request::CreateTtl(CreateTtlRequest {
-        path: path.into(),
-        data: None,
-        acl: Acl::open_unsafe(),
-        flags,
-        ttl,
-    })
+    Request::CreateTtl(CreateTtlRequest { path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl })
 }
 
 #[tokio::test]
@@ -276,12 +248,8 @@ async fn containers_and_ttl_nodes_are_swept() {
     let server = TestingServer::with_builder(builder).await.expect("start");
     let mut c = Raw::connect(server.addr()).await;
 
-    let container = Request::CreateContainer(CreateRequest {
-        path: "/box".into(),
-        data: None,
-        acl: Acl::open_unsafe(),
-        flags: 4,
-    });
+    let container =
+        Request::CreateContainer(CreateRequest { path: "/box".into(), data: None, acl: Acl::open_unsafe(), flags: 4 });
     let Ok(Response::Create2(r)) = c.call(container).await else {
         panic!("createContainer");
     };
@@ -309,16 +277,9 @@ async fn containers_and_ttl_nodes_are_swept() {
     };
     assert!(r.path.starts_with("/seq-"));
     assert_eq!(c.call(ttl_request("/t", 5, 0)).await, Err(ErrorCode::BadArguments));
-    assert_eq!(
-        c.call(ttl_request("/t", 5, 1 << 40)).await,
-        Err(ErrorCode::BadArguments)
-    );
+    assert_eq!(c.call(ttl_request("/t", 5, 1 << 40)).await, Err(ErrorCode::BadArguments));
     assert_eq!(c.call(ttl_request("/t", 0, 100)).await, Err(ErrorCode::BadArguments));
-    assert_eq!(
-        c.create("/t", b"", 5).await,
-        Err(ErrorCode::BadArguments),
-        "TTL mode without a TTL"
-    );
+    assert_eq!(c.create("/t", b"", 5).await, Err(ErrorCode::BadArguments), "TTL mode without a TTL");
     server.close().await;
 }
 

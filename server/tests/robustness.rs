@@ -32,10 +32,7 @@ async fn oversize_frame_closes_only_that_connection() {
     garbage.expect_closed().await;
 
     bystander.sync_events().await;
-    bystander
-        .exists("/still", false)
-        .await
-        .expect("the bystander is unaffected");
+    bystander.exists("/still", false).await.expect("the bystander is unaffected");
     server.shutdown().await;
 }
 
@@ -46,25 +43,13 @@ async fn a_frame_of_exactly_the_limit_is_accepted() {
     let header_and_fields = 8 + (4 + 2) + 4 + 4 + 4;
     let data = vec![7u8; 0xFFFFF - header_and_fields];
     let bytes = frame(|b| {
-        RequestHeader {
-            xid: 1,
-            op: OpCode::Create,
-        }
-        .write(b);
-        CreateRequest {
-            path: "/x".into(),
-            data: Some(Bytes::from(data)),
-            acl: Vec::new(),
-            flags: 0,
-        }
-        .write(b);
+        RequestHeader { xid: 1, op: OpCode::Create }.write(b);
+        CreateRequest { path: "/x".into(), data: Some(Bytes::from(data)), acl: Vec::new(), flags: 0 }.write(b);
     });
     assert_eq!(bytes.len(), 4 + 0xFFFFF);
     c.send_raw(&bytes).await;
     let (header, _) = c.reply(1, OpCode::Create).await;
     assert_eq!(header.err, ErrorCode::InvalidAcl, "decoded and answered, not dropped");
-    c.create_acl("/y", b"", 0, Acl::open_unsafe())
-        .await
-        .expect("still connected");
+    c.create_acl("/y", b"", 0, Acl::open_unsafe()).await.expect("still connected");
     server.shutdown().await;
 }

@@ -19,11 +19,7 @@ async fn new_session_gets_id_password_and_clamped_timeout() {
     assert_eq!(resp.passwd.len(), 16);
     assert_eq!(resp.read_only, Some(false));
     assert_eq!(resp.session_id as u64 >> 56, 1, "server id in the top byte");
-    let (b, resp) = Raw::handshake(
-        server.addr(),
-        connect_request(10_000_000, 0, Bytes::from_static(&[0; 16])),
-    )
-    .await;
+    let (b, resp) = Raw::handshake(server.addr(), connect_request(10_000_000, 0, Bytes::from_static(&[0; 16]))).await;
     assert_eq!(resp.timeout, 40_000, "clamped down to 20 × tick");
     assert_eq!(b.session_id, a.session_id + 1, "ids are consecutive");
     server.shutdown().await;
@@ -47,10 +43,7 @@ async fn configured_bounds_apply() {
 #[tokio::test]
 async fn legacy_request_without_read_only_byte_gets_36_bytes() {
     let server = Server::start().await.expect("start");
-    let req = ConnectRequest {
-        read_only: None,
-        ..connect_request(30_000, 0, Bytes::from_static(&[0; 16]))
-    };
+    let req = ConnectRequest { read_only: None, ..connect_request(30_000, 0, Bytes::from_static(&[0; 16])) };
     let stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
     let mut raw = Raw::new(stream);
     raw.send_raw(&frame(|b| req.write(b))).await;
@@ -84,29 +77,21 @@ async fn wrong_password_unknown_id_and_closed_session_are_expired() {
     let server = Server::start().await.expect("start");
     let mut live = Raw::connect(server.addr()).await;
 
-    let (mut bad, resp) = Raw::handshake(
-        server.addr(),
-        connect_request(30_000, live.session_id, Bytes::from_static(&[7; 16])),
-    )
-    .await;
+    let (mut bad, resp) =
+        Raw::handshake(server.addr(), connect_request(30_000, live.session_id, Bytes::from_static(&[7; 16]))).await;
     assert_expired(&resp);
     bad.expect_closed().await;
     // As in ZooKeeper, the reconnect attempt closed the session's previous connection.
     live.expect_closed().await;
 
-    let (mut unknown, resp) = Raw::handshake(
-        server.addr(),
-        connect_request(30_000, 0x0100_0000_0000_0042, Bytes::from_static(&[0; 16])),
-    )
-    .await;
+    let (mut unknown, resp) =
+        Raw::handshake(server.addr(), connect_request(30_000, 0x0100_0000_0000_0042, Bytes::from_static(&[0; 16])))
+            .await;
     assert_expired(&resp);
     unknown.expect_closed().await;
 
     let (mut again, resp) = live.resume(server.addr()).await;
-    assert_eq!(
-        resp.session_id, live.session_id,
-        "the session itself survived the bad attempt"
-    );
+    assert_eq!(resp.session_id, live.session_id, "the session itself survived the bad attempt");
     again.close_session().await;
     let (mut after_close, resp) = live.resume(server.addr()).await;
     assert_expired(&resp);
@@ -150,11 +135,7 @@ async fn close_session_deletes_ephemerals_and_fires_watches() {
 
 #[tokio::test]
 async fn handshake_deadline_closes_silent_connections() {
-    let server = Server::builder()
-        .handshake_timeout(Duration::from_millis(50))
-        .start()
-        .await
-        .expect("start");
+    let server = Server::builder().handshake_timeout(Duration::from_millis(50)).start().await.expect("start");
     let stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
     let mut raw = Raw::new(stream);
     assert!(raw.read_frame().await.is_none());

@@ -37,15 +37,9 @@ async fn expiry_follows_the_buckets_exactly() {
     sleep_until(t0 + Duration::from_millis(2500)).await;
     short.sync_events().await;
     sleep_until(t0 + Duration::from_millis(7999)).await;
-    assert!(
-        server.sessions().contains(&short.session_id),
-        "alive just before its bucket"
-    );
+    assert!(server.sessions().contains(&short.session_id), "alive just before its bucket");
     sleep_until(t0 + Duration::from_millis(8001)).await;
-    assert!(
-        !server.sessions().contains(&short.session_id),
-        "expired at its bucket boundary"
-    );
+    assert!(!server.sessions().contains(&short.session_id), "expired at its bucket boundary");
 
     let event = watcher.event().await;
     assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDeleted, "/e"));
@@ -93,10 +87,7 @@ async fn sweeps_run_on_their_interval() {
     c.call(req).await.expect("createTTL");
     c.exists("/ttl", true).await.expect("watch");
     let event = c.event().await;
-    assert_eq!(
-        (event.event_type, event.path.as_str()),
-        (EventType::NodeDeleted, "/ttl")
-    );
+    assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDeleted, "/ttl"));
     server.close().await;
 }
 
@@ -110,21 +101,13 @@ async fn restart_keeps_tree_and_sessions() {
     server.stop().await;
     assert!(!server.is_running());
     c.expect_closed().await;
-    assert!(
-        tokio::net::TcpStream::connect(server.addr()).await.is_err(),
-        "port released"
-    );
+    assert!(tokio::net::TcpStream::connect(server.addr()).await.is_err(), "port released");
     server.restart().await.expect("restart");
     assert_eq!(server.port(), port);
     let (mut back, resp) = c.resume(server.addr()).await;
     assert_eq!(resp.session_id, c.session_id);
-    assert_eq!(
-        back.get("/kept", false).await.expect("kept").0.as_deref(),
-        Some(&b"v"[..])
-    );
-    back.exists("/eph", false)
-        .await
-        .expect("the session's ephemeral survived");
+    assert_eq!(back.get("/kept", false).await.expect("kept").0.as_deref(), Some(&b"v"[..]));
+    back.exists("/eph", false).await.expect("the session's ephemeral survived");
     server.close().await;
 }
 

@@ -12,11 +12,7 @@ async fn one_shot_watches_fire_once_and_before_later_replies() {
     let server = Server::start().await.expect("start");
     let mut w = Raw::connect(server.addr()).await;
     let mut c = Raw::connect(server.addr()).await;
-    assert_eq!(
-        w.exists("/n", true).await,
-        Err(ErrorCode::NoNode),
-        "exists watches a missing node"
-    );
+    assert_eq!(w.exists("/n", true).await, Err(ErrorCode::NoNode), "exists watches a missing node");
     c.create("/n", b"", 0).await.expect("create");
     w.sync_events().await;
     let e = w.event().await;
@@ -29,10 +25,7 @@ async fn one_shot_watches_fire_once_and_before_later_replies() {
     c.set("/n", b"2", -1).await.expect("set");
     w.sync_events().await;
     assert_eq!(w.event().await.event_type, EventType::NodeDataChanged);
-    assert!(
-        w.events.is_empty(),
-        "one event per connection per trigger, and one-shot"
-    );
+    assert!(w.events.is_empty(), "one event per connection per trigger, and one-shot");
 
     w.children("/n", true).await.expect("children");
     w.exists("/n", true).await.expect("exists");
@@ -46,10 +39,7 @@ async fn one_shot_watches_fire_once_and_before_later_replies() {
     w.sync_events().await;
     let e = w.event().await;
     assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeDeleted, "/n"));
-    assert!(
-        w.events.is_empty(),
-        "data and child watch on the deleted node: one event"
-    );
+    assert!(w.events.is_empty(), "data and child watch on the deleted node: one event");
     server.shutdown().await;
 }
 
@@ -70,16 +60,9 @@ async fn persistent_and_recursive_watches() {
     let mut w = Raw::connect(server.addr()).await;
     let mut c = Raw::connect(server.addr()).await;
     c.create("/p", b"", 0).await.expect("create");
-    let add = |path: &str, mode| {
-        Request::AddWatch(AddWatchRequest {
-            path: path.into(),
-            mode,
-        })
-    };
+    let add = |path: &str, mode| Request::AddWatch(AddWatchRequest { path: path.into(), mode });
     w.call(add("/p", AddWatchMode::Persistent)).await.expect("addWatch");
-    w.call(add("/p", AddWatchMode::PersistentRecursive))
-        .await
-        .expect("addWatch");
+    w.call(add("/p", AddWatchMode::PersistentRecursive)).await.expect("addWatch");
     c.create("/p/a", b"", 0).await.expect("create");
     c.create("/p/a/b", b"", 0).await.expect("create");
     c.set("/p", b"x", -1).await.expect("set");
@@ -97,28 +80,12 @@ async fn persistent_and_recursive_watches() {
         ],
         "recursive: creates below; persistent: children of /p only; both stay; one event per trigger"
     );
-    let remove = |ty| {
-        Request::RemoveWatches(WatchesRequest {
-            path: "/p".into(),
-            watcher_type: ty,
-        })
-    };
-    let check = |ty| {
-        Request::CheckWatches(WatchesRequest {
-            path: "/p".into(),
-            watcher_type: ty,
-        })
-    };
+    let remove = |ty| Request::RemoveWatches(WatchesRequest { path: "/p".into(), watcher_type: ty });
+    let check = |ty| Request::CheckWatches(WatchesRequest { path: "/p".into(), watcher_type: ty });
     w.call(check(WatcherType::PersistentRecursive)).await.expect("present");
     w.call(remove(WatcherType::PersistentRecursive)).await.expect("removed");
-    assert_eq!(
-        w.call(remove(WatcherType::PersistentRecursive)).await,
-        Err(ErrorCode::NoWatcher)
-    );
-    assert_eq!(
-        w.call(check(WatcherType::PersistentRecursive)).await,
-        Err(ErrorCode::NoWatcher)
-    );
+    assert_eq!(w.call(remove(WatcherType::PersistentRecursive)).await, Err(ErrorCode::NoWatcher));
+    assert_eq!(w.call(check(WatcherType::PersistentRecursive)).await, Err(ErrorCode::NoWatcher));
     c.create("/p/c", b"", 0).await.expect("create");
     w.sync_events().await;
     let e = w.event().await;
@@ -157,12 +124,7 @@ async fn set_watches_fires_what_was_missed() {
     got.sort();
     assert_eq!(
         got,
-        vec![
-            (1, "/born".to_owned()),
-            (2, "/gone".to_owned()),
-            (3, "/changed".to_owned()),
-            (4, "/kids".to_owned()),
-        ],
+        vec![(1, "/born".to_owned()), (2, "/gone".to_owned()), (3, "/changed".to_owned()), (4, "/kids".to_owned()),],
         "events come before the setWatches reply"
     );
     c.create("/unborn", b"", 0).await.expect("create");
@@ -171,10 +133,7 @@ async fn set_watches_fires_what_was_missed() {
     let got: Vec<(EventType, String)> = w.events.drain(..).map(|e| (e.event_type, e.path)).collect();
     assert_eq!(
         got,
-        vec![
-            (EventType::NodeCreated, "/unborn".to_owned()),
-            (EventType::NodeDataChanged, "/same".to_owned())
-        ]
+        vec![(EventType::NodeCreated, "/unborn".to_owned()), (EventType::NodeDataChanged, "/same".to_owned())]
     );
     server.shutdown().await;
 }
@@ -190,9 +149,6 @@ async fn watches_go_with_their_connection() {
     w.expect_closed().await;
     c.set("/x", b"1", -1).await.expect("set");
     w2.sync_events().await;
-    assert!(
-        w2.events.is_empty(),
-        "the new connection did not inherit the old one's watches"
-    );
+    assert!(w2.events.is_empty(), "the new connection did not inherit the old one's watches");
     server.shutdown().await;
 }

@@ -16,14 +16,20 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = corral_server::testing::TestingServer::start().await?;
 //! use std::time::Duration;
 //! use corral_core::{CreateMode, Framework, framework::Create};
 //!
-//! # async fn demo() -> corral_core::Result<()> {
-//! let fw = Framework::builder("zk1:2181,zk2:2181").namespace("my-app").start()?;
-//! fw.wait_until_connected(Duration::from_secs(15)).await?;
-//! let path = fw.create("/workers/w-", "payload", Create::new(CreateMode::EphemeralSequential).parents().protected()).await?;
+//! // In production: "zk1:2181,zk2:2181,zk3:2181".
+//! let fw = Framework::builder(server.connect_string()).namespace("my-app").start()?;
+//! fw.wait_until_connected(Duration::from_secs(5)).await?;
+//! let spec = Create::new(CreateMode::EphemeralSequential).parents().protected();
+//! let path = fw.create("/workers/w-", "payload", spec).await?;
+//! assert!(path.starts_with("/workers/_c_") && path.ends_with("-w-0000000000"));
+//! fw.close().await;
 //! # Ok(()) }
 //! ```
 
@@ -56,7 +62,32 @@ struct Shared {
     guaranteed_deletes: std::sync::atomic::AtomicUsize,
 }
 
-/// Builds a [`Framework`].
+/// Builds a [`Framework`]: connect string, namespace, session settings, retry and error
+/// policies.
+///
+/// The defaults are Curator's: a 60 s session timeout, a 15 s connection timeout,
+/// [`ExponentialBackoffRetry`] with a 1 s base and 3 retries, [`ErrorPolicy::Standard`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_core::{ErrorPolicy, Framework, RetryNTimes};
+///
+/// let fw = Framework::builder(server.connect_string())
+///     .namespace("my-app")
+///     .session_timeout(Duration::from_secs(10))
+///     .retry_policy(RetryNTimes::new(5, Duration::from_millis(100)))
+///     .error_policy(ErrorPolicy::SessionOnly)
+///     .start()?;
+/// fw.wait_until_connected(Duration::from_secs(5)).await?;
+/// assert_eq!(fw.client().session().timeout, Duration::from_secs(10));
+/// fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct FrameworkBuilder {
     client: ClientBuilder,
@@ -87,6 +118,29 @@ impl FrameworkBuilder {
 
     /// Every path is relative to `/<namespace>` (created on first use by operations that create
     /// parents). Combines with a chroot in the connect string.
+    ///
+    /// Leading and trailing slashes are ignored; an empty namespace means none. A namespace that
+    /// is not a valid path makes [`FrameworkBuilder::start`] fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Client, CreateMode, Framework, framework::Create};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).namespace("my-app").start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// fw.create("/config", "v1", Create::new(CreateMode::Persistent).parents()).await?;
+    ///
+    /// let root = Client::connect(&server.connect_string()).await?;
+    /// assert!(root.exists("/my-app/config").await?.is_some());
+    /// # root.close().await;
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         let ns = namespace.into();
         let ns = ns.trim_matches('/').to_owned();
@@ -95,6 +149,10 @@ impl FrameworkBuilder {
     }
 
     /// The session timeout to ask for (default 60 s, Curator's default).
+    ///
+    /// The server clamps it (see [`ClientBuilder::session_timeout`]); it also decides when a
+    /// suspension becomes LOST ([`FrameworkBuilder::lost_after_percent`]). See
+    /// [`FrameworkBuilder`] for an example.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
         self.client = self.client.session_timeout(timeout);
         self
@@ -102,6 +160,27 @@ impl FrameworkBuilder {
 
     /// How long operations wait for the connection to come back before failing (default 15 s,
     /// Curator's default), and how long [`ClientBuilder::connection_timeout`] is.
+    ///
+    /// An operation that cannot get a connection fails after about twice this long: once for
+    /// the request waiting for a connection, once for the retry loop waiting for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// server.stop().await;
+    /// let fw = Framework::builder(server.connect_string()).connection_timeout(Duration::from_millis(200)).start()?;
+    /// assert_eq!(fw.connection_timeout(), Duration::from_millis(200));
+    /// let err = fw.ensure_path("/app").await.unwrap_err();
+    /// assert!(err.is_retryable(), "{err}"); // a connection problem, not a server verdict
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self.client = self.client.connection_timeout(timeout);
@@ -110,12 +189,19 @@ impl FrameworkBuilder {
 
     /// The retry policy for operations (default: [`ExponentialBackoffRetry`] with 1 s base and
     /// 3 retries, Curator's usual choice).
+    ///
+    /// The policy applies to the framework's own operations ([`Framework::create`],
+    /// [`Framework::delete`], …), not to the [`Client`] it hands out. See
+    /// [`Framework::retry_policy`] for an example.
     pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
         self.retry = Arc::new(policy);
         self
     }
 
     /// Which states recipes treat as errors (default [`ErrorPolicy::Standard`]).
+    ///
+    /// The framework itself only stores it; recipes read it with [`Framework::error_policy`],
+    /// which has an example.
     pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
         self.error_policy = policy;
         self
@@ -124,6 +210,37 @@ impl FrameworkBuilder {
     /// LOST is posted when SUSPENDED has lasted this percentage of the negotiated session
     /// timeout (default 100: the client cannot know whether the server expired the session, so
     /// it assumes so once it could have).
+    ///
+    /// Values below 1 count as 1. Lower values give up on a session sooner, trading false LOSTs
+    /// for faster recovery; the session may in fact still be alive on the server (its
+    /// ephemeral nodes too) until it expires there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework};
+    /// use futures::StreamExt;
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .session_timeout(Duration::from_secs(4))
+    ///     .lost_after_percent(10) // LOST after 400 ms of SUSPENDED
+    ///     .resession_jitter(Duration::ZERO)
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// let mut changes = fw.state_changes();
+    /// server.stop().await;
+    /// assert_eq!(changes.next().await.unwrap().state, ConnectionState::Suspended);
+    /// assert_eq!(changes.next().await.unwrap().state, ConnectionState::Lost);
+    /// server.restart().await?;
+    /// let back = changes.next().await.unwrap();
+    /// assert_eq!((back.state, back.epoch), (ConnectionState::Reconnected, 2)); // a new session
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn lost_after_percent(mut self, percent: u32) -> Self {
         self.lost_after_percent = percent.max(1);
         self
@@ -132,36 +249,81 @@ impl FrameworkBuilder {
     /// After LOST, the new session starts after a uniform random pause in `[0, max]`
     /// (default 200 ms), so that clients expired together do not reconnect together.
     /// `Duration::ZERO` turns the pause off.
+    ///
+    /// See [`FrameworkBuilder::lost_after_percent`] for an example.
     pub fn resession_jitter(mut self, max: Duration) -> Self {
         self.resession_jitter = max;
         self
     }
 
     /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
+    ///
+    /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
+    /// Do not seed in production: frameworks with one seed pause in lockstep.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
     /// Adds `digest` credentials (`user:password`), sent on every connection of every session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).digest_auth("app", "secret").start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// let me = fw.client().who_am_i().await?;
+    /// assert!(me.iter().any(|id| id.auth_scheme == "digest" && id.user == "app"));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn digest_auth(mut self, user: &str, password: &str) -> Self {
         self.client = self.client.digest_auth(user, password);
         self
     }
 
     /// Adds credentials of any scheme, sent on every connection of every session.
+    ///
+    /// `auth("digest", "user:password")` is [`FrameworkBuilder::digest_auth`], which has an
+    /// example. If the server refuses the credentials the framework posts LOST and stops.
     pub fn auth(mut self, scheme: impl Into<String>, auth: impl Into<bytes::Bytes>) -> Self {
         self.client = self.client.auth(scheme, auth);
         self
     }
 
     /// Accepts read-only servers (posts READ_ONLY when connected to one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).allow_read_only(true).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// // A server with a quorum is read/write as usual.
+    /// assert_eq!(fw.current_state().state, ConnectionState::Connected);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn allow_read_only(mut self, allow: bool) -> Self {
         self.client = self.client.allow_read_only(allow);
         self
     }
 
-    /// Connects through a custom transport (see [`crate::Connector`]).
+    /// Connects through a custom transport (see [`crate::Connector`]); every session's client
+    /// uses it.
+    ///
+    /// See [`ClientBuilder::connector`] for an example connector.
     pub fn connector(mut self, connector: impl crate::Connector) -> Self {
         self.client = self.client.connector(connector);
         self
@@ -170,11 +332,32 @@ impl FrameworkBuilder {
     /// Starts the framework: the first session is being established when this returns. Use
     /// [`Framework::wait_until_connected`] to wait for it.
     ///
-    /// Must be called within a Tokio runtime.
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the framework's tasks are spawned on the current one).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConnectString`] for a bad connect string or namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Error, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// assert!(fw.current_state().state.is_connected());
+    ///
+    /// let bad = Framework::builder(server.connect_string()).namespace("a//b").start();
+    /// assert!(matches!(bad, Err(Error::InvalidConnectString { .. })));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(self) -> Result<Framework> {
         let mut template = self.client.clone();
         if let Some(ns) = &self.namespace {
@@ -242,6 +425,31 @@ impl Drop for Inner {
 
 /// A ZooKeeper session with connection states, retries and a new session after LOST — the
 /// handle recipes take. Cheap to clone; dropping the last clone closes it.
+///
+/// Paths are relative to the namespace (and the connect string's chroot). The framework's own
+/// operations retry under the retry policy; for anything else, [`Framework::client`] gives the
+/// current session's [`Client`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_core::Framework;
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// fw.wait_until_connected(Duration::from_secs(5)).await?;
+/// let first = fw.current_state();
+/// server.expire_session(first.session_id);
+/// // The framework posts LOST, then opens a new session by itself.
+/// let mut states = fw.connection_state();
+/// let now = *states.wait_for(|c| c.epoch == 2 && c.state.is_connected()).await?;
+/// assert_ne!(now.session_id, first.session_id);
+/// fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Framework {
     inner: Arc<Inner>,
@@ -249,48 +457,180 @@ pub struct Framework {
 
 impl Framework {
     /// A builder for `connect_string` (`host:port,host:port/optional/chroot`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// assert_eq!(fw.current_state().state, ConnectionState::Connected);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(connect_string: impl Into<String>) -> FrameworkBuilder {
         FrameworkBuilder::new(connect_string.into())
     }
 
     /// The client of the current session. After LOST it is replaced by the client of the next
     /// session; hold it only for the duration of an operation.
+    ///
+    /// Its operations are not retried: use it for what the framework has no method for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{AddWatchMode, CreateMode};
+    ///
+    /// fw.create("/jobs", "", CreateMode::Persistent).await?;
+    /// let client = fw.client();
+    /// let _watch = client.add_watch("/jobs", AddWatchMode::PersistentRecursive).await?;
+    /// assert_eq!(client.watcher_count().await, 1);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn client(&self) -> Client {
         self.inner.shared.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The current connection state as a watch channel.
+    ///
+    /// A watch channel shows the latest state only, and may skip states; use
+    /// [`Framework::state_changes`] to see every transition (LOST included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::ConnectionState;
+    ///
+    /// let states = fw.connection_state();
+    /// let now = *states.borrow();
+    /// assert_eq!((now.state, now.epoch), (ConnectionState::Connected, 1));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn connection_state(&self) -> watch::Receiver<ConnectionStateChange> {
         self.inner.shared.states.subscribe()
     }
 
     /// The current connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// let now = fw.current_state();
+    /// assert!(now.state.is_connected());
+    /// assert_eq!(now.session_id, fw.client().session_id());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn current_state(&self) -> ConnectionStateChange {
         self.inner.shared.states.current()
     }
 
     /// The stream of state transitions from now on (see [`StateChanges`] for its delivery
     /// guarantees).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::ConnectionState;
+    /// use futures::StreamExt;
+    ///
+    /// let mut changes = fw.state_changes();
+    /// server.drop_connection(fw.client().session_id());
+    /// let suspended = changes.next().await.unwrap();
+    /// let reconnected = changes.next().await.unwrap();
+    /// assert_eq!((suspended.state, reconnected.state), (ConnectionState::Suspended, ConnectionState::Reconnected));
+    /// assert_eq!(reconnected.epoch, suspended.epoch); // the same session
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn state_changes(&self) -> StateChanges {
         self.inner.shared.states.stream()
     }
 
-    /// The error policy recipes should apply.
+    /// The error policy recipes should apply (set with [`FrameworkBuilder::error_policy`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::{ConnectionState, ErrorPolicy, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).error_policy(ErrorPolicy::SessionOnly).start()?;
+    /// assert_eq!(fw.error_policy(), ErrorPolicy::SessionOnly);
+    /// // Recipes keep their locks and leadership through a short disconnection.
+    /// assert!(!fw.error_policy().is_error(ConnectionState::Suspended));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn error_policy(&self) -> ErrorPolicy {
         self.inner.error_policy
     }
 
-    /// The retry policy operations use.
+    /// The retry policy operations use (set with [`FrameworkBuilder::retry_policy`]).
+    ///
+    /// Recipes that run their own retry loops (with [`crate::retry`]) use it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Framework, RetryNTimes};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .retry_policy(RetryNTimes::new(2, Duration::from_millis(100)))
+    ///     .start()?;
+    /// let policy = fw.retry_policy();
+    /// assert_eq!(policy.next_delay(2, Duration::ZERO), Some(Duration::from_millis(100)));
+    /// assert_eq!(policy.next_delay(3, Duration::ZERO), None);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn retry_policy(&self) -> Arc<dyn RetryPolicy> {
         self.inner.retry.clone()
     }
 
-    /// How long operations wait for a connection.
+    /// How long operations wait for a connection (set with
+    /// [`FrameworkBuilder::connection_timeout`], which has an example).
     pub fn connection_timeout(&self) -> Duration {
         self.inner.connection_timeout
     }
 
     /// The number of guaranteed deletes still being retried in the background.
+    ///
+    /// See [`Delete::guaranteed`] for an example.
     pub fn pending_guaranteed_deletes(&self) -> usize {
         self.inner.shared.guaranteed_deletes.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -304,6 +644,22 @@ impl Framework {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Error, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// fw.close().await;
+    /// assert_eq!(fw.wait_until_connected(Duration::from_secs(5)).await, Err(Error::Closed));
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_connected(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.connection_state();
         let closed = self.inner.close.subscribe();
@@ -324,6 +680,35 @@ impl Framework {
     }
 
     /// Closes the session (LOST is posted) and stops the framework.
+    ///
+    /// The server deletes the session's ephemeral nodes. Every clone of the framework is closed
+    /// too; guaranteed deletes still pending in the background are abandoned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Nothing happens until the future is first polled. Once polled, the close goes on even if
+    /// the future is dropped; awaiting it waits until the session is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Client, ConnectionState, CreateMode, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// fw.create("/member", "", CreateMode::Ephemeral).await?;
+    /// fw.close().await;
+    /// assert_eq!(fw.current_state().state, ConnectionState::Lost);
+    ///
+    /// let observer = Client::connect(&server.connect_string()).await?;
+    /// assert_eq!(observer.exists("/member").await?, None);
+    /// # observer.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.inner.close.send_replace(true);
         let handle = self.inner.manager.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -343,6 +728,33 @@ impl Framework {
     /// While the framework builds the next session after LOST, the old session's client answers
     /// SessionExpired or Closed; that is worth waiting for, as Curator does, so it is retried as
     /// a connection loss.
+    ///
+    /// `op` gets the client of the session current at each try, so a retry after LOST runs on
+    /// the new session.
+    ///
+    /// # Errors
+    ///
+    /// The last error of `op` once the retry policy gives up or the error is not retryable;
+    /// [`Error::Timeout`] if the connection did not come back within the connection timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`crate::retry`]: dropping the future stops retrying, but a request already sent may
+    /// still be applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// let children = fw.with_retry(|client| async move { client.get_children("/").await }).await?;
+    /// assert!(children.contains(&"zookeeper".to_string()));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn with_retry<T, F, Fut>(&self, mut op: F) -> Result<T>
     where
         F: FnMut(Client) -> Fut,
@@ -362,6 +774,33 @@ impl Framework {
     }
 
     /// A future that resolves once the framework is connected again, for retry loops.
+    ///
+    /// It owns a handle to the framework (`'static`), so it can be handed to [`crate::retry`]
+    /// or moved into a task. It waits up to the connection timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Framework::wait_until_connected`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// let reconnected = tokio::spawn(fw.connected());
+    /// server.drop_connection(fw.client().session_id());
+    /// reconnected.await??;
+    /// assert!(fw.current_state().state.is_connected());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn connected(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let this = self.clone();
         async move { this.wait_until_connected(this.inner.connection_timeout).await }
@@ -393,6 +832,35 @@ impl Framework {
     ///
     /// The stream yields an error item if re-adding the watch fails for good (for example
     /// NoAuth); otherwise it runs until dropped or the framework is closed.
+    ///
+    /// The stream is lazy: the watch is added when it is first polled, and again when a new
+    /// session starts. Changes made before that (or between two sessions) are not reported, so
+    /// read the node again after a LOST.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping a `next()` future loses no event. Dropping the stream removes the watch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use std::pin::pin;
+    /// use corral_core::{AddWatchMode, CreateMode, EventType};
+    /// use futures::{StreamExt, poll};
+    ///
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let mut changes = pin!(fw.watch("/config", AddWatchMode::Persistent));
+    /// assert!(poll!(changes.next()).is_pending()); // the first poll adds the watch
+    /// fw.set_data("/config", "v2", None).await?;
+    /// assert_eq!(changes.next().await.unwrap()?.event_type, EventType::NodeDataChanged);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn watch(
         &self,
         path: &str,

@@ -11,16 +11,8 @@ use crate::txn::CreateSpec;
 pub(super) fn create(ctx: &mut Ctx<'_>, op: OpCode, req: CreateRequest, ttl: Option<i64>) -> Reply {
     let authz = Authz::new(&ctx.auth);
     let session = ctx.session;
-    let spec = CreateSpec {
-        path: &req.path,
-        data: req.data,
-        acl: &req.acl,
-        flags: req.flags,
-        ttl,
-    };
-    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| {
-        txn.create(spec, &authz, session)
-    });
+    let spec = CreateSpec { path: &req.path, data: req.data, acl: &req.acl, flags: req.flags, ttl };
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| txn.create(spec, &authz, session));
     Reply::from_result(
         zxid,
         result.map(|(path, stat)| match op {

@@ -9,9 +9,8 @@ use crate::acl::Authz;
 /// Deletes a node.
 pub(super) fn delete(ctx: &mut Ctx<'_>, req: &DeleteRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
-    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| {
-        txn.delete(&req.path, req.version, &authz)
-    });
+    let (zxid, result) =
+        ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| txn.delete(&req.path, req.version, &authz));
     Reply::from_result(zxid, result.map(|()| Response::Empty))
 }
 
@@ -22,8 +21,6 @@ pub(super) fn delete_container(ctx: &mut Ctx<'_>, path: &[u8]) -> Reply {
         let zxid = ctx.state.next_zxid();
         return Reply::err(zxid, ErrorCode::BadArguments);
     };
-    let (zxid, result) = ctx
-        .state
-        .write(ctx.wall, ctx.config.extended_types, |txn| txn.delete_container(path));
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| txn.delete_container(path));
     Reply::from_result(zxid, result.map(|()| Response::Empty))
 }

@@ -40,22 +40,12 @@ pub(crate) struct Reply {
 impl Reply {
     /// A successful reply.
     pub(crate) fn ok(zxid: i64, body: Response) -> Self {
-        Self {
-            err: ErrorCode::Ok,
-            zxid,
-            body: Some(body),
-            close: false,
-        }
+        Self { err: ErrorCode::Ok, zxid, body: Some(body), close: false }
     }
 
     /// A header-only reply with `err`.
     pub(crate) fn err(zxid: i64, err: ErrorCode) -> Self {
-        Self {
-            err,
-            zxid,
-            body: None,
-            close: false,
-        }
+        Self { err, zxid, body: None, close: false }
     }
 
     /// A reply from a result.
@@ -82,12 +72,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, request: Request) -> Reply {
         Request::CreateContainer(r) => create::create(ctx, OpCode::CreateContainer, r, None),
         Request::CreateTtl(r) => {
             let ttl = r.ttl;
-            let req = corral_proto::records::CreateRequest {
-                path: r.path,
-                data: r.data,
-                acl: r.acl,
-                flags: r.flags,
-            };
+            let req = corral_proto::records::CreateRequest { path: r.path, data: r.data, acl: r.acl, flags: r.flags };
             create::create(ctx, OpCode::CreateTtl, req, Some(ttl))
         }
         Request::Delete(r) => delete::delete(ctx, &r),
@@ -108,13 +93,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, request: Request) -> Reply {
         Request::SetWatches(r) => watches::set_watches(
             ctx,
             r.relative_zxid,
-            [
-                &r.data_watches,
-                &r.exist_watches,
-                &r.child_watches,
-                &Vec::new(),
-                &Vec::new(),
-            ],
+            [&r.data_watches, &r.exist_watches, &r.child_watches, &Vec::new(), &Vec::new()],
         ),
         Request::SetWatches2(r) => watches::set_watches(
             ctx,
@@ -145,10 +124,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, request: Request) -> Reply {
 /// Whether `op` is something a client may send (the rest is answered Unimplemented, then the
 /// connection is closed).
 pub(crate) fn is_client_op(op: OpCode) -> bool {
-    !matches!(
-        op,
-        OpCode::Notification | OpCode::CreateSession | OpCode::Error | OpCode::Unknown(_)
-    )
+    !matches!(op, OpCode::Notification | OpCode::CreateSession | OpCode::Error | OpCode::Unknown(_))
 }
 
 /// ZooKeeper's four-letter name of an operation, as `cons` shows it in `lop=`.

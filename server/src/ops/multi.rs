@@ -8,13 +8,7 @@ use crate::acl::Authz;
 use crate::txn::{CreateSpec, Txn};
 
 fn spec(r: &CreateRequest, ttl: Option<i64>) -> CreateSpec<'_> {
-    CreateSpec {
-        path: &r.path,
-        data: r.data.clone(),
-        acl: &r.acl,
-        flags: r.flags,
-        ttl,
-    }
+    CreateSpec { path: &r.path, data: r.data.clone(), acl: &r.acl, flags: r.flags, ttl }
 }
 
 /// multi: every op applies under one zxid, or none does. A failed multi still has header
@@ -31,24 +25,16 @@ pub(super) fn multi(ctx: &mut Ctx<'_>, req: MultiRequest) -> Reply {
     let mut failure = None;
     for (index, op) in req.ops.iter().enumerate() {
         let result = match op {
-            MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => txn
-                .create(spec(r, None), &authz, session)
-                .map(|(path, _)| MultiResult::Create(CreateResponse { path })),
+            MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+                txn.create(spec(r, None), &authz, session).map(|(path, _)| MultiResult::Create(CreateResponse { path }))
+            }
             MultiOp::CreateTtl(r) => {
-                let create = CreateSpec {
-                    path: &r.path,
-                    data: r.data.clone(),
-                    acl: &r.acl,
-                    flags: r.flags,
-                    ttl: Some(r.ttl),
-                };
-                txn.create(create, &authz, session)
-                    .map(|(path, _)| MultiResult::Create(CreateResponse { path }))
+                let create =
+                    CreateSpec { path: &r.path, data: r.data.clone(), acl: &r.acl, flags: r.flags, ttl: Some(r.ttl) };
+                txn.create(create, &authz, session).map(|(path, _)| MultiResult::Create(CreateResponse { path }))
             }
             MultiOp::Delete(r) => txn.delete(&r.path, r.version, &authz).map(|()| MultiResult::Delete),
-            MultiOp::SetData(r) => txn
-                .set_data(&r.path, r.data.clone(), r.version, &authz)
-                .map(MultiResult::SetData),
+            MultiOp::SetData(r) => txn.set_data(&r.path, r.data.clone(), r.version, &authz).map(MultiResult::SetData),
             MultiOp::Check(r) => txn.check(&r.path, r.version, &authz).map(|()| MultiResult::Check),
             MultiOp::GetData(_) | MultiOp::GetChildren(_) => Err(ErrorCode::BadArguments),
         };

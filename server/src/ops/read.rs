@@ -42,10 +42,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, req: &PathAndWatch) -> Reply {
 pub(super) fn get_data(ctx: &mut Ctx<'_>, req: &PathAndWatch) -> Result<GetDataResponse, ErrorCode> {
     let node = ctx.state.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
     Authz::new(&ctx.auth).check(&node.acl, Perms::READ)?;
-    let response = GetDataResponse {
-        data: node.data.clone(),
-        stat: node.stat(),
-    };
+    let response = GetDataResponse { data: node.data.clone(), stat: node.stat() };
     if req.watch {
         ctx.state.watches.add(&req.path, ctx.conn, WatchKind::Data);
     }
@@ -86,9 +83,7 @@ pub(super) fn get_all_children_number(ctx: &mut Ctx<'_>, path: &str) -> Reply {
     let result = ctx.state.tree.get(path).ok_or(ErrorCode::NoNode).and_then(|node| {
         Authz::new(&ctx.auth).check(&node.acl, Perms::READ)?;
         let total_number = i32::try_from(ctx.state.tree.descendant_count(path)).unwrap_or(i32::MAX);
-        Ok(Response::AllChildrenNumber(GetAllChildrenNumberResponse {
-            total_number,
-        }))
+        Ok(Response::AllChildrenNumber(GetAllChildrenNumberResponse { total_number }))
     });
     Reply::from_result(last, result)
 }

@@ -15,12 +15,7 @@ pub(super) fn auth(ctx: &mut Ctx<'_>, packet: &AuthPacket) -> Reply {
     let Some(info) = ctx.state.conns.get_mut(&ctx.conn) else {
         return Reply::err(0, ErrorCode::AuthFailed).then_close();
     };
-    match acl::authenticate(
-        &packet.scheme,
-        &packet.auth,
-        &info.peer_ip,
-        ctx.config.super_digest.as_deref(),
-    ) {
+    match acl::authenticate(&packet.scheme, &packet.auth, &info.peer_ip, ctx.config.super_digest.as_deref()) {
         Some(ids) => {
             for id in ids {
                 if !info.auth.contains(&id) {

@@ -71,9 +71,5 @@ pub(super) fn check_watches(ctx: &mut Ctx<'_>, req: &WatchesRequest, remove: boo
     } else {
         ctx.state.watches.contains(&req.path, ctx.conn, req.watcher_type)
     };
-    if found {
-        Reply::ok(last, Response::Empty)
-    } else {
-        Reply::err(last, ErrorCode::NoWatcher)
-    }
+    if found { Reply::ok(last, Response::Empty) } else { Reply::err(last, ErrorCode::NoWatcher) }
 }

@@ -56,11 +56,7 @@ impl TestingCluster {
         for index in 0..members {
             let ctl = Arc::new(MemberCtl::new(index));
             let member = Member::bind(&core.shared, Arc::clone(&ctl), SocketAddr::new(host, 0)).await?;
-            slots.push(Slot {
-                ctl,
-                addr: member.addr,
-                member: Some(member),
-            });
+            slots.push(Slot { ctl, addr: member.addr, member: Some(member) });
         }
         Ok(Self { core, slots })
     }
@@ -94,11 +90,7 @@ impl TestingCluster {
 
     /// Every member's address, comma-separated: `h:p1,h:p2,h:p3`.
     pub fn connect_string(&self) -> String {
-        self.addrs()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
     }
 
     /// Whether member `index` is running.
@@ -152,12 +144,7 @@ impl TestingCluster {
 
     /// Delays every request handled by member `index` by `latency`.
     pub fn set_latency(&self, index: usize, latency: Duration) {
-        *self
-            .slot(index)
-            .ctl
-            .latency
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
+        *self.slot(index).ctl.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
     }
 
     /// The member a session is connected through, if it is connected.

@@ -41,12 +41,7 @@ impl TestingServer {
         let ctl = Arc::new(MemberCtl::new(0));
         let member = Member::bind(&core.shared, Arc::clone(&ctl), addr).await?;
         let addr = member.addr;
-        Ok(Self {
-            core,
-            ctl,
-            member: Some(member),
-            addr,
-        })
+        Ok(Self { core, ctl, member: Some(member), addr })
     }
 
     /// The address the server listens on (the same after a restart).
@@ -133,11 +128,7 @@ impl TestingServer {
 
     /// Delays the handling of every request by `latency` (zero to stop).
     pub fn set_latency(&self, latency: Duration) {
-        *self
-            .ctl
-            .latency
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
+        *self.ctl.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
     }
 
     /// Deletes, now, the containers and TTL nodes that are due. Returns how many were deleted.

@@ -33,14 +33,7 @@ pub struct Raw<S> {
 }
 
 pub fn connect_request(timeout: i32, session_id: i64, passwd: Bytes) -> ConnectRequest {
-    ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout,
-        session_id,
-        passwd,
-        read_only: Some(false),
-    }
+    ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout, session_id, passwd, read_only: Some(false) }
 }
 
 pub fn frame(body: impl FnOnce(&mut BytesMut)) -> Bytes {
@@ -108,9 +101,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
             if let Some(frame) = self.decoder.decode(&mut self.buf).expect("server frame within limits") {
                 return Some(frame);
             }
-            let read = tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("server answered in time");
+            let read =
+                tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf)).await.expect("server answered in time");
             match read {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
@@ -124,11 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
         while let Some(frame) = self.read_frame().await {
             let mut body = &frame[..];
             let header = ReplyHeader::read(&mut body).expect("header");
-            assert_eq!(
-                header.xid,
-                xid::NOTIFICATION,
-                "unexpected reply {header:?} instead of close"
-            );
+            assert_eq!(header.xid, xid::NOTIFICATION, "unexpected reply {header:?} instead of close");
         }
     }
 
@@ -145,11 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
             }
         };
         let bytes = frame(|b| {
-            RequestHeader {
-                xid,
-                op: request.op_code(),
-            }
-            .write(b);
+            RequestHeader { xid, op: request.op_code() }.write(b);
             request.write_body(b);
         });
         self.send_raw(&bytes).await;
@@ -163,8 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
             let mut body = &frame[..];
             let header = ReplyHeader::read(&mut body).expect("reply header");
             if header.xid == xid::NOTIFICATION {
-                self.events
-                    .push_back(WatcherEvent::read(&mut body).expect("watcher event"));
+                self.events.push_back(WatcherEvent::read(&mut body).expect("watcher event"));
                 continue;
             }
             assert_eq!(header.xid, xid, "replies must come in request order");
@@ -217,12 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
         flags: i32,
         acl: Vec<Acl>,
     ) -> Result<String, ErrorCode> {
-        let req = CreateRequest {
-            path: path.into(),
-            data: Some(Bytes::copy_from_slice(data)),
-            acl,
-            flags,
-        };
+        let req = CreateRequest { path: path.into(), data: Some(Bytes::copy_from_slice(data)), acl, flags };
         match self.call(Request::Create(req)).await? {
             Response::Create(r) => Ok(r.path),
             other => panic!("unexpected {other:?}"),
@@ -230,12 +208,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
     }
 
     pub async fn create2(&mut self, path: &str, data: Option<&[u8]>, flags: i32) -> Result<(String, Stat), ErrorCode> {
-        let req = CreateRequest {
-            path: path.into(),
-            data: data.map(Bytes::copy_from_slice),
-            acl: Acl::open_unsafe(),
-            flags,
-        };
+        let req =
+            CreateRequest { path: path.into(), data: data.map(Bytes::copy_from_slice), acl: Acl::open_unsafe(), flags };
         match self.call(Request::Create2(req)).await? {
             Response::Create2(r) => Ok((r.path, r.stat)),
             other => panic!("unexpected {other:?}"),
@@ -243,39 +217,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
     }
 
     pub async fn get(&mut self, path: &str, watch: bool) -> Result<(Option<Bytes>, Stat), ErrorCode> {
-        match self
-            .call(Request::GetData(PathAndWatch {
-                path: path.into(),
-                watch,
-            }))
-            .await?
-        {
+        match self.call(Request::GetData(PathAndWatch { path: path.into(), watch })).await? {
             Response::GetData(r) => Ok((r.data, r.stat)),
             other => panic!("unexpected {other:?}"),
         }
     }
 
     pub async fn exists(&mut self, path: &str, watch: bool) -> Result<Stat, ErrorCode> {
-        match self
-            .call(Request::Exists(PathAndWatch {
-                path: path.into(),
-                watch,
-            }))
-            .await?
-        {
+        match self.call(Request::Exists(PathAndWatch { path: path.into(), watch })).await? {
             Response::Stat(s) => Ok(s),
             other => panic!("unexpected {other:?}"),
         }
     }
 
     pub async fn children(&mut self, path: &str, watch: bool) -> Result<Vec<String>, ErrorCode> {
-        match self
-            .call(Request::GetChildren(PathAndWatch {
-                path: path.into(),
-                watch,
-            }))
-            .await?
-        {
+        match self.call(Request::GetChildren(PathAndWatch { path: path.into(), watch })).await? {
             Response::Children(r) => {
                 let mut c = r.children;
                 c.sort();
@@ -298,10 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
     }
 
     pub async fn delete(&mut self, path: &str, version: i32) -> Result<(), ErrorCode> {
-        let req = corral_proto::records::DeleteRequest {
-            path: path.into(),
-            version,
-        };
+        let req = corral_proto::records::DeleteRequest { path: path.into(), version };
         self.call(Request::Delete(req)).await.map(|_| ())
     }
 
