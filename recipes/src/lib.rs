@@ -10,12 +10,15 @@
 //!   when they stop being valid and a fencing check for your own transactions.
 //! - [`leader_latch::LeaderLatch`]: Curator's `LeaderLatch`, granting leadership only to a node
 //!   of the current session.
+//! - [`leader_selector::LeaderSelector`]: runs an async task while leading and cancels it when
+//!   leadership is lost; auto-requeue.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
 pub mod leader_latch;
+pub mod leader_selector;
 pub mod lock;
 pub mod persistent_node;
 mod sort;

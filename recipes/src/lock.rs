@@ -182,7 +182,7 @@ impl Mutex {
                         session_id: created.session_id,
                         czxid: created.czxid,
                         states,
-                        released: false,
+                        released: std::sync::atomic::AtomicBool::new(false),
                     }));
                 }
                 let predecessor = format!("{}/{}", self.dir, list[index - 1]);
@@ -400,7 +400,7 @@ pub struct MutexGuard {
     session_id: i64,
     czxid: i64,
     states: watch::Receiver<ConnectionStateChange>,
-    released: bool,
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl MutexGuard {
@@ -446,7 +446,8 @@ impl MutexGuard {
     /// Whether the lock is still held as far as this process can tell: same session, and the
     /// connection state is not an error under the framework's [`ErrorPolicy`].
     pub fn is_valid(&self) -> bool {
-        !self.released && still_valid(*self.states.borrow(), self.epoch, self.connection, self.fw.error_policy())
+        !self.released.load(std::sync::atomic::Ordering::SeqCst)
+            && still_valid(*self.states.borrow(), self.epoch, self.connection, self.fw.error_policy())
     }
 
     /// Resolves when the guard stops being valid (see [`MutexGuard::is_valid`]).
@@ -476,8 +477,15 @@ impl MutexGuard {
     /// # Errors
     ///
     /// The error of the first attempt when it had to go on in the background.
-    pub async fn release(mut self) -> Result<()> {
-        self.released = true;
+    pub async fn release(self) -> Result<()> {
+        self.release_shared().await
+    }
+
+    /// Releases through a shared reference (for recipes that hand the guard out).
+    pub(crate) async fn release_shared(&self) -> Result<()> {
+        if self.released.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await
     }
 }
@@ -494,7 +502,7 @@ fn still_valid(state: ConnectionStateChange, epoch: u64, connection: u64, policy
 
 impl Drop for MutexGuard {
     fn drop(&mut self) {
-        if !self.released {
+        if !self.released.load(std::sync::atomic::Ordering::SeqCst) {
             delete_in_background(&self.fw, std::mem::take(&mut self.path));
         }
     }

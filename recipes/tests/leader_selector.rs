@@ -1,0 +1,85 @@
+//! LeaderSelector against the embedded server and (when available) a real ZooKeeper.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use corral_recipes::leader_selector::LeaderSelector;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn terms_alternate_and_never_overlap() {
+    for env in common::envs("selector-terms").await {
+        eprintln!("-- against the {} server", env.kind);
+        let leaders = Arc::new(AtomicUsize::new(0));
+        let terms = Arc::new(AtomicUsize::new(0));
+        let fws = [env.framework(), env.framework()];
+        let selectors: Vec<LeaderSelector> = fws
+            .iter()
+            .enumerate()
+            .map(|(i, fw)| {
+                let (leaders, terms) = (leaders.clone(), terms.clone());
+                LeaderSelector::start(fw, "/sel", format!("s{i}"), true, move |leadership| {
+                    let (leaders, terms) = (leaders.clone(), terms.clone());
+                    async move {
+                        assert!(leadership.is_valid());
+                        assert_eq!(leaders.fetch_add(1, Ordering::SeqCst), 0, "two leaders");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        leaders.fetch_sub(1, Ordering::SeqCst);
+                        terms.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        common::eventually("ten terms", || async { terms.load(Ordering::SeqCst) >= 10 }).await;
+        let participants = selectors[0].participants().await.unwrap();
+        assert!(participants.len() <= 2 && participants.iter().all(|p| p.id.starts_with('s')), "{participants:?}");
+        for s in &selectors {
+            s.close().await;
+        }
+        let observer = env.client().await;
+        assert_eq!(observer.get_children("/sel").await.unwrap(), Vec::<String>::new());
+        observer.close().await;
+        for fw in fws {
+            fw.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn losing_the_connection_cancels_the_task_and_auto_requeue_leads_again() {
+    let env = common::embedded("selector-cancel").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let started = Arc::new(AtomicUsize::new(0));
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    struct OnDrop(Arc<AtomicUsize>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let selector = {
+        let (started, cancelled) = (started.clone(), cancelled.clone());
+        LeaderSelector::start(&fw, "/sel", "forever", true, move |leadership| {
+            let (started, cancelled) = (started.clone(), cancelled.clone());
+            async move {
+                let _on_drop = OnDrop(cancelled);
+                started.fetch_add(1, Ordering::SeqCst);
+                let _keep = leadership;
+                std::future::pending::<()>().await;
+            }
+        })
+    };
+    common::eventually("leading", || async { started.load(Ordering::SeqCst) == 1 }).await;
+    assert!(selector.has_leadership());
+    server.drop_connection(fw.client().session_id());
+    common::eventually("cancelled", || async { cancelled.load(Ordering::SeqCst) == 1 }).await;
+    common::eventually("leading again", || async { started.load(Ordering::SeqCst) == 2 }).await;
+    tokio::time::timeout(T, selector.close()).await.unwrap();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 2);
+    fw.close().await;
+}
