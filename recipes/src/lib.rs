@@ -12,6 +12,8 @@
 //!   of the current session.
 //! - [`leader_selector::LeaderSelector`]: runs an async task while leading and cancels it when
 //!   leadership is lost; auto-requeue.
+//! - [`read_write_lock::ReadWriteLock`]: Curator's `InterProcessReadWriteLock` (`__READ__` /
+//!   `__WRIT__`), with a downgrade that lets no writer in between.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
 //!
@@ -21,6 +23,7 @@ pub mod leader_latch;
 pub mod leader_selector;
 pub mod lock;
 pub mod persistent_node;
+pub mod read_write_lock;
 mod sort;
 
 pub use corral_core::*;

@@ -40,8 +40,6 @@ use corral_core::{ConnectionStateChange, CreateMode, Error, ErrorPolicy, Framewo
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::sort::sort_children;
-
 /// Curator's lock node name.
 pub const LOCK_NAME: &str = "lock-";
 
@@ -72,12 +70,81 @@ pub struct Mutex {
     fw: Framework,
     dir: String,
     data: Bytes,
+    kind: Kind,
+}
+
+/// Which lock of Curator's family a contender takes part in: the node name, the sort rule and
+/// the rule for who holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `InterProcessMutex`: `lock-` nodes, the first holds it.
+    Exclusive,
+    /// The read side of `InterProcessReadWriteLock`: `__READ__` nodes, held while no writer is
+    /// ahead.
+    Read,
+    /// The write side: `__WRIT__` nodes, held when first among readers and writers.
+    Write,
+}
+
+/// Curator's read-lock node name.
+pub const READ_LOCK_NAME: &str = "__READ__";
+/// Curator's write-lock node name.
+pub const WRITE_LOCK_NAME: &str = "__WRIT__";
+
+impl Kind {
+    fn node_name(self) -> &'static str {
+        match self {
+            Self::Exclusive => LOCK_NAME,
+            Self::Read => READ_LOCK_NAME,
+            Self::Write => WRITE_LOCK_NAME,
+        }
+    }
+
+    /// Sorts with Curator's rule; readers and writers of one lock sort together.
+    fn sort(self, children: &mut [String]) {
+        match self {
+            Self::Exclusive => crate::sort::sort_children(children, LOCK_NAME),
+            Self::Read | Self::Write => children.sort_by(|a, b| rw_key(a).cmp(&rw_key(b))),
+        }
+    }
+
+    /// `None` if the contender at `index` holds the lock, otherwise the index to watch.
+    fn watch_target(self, children: &[String], index: usize) -> Option<usize> {
+        match self {
+            Self::Exclusive | Self::Write => index.checked_sub(1),
+            Self::Read => {
+                let first_writer = children.iter().position(|c| c.contains(WRITE_LOCK_NAME));
+                match first_writer {
+                    Some(w) if w < index => Some(w),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// Curator's read-write sort key: `__READ__` counts as `__WRIT__`, then what follows the last one.
+fn rw_key(child: &str) -> String {
+    let unified = child.replace(READ_LOCK_NAME, WRITE_LOCK_NAME);
+    crate::sort::sort_key(&unified, WRITE_LOCK_NAME).to_owned()
 }
 
 impl Mutex {
     /// A mutex whose contenders are the children of `dir`.
     pub fn new(fw: &Framework, dir: impl Into<String>) -> Self {
-        Self { fw: fw.clone(), dir: dir.into(), data: Bytes::new() }
+        Self::with_kind(fw, dir, Kind::Exclusive)
+    }
+
+    pub(crate) fn with_kind(fw: &Framework, dir: impl Into<String>, kind: Kind) -> Self {
+        Self { fw: fw.clone(), dir: dir.into(), data: Bytes::new(), kind }
+    }
+
+    pub(crate) fn framework(&self) -> &Framework {
+        &self.fw
+    }
+
+    pub(crate) fn dir(&self) -> &str {
+        &self.dir
     }
 
     /// Stores `data` in this contender's lock node (Curator stores the host address there).
@@ -154,7 +221,7 @@ impl Mutex {
                 }
             })
             .await?;
-        sort_children(&mut children, LOCK_NAME);
+        self.kind.sort(&mut children);
         Ok(children)
     }
 
@@ -167,12 +234,12 @@ impl Mutex {
         loop {
             if let Some(list) = children.take() {
                 let mut list = list;
-                sort_children(&mut list, LOCK_NAME);
+                self.kind.sort(&mut list);
                 let Some(index) = list.iter().position(|c| *c == name) else {
                     // Our node is gone: the session that made it ended.
                     return Err(Error::SessionExpired);
                 };
-                if index == 0 {
+                let Some(watch_index) = self.kind.watch_target(&list, index) else {
                     cleanup.path = None;
                     return Ok(Some(MutexGuard {
                         fw: self.fw.clone(),
@@ -184,8 +251,8 @@ impl Mutex {
                         states,
                         released: std::sync::atomic::AtomicBool::new(false),
                     }));
-                }
-                let predecessor = format!("{}/{}", self.dir, list[index - 1]);
+                };
+                let predecessor = format!("{}/{}", self.dir, list[watch_index]);
                 match self.wait_for(&predecessor, deadline, created.epoch).await? {
                     Wait::Changed => {}
                     Wait::TimedOut => {
@@ -250,7 +317,7 @@ impl Mutex {
     /// Creates this contender's node and, in the same round trip, lists the directory.
     async fn create_node(&self) -> Result<(String, Created, Option<Vec<String>>)> {
         let prefix = format!("{PROTECTED_PREFIX}{}-", uuid::Uuid::new_v4());
-        let target = format!("{}/{prefix}{LOCK_NAME}", self.dir);
+        let target = format!("{}/{prefix}{}", self.dir, self.kind.node_name());
         let mut attempt = 0u32;
         let start = Instant::now();
         loop {
@@ -404,6 +471,21 @@ pub struct MutexGuard {
 }
 
 impl MutexGuard {
+    /// A guard for a lock node created outside the contention loop (a downgrade's read node).
+    pub(crate) fn adopt(fw: &Framework, path: String, state: ConnectionStateChange, czxid: i64) -> Self {
+        let created = Created::new(state, czxid);
+        MutexGuard {
+            fw: fw.clone(),
+            path,
+            epoch: created.epoch,
+            connection: created.connection,
+            session_id: created.session_id,
+            czxid: created.czxid,
+            states: fw.connection_state(),
+            released: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// The lock node's path.
     pub fn path(&self) -> &str {
         &self.path
