@@ -104,7 +104,7 @@ impl Kind {
     fn sort(self, children: &mut [String]) {
         match self {
             Self::Exclusive => crate::sort::sort_children(children, LOCK_NAME),
-            Self::Read | Self::Write => children.sort_by(|a, b| rw_key(a).cmp(&rw_key(b))),
+            Self::Read | Self::Write => children.sort_by_key(|c| rw_key(c)),
         }
     }
 
