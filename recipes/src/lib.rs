@@ -14,16 +14,22 @@
 //!   leadership is lost; auto-requeue.
 //! - [`read_write_lock::ReadWriteLock`]: Curator's `InterProcessReadWriteLock` (`__READ__` /
 //!   `__WRIT__`), with a downgrade that lets no writer in between.
+//! - [`semaphore::SemaphoreV2`] and [`semaphore::SemaphoreMutex`]: Curator's `locks/` +
+//!   `leases/lease-` layout; [`multi_lock::MultiLock`]: several locks as one.
+//! - [`group_member::GroupMember`]: group membership with member data.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
+pub mod group_member;
 pub mod leader_latch;
 pub mod leader_selector;
 pub mod lock;
+pub mod multi_lock;
 pub mod persistent_node;
 pub mod read_write_lock;
+pub mod semaphore;
 mod sort;
 
 pub use corral_core::*;

@@ -291,7 +291,6 @@ impl Peer {
 
     /// (Re)connects the peer's client to `env`; the peer closes its recipes and old client first.
     async fn connect(&mut self, env: &common::Env) {
-        self.assert_stayed_connected();
         self.send(&format!("connect {}", env.connect_string()));
         self.expect("CONNECTED").await;
         // Forget what the previous environment's recipes said.
@@ -339,8 +338,15 @@ impl Peer {
         );
     }
 
-    async fn quit(mut self) {
+    /// Checks Curator stayed connected, then closes the peer's recipes and client (before the
+    /// environment's server goes away).
+    async fn disconnect(&mut self) {
         self.assert_stayed_connected();
+        self.send("disconnect");
+        self.expect("DISCONNECTED").await;
+    }
+
+    async fn quit(mut self) {
         self.send("quit");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -411,6 +417,7 @@ async fn mutex_is_shared_with_curator() {
         peer.connect(&env).await;
         one_queue_in_curator_order(&env, &mut peer).await;
         never_held_by_both(&env, &mut peer).await;
+        peer.disconnect().await;
     }
     peer.quit().await;
 }
@@ -637,6 +644,7 @@ async fn leader_latch_is_shared_with_curator() {
         eprintln!("-- against the {} server", env.kind);
         peer.connect(&env).await;
         one_latch_leader_across_runtimes(&env, &mut peer).await;
+        peer.disconnect().await;
     }
     peer.quit().await;
 }
@@ -727,6 +735,7 @@ async fn leader_selector_is_shared_with_curator() {
         eprintln!("-- against the {} server", env.kind);
         peer.connect(&env).await;
         selector_leadership_moves_between_runtimes(&env, &mut peer).await;
+        peer.disconnect().await;
     }
     peer.quit().await;
 }

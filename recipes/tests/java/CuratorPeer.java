@@ -7,6 +7,7 @@
 //
 //   connect <connect-string>            -> CONNECTED <session id hex>   (closes all recipes and the old client first);
 //                                          STATE <Curator connection state> on every change
+//   disconnect                          -> DISCONNECTED   (closes all recipes and the client)
 //   acquire <tag> <path>                -> ACQUIRED <tag> <node name>, later RELEASED <tag> after `release <tag>`
 //   release <tag>
 //   mutex <tag> <path> <holder> <n> <hold-ms>
@@ -139,6 +140,10 @@ public final class CuratorPeer {
                 out("CONNECTED " + Long.toHexString(c.getZookeeperClient().getZooKeeper().getSessionId()));
                 break;
             }
+            case "disconnect":
+                closeAll();
+                out("DISCONNECTED");
+                break;
             case "acquire": {
                 String tag = a[1];
                 Mutex mutex = new Mutex(client, a[2]);

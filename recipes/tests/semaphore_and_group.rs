@@ -1,0 +1,106 @@
+//! SemaphoreV2, SemaphoreMutex, MultiLock and GroupMember against the embedded server and (when
+//! available) a real ZooKeeper.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use corral_recipes::group_member::GroupMember;
+use corral_recipes::lock::Mutex;
+use corral_recipes::multi_lock::MultiLock;
+use corral_recipes::semaphore::{SemaphoreMutex, SemaphoreV2};
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semaphore_never_hands_out_more_leases_than_it_has() {
+    for env in common::envs("semaphore").await {
+        eprintln!("-- against the {} server", env.kind);
+        let inside = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let fw = env.framework();
+            let (inside, peak) = (inside.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                let sem = SemaphoreV2::new(&fw, "/sem", 2);
+                for _ in 0..4 {
+                    let lease = sem.acquire().await.unwrap();
+                    assert!(lease.is_valid());
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    assert!(now <= 2, "{now} leases out of 2");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    lease.release().await.unwrap();
+                }
+                fw.close().await;
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(T, t).await.expect("no deadlock").unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 2);
+        // Capacity is exactly two: two leases at once, the third waits.
+        let fw = env.framework();
+        let sem = SemaphoreV2::new(&fw, "/sem", 2);
+        let (l1, l2) = (sem.acquire().await.unwrap(), sem.acquire().await.unwrap());
+        assert!(sem.acquire_timeout(Duration::from_millis(100)).await.unwrap().is_none());
+        l1.release().await.unwrap();
+        l2.release().await.unwrap();
+        fw.close().await;
+        let observer = env.client().await;
+        assert_eq!(observer.get_children("/sem/leases").await.unwrap(), Vec::<String>::new());
+        observer.close().await;
+    }
+}
+
+#[tokio::test]
+async fn semaphore_mutex_and_multi_lock() {
+    for env in common::envs("semmutex").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        let lock = SemaphoreMutex::new(&fw, "/sm");
+        let lease = lock.acquire().await.unwrap();
+        assert!(lease.path().contains("/sm/leases/_c_") && lease.path().contains("-lease-"), "{}", lease.path());
+        assert!(lock.try_acquire().await.unwrap().is_none());
+        lease.release().await.unwrap();
+        assert!(lock.try_acquire().await.unwrap().is_some());
+
+        let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
+        let held_b = Mutex::new(&fw, "/m/b").acquire().await.unwrap();
+        assert!(multi.acquire_timeout(Duration::from_millis(200)).await.unwrap().is_none());
+        // Nothing is left held after the failed attempt: /m/a is free.
+        assert!(Mutex::new(&fw, "/m/a").try_acquire().await.unwrap().is_some());
+        held_b.release().await.unwrap();
+        let both = multi.acquire().await.unwrap();
+        assert!(both.is_valid());
+        assert_eq!(both.fencing_checks().len(), 2);
+        both.release().await.unwrap();
+        fw.close().await;
+    }
+}
+
+#[tokio::test]
+async fn group_members_see_each_other_and_leave() {
+    for env in common::envs("group").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fws = [env.framework(), env.framework()];
+        let a = GroupMember::start(&fws[0], "/g", "a", "1");
+        let b = GroupMember::start(&fws[1], "/g", "b", "2");
+        a.wait_for_membership(T).await.unwrap();
+        b.wait_for_membership(T).await.unwrap();
+        let members = a.members().await.unwrap();
+        assert_eq!(members.keys().collect::<Vec<_>>(), ["a", "b"]);
+        b.set_data("3").await.unwrap();
+        assert_eq!(&a.members().await.unwrap()["b"][..], b"3");
+        b.close().await;
+        assert_eq!(a.members().await.unwrap().keys().collect::<Vec<_>>(), ["a"]);
+        a.close().await;
+        for fw in fws {
+            fw.close().await;
+        }
+    }
+}
