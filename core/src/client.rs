@@ -215,6 +215,10 @@ impl ClientBuilder {
     /// client ends in [`SessionState::Expired`] and [`ClientBuilder::connect`] fails with
     /// [`Error::SessionExpired`]; it never quietly starts a new session.
     ///
+    /// Resume only a session no live client holds: the server closes the older connection of a
+    /// session when a newer one arrives, so two live clients of one session keep taking the
+    /// connection from each other.
+    ///
     /// # Examples
     ///
     /// ```
@@ -587,8 +591,9 @@ impl Client {
     /// A stream of session events from now on: connected (new or resumed), disconnected,
     /// expired, auth failed, closed. Every event is delivered, in order.
     ///
-    /// The stream is unbounded: read it, or drop it. It ends after the session's last event
-    /// (expired, auth failed or closed).
+    /// The stream is unbounded: read it, or drop it. Nothing comes after the session's last
+    /// event (expired, auth failed or closed), but the stream itself ends only once every
+    /// handle of this client is dropped; a stream taken after the session ended gets nothing.
     ///
     /// # Examples
     ///

@@ -139,9 +139,12 @@ impl Client {
     /// use corral_core::{CreateMode, ReadOp, ReadResult};
     ///
     /// client.create("/a", "data", CreateMode::Persistent).await?;
-    /// let results = client
-    ///     .multi_read(vec![ReadOp::GetData("/a".into()), ReadOp::GetChildren("/a".into()), ReadOp::GetData("/b".into())])
-    ///     .await?;
+    /// let reads = vec![
+    ///     ReadOp::GetData("/a".into()),
+    ///     ReadOp::GetChildren("/a".into()),
+    ///     ReadOp::GetData("/b".into()),
+    /// ];
+    /// let results = client.multi_read(reads).await?;
     /// assert!(matches!(&results[0], Ok(ReadResult::Data(data, _)) if &data[..] == b"data"));
     /// assert_eq!(results[1], Ok(ReadResult::Children(vec![])));
     /// assert!(results[2].as_ref().is_err_and(|e| e.is_no_node()));

@@ -116,7 +116,12 @@ impl From<&CreateOptions> for CreateOptions {
 /// client.create("/todo", "", CreateMode::Persistent).await?;
 /// client.create("/done", "", CreateMode::Persistent).await?;
 /// client.create("/todo/t-1", "payload", CreateMode::Persistent).await?;
-/// client.multi(vec![Op::create("/done/t-1", "payload", CreateMode::Persistent), Op::delete("/todo/t-1", Some(0))]).await?;
+/// client
+///     .multi(vec![
+///         Op::create("/done/t-1", "payload", CreateMode::Persistent),
+///         Op::delete("/todo/t-1", Some(0)),
+///     ])
+///     .await?;
 /// assert_eq!(client.get_children("/done").await?, ["t-1"]);
 /// assert!(client.get_children("/todo").await?.is_empty());
 /// # client.close().await;
@@ -199,7 +204,9 @@ impl Op {
     ///
     /// // Record a result only while our lease node exists.
     /// client.create("/lease", "", CreateMode::Ephemeral).await?;
-    /// let guarded = |value: &'static str| vec![Op::check("/lease", None), Op::create("/result", value, CreateMode::Persistent)];
+    /// let guarded = |value: &'static str| {
+    ///     vec![Op::check("/lease", None), Op::create("/result", value, CreateMode::Persistent)]
+    /// };
     /// client.multi(guarded("42")).await?;
     /// client.delete("/result", None).await?;
     /// client.delete("/lease", None).await?;

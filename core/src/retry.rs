@@ -144,6 +144,17 @@ pub struct ExponentialBackoffRetry {
 impl ExponentialBackoffRetry {
     /// A policy sleeping about `base_sleep × 2^attempt` (full jitter) for at most `max_retries`
     /// retries; `max_retries` above 29 is clamped to 29 and logged as a warning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::ExponentialBackoffRetry;
+    ///
+    /// let policy = ExponentialBackoffRetry::new(Duration::from_secs(1), 100);
+    /// assert_eq!(policy.max_retries(), 29);
+    /// assert_eq!(policy.base_sleep(), Duration::from_secs(1));
+    /// ```
     pub fn new(base_sleep: Duration, max_retries: u32) -> Self {
         let clamped = max_retries.min(MAX_EXPONENTIAL_RETRIES);
         if clamped != max_retries {
@@ -153,6 +164,17 @@ impl ExponentialBackoffRetry {
     }
 
     /// Caps every sleep at `max_sleep` (Curator's `maxSleepMs`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{ExponentialBackoffRetry, RetryPolicy};
+    ///
+    /// let policy = ExponentialBackoffRetry::new(Duration::from_secs(1), 29).with_max_sleep(Duration::from_secs(30));
+    /// assert_eq!(policy.max_sleep(), Some(Duration::from_secs(30)));
+    /// assert!((1..=29).all(|a| policy.next_delay(a, Duration::ZERO) <= Some(Duration::from_secs(30))));
+    /// ```
     pub fn with_max_sleep(mut self, max_sleep: Duration) -> Self {
         self.max_sleep = Some(max_sleep);
         self
@@ -160,22 +182,40 @@ impl ExponentialBackoffRetry {
 
     /// Draws the jitter from a generator seeded with `seed`, for reproducible delays. Do not
     /// seed in production: clients with one seed retry in lockstep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{ExponentialBackoffRetry, RetryPolicy};
+    ///
+    /// let delays = |policy: ExponentialBackoffRetry| -> Vec<_> {
+    ///     (1..=5).map(|a| policy.next_delay(a, Duration::ZERO)).collect()
+    /// };
+    /// let base = Duration::from_millis(100);
+    /// assert_eq!(
+    ///     delays(ExponentialBackoffRetry::new(base, 5).with_seed(42)),
+    ///     delays(ExponentialBackoffRetry::new(base, 5).with_seed(42)),
+    /// );
+    /// ```
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.jitter = Jitter::seeded(seed);
         self
     }
 
-    /// The base sleep.
+    /// The base sleep. See [`ExponentialBackoffRetry::new`] for an example.
     pub fn base_sleep(&self) -> Duration {
         self.base_sleep
     }
 
-    /// The number of retries allowed, after clamping.
+    /// The number of retries allowed, after clamping. See [`ExponentialBackoffRetry::new`] for
+    /// an example.
     pub fn max_retries(&self) -> u32 {
         self.max_retries
     }
 
-    /// The cap on each sleep, if any.
+    /// The cap on each sleep, if any. See [`ExponentialBackoffRetry::with_max_sleep`] for an
+    /// example.
     pub fn max_sleep(&self) -> Option<Duration> {
         self.max_sleep
     }
@@ -221,17 +261,28 @@ pub struct BoundedExponentialBackoffRetry(ExponentialBackoffRetry);
 
 impl BoundedExponentialBackoffRetry {
     /// A policy like [`ExponentialBackoffRetry::new`]`(base_sleep, max_retries)` whose sleeps
-    /// never exceed `max_sleep`.
+    /// never exceed `max_sleep`. See [`BoundedExponentialBackoffRetry`] for an example.
     pub fn new(base_sleep: Duration, max_sleep: Duration, max_retries: u32) -> Self {
         Self(ExponentialBackoffRetry::new(base_sleep, max_retries).with_max_sleep(max_sleep))
     }
 
-    /// Draws the jitter from a generator seeded with `seed`, for reproducible delays.
+    /// Draws the jitter from a generator seeded with `seed`, for reproducible delays. See
+    /// [`ExponentialBackoffRetry::with_seed`] for an example.
     pub fn with_seed(self, seed: u64) -> Self {
         Self(self.0.with_seed(seed))
     }
 
     /// The cap on each sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::BoundedExponentialBackoffRetry;
+    ///
+    /// let policy = BoundedExponentialBackoffRetry::new(Duration::from_millis(100), Duration::from_secs(5), 10);
+    /// assert_eq!(policy.max_sleep(), Duration::from_secs(5));
+    /// ```
     pub fn max_sleep(&self) -> Duration {
         self.0.max_sleep.unwrap_or(Duration::MAX)
     }
@@ -263,7 +314,8 @@ pub struct RetryNTimes {
 }
 
 impl RetryNTimes {
-    /// A policy that retries `n` times, sleeping `sleep` before each retry.
+    /// A policy that retries `n` times, sleeping `sleep` before each retry. See [`RetryNTimes`]
+    /// for an example.
     pub fn new(n: u32, sleep: Duration) -> Self {
         Self { n, sleep }
     }
@@ -291,7 +343,7 @@ impl RetryPolicy for RetryNTimes {
 pub struct RetryOneTime(RetryNTimes);
 
 impl RetryOneTime {
-    /// A policy that retries once after sleeping `sleep`.
+    /// A policy that retries once after sleeping `sleep`. See [`RetryOneTime`] for an example.
     pub fn new(sleep: Duration) -> Self {
         Self(RetryNTimes::new(1, sleep))
     }
@@ -329,7 +381,8 @@ pub struct RetryUntilElapsed {
 }
 
 impl RetryUntilElapsed {
-    /// A policy that retries every `sleep` while less than `max_elapsed` has passed.
+    /// A policy that retries every `sleep` while less than `max_elapsed` has passed. See
+    /// [`RetryUntilElapsed`] for an example.
     pub fn new(max_elapsed: Duration, sleep: Duration) -> Self {
         Self { max_elapsed, sleep }
     }
@@ -358,7 +411,7 @@ pub struct RetryForever {
 }
 
 impl RetryForever {
-    /// A policy that always retries after `interval`.
+    /// A policy that always retries after `interval`. See [`RetryForever`] for an example.
     pub fn new(interval: Duration) -> Self {
         Self { interval }
     }
@@ -395,12 +448,24 @@ pub struct SessionFailedRetryPolicy {
 }
 
 impl SessionFailedRetryPolicy {
-    /// Wraps `inner`, refusing session expiry on top of what `inner` refuses.
+    /// Wraps `inner`, refusing session expiry on top of what `inner` refuses. See
+    /// [`SessionFailedRetryPolicy`] for an example.
     pub fn new(inner: Arc<dyn RetryPolicy>) -> Self {
         Self { inner }
     }
 
     /// The wrapped policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use corral_core::{RetryOneTime, RetryPolicy, SessionFailedRetryPolicy};
+    ///
+    /// let policy = SessionFailedRetryPolicy::new(Arc::new(RetryOneTime::new(Duration::from_secs(1))));
+    /// assert_eq!(policy.inner().next_delay(2, Duration::ZERO), None);
+    /// ```
     pub fn inner(&self) -> &Arc<dyn RetryPolicy> {
         &self.inner
     }
@@ -454,7 +519,8 @@ impl<B> BackoffPolicy<B>
 where
     B: backon::BackoffBuilder + Clone + fmt::Debug,
 {
-    /// Wraps a backon builder (or any `Clone` backoff iterator).
+    /// Wraps a backon builder (or any `Clone` backoff iterator). See [`BackoffPolicy`] for an
+    /// example.
     pub fn new(builder: B) -> Self {
         Self { builder }
     }

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::ops::CreateOptions;
 
 /// Curator's protected-name prefix: `_c_<uuid>-` in front of the node name.
+///
+/// See [`Create::protected`].
 pub const PROTECTED_PREFIX: &str = "_c_";
 
 /// How [`Framework::create`] creates a node.
@@ -26,6 +28,10 @@ pub const PROTECTED_PREFIX: &str = "_c_";
 ///
 /// let spec = Create::new(CreateMode::EphemeralSequential).container_parents().protected();
 /// assert!(spec.is_protected());
+/// assert_eq!(spec.mode(), CreateMode::EphemeralSequential);
+///
+/// let plain: Create = CreateMode::Persistent.into();
+/// assert!(!plain.is_protected());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Create {
@@ -36,18 +42,62 @@ pub struct Create {
 }
 
 impl Create {
-    /// A create in `mode` with the open ACL.
+    /// A create in `mode` with the open ACL: no parents, not protected, not idempotent.
+    ///
+    /// See [`Create`] for an example.
     pub fn new(mode: CreateMode) -> Self {
         Self { options: CreateOptions::new(mode), parents: None, protected: false, idempotent: false }
     }
 
     /// Creates missing parents as persistent nodes.
+    ///
+    /// Parents get empty data and the open ACL, whatever the ACL of the node itself; the
+    /// namespace is created too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// fw.create("/a/b/c", "leaf", Create::new(CreateMode::Persistent).parents()).await?;
+    /// assert!(fw.client().exists("/a/b").await?.is_some());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn parents(mut self) -> Self {
         self.parents = Some(CreateMode::Persistent);
         self
     }
 
     /// Creates missing parents as container nodes (the server deletes them once empty).
+    ///
+    /// Recipes use it for their directories (`/locks/job-42`), so that directories do not pile
+    /// up; the server sweeps empty containers periodically (ZooKeeper's
+    /// `znode.container.checkIntervalMs`, one minute by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::{Create, Delete}};
+    ///
+    /// let spec = Create::new(CreateMode::Ephemeral).container_parents();
+    /// let lock = fw.create("/locks/job-42/lock", "", spec).await?;
+    /// fw.delete(&lock, Delete::new()).await?;
+    /// server.sweep_now(); // the server's periodic sweep, run now
+    /// assert_eq!(fw.client().exists("/locks/job-42").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn container_parents(mut self) -> Self {
         self.parents = Some(CreateMode::Container);
         self
@@ -57,6 +107,28 @@ impl Create {
     /// after a connection loss the node is looked up by that prefix instead of being created a
     /// second time. For ephemeral modes, a node found there that belongs to an older session is
     /// deleted and created again.
+    ///
+    /// The returned path includes the prefix. The prefix is Curator's, so Java and Rust
+    /// processes can share protected nodes (locks, leader latches).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::{Create, PROTECTED_PREFIX}};
+    ///
+    /// let spec = Create::new(CreateMode::EphemeralSequential).parents().protected();
+    /// let path = fw.create("/election/n-", "", spec).await?;
+    /// let name = path.strip_prefix("/election/").unwrap();
+    /// assert!(name.starts_with(PROTECTED_PREFIX)); // "_c_<uuid>-n-0000000000"
+    /// assert!(name.ends_with("-n-0000000000"));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn protected(mut self) -> Self {
         self.protected = true;
         self
@@ -64,29 +136,90 @@ impl Create {
 
     /// Idempotent: if the node already exists with exactly this data, the create succeeds
     /// (a retry after a connection loss then does not fail with NodeExists).
+    ///
+    /// Not for sequential modes, whose every create makes a new node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, ErrorCode, framework::Create};
+    ///
+    /// let spec = Create::new(CreateMode::Persistent).idempotent();
+    /// fw.create("/config", "v1", spec.clone()).await?;
+    /// fw.create("/config", "v1", spec.clone()).await?; // the same node: fine
+    /// let err = fw.create("/config", "v2", spec).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NodeExists);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
         self
     }
 
-    /// Sets the ACL.
+    /// Sets the ACL (the open ACL by default). Parents created by [`Create::parents`] keep the
+    /// open ACL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{Acl, CreateMode, ErrorCode, framework::Create};
+    ///
+    /// fw.create("/frozen", "v1", Create::new(CreateMode::Persistent).with_acl(Acl::read_unsafe())).await?;
+    /// let err = fw.set_data("/frozen", "v2", None).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NoAuth);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
         self.options.acl = acl;
         self
     }
 
-    /// Sets the TTL (TTL modes only).
+    /// Sets the TTL (TTL modes only; see [`CreateOptions::with_ttl`]).
+    ///
+    /// The server must have TTL nodes enabled (ZooKeeper's `zookeeper.extendedTypesEnabled`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use std::time::Duration;
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// let spec = Create::new(CreateMode::PersistentWithTtl).with_ttl(Duration::from_millis(50));
+    /// fw.create("/heartbeat", "", spec).await?;
+    /// tokio::time::sleep(Duration::from_millis(100)).await; // unmodified for longer than its TTL
+    /// server.sweep_now();
+    /// assert_eq!(fw.client().exists("/heartbeat").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.options.ttl = Some(ttl);
         self
     }
 
-    /// Whether protected mode is on.
+    /// Whether protected mode is on. See [`Create`] for an example.
     pub fn is_protected(&self) -> bool {
         self.protected
     }
 
-    /// The mode.
+    /// The mode. See [`Create`] for an example.
     pub fn mode(&self) -> CreateMode {
         self.options.mode
     }
@@ -123,8 +256,28 @@ impl Framework {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: a node may have been created when the future is dropped. Protected
-    /// mode lets a caller find it again by its prefix.
+    /// Not cancel safe: a node may have been created when the future is dropped, and nothing
+    /// deletes it (an ephemeral one goes with its session). A protected node left behind is
+    /// recognisable by its [`PROTECTED_PREFIX`], but its uuid is not returned to the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// let spec = Create::new(CreateMode::PersistentSequential).parents();
+    /// let path = fw.create("/jobs/job-", "payload", spec).await?;
+    /// assert_eq!(path, "/jobs/job-0000000000");
+    /// // A bare mode is a plain create.
+    /// fw.create("/jobs/latest", path.clone(), CreateMode::Persistent).await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, spec: impl Into<Create>) -> Result<String> {
         let spec = spec.into();
         let data = data.into();
@@ -213,6 +366,26 @@ impl Framework {
     /// # Errors
     ///
     /// NoAuth, NoChildrenForEphemerals as [`Error::Server`] after retries; connection errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in effect: dropping the future may leave some of the nodes created, and
+    /// calling it again completes the path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// fw.ensure_path("/services/web/instances").await?;
+    /// fw.ensure_path("/services/web/instances").await?; // nothing to do
+    /// assert!(fw.client().exists("/services/web").await?.is_some());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn ensure_path(&self, path: &str) -> Result<()> {
         self.with_retry(|client| {
             let fw = self.clone();
@@ -227,6 +400,29 @@ impl Framework {
     /// # Errors
     ///
     /// As [`Framework::ensure_path`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Framework::ensure_path`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::CreateMode;
+    ///
+    /// fw.ensure_container_path("/queues/q1").await?;
+    /// fw.create("/queues/q1/item", "", CreateMode::Persistent).await?;
+    /// fw.client().delete("/queues/q1/item", None).await?;
+    /// server.sweep_now(); // empty containers are deleted by the server
+    /// assert_eq!(fw.client().exists("/queues/q1").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn ensure_container_path(&self, path: &str) -> Result<()> {
         self.with_retry(|client| {
             let fw = self.clone();
@@ -264,6 +460,29 @@ impl Framework {
     /// # Errors
     ///
     /// As [`Client::set_data`], after retries.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the data may have been set when the future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, ErrorCode};
+    ///
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let stat = fw.set_data("/config", "v2", Some(0)).await?;
+    /// assert_eq!(stat.version, 1);
+    /// let stale = fw.set_data("/config", "v3", Some(0)).await.unwrap_err();
+    /// assert_eq!(stale.code(), ErrorCode::BadVersion);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn set_data(
         &self,
         path: &str,
@@ -299,6 +518,29 @@ impl Framework {
     /// [`Error::MultiFailed`] when an operation fails (nothing applied); connection errors
     /// after retries. A retry after ConnectionLoss may find the first attempt applied: guard
     /// such transactions with a [`crate::Op::check`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the transaction may have been applied when the future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, Op, OpResult};
+    ///
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let results = fw
+    ///     .transaction(vec![Op::check("/config", Some(0)), Op::set_data("/config", "v2", Some(0))])
+    ///     .await?;
+    /// assert!(matches!(&results[1], OpResult::SetData(stat) if stat.version == 1));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn transaction(&self, ops: Vec<crate::Op>) -> Result<Vec<crate::OpResult>> {
         self.with_retry(|client| client.multi(ops.clone())).await
     }

@@ -12,6 +12,18 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 
 /// How [`Framework::delete`] deletes a node.
+///
+/// `Delete::new()` (or `Delete::default()`) deletes any version of a leaf node once; the
+/// methods add a version check, recursion, idempotence and the background guarantee.
+///
+/// # Examples
+///
+/// ```
+/// use corral_core::framework::Delete;
+///
+/// let release = Delete::new().guaranteed().idempotent();
+/// assert_ne!(release, Delete::new());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delete {
     version: Option<i32>,
@@ -21,12 +33,31 @@ pub struct Delete {
 }
 
 impl Delete {
-    /// A plain delete of any version.
+    /// A plain delete of any version. See [`Framework::delete`] for an example.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Deletes only if the node's version matches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, ErrorCode, framework::Delete};
+    ///
+    /// fw.create("/task", "", CreateMode::Persistent).await?;
+    /// fw.set_data("/task", "claimed", None).await?; // version 1 now
+    /// let err = fw.delete("/task", Delete::new().version(0)).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::BadVersion);
+    /// fw.delete("/task", Delete::new().version(1)).await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn version(mut self, version: i32) -> Self {
         self.version = Some(version);
         self
@@ -35,18 +66,87 @@ impl Delete {
     /// Guaranteed (Curator's `guaranteed()`): if the delete cannot be done now for connection
     /// or session reasons, it keeps being retried in the background, across reconnects and new
     /// sessions, until it succeeds or the node is gone. Lock release depends on this.
+    ///
+    /// [`Framework::delete`] still returns the error; the background work shows in
+    /// [`Framework::pending_guaranteed_deletes`]. It gives up on BadVersion, NotEmpty and
+    /// NoAuth, and when the framework is closed. Only a delete that ran to its error goes on
+    /// in the background: dropping the `delete` future earlier cancels it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{CreateMode, Framework, RetryOneTime, framework::Delete};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .connection_timeout(Duration::from_millis(200))
+    ///     .retry_policy(RetryOneTime::new(Duration::from_millis(10)))
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// fw.create("/lock-1", "", CreateMode::Persistent).await?;
+    /// server.stop().await;
+    /// assert!(fw.delete("/lock-1", Delete::new().guaranteed()).await.is_err());
+    /// assert_eq!(fw.pending_guaranteed_deletes(), 1);
+    /// server.restart().await?;
+    /// while fw.pending_guaranteed_deletes() > 0 {
+    ///     tokio::time::sleep(Duration::from_millis(20)).await;
+    /// }
+    /// assert_eq!(fw.client().exists("/lock-1").await?, None);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn guaranteed(mut self) -> Self {
         self.guaranteed = true;
         self
     }
 
-    /// Deletes the node's descendants first.
+    /// Deletes the node's descendants first (depth first, one request each: not atomic).
+    ///
+    /// If another client adds a child meanwhile, the delete fails with NotEmpty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::framework::Delete;
+    ///
+    /// fw.ensure_path("/tree/a/b").await?;
+    /// fw.ensure_path("/tree/c").await?;
+    /// fw.delete("/tree", Delete::new().children()).await?;
+    /// assert_eq!(fw.client().exists("/tree").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn children(mut self) -> Self {
         self.children = true;
         self
     }
 
     /// A missing node counts as deleted (Curator's `quietly()` / idempotent delete).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::framework::Delete;
+    ///
+    /// let err = fw.delete("/gone", Delete::new()).await.unwrap_err();
+    /// assert!(err.is_no_node());
+    /// fw.delete("/gone", Delete::new().idempotent()).await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
         self
@@ -81,6 +181,29 @@ impl Framework {
     /// As [`Client::delete`] after retries (NoNode is success for an idempotent delete, and
     /// for a retry after a connection loss). A guaranteed delete returns the error too, and
     /// goes on in the background.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the node (or some descendants, with [`Delete::children`]) may have
+    /// been deleted when the future is dropped, and a guaranteed delete dropped before it
+    /// returned does not go on in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::Delete};
+    ///
+    /// fw.create("/session-1", "", CreateMode::Persistent).await?;
+    /// fw.delete("/session-1", Delete::new()).await?;
+    /// assert_eq!(fw.client().exists("/session-1").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, path: &str, spec: Delete) -> Result<()> {
         let mut attempt = 0u32;
         let result = self

@@ -567,7 +567,8 @@ impl Framework {
     /// let suspended = changes.next().await.unwrap();
     /// let reconnected = changes.next().await.unwrap();
     /// assert_eq!((suspended.state, reconnected.state), (ConnectionState::Suspended, ConnectionState::Reconnected));
-    /// assert_eq!(reconnected.epoch, suspended.epoch); // the same session
+    /// assert_eq!(reconnected.epoch, suspended.epoch); // the same session,
+    /// assert_eq!(reconnected.connection, suspended.connection + 1); // a new connection
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```

@@ -8,6 +8,17 @@ use futures::Stream;
 use tokio::sync::watch;
 
 /// The connection state of a [`crate::Framework`], Curator's vocabulary.
+///
+/// ```text
+/// CONNECTED → SUSPENDED → RECONNECTED (same session) → SUSPENDED → …
+///                  ↓
+///                LOST → RECONNECTED (new session, next epoch)
+/// ```
+///
+/// READ_ONLY takes the place of CONNECTED or RECONNECTED on a read-only server. See
+/// [`Framework::state_changes`](crate::Framework::state_changes) and
+/// [`FrameworkBuilder::lost_after_percent`](crate::FrameworkBuilder::lost_after_percent) for
+/// examples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionState {
     /// The first session is established.
@@ -28,6 +39,15 @@ pub enum ConnectionState {
 
 impl ConnectionState {
     /// Whether the framework is connected (Connected, Reconnected or ReadOnly).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::ConnectionState;
+    ///
+    /// assert!(ConnectionState::Reconnected.is_connected());
+    /// assert!(!ConnectionState::Suspended.is_connected());
+    /// ```
     pub fn is_connected(self) -> bool {
         matches!(self, Self::Connected | Self::Reconnected | Self::ReadOnly)
     }
@@ -38,6 +58,8 @@ impl ConnectionState {
 /// `epoch` counts sessions: 1 for the first session, +1 for every new session after LOST, so
 /// "RECONNECTED, same session" (same epoch as the SUSPENDED before it) and "RECONNECTED, new
 /// session" (higher epoch) are told apart — which Curator cannot do.
+///
+/// See [`Framework::state_changes`](crate::Framework::state_changes) for an example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnectionStateChange {
     /// The state.
@@ -53,6 +75,9 @@ pub struct ConnectionStateChange {
 }
 
 /// Which connection states count as errors for recipes (Curator's `ConnectionStateErrorPolicy`).
+///
+/// Set with [`FrameworkBuilder::error_policy`](crate::FrameworkBuilder::error_policy); see
+/// [`ErrorPolicy::is_error`] for an example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ErrorPolicy {
     /// SUSPENDED and LOST are errors: a lock holder or leader gives up as soon as the
@@ -66,6 +91,16 @@ pub enum ErrorPolicy {
 
 impl ErrorPolicy {
     /// Whether `state` is an error under this policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{ConnectionState, ErrorPolicy};
+    ///
+    /// assert!(ErrorPolicy::Standard.is_error(ConnectionState::Suspended));
+    /// assert!(!ErrorPolicy::SessionOnly.is_error(ConnectionState::Suspended));
+    /// assert!(ErrorPolicy::SessionOnly.is_error(ConnectionState::Lost));
+    /// ```
     pub fn is_error(self, state: ConnectionState) -> bool {
         match self {
             Self::Standard => matches!(state, ConnectionState::Suspended | ConnectionState::Lost),
@@ -144,6 +179,14 @@ impl ConnectionStateChange {
 /// A consumer that falls behind sees the latest state, never a backlog: memory does not grow
 /// however slowly it reads. LOST is never skipped: if a LOST happened since the last item
 /// read, it comes first, then the latest state.
+///
+/// See [`Framework::state_changes`](crate::Framework::state_changes) and
+/// [`FrameworkBuilder::lost_after_percent`](crate::FrameworkBuilder::lost_after_percent) for
+/// examples.
+///
+/// # Cancel safety
+///
+/// Dropping a `next()` future loses no transition.
 pub struct StateChanges {
     rx: Pin<Box<dyn Stream<Item = ConnectionStateChange> + Send>>,
 }
