@@ -591,9 +591,8 @@ impl Client {
     /// A stream of session events from now on: connected (new or resumed), disconnected,
     /// expired, auth failed, closed. Every event is delivered, in order.
     ///
-    /// The stream is unbounded: read it, or drop it. Nothing comes after the session's last
-    /// event (expired, auth failed or closed), but the stream itself ends only once every
-    /// handle of this client is dropped; a stream taken after the session ended gets nothing.
+    /// The stream is unbounded: read it, or drop it. It ends after the session's last event
+    /// (expired, auth failed or closed); a stream taken after the session ended is empty.
     ///
     /// # Examples
     ///
@@ -616,7 +615,10 @@ impl Client {
     /// ```
     pub fn session_events(&self) -> impl Stream<Item = SessionEvent> + Send + Unpin + 'static {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.inner.shared.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        // After the session has ended the stream is empty (its last event went out already).
+        if !self.inner.shared.state.borrow().is_terminal() {
+            self.inner.shared.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        }
         tokio_stream_from(rx)
     }
 

@@ -23,6 +23,8 @@ pub(crate) struct ManagerConfig {
     /// New sessions start after a uniform random pause in `[0, resession_jitter]`.
     pub(crate) resession_jitter: Duration,
     pub(crate) seed: Option<u64>,
+    /// Create the namespace (the chroot) at the start of every session.
+    pub(crate) ensure_namespace: bool,
 }
 
 /// Why one client's life ended.
@@ -67,7 +69,17 @@ pub(crate) async fn run(
             tokio::select! {
                 event = events.next() => match event {
                     Some(SessionEvent::Connected { session_id: id, read_only, .. }) => {
+                        let first_of_session = session_id == 0;
                         session_id = id;
+                        if first_of_session && config.ensure_namespace && !read_only {
+                            // Curator creates the namespace on first use; here it exists before
+                            // CONNECTED is posted, so every operation after it finds it.
+                            match tokio::time::timeout(Duration::from_secs(5), client.ensure_chroot()).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the namespace yet"),
+                                Err(_) => tracing::warn!("creating the namespace timed out"),
+                            }
+                        }
                         suspended_since = None;
                         let state = if read_only {
                             ConnectionState::ReadOnly

@@ -116,8 +116,9 @@ impl FrameworkBuilder {
         }
     }
 
-    /// Every path is relative to `/<namespace>` (created on first use by operations that create
-    /// parents). Combines with a chroot in the connect string.
+    /// Every path is relative to `/<namespace>`, which the framework creates (with its
+    /// parents) at the start of every session, before posting CONNECTED or RECONNECTED.
+    /// Combines with a chroot in the connect string.
     ///
     /// Leading and trailing slashes are ignored; an empty namespace means none. A namespace that
     /// is not a valid path makes [`FrameworkBuilder::start`] fail.
@@ -133,7 +134,7 @@ impl FrameworkBuilder {
     ///
     /// let fw = Framework::builder(server.connect_string()).namespace("my-app").start()?;
     /// fw.wait_until_connected(Duration::from_secs(5)).await?;
-    /// fw.create("/config", "v1", Create::new(CreateMode::Persistent).parents()).await?;
+    /// fw.create("/config", "v1", Create::new(CreateMode::Persistent)).await?;
     ///
     /// let root = Client::connect(&server.connect_string()).await?;
     /// assert!(root.exists("/my-app/config").await?.is_some());
@@ -386,6 +387,7 @@ impl FrameworkBuilder {
             lost_after_percent: self.lost_after_percent,
             resession_jitter: self.resession_jitter,
             seed: self.seed,
+            ensure_namespace: self.namespace.is_some(),
         };
         let manager = tokio::spawn(manager::run(shared.clone(), config, close_rx, (first, Box::pin(events))));
         Ok(Framework {

@@ -114,6 +114,11 @@ pub(crate) enum Command {
     Close(oneshot::Sender<()>),
 }
 
+/// A connection that ends sooner than this after its handshake counts as a quick drop.
+const QUICK_DROP: Duration = Duration::from_millis(500);
+/// The base of the jittered pause after quick drops in a row (doubles each time, up to 64×).
+const QUICK_DROP_PAUSE: Duration = Duration::from_millis(10);
+
 /// How the task ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Terminal {
@@ -213,20 +218,35 @@ impl SessionTask {
 
     /// Runs the session until it ends for good.
     pub(crate) async fn run(mut self) {
-        let span = tracing::info_span!("session", session_id = tracing::field::Empty);
-        let _ = &span;
+        // Connections that die right after the handshake (a server that accepts and closes, two
+        // clients fighting over one session) must not turn into a tight reconnect loop: each
+        // quick drop in a row doubles a jittered pause, as a failed round of hosts does.
+        let mut quick_drops = 0u32;
         let terminal = loop {
             self.shared.state.send_replace(SessionState::Connecting);
             let conn = match self.connect_phase().await {
                 Ok(conn) => conn,
                 Err(terminal) => break terminal,
             };
+            let connected_at = Instant::now();
             match self.connection_phase(conn).await {
                 io::ConnEnd::Disconnected(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "disconnected");
                     self.shared.emit(SessionEvent::Disconnected { reason });
                 }
                 io::ConnEnd::Terminal(terminal) => break terminal,
+            }
+            if connected_at.elapsed() < QUICK_DROP {
+                quick_drops = (quick_drops + 1).min(6);
+                let max = QUICK_DROP_PAUSE * (1 << quick_drops);
+                let pause = Duration::from_micros(fastrand::u64(0..=max.as_micros() as u64));
+                tracing::debug!(quick_drops, ?pause, "connection dropped right away; pausing before reconnecting");
+                self.shared.state.send_replace(SessionState::Connecting);
+                if let Err(terminal) = self.serve_disconnected(tokio::time::sleep(pause)).await {
+                    break terminal;
+                }
+            } else {
+                quick_drops = 0;
             }
         };
         self.finish(terminal);
@@ -328,6 +348,8 @@ impl SessionTask {
         tracing::info!(session_id = format_args!("{:#x}", self.session_id), ?terminal, "session ended");
         self.shared.state.send_replace(terminal.state());
         self.shared.emit(terminal.event());
+        // The session is over: end every event stream after this last event.
+        self.shared.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.commands.close();
         for q in self.queued.drain(..) {
             let _ = q.pending.reply.send(Err(terminal.error()));
