@@ -273,3 +273,23 @@ async fn watches_are_restored_in_batches_under_the_frame_limit() {
     }
     assert_eq!((restored, persistent), (400, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_closes_right_after_the_handshake_does_not_cause_a_reconnect_storm() {
+    let (client, mut conns) = setup(Duration::from_secs(3)).await;
+    let start = Instant::now();
+    let mut attempts = 0;
+    // Accept every handshake and hang up at once, for one second of (virtual) time.
+    while start.elapsed() < Duration::from_secs(1) {
+        let next = tokio::time::timeout(Duration::from_secs(1), conns.recv()).await;
+        let Ok(Some(io)) = next else { break };
+        let mut peer = Peer { io, buf: BytesMut::new() };
+        peer.handshake(3000, 0x42).await;
+        drop(peer);
+        attempts += 1;
+    }
+    // With jittered, doubling pauses (10 ms base, up to 640 ms) a second holds a handful of
+    // attempts, not thousands.
+    assert!(attempts >= 2 && attempts <= 20, "{attempts} connection attempts in one second");
+    assert!(!client.state().borrow().is_terminal());
+}
