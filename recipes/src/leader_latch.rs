@@ -318,12 +318,18 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
             }
         }
     }
+    // Step down before the node goes, so that no successor leads while we still say we do.
     let mode = *stop.borrow();
+    if mode == Stop::Silent {
+        leader.send_if_modified(|l| {
+            *l = false;
+            false
+        });
+    } else {
+        set(false);
+    }
     if let Some(m) = member {
         let _ = fw.delete(&m.path, Delete::new().guaranteed().idempotent()).await;
-    }
-    if mode == Stop::Notify {
-        set(false);
     }
 }
 

@@ -506,7 +506,7 @@ async fn never_held_by_both(env: &common::Env, peer: &mut Peer) {
             Hold { who: "java", t0: f[2].parse().expect("t0"), t1: f[3].parse().expect("t1") }
         })
         .collect();
-    assert_eq!(done, format!("MUTEX_DONE java {ROUNDS} 0"), "Curator's side: {violations:?}");
+    assert_eq!(done, format!("MUTEX_DONE java {ROUNDS} 0"), "Curator reported violations: {violations:?}");
     assert_eq!(java_holds.len(), ROUNDS, "Curator acquired every time");
     assert_eq!(holds.len(), 2 * ROUNDS, "Corral acquired every time");
     assert!(violations.is_empty(), "mutual exclusion violated: {violations:?}");
@@ -610,9 +610,15 @@ impl Leaders {
         })
     }
 
-    /// Waits until `leader` alone leads, then checks it stays so for 200 ms.
+    /// Waits until `leader` alone leads (never more than one meanwhile), then checks it stays
+    /// so for 200 ms.
     async fn settle(&self, leader: &str) {
-        common::eventually(&format!("{leader} alone leads"), || async { self.now() == [leader] }).await;
+        common::eventually(&format!("{leader} alone leads"), || async {
+            let now = self.now();
+            assert!(now.len() <= 1, "two leaders at once: {now:?}");
+            now == [leader]
+        })
+        .await;
         for _ in 0..40 {
             assert_eq!(self.now(), [leader], "leadership flapped");
             tokio::time::sleep(Duration::from_millis(5)).await;
