@@ -16,12 +16,16 @@
 //!   `__WRIT__`), with a downgrade that lets no writer in between.
 //! - [`semaphore::SemaphoreV2`] and [`semaphore::SemaphoreMutex`]: Curator's `locks/` +
 //!   `leases/lease-` layout; [`multi_lock::MultiLock`]: several locks as one.
+//! - [`cache::Cache`]: a subtree mirror on one persistent recursive watch that never misses a
+//!   change (resyncs by czxid/mzxid after every reconnect); [`cache::NodeCache`] and
+//!   [`cache::ChildrenCache`] as views.
 //! - [`group_member::GroupMember`]: group membership with member data.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
+pub mod cache;
 pub mod group_member;
 pub mod leader_latch;
 pub mod leader_selector;

@@ -1,0 +1,198 @@
+//! The cache engine: randomized consistency under faults, delete-and-recreate while
+//! disconnected, watch release on close.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use corral_recipes::cache::{Cache, CacheEvent, CachedNode, ChildrenCache, NodeCache};
+use corral_recipes::{Client, CreateMode, Framework, RetryNTimes};
+use futures::StreamExt;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The server's tree below `root`: path → (data, czxid, mzxid).
+async fn server_tree(client: &Client, root: &str) -> BTreeMap<String, (Vec<u8>, i64, i64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        let Ok((data, stat)) = client.get_data(&path).await else { continue };
+        out.insert(path.clone(), (data.to_vec(), stat.czxid, stat.mzxid));
+        if let Ok(children) = client.get_children(&path).await {
+            stack.extend(children.into_iter().map(|c| format!("{path}/{c}")));
+        }
+    }
+    out
+}
+
+fn view(map: &BTreeMap<String, CachedNode>) -> BTreeMap<String, (Vec<u8>, i64, i64)> {
+    map.iter().map(|(p, n)| (p.clone(), (n.data.to_vec(), n.stat.czxid, n.stat.mzxid))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
+    let env = common::embedded("cache-random").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let cache = Cache::builder(&fw, "/tree").start();
+    let mut events = cache.events();
+    cache.wait_initialized(T).await.unwrap();
+
+    // Replay the event stream into a map of its own: it must end up equal to the view.
+    let replay = tokio::spawn(async move {
+        let mut map = BTreeMap::new();
+        while let Some(event) = events.next().await {
+            match event {
+                CacheEvent::Created { path, node } => {
+                    map.insert(path, node);
+                }
+                CacheEvent::Changed { path, new, .. } => {
+                    map.insert(path, new);
+                }
+                CacheEvent::Deleted { path, .. } => {
+                    map.remove(&path);
+                }
+                _ => {}
+            }
+        }
+        map
+    });
+
+    let writer = env.client().await;
+    let names = ["a", "b", "c"];
+    let paths: Vec<String> = std::iter::once("/tree".to_owned())
+        .chain(names.iter().map(|n| format!("/tree/{n}")))
+        .chain(names.iter().flat_map(|n| names.iter().map(move |m| format!("/tree/{n}/{m}"))))
+        .collect();
+    for step in 0..300 {
+        let path = &paths[fastrand::usize(..paths.len())];
+        match fastrand::u8(..4) {
+            0 | 1 => {
+                let _ = writer.create(path, step.to_string(), CreateMode::Persistent).await;
+            }
+            2 => {
+                let _ = writer.set_data(path, step.to_string(), None).await;
+            }
+            _ => {
+                let _ = writer.delete(path, None).await;
+            }
+        }
+        if step % 40 == 0 {
+            let session = fw.client().session_id();
+            if step % 120 == 0 {
+                server.expire_session(session);
+            } else {
+                server.drop_connection(session);
+            }
+        }
+    }
+    // Quiescence: the view equals the server's tree.
+    let expected = server_tree(&writer, "/tree").await;
+    common::eventually("the cache matches the server", || {
+        let (cache, expected, fw) = (&cache, &expected, &fw);
+        async move { fw.current_state().state.is_connected() && view(&cache.snapshot()) == *expected }
+    })
+    .await;
+    let snapshot = cache.snapshot();
+    cache.close().await;
+    drop(cache);
+    let replayed = tokio::time::timeout(T, replay).await.unwrap().unwrap();
+    assert_eq!(view(&replayed), view(&snapshot), "the event stream replays to the same tree");
+    writer.close().await;
+    fw.close().await;
+}
+
+#[tokio::test]
+async fn delete_and_recreate_while_disconnected_is_never_silent() {
+    let cluster = corral_server::testing::TestingCluster::with_builder(
+        2,
+        corral_server::Server::builder().tick_time(Duration::from_millis(2000)),
+    )
+    .await
+    .unwrap();
+    let fw = Framework::builder(cluster.addr(0).to_string())
+        .session_timeout(Duration::from_secs(20))
+        .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
+        .start()
+        .unwrap();
+    let writer = Client::connect(&cluster.addr(1).to_string()).await.unwrap();
+    writer.create("/svc", "", CreateMode::Persistent).await.unwrap();
+    writer.create("/svc/x", "old", CreateMode::Persistent).await.unwrap();
+    let cache = Cache::builder(&fw, "/svc").start();
+    cache.wait_initialized(T).await.unwrap();
+    let old_czxid = cache.get("/svc/x").unwrap().stat.czxid;
+    let mut events = cache.events();
+
+    // The cache's member goes silent; meanwhile /svc/x is deleted and created again, with the
+    // same version (0) and the same data length — only its czxid tells.
+    cluster.pause_member(0);
+    fw.client().drop_connection();
+    writer.delete("/svc/x", None).await.unwrap();
+    writer.create("/svc/x", "new", CreateMode::Persistent).await.unwrap();
+    cluster.resume_member(0);
+
+    let mut saw = Vec::new();
+    tokio::time::timeout(T, async {
+        while let Some(event) = events.next().await {
+            match event {
+                CacheEvent::Deleted { path, .. } if path == "/svc/x" => saw.push("deleted"),
+                CacheEvent::Created { path, .. } if path == "/svc/x" => {
+                    saw.push("created");
+                    break;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the re-creation surfaced");
+    assert_eq!(saw, ["deleted", "created"]);
+    let node = cache.get("/svc/x").unwrap();
+    assert!(node.stat.czxid > old_czxid);
+    assert_eq!(&node.data[..], b"new");
+    cache.close().await;
+    writer.close().await;
+    fw.close().await;
+}
+
+#[tokio::test]
+async fn node_and_children_views_and_watches_released_on_close() {
+    for env in common::envs("cache-views").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        let writer = env.client().await;
+        writer.create("/p", "root", CreateMode::Persistent).await.unwrap();
+        writer.create("/p/a", "1", CreateMode::Persistent).await.unwrap();
+        writer.create("/p/a/deep", "x", CreateMode::Persistent).await.unwrap();
+        let node = NodeCache::start(&fw, "/p");
+        let children = ChildrenCache::start(&fw, "/p");
+        node.cache().wait_initialized(T).await.unwrap();
+        children.cache().wait_initialized(T).await.unwrap();
+        assert_eq!(&node.current().unwrap().data[..], b"root");
+        assert_eq!(children.current().keys().collect::<Vec<_>>(), ["a"], "depth 1 only");
+        writer.create("/p/b", "2", CreateMode::Persistent).await.unwrap();
+        writer.set_data("/p", "changed", None).await.unwrap();
+        common::eventually("views follow", || async {
+            children.current().len() == 2 && node.current().is_some_and(|n| &n.data[..] == b"changed")
+        })
+        .await;
+        assert!(fw.client().watcher_count().await >= 2);
+        node.cache().close().await;
+        children.cache().close().await;
+        common::eventually("watches released", || async { fw.client().watcher_count().await == 0 }).await;
+        // The root deleted and created again: the cache follows.
+        let tree = Cache::builder(&fw, "/p").start();
+        tree.wait_initialized(T).await.unwrap();
+        writer.delete("/p/a/deep", None).await.unwrap();
+        writer.delete("/p/a", None).await.unwrap();
+        writer.delete("/p/b", None).await.unwrap();
+        writer.delete("/p", None).await.unwrap();
+        common::eventually("root gone", || async { tree.snapshot().is_empty() }).await;
+        writer.create("/p", "again", CreateMode::Persistent).await.unwrap();
+        common::eventually("root back", || async { tree.get("/p").is_some_and(|n| &n.data[..] == b"again") }).await;
+        tree.close().await;
+        writer.close().await;
+        fw.close().await;
+    }
+}
