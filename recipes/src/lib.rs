@@ -19,6 +19,9 @@
 //! - [`cache::Cache`]: a subtree mirror on one persistent recursive watch that never misses a
 //!   change (resyncs by czxid/mzxid after every reconnect); [`cache::NodeCache`] and
 //!   [`cache::ChildrenCache`] as views.
+//! - [`discovery`]: service discovery compatible with Curator's `curator-x-discovery`
+//!   (`ServiceDiscovery`, `ServiceInstance` in Curator's JSON, `ServiceCache`,
+//!   `ServiceProvider`).
 //! - [`group_member::GroupMember`]: group membership with member data.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
@@ -26,6 +29,7 @@
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
 pub mod cache;
+pub mod discovery;
 pub mod group_member;
 pub mod leader_latch;
 pub mod leader_selector;

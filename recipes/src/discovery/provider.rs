@@ -1,0 +1,181 @@
+//! [`ServiceProvider`]: picks an instance of a service, and keeps away from failing ones.
+
+use std::collections::HashMap;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::instance::ServiceInstance;
+use super::service_cache::ServiceCache;
+
+/// How a [`ServiceProvider`] picks among instances (Curator's `ProviderStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderStrategy {
+    /// A uniformly random instance each time.
+    #[default]
+    Random,
+    /// Each instance in turn.
+    RoundRobin,
+    /// The same instance as last time while it exists and is up; then another one.
+    Sticky,
+}
+
+/// Marks an instance down after `error_threshold` errors within `window`, for `down_for`
+/// (Curator's `DownInstancePolicy`: 30 s, 2 errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownInstancePolicy {
+    /// How long an instance stays down.
+    pub down_for: Duration,
+    /// Errors that make it down.
+    pub error_threshold: usize,
+    /// The window the errors are counted in.
+    pub window: Duration,
+}
+
+impl Default for DownInstancePolicy {
+    fn default() -> Self {
+        Self { down_for: Duration::from_secs(30), error_threshold: 2, window: Duration::from_secs(30) }
+    }
+}
+
+/// Picks instances of one service from a live [`ServiceCache`] (Curator's `ServiceProvider`).
+///
+/// Disabled instances (`enabled: false`) are never picked; instances reported with
+/// [`ServiceProvider::note_error`] too often are skipped for a while.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::Framework;
+/// use corral_recipes::discovery::{ProviderStrategy, ServiceDiscovery, ServiceInstance};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+/// for port in [8080, 8081] {
+///     discovery.register(ServiceInstance::builder("api").address("10.0.0.5").port(port).build()).await?;
+/// }
+/// let provider = discovery.provider("api", ProviderStrategy::RoundRobin);
+/// provider.wait_ready(Duration::from_secs(10), 2).await?;
+/// let a = provider.get_instance().unwrap().port;
+/// let b = provider.get_instance().unwrap().port;
+/// assert_ne!(a, b);
+/// # provider.close().await; discovery.close().await; fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServiceProvider<T = serde_json::Value> {
+    cache: ServiceCache<T>,
+    strategy: ProviderStrategy,
+    policy: DownInstancePolicy,
+    next: AtomicUsize,
+    sticky: StdMutex<Option<String>>,
+    errors: StdMutex<HashMap<String, Vec<Instant>>>,
+    down_until: StdMutex<HashMap<String, Instant>>,
+}
+
+impl<T: DeserializeOwned + Clone + Send + 'static> ServiceProvider<T> {
+    /// A provider over `cache` with `strategy` and the default down-instance policy.
+    pub fn new(cache: ServiceCache<T>, strategy: ProviderStrategy) -> Self {
+        Self {
+            cache,
+            strategy,
+            policy: DownInstancePolicy::default(),
+            next: AtomicUsize::new(0),
+            sticky: StdMutex::new(None),
+            errors: StdMutex::new(HashMap::new()),
+            down_until: StdMutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets the down-instance policy.
+    pub fn with_down_policy(mut self, policy: DownInstancePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Waits until the cache is loaded and has at least `min_instances` instances.
+    ///
+    /// # Errors
+    ///
+    /// [`corral_core::Error::Timeout`] after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration, min_instances: usize) -> corral_core::Result<()> {
+        let deadline = Instant::now() + timeout;
+        self.cache.wait_initialized(timeout).await?;
+        while self.cache.instances().len() < min_instances {
+            if Instant::now() >= deadline {
+                return Err(corral_core::Error::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Every instance that may be picked now (enabled and not down), by id.
+    pub fn get_all_instances(&self) -> Vec<ServiceInstance<T>> {
+        let now = Instant::now();
+        let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        down.retain(|_, until| *until > now);
+        self.cache.instances().into_values().filter(|i| i.is_enabled() && !down.contains_key(&i.id)).collect()
+    }
+
+    /// Picks an instance with the provider's strategy, or `None` if none is available.
+    pub fn get_instance(&self) -> Option<ServiceInstance<T>> {
+        let instances = self.get_all_instances();
+        if instances.is_empty() {
+            return None;
+        }
+        match self.strategy {
+            ProviderStrategy::Random => instances.get(fastrand::usize(..instances.len())).cloned(),
+            ProviderStrategy::RoundRobin => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % instances.len();
+                instances.get(i).cloned()
+            }
+            ProviderStrategy::Sticky => {
+                let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(id) = sticky.as_ref()
+                    && let Some(i) = instances.iter().find(|i| &i.id == id)
+                {
+                    return Some(i.clone());
+                }
+                let pick = instances.get(fastrand::usize(..instances.len())).cloned();
+                *sticky = pick.as_ref().map(|i| i.id.clone());
+                pick
+            }
+        }
+    }
+
+    /// Reports that talking to `instance` failed; after enough errors within the window it is
+    /// skipped for a while (see [`DownInstancePolicy`]).
+    pub fn note_error(&self, instance: &ServiceInstance<T>) {
+        let now = Instant::now();
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let list = errors.entry(instance.id.clone()).or_default();
+        list.retain(|t| now.duration_since(*t) < self.policy.window);
+        list.push(now);
+        if list.len() >= self.policy.error_threshold {
+            list.clear();
+            tracing::info!(id = %instance.id, down_for = ?self.policy.down_for, "instance marked down");
+            self.down_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(instance.id.clone(), now + self.policy.down_for);
+        }
+    }
+
+    /// The underlying cache.
+    pub fn cache(&self) -> &ServiceCache<T> {
+        &self.cache
+    }
+
+    /// Stops the provider's cache.
+    pub async fn close(&self) {
+        self.cache.close().await;
+    }
+}

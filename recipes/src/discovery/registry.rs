@@ -1,0 +1,245 @@
+//! [`ServiceDiscovery`]: registering this process's instances and keeping them registered.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use corral_core::{CreateMode, Error, Framework, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::instance::{ServiceInstance, ServiceType};
+use super::provider::{ProviderStrategy, ServiceProvider};
+use super::service_cache::ServiceCache;
+use crate::persistent_node::PersistentNode;
+
+/// Registers and finds service instances (Curator's `ServiceDiscovery`).
+///
+/// This process's registrations are an authoritative set kept in memory: each dynamic instance
+/// is a [`PersistentNode`], so after a new session, or when someone deletes the node, it comes
+/// back by itself — with the *latest* data, because [`ServiceDiscovery::update`] goes through
+/// the same set (Curator's stale re-registration bugs, CURATOR-146/181).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::Framework;
+/// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+/// let me = ServiceInstance::builder("api").address("10.0.0.5").port(8080).build();
+/// discovery.register(me.clone()).await?;
+/// assert_eq!(discovery.query_for_names().await?, ["api"]);
+/// assert_eq!(discovery.query_for_instances("api").await?, [me]);
+/// discovery.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServiceDiscovery<T = serde_json::Value> {
+    fw: Framework,
+    base: String,
+    registered: StdMutex<HashMap<String, Registration<T>>>,
+    _payload: PhantomData<fn() -> T>,
+}
+
+#[derive(Debug)]
+struct Registration<T> {
+    instance: ServiceInstance<T>,
+    node: Arc<PersistentNode>,
+}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDiscovery<T> {
+    /// Discovery under `base` (for example `/services`).
+    pub fn new(fw: &Framework, base: impl Into<String>) -> Self {
+        let base = base.into();
+        let base = if base.len() > 1 { base.trim_end_matches('/').to_owned() } else { base };
+        Self { fw: fw.clone(), base, registered: StdMutex::new(HashMap::new()), _payload: PhantomData }
+    }
+
+    /// The base path.
+    pub fn base_path(&self) -> &str {
+        &self.base
+    }
+
+    fn service_path(&self, name: &str) -> String {
+        if self.base == "/" { format!("/{name}") } else { format!("{}/{name}", self.base) }
+    }
+
+    fn instance_path(&self, name: &str, id: &str) -> String {
+        format!("{}/{id}", self.service_path(name))
+    }
+
+    /// Registers `instance` and waits until its node exists. Dynamic instances are kept
+    /// registered from then on (re-created after a new session or a delete).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadArguments`] for an id already registered by this process or a payload that
+    /// does not serialize; [`Error::Timeout`] if the node could not be created within the
+    /// connection timeout (the registration stands and keeps being attempted).
+    pub async fn register(&self, instance: ServiceInstance<T>) -> Result<()> {
+        let json = instance.to_json().map_err(|e| Error::BadArguments(format!("payload: {e}")))?;
+        let path = self.instance_path(&instance.name, &instance.id);
+        let mode = match instance.service_type {
+            ServiceType::Dynamic => CreateMode::Ephemeral,
+            ServiceType::DynamicSequential => CreateMode::EphemeralSequential,
+            ServiceType::Static | ServiceType::Permanent => CreateMode::Persistent,
+        };
+        let node = {
+            let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+            if registered.contains_key(&instance.id) {
+                return Err(Error::BadArguments(format!("instance {} is registered already", instance.id)));
+            }
+            let node = Arc::new(PersistentNode::start(&self.fw, path, mode, json));
+            registered.insert(instance.id.clone(), Registration { instance, node: node.clone() });
+            node
+        };
+        node.wait_for_initial_create(self.fw.connection_timeout()).await
+    }
+
+    /// Replaces a registered instance's data; every later re-registration uses the new data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadArguments`] if the instance was not registered by this process; connection
+    /// errors (the new data is kept and used by the next re-creation).
+    pub async fn update(&self, instance: ServiceInstance<T>) -> Result<()> {
+        let json = instance.to_json().map_err(|e| Error::BadArguments(format!("payload: {e}")))?;
+        let node = {
+            let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(reg) = registered.get_mut(&instance.id) else {
+                return Err(Error::BadArguments(format!("instance {} is not registered here", instance.id)));
+            };
+            reg.instance = instance;
+            reg.node.clone()
+        };
+        node.set_data(json).await
+    }
+
+    /// Unregisters an instance registered by this process (its node is deleted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadArguments`] if the instance was not registered by this process.
+    pub async fn unregister(&self, id: &str) -> Result<()> {
+        let reg = self.registered.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        match reg {
+            Some(reg) => {
+                reg.node.close().await;
+                Ok(())
+            }
+            None => Err(Error::BadArguments(format!("instance {id} is not registered here"))),
+        }
+    }
+
+    /// The instances this process has registered.
+    pub fn registrations(&self) -> Vec<ServiceInstance<T>> {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner()).values().map(|r| r.instance.clone()).collect()
+    }
+
+    /// The names of every service under the base path, sorted.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries.
+    pub async fn query_for_names(&self) -> Result<Vec<String>> {
+        let base = self.base.clone();
+        let mut names = self
+            .fw
+            .with_retry(move |client| {
+                let base = base.clone();
+                async move {
+                    match client.get_children(&base).await {
+                        Err(e) if e.is_no_node() => Ok(Vec::new()),
+                        other => other,
+                    }
+                }
+            })
+            .await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every instance of `name` (sorted by id). Nodes that do not parse as instances are
+    /// skipped with a warning.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries.
+    pub async fn query_for_instances(&self, name: &str) -> Result<Vec<ServiceInstance<T>>> {
+        let path = self.service_path(name);
+        let mut instances = self
+            .fw
+            .with_retry(move |client| {
+                let path = path.clone();
+                async move {
+                    let ids = match client.get_children(&path).await {
+                        Err(e) if e.is_no_node() => return Ok(Vec::new()),
+                        other => other?,
+                    };
+                    // Pipelined: one round trip for all the reads.
+                    let reads: Vec<_> = ids.iter().map(|id| client.get_data(&format!("{path}/{id}"))).collect();
+                    let mut out = Vec::new();
+                    for (id, read) in ids.iter().zip(reads) {
+                        match read.await {
+                            Ok((data, _)) => match ServiceInstance::from_json(&data) {
+                                Ok(instance) => out.push(instance),
+                                Err(e) => tracing::warn!(%path, %id, error = %e, "not a service instance"),
+                            },
+                            Err(e) if e.is_no_node() => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(out)
+                }
+            })
+            .await?;
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(instances)
+    }
+
+    /// One instance of `name` by id.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries.
+    pub async fn query_for_instance(&self, name: &str, id: &str) -> Result<Option<ServiceInstance<T>>> {
+        match self.fw.client().get_data(&self.instance_path(name, id)).await {
+            Ok((data, _)) => Ok(ServiceInstance::from_json(&data).ok()),
+            Err(e) if e.is_no_node() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A live cache of `name`'s instances.
+    pub fn service_cache(&self, name: &str) -> ServiceCache<T> {
+        ServiceCache::start(&self.fw, self.service_path(name))
+    }
+
+    /// A provider for `name` with `strategy`, on its own cache.
+    pub fn provider(&self, name: &str, strategy: ProviderStrategy) -> ServiceProvider<T> {
+        ServiceProvider::new(self.service_cache(name), strategy)
+    }
+
+    /// Unregisters everything this process registered.
+    pub async fn close(&self) {
+        let regs: Vec<Registration<T>> =
+            self.registered.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
+        for reg in regs {
+            reg.node.close().await;
+        }
+    }
+
+    /// How long to wait for a registration's node (the framework's connection timeout).
+    pub fn registration_timeout(&self) -> Duration {
+        self.fw.connection_timeout()
+    }
+}
