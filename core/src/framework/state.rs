@@ -37,6 +37,19 @@ pub enum ConnectionState {
     ReadOnly,
 }
 
+/// Curator's names: `CONNECTED`, `SUSPENDED`, `RECONNECTED`, `LOST`, `READ_ONLY`.
+impl std::fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connected => "CONNECTED",
+            Self::Suspended => "SUSPENDED",
+            Self::Reconnected => "RECONNECTED",
+            Self::Lost => "LOST",
+            Self::ReadOnly => "READ_ONLY",
+        })
+    }
+}
+
 impl ConnectionState {
     /// Whether the framework is connected (Connected, Reconnected or ReadOnly).
     ///
