@@ -27,8 +27,8 @@
 //! - Every four-letter word is enabled by default (ZooKeeper enables only `srvr`).
 //! - Nothing is persisted; a [`testing::TestingServer`] restart keeps the state in memory.
 //! - SASL is not supported: a SASL packet is answered AuthFailed and the connection closed.
-//! - Notifications carry zxid −1 and create results inside a multi carry no stat, as in
-//!   ZooKeeper 3.8.
+//! - Notifications carry zxid −1, and create and create2 results inside a multi carry no stat
+//!   (createContainer and createTTL ones do), as in ZooKeeper 3.8.
 //!
 //! # Examples
 //!

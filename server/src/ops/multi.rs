@@ -1,6 +1,6 @@
 //! multi (14), atomic, and multiRead (22), not atomic.
 
-use corral_proto::records::{CreateRequest, CreateResponse};
+use corral_proto::records::{Create2Response, CreateRequest, CreateResponse};
 use corral_proto::{ErrorCode, MultiOp, MultiRequest, MultiResponse, MultiResult, Response};
 
 use super::{Ctx, Reply, read};
@@ -13,8 +13,9 @@ fn spec(r: &CreateRequest, ttl: Option<i64>) -> CreateSpec<'_> {
 
 /// multi: every op applies under one zxid, or none does. A failed multi still has header
 /// err 0: ops before the failing one report OK, the failing one its code, the rest
-/// RuntimeInconsistency. Creates of every flavour answer a type-1 result (path only), as
-/// ZooKeeper 3.8 does.
+/// RuntimeInconsistency. As in ZooKeeper 3.8, create and create2 answer a type-1 result (path
+/// only, ZOOKEEPER-4026) while createContainer and createTTL answer a create2 result (path and
+/// stat).
 pub(super) fn multi(ctx: &mut Ctx<'_>, req: MultiRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
     let session = ctx.session;
@@ -25,13 +26,17 @@ pub(super) fn multi(ctx: &mut Ctx<'_>, req: MultiRequest) -> Reply {
     let mut failure = None;
     for (index, op) in req.ops.iter().enumerate() {
         let result = match op {
-            MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+            MultiOp::Create(r) | MultiOp::Create2(r) => {
                 txn.create(spec(r, None), &authz, session).map(|(path, _)| MultiResult::Create(CreateResponse { path }))
             }
+            MultiOp::CreateContainer(r) => txn
+                .create(spec(r, None), &authz, session)
+                .map(|(path, stat)| MultiResult::Create2(Create2Response { path, stat })),
             MultiOp::CreateTtl(r) => {
                 let create =
                     CreateSpec { path: &r.path, data: r.data.clone(), acl: &r.acl, flags: r.flags, ttl: Some(r.ttl) };
-                txn.create(create, &authz, session).map(|(path, _)| MultiResult::Create(CreateResponse { path }))
+                txn.create(create, &authz, session)
+                    .map(|(path, stat)| MultiResult::Create2(Create2Response { path, stat }))
             }
             MultiOp::Delete(r) => txn.delete(&r.path, r.version, &authz).map(|()| MultiResult::Delete),
             MultiOp::SetData(r) => txn.set_data(&r.path, r.data.clone(), r.version, &authz).map(MultiResult::SetData),
