@@ -256,6 +256,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let shared = Arc::clone(&self.shared);
         let mut state = shared.lock();
         state.received += 1;
+        if state.handshakes.len() >= crate::state::HANDSHAKE_LOG {
+            state.handshakes.pop_front();
+        }
+        state.handshakes.push_back(tokio::time::Instant::now());
         if req.last_zxid_seen > state.zxid {
             tracing::info!(client = req.last_zxid_seen, server = state.zxid, "client has seen a later zxid; closing");
             return Flow::Abort;

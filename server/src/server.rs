@@ -269,6 +269,15 @@ impl Core {
         self.shared.lock().sweep(wall, &self.shared.config)
     }
 
+    pub(crate) fn handshake_times(&self, clear: bool) -> Vec<tokio::time::Instant> {
+        let mut state = self.shared.lock();
+        let times = state.handshakes.iter().copied().collect();
+        if clear {
+            state.handshakes.clear();
+        }
+        times
+    }
+
     pub(crate) fn session_ids(&self) -> Vec<i64> {
         self.shared.lock().sessions.ids()
     }

@@ -98,7 +98,13 @@ pub(crate) struct State {
     pub(crate) latency: Latency,
     /// False while a whole (single-member) server is stopped: sessions do not expire then.
     pub(crate) expiry_enabled: bool,
+    /// When recent ConnectRequests arrived (the newest [`HANDSHAKE_LOG`] of them), for the test
+    /// kit's connection-rate measurements.
+    pub(crate) handshakes: std::collections::VecDeque<Instant>,
 }
+
+/// How many handshake times the server remembers.
+pub(crate) const HANDSHAKE_LOG: usize = 65_536;
 
 /// The shared state plus what every task of the server needs next to it.
 #[derive(Debug)]
@@ -125,6 +131,7 @@ impl Shared {
             sent: 0,
             latency: Latency::default(),
             expiry_enabled: true,
+            handshakes: std::collections::VecDeque::new(),
         };
         Self { state: Mutex::new(state), config, start: Instant::now(), expirer_wake: Notify::new() }
     }

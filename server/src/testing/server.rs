@@ -98,6 +98,14 @@ impl TestingServer {
         Ok(())
     }
 
+    /// When the most recent handshakes (ConnectRequests, new sessions and resumptions alike)
+    /// arrived, oldest first — the newest 65,536 are kept. With `clear`, the log starts afresh.
+    /// This is how tests and benchmarks measure how a crowd of clients comes back after a
+    /// failure (connections per time window).
+    pub fn handshake_times(&self, clear: bool) -> Vec<tokio::time::Instant> {
+        self.core.handshake_times(clear)
+    }
+
     /// The ids of every live session, sorted.
     pub fn sessions(&self) -> Vec<i64> {
         self.core.session_ids()

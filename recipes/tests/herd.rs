@@ -1,0 +1,72 @@
+//! A thousand registered clients expired at once: every instance comes back, and the clients
+//! do not all reconnect in the same instant (the jittered re-session pause spreads them).
+
+mod common;
+
+use std::time::Duration;
+
+use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+use corral_recipes::{Framework, RetryNTimes};
+
+/// Connection requests per 100 ms window: (peak, mean over the windows from first to last).
+fn peak_and_mean(times: &[tokio::time::Instant]) -> (usize, f64) {
+    let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else { return (0, 0.0) };
+    let windows = (last.duration_since(*first).as_millis() / 100) as usize + 1;
+    let mut counts = vec![0usize; windows];
+    for t in times {
+        counts[(t.duration_since(*first).as_millis() / 100) as usize] += 1;
+    }
+    let peak = counts.iter().copied().max().unwrap_or(0);
+    (peak, times.len() as f64 / windows as f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_expired_registrations_all_come_back_spread_out() {
+    let clients = std::env::var("CORRAL_HERD_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000usize);
+    let env = common::embedded("herd").await;
+    let server = env.server.clone().unwrap();
+    let mut fws = Vec::with_capacity(clients);
+    let mut registries = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let fw = Framework::builder(env.connect_string())
+            .session_timeout(Duration::from_secs(20))
+            .retry_policy(RetryNTimes::new(50, Duration::from_millis(50)))
+            .resession_jitter(Duration::from_millis(500))
+            .start()
+            .unwrap();
+        let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+        discovery.register(ServiceInstance::builder("api").id(format!("i{i:04}")).port(8000).build()).await.unwrap();
+        fws.push(fw);
+        registries.push(discovery);
+    }
+    let observer = env.client().await;
+    assert_eq!(observer.get_children("/services/api").await.unwrap().len(), clients);
+
+    server.handshake_times(true);
+    let start = tokio::time::Instant::now();
+    for fw in &fws {
+        server.expire_session(fw.client().session_id());
+    }
+    common::eventually("every instance back on a new session", || async {
+        observer.get_children("/services/api").await.map(|c| c.len() == clients).unwrap_or(false)
+            && fws.iter().all(|fw| fw.current_state().epoch == 2 && fw.current_state().state.is_connected())
+    })
+    .await;
+    let took = start.elapsed();
+    let times = server.handshake_times(false);
+    let (peak, mean) = peak_and_mean(&times);
+    eprintln!(
+        "herd: {clients} clients back in {took:?}; {} handshakes, peak {peak} per 100 ms, mean {mean:.1}, peak/mean {:.2}",
+        times.len(),
+        peak as f64 / mean
+    );
+    // Every client made at least one new connection; the jitter keeps them from arriving in one
+    // window. (The benchmark `corral-bench herd` reports the ratio with the pause on and off.)
+    assert!(times.len() >= clients);
+    assert!(peak < clients, "every client reconnected in the same 100 ms");
+    for (fw, registry) in fws.iter().zip(&registries) {
+        registry.close().await;
+        fw.close().await;
+    }
+    observer.close().await;
+}
