@@ -157,6 +157,33 @@ async fn delete_and_recreate_while_disconnected_is_never_silent() {
 }
 
 #[tokio::test]
+async fn closing_a_cache_leaves_no_watch_on_the_server() {
+    let env = common::embedded("cache-wchs").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let caches: Vec<Cache> = (0..3).map(|i| Cache::builder(&fw, format!("/c{i}")).start()).collect();
+    for c in &caches {
+        c.wait_initialized(T).await.unwrap();
+    }
+    assert!(wchs_total(&server).await >= 3);
+    for c in &caches {
+        c.close().await;
+    }
+    common::eventually("server watches back to zero", || async { wchs_total(&server).await == 0 }).await;
+    fw.close().await;
+}
+
+/// `Total watches:N` from the server's `wchs` four-letter word.
+async fn wchs_total(server: &corral_server::testing::TestingServer) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(b"wchs").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.lines().find_map(|l| l.strip_prefix("Total watches:")).and_then(|n| n.trim().parse().ok()).unwrap_or(usize::MAX)
+}
+
+#[tokio::test]
 async fn node_and_children_views_and_watches_released_on_close() {
     for env in common::envs("cache-views").await {
         eprintln!("-- against the {} server", env.kind);
