@@ -9,11 +9,13 @@
 # (127.0.0.1:21810, data in /tmp/anchor-zk) and CuratorAnchors.java is compiled with javac into
 # a scratch dir ($BUILD, default /tmp/anchors-build). Every benchmark runs in its own process
 # under `timeout`, with ANCHOR_EXEC_NS set just before exec, as the anchors' run-all.sh does.
-# Clients: Curator (CuratorAnchors), Corral on Tokio's multi-thread runtime (the default),
-# Corral on the current-thread runtime, and the zookeeper-client crate (multi-thread); their
-# order rotates between rounds. Result lines go to $OUT_DIR/results-<date>.txt with the anchors'
-# naming (Curator bare, Corral `corral_`, Corral current-thread `corralct_`, zookeeper-client
-# `zkc_`, and `nosync_` in front under forceSync=no); the medians table is printed at the end
+# Clients: Curator (CuratorAnchors); Corral on Tokio's multi-thread runtime with the workload in
+# a spawned task (corral-bench's default); the same with the workload on the main thread
+# (`--driver main`, like code in the body of #[tokio::main]); Corral on the current-thread
+# runtime; and the zookeeper-client crate (multi-thread, spawned). Their order rotates between
+# rounds. Result lines go to $OUT_DIR/results-<date>.txt with the anchors' naming (Curator bare,
+# Corral `corral_`, `corralmain_`, `corralct_`, zookeeper-client `zkc_`, and `nosync_` in front
+# under forceSync=no); the medians table is printed at the end
 # (benches/summarize.py). BIN=path/to/corral-bench skips the cargo build.
 #
 # Needs: Debian packages zookeeper, libcurator-{client,framework,recipes,discovery,test}-java,
@@ -109,6 +111,7 @@ run_bench() {
 
 curator() { run_bench "$mode" curator "$1" "" java "${JAVA_OPTS[@]}" "${JAVA_TP[@]}" -cp "$RUNCP" CuratorAnchors "$1"; }
 corral() { run_bench "$mode" corral "$1" "corral_" "$BIN" --zk "$ZK" "${RUST_FLAGS[@]}" "$1"; }
+corralmain() { run_bench "$mode" corralmain "$1" "corralmain_" "$BIN" --zk "$ZK" --driver main "${RUST_FLAGS[@]}" "$1"; }
 corralct() { run_bench "$mode" corralct "$1" "corralct_" "$BIN" --zk "$ZK" --runtime current "${RUST_FLAGS[@]}" "$1"; }
 zkc() { run_bench "$mode" zkc "$1" "" "$BIN" --zk "$ZK" --client zkclient "${RUST_FLAGS[@]}" "$1"; }
 
@@ -129,7 +132,7 @@ for mode in $MODES; do
   log "## mode=$mode"
   round=0
   run_bench "$mode" curator warmup "" java "${JAVA_OPTS[@]}" -cp "$RUNCP" CuratorAnchors warmup
-  libs=(curator corral corralct zkc)
+  libs=(curator corral corralmain corralct zkc)
   for round in $(seq 1 "$ROUNDS"); do
     # rotate the order of the clients each round
     k=$(((round - 1) % ${#libs[@]}))

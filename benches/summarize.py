@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Medians of run-compare.sh results: Curator | Corral | Corral current-thread | zookeeper-client | ratio.
+"""Medians of run-compare.sh results: Curator | Corral | zookeeper-client | ratio | Corral variants.
 
     python3 benches/summarize.py target/bench-compare/results-*.txt
 
-Naming (run-compare.sh): Curator metrics are bare, Corral's are prefixed corral_ (corralct_ on
-Tokio's current-thread runtime), the zookeeper-client crate's zkc_, and everything measured against the forceSync=no server has a
-nosync_ prefix in front. One markdown table per server mode; each cell is
+Naming (run-compare.sh): Curator metrics are bare, Corral's are prefixed corral_ (corralmain_
+with the workload on the main thread, corralct_ on Tokio's current-thread runtime), the zookeeper-client crate's zkc_, and everything measured against the forceSync=no server has a
+nosync_ prefix in front. zkraw_* rows are the bare ZooKeeper Java client under Curator (the
+Curator harness measures them; they sit in the Curator column). One markdown table per server mode; each cell is
 "median [min-max]" over the rounds (a single value when there was one round).
 """
 import re
@@ -13,7 +14,7 @@ import statistics
 import sys
 
 LINE = re.compile(r"^([a-z0-9_]+)=(\S+) (\S+)\s*$")
-LIBS = ("curator", "corral", "corralct", "zkc")
+LIBS = ("curator", "corral", "corralmain", "corralct", "zkc")
 SKIP = ("_mean", "_n", "_max", "_errors")
 
 
@@ -22,7 +23,7 @@ def split(name):
     if name.startswith("nosync_"):
         mode, name = "nosync", name[len("nosync_"):]
     lib = "curator"
-    for prefix in ("corralct", "corral", "zkc"):
+    for prefix in ("corralct", "corralmain", "corral", "zkc"):
         if name.startswith(prefix + "_"):
             lib, name = prefix, name[len(prefix) + 1:]
     return name, lib, mode
@@ -50,7 +51,7 @@ def main(paths):
                 except ValueError:
                     continue
                 base, lib, mode = split(name)
-                if base.endswith(SKIP) or base.startswith("zkraw_"):
+                if base.endswith(SKIP):
                     continue
                 if (mode, base) not in units:
                     order.append((mode, base))
@@ -61,25 +62,28 @@ def main(paths):
         if not rows:
             continue
         print(f"\n### server: {'forceSync=no' if mode == 'nosync' else 'durable (fsync)'}\n")
-        print("| metric | unit | Curator 5.4.0 | Corral | Corral (current-thread rt) | zookeeper-client | Corral/Curator |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| metric | unit | Curator 5.4.0 | Corral | zookeeper-client | Corral/Curator"
+            " | Corral, driver on main thread | Corral, current-thread rt |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         for base in rows:
-            cells, medians = [], {}
+            cells, medians = {}, {}
             for lib in LIBS:
                 xs = values.get((mode, base, lib))
                 if not xs:
-                    cells.append("")
+                    cells[lib] = ""
                     continue
                 medians[lib] = statistics.median(xs)
                 if len(xs) == 1:
-                    cells.append(fmt(xs[0]))
+                    cells[lib] = fmt(xs[0])
                 else:
-                    cells.append(f"{fmt(medians[lib])} [{fmt(min(xs))}–{fmt(max(xs))}]")
+                    cells[lib] = f"{fmt(medians[lib])} [{fmt(min(xs))}–{fmt(max(xs))}]"
             ratio = ""
             if medians.get("curator") and "corral" in medians:
                 ratio = f"{medians['corral'] / medians['curator']:.2f}"
-            print(f"| {base} | {units[(mode, base)]} | " + " | ".join(cells) + f" | {ratio} |")
-
+            row = [cells["curator"], cells["corral"], cells["zkc"], ratio, cells["corralmain"], cells["corralct"]]
+            print(f"| {base} | {units[(mode, base)]} | " + " | ".join(row) + " |")
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

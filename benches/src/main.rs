@@ -40,6 +40,12 @@ struct Args {
     /// Worker threads of the multi-thread runtime (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Where the benchmark's own code runs: in a task spawned on the runtime (as request
+    /// handlers in a server do) or on the thread that called `block_on` (as the body of
+    /// `#[tokio::main]` does). On the multi-thread runtime `main` makes every reply cross
+    /// threads; see README.
+    #[arg(long, value_enum, default_value_t = Driver::Worker)]
+    driver: Driver,
     /// Requested session timeout, ms (Curator's anchors use 30 000).
     #[arg(long, default_value_t = 30_000)]
     session_timeout_ms: u64,
@@ -101,6 +107,15 @@ enum Flavor {
     Multi,
     /// `Builder::new_current_thread`: everything on the main thread.
     Current,
+}
+
+/// Where the workload's own future runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Driver {
+    /// `runtime.spawn`: a task on the runtime's workers.
+    Worker,
+    /// `runtime.block_on`: the main thread.
+    Main,
 }
 
 /// A benchmark of the anchors' harness.
@@ -183,7 +198,8 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
     }
     let runtime = builder.enable_all().build().map_err(|e| format!("cannot build the Tokio runtime: {e}"))?;
     let reporter = Reporter::new(prefix);
-    runtime.block_on(async {
+    let driver = args.driver;
+    let task = async move {
         let result = match args.client {
             ClientKind::Corral => run_benches::<Corral>(&benches, &cfg, &reporter).await,
             ClientKind::Zkclient => run_benches::<ZkClient>(&benches, &cfg, &reporter).await,
@@ -191,7 +207,13 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
         // Context last: nothing may delay the startup benchmark's first connect.
         print_context(&args, &cfg).await;
         result
-    })
+    };
+    match driver {
+        Driver::Main => runtime.block_on(task),
+        Driver::Worker => {
+            runtime.block_on(runtime.spawn(task)).map_err(|e| format!("the benchmark task failed: {e}"))?
+        }
+    }
 }
 
 async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, r: &Reporter) -> Result<(), String> {
@@ -229,7 +251,7 @@ async fn print_context(args: &Args, cfg: &Config) {
             args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         ),
     };
-    note(format_args!("tokio runtime: {workers}"));
+    note(format_args!("tokio runtime: {workers}; benchmark driver: {:?}", args.driver));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {

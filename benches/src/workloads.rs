@@ -216,6 +216,18 @@ where
     Pass { done, errors, elapsed: start.elapsed() }
 }
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat` (Linux;
+/// `None` elsewhere). Clock ticks are taken as 1/100 s, the value on every Linux we run on.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 /// Benchmark b: pipelined `setData` then `getData` over 100 znodes × 128 B with 1 000 requests
 /// in flight: a warm-up pass, then a measured window, for each.
 pub(crate) async fn throughput<C: BenchClient>(cfg: &Config, r: &Reporter) -> OpResult {
@@ -238,17 +250,24 @@ pub(crate) async fn throughput<C: BenchClient>(cfg: &Config, r: &Reporter) -> Op
     ));
     for op in [TpOp::Set, TpOp::Get] {
         let mut passes = Vec::with_capacity(2);
+        let mut cpu = None;
         for length in [cfg.tp_warmup, cfg.tp_window] {
+            cpu = process_cpu();
             passes.push(match op {
                 TpOp::Set => pipelined(|p| c.set(p, &data), &paths, cfg.outstanding, length).await,
                 TpOp::Get => pipelined(|p| c.get(p), &paths, cfg.outstanding, length).await,
             });
         }
+        let cpu = cpu.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
         let Some(pass) = passes.pop() else { continue };
         let name = op.name();
         let rate = pass.done as f64 / pass.elapsed.as_secs_f64();
         r.out(&format!("raw_async_{name}_ops"), format!("{rate:.0}"), "ops/s");
         r.out(&format!("raw_async_{name}_errors"), pass.errors, "count");
+        if let Some(cpu) = cpu.filter(|_| pass.done > 0) {
+            let per_op = cpu.as_secs_f64() * 1e6 / pass.done as f64;
+            r.out(&format!("raw_async_{name}_client_cpu"), format!("{per_op:.1}"), "us/op");
+        }
     }
     delete_tree(&c, &base).await?;
     c.close().await;
@@ -289,6 +308,13 @@ pub(crate) async fn startup<C: BenchClient>(cfg: &Config, r: &Reporter) -> OpRes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_cpu_reads_proc() {
+        if cfg!(target_os = "linux") {
+            assert!(process_cpu().is_some());
+        }
+    }
 
     #[test]
     fn context_prefixes() {

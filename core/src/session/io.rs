@@ -47,6 +47,11 @@ struct InFlight {
 /// Paths per setWatches frame, counted in bytes (ZooKeeper's client uses about 128 K).
 const SET_WATCHES_BATCH: usize = 128 * 1024;
 
+/// Free space below which the read buffer grows by [`READ_CHUNK`] before the next read.
+const READ_LOW_WATER: usize = 16 * 1024;
+/// How much the read buffer grows at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// The longest idle gap between pings, as the Java client does.
 const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -190,6 +195,10 @@ impl SessionTask {
             }
             let ping_at = link.last_send + ping_interval;
             let dead_at = last_recv + read_timeout;
+            // Read in large chunks: many pipelined replies per syscall.
+            if rbuf.capacity() - rbuf.len() < READ_LOW_WATER {
+                rbuf.reserve(READ_CHUNK);
+            }
             tokio::select! {
                 biased;
                 read = reader.read_buf(&mut rbuf) => match read {
