@@ -10,7 +10,7 @@ use corral_proto::{
     xid,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use tracing::Instrument;
@@ -52,12 +52,19 @@ const READ_LOW_WATER: usize = 16 * 1024;
 /// How much the read buffer grows at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How much encoded output is gathered before it is written (it may grow past this).
+const WRITE_CHUNK: usize = 64 * 1024;
+/// How many queued commands are taken in one go before writing.
+const COMMAND_BATCH: usize = 1024;
+
 /// The longest idle gap between pings, as the Java client does.
 const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Per-connection state.
 struct Link {
-    frames: mpsc::UnboundedSender<Bytes>,
+    /// Encoded frames not yet written: everything queued since the last write goes out in one
+    /// write call.
+    out: BytesMut,
     in_flight: VecDeque<InFlight>,
     /// Auth packets sent on this connection, oldest first: the index into `auths`.
     auth_in_flight: VecDeque<usize>,
@@ -74,13 +81,10 @@ impl Link {
     }
 
     fn send_frame(&mut self, header: RequestHeader, body: &[u8]) {
-        let mut out = BytesMut::with_capacity(12 + body.len());
-        encode_frame(&mut out, |b| {
+        encode_frame(&mut self.out, |b| {
             header.write(b);
             b.extend_from_slice(body);
         });
-        // A failed send means the writer died; the select loop notices.
-        let _ = self.frames.send(out.freeze());
         self.last_send = Instant::now();
     }
 
@@ -114,34 +118,30 @@ impl SessionTask {
             info.timeout = self.negotiated;
         });
 
-        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
-        let (dead_tx, dead_rx) = oneshot::channel();
         match stream {
             Transport::Tcp(tcp) => {
                 let (reader, writer) = tcp.into_split();
-                let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx).instrument(span.clone()));
-                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover).instrument(span).await
+                self.drive(info, reader, writer, leftover).instrument(span).await
             }
             Transport::Custom(stream) => {
                 let (reader, writer) = tokio::io::split(stream);
-                let writer_task = tokio::spawn(write_loop(writer, frames_rx, dead_tx).instrument(span.clone()));
-                self.drive(info, reader, writer_task, frames_tx, dead_rx, leftover).instrument(span).await
+                self.drive(info, reader, writer, leftover).instrument(span).await
             }
         }
     }
 
-    async fn drive<R: AsyncRead + Unpin>(
+    /// The connection's loop. One task reads, writes and serves commands: no hand-off between
+    /// tasks per request, and every frame encoded since the last write goes out in one write.
+    async fn drive<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
         info: ConnInfo,
         mut reader: R,
-        writer_task: tokio::task::JoinHandle<()>,
-        frames_tx: mpsc::UnboundedSender<Bytes>,
-        mut dead_rx: oneshot::Receiver<()>,
+        mut writer: W,
         leftover: BytesMut,
     ) -> ConnEnd {
         let ConnInfo { addr, resumed, read_only } = info;
         let mut link = Link {
-            frames: frames_tx,
+            out: BytesMut::with_capacity(WRITE_CHUNK),
             in_flight: VecDeque::new(),
             auth_in_flight: VecDeque::new(),
             next_xid: 1,
@@ -206,7 +206,18 @@ impl SessionTask {
                     Ok(_) => last_recv = Instant::now(),
                     Err(e) => break ConnEnd::Disconnected(format!("read failed: {e}")),
                 },
-                _ = &mut dead_rx => break ConnEnd::Disconnected("write failed".into()),
+                // write_buf is cancel safe: a write either happened (and `out` advanced) or not.
+                written = async {
+                    let n = writer.write_buf(&mut link.out).await?;
+                    if link.out.is_empty() {
+                        writer.flush().await?;
+                    }
+                    Ok::<usize, std::io::Error>(n)
+                }, if !link.out.is_empty() => match written {
+                    Ok(0) => break ConnEnd::Disconnected("the connection refused more data".into()),
+                    Ok(_) => {}
+                    Err(e) => break ConnEnd::Disconnected(format!("write failed: {e}")),
+                },
                 cmd = self.commands.recv(), if !handles_gone => match cmd {
                     // Every handle is gone: close the session politely.
                     None => {
@@ -215,9 +226,20 @@ impl SessionTask {
                             send_close(&mut link);
                         }
                     }
-                    Some(cmd) => if let Err(end) = self.on_command(&mut link, cmd) {
-                        break end;
-                    },
+                    Some(cmd) => {
+                        if let Err(end) = self.on_command(&mut link, cmd) {
+                            break end;
+                        }
+                        // Take whatever else is queued now, so that it goes out in one write.
+                        let mut batch = 1;
+                        while batch < COMMAND_BATCH && link.out.len() < WRITE_CHUNK {
+                            let Ok(cmd) = self.commands.try_recv() else { break };
+                            batch += 1;
+                            if let Err(end) = self.on_command(&mut link, cmd) {
+                                break 'conn end;
+                            }
+                        }
+                    }
                 },
                 _ = tokio::time::sleep_until(ping_at) => {
                     link.send_frame(RequestHeader { xid: xid::PING, op: OpCode::Ping }, &[]);
@@ -227,7 +249,6 @@ impl SessionTask {
                 }
             }
         };
-        writer_task.abort();
 
         // Whatever was in flight is lost with the connection.
         let closing = link.close_xid.is_some();
@@ -430,28 +451,4 @@ fn send_close(link: &mut Link) {
         watch: None,
         after: AfterReply::Nothing,
     });
-}
-
-/// Writes frames as they come, coalescing whatever is ready into one write.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut frames: mpsc::UnboundedReceiver<Bytes>,
-    dead: oneshot::Sender<()>,
-) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    while let Some(frame) = frames.recv().await {
-        buf.extend_from_slice(&frame);
-        while buf.len() < 256 * 1024 {
-            match frames.try_recv() {
-                Ok(frame) => buf.extend_from_slice(&frame),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = writer.write_all(&buf).await {
-            tracing::debug!(error = %e, "write failed");
-            let _ = dead.send(());
-            return;
-        }
-        buf.clear();
-    }
 }
