@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod client;
 mod client_admin;
 mod client_multi;

@@ -1,0 +1,359 @@
+//! [`FrameworkBuilder`]: the settings of a [`Framework`] and starting it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::manager::{self, ManagerConfig};
+use super::state::{ErrorPolicy, StatePublisher};
+use super::{Framework, Inner, Shared};
+use crate::client::ClientBuilder;
+use crate::error::{Error, Result};
+use crate::retry::{ExponentialBackoffRetry, RetryPolicy};
+
+/// Builds a [`Framework`]: connect string, namespace, session settings, retry and error
+/// policies.
+///
+/// The defaults are Curator's: a 60 s session timeout, a 15 s connection timeout,
+/// [`ExponentialBackoffRetry`] with a 1 s base and 3 retries, [`ErrorPolicy::Standard`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_core::{ErrorPolicy, Framework, RetryNTimes};
+///
+/// let fw = Framework::builder(server.connect_string())
+///     .namespace("my-app")
+///     .session_timeout(Duration::from_secs(10))
+///     .retry_policy(RetryNTimes::new(5, Duration::from_millis(100)))
+///     .error_policy(ErrorPolicy::SessionOnly)
+///     .start()?;
+/// fw.wait_until_connected(Duration::from_secs(5)).await?;
+/// assert_eq!(fw.client().session().timeout, Duration::from_secs(10));
+/// fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameworkBuilder {
+    client: ClientBuilder,
+    connect_string: String,
+    namespace: Option<String>,
+    retry: Arc<dyn RetryPolicy>,
+    error_policy: ErrorPolicy,
+    connection_timeout: Duration,
+    lost_after_percent: u32,
+    resession_jitter: Duration,
+    seed: Option<u64>,
+}
+
+impl FrameworkBuilder {
+    pub(super) fn new(connect_string: String) -> Self {
+        Self {
+            client: ClientBuilder::new(connect_string.clone()).session_timeout(Duration::from_secs(60)),
+            connect_string,
+            namespace: None,
+            retry: Arc::new(ExponentialBackoffRetry::new(Duration::from_millis(1000), 3)),
+            error_policy: ErrorPolicy::Standard,
+            connection_timeout: Duration::from_secs(15),
+            lost_after_percent: 100,
+            resession_jitter: Duration::from_millis(200),
+            seed: None,
+        }
+    }
+
+    /// Every path is relative to `/<namespace>`, which the framework creates (with its
+    /// parents) at the start of every session, before posting CONNECTED or RECONNECTED.
+    /// Combines with a chroot in the connect string.
+    ///
+    /// Leading and trailing slashes are ignored; an empty namespace means none. A namespace that
+    /// is not a valid path makes [`FrameworkBuilder::start`] fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Client, CreateMode, Framework, framework::Create};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).namespace("my-app").start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// fw.create("/config", "v1", Create::new(CreateMode::Persistent)).await?;
+    ///
+    /// let root = Client::connect(&server.connect_string()).await?;
+    /// assert!(root.exists("/my-app/config").await?.is_some());
+    /// # root.close().await;
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        let ns = namespace.into();
+        let ns = ns.trim_matches('/').to_owned();
+        self.namespace = (!ns.is_empty()).then_some(ns);
+        self
+    }
+
+    /// The session timeout to ask for (default 60 s, Curator's default).
+    ///
+    /// The server clamps it (see [`ClientBuilder::session_timeout`]); it also decides when a
+    /// suspension becomes LOST ([`FrameworkBuilder::lost_after_percent`]). See
+    /// [`FrameworkBuilder`] for an example.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.client = self.client.session_timeout(timeout);
+        self
+    }
+
+    /// How long operations wait for the connection to come back before failing (default 15 s,
+    /// Curator's default), and how long [`ClientBuilder::connection_timeout`] is.
+    ///
+    /// An operation that cannot get a connection fails after about twice this long: once for
+    /// the request waiting for a connection, once for the retry loop waiting for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// server.stop().await;
+    /// let fw = Framework::builder(server.connect_string()).connection_timeout(Duration::from_millis(200)).start()?;
+    /// assert_eq!(fw.connection_timeout(), Duration::from_millis(200));
+    /// let err = fw.ensure_path("/app").await.unwrap_err();
+    /// assert!(err.is_retryable(), "{err}"); // a connection problem, not a server verdict
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self.client = self.client.connection_timeout(timeout);
+        self
+    }
+
+    /// The retry policy for operations (default: [`ExponentialBackoffRetry`] with 1 s base and
+    /// 3 retries, Curator's usual choice).
+    ///
+    /// The policy applies to the framework's own operations ([`Framework::create`],
+    /// [`Framework::delete`], …), not to the [`Client`](crate::Client) it hands out. See
+    /// [`Framework::retry_policy`] for an example.
+    pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
+        self.retry = Arc::new(policy);
+        self
+    }
+
+    /// Which states recipes treat as errors (default [`ErrorPolicy::Standard`]).
+    ///
+    /// The framework itself only stores it; recipes read it with [`Framework::error_policy`],
+    /// which has an example.
+    pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
+        self.error_policy = policy;
+        self
+    }
+
+    /// LOST is posted when SUSPENDED has lasted this percentage of the negotiated session
+    /// timeout (default 100: the client cannot know whether the server expired the session, so
+    /// it assumes so once it could have).
+    ///
+    /// Values below 1 count as 1. Lower values give up on a session sooner, trading false LOSTs
+    /// for faster recovery; the session may in fact still be alive on the server (its
+    /// ephemeral nodes too) until it expires there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework};
+    /// use futures::StreamExt;
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .session_timeout(Duration::from_secs(4))
+    ///     .lost_after_percent(10) // LOST after 400 ms of SUSPENDED
+    ///     .resession_jitter(Duration::ZERO)
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// let mut changes = fw.state_changes();
+    /// server.stop().await;
+    /// assert_eq!(changes.next().await.unwrap().state, ConnectionState::Suspended);
+    /// assert_eq!(changes.next().await.unwrap().state, ConnectionState::Lost);
+    /// server.restart().await?;
+    /// let back = changes.next().await.unwrap();
+    /// assert_eq!((back.state, back.epoch), (ConnectionState::Reconnected, 2)); // a new session
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn lost_after_percent(mut self, percent: u32) -> Self {
+        self.lost_after_percent = percent.max(1);
+        self
+    }
+
+    /// After LOST, the new session starts after a uniform random pause in `[0, max]`
+    /// (default 200 ms), so that clients expired together do not reconnect together.
+    /// `Duration::ZERO` turns the pause off.
+    ///
+    /// See [`FrameworkBuilder::lost_after_percent`] for an example.
+    pub fn resession_jitter(mut self, max: Duration) -> Self {
+        self.resession_jitter = max;
+        self
+    }
+
+    /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
+    ///
+    /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
+    /// Do not seed in production: frameworks with one seed pause in lockstep.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds `digest` credentials (`user:password`), sent on every connection of every session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).digest_auth("app", "secret").start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// let me = fw.client().who_am_i().await?;
+    /// assert!(me.iter().any(|id| id.auth_scheme == "digest" && id.user == "app"));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn digest_auth(mut self, user: &str, password: &str) -> Self {
+        self.client = self.client.digest_auth(user, password);
+        self
+    }
+
+    /// Adds credentials of any scheme, sent on every connection of every session.
+    ///
+    /// `auth("digest", "user:password")` is [`FrameworkBuilder::digest_auth`], which has an
+    /// example. If the server refuses the credentials the framework posts LOST and stops.
+    pub fn auth(mut self, scheme: impl Into<String>, auth: impl Into<bytes::Bytes>) -> Self {
+        self.client = self.client.auth(scheme, auth);
+        self
+    }
+
+    /// Accepts read-only servers (posts READ_ONLY when connected to one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).allow_read_only(true).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// // A server with a quorum is read/write as usual.
+    /// assert_eq!(fw.current_state().state, ConnectionState::Connected);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn allow_read_only(mut self, allow: bool) -> Self {
+        self.client = self.client.allow_read_only(allow);
+        self
+    }
+
+    /// Connects through a custom transport (see [`crate::Connector`]); every session's client
+    /// uses it.
+    ///
+    /// See [`ClientBuilder::connector`] for an example connector.
+    pub fn connector(mut self, connector: impl crate::Connector) -> Self {
+        self.client = self.client.connector(connector);
+        self
+    }
+
+    /// Starts the framework: the first session is being established when this returns. Use
+    /// [`Framework::wait_until_connected`] to wait for it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the framework's tasks are spawned on the current one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectString`] for a bad connect string or namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Error, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// assert!(fw.current_state().state.is_connected());
+    ///
+    /// let bad = Framework::builder(server.connect_string()).namespace("a//b").start();
+    /// assert!(matches!(bad, Err(Error::InvalidConnectString { .. })));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn start(self) -> Result<Framework> {
+        let mut template = self.client.clone();
+        if let Some(ns) = &self.namespace {
+            // The namespace becomes part of the chroot.
+            let cs: crate::ConnectString = self.connect_string.parse()?;
+            let chroot = format!("{}/{ns}", cs.chroot.unwrap_or_default());
+            corral_proto::validate_path(&chroot).map_err(|e| Error::InvalidConnectString {
+                input: self.connect_string.clone(),
+                reason: e.to_string(),
+            })?;
+            let hosts: Vec<String> = cs.hosts.iter().map(ToString::to_string).collect();
+            template = rebuild_with(&template, format!("{}{chroot}", hosts.join(",")));
+        }
+        // Validate the connect string now rather than in the background.
+        let _: crate::ConnectString = self.connect_string.parse()?;
+        // The first session's client exists before `start` returns, so `client()` always has one.
+        let (first, events) = template.clone().build_with_events()?;
+        let shared = Arc::new(Shared {
+            client: std::sync::Mutex::new(first.clone()),
+            states: StatePublisher::new(),
+            guaranteed_deletes: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let (close_tx, close_rx) = watch::channel(false);
+        let config = ManagerConfig {
+            template,
+            lost_after_percent: self.lost_after_percent,
+            resession_jitter: self.resession_jitter,
+            seed: self.seed,
+            ensure_namespace: self.namespace.is_some(),
+        };
+        let manager = tokio::spawn(manager::run(shared.clone(), config, close_rx, (first, Box::pin(events))));
+        Ok(Framework {
+            inner: Arc::new(Inner {
+                shared,
+                retry: self.retry,
+                error_policy: self.error_policy,
+                connection_timeout: self.connection_timeout,
+                close: close_tx,
+                manager: std::sync::Mutex::new(Some(manager)),
+                namespaced: self.namespace.is_some(),
+            }),
+        })
+    }
+}
+
+fn rebuild_with(template: &ClientBuilder, connect_string: String) -> ClientBuilder {
+    template.clone().with_connect_string(connect_string)
+}
