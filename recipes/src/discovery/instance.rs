@@ -20,6 +20,18 @@ pub enum ServiceType {
     DynamicSequential,
 }
 
+impl ServiceType {
+    /// The name Curator writes (`DYNAMIC`, `STATIC`, `PERMANENT`, `DYNAMIC_SEQUENTIAL`).
+    fn curator_name(self) -> &'static str {
+        match self {
+            Self::Dynamic => "DYNAMIC",
+            Self::Static => "STATIC",
+            Self::Permanent => "PERMANENT",
+            Self::DynamicSequential => "DYNAMIC_SEQUENTIAL",
+        }
+    }
+}
+
 /// One part of a [`UriSpec`]: a literal, or a `{variable}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UriPart {
@@ -32,7 +44,8 @@ pub struct UriPart {
 /// A URI template like `{scheme}://{address}:{port}/api` (Curator's `UriSpec`).
 ///
 /// Variables: `scheme` (`https` when the instance has an SSL port, else `http`), `name`, `id`,
-/// `address`, `port`, `ssl-port`, and any name found in an object payload.
+/// `address`, `port`, `ssl-port`, `registration-time-utc`, `service-type` (lower case), `[` and
+/// `]` (a literal `{` and `}`), as Curator's; and any name found in an object payload.
 ///
 /// # Examples
 ///
@@ -94,6 +107,10 @@ impl UriSpec {
                 "address" => instance.address.clone().unwrap_or_default(),
                 "port" => instance.port.map(|p| p.to_string()).unwrap_or_default(),
                 "ssl-port" => instance.ssl_port.map(|p| p.to_string()).unwrap_or_default(),
+                "registration-time-utc" => instance.registration_time_utc.to_string(),
+                "service-type" => instance.service_type.curator_name().to_ascii_lowercase(),
+                "[" => "{".to_owned(),
+                "]" => "}".to_owned(),
                 other => payload.get(other).cloned().unwrap_or_default(),
             };
             out.push_str(&value);
@@ -325,5 +342,15 @@ mod tests {
         let instance =
             ServiceInstance::builder("s").address("h").port(1).payload(serde_json::json!({"zone": "eu"})).build();
         assert_eq!(spec.build(&instance), "http://h:1/eu/x");
+    }
+
+    #[test]
+    fn uri_spec_knows_curators_other_variables() {
+        let spec = UriSpec::parse("{service-type}/{registration-time-utc}/{[}{port}{]}");
+        let instance: ServiceInstance =
+            ServiceInstance::builder("s").port(1).service_type(ServiceType::DynamicSequential).build();
+        let instance = ServiceInstance { registration_time_utc: 1700000000000, ..instance };
+        // What Curator 5.4's UriSpec.build gives.
+        assert_eq!(spec.build(&instance), "dynamic_sequential/1700000000000/{1}");
     }
 }
