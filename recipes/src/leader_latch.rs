@@ -217,19 +217,29 @@ pub async fn participants(fw: &Framework, path: &str) -> Result<Vec<Participant>
                 Err(e) => return Err(e),
             };
             sort_children(&mut children, LATCH_NAME);
-            let reads: Vec<_> = children.iter().map(|c| client.get_data(&format!("{path}/{c}"))).collect();
-            let mut out = Vec::new();
-            for read in reads {
-                match read.await {
-                    Ok((data, _)) => out.push(String::from_utf8_lossy(&data).into_owned()),
-                    Err(e) if e.is_no_node() => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(out.into_iter().enumerate().map(|(i, id)| Participant { id, is_leader: i == 0 }).collect())
+            read_participants(&client, &path, &children).await
         }
     })
     .await
+}
+
+/// The participant ids stored in `nodes` (children of `path`, already in election order),
+/// read with pipelined requests; the first is the leader. Nodes gone meanwhile are skipped.
+pub(crate) async fn read_participants(
+    client: &corral_core::Client,
+    path: &str,
+    nodes: &[String],
+) -> Result<Vec<Participant>> {
+    let reads: Vec<_> = nodes.iter().map(|n| client.get_data(&format!("{path}/{n}"))).collect();
+    let mut ids = Vec::new();
+    for read in reads {
+        match read.await {
+            Ok((data, _)) => ids.push(String::from_utf8_lossy(&data).into_owned()),
+            Err(e) if e.is_no_node() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ids.into_iter().enumerate().map(|(i, id)| Participant { id, is_leader: i == 0 }).collect())
 }
 
 /// Our node in one session.

@@ -133,17 +133,7 @@ impl LeaderSelector {
     /// Connection errors after retries.
     pub async fn participants(&self) -> Result<Vec<Participant>> {
         let nodes = Mutex::new(&self.fw, self.path.clone()).participant_nodes().await?;
-        let client = self.fw.client();
-        let reads: Vec<_> = nodes.iter().map(|n| client.get_data(&format!("{}/{n}", self.path))).collect();
-        let mut out = Vec::new();
-        for read in reads {
-            match read.await {
-                Ok((data, _)) => out.push(String::from_utf8_lossy(&data).into_owned()),
-                Err(e) if e.is_no_node() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out.into_iter().enumerate().map(|(i, id)| Participant { id, is_leader: i == 0 }).collect())
+        crate::leader_latch::read_participants(&self.fw.client(), &self.path, &nodes).await
     }
 
     /// Waits until the selector stops by itself (without auto-requeue: after one term).
@@ -186,21 +176,25 @@ async fn run<F, Fut>(
     let mut round = 0u64;
     let mut failures = 0u32;
     while !*stop.borrow() {
-        let guard = tokio::select! {
-            result = mutex.acquire() => match result {
-                Ok(guard) => guard,
-                Err(e) => {
-                    failures = (failures + 1).min(6);
-                    tracing::debug!(error = %e, "could not take leadership; contending again");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(25 << failures)) => {}
-                        _ = stop.changed() => {}
-                    }
-                    continue;
+        // Cancellable without dropping the acquisition: on close the queued node is deleted
+        // before `close` returns.
+        let guard = match mutex.acquire_cancellable(stop.clone()).await {
+            Ok(Some(guard)) => guard,
+            Ok(None) => break,
+            Err(e) => {
+                failures = (failures + 1).min(6);
+                tracing::debug!(error = %e, "could not take leadership; contending again");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(25 << failures)) => {}
+                    _ = stop.changed() => {}
                 }
-            },
-            _ = stop.changed() => break,
+                continue;
+            }
         };
+        if *stop.borrow() {
+            let _ = guard.release().await;
+            break;
+        }
         failures = 0;
         round += 1;
         let guard = Arc::new(guard);

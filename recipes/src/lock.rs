@@ -170,7 +170,7 @@ impl Mutex {
     /// Cancel safe: dropping the future removes this contender's node (in the background if
     /// needed), so an abandoned acquisition never blocks the others.
     pub async fn acquire(&self) -> Result<MutexGuard> {
-        match self.acquire_until(None).await? {
+        match self.acquire_until(None, None).await? {
             Some(guard) => Ok(guard),
             None => Err(Error::Timeout),
         }
@@ -186,7 +186,7 @@ impl Mutex {
     ///
     /// Cancel safe, as [`Mutex::acquire`].
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MutexGuard>> {
-        self.acquire_until(Some(Instant::now() + timeout)).await
+        self.acquire_until(Some(Instant::now() + timeout), None).await
     }
 
     /// Takes the lock only if nobody holds it now; `Ok(None)` otherwise.
@@ -199,7 +199,7 @@ impl Mutex {
     ///
     /// Cancel safe, as [`Mutex::acquire`].
     pub async fn try_acquire(&self) -> Result<Option<MutexGuard>> {
-        self.acquire_until(Some(Instant::now())).await
+        self.acquire_until(Some(Instant::now()), None).await
     }
 
     /// The contenders' node names, in lock order (the holder first).
@@ -225,7 +225,17 @@ impl Mutex {
         Ok(children)
     }
 
-    async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<MutexGuard>> {
+    /// Waits for the lock until it is held, `cancel` turns true (then this contender's node is
+    /// deleted before returning `Ok(None)`), or `deadline` passes.
+    pub(crate) async fn acquire_cancellable(&self, cancel: watch::Receiver<bool>) -> Result<Option<MutexGuard>> {
+        self.acquire_until(None, Some(cancel)).await
+    }
+
+    async fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+        mut cancel: Option<watch::Receiver<bool>>,
+    ) -> Result<Option<MutexGuard>> {
         let mut cleanup = NodeCleanup { fw: self.fw.clone(), path: None };
         let (path, created, mut children) = self.create_node().await?;
         cleanup.path = Some(path.clone());
@@ -253,7 +263,7 @@ impl Mutex {
                     }));
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
-                match self.wait_for(&predecessor, deadline, created.epoch).await? {
+                match self.wait_for(&predecessor, deadline, created.epoch, cancel.as_mut()).await? {
                     Wait::Changed => {}
                     Wait::TimedOut => {
                         let _ = cleanup.delete_now().await;
@@ -277,7 +287,21 @@ impl Mutex {
     }
 
     /// Waits until `predecessor` changes (deleted), the deadline passes, or the session is lost.
-    async fn wait_for(&self, predecessor: &str, deadline: Option<Instant>, epoch: u64) -> Result<Wait> {
+    async fn wait_for(
+        &self,
+        predecessor: &str,
+        deadline: Option<Instant>,
+        epoch: u64,
+        cancel: Option<&mut watch::Receiver<bool>>,
+    ) -> Result<Wait> {
+        let cancelled = async {
+            match cancel {
+                Some(rx) => {
+                    let _ = rx.wait_for(|c| *c).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Ok(Wait::TimedOut);
         }
@@ -310,6 +334,7 @@ impl Mutex {
                 Ok(Wait::Changed)
             }
             _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
+            _ = cancelled => Ok(Wait::TimedOut),
             _ = lost => Err(Error::SessionExpired),
         }
     }
