@@ -4,297 +4,92 @@
 //! available) a real ZooKeeper.
 //!
 //! The Java side is `tests/java/CuratorPeer.java`, compiled with `javac` once per test binary
-//! (cached under Cargo's target tmp dir, keyed by the source and the classpath) and driven over
-//! stdin/stdout, one JVM per test. Without Java, javac or the jars the tests skip with a
-//! `skipping:` line on stderr, except under `CI=true` (or `1`), where they fail.
+//! (cached under Cargo's target tmp dir, keyed by the sources and the classpath) and driven over
+//! stdin/stdout, one JVM per test, by `common::java_peer`. Without Java, javac or the jars the
+//! tests skip with a `skipping:` line on stderr, except under `CI=true` (or `1`), where they fail.
 
 mod common;
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
 
 use corral_recipes::leader_latch::{self, LeaderLatch, Participant};
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::{CreateMode, Framework};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-/// Bound on every single wait for the other side.
-const T: Duration = Duration::from_secs(30);
-const JARS: &[&str] = &[
-    "curator-recipes.jar",
-    "curator-framework.jar",
-    "curator-client.jar",
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "guava.jar",
-    "slf4j-api.jar",
-];
-/// Runtime only: an slf4j binding, so the peer's warnings reach its stderr (kept for failures).
-const RUNTIME_JARS: &[&str] = &["slf4j-simple.jar"];
-const JAR_DIR: &str = "/usr/share/java";
+use common::java_peer::{self, Java, PeerSpec, T, assert_curator_layout, name_of, now_micros, unhex, within};
+
+const SPEC: PeerSpec = PeerSpec {
+    class: "CuratorPeer",
+    jars: &[
+        "curator-recipes.jar",
+        "curator-framework.jar",
+        "curator-client.jar",
+        "zookeeper.jar",
+        "zookeeper-jute.jar",
+        "guava.jar",
+        "slf4j-api.jar",
+    ],
+    packages: "libcurator-recipes-java zookeeper libslf4j-java",
+    tests: "Curator interop tests",
+    cache: "curator-peer",
+};
 
 // ------------------------------------------------------------------------------------------
 // The Java peer
 
-/// How to start the compiled peer.
-#[derive(Debug)]
-struct Java {
-    java: PathBuf,
-    classpath: String,
-}
-
 /// The compiled peer, or `None` (after a `skipping:` line) when Java or the jars are missing.
 fn java() -> Option<&'static Java> {
-    static JAVA: OnceLock<Result<Java, String>> = OnceLock::new();
-    match JAVA.get_or_init(Java::prepare) {
-        Ok(java) => Some(java),
-        Err(reason) => {
-            let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-            assert!(!ci, "CI is set, so tests may not skip, but the Curator peer cannot run: {reason}");
-            static NOTICE: std::sync::Once = std::sync::Once::new();
-            NOTICE.call_once(|| {
-                // Straight to the handle: libtest captures eprintln! of passing tests.
-                let _ = std::io::stderr()
-                    .lock()
-                    .write_all(format!("skipping: Curator interop tests: {reason}\n").as_bytes());
-            });
-            None
-        }
-    }
+    java_peer::java(&SPEC)
 }
 
-fn tool(name: &str) -> Result<PathBuf, String> {
-    if let Some(home) = std::env::var_os("JAVA_HOME") {
-        let path = Path::new(&home).join("bin").join(name);
-        if path.is_file() {
-            return Ok(path);
-        }
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("no `{name}` in JAVA_HOME or PATH (install openjdk-17-jdk-headless)"))
-}
-
-impl Java {
-    fn prepare() -> Result<Self, String> {
-        let java = tool("java")?;
-        let javac = tool("javac")?;
-        let jar = |name: &&str| {
-            let path = Path::new(JAR_DIR).join(name);
-            if path.is_file() {
-                Ok(path.display().to_string())
-            } else {
-                Err(format!(
-                    "{} is missing (apt-get install libcurator-recipes-java zookeeper libslf4j-java)",
-                    path.display()
-                ))
-            }
-        };
-        let compile_cp = JARS.iter().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
-        let runtime_cp = RUNTIME_JARS.iter().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
-
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CuratorPeer.java");
-        let text = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (&text, &compile_cp).hash(&mut hasher);
-        let classes = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("curator-peer-{:016x}", hasher.finish()));
-        if !classes.join("CuratorPeer.class").is_file() {
-            // Compile next to the final place and rename, so concurrent test binaries never see
-            // half-written classes.
-            let scratch = classes.with_extension(format!("tmp-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&scratch);
-            std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-            let log = scratch.join("javac.log");
-            let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-            let mut javac = Command::new(&javac);
-            javac.args(["-implicit:none", "-sourcepath", "", "-d"]).arg(&scratch).args(["-cp", &compile_cp]);
-            javac.arg(&source).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file);
-            let status = run_bounded(javac, Duration::from_secs(120))?;
-            // A compile error is a bug in the peer, not a missing prerequisite: fail, CI or not.
-            assert!(
-                status.success(),
-                "javac {} failed ({status}):\n{}",
-                source.display(),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            if std::fs::rename(&scratch, &classes).is_err() {
-                // Another test binary got there first.
-                let _ = std::fs::remove_dir_all(&scratch);
-            }
-        }
-        Ok(Self { java, classpath: format!("{}:{compile_cp}:{runtime_cp}", classes.display()) })
-    }
-}
-
-/// Runs a command to completion, killing it after `limit`.
-fn run_bounded(mut command: Command, limit: Duration) -> Result<std::process::ExitStatus, String> {
-    let mut child = command.spawn().map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A running Java peer. Dropping it kills the JVM (also when a test panics).
+/// The running peer (`common::java_peer::Peer`), plus leadership as Java last reported it.
 struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// Lines received but not consumed yet, in order.
-    pending: VecDeque<String>,
-    /// The last lines of the JVM's stderr, for failure messages.
-    stderr: Arc<StdMutex<String>>,
+    io: java_peer::Peer,
     /// Leadership as Java last reported it (`LEADER <tag>` / `NOT_LEADER <tag>`), by tag.
     leaders: Arc<StdMutex<HashMap<String, bool>>>,
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("the Java peer's stderr:\n{}", self.stderr_tail());
-        }
+impl Deref for Peer {
+    type Target = java_peer::Peer;
+
+    fn deref(&self) -> &java_peer::Peer {
+        &self.io
+    }
+}
+
+impl DerefMut for Peer {
+    fn deref_mut(&mut self) -> &mut java_peer::Peer {
+        &mut self.io
     }
 }
 
 impl Peer {
     async fn start(java: &Java) -> Self {
-        let mut child = Command::new(&java.java)
-            .args(["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m"])
-            .args(["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.simpleLogger.showDateTime=true"])
-            .args(["-cp", &java.classpath, "CuratorPeer"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the Java peer");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::unbounded_channel();
         let leaders = Arc::new(StdMutex::new(HashMap::new()));
-        let stderr = Arc::new(StdMutex::new(String::new()));
-        std::thread::spawn({
+        let io = java_peer::Peer::start_with(java, {
             let leaders = leaders.clone();
-            move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let mut words = line.split(' ');
-                    match (words.next(), words.next()) {
-                        (Some("LEADER"), Some(tag)) => leaders.lock().unwrap().insert(tag.to_owned(), true),
-                        (Some("NOT_LEADER"), Some(tag)) => leaders.lock().unwrap().insert(tag.to_owned(), false),
-                        _ => None,
-                    };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
+            move |line| {
+                let mut words = line.split(' ');
+                match (words.next(), words.next()) {
+                    (Some("LEADER"), Some(tag)) => leaders.lock().unwrap().insert(tag.to_owned(), true),
+                    (Some("NOT_LEADER"), Some(tag)) => leaders.lock().unwrap().insert(tag.to_owned(), false),
+                    _ => None,
+                };
             }
-        });
-        std::thread::spawn({
-            let stderr = stderr.clone();
-            move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut s = stderr.lock().unwrap();
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    if s.len() > 16_384 {
-                        let cut = s.len() - 8_192;
-                        let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(cut);
-                        s.drain(..cut);
-                    }
-                }
-            }
-        });
-        let mut peer = Self { child, stdin, lines, pending: VecDeque::new(), stderr, leaders };
-        peer.expect("READY").await;
-        peer
-    }
-
-    fn send(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").and_then(|()| self.stdin.flush()).unwrap_or_else(|e| {
-            panic!("writing `{command}` to the Java peer: {e}\nits stderr:\n{}", self.stderr_tail())
-        });
-    }
-
-    fn stderr_tail(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits for the first line that is `head` or starts with `head `, and consumes it. Any
-    /// `ERROR` line from the peer fails the test.
-    async fn expect(&mut self, head: &str) -> String {
-        self.expect_within(head, T).await
-    }
-
-    async fn expect_within(&mut self, head: &str, limit: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + limit;
-        let matches = |line: &str| line == head || line.strip_prefix(head).is_some_and(|rest| rest.starts_with(' '));
-        loop {
-            if let Some(error) = self.pending.iter().find(|l| l.starts_with("ERROR ")) {
-                panic!("the Java peer failed: {error}\nits stderr:\n{}", self.stderr_tail());
-            }
-            if let Some(i) = self.pending.iter().position(|l| matches(l)) {
-                return self.pending.remove(i).expect("present");
-            }
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => self.pending.push_back(line),
-                Ok(None) => panic!(
-                    "the Java peer exited while we waited for `{head}` ({:?})\nits stderr:\n{}",
-                    self.child.try_wait(),
-                    self.stderr_tail()
-                ),
-                Err(_) => panic!(
-                    "no `{head}` from the Java peer within {limit:?}; unconsumed lines: {:?}\nits stderr:\n{}",
-                    self.pending,
-                    self.stderr_tail()
-                ),
-            }
-        }
-    }
-
-    /// Consumes every line received so far that starts with `head ` (every line for "").
-    fn take(&mut self, head: &str) -> Vec<String> {
-        while let Ok(line) = self.lines.try_recv() {
-            self.pending.push_back(line);
-        }
-        if let Some(error) = self.pending.iter().find(|l| l.starts_with("ERROR ")) {
-            panic!("the Java peer failed: {error}\nits stderr:\n{}", self.stderr_tail());
-        }
-        let prefix = if head.is_empty() { String::new() } else { format!("{head} ") };
-        let (taken, kept) = self.pending.drain(..).partition(|l| l.starts_with(&prefix));
-        self.pending = kept;
-        taken.into()
+        })
+        .await;
+        Self { io, leaders }
     }
 
     /// (Re)connects the peer's client to `env`; the peer closes its recipes and old client first.
     async fn connect(&mut self, env: &common::Env) {
-        self.send(&format!("connect {}", env.connect_string()));
-        self.expect("CONNECTED").await;
-        // Forget what the previous environment's recipes said.
-        self.take("");
+        self.io.connect(env).await;
         self.leaders.lock().unwrap().clear();
     }
 
@@ -328,37 +123,8 @@ impl Peer {
         ids.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
-    /// Curator's client never left CONNECTED: the server (embedded or real) kept it happy.
-    fn assert_stayed_connected(&mut self) {
-        let states = self.take("STATE");
-        assert!(
-            states.iter().all(|s| s == "STATE CONNECTED"),
-            "Curator's connection was disturbed: {states:?}\nits stderr:\n{}",
-            self.stderr_tail()
-        );
-    }
-
-    /// Checks Curator stayed connected, then closes the peer's recipes and client (before the
-    /// environment's server goes away).
-    async fn disconnect(&mut self) {
-        self.assert_stayed_connected();
-        self.send("disconnect");
-        self.expect("DISCONNECTED").await;
-    }
-
-    async fn quit(mut self) {
-        self.send("quit");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "the Java peer exited with {status}\nits stderr:\n{}", self.stderr_tail());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Shown with --nocapture: Curator's and ZooKeeper's warnings, if any.
-        eprintln!("the Java peer's stderr:\n{}", self.stderr_tail());
-        // Drop kills it if it is still there.
+    async fn quit(self) {
+        self.io.quit().await;
     }
 }
 
@@ -369,25 +135,6 @@ struct Node {
     data: Vec<u8>,
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
-
-/// Curator's protected layout: `_c_<36-char uuid>-<lock name><10-digit sequence>`.
-fn assert_curator_layout(name: &str, lock_name: &str) {
-    let ok = name.len() == 40 + lock_name.len() + 10
-        && name.starts_with("_c_")
-        && uuid::Uuid::try_parse(&name[3..39]).is_ok()
-        && name[39..].starts_with('-')
-        && name[40..].starts_with(lock_name)
-        && name[40 + lock_name.len()..].bytes().all(|b| b.is_ascii_digit());
-    assert!(ok, "{name:?} is not `_c_<uuid>-{lock_name}<seq>`");
-}
-
 /// A participant list as `*leader,other,...`, Rust side.
 fn marked(participants: &[Participant]) -> Vec<String> {
     participants.iter().map(|p| if p.is_leader { format!("*{}", p.id) } else { p.id.clone() }).collect()
@@ -395,14 +142,6 @@ fn marked(participants: &[Participant]) -> Vec<String> {
 
 fn expected(ids: &[&str]) -> Vec<String> {
     ids.iter().enumerate().map(|(i, id)| if i == 0 { format!("*{id}") } else { (*id).to_owned() }).collect()
-}
-
-fn name_of(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 // ------------------------------------------------------------------------------------------

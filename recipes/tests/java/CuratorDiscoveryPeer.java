@@ -1,8 +1,9 @@
 // A Curator 5.4 peer for recipes/tests/curator_interop_discovery.rs (curator-x-discovery and
 // InterProcessReadWriteLock), driven over stdin/stdout.
 //
-// One command per line on stdin; every answer and event is one line on stdout. Long-running
-// work runs on its own thread, so events interleave; each line starts with a keyword and
+// One command per line on stdin; every answer and event is one line on stdout (the protocol and
+// the `connect` handshake are PeerIo.java's, compiled with this file). Long-running work runs on
+// its own thread, so events interleave; each line starts with a keyword and
 // (mostly) the tag it is about. Any failure is reported as `ERROR <command> <exception>`. JSON
 // in answers is compact (no spaces outside strings). The peer exits on `quit` or when stdin
 // closes.
@@ -43,11 +44,8 @@
 //                                      does not exist when it gets the lock and before it releases)
 //   quit
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.lang.reflect.Field;
 import java.nio.charset.StandardCharsets;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
@@ -55,19 +53,15 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
-import org.apache.curator.framework.imps.ProtectedUtils;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.recipes.locks.LockInternals;
 import org.apache.curator.framework.recipes.locks.LockInternalsSorter;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.curator.x.discovery.ServiceCache;
 import org.apache.curator.x.discovery.ServiceDiscovery;
 import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
@@ -88,41 +82,15 @@ import org.apache.zookeeper.data.Stat;
 
 @SuppressWarnings({"rawtypes", "unchecked"})
 public final class CuratorDiscoveryPeer {
-    private static final long WAIT_SECONDS = 30;
+    private static final long WAIT_SECONDS = PeerIo.WAIT_SECONDS;
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private static volatile CuratorFramework client;
     private static volatile ServiceDiscovery<Map> discovery;
     private static final Map<String, ServiceInstance<Map>> registered = new ConcurrentHashMap<>();
     private static final Map<String, ServiceCache<Map>> caches = new ConcurrentHashMap<>();
     private static final Map<String, ServiceProvider<Map>> providers = new ConcurrentHashMap<>();
-    private static final Map<String, CountDownLatch> held = new ConcurrentHashMap<>();
 
     private CuratorDiscoveryPeer() {}
-
-    static synchronized void out(String line) {
-        System.out.println(line);
-        System.out.flush();
-    }
-
-    static long micros() {
-        Instant now = Instant.now();
-        return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
-    }
-
-    static String name(String path) {
-        return path.substring(path.lastIndexOf('/') + 1);
-    }
-
-    static String hex(byte[] data) {
-        StringBuilder sb = new StringBuilder();
-        if (data != null) {
-            for (byte b : data) {
-                sb.append(String.format("%02x", b & 0xff));
-            }
-        }
-        return sb.toString();
-    }
 
     static String json(Object value) throws Exception {
         return JSON.writeValueAsString(value);
@@ -163,52 +131,13 @@ public final class CuratorDiscoveryPeer {
     }
 
     public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        out("READY");
-        String line;
-        while ((line = in.readLine()) != null) {
-            line = line.trim();
-            if (line.isEmpty()) {
-                continue;
-            }
-            String[] a = line.split(" ");
-            if (a[0].equals("quit")) {
-                break;
-            }
-            try {
-                handle(a);
-            } catch (Throwable t) {
-                out("ERROR " + a[0] + " " + t.toString().replace('\n', ' '));
-            }
-        }
-        closeAll();
-        System.exit(0);
+        PeerIo.serve(CuratorDiscoveryPeer::handle, CuratorDiscoveryPeer::closeRecipes);
     }
 
+    /** Every command but connect, disconnect and quit (PeerIo's). */
     static void handle(String[] a) throws Exception {
+        CuratorFramework client = PeerIo.client;
         switch (a[0]) {
-            case "connect": {
-                closeAll();
-                CuratorFramework c = CuratorFrameworkFactory.builder()
-                        .connectString(a[1])
-                        .sessionTimeoutMs(10_000)
-                        .connectionTimeoutMs(10_000)
-                        .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                        .build();
-                c.getConnectionStateListenable().addListener((cl, state) -> out("STATE " + state));
-                c.start();
-                if (!c.blockUntilConnected((int) WAIT_SECONDS, TimeUnit.SECONDS)) {
-                    c.close();
-                    throw new IllegalStateException("not connected to " + a[1]);
-                }
-                client = c;
-                out("CONNECTED " + Long.toHexString(c.getZookeeperClient().getZooKeeper().getSessionId()));
-                break;
-            }
-            case "disconnect":
-                closeAll();
-                out("DISCONNECTED");
-                break;
             case "discovery": {
                 ServiceDiscovery<Map> d = ServiceDiscoveryBuilder.builder(Map.class)
                         .client(client)
@@ -217,7 +146,7 @@ public final class CuratorDiscoveryPeer {
                         .build();
                 d.start();
                 discovery = d;
-                out("DISCOVERY_STARTED " + a[1]);
+                PeerIo.out("DISCOVERY_STARTED " + a[1]);
                 break;
             }
             case "register":
@@ -243,26 +172,26 @@ public final class CuratorDiscoveryPeer {
                 ServiceInstance<Map> instance = b.build();
                 if (a[0].equals("register")) {
                     discovery.registerService(instance);
-                    out("REGISTERED " + instance.getId());
+                    PeerIo.out("REGISTERED " + instance.getId());
                 } else {
                     discovery.updateService(instance);
-                    out("UPDATED " + instance.getId());
+                    PeerIo.out("UPDATED " + instance.getId());
                 }
                 registered.put(instance.getId(), instance);
                 break;
             }
             case "unregister":
                 discovery.unregisterService(registered.remove(a[1]));
-                out("UNREGISTERED " + a[1]);
+                PeerIo.out("UNREGISTERED " + a[1]);
                 break;
             case "names": {
                 List<String> names = new ArrayList<>(discovery.queryForNames());
                 names.sort(null);
-                out("NAMES " + json(names));
+                PeerIo.out("NAMES " + json(names));
                 break;
             }
             case "instances":
-                out("INSTANCES " + a[1] + " " + json(describeAll(discovery.queryForInstances(a[1]))));
+                PeerIo.out("INSTANCES " + a[1] + " " + json(describeAll(discovery.queryForInstances(a[1]))));
                 break;
             case "decode": {
                 Stat stat = new Stat();
@@ -270,7 +199,7 @@ public final class CuratorDiscoveryPeer {
                 ServiceInstance<Map> instance = new JsonInstanceSerializer<>(Map.class).deserialize(data);
                 Map<String, Object> m = describe(instance);
                 m.put("mode", stat.getEphemeralOwner() != 0 ? "ephemeral" : "persistent");
-                out("DECODED " + a[1] + " " + json(m));
+                PeerIo.out("DECODED " + a[1] + " " + json(m));
                 break;
             }
             case "cache": {
@@ -280,9 +209,9 @@ public final class CuratorDiscoveryPeer {
                     @Override
                     public void cacheChanged() {
                         try {
-                            out("CACHE_CHANGED " + tag + " " + json(ids(cache.getInstances())));
+                            PeerIo.out("CACHE_CHANGED " + tag + " " + json(ids(cache.getInstances())));
                         } catch (Exception e) {
-                            out("ERROR cache-" + tag + " " + e);
+                            PeerIo.out("ERROR cache-" + tag + " " + e);
                         }
                     }
 
@@ -291,7 +220,7 @@ public final class CuratorDiscoveryPeer {
                 });
                 cache.start();
                 caches.put(tag, cache);
-                out("CACHE_STARTED " + tag + " " + json(ids(cache.getInstances())));
+                PeerIo.out("CACHE_STARTED " + tag + " " + json(ids(cache.getInstances())));
                 break;
             }
             case "provider": {
@@ -311,7 +240,7 @@ public final class CuratorDiscoveryPeer {
                         discovery.serviceProviderBuilder().serviceName(a[2]).providerStrategy(strategy).build();
                 provider.start();
                 providers.put(tag, provider);
-                out("PROVIDER_STARTED " + tag);
+                PeerIo.out("PROVIDER_STARTED " + tag);
                 break;
             }
             case "provide": {
@@ -325,7 +254,7 @@ public final class CuratorDiscoveryPeer {
                     picks.add(pick == null ? null : pick.getId());
                 }
                 m.put("picks", picks);
-                out("PROVIDED " + tag + " " + json(m));
+                PeerIo.out("PROVIDED " + tag + " " + json(m));
                 break;
             }
             case "rw": {
@@ -335,45 +264,16 @@ public final class CuratorDiscoveryPeer {
                 InterProcessReadWriteLock lock =
                         new InterProcessReadWriteLock(client, path, tag.getBytes(StandardCharsets.UTF_8));
                 InterProcessMutex mutex = write ? lock.writeLock() : lock.readLock();
-                CountDownLatch release = new CountDownLatch(1);
-                held.put(tag, release);
-                CuratorFramework c = client;
-                // A Curator lock must be released by the thread that acquired it.
-                background("rw-" + tag, () -> {
-                    if (!mutex.acquire(WAIT_SECONDS, TimeUnit.SECONDS)) {
-                        throw new IllegalStateException("rw " + tag + " timed out");
-                    }
-                    out("ACQUIRED " + tag + " " + ownNode(c, path, tag));
-                    try {
-                        release.await();
-                    } finally {
-                        mutex.release();
-                        out("RELEASED " + tag);
-                    }
-                });
+                PeerIo.hold("rw", tag, mutex, () -> ownNode(client, path, tag));
                 break;
             }
-            case "release":
-                held.remove(a[1]).countDown();
-                break;
             case "rwnodes": {
                 String path = a[1];
                 // Curator's own order: the children sorted by the read lock's own driver, as its
                 // acquire loop sorts them (getParticipantNodes would list only the __READ__ nodes).
                 InterProcessMutex readLock = new InterProcessReadWriteLock(client, path).readLock();
                 List<String> children = LockInternals.getSortedChildren(client, path, "__READ__", sorterOf(readLock));
-                StringBuilder sb = new StringBuilder("RWNODES " + path);
-                for (String child : children) {
-                    byte[] data;
-                    try {
-                        data = client.getData().forPath(path + "/" + child);
-                    } catch (KeeperException.NoNodeException e) {
-                        continue;
-                    }
-                    sb.append(' ').append(child).append(':').append(ProtectedUtils.isProtectedZNode(child))
-                            .append(':').append(hex(data));
-                }
-                out(sb.toString());
+                PeerIo.out(PeerIo.nodesLine("RWNODES", client, path, children));
                 break;
             }
             case "rwcontend": {
@@ -383,8 +283,7 @@ public final class CuratorDiscoveryPeer {
                 int rounds = Integer.parseInt(a[4]);
                 long holdMs = Long.parseLong(a[5]);
                 int writeEvery = Integer.parseInt(a[6]);
-                CuratorFramework c = client;
-                background("rwcontend-" + tag, () -> contend(c, tag, path, marker, rounds, holdMs, writeEvery));
+                PeerIo.background("rwcontend-" + tag, () -> contend(client, tag, path, marker, rounds, holdMs, writeEvery));
                 break;
             }
             default:
@@ -422,14 +321,14 @@ public final class CuratorDiscoveryPeer {
         InterProcessReadWriteLock lock = new InterProcessReadWriteLock(c, path, tag.getBytes(StandardCharsets.UTF_8));
         byte[] mine = tag.getBytes(StandardCharsets.UTF_8);
         int violations = 0;
-        out("RW_STARTED " + tag);
+        PeerIo.out("RW_STARTED " + tag);
         for (int i = 0; i < rounds; i++) {
             boolean write = i % writeEvery == writeEvery - 1;
             InterProcessMutex mutex = write ? lock.writeLock() : lock.readLock();
             if (!mutex.acquire(WAIT_SECONDS, TimeUnit.SECONDS)) {
                 throw new IllegalStateException("rw " + tag + " timed out on round " + i);
             }
-            long t0 = micros();
+            long t0 = PeerIo.micros();
             try {
                 if (write) {
                     boolean created = false;
@@ -438,7 +337,7 @@ public final class CuratorDiscoveryPeer {
                         created = true;
                     } catch (KeeperException.NodeExistsException e) {
                         violations++;
-                        out("VIOLATION " + tag + " writer-found-marker");
+                        PeerIo.out("VIOLATION " + tag + " writer-found-marker");
                     }
                     Thread.sleep(holdMs);
                     if (created) {
@@ -447,55 +346,36 @@ public final class CuratorDiscoveryPeer {
                             byte[] data = c.getData().storingStatIn(stat).forPath(marker);
                             if (!java.util.Arrays.equals(data, mine)) {
                                 violations++;
-                                out("VIOLATION " + tag + " marker-replaced");
+                                PeerIo.out("VIOLATION " + tag + " marker-replaced");
                             } else {
                                 c.delete().withVersion(stat.getVersion()).forPath(marker);
                             }
                         } catch (KeeperException.NoNodeException e) {
                             violations++;
-                            out("VIOLATION " + tag + " marker-deleted");
+                            PeerIo.out("VIOLATION " + tag + " marker-deleted");
                         }
                     }
                 } else {
                     if (c.checkExists().forPath(marker) != null) {
                         violations++;
-                        out("VIOLATION " + tag + " reader-found-marker-on-entry");
+                        PeerIo.out("VIOLATION " + tag + " reader-found-marker-on-entry");
                     }
                     Thread.sleep(holdMs);
                     if (c.checkExists().forPath(marker) != null) {
                         violations++;
-                        out("VIOLATION " + tag + " reader-found-marker-on-exit");
+                        PeerIo.out("VIOLATION " + tag + " reader-found-marker-on-exit");
                     }
                 }
             } finally {
-                out("HELD " + tag + " " + (write ? "W" : "R") + " " + t0 + " " + micros());
+                PeerIo.out("HELD " + tag + " " + (write ? "W" : "R") + " " + t0 + " " + PeerIo.micros());
                 mutex.release();
             }
         }
-        out("RW_DONE " + tag + " " + rounds + " " + violations);
+        PeerIo.out("RW_DONE " + tag + " " + rounds + " " + violations);
     }
 
-    interface Work {
-        void run() throws Exception;
-    }
-
-    static void background(String name, Work work) {
-        Thread t = new Thread(() -> {
-            try {
-                work.run();
-            } catch (Throwable e) {
-                out("ERROR " + name + " " + e.toString().replace('\n', ' '));
-            }
-        }, name);
-        t.setDaemon(true);
-        t.start();
-    }
-
-    static void closeAll() {
-        for (CountDownLatch release : held.values()) {
-            release.countDown();
-        }
-        held.clear();
+    /** Closes every recipe (PeerIo closes the client next). */
+    static void closeRecipes() {
         for (ServiceProvider<Map> p : providers.values()) {
             try {
                 p.close();
@@ -521,11 +401,6 @@ public final class CuratorDiscoveryPeer {
             } catch (Exception e) {
                 // closing anyway
             }
-        }
-        CuratorFramework c = client;
-        client = null;
-        if (c != null) {
-            c.close();
         }
     }
 }

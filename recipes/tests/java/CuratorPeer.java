@@ -1,8 +1,9 @@
 // A Curator 5.4 peer for recipes/tests/curator_interop.rs, driven over stdin/stdout.
 //
-// One command per line on stdin; every answer and event is one line on stdout. Long-running
-// work runs on its own thread, so events of several recipes interleave; each line starts with a
-// keyword and (mostly) the tag of the recipe instance it is about. Any failure is reported as
+// One command per line on stdin; every answer and event is one line on stdout (the protocol and
+// the `connect` handshake are PeerIo.java's, compiled with this file). Long-running work runs on
+// its own thread, so events of several recipes interleave; each line starts with a keyword and
+// (mostly) the tag of the recipe instance it is about. Any failure is reported as
 // `ERROR <command> <exception>`. The peer exits on `quit` or when stdin closes.
 //
 //   connect <connect-string>            -> CONNECTED <session id hex>   (closes all recipes and the old client first);
@@ -23,21 +24,15 @@
 //   close <tag>                         -> CLOSED <tag>   (a latch or a selector)
 //   quit
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
-import org.apache.curator.framework.imps.ProtectedUtils;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
 import org.apache.curator.framework.recipes.leader.LeaderSelector;
@@ -46,45 +41,18 @@ import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.LockInternals;
 import org.apache.curator.framework.recipes.locks.StandardLockInternalsDriver;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.data.Stat;
 
 public final class CuratorPeer {
-    private static final long WAIT_SECONDS = 30;
+    private static final long WAIT_SECONDS = PeerIo.WAIT_SECONDS;
 
-    private static volatile CuratorFramework client;
-    private static final Map<String, CountDownLatch> held = new ConcurrentHashMap<>();
     private static final Map<String, LeaderLatch> latches = new ConcurrentHashMap<>();
     private static final Map<String, LeaderSelector> selectors = new ConcurrentHashMap<>();
     private static final Map<String, Semaphore> stepDowns = new ConcurrentHashMap<>();
 
     private CuratorPeer() {}
-
-    static synchronized void out(String line) {
-        System.out.println(line);
-        System.out.flush();
-    }
-
-    static long micros() {
-        Instant now = Instant.now();
-        return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
-    }
-
-    static String name(String path) {
-        return path.substring(path.lastIndexOf('/') + 1);
-    }
-
-    static String hex(byte[] data) {
-        StringBuilder sb = new StringBuilder();
-        if (data != null) {
-            for (byte b : data) {
-                sb.append(String.format("%02x", b & 0xff));
-            }
-        }
-        return sb.toString();
-    }
 
     /** InterProcessMutex, with the node it holds made visible. */
     static final class Mutex extends InterProcessMutex {
@@ -98,100 +66,31 @@ public final class CuratorPeer {
     }
 
     public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        out("READY");
-        String line;
-        while ((line = in.readLine()) != null) {
-            line = line.trim();
-            if (line.isEmpty()) {
-                continue;
-            }
-            String[] a = line.split(" ");
-            if (a[0].equals("quit")) {
-                break;
-            }
-            try {
-                handle(a);
-            } catch (Throwable t) {
-                out("ERROR " + a[0] + " " + t.toString().replace('\n', ' '));
-            }
-        }
-        closeAll();
-        System.exit(0);
+        PeerIo.serve(CuratorPeer::handle, CuratorPeer::closeRecipes);
     }
 
+    /** Every command but connect, disconnect and quit (PeerIo's). */
     static void handle(String[] a) throws Exception {
+        CuratorFramework client = PeerIo.client;
         switch (a[0]) {
-            case "connect": {
-                closeAll();
-                CuratorFramework c = CuratorFrameworkFactory.builder()
-                        .connectString(a[1])
-                        .sessionTimeoutMs(10_000)
-                        .connectionTimeoutMs(10_000)
-                        .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                        .build();
-                c.getConnectionStateListenable().addListener((cl, state) -> out("STATE " + state));
-                c.start();
-                if (!c.blockUntilConnected((int) WAIT_SECONDS, TimeUnit.SECONDS)) {
-                    c.close();
-                    throw new IllegalStateException("not connected to " + a[1]);
-                }
-                client = c;
-                out("CONNECTED " + Long.toHexString(c.getZookeeperClient().getZooKeeper().getSessionId()));
-                break;
-            }
-            case "disconnect":
-                closeAll();
-                out("DISCONNECTED");
-                break;
             case "acquire": {
-                String tag = a[1];
                 Mutex mutex = new Mutex(client, a[2]);
-                CountDownLatch release = new CountDownLatch(1);
-                held.put(tag, release);
-                // InterProcessMutex must be released by the thread that acquired it.
-                background("acquire-" + tag, () -> {
-                    if (!mutex.acquire(WAIT_SECONDS, TimeUnit.SECONDS)) {
-                        throw new IllegalStateException("acquire " + tag + " timed out");
-                    }
-                    out("ACQUIRED " + tag + " " + name(mutex.heldNode()));
-                    try {
-                        release.await();
-                    } finally {
-                        mutex.release();
-                        out("RELEASED " + tag);
-                    }
-                });
+                PeerIo.hold("acquire", a[1], mutex, () -> PeerIo.name(mutex.heldNode()));
                 break;
             }
-            case "release":
-                held.remove(a[1]).countDown();
-                break;
             case "mutex": {
                 String tag = a[1];
                 String path = a[2];
                 String holder = a[3];
                 int n = Integer.parseInt(a[4]);
                 long holdMs = Long.parseLong(a[5]);
-                CuratorFramework c = client;
-                background("mutex-" + tag, () -> contend(c, tag, path, holder, n, holdMs));
+                PeerIo.background("mutex-" + tag, () -> contend(client, tag, path, holder, n, holdMs));
                 break;
             }
             case "nodes": {
                 String path = a[1];
                 List<String> children = LockInternals.getSortedChildren(client, path, a[2], new StandardLockInternalsDriver());
-                StringBuilder sb = new StringBuilder("NODES " + path);
-                for (String child : children) {
-                    byte[] data;
-                    try {
-                        data = client.getData().forPath(path + "/" + child);
-                    } catch (KeeperException.NoNodeException e) {
-                        continue;
-                    }
-                    sb.append(' ').append(child).append(':').append(ProtectedUtils.isProtectedZNode(child))
-                            .append(':').append(hex(data));
-                }
-                out(sb.toString());
+                PeerIo.out(PeerIo.nodesLine("NODES", client, path, children));
                 break;
             }
             case "latch": {
@@ -201,17 +100,17 @@ public final class CuratorPeer {
                 latch.addListener(new LeaderLatchListener() {
                     @Override
                     public void isLeader() {
-                        out("LEADER " + tag);
+                        PeerIo.out("LEADER " + tag);
                     }
 
                     @Override
                     public void notLeader() {
-                        out("NOT_LEADER " + tag);
+                        PeerIo.out("NOT_LEADER " + tag);
                     }
                 });
                 latches.put(tag, latch);
                 latch.start();
-                out("LATCH_STARTED " + tag);
+                PeerIo.out("LATCH_STARTED " + tag);
                 break;
             }
             case "selector": {
@@ -220,11 +119,11 @@ public final class CuratorPeer {
                 LeaderSelector selector = new LeaderSelector(client, a[2], new LeaderSelectorListenerAdapter() {
                     @Override
                     public void takeLeadership(CuratorFramework c) throws Exception {
-                        out("LEADER " + tag);
+                        PeerIo.out("LEADER " + tag);
                         try {
                             stepDown.acquire();
                         } finally {
-                            out("NOT_LEADER " + tag);
+                            PeerIo.out("NOT_LEADER " + tag);
                         }
                     }
                 });
@@ -233,7 +132,7 @@ public final class CuratorPeer {
                 stepDowns.put(tag, stepDown);
                 selectors.put(tag, selector);
                 selector.start();
-                out("SELECTOR_STARTED " + tag);
+                PeerIo.out("SELECTOR_STARTED " + tag);
                 break;
             }
             case "stepdown":
@@ -248,7 +147,7 @@ public final class CuratorPeer {
                 for (Participant p : participants) {
                     ids.add((p.isLeader() ? "*" : "") + p.getId());
                 }
-                out("PARTICIPANTS " + tag + " " + String.join(",", ids));
+                PeerIo.out("PARTICIPANTS " + tag + " " + String.join(",", ids));
                 break;
             }
             case "close": {
@@ -259,7 +158,7 @@ public final class CuratorPeer {
                 } else {
                     selectors.remove(tag).close();
                 }
-                out("CLOSED " + tag);
+                PeerIo.out("CLOSED " + tag);
                 break;
             }
             default:
@@ -273,12 +172,12 @@ public final class CuratorPeer {
         InterProcessMutex mutex = new InterProcessMutex(c, path);
         byte[] mine = tag.getBytes(StandardCharsets.UTF_8);
         int violations = 0;
-        out("MUTEX_STARTED " + tag);
+        PeerIo.out("MUTEX_STARTED " + tag);
         for (int i = 0; i < n; i++) {
             if (!mutex.acquire(WAIT_SECONDS, TimeUnit.SECONDS)) {
                 throw new IllegalStateException("mutex " + tag + " timed out on acquisition " + i);
             }
-            long t0 = micros();
+            long t0 = PeerIo.micros();
             try {
                 boolean created = false;
                 try {
@@ -286,7 +185,7 @@ public final class CuratorPeer {
                     created = true;
                 } catch (KeeperException.NodeExistsException e) {
                     violations++;
-                    out("VIOLATION " + tag + " holder-exists");
+                    PeerIo.out("VIOLATION " + tag + " holder-exists");
                 }
                 if (holdMs > 0) {
                     Thread.sleep(holdMs);
@@ -297,44 +196,26 @@ public final class CuratorPeer {
                         byte[] data = c.getData().storingStatIn(stat).forPath(holder);
                         if (!java.util.Arrays.equals(data, mine)) {
                             violations++;
-                            out("VIOLATION " + tag + " holder-replaced-by-" + new String(data, StandardCharsets.UTF_8));
+                            PeerIo.out("VIOLATION " + tag + " holder-replaced-by-"
+                                    + new String(data, StandardCharsets.UTF_8));
                         } else {
                             c.delete().withVersion(stat.getVersion()).forPath(holder);
                         }
                     } catch (KeeperException.NoNodeException e) {
                         violations++;
-                        out("VIOLATION " + tag + " holder-deleted");
+                        PeerIo.out("VIOLATION " + tag + " holder-deleted");
                     }
                 }
             } finally {
-                out("HELD " + tag + " " + t0 + " " + micros());
+                PeerIo.out("HELD " + tag + " " + t0 + " " + PeerIo.micros());
                 mutex.release();
             }
         }
-        out("MUTEX_DONE " + tag + " " + n + " " + violations);
+        PeerIo.out("MUTEX_DONE " + tag + " " + n + " " + violations);
     }
 
-    interface Work {
-        void run() throws Exception;
-    }
-
-    static void background(String name, Work work) {
-        Thread t = new Thread(() -> {
-            try {
-                work.run();
-            } catch (Throwable e) {
-                out("ERROR " + name + " " + e.toString().replace('\n', ' '));
-            }
-        }, name);
-        t.setDaemon(true);
-        t.start();
-    }
-
-    static void closeAll() {
-        for (CountDownLatch release : held.values()) {
-            release.countDown();
-        }
-        held.clear();
+    /** Closes every recipe (PeerIo closes the client next). */
+    static void closeRecipes() {
         for (LeaderSelector s : selectors.values()) {
             s.close();
         }
@@ -351,10 +232,5 @@ public final class CuratorPeer {
             }
         }
         latches.clear();
-        CuratorFramework c = client;
-        client = null;
-        if (c != null) {
-            c.close();
-        }
     }
 }
