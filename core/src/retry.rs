@@ -546,6 +546,9 @@ fn is_connection_error(error: &Error) -> bool {
     matches!(error.code(), ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved)
 }
 
+/// A wait for the connection at least this long means it was down and came back.
+const RECONNECTED_WAIT: Duration = Duration::from_millis(1);
+
 /// Runs `op` until it succeeds or `policy` gives up, waiting for reconnection between tries.
 ///
 /// After the `attempt`-th failure with error `e`:
@@ -555,8 +558,10 @@ fn is_connection_error(error: &Error) -> bool {
 /// 2. if `e` is connection-type (code ConnectionLoss, OperationTimeout or SessionMoved — this
 ///    includes [`Error::Timeout`]), awaits `wait_for_connection()`, which should resolve once
 ///    the client is connected again, bounded by the connection timeout;
-/// 3. sleeps the delay with [`tokio::time::sleep`] (so paused test time works), then calls
-///    `op` again.
+///    — if the connection was actually down (the wait took time), `op` is called again at
+///    once: the reconnection was the wait, and sleeping on top of it only delays recovery;
+/// 3. otherwise sleeps the delay with [`tokio::time::sleep`] (so paused test time works), then
+///    calls `op` again.
 ///
 /// Other retryable errors (ThrottledOp, or whatever a custom `allows` accepts) only sleep.
 /// Each retry is traced at debug level with the attempt, the delay and the error. To retry
@@ -623,11 +628,17 @@ where
             return Err(error);
         };
         tracing::debug!(attempt, ?delay, %error, "retrying");
-        if is_connection_error(&error)
-            && let Err(wait_error) = wait_for_connection().await
-        {
-            tracing::debug!(attempt, %error, %wait_error, "not retrying: no connection");
-            return Err(wait_error);
+        if is_connection_error(&error) {
+            let waited_from = tokio::time::Instant::now();
+            if let Err(wait_error) = wait_for_connection().await {
+                tracing::debug!(attempt, %error, %wait_error, "not retrying: no connection");
+                return Err(wait_error);
+            }
+            // The connection was down and is back: that was the wait; retry at once rather than
+            // sleeping on top of it. (Already connected: back off as the policy says.)
+            if waited_from.elapsed() >= RECONNECTED_WAIT {
+                continue;
+            }
         }
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

@@ -383,9 +383,21 @@ fn spawn_conn(conns: &Mutex<JoinSet<()>>, task: impl Future<Output = ()> + Send 
     set.spawn(task);
 }
 
+/// How many connections may wait to be accepted. A whole fleet reconnecting at once (after a
+/// mass expiry) overflows the usual 128 and the kernel drops attempts, which then retry a
+/// second later; ZooKeeper's own default is larger too.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 impl Member {
     pub(crate) async fn bind(shared: &Arc<Shared>, ctl: Arc<MemberCtl>, addr: SocketAddr) -> Result<Member, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         ctl.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
         let (stop_tx, stop_rx) = oneshot::channel();

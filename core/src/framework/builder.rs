@@ -61,7 +61,7 @@ impl FrameworkBuilder {
             error_policy: ErrorPolicy::Standard,
             connection_timeout: Duration::from_secs(15),
             lost_after_percent: 100,
-            resession_jitter: Duration::from_millis(200),
+            resession_jitter: Duration::from_millis(100),
             seed: None,
         }
     }
@@ -198,7 +198,7 @@ impl FrameworkBuilder {
     }
 
     /// After LOST, the new session starts after a uniform random pause in `[0, max]`
-    /// (default 200 ms), so that clients expired together do not reconnect together.
+    /// (default 100 ms), so that clients expired together do not reconnect together.
     /// `Duration::ZERO` turns the pause off.
     ///
     /// See [`FrameworkBuilder::lost_after_percent`] for an example.
