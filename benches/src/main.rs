@@ -10,8 +10,12 @@
 //! name is prefixed `zkc_`. Lines starting with `#` are context. See `benches/README.md`.
 
 mod clients;
+mod expiry;
+mod herd;
+mod recipes;
 mod report;
 mod server;
+mod server_bench;
 mod workloads;
 
 use std::process::ExitCode;
@@ -85,6 +89,12 @@ struct Args {
     /// startup: connects measured after the first one.
     #[arg(long, default_value_t = 30)]
     warm_connects: usize,
+    /// The server-* benchmarks' flags.
+    #[command(flatten)]
+    server: server_bench::ServerArgs,
+    /// The recipe benchmarks' and the herd's flags.
+    #[command(flatten)]
+    recipes: recipes::RecipeArgs,
     /// Benchmarks to run, in order.
     #[arg(required = true, value_enum)]
     benches: Vec<Bench>,
@@ -129,6 +139,32 @@ enum Bench {
     Startup,
     /// startup, latency, throughput.
     All,
+    /// The embedded server vs ZooKeeper: latency and throughput (see server_bench.rs).
+    ServerOps,
+    /// The embedded server vs ZooKeeper: exec → accepting connections.
+    ServerStartup,
+    /// The embedded server vs ZooKeeper: resident memory with 100k znodes.
+    ServerRss,
+    /// The embedded server vs ZooKeeper: CPU with 10k idle sessions.
+    ServerIdle,
+    /// server-startup, server-ops, server-rss, server-idle.
+    Server,
+    /// Issue 4: 200 frameworks expired at once on an embedded server; connection rate (recipes.rs, herd.rs).
+    Herd,
+    /// c: uncontended Mutex acquire + release.
+    Mutex,
+    /// d: 8 clients contending for one Mutex.
+    MutexContended,
+    /// e: LeaderLatch failover.
+    Leader,
+    /// f: service discovery with 1,000 instances.
+    Discovery,
+    /// g: session expiry → LOST, ephemeral node and registration back (expiry.rs).
+    Expiry,
+    /// Issue 6: Cache initial load of 10,000 nodes and change → event latency.
+    Cache,
+    /// mutex, mutex-contended, leader, discovery, expiry, cache.
+    Recipes,
 }
 
 impl Bench {
@@ -138,6 +174,19 @@ impl Bench {
             Bench::Throughput => "throughput",
             Bench::Startup => "startup",
             Bench::All => "all",
+            Bench::ServerOps => "server-ops",
+            Bench::ServerStartup => "server-startup",
+            Bench::ServerRss => "server-rss",
+            Bench::ServerIdle => "server-idle",
+            Bench::Server => "server",
+            Bench::Herd => "herd",
+            Bench::Mutex => "mutex",
+            Bench::MutexContended => "mutex-contended",
+            Bench::Leader => "leader",
+            Bench::Discovery => "discovery",
+            Bench::Expiry => "expiry",
+            Bench::Cache => "cache",
+            Bench::Recipes => "recipes",
         }
     }
 }
@@ -185,8 +234,22 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
     for b in &args.benches {
         match b {
             Bench::All => benches.extend([Bench::Startup, Bench::Latency, Bench::Throughput]),
+            Bench::Server => {
+                benches.extend([Bench::ServerStartup, Bench::ServerOps, Bench::ServerRss, Bench::ServerIdle])
+            }
+            Bench::Recipes => benches.extend([
+                Bench::Mutex,
+                Bench::MutexContended,
+                Bench::Leader,
+                Bench::Discovery,
+                Bench::Expiry,
+                Bench::Cache,
+            ]),
             b => benches.push(*b),
         }
+    }
+    if args.client != ClientKind::Corral && benches.iter().any(|b| recipes::is_recipe_bench(b.name())) {
+        return Err("the recipe benchmarks and herd measure Corral only; drop --client".to_owned());
     }
 
     let mut builder = match args.runtime {
@@ -201,8 +264,10 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
     let driver = args.driver;
     let task = async move {
         let result = match args.client {
-            ClientKind::Corral => run_benches::<Corral>(&benches, &cfg, &reporter).await,
-            ClientKind::Zkclient => run_benches::<ZkClient>(&benches, &cfg, &reporter).await,
+            ClientKind::Corral => run_benches::<Corral>(&benches, &cfg, &args.server, &args.recipes, &reporter).await,
+            ClientKind::Zkclient => {
+                run_benches::<ZkClient>(&benches, &cfg, &args.server, &args.recipes, &reporter).await
+            }
         };
         // Context last: nothing may delay the startup benchmark's first connect.
         print_context(&args, &cfg).await;
@@ -216,7 +281,13 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
     }
 }
 
-async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, r: &Reporter) -> Result<(), String> {
+async fn run_benches<C: BenchClient>(
+    benches: &[Bench],
+    cfg: &Config,
+    server: &server_bench::ServerArgs,
+    recipe_args: &recipes::RecipeArgs,
+    r: &Reporter,
+) -> Result<(), String> {
     for &bench in benches {
         let t0 = Instant::now();
         note(format_args!("bench {} ({}, zk {})", bench.name(), C::describe(), cfg.zk));
@@ -224,7 +295,18 @@ async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, r: &Report
             Bench::Latency => workloads::latency::<C>(cfg, r).await,
             Bench::Throughput => workloads::throughput::<C>(cfg, r).await,
             Bench::Startup => workloads::startup::<C>(cfg, r).await,
-            Bench::All => Ok(()),
+            Bench::ServerOps => server_bench::ops(cfg, server).await,
+            Bench::ServerStartup => server_bench::startup(cfg, server).await,
+            Bench::ServerRss => server_bench::rss(cfg, server).await,
+            Bench::ServerIdle => server_bench::idle(cfg, server).await,
+            Bench::Herd
+            | Bench::Mutex
+            | Bench::MutexContended
+            | Bench::Leader
+            | Bench::Discovery
+            | Bench::Expiry
+            | Bench::Cache => recipes::run(bench.name(), cfg, recipe_args, r).await.map_err(clients::OpError::Other),
+            Bench::All | Bench::Server | Bench::Recipes => Ok(()),
         };
         result.map_err(|e| format!("bench {} failed: {e}", bench.name()))?;
         note(format_args!("bench {} took {:.1} s", bench.name(), t0.elapsed().as_secs_f64()));
