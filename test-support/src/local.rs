@@ -142,7 +142,7 @@ impl Drop for Wrapper {
 /// Why one start attempt failed.
 #[derive(Debug)]
 enum Failure {
-    /// The server could not bind its port: try another one.
+    /// The server could not bind its port, or died without saying why: try another port.
     PortTaken(String),
     /// Anything else: give up.
     Fatal(String),
@@ -319,6 +319,10 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16) -> Result<LocalServer, Fail
             let tail = process.log_tail();
             return Err(if tail.contains("Address already in use") {
                 Failure::PortTaken(format!("port {port} was taken"))
+            } else if !["Exception", "ERROR", "Error"].iter().any(|w| tail.contains(w)) {
+                // Gone before logging any reason (killed from outside, or starved at start on a
+                // busy machine): worth another try on a fresh port.
+                Failure::PortTaken(format!("ZooKeeper on port {port} exited without a reason in its log"))
             } else {
                 Failure::Fatal(format!("ZooKeeper exited during startup; {tail}"))
             });
