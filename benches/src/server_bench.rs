@@ -36,14 +36,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use corral_proto::{ConnectRequest, ConnectResponse, Jute as _, OpCode, ReplyHeader, RequestHeader, encode_frame, xid};
+use corral_proto::records::PathAndWatch;
+use corral_proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, Jute as _, OpCode, ReplyHeader, RequestHeader, encode_frame, xid,
+};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::clients::{BenchClient as _, Corral, OpError, OpResult};
-use crate::report::{Reporter, note};
+use crate::report::{Reporter, note, percentile};
 use crate::server::first_host;
 use crate::workloads::Config;
 
@@ -614,7 +617,58 @@ const OPS_METRICS: &[(&str, &str, usize, &str)] = &[
     ("tp_client_cores", "throughput_client_cores", 2, "cores"),
     ("tp_other_cores", "throughput_other_cores", 2, "cores"),
     ("lat_server_cores", "latency_server_cores", 2, "cores"),
+    ("rawclient_get_p50", "rawclient_get_p50", 1, "us"),
+    ("rawclient_get_p99", "rawclient_get_p99", 1, "us"),
 ];
+
+/// Sequential `getData /zookeeper` with a minimal blocking client (one thread, one socket, no
+/// runtime): the server's share of the latency, without Corral's tasks. Returns (p50, p99) in
+/// µs (nearest rank) of the measured requests, after `warmup` unmeasured ones.
+fn raw_client_latency(addr: &str, warmup: usize, gets: usize, limit: Duration) -> Result<(f64, f64), String> {
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let fail = |e: std::io::Error| format!("raw client: {e}");
+    let mut s = StdTcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(fail)?;
+    s.set_nodelay(true).map_err(fail)?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(fail)?;
+    s.write_all(&connect_frame(30_000)).map_err(fail)?;
+    let body = read_frame_blocking(&mut s).map_err(fail)?;
+    let resp = ConnectResponse::read(&mut &body[..]).map_err(|e| e.to_string())?;
+    if resp.timeout <= 0 {
+        return Err("raw client: session refused".to_owned());
+    }
+    let request = {
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, |b| {
+            RequestHeader { xid: 1, op: OpCode::GetData }.write(b);
+            PathAndWatch { path: "/zookeeper".to_owned(), watch: false }.write(b);
+        });
+        buf.freeze()
+    };
+    let mut lat = Vec::with_capacity(gets);
+    let deadline = Instant::now() + limit;
+    for i in 0..warmup + gets.max(1) {
+        if i >= warmup && Instant::now() >= deadline {
+            break;
+        }
+        let t = Instant::now();
+        s.write_all(&request).map_err(fail)?;
+        let reply = read_frame_blocking(&mut s).map_err(fail)?;
+        let elapsed = t.elapsed();
+        let header = ReplyHeader::read(&mut &reply[..]).map_err(|e| e.to_string())?;
+        if header.err != ErrorCode::Ok {
+            return Err(format!("raw client: getData /zookeeper answered {:?}", header.err));
+        }
+        if i >= warmup {
+            lat.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    if s.write_all(&header_frame(2, OpCode::CloseSession)).is_ok() {
+        let _ = read_frame_blocking(&mut s);
+    }
+    lat.sort_by(f64::total_cmp);
+    let p = |q: f64| percentile(&lat, q).unwrap_or(f64::NAN);
+    Ok((p(50.0), p(99.0)))
+}
 
 /// `server-ops`: sequential latency and pipelined throughput against both servers.
 pub(crate) async fn ops(cfg: &Config, sa: &ServerArgs) -> OpResult {
@@ -661,6 +715,15 @@ fn ops_blocking(cfg: &Config, sa: &ServerArgs) -> Result<(), String> {
                     usage.describe()
                 ));
             }
+            // The server alone: the same sequential getData with a minimal blocking client.
+            let (p50, p99) = raw_client_latency(&addr, cfg.get_warmup, cfg.gets, cfg.get_limit)?;
+            series.push(target, "rawclient_get_p50", p50);
+            series.push(target, "rawclient_get_p99", p99);
+            note(format_args!(
+                "[server-ops r{round} {} raw client] getData /zookeeper p50 {p50:.1} us, p99 {p99:.1} us | loadavg {}",
+                target.name(),
+                loadavg()
+            ));
             drop(server);
         }
     }
@@ -673,6 +736,7 @@ fn ops_blocking(cfg: &Config, sa: &ServerArgs) -> Result<(), String> {
     series.ratio(&r, "raw_async_set_ops", "server_set_ops_ratio");
     series.ratio(&r, "raw_get_p50", "server_get_p50_ratio");
     series.ratio(&r, "raw_create_delete_p50", "server_create_delete_p50_ratio");
+    series.ratio(&r, "rawclient_get_p50", "server_rawclient_get_p50_ratio");
     Ok(())
 }
 
@@ -948,7 +1012,7 @@ async fn rss_round(target: Target, cfg: &Config, sa: &ServerArgs) -> Result<RssR
             };
             if command == ["GC.heap_info"] {
                 let text = String::from_utf8_lossy(&out.stdout);
-                let heap: Vec<&str> = text.lines().filter(|l| l.contains("heap total")).collect();
+                let heap: Vec<&str> = text.lines().filter(|l| l.contains("total") && l.contains("used")).collect();
                 note(format_args!(
                     "[server-rss zk] jcmd GC.heap_info: {} (VmRSS now {:.1} MiB)",
                     heap.join(" | ").split_whitespace().collect::<Vec<_>>().join(" "),
