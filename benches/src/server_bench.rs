@@ -9,7 +9,8 @@
 //! - `server-ops`: the `latency` and `throughput` workloads, each in a child process of this
 //!   same binary (Corral's client, the default runtime), against a fresh `corral-server` process
 //!   and against ZooKeeper, alternating the order every round; medians, ratios, and the CPU the
-//!   server, the client and the other tenants used meanwhile.
+//!   server, the client and the other tenants used meanwhile. Then the same sequential getData
+//!   with a minimal blocking client, for the server's share of the latency.
 //! - `server-startup`: exec of the `corral-server` binary → first TCP connect, first completed
 //!   session handshake, first `imok`, first `srvr` with a `Mode:` line, and the `listening on`
 //!   line; with `--zk-sh`, the same for `zk.sh start nosync`.
@@ -23,7 +24,9 @@
 //! The embedded server always runs as its release binary (`corral-server --port P`), started
 //! and killed (by pid) here. ZooKeeper is the one the anchors' `zk.sh` runs, found through its
 //! pid file; with `--zk-sh` this module restarts it (`zk.sh stop`, `zk.sh start nosync`) where
-//! a benchmark needs a fresh process, and leaves it running.
+//! a benchmark needs a fresh process, and leaves it running. A `corral-server` outlives this
+//! process only if this process is killed outright (SIGKILL); `timeout` and Ctrl-C signal the
+//! whole process group, the server included.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -456,10 +459,11 @@ fn read_frame_blocking(s: &mut StdTcpStream) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Connects, opens a session, checks the answer grants it, then closes the session.
-fn handshake_blocking(addr: &SocketAddr) -> Result<(), String> {
-    let mut s = StdTcpStream::connect_timeout(addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+/// Connects, opens a session, checks the answer grants it, then closes the session. `wait`
+/// bounds the connect and each read.
+fn handshake_blocking(addr: &SocketAddr, wait: Duration) -> Result<(), String> {
+    let mut s = StdTcpStream::connect_timeout(addr, wait).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
     let _ = s.set_nodelay(true);
     s.write_all(&connect_frame(10_000)).map_err(|e| e.to_string())?;
     let body = read_frame_blocking(&mut s).map_err(|e| e.to_string())?;
@@ -474,10 +478,10 @@ fn handshake_blocking(addr: &SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// A four-letter word, blocking (1 s to connect, 2 s to answer).
-fn four_letter_word_blocking(addr: &SocketAddr, word: &str) -> std::io::Result<String> {
-    let mut s = StdTcpStream::connect_timeout(addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+/// A four-letter word, blocking; `wait` bounds the connect and each read.
+fn four_letter_word_blocking(addr: &SocketAddr, word: &str, wait: Duration) -> std::io::Result<String> {
+    let mut s = StdTcpStream::connect_timeout(addr, wait)?;
+    s.set_read_timeout(Some(wait))?;
     s.write_all(word.as_bytes())?;
     let mut answer = Vec::new();
     s.read_to_end(&mut answer)?;
@@ -757,9 +761,13 @@ impl Probes {
     }
 }
 
-/// Probes `addr` until a TCP connect, a session handshake, `ruok` → `imok` and a `srvr` with
-/// `Mode:` have each succeeded once (or `limit` passes), pausing `pause` between failed rounds.
-/// `also` is polled every round and may record its own times.
+/// Probes `addr` from four threads at once, each retrying (after `pause`) until its check has
+/// succeeded once or `limit` has passed: a TCP connect, a session handshake, `ruok` → `imok`,
+/// and `srvr` with a `Mode:` line. Until `srvr` has reported a mode, each attempt waits at most
+/// 25 ms for its answer, so that a server that accepts connections but does not answer yet
+/// (ZooKeeper while it loads) holds back neither the other probes nor the next attempt; after
+/// that the handshake may take up to 2 s (a cold JVM's first session). `also` is called on
+/// this thread every `pause` meanwhile (it may record times of its own).
 fn probe_until_serving(
     addr: &SocketAddr,
     t0: Instant,
@@ -767,29 +775,44 @@ fn probe_until_serving(
     pause: Duration,
     mut also: impl FnMut(),
 ) -> Probes {
-    let mut p = Probes::default();
-    while !p.done() && t0.elapsed() < limit {
-        also();
-        if p.connect.is_none() && StdTcpStream::connect_timeout(addr, Duration::from_secs(1)).is_ok() {
-            p.connect = Some(t0.elapsed());
-        }
-        if p.connect.is_some() {
-            if p.handshake.is_none() && handshake_blocking(addr).is_ok() {
-                p.handshake = Some(t0.elapsed());
+    let deadline = t0 + limit;
+    let short = Duration::from_millis(25);
+    let serving = AtomicBool::new(false);
+    let probe = |check: &dyn Fn() -> bool| {
+        while Instant::now() < deadline {
+            if check() {
+                return Some(t0.elapsed());
             }
-            if p.ruok.is_none() && four_letter_word_blocking(addr, "ruok").is_ok_and(|a| a == "imok") {
-                p.ruok = Some(t0.elapsed());
-            }
-            if p.srvr_mode.is_none() && four_letter_word_blocking(addr, "srvr").is_ok_and(|a| a.contains("\nMode: ")) {
-                p.srvr_mode = Some(t0.elapsed());
-            }
-        }
-        if !p.done() {
             std::thread::sleep(pause);
         }
-    }
-    also();
-    p
+        None
+    };
+    std::thread::scope(|scope| {
+        let connect = scope.spawn(|| probe(&|| StdTcpStream::connect_timeout(addr, short).is_ok()));
+        let handshake = scope.spawn(|| {
+            probe(&|| {
+                let wait = if serving.load(Ordering::Relaxed) { Duration::from_secs(2) } else { short };
+                handshake_blocking(addr, wait).is_ok()
+            })
+        });
+        let ruok = scope.spawn(|| probe(&|| four_letter_word_blocking(addr, "ruok", short).is_ok_and(|a| a == "imok")));
+        let srvr = scope.spawn(|| {
+            let at = probe(&|| four_letter_word_blocking(addr, "srvr", short).is_ok_and(|a| a.contains("\nMode: ")));
+            serving.store(true, Ordering::Relaxed);
+            at
+        });
+        while ![&connect, &handshake, &ruok, &srvr].iter().all(|h| h.is_finished()) {
+            also();
+            std::thread::sleep(pause);
+        }
+        also();
+        Probes {
+            connect: connect.join().ok().flatten(),
+            handshake: handshake.join().ok().flatten(),
+            ruok: ruok.join().ok().flatten(),
+            srvr_mode: srvr.join().ok().flatten(),
+        }
+    })
 }
 
 fn ms(d: Option<Duration>) -> f64 {
