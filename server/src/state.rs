@@ -273,7 +273,7 @@ impl State {
     pub(crate) fn end_session(&mut self, id: i64, wall: i64, config: &Config, close: bool) -> i64 {
         self.sessions.set_closing(id);
         let zxid = self.next_zxid();
-        let mut txn = Txn::new(&mut self.tree, zxid, wall, config.extended_types);
+        let mut txn = Txn::single(&mut self.tree, zxid, wall, config.extended_types);
         txn.delete_ephemerals(id);
         let changes = txn.commit();
         self.deliver(&changes);
@@ -307,7 +307,8 @@ impl State {
     }
 
     /// Runs one write transaction: assigns a zxid, applies `f`, and commits (delivering the
-    /// watch events) or rolls back. Failed writes consume a zxid, as in ZooKeeper.
+    /// watch events) or rolls back. Failed writes consume a zxid, as in ZooKeeper. `f` is a
+    /// single operation that checks everything before it changes anything (there is no undo log).
     pub(crate) fn write<T>(
         &mut self,
         wall: i64,
@@ -315,7 +316,8 @@ impl State {
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, ErrorCode>,
     ) -> (i64, Result<T, ErrorCode>) {
         let zxid = self.next_zxid();
-        let mut txn = Txn::new(&mut self.tree, zxid, wall, extended_types);
+        // Single operations validate before changing anything: no undo log needed.
+        let mut txn = Txn::single(&mut self.tree, zxid, wall, extended_types);
         let result = f(&mut txn);
         match result {
             Ok(value) => {

@@ -49,17 +49,36 @@ pub(crate) struct Txn<'a> {
     undo: Vec<(String, Option<Node>)>,
     saved: HashSet<String>,
     changes: Vec<Change>,
+    /// Whether to keep an undo log. Only a multi needs one: every single operation checks
+    /// everything before it changes anything, and copying a parent (with its whole child list)
+    /// on every create or delete made writes slow down with the size of the directory.
+    keep_undo: bool,
 }
 
 impl<'a> Txn<'a> {
     /// A transaction with id `zxid` at wall time `now` (ms since the epoch).
     pub(crate) fn new(tree: &'a mut DataTree, zxid: i64, now: i64, extended_types: bool) -> Self {
-        Self { tree, zxid, now, extended_types, undo: Vec::new(), saved: HashSet::new(), changes: Vec::new() }
+        Self {
+            tree,
+            zxid,
+            now,
+            extended_types,
+            undo: Vec::new(),
+            saved: HashSet::new(),
+            changes: Vec::new(),
+            keep_undo: true,
+        }
+    }
+
+    /// A transaction of one operation (or one that cannot fail midway): no undo log, so
+    /// [`Txn::rollback`] must only follow a failure that changed nothing.
+    pub(crate) fn single(tree: &'a mut DataTree, zxid: i64, now: i64, extended_types: bool) -> Self {
+        Self { keep_undo: false, ..Self::new(tree, zxid, now, extended_types) }
     }
 
     /// Keeps the current value of `path` for rollback, the first time it is touched.
     fn save(&mut self, path: &str) {
-        if self.saved.insert(path.to_owned()) {
+        if self.keep_undo && self.saved.insert(path.to_owned()) {
             self.undo.push((path.to_owned(), self.tree.get(path).cloned()));
         }
     }
@@ -369,5 +388,23 @@ mod tests {
         }
         assert_eq!(txn.delete("/nope", -1, &Authz::server()), Err(ErrorCode::NoNode));
         assert_eq!(txn.delete("/nope/x", -1, &Authz::server()), Err(ErrorCode::NoNode));
+    }
+
+    #[test]
+    fn single_operations_keep_no_undo_log_and_multis_do() {
+        let mut tree = DataTree::new();
+        create(&mut tree, 1, "/dir", 0).unwrap();
+        let acl = open();
+        let mut single = Txn::single(&mut tree, 2, 1000, true);
+        single.create(CreateSpec { acl: &acl, ..spec("/dir/a", 0) }, &Authz::server(), 0x42).unwrap();
+        // No copy of the parent (and its child list) is taken for a single operation.
+        assert!(single.undo.is_empty());
+        single.commit();
+        let mut multi = Txn::new(&mut tree, 3, 1000, true);
+        multi.create(CreateSpec { acl: &acl, ..spec("/dir/b", 0) }, &Authz::server(), 0x42).unwrap();
+        assert_eq!(multi.undo.len(), 2, "parent and node saved for rollback");
+        multi.rollback();
+        assert!(tree.get("/dir/b").is_none());
+        assert!(tree.get("/dir/a").is_some());
     }
 }
