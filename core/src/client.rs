@@ -17,7 +17,7 @@ use crate::connect_string::Chroot;
 use crate::error::{Error, Result};
 use crate::session::{AfterReply, Command, Pending, Shared};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use crate::watcher::{WatchKind, WatchRegistration, WatchSender};
+use crate::watcher::{DropGuard, WatchKind, WatchRegistration, WatchSender};
 
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -410,22 +410,16 @@ impl Client {
         }
     }
 
-    /// Builds a one-shot watch registration and the watcher handed to the caller.
-    pub(crate) fn oneshot_watch(&self, path: &str, kind: WatchKind) -> (crate::OneshotWatcher, WatchRegistration) {
-        let id = self.next_watch_id();
-        let (watcher, sender) = crate::OneshotWatcher::new(path.to_owned(), kind, id, self.weak_commands());
-        (watcher, WatchRegistration { path: path.to_owned(), kind, id, sender })
-    }
-
-    /// Builds a persistent watch registration and the stream handed to the caller.
-    pub(crate) fn persistent_watch(
+    /// Builds a watch registration and the watcher handed to the caller (a one-shot
+    /// [`crate::OneshotWatcher`] or a [`crate::PersistentWatcher`] stream, by `make`).
+    pub(crate) fn watch<W>(
         &self,
         path: &str,
         kind: WatchKind,
-    ) -> (crate::PersistentWatcher, WatchRegistration) {
+        make: impl FnOnce(DropGuard) -> (W, WatchSender),
+    ) -> (W, WatchRegistration) {
         let id = self.next_watch_id();
-        let (watcher, sender) = crate::PersistentWatcher::new(path.to_owned(), kind, id, self.weak_commands());
-        debug_assert!(matches!(sender, WatchSender::Stream(_)));
+        let (watcher, sender) = make(DropGuard::new(path.to_owned(), kind, id, self.weak_commands()));
         (watcher, WatchRegistration { path: path.to_owned(), kind, id, sender })
     }
 

@@ -67,7 +67,7 @@ impl Client {
                     AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
                     _ => WatchKind::Persistent,
                 };
-                let (watcher, registration) = self.persistent_watch(path, kind);
+                let (watcher, registration) = self.watch(path, kind, PersistentWatcher::new);
                 let reply = self.submit(
                     Request::AddWatch(AddWatchRequest { path: sp, mode }),
                     path,
@@ -120,16 +120,8 @@ impl Client {
         path: &str,
         watcher_type: WatcherType,
     ) -> impl Future<Output = Result<()>> + Send + use<> {
-        let fut: Ready<()> = match self.server_path(path) {
-            Err(e) => fail(e),
-            Ok(sp) => {
-                let request = Request::RemoveWatches(WatchesRequest { path: sp, watcher_type });
-                let after = AfterReply::RemoveLocal { path: path.to_owned(), watcher_type };
-                let reply = self.submit(request, path, None, after);
-                Box::pin(async move { reply.await.map(|_| ()) })
-            }
-        };
-        fut
+        let after = AfterReply::RemoveLocal { path: path.to_owned(), watcher_type };
+        self.watches_request(path, watcher_type, Request::RemoveWatches, after)
     }
 
     /// Asks the server whether this connection holds a watch of `watcher_type` on `path`.
@@ -165,15 +157,7 @@ impl Client {
         path: &str,
         watcher_type: WatcherType,
     ) -> impl Future<Output = Result<()>> + Send + use<> {
-        let fut: Ready<()> = match self.server_path(path) {
-            Err(e) => fail(e),
-            Ok(sp) => {
-                let request = Request::CheckWatches(WatchesRequest { path: sp, watcher_type });
-                let reply = self.submit(request, path, None, AfterReply::Nothing);
-                Box::pin(async move { reply.await.map(|_| ()) })
-            }
-        };
-        fut
+        self.watches_request(path, watcher_type, Request::CheckWatches, AfterReply::Nothing)
     }
 
     /// The paths of this session's ephemeral nodes under `prefix` (ZooKeeper ≥ 3.6).
@@ -425,6 +409,23 @@ impl Client {
             match reply.await? {
                 Response::GetData(r) => Ok((r.data.unwrap_or_default(), r.stat)),
                 other => Err(unexpected("reconfig", &other)),
+            }
+        }
+    }
+
+    /// removeWatches and checkWatches: the same record, a reply with no body.
+    fn watches_request(
+        &self,
+        path: &str,
+        watcher_type: WatcherType,
+        request: fn(WatchesRequest) -> Request,
+        after: AfterReply,
+    ) -> Ready<()> {
+        match self.server_path(path) {
+            Err(e) => fail(e),
+            Ok(sp) => {
+                let reply = self.submit(request(WatchesRequest { path: sp, watcher_type }), path, None, after);
+                Box::pin(async move { reply.await.map(|_| ()) })
             }
         }
     }

@@ -212,17 +212,26 @@ impl Client {
         fut
     }
 
+    /// A one-shot watch on `path` when `watch` is set: the watcher and its registration.
+    fn oneshot_if(
+        &self,
+        watch: bool,
+        path: &str,
+        kind: WatchKind,
+    ) -> (Option<OneshotWatcher>, Option<crate::watcher::WatchRegistration>) {
+        if !watch {
+            return (None, None);
+        }
+        let (watcher, registration) = self.watch(path, kind, OneshotWatcher::new);
+        (Some(watcher), Some(registration))
+    }
+
     fn exists_inner(&self, path: &str, watch: bool) -> Ready<(Option<Stat>, Option<OneshotWatcher>)> {
         let sp = match self.server_path(path) {
             Err(e) => return fail(e),
             Ok(sp) => sp,
         };
-        let (watcher, registration) = if watch {
-            let (w, r) = self.oneshot_watch(path, WatchKind::Exist);
-            (Some(w), Some(r))
-        } else {
-            (None, None)
-        };
+        let (watcher, registration) = self.oneshot_if(watch, path, WatchKind::Exist);
         let reply =
             self.submit(Request::Exists(PathAndWatch { path: sp, watch }), path, registration, AfterReply::Nothing);
         Box::pin(async move {
@@ -314,12 +323,7 @@ impl Client {
             Err(e) => return fail(e),
             Ok(sp) => sp,
         };
-        let (watcher, registration) = if watch {
-            let (w, r) = self.oneshot_watch(path, WatchKind::Data);
-            (Some(w), Some(r))
-        } else {
-            (None, None)
-        };
+        let (watcher, registration) = self.oneshot_if(watch, path, WatchKind::Data);
         let reply =
             self.submit(Request::GetData(PathAndWatch { path: sp, watch }), path, registration, AfterReply::Nothing);
         Box::pin(async move {
@@ -563,12 +567,7 @@ impl Client {
             Err(e) => return fail(e),
             Ok(sp) => sp,
         };
-        let (watcher, registration) = if watch {
-            let (w, r) = self.oneshot_watch(path, WatchKind::Child);
-            (Some(w), Some(r))
-        } else {
-            (None, None)
-        };
+        let (watcher, registration) = self.oneshot_if(watch, path, WatchKind::Child);
         let request = Request::GetChildren2(PathAndWatch { path: sp, watch });
         let reply = self.submit(request, path, registration, AfterReply::Nothing);
         Box::pin(async move {

@@ -295,12 +295,18 @@ impl WatchRegistry {
 
 /// Tells the session task that a watcher was dropped, without keeping the client alive.
 #[derive(Debug)]
-struct DropGuard {
+pub(crate) struct DropGuard {
     path: String,
     kind: WatchKind,
     id: u64,
     commands: mpsc::WeakUnboundedSender<Command>,
     armed: bool,
+}
+
+impl DropGuard {
+    pub(crate) fn new(path: String, kind: WatchKind, id: u64, commands: mpsc::WeakUnboundedSender<Command>) -> Self {
+        Self { path, kind, id, commands, armed: true }
+    }
 }
 
 impl Drop for DropGuard {
@@ -357,14 +363,8 @@ pub struct OneshotWatcher {
 }
 
 impl OneshotWatcher {
-    pub(crate) fn new(
-        path: String,
-        kind: WatchKind,
-        id: u64,
-        commands: mpsc::WeakUnboundedSender<Command>,
-    ) -> (Self, WatchSender) {
+    pub(crate) fn new(guard: DropGuard) -> (Self, WatchSender) {
         let (tx, rx) = oneshot::channel();
-        let guard = DropGuard { path, kind, id, commands, armed: true };
         (Self { rx, guard: Some(guard) }, WatchSender::Oneshot(tx))
     }
 }
@@ -432,14 +432,8 @@ pub struct PersistentWatcher {
 }
 
 impl PersistentWatcher {
-    pub(crate) fn new(
-        path: String,
-        kind: WatchKind,
-        id: u64,
-        commands: mpsc::WeakUnboundedSender<Command>,
-    ) -> (Self, WatchSender) {
+    pub(crate) fn new(guard: DropGuard) -> (Self, WatchSender) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let guard = DropGuard { path, kind, id, commands, armed: true };
         (Self { rx, _guard: guard, ended: false }, WatchSender::Stream(tx))
     }
 }
