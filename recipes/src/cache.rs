@@ -38,6 +38,8 @@ use corral_core::{
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 
+use crate::task::RecipeTask;
+
 /// A cached node: its stat and (unless the cache is data-less) its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedNode {
@@ -130,7 +132,6 @@ impl CacheBuilder {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared { nodes: RwLock::new(BTreeMap::new()), events });
         let (initialized_tx, initialized) = watch::channel(false);
-        let (stop, stop_rx) = watch::channel(false);
         let engine = Engine {
             fw: self.fw.clone(),
             root: self.root.clone(),
@@ -140,8 +141,8 @@ impl CacheBuilder {
             shared: shared.clone(),
             initialized: initialized_tx,
         };
-        let task = tokio::spawn(engine.run(stop_rx));
-        Cache { root: self.root, shared, initialized, stop, task: std::sync::Mutex::new(Some(task)) }
+        let task = RecipeTask::spawn(|stop| engine.run(stop));
+        Cache { root: self.root, shared, initialized, task }
     }
 }
 
@@ -182,8 +183,7 @@ pub struct Cache {
     root: String,
     shared: Arc<Shared>,
     initialized: watch::Receiver<bool>,
-    stop: watch::Sender<bool>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: RecipeTask,
 }
 
 impl Cache {
@@ -258,17 +258,7 @@ impl Cache {
 
     /// Stops the cache: the watch is removed and the task ends.
     pub async fn close(&self) {
-        self.stop.send_replace(true);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Cache {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+        self.task.stop().await;
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::leader_latch::Participant;
 use crate::lock::{Mutex, MutexGuard};
+use crate::task::RecipeTask;
 
 /// What the leadership task is given: who it is and how to tell that leadership is ending.
 #[derive(Debug)]
@@ -83,8 +84,7 @@ pub struct LeaderSelector {
     path: String,
     id: String,
     leading: watch::Receiver<bool>,
-    stop: watch::Sender<bool>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: RecipeTask,
 }
 
 impl LeaderSelector {
@@ -104,10 +104,9 @@ impl LeaderSelector {
         let path = path.into();
         let id = participant_id.into();
         let (leading_tx, leading) = watch::channel(false);
-        let (stop, stop_rx) = watch::channel(false);
         let mutex = Mutex::new(fw, path.clone()).with_data(id.clone());
-        let handle = tokio::spawn(run(mutex, Arc::new(task), auto_requeue, leading_tx, stop_rx));
-        Self { fw: fw.clone(), path, id, leading, stop, task: std::sync::Mutex::new(Some(handle)) }
+        let task = RecipeTask::spawn(move |stop| run(mutex, Arc::new(task), auto_requeue, leading_tx, stop));
+        Self { fw: fw.clone(), path, id, leading, task }
     }
 
     /// This participant's id.
@@ -138,28 +137,18 @@ impl LeaderSelector {
 
     /// Waits until the selector stops by itself (without auto-requeue: after one term).
     pub async fn wait_until_done(&self) {
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.task.join().await;
     }
 
     /// Stops contending; a running leadership task is cancelled and the lock released.
     pub async fn close(&self) {
-        self.stop.send_replace(true);
-        self.wait_until_done().await;
+        self.task.stop().await;
     }
 
     /// The election path; every participant's lock node is a child of it
     /// ([`crate::lock::LOCK_NAME`] nodes).
     pub fn path(&self) -> &str {
         &self.path
-    }
-}
-
-impl Drop for LeaderSelector {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
     }
 }
 

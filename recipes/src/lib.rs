@@ -39,5 +39,6 @@ pub mod persistent_node;
 pub mod read_write_lock;
 pub mod semaphore;
 mod sort;
+mod task;
 
 pub use corral_core::*;

@@ -21,6 +21,8 @@ use corral_core::framework::{Create, Delete};
 use corral_core::{CreateMode, Error, EventType, Framework, Result};
 use tokio::sync::watch;
 
+use crate::task::RecipeTask;
+
 /// A node kept in existence by this process (Curator's `PersistentNode`).
 ///
 /// # Examples
@@ -47,8 +49,7 @@ pub struct PersistentNode {
     fw: Framework,
     shared: Arc<Shared>,
     actual: watch::Receiver<Option<String>>,
-    stop: watch::Sender<bool>,
-    task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
+    task: RecipeTask,
 }
 
 #[derive(Debug)]
@@ -89,9 +90,9 @@ impl PersistentNode {
     fn spawn(fw: &Framework, spec: Spec, data: Bytes) -> Self {
         let shared = Arc::new(Shared { data: StdMutex::new(data) });
         let (actual_tx, actual) = watch::channel(None);
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(fw.clone(), spec, shared.clone(), actual_tx, stop_rx));
-        Self { fw: fw.clone(), shared, actual, stop, task: StdMutex::new(Some(task)) }
+        let (run_fw, run_shared) = (fw.clone(), shared.clone());
+        let task = RecipeTask::spawn(move |stop| run(run_fw, spec, run_shared, actual_tx, stop));
+        Self { fw: fw.clone(), shared, actual, task }
     }
 
     /// The node's actual path (with the sequence suffix or protected prefix), once created;
@@ -151,17 +152,7 @@ impl PersistentNode {
 
     /// Stops keeping the node and deletes it.
     pub async fn close(&self) {
-        self.stop.send_replace(true);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for PersistentNode {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+        self.task.stop().await;
     }
 }
 
