@@ -253,6 +253,9 @@ struct Membership {
 async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool>, mut stop: watch::Receiver<Stop>) {
     let mut states = fw.connection_state();
     let mut member: Option<Membership> = None;
+    // The last check's watch on our own node, kept until the next check has set its own, so
+    // that the client does not remove the server-side watch only to add it again.
+    let mut _held_own: Option<corral_core::OneshotWatcher> = None;
     let set = |value: bool| {
         leader.send_if_modified(|l| {
             let changed = *l != value;
@@ -301,26 +304,30 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         }
         let Some(m) = member.as_ref() else { continue };
         match check(&fw, &path, m).await {
-            Ok(Position::Leader(own)) => {
+            Ok(Position::Leader(mut own)) => {
                 set(true);
                 // Watch our own node too: if it is deleted under us, leadership is gone.
                 tokio::select! {
-                    _ = own => {}
+                    _ = &mut own => {}
                     _ = states.changed() => {}
                     _ = stop.changed() => {}
                 }
+                _held_own = Some(own);
             }
-            Ok(Position::Behind(watcher)) => {
+            Ok(Position::Behind { predecessor, mut own }) => {
                 set(false);
                 tokio::select! {
-                    _ = watcher => {}
+                    _ = predecessor => {}
+                    _ = &mut own => {}
                     _ = states.changed() => {}
                     _ = stop.changed() => {}
                 }
+                _held_own = Some(own);
             }
             Ok(Position::Gone) => {
                 set(false);
                 member = None;
+                _held_own = None;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "could not check the election");
@@ -366,28 +373,38 @@ async fn join(fw: &Framework, path: &str, id: &str, state: ConnectionStateChange
 }
 
 enum Position {
+    /// First, with a watch on our own node: if it is deleted under us, leadership is gone.
     Leader(corral_core::OneshotWatcher),
-    Behind(corral_core::OneshotWatcher),
+    /// Behind: a watch on the predecessor, and one on our own node.
+    Behind {
+        predecessor: corral_core::OneshotWatcher,
+        own: corral_core::OneshotWatcher,
+    },
     Gone,
 }
 
 async fn check(fw: &Framework, path: &str, m: &Membership) -> Result<Position> {
     let client = fw.client();
-    let mut children = client.get_children(path).await?;
+    // Both requests are queued before either is awaited (the server answers them in order), so
+    // a participant woken by its predecessor's deletion learns that it leads in one round trip.
+    let listing = client.get_children(path);
+    let own = client.exists_and_watch(&m.path);
+    let (listing, own) = (listing.await, own.await);
+    let mut children = listing?;
+    let (stat, own) = own?;
     sort_children(&mut children, LATCH_NAME);
     let Some(index) = children.iter().position(|c| *c == m.name) else { return Ok(Position::Gone) };
+    // CURATOR-696: only a node of the current session counts, as leader or as waiter.
+    match stat {
+        Some(stat) if stat.ephemeral_owner == client.session_id() && client.session_id() == m.session_id => {}
+        _ => return Ok(Position::Gone),
+    }
     if index == 0 {
-        // CURATOR-696: only a node of the current session makes us leader.
-        return match client.exists_and_watch(&m.path).await? {
-            (Some(stat), own) if stat.ephemeral_owner == client.session_id() && client.session_id() == m.session_id => {
-                Ok(Position::Leader(own))
-            }
-            _ => Ok(Position::Gone),
-        };
+        return Ok(Position::Leader(own));
     }
     let predecessor = format!("{path}/{}", children[index - 1]);
     match client.get_data_and_watch(&predecessor).await {
-        Ok((_, _, watcher)) => Ok(Position::Behind(watcher)),
+        Ok((_, _, predecessor)) => Ok(Position::Behind { predecessor, own }),
         // Gone between the listing and the watch: look again.
         Err(e) if e.is_no_node() => Box::pin(check(fw, path, m)).await,
         Err(e) => Err(e),

@@ -136,3 +136,40 @@ async fn closing_steps_down_before_a_successor_leads_in_both_modes() {
     assert!(!b.has_leadership());
     fw.close().await;
 }
+
+#[tokio::test]
+async fn a_waiting_participant_whose_node_is_deleted_joins_again() {
+    for env in common::envs("latch-own-node").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fws: Vec<Framework> = (0..2).map(|_| env.framework()).collect();
+        let first = LeaderLatch::start(&fws[0], "/election", "first");
+        first.await_leadership_timeout(T).await.unwrap();
+        let second = LeaderLatch::start(&fws[1], "/election", "second");
+        common::eventually("two participants", || async { first.participants().await.unwrap().len() == 2 }).await;
+
+        // Someone deletes the waiting participant's node; it must notice without waiting for
+        // its predecessor, and join again with a new node.
+        let admin = fws[0].client();
+        let mut waiting = String::new();
+        for child in admin.get_children("/election").await.unwrap() {
+            if &admin.get_data(&format!("/election/{child}")).await.unwrap().0[..] == b"second" {
+                waiting = child;
+            }
+        }
+        admin.delete(&format!("/election/{waiting}"), None).await.unwrap();
+        common::eventually("the waiting participant's new node", || async {
+            let children = admin.get_children("/election").await.unwrap();
+            children.len() == 2 && !children.contains(&waiting)
+        })
+        .await;
+        assert!(first.has_leadership() && !second.has_leadership());
+
+        // And it still takes over when the leader goes.
+        first.close().await;
+        second.await_leadership_timeout(T).await.unwrap();
+        second.close().await;
+        for fw in fws {
+            fw.close().await;
+        }
+    }
+}
