@@ -438,17 +438,30 @@ impl Framework {
         if path == "/" {
             return Ok(());
         }
+        // Every level's create is queued before any is awaited: the server answers a session's
+        // requests in order, so each parent exists before its child's create is applied, and
+        // the whole path costs one round trip.
         let mut current = String::new();
-        for segment in path.split('/').filter(|s| !s.is_empty()) {
-            current.push('/');
-            current.push_str(segment);
-            match client.create(&current, Bytes::new(), mode).await {
+        let creates: Vec<_> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|segment| {
+                current.push('/');
+                current.push_str(segment);
+                client.create(&current, Bytes::new(), mode)
+            })
+            .collect();
+        let mut first_error = None;
+        for create in creates {
+            match create.await {
                 Ok(_) => {}
                 Err(e) if e.is_node_exists() => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Sets a node's data, retrying under the retry policy.
