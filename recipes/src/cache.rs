@@ -130,7 +130,8 @@ impl CacheBuilder {
     /// Starts the cache in the background. Must be called within a Tokio runtime.
     pub fn start(self) -> Cache {
         let (events, _) = broadcast::channel(1024);
-        let shared = Arc::new(Shared { nodes: RwLock::new(BTreeMap::new()), events });
+        let shared =
+            Arc::new(Shared { nodes: RwLock::new(BTreeMap::new()), events, generation: watch::Sender::new(0) });
         let (initialized_tx, initialized) = watch::channel(false);
         let engine = Engine {
             fw: self.fw.clone(),
@@ -150,6 +151,15 @@ impl CacheBuilder {
 struct Shared {
     nodes: RwLock<BTreeMap<String, CachedNode>>,
     events: broadcast::Sender<CacheEvent>,
+    /// Counts changes of `nodes`; bumped while the write lock is held, so a value read under
+    /// the read lock names exactly the view it was read with.
+    generation: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
 }
 
 /// A mirror of the subtree at a root (Curator's `CuratorCache`).
@@ -259,6 +269,33 @@ impl Cache {
     /// Stops the cache: the watch is removed and the task ends.
     pub async fn close(&self) {
         self.task.stop().await;
+    }
+
+    /// The number of changes applied to the view so far.
+    pub(crate) fn generation(&self) -> u64 {
+        *self.shared.generation.borrow()
+    }
+
+    /// A receiver that sees the generation change whenever the view changes.
+    pub(crate) fn generations(&self) -> watch::Receiver<u64> {
+        self.shared.generation.subscribe()
+    }
+
+    /// Calls `f` with the generation and the direct children of the root (name, node), under
+    /// the view's read lock, so that the two agree.
+    pub(crate) fn with_children<R>(
+        &self,
+        f: impl FnOnce(u64, &mut dyn Iterator<Item = (&str, &CachedNode)>) -> R,
+    ) -> R {
+        let nodes = self.shared.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let generation = *self.shared.generation.borrow();
+        let prefix = if self.root == "/" { "/".to_owned() } else { format!("{}/", self.root) };
+        let mut children = nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, n)| (&p[prefix.len()..], n))
+            .filter(|(name, _)| !name.is_empty() && !name.contains('/'));
+        f(generation, &mut children)
     }
 }
 
@@ -423,6 +460,7 @@ impl Engine {
             }
             nodes.insert(path, node);
         }
+        self.shared.bump();
     }
 
     /// Applies one watch event: re-reads the node (the event says only that it changed).
@@ -467,6 +505,7 @@ impl Engine {
             Some(_) => return,
         };
         nodes.insert(path, node);
+        self.shared.bump();
         let _ = self.shared.events.send(event);
     }
 
@@ -480,6 +519,7 @@ impl Engine {
                 let _ = self.shared.events.send(CacheEvent::Deleted { path: p.clone(), old });
             }
         }
+        self.shared.bump();
     }
 }
 

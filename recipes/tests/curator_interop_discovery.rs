@@ -107,7 +107,10 @@ where
 }
 
 /// Waits until Corral's provider offers exactly `want` (by id).
-async fn provider_offers<T: DeserializeOwned + Clone + Send + 'static>(provider: &ServiceProvider<T>, want: &[&str]) {
+async fn provider_offers<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+    provider: &ServiceProvider<T>,
+    want: &[&str],
+) {
     common::eventually(&format!("Corral's provider offers {want:?}"), || async {
         ids(&provider.get_all_instances()) == want
     })

@@ -1,8 +1,8 @@
 //! [`ServiceProvider`]: picks an instance of a service, and keeps away from failing ones.
 
 use std::collections::HashMap;
-use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -80,7 +80,7 @@ pub struct ServiceProvider<T = serde_json::Value> {
     down_until: StdMutex<HashMap<String, Instant>>,
 }
 
-impl<T: DeserializeOwned + Clone + Send + 'static> ServiceProvider<T> {
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceProvider<T> {
     /// A provider over `cache` with `strategy` and the default down-instance policy.
     pub fn new(cache: ServiceCache<T>, strategy: ProviderStrategy) -> Self {
         Self {
@@ -108,47 +108,53 @@ impl<T: DeserializeOwned + Clone + Send + 'static> ServiceProvider<T> {
     pub async fn wait_ready(&self, timeout: Duration, min_instances: usize) -> corral_core::Result<()> {
         let deadline = Instant::now() + timeout;
         self.cache.wait_initialized(timeout).await?;
-        while self.cache.instances().len() < min_instances {
-            if Instant::now() >= deadline {
-                return Err(corral_core::Error::Timeout);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
+        self.cache.wait_for_count(min_instances, deadline).await
     }
 
-    /// Every instance that may be picked now (enabled and not down), by id.
+    /// Every instance that may be picked now (enabled and not down), in id order.
     pub fn get_all_instances(&self) -> Vec<ServiceInstance<T>> {
+        self.with_candidates(|candidates| candidates.iter().map(|i| ServiceInstance::clone(i)).collect())
+    }
+
+    /// Calls `f` with the instances that may be picked now, in id order. Nothing is parsed or
+    /// cloned here: the cache parses each instance once per change of its node.
+    fn with_candidates<R>(&self, f: impl FnOnce(&[&Arc<ServiceInstance<T>>]) -> R) -> R {
+        let parsed = self.cache.parsed();
         let now = Instant::now();
         let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
         down.retain(|_, until| *until > now);
-        self.cache.instances().into_values().filter(|i| i.is_enabled() && !down.contains_key(&i.id)).collect()
+        let candidates: Vec<&Arc<ServiceInstance<T>>> =
+            parsed.values().map(|e| &e.instance).filter(|i| i.is_enabled() && !down.contains_key(&i.id)).collect();
+        drop(down);
+        f(&candidates)
     }
 
     /// Picks an instance with the provider's strategy, or `None` if none is available.
     pub fn get_instance(&self) -> Option<ServiceInstance<T>> {
-        let instances = self.get_all_instances();
-        if instances.is_empty() {
-            return None;
-        }
-        match self.strategy {
-            ProviderStrategy::Random => instances.get(fastrand::usize(..instances.len())).cloned(),
-            ProviderStrategy::RoundRobin => {
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % instances.len();
-                instances.get(i).cloned()
+        self.with_candidates(|instances| {
+            if instances.is_empty() {
+                return None;
             }
-            ProviderStrategy::Sticky => {
-                let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(id) = sticky.as_ref()
-                    && let Some(i) = instances.iter().find(|i| &i.id == id)
-                {
-                    return Some(i.clone());
+            let pick = match self.strategy {
+                ProviderStrategy::Random => instances.get(fastrand::usize(..instances.len())),
+                ProviderStrategy::RoundRobin => {
+                    instances.get(self.next.fetch_add(1, Ordering::Relaxed) % instances.len())
                 }
-                let pick = instances.get(fastrand::usize(..instances.len())).cloned();
-                *sticky = pick.as_ref().map(|i| i.id.clone());
-                pick
-            }
-        }
+                ProviderStrategy::Sticky => {
+                    let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
+                    let kept = sticky.as_ref().and_then(|id| instances.iter().find(|i| &i.id == id));
+                    match kept {
+                        Some(i) => Some(i),
+                        None => {
+                            let pick = instances.get(fastrand::usize(..instances.len()));
+                            *sticky = pick.map(|i| i.id.clone());
+                            pick
+                        }
+                    }
+                }
+            };
+            pick.map(|i| ServiceInstance::clone(i))
+        })
     }
 
     /// Reports that talking to `instance` failed; after enough errors within the window it is

@@ -47,6 +47,9 @@ pub struct ServiceDiscovery<T = serde_json::Value> {
     fw: Framework,
     base: String,
     registered: StdMutex<HashMap<String, Registration<T>>>,
+    /// Per service name: whether its parent node was ensured by this discovery (once, shared
+    /// by concurrent registrations).
+    parents: StdMutex<HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
     _payload: PhantomData<fn() -> T>,
 }
 
@@ -61,7 +64,13 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     pub fn new(fw: &Framework, base: impl Into<String>) -> Self {
         let base = base.into();
         let base = if base.len() > 1 { base.trim_end_matches('/').to_owned() } else { base };
-        Self { fw: fw.clone(), base, registered: StdMutex::new(HashMap::new()), _payload: PhantomData }
+        Self {
+            fw: fw.clone(),
+            base,
+            registered: StdMutex::new(HashMap::new()),
+            parents: StdMutex::new(HashMap::new()),
+            _payload: PhantomData,
+        }
     }
 
     /// The base path.
@@ -93,6 +102,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
             ServiceType::DynamicSequential => CreateMode::EphemeralSequential,
             ServiceType::Static | ServiceType::Permanent => CreateMode::Persistent,
         };
+        self.ensure_parent(&instance.name).await;
         let node = {
             let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
             if registered.contains_key(&instance.id) {
@@ -103,6 +113,29 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
             node
         };
         node.wait_for_initial_create(self.fw.connection_timeout()).await
+    }
+
+    /// Creates the service's parent nodes (containers) once per service name, before the
+    /// first registration's node: a thousand concurrent registrations then cost one create
+    /// each, instead of each failing with NoNode and creating the parents itself. Failure is
+    /// only logged — every registration's node still creates missing parents (they are
+    /// containers, so the server may also reap them later).
+    async fn ensure_parent(&self, name: &str) {
+        let cell = {
+            let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+            parents.entry(name.to_owned()).or_default().clone()
+        };
+        let service = self.service_path(name);
+        cell.get_or_init(|| async {
+            match self.fw.ensure_container_path(&service).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::debug!(%service, %error, "could not create the service's parent yet");
+                    false
+                }
+            }
+        })
+        .await;
     }
 
     /// Replaces a registered instance's data; every later re-registration uses the new data.

@@ -1,7 +1,7 @@
 //! [`ServiceCache`]: a live view of one service's instances, on the cache engine.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use corral_core::{Framework, Result};
@@ -27,16 +27,85 @@ pub enum ServiceCacheEvent<T> {
 
 /// The instances of one service, kept up to date (Curator's `ServiceCache`), on the
 /// [`crate::cache::Cache`] engine — so changes made while disconnected are not missed.
+///
+/// Instances are parsed once per change of their node, not on every read: the parsed view is
+/// kept with the cache generation it was built from and rebuilt (re-using every instance whose
+/// node did not change) only after the cache changed.
 #[derive(Debug)]
 pub struct ServiceCache<T = serde_json::Value> {
     cache: ChildrenCache,
-    _payload: PhantomData<fn() -> T>,
+    parsed: StdMutex<Parsed<T>>,
 }
 
-impl<T: DeserializeOwned + Send + 'static> ServiceCache<T> {
+/// The parsed instances and the cache generation they were parsed from.
+#[derive(Debug)]
+struct Parsed<T> {
+    generation: Option<u64>,
+    instances: Arc<BTreeMap<String, Entry<T>>>,
+}
+
+/// One parsed instance and the versions of the node it came from.
+#[derive(Debug)]
+pub(crate) struct Entry<T> {
+    czxid: i64,
+    mzxid: i64,
+    pub(crate) instance: Arc<ServiceInstance<T>>,
+}
+
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
     /// Starts caching the instances under `service_path` (`/<base>/<service>`).
     pub fn start(fw: &Framework, service_path: impl Into<String>) -> Self {
-        Self { cache: ChildrenCache::start(fw, service_path), _payload: PhantomData }
+        Self {
+            cache: ChildrenCache::start(fw, service_path),
+            parsed: StdMutex::new(Parsed { generation: None, instances: Arc::new(BTreeMap::new()) }),
+        }
+    }
+
+    /// The parsed instances by id, shared: parsed again only for nodes that changed since the
+    /// last call.
+    pub(crate) fn parsed(&self) -> Arc<BTreeMap<String, Entry<T>>> {
+        let engine = self.cache.cache();
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if parsed.generation == Some(engine.generation()) {
+            return parsed.instances.clone();
+        }
+        let old = parsed.instances.clone();
+        let (generation, fresh) = engine.with_children(|generation, children| {
+            let mut fresh = BTreeMap::new();
+            for (id, node) in children {
+                let (czxid, mzxid) = (node.stat.czxid, node.stat.mzxid);
+                let instance = match old.get(id) {
+                    Some(e) if e.czxid == czxid && e.mzxid == mzxid => e.instance.clone(),
+                    _ => match ServiceInstance::from_json(&node.data) {
+                        Ok(instance) => Arc::new(instance),
+                        Err(error) => {
+                            tracing::debug!(%id, %error, "not a service instance; skipped");
+                            continue;
+                        }
+                    },
+                };
+                fresh.insert(id.to_owned(), Entry { czxid, mzxid, instance });
+            }
+            (generation, fresh)
+        });
+        *parsed = Parsed { generation: Some(generation), instances: Arc::new(fresh) };
+        parsed.instances.clone()
+    }
+
+    /// Waits until the view has at least `min` instances, or `deadline` passes.
+    pub(crate) async fn wait_for_count(&self, min: usize, deadline: tokio::time::Instant) -> Result<()> {
+        let mut changes = self.cache.cache().generations();
+        loop {
+            changes.borrow_and_update();
+            if self.parsed().len() >= min {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Err(_) => return Err(corral_core::Error::Timeout),
+                Ok(Err(_)) => return Err(corral_core::Error::Closed),
+                Ok(Ok(())) => {}
+            }
+        }
     }
 
     /// Waits until the first full read is done.
@@ -50,11 +119,7 @@ impl<T: DeserializeOwned + Send + 'static> ServiceCache<T> {
 
     /// The current instances, by id. Nodes that do not parse are skipped.
     pub fn instances(&self) -> BTreeMap<String, ServiceInstance<T>> {
-        self.cache
-            .current()
-            .into_iter()
-            .filter_map(|(id, node)| ServiceInstance::from_json(&node.data).ok().map(|i| (id, i)))
-            .collect()
+        self.parsed().iter().map(|(id, e)| (id.clone(), (*e.instance).clone())).collect()
     }
 
     /// Changes from now on.
