@@ -176,7 +176,7 @@ pub(crate) async fn expiry(t: &Target, cfg: &Config, a: &RecipeArgs, r: &Reporte
         "expiry: session {} ms requested; negotiated {} ms; resession jitter {}; {} ms pause before each expiry",
         session.as_millis(),
         fw.client().session().timeout.as_millis(),
-        a.resession_jitter_ms.map_or_else(|| "default (200 ms)".to_owned(), |ms| format!("{ms} ms")),
+        a.resession_jitter_ms.map_or_else(|| "default (100 ms)".to_owned(), |ms| format!("{ms} ms")),
         a.expiry_pause_ms
     ));
     note(

@@ -36,7 +36,7 @@ pub(crate) struct RecipeArgs {
     #[arg(long)]
     pub(crate) embedded: bool,
     /// Maximum re-session pause after LOST (`FrameworkBuilder::resession_jitter`), ms, for the
-    /// recipe benchmarks' frameworks. Default: the framework's (200 ms).
+    /// recipe benchmarks' frameworks. Default: the framework's (100 ms).
     #[arg(long)]
     pub(crate) resession_jitter_ms: Option<u64>,
     /// mutex: measured acquire+release cycles (at most).

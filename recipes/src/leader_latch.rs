@@ -6,8 +6,13 @@
 //! Each participant creates an ephemeral sequential node `<path>/_c_<uuid>-latch-<seq>` whose
 //! data is its participant id, and sorts the children with Curator's rule (by the sequence
 //! after the last `latch-`). The first one leads; every other participant watches only its
-//! predecessor. A Java process using Curator's `LeaderLatch` on the same path takes part in the
-//! same election.
+//! predecessor (and its own node). A Java process using Curator's `LeaderLatch` on the same
+//! path takes part in the same election.
+//!
+//! Failover costs the successor no round trip: when the node it watches was the only one ahead
+//! of it and is deleted, nobody can be ahead any more (later nodes get higher sequence
+//! numbers), so it leads at once. In every other case it lists the election again, together
+//! with a check of its own node, in one round trip.
 //!
 //! Leadership is granted only when our node is first **and its ephemeral owner is the current
 //! session**: after an expiry, the old session's node may still be listed for a moment, and
@@ -24,9 +29,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use corral_core::EventType;
 use corral_core::framework::{Create, Delete};
 use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, Error, Framework, Result};
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
 use crate::sort::sort_children;
@@ -256,6 +262,9 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
     // The last check's watch on our own node, kept until the next check has set its own, so
     // that the client does not remove the server-side watch only to add it again.
     let mut _held_own: Option<corral_core::OneshotWatcher> = None;
+    // Set when our predecessor was deleted and nobody can be ahead of us any more (see
+    // `Position::Behind::next_in_line`): leadership without listing the election again.
+    let mut promoted: Option<corral_core::OneshotWatcher> = None;
     let set = |value: bool| {
         leader.send_if_modified(|l| {
             let changed = *l != value;
@@ -269,6 +278,7 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         }
         let state = *states.borrow_and_update();
         if !state.state.is_connected() {
+            promoted = None;
             if fw.error_policy().is_error(state.state) {
                 set(false);
             }
@@ -286,6 +296,7 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         if member.as_ref().is_some_and(|m| m.epoch != state.epoch) {
             set(false);
             member = None;
+            promoted = None;
             let pause = Duration::from_millis(fastrand::u64(0..=50));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -303,7 +314,12 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
             }
         }
         let Some(m) = member.as_ref() else { continue };
-        match check(&fw, &path, m).await {
+        let position = match promoted.take() {
+            // CURATOR-696 still holds: only while our node is one of the current session.
+            Some(own) if fw.client().session_id() == m.session_id => Ok(Position::Leader(own)),
+            _ => check(&fw, &path, m).await,
+        };
+        match position {
             Ok(Position::Leader(mut own)) => {
                 set(true);
                 // Watch our own node too: if it is deleted under us, leadership is gone.
@@ -314,10 +330,20 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
                 }
                 _held_own = Some(own);
             }
-            Ok(Position::Behind { predecessor, mut own }) => {
+            Ok(Position::Behind { predecessor, mut own, next_in_line }) => {
                 set(false);
                 tokio::select! {
-                    _ = predecessor => {}
+                    event = predecessor => {
+                        // Our node is still there (its watch has not fired) and the only
+                        // node ahead of us is gone: we are first.
+                        if next_in_line
+                            && event.event_type == EventType::NodeDeleted
+                            && (&mut own).now_or_never().is_none()
+                        {
+                            promoted = Some(own);
+                            continue;
+                        }
+                    }
                     _ = &mut own => {}
                     _ = states.changed() => {}
                     _ = stop.changed() => {}
@@ -379,6 +405,10 @@ enum Position {
     Behind {
         predecessor: corral_core::OneshotWatcher,
         own: corral_core::OneshotWatcher,
+        /// The predecessor was the only node ahead of us when we listed the election. Nodes
+        /// created later get higher sequence numbers and sort after us, so once it is deleted
+        /// we are first without listing again: failover costs no round trip.
+        next_in_line: bool,
     },
     Gone,
 }
@@ -404,7 +434,7 @@ async fn check(fw: &Framework, path: &str, m: &Membership) -> Result<Position> {
     }
     let predecessor = format!("{path}/{}", children[index - 1]);
     match client.get_data_and_watch(&predecessor).await {
-        Ok((_, _, predecessor)) => Ok(Position::Behind { predecessor, own }),
+        Ok((_, _, predecessor)) => Ok(Position::Behind { predecessor, own, next_in_line: index == 1 }),
         // Gone between the listing and the watch: look again.
         Err(e) if e.is_no_node() => Box::pin(check(fw, path, m)).await,
         Err(e) => Err(e),

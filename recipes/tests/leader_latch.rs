@@ -173,3 +173,43 @@ async fn a_waiting_participant_whose_node_is_deleted_joins_again() {
         }
     }
 }
+
+#[tokio::test]
+async fn deleting_a_waiter_in_the_middle_makes_nobody_else_leader() {
+    for env in common::envs("latch-middle").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fws: Vec<Framework> = (0..3).map(|_| env.framework()).collect();
+        let a = LeaderLatch::start(&fws[0], "/election", "a");
+        a.await_leadership_timeout(T).await.unwrap();
+        let b = LeaderLatch::start(&fws[1], "/election", "b");
+        common::eventually("b joined", || async { a.participants().await.unwrap().len() == 2 }).await;
+        let c = LeaderLatch::start(&fws[2], "/election", "c");
+        common::eventually("c joined", || async { a.participants().await.unwrap().len() == 3 }).await;
+
+        // c watches b; b goes, but a still leads: c must list again, not take over.
+        let admin = fws[0].client();
+        for child in admin.get_children("/election").await.unwrap() {
+            let path = format!("/election/{child}");
+            if &admin.get_data(&path).await.unwrap().0[..] == b"b" {
+                admin.delete(&path, None).await.unwrap();
+            }
+        }
+        // b joins again at the end: a, c, b.
+        common::eventually("b back behind c", || async {
+            let ids: Vec<String> = a.participants().await.unwrap().into_iter().map(|p| p.id).collect();
+            ids == ["a", "c", "b"]
+        })
+        .await;
+        assert!(a.has_leadership() && !b.has_leadership() && !c.has_leadership());
+
+        // Now c is next in line: when a goes, c leads (and b does not).
+        a.close().await;
+        c.await_leadership_timeout(T).await.unwrap();
+        assert!(!b.has_leadership());
+        b.close().await;
+        c.close().await;
+        for fw in fws {
+            fw.close().await;
+        }
+    }
+}
