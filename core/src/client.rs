@@ -104,7 +104,27 @@ impl Client {
 
     /// A builder for `connect_string`, to set the session timeout, credentials and the rest.
     ///
-    /// See [`ClientBuilder`] for an example.
+    /// Nothing is checked or started until [`ClientBuilder::build`] or
+    /// [`ClientBuilder::connect`]; see [`ClientBuilder`] for every setting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Client;
+    ///
+    /// let client = Client::builder(server.connect_string())
+    ///     .session_timeout(Duration::from_secs(8))
+    ///     .digest_auth("app", "secret")
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(client.session().timeout, Duration::from_secs(8));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(connect_string: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(connect_string)
     }
@@ -228,7 +248,8 @@ impl Client {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: it only watches the session state, so dropping it loses nothing and
+    /// changes nothing (the client goes on connecting).
     ///
     /// # Examples
     ///
@@ -331,7 +352,7 @@ impl Client {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: it only reads.
+    /// Cancel safe: it only reads. The count is asked for when the future is first polled.
     ///
     /// # Examples
     ///
@@ -444,4 +465,19 @@ use futures::StreamExt as _;
 
 /// One identity a connection is authenticated as (scheme and user), as returned by
 /// [`Client::who_am_i`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use corral_core::{Client, Identity};
+///
+/// let client = Client::builder(server.connect_string()).digest_auth("app", "secret").connect().await?;
+/// let me: Vec<Identity> = client.who_am_i().await?;
+/// assert!(me.iter().any(|id| id.auth_scheme == "digest" && id.user == "app"));
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 pub type Identity = ClientInfo;

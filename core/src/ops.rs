@@ -44,15 +44,42 @@ pub struct CreateOptions {
 impl CreateOptions {
     /// Options for `mode` with the open ACL and no TTL.
     ///
-    /// `CreateOptions::new(mode)` and `mode.into()` are the same. See [`CreateOptions`] for an
-    /// example.
+    /// `CreateOptions::new(mode)` and `mode.into()` are the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{Acl, CreateMode, CreateOptions};
+    ///
+    /// let options = CreateOptions::new(CreateMode::Ephemeral);
+    /// assert_eq!(options.acl, Acl::open_unsafe());
+    /// assert_eq!(options.ttl, None);
+    /// assert_eq!(options, CreateMode::Ephemeral.into());
+    /// ```
     pub fn new(mode: CreateMode) -> Self {
         Self { mode, acl: Acl::open_unsafe(), ttl: None }
     }
 
     /// Sets the ACL (the open ACL by default).
     ///
-    /// See [`CreateOptions`] for an example, and [`Acl`]'s constructors for the usual ACLs.
+    /// See [`Acl`]'s constructors for the usual ACLs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{Acl, CreateMode, CreateOptions, ErrorCode};
+    ///
+    /// let read_only = CreateOptions::new(CreateMode::Persistent).with_acl(Acl::read_unsafe());
+    /// client.create("/published", "v1", read_only).await?;
+    /// let err = client.set_data("/published", "v2", None).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NoAuth);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
         self.acl = acl;
         self
@@ -168,22 +195,79 @@ impl Op {
     /// A create; `options` is a [`CreateMode`] or [`CreateOptions`], as for
     /// [`Client::create`](crate::Client::create).
     ///
-    /// Inside a multi the result reports the actual path, with its sequence suffix. See
-    /// [`Client::multi`](crate::Client::multi) for an example.
+    /// Inside a multi the result reports the actual path, with its sequence suffix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, Op, OpResult};
+    ///
+    /// let results = client
+    ///     .multi(vec![
+    ///         Op::create("/queue", "", CreateMode::Persistent),
+    ///         Op::create("/queue/item-", "first", CreateMode::PersistentSequential),
+    ///     ])
+    ///     .await?;
+    /// assert!(matches!(&results[1], OpResult::Create { path, .. } if path == "/queue/item-0000000000"));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn create(path: impl Into<String>, data: impl Into<Bytes>, options: impl Into<CreateOptions>) -> Self {
         Self::Create { path: path.into(), data: data.into(), options: options.into() }
     }
 
     /// A delete; `version` `None` matches any version.
     ///
-    /// See [`Op`] for an example.
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, Error, ErrorCode, Op};
+    ///
+    /// client.create("/a", "", CreateMode::Persistent).await?;
+    /// client.create("/b", "", CreateMode::Persistent).await?;
+    /// // Both or neither: "/b" is at version 0, so the whole multi fails.
+    /// let err = client.multi(vec![Op::delete("/a", None), Op::delete("/b", Some(5))]).await.unwrap_err();
+    /// assert!(matches!(err, Error::MultiFailed { index: 1, code: ErrorCode::BadVersion, .. }));
+    /// assert!(client.exists("/a").await?.is_some());
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn delete(path: impl Into<String>, version: Option<i32>) -> Self {
         Self::Delete { path: path.into(), version }
     }
 
     /// A setData; `version` `None` matches any version.
     ///
-    /// See [`Client::multi`](crate::Client::multi) for an example.
+    /// Its result is [`OpResult::SetData`] with the node's new stat.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// use corral_core::{CreateMode, Op, OpResult};
+    ///
+    /// client.create("/primary", "db-1", CreateMode::Persistent).await?;
+    /// client.create("/standby", "db-2", CreateMode::Persistent).await?;
+    /// // Swap the roles in one step.
+    /// let results = client
+    ///     .multi(vec![Op::set_data("/primary", "db-2", Some(0)), Op::set_data("/standby", "db-1", Some(0))])
+    ///     .await?;
+    /// assert!(matches!(&results[0], OpResult::SetData(stat) if stat.version == 1));
+    /// assert_eq!(&client.get_data("/primary").await?.0[..], b"db-2");
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn set_data(path: impl Into<String>, data: impl Into<Bytes>, version: Option<i32>) -> Self {
         Self::SetData { path: path.into(), data: data.into(), version }
     }
@@ -242,7 +326,30 @@ impl Op {
 
 /// The result of one operation of a successful multi, in the order of the operations.
 ///
-/// See [`Client::multi`](crate::Client::multi) for an example.
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use corral_core::{CreateMode, Op, OpResult};
+///
+/// let results = client
+///     .multi(vec![
+///         Op::create("/job", "new", CreateMode::Persistent),
+///         Op::check("/job", Some(0)),
+///         Op::set_data("/job", "running", Some(0)),
+///         Op::delete("/job", Some(1)),
+///     ])
+///     .await?;
+/// assert!(matches!(&results[0], OpResult::Create { path, .. } if path == "/job"));
+/// assert_eq!(results[1], OpResult::Check);
+/// assert!(matches!(&results[2], OpResult::SetData(stat) if stat.version == 1));
+/// assert_eq!(results[3], OpResult::Delete);
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OpResult {
@@ -263,7 +370,20 @@ pub enum OpResult {
 
 /// One read of a [`crate::Client::multi_read`]; the `String` is the path.
 ///
-/// See [`Client::multi_read`](crate::Client::multi_read) for an example.
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use corral_core::{ReadOp, ReadResult};
+///
+/// let results = client.multi_read(vec![ReadOp::GetChildren("/".into())]).await?;
+/// assert!(matches!(&results[0], Ok(ReadResult::Children(names)) if names.contains(&"zookeeper".to_owned())));
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOp {
     /// getData.
@@ -274,7 +394,22 @@ pub enum ReadOp {
 
 /// The result of one read of a [`crate::Client::multi_read`].
 ///
-/// See [`Client::multi_read`](crate::Client::multi_read) for an example.
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+/// use corral_core::{CreateMode, ReadOp, ReadResult};
+///
+/// client.create("/config", "v1", CreateMode::Persistent).await?;
+/// let results = client.multi_read(vec![ReadOp::GetData("/config".into())]).await?;
+/// let Ok(ReadResult::Data(data, stat)) = &results[0] else { panic!("{results:?}") };
+/// assert_eq!((&data[..], stat.version), (&b"v1"[..], 0));
+/// # client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     /// A node's data and stat.

@@ -31,6 +31,16 @@ use crate::error::{Error, Result};
 
 /// The most retries [`ExponentialBackoffRetry`] allows, as in Curator (`1 << 30` would overflow
 /// Java's `int`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use corral_core::{ExponentialBackoffRetry, MAX_EXPONENTIAL_RETRIES};
+///
+/// let policy = ExponentialBackoffRetry::new(Duration::from_millis(10), u32::MAX);
+/// assert_eq!(policy.max_retries(), MAX_EXPONENTIAL_RETRIES);
+/// ```
 pub const MAX_EXPONENTIAL_RETRIES: u32 = 29;
 
 /// Decides whether and when a failed operation is tried again.
@@ -54,6 +64,28 @@ pub const MAX_EXPONENTIAL_RETRIES: u32 = 29;
 pub trait RetryPolicy: fmt::Debug + Send + Sync {
     /// The sleep before the next try, after `attempt` failed tries (1 = the first try failed)
     /// and `elapsed` since the first try started; `None` gives up.
+    ///
+    /// # Examples
+    ///
+    /// A policy of one's own: linear backoff, at most a minute in all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::RetryPolicy;
+    ///
+    /// #[derive(Debug)]
+    /// struct Linear(Duration);
+    ///
+    /// impl RetryPolicy for Linear {
+    ///     fn next_delay(&self, attempt: u32, elapsed: Duration) -> Option<Duration> {
+    ///         (elapsed < Duration::from_secs(60)).then(|| self.0 * attempt.max(1))
+    ///     }
+    /// }
+    ///
+    /// let policy = Linear(Duration::from_millis(100));
+    /// assert_eq!(policy.next_delay(3, Duration::from_secs(1)), Some(Duration::from_millis(300)));
+    /// assert_eq!(policy.next_delay(4, Duration::from_secs(60)), None);
+    /// ```
     fn next_delay(&self, attempt: u32, elapsed: Duration) -> Option<Duration>;
 
     /// Whether `error` may be retried at all.
@@ -61,6 +93,19 @@ pub trait RetryPolicy: fmt::Debug + Send + Sync {
     /// The default is [`Error::is_retryable`]: ConnectionLoss, OperationTimeout, SessionMoved
     /// and ThrottledOp. Unlike Curator's default, SessionExpired is never retried: the session
     /// (and its ephemerals and watches) is gone, and only the framework may open a new one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{Error, ErrorCode, RetryForever, RetryPolicy};
+    ///
+    /// let policy = RetryForever::new(Duration::from_secs(1));
+    /// assert!(policy.allows(&Error::ConnectionLoss));
+    /// assert!(!policy.allows(&Error::SessionExpired));
+    /// // A server verdict is final, whatever the delays say.
+    /// assert!(!policy.allows(&Error::Server { code: ErrorCode::NodeExists, path: "/a".into() }));
+    /// ```
     fn allows(&self, error: &Error) -> bool {
         error.is_retryable()
     }
@@ -203,19 +248,50 @@ impl ExponentialBackoffRetry {
         self
     }
 
-    /// The base sleep. See [`ExponentialBackoffRetry::new`] for an example.
+    /// The base sleep: the first retry's sleep, and the unit of every later one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{ExponentialBackoffRetry, RetryPolicy};
+    ///
+    /// let policy = ExponentialBackoffRetry::new(Duration::from_millis(250), 3);
+    /// assert_eq!(policy.base_sleep(), Duration::from_millis(250));
+    /// assert_eq!(policy.next_delay(1, Duration::ZERO), Some(policy.base_sleep()));
+    /// ```
     pub fn base_sleep(&self) -> Duration {
         self.base_sleep
     }
 
-    /// The number of retries allowed, after clamping. See [`ExponentialBackoffRetry::new`] for
-    /// an example.
+    /// The number of retries allowed, after clamping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{ExponentialBackoffRetry, RetryPolicy};
+    ///
+    /// let policy = ExponentialBackoffRetry::new(Duration::from_millis(100), 3);
+    /// assert_eq!(policy.max_retries(), 3);
+    /// assert_eq!(policy.next_delay(policy.max_retries() + 1, Duration::ZERO), None);
+    /// ```
     pub fn max_retries(&self) -> u32 {
         self.max_retries
     }
 
-    /// The cap on each sleep, if any. See [`ExponentialBackoffRetry::with_max_sleep`] for an
-    /// example.
+    /// The cap on each sleep, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::ExponentialBackoffRetry;
+    ///
+    /// let policy = ExponentialBackoffRetry::new(Duration::from_millis(100), 3);
+    /// assert_eq!(policy.max_sleep(), None); // uncapped by default
+    /// assert_eq!(policy.with_max_sleep(Duration::from_secs(1)).max_sleep(), Some(Duration::from_secs(1)));
+    /// ```
     pub fn max_sleep(&self) -> Option<Duration> {
         self.max_sleep
     }
@@ -261,13 +337,40 @@ pub struct BoundedExponentialBackoffRetry(ExponentialBackoffRetry);
 
 impl BoundedExponentialBackoffRetry {
     /// A policy like [`ExponentialBackoffRetry::new`]`(base_sleep, max_retries)` whose sleeps
-    /// never exceed `max_sleep`. See [`BoundedExponentialBackoffRetry`] for an example.
+    /// never exceed `max_sleep`.
+    ///
+    /// Note the argument order, Curator's: base sleep, cap, retries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{BoundedExponentialBackoffRetry, RetryPolicy};
+    ///
+    /// let policy = BoundedExponentialBackoffRetry::new(Duration::from_secs(1), Duration::from_secs(1), 29);
+    /// // Capped at the base: a constant 1 s for 29 retries.
+    /// assert!((1..=29).all(|a| policy.next_delay(a, Duration::ZERO) == Some(Duration::from_secs(1))));
+    /// ```
     pub fn new(base_sleep: Duration, max_sleep: Duration, max_retries: u32) -> Self {
         Self(ExponentialBackoffRetry::new(base_sleep, max_retries).with_max_sleep(max_sleep))
     }
 
-    /// Draws the jitter from a generator seeded with `seed`, for reproducible delays. See
-    /// [`ExponentialBackoffRetry::with_seed`] for an example.
+    /// Draws the jitter from a generator seeded with `seed`, for reproducible delays. Do not
+    /// seed in production: clients with one seed retry in lockstep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{BoundedExponentialBackoffRetry, RetryPolicy};
+    ///
+    /// let delays = |seed| -> Vec<_> {
+    ///     let policy = BoundedExponentialBackoffRetry::new(Duration::from_millis(10), Duration::from_secs(1), 8);
+    ///     let policy = policy.with_seed(seed);
+    ///     (1..=8).map(|attempt| policy.next_delay(attempt, Duration::ZERO)).collect()
+    /// };
+    /// assert_eq!(delays(3), delays(3));
+    /// ```
     pub fn with_seed(self, seed: u64) -> Self {
         Self(self.0.with_seed(seed))
     }
@@ -314,8 +417,17 @@ pub struct RetryNTimes {
 }
 
 impl RetryNTimes {
-    /// A policy that retries `n` times, sleeping `sleep` before each retry. See [`RetryNTimes`]
-    /// for an example.
+    /// A policy that retries `n` times, sleeping `sleep` before each retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{RetryNTimes, RetryPolicy};
+    ///
+    /// let never = RetryNTimes::new(0, Duration::from_secs(1));
+    /// assert_eq!(never.next_delay(1, Duration::ZERO), None); // n = 0: no retry at all
+    /// ```
     pub fn new(n: u32, sleep: Duration) -> Self {
         Self { n, sleep }
     }
@@ -343,7 +455,18 @@ impl RetryPolicy for RetryNTimes {
 pub struct RetryOneTime(RetryNTimes);
 
 impl RetryOneTime {
-    /// A policy that retries once after sleeping `sleep`. See [`RetryOneTime`] for an example.
+    /// A policy that retries once after sleeping `sleep`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{RetryNTimes, RetryOneTime, RetryPolicy};
+    ///
+    /// let once = RetryOneTime::new(Duration::from_millis(50));
+    /// let same = RetryNTimes::new(1, Duration::from_millis(50));
+    /// assert!((1..=3).all(|a| once.next_delay(a, Duration::ZERO) == same.next_delay(a, Duration::ZERO)));
+    /// ```
     pub fn new(sleep: Duration) -> Self {
         Self(RetryNTimes::new(1, sleep))
     }
@@ -381,8 +504,19 @@ pub struct RetryUntilElapsed {
 }
 
 impl RetryUntilElapsed {
-    /// A policy that retries every `sleep` while less than `max_elapsed` has passed. See
-    /// [`RetryUntilElapsed`] for an example.
+    /// A policy that retries every `sleep` while less than `max_elapsed` has passed.
+    ///
+    /// Note the argument order, Curator's: the budget first, then the sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{RetryPolicy, RetryUntilElapsed};
+    ///
+    /// let policy = RetryUntilElapsed::new(Duration::from_secs(30), Duration::from_millis(500));
+    /// assert_eq!(policy.next_delay(100, Duration::from_secs(29)), Some(Duration::from_millis(500)));
+    /// ```
     pub fn new(max_elapsed: Duration, sleep: Duration) -> Self {
         Self { max_elapsed, sleep }
     }
@@ -411,7 +545,17 @@ pub struct RetryForever {
 }
 
 impl RetryForever {
-    /// A policy that always retries after `interval`. See [`RetryForever`] for an example.
+    /// A policy that always retries after `interval`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use corral_core::{RetryForever, RetryPolicy};
+    ///
+    /// let policy = RetryForever::new(Duration::from_secs(1));
+    /// assert_eq!(policy.next_delay(1, Duration::ZERO), policy.next_delay(1_000, Duration::from_secs(3600)));
+    /// ```
     pub fn new(interval: Duration) -> Self {
         Self { interval }
     }
@@ -448,8 +592,32 @@ pub struct SessionFailedRetryPolicy {
 }
 
 impl SessionFailedRetryPolicy {
-    /// Wraps `inner`, refusing session expiry on top of what `inner` refuses. See
-    /// [`SessionFailedRetryPolicy`] for an example.
+    /// Wraps `inner`, refusing session expiry on top of what `inner` refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use corral_core::{Error, RetryPolicy, SessionFailedRetryPolicy};
+    ///
+    /// /// Retries every error, even a lost session.
+    /// #[derive(Debug)]
+    /// struct Stubborn;
+    ///
+    /// impl RetryPolicy for Stubborn {
+    ///     fn next_delay(&self, _: u32, _: Duration) -> Option<Duration> {
+    ///         Some(Duration::from_millis(10))
+    ///     }
+    ///     fn allows(&self, _: &Error) -> bool {
+    ///         true
+    ///     }
+    /// }
+    ///
+    /// let policy = SessionFailedRetryPolicy::new(Arc::new(Stubborn));
+    /// assert!(!policy.allows(&Error::Closed));
+    /// assert!(policy.allows(&Error::Timeout));
+    /// ```
     pub fn new(inner: Arc<dyn RetryPolicy>) -> Self {
         Self { inner }
     }
@@ -519,13 +687,38 @@ impl<B> BackoffPolicy<B>
 where
     B: backon::BackoffBuilder + Clone + fmt::Debug,
 {
-    /// Wraps a backon builder (or any `Clone` backoff iterator). See [`BackoffPolicy`] for an
-    /// example.
+    /// Wraps a backon builder (or any `Clone` backoff iterator).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backon::ConstantBuilder;
+    /// use corral_core::{BackoffPolicy, RetryPolicy};
+    ///
+    /// let constant = ConstantBuilder::default().with_delay(Duration::from_millis(20)).with_max_times(2);
+    /// let policy = BackoffPolicy::new(constant);
+    /// assert_eq!(policy.next_delay(2, Duration::ZERO), Some(Duration::from_millis(20)));
+    /// assert_eq!(policy.next_delay(3, Duration::ZERO), None);
+    /// ```
     pub fn new(builder: B) -> Self {
         Self { builder }
     }
 
     /// The wrapped builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backon::ExponentialBuilder;
+    /// use corral_core::{BackoffPolicy, RetryPolicy};
+    ///
+    /// let policy = BackoffPolicy::new(ExponentialBuilder::default()); // 3 retries
+    /// let longer = BackoffPolicy::new(policy.builder().clone().with_max_times(5));
+    /// assert_eq!(policy.next_delay(5, Duration::ZERO), None);
+    /// assert_eq!(longer.next_delay(5, Duration::ZERO), Some(Duration::from_secs(16)));
+    /// ```
     pub fn builder(&self) -> &B {
         &self.builder
     }

@@ -27,6 +27,20 @@ macro_rules! int_enum {
 
         impl $name {
             /// The value on the wire.
+            ///
+            /// The inverse of `From<i32>`: every value, unknown ones included, round-trips.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use corral_proto::codes::", stringify!($name), ";")]
+            ///
+            #[doc = concat!("let unknown = ", stringify!($name), "::from(9999);")]
+            #[doc = concat!("assert_eq!(unknown, ", stringify!($name), "::Unknown(9999));")]
+            /// assert_eq!(unknown.code(), 9999);
+            #[doc = concat!("let known = ", stringify!($name), "::default();")]
+            #[doc = concat!("assert_eq!(", stringify!($name), "::from(known.code()), known);")]
+            /// ```
             pub const fn code(self) -> i32 {
                 match self {
                     $( Self::$variant => $value, )*
@@ -63,6 +77,21 @@ macro_rules! int_enum {
 
 int_enum! {
     /// A request type (`ZooDefs.OpCode`), the `type` field of a request header.
+    ///
+    /// Converts losslessly from and to the `i32` on the wire; a value this version does not
+    /// know is kept as [`OpCode::Unknown`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{Jute, OpCode};
+    ///
+    /// assert_eq!(OpCode::from(4), OpCode::GetData);
+    /// assert_eq!(OpCode::AddWatch.code(), 106);
+    /// assert_eq!(OpCode::from_bytes(&[0, 0, 0, 12])?, OpCode::GetChildren2);
+    /// assert_eq!(OpCode::from(500), OpCode::Unknown(500)); // a future opcode, kept as is
+    /// # Ok::<(), corral_proto::DecodeError>(())
+    /// ```
     pub enum OpCode {
         /// Internal marker; never sent.
         #[default]
@@ -136,6 +165,20 @@ int_enum! {
 
 int_enum! {
     /// A result code (`KeeperException.Code`), the `err` field of a reply header.
+    ///
+    /// Displays as ZooKeeper names it, with the number: `NONODE (-101)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::ErrorCode;
+    ///
+    /// let code = ErrorCode::from(-101);
+    /// assert_eq!(code, ErrorCode::NoNode);
+    /// assert_eq!(code.to_string(), "NONODE (-101)");
+    /// assert_eq!(ErrorCode::from(-126), ErrorCode::Unknown(-126)); // kept verbatim
+    /// assert_eq!(ErrorCode::default(), ErrorCode::Ok);
+    /// ```
     pub enum ErrorCode {
         /// Success.
         #[default]
@@ -207,6 +250,17 @@ int_enum! {
 
 impl ErrorCode {
     /// ZooKeeper's name for the code, e.g. `"NONODE"` for [`ErrorCode::NoNode`].
+    ///
+    /// Unknown codes are all named `"UNKNOWN"`; [`ErrorCode::code`] still tells them apart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::ErrorCode;
+    ///
+    /// assert_eq!(ErrorCode::NodeExists.name(), "NODEEXISTS");
+    /// assert_eq!(ErrorCode::Unknown(-999).name(), "UNKNOWN");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Self::Ok => "OK",
@@ -254,6 +308,16 @@ impl std::fmt::Display for ErrorCode {
 
 int_enum! {
     /// The kind of a watch notification (`Watcher.Event.EventType`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::EventType;
+    ///
+    /// assert_eq!(EventType::from(3), EventType::NodeDataChanged);
+    /// assert_eq!(EventType::NodeDeleted.code(), 2);
+    /// assert_eq!(EventType::default(), EventType::None); // a session event, not a node event
+    /// ```
     pub enum EventType {
         /// A session-state change, not a node change (made on the client side).
         #[default]
@@ -277,6 +341,15 @@ int_enum! {
 
 int_enum! {
     /// The session state carried by a watch notification (`Watcher.Event.KeeperState`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::KeeperState;
+    ///
+    /// assert_eq!(KeeperState::from(3), KeeperState::SyncConnected);
+    /// assert_eq!(KeeperState::Expired.code(), -112); // the same number as ErrorCode::SessionExpired
+    /// ```
     pub enum KeeperState {
         /// Deprecated; unused.
         UnknownState = -1,
@@ -302,6 +375,16 @@ int_enum! {
 
 int_enum! {
     /// Which watches `checkWatches` and `removeWatches` act on (`Watcher.WatcherType`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::WatcherType;
+    ///
+    /// assert_eq!(WatcherType::from(1), WatcherType::Children);
+    /// assert_eq!(WatcherType::default(), WatcherType::Any);
+    /// assert_eq!(WatcherType::PersistentRecursive.code(), 5);
+    /// ```
     pub enum WatcherType {
         /// Child watches.
         Children = 1,
@@ -319,6 +402,15 @@ int_enum! {
 
 int_enum! {
     /// The mode of an `addWatch` request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{AddWatchMode, Jute};
+    ///
+    /// assert_eq!(AddWatchMode::PersistentRecursive.to_bytes().as_ref(), &[0, 0, 0, 1]);
+    /// assert_eq!(AddWatchMode::from(0), AddWatchMode::Persistent);
+    /// ```
     pub enum AddWatchMode {
         /// Fires for data and child changes of the node itself, and stays.
         #[default]

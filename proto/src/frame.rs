@@ -8,6 +8,15 @@
 use bytes::{Buf, BufMut, BytesMut};
 
 /// ZooKeeper's default `jute.maxbuffer`: the largest frame payload, 1 MiB − 1.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::{DEFAULT_MAX_FRAME, FrameDecoder};
+///
+/// assert_eq!(DEFAULT_MAX_FRAME, 1024 * 1024 - 1);
+/// assert_eq!(FrameDecoder::default().max(), DEFAULT_MAX_FRAME);
+/// ```
 pub const DEFAULT_MAX_FRAME: usize = 0xFFFFF;
 
 /// The most [`FrameDecoder::decode`] reserves ahead of the bytes that have arrived, so that a
@@ -15,6 +24,18 @@ pub const DEFAULT_MAX_FRAME: usize = 0xFFFFF;
 const MAX_RESERVE_AHEAD: usize = 8 * 1024;
 
 /// A frame the peer sent cannot be accepted; the connection must be closed.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use corral_proto::{FrameDecoder, FrameError};
+///
+/// let mut buf = BytesMut::from(&(-1i32).to_be_bytes()[..]);
+/// let err = FrameDecoder::default().decode(&mut buf).unwrap_err();
+/// assert_eq!(err, FrameError::NegativeLength(-1));
+/// assert_eq!(err.to_string(), "negative frame length -1");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
@@ -32,6 +53,27 @@ pub enum FrameError {
 }
 
 /// Splits a byte stream into frame payloads.
+///
+/// Feed it the bytes as they arrive and call [`FrameDecoder::decode`] until it returns
+/// `Ok(None)`. With the `codec` feature it is also a `tokio_util` `Decoder` (and an `Encoder`
+/// of payloads).
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use corral_proto::FrameDecoder;
+///
+/// let mut decoder = FrameDecoder::default();
+/// let mut buf = BytesMut::new();
+/// buf.extend_from_slice(&[0, 0, 0, 2, b'h']); // half a frame
+/// assert_eq!(decoder.decode(&mut buf)?, None);
+/// buf.extend_from_slice(&[b'i', 0, 0, 0, 0]); // its end, and an empty frame
+/// assert_eq!(decoder.decode(&mut buf)?.as_deref(), Some(&b"hi"[..]));
+/// assert_eq!(decoder.decode(&mut buf)?.as_deref(), Some(&b""[..]));
+/// assert_eq!(decoder.decode(&mut buf)?, None);
+/// # Ok::<(), corral_proto::FrameError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameDecoder {
     max: usize,
@@ -45,11 +87,30 @@ impl Default for FrameDecoder {
 
 impl FrameDecoder {
     /// A decoder accepting payloads of at most `max` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use corral_proto::{FrameDecoder, FrameError};
+    ///
+    /// let mut decoder = FrameDecoder::new(16);
+    /// let mut buf = BytesMut::from(&17i32.to_be_bytes()[..]);
+    /// assert_eq!(decoder.decode(&mut buf), Err(FrameError::TooLarge { len: 17, max: 16 }));
+    /// ```
     pub const fn new(max: usize) -> Self {
         Self { max }
     }
 
     /// The largest payload accepted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::FrameDecoder;
+    ///
+    /// assert_eq!(FrameDecoder::new(4096).max(), 4096);
+    /// ```
     pub const fn max(&self) -> usize {
         self.max
     }
@@ -60,7 +121,22 @@ impl FrameDecoder {
     ///
     /// # Errors
     ///
-    /// [`FrameError`] if the length prefix is negative or above the limit.
+    /// [`FrameError`] if the length prefix is negative or above the limit. The length is checked
+    /// as soon as its 4 bytes are there, before the payload arrives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use corral_proto::FrameDecoder;
+    ///
+    /// let mut decoder = FrameDecoder::default();
+    /// // A peer announcing a 1 MiB − 1 frame and sending nothing more.
+    /// let mut buf = BytesMut::from(&0xFFFFFi32.to_be_bytes()[..]);
+    /// assert_eq!(decoder.decode(&mut buf)?, None);
+    /// assert!(buf.capacity() < 16 * 1024); // room for what may come next, not for 1 MiB
+    /// # Ok::<(), corral_proto::FrameError>(())
+    /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         if buf.len() < 4 {
             return Ok(None);
@@ -84,6 +160,18 @@ impl FrameDecoder {
 
 /// Appends one frame to `buf`: a length placeholder, whatever `body` writes, then the real
 /// length. Returns the payload length (the caller checks it against its limit).
+///
+/// # Examples
+///
+/// ```
+/// use bytes::{BufMut, BytesMut};
+/// use corral_proto::encode_frame;
+///
+/// let mut buf = BytesMut::new();
+/// let len = encode_frame(&mut buf, |b| b.put_slice(b"ruok?"));
+/// assert_eq!(len, 5);
+/// assert_eq!(buf.as_ref(), b"\0\0\0\x05ruok?");
+/// ```
 pub fn encode_frame(buf: &mut BytesMut, body: impl FnOnce(&mut BytesMut)) -> usize {
     let start = buf.len();
     buf.put_i32(0);
@@ -94,6 +182,15 @@ pub fn encode_frame(buf: &mut BytesMut, body: impl FnOnce(&mut BytesMut)) -> usi
 }
 
 /// The four-letter admin commands ZooKeeper answers on its client port.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::frame::FOUR_LETTER_WORDS;
+///
+/// assert!(FOUR_LETTER_WORDS.contains(&"ruok"));
+/// assert!(FOUR_LETTER_WORDS.iter().all(|w| w.len() == 4));
+/// ```
 pub const FOUR_LETTER_WORDS: &[&str] = &[
     "conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat", "wchs", "wchc", "wchp", "mntr", "isro",
     "gtmk", "stmk", "dirs", "hash",
@@ -103,6 +200,15 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
 ///
 /// ASCII letters make a length ≥ 0x61000000, far above any frame limit, so this cannot clash
 /// with a real length.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::four_letter_word;
+///
+/// assert_eq!(four_letter_word(*b"srvr"), Some("srvr"));
+/// assert_eq!(four_letter_word([0, 0, 0, 44]), None); // a frame length
+/// ```
 pub fn four_letter_word(first: [u8; 4]) -> Option<&'static str> {
     FOUR_LETTER_WORDS.iter().copied().find(|w| w.as_bytes() == first)
 }
@@ -114,6 +220,19 @@ mod codec {
     use super::{FrameDecoder, FrameError};
 
     /// An I/O error or a refused frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use corral_proto::FrameDecoder;
+    /// use corral_proto::frame::CodecError;
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut codec = FrameDecoder::new(2);
+    /// let err = codec.encode(Bytes::from_static(b"abc"), &mut BytesMut::new()).unwrap_err();
+    /// assert!(matches!(err, CodecError::Frame(_)));
+    /// ```
     #[derive(Debug, thiserror::Error)]
     pub enum CodecError {
         /// The transport failed.

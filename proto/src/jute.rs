@@ -15,6 +15,17 @@ use bytes::{Buf, BufMut, Bytes};
 ///
 /// A decoding error on a connection means the peer speaks something we do not understand:
 /// both the client and the server close that connection and nothing else.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::{DecodeError, Jute};
+///
+/// // A string announcing 5 bytes, with only 2 present.
+/// let err = String::from_bytes(&[0, 0, 0, 5, b'h', b'i']).unwrap_err();
+/// assert_eq!(err, DecodeError::UnexpectedEof { what: "ustring" });
+/// assert_eq!(err.to_string(), "unexpected end of input while reading ustring");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -52,18 +63,69 @@ pub enum DecodeError {
 ///
 /// Implemented for every record in this crate. `write` never fails; `read` fails with a
 /// [`DecodeError`] and never panics, whatever the input.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::Jute;
+/// use corral_proto::records::PathAndWatch;
+///
+/// let request = PathAndWatch { path: "/a".into(), watch: true };
+/// // A ustring (4-byte length, then UTF-8), then a boolean byte.
+/// assert_eq!(request.to_bytes().as_ref(), &[0, 0, 0, 2, b'/', b'a', 1]);
+/// assert_eq!(PathAndWatch::from_bytes(&request.to_bytes())?, request);
+/// # Ok::<(), corral_proto::DecodeError>(())
+/// ```
 pub trait Jute: Sized {
     /// Appends the encoding of `self` to `buf`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use corral_proto::Jute;
+    ///
+    /// let mut buf = BytesMut::new();
+    /// 1i32.write(&mut buf);
+    /// "/a".to_owned().write(&mut buf);
+    /// assert_eq!(buf.as_ref(), &[0, 0, 0, 1, 0, 0, 0, 2, b'/', b'a']);
+    /// ```
     fn write<B: BufMut>(&self, buf: &mut B);
 
     /// Reads one value from the front of `buf`.
     ///
+    /// `buf` is advanced past the value; what follows is left for the next read.
+    ///
     /// # Errors
     ///
     /// [`DecodeError`] if `buf` does not start with a valid encoding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::Jute;
+    ///
+    /// let mut buf: &[u8] = &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9];
+    /// assert_eq!(i32::read(&mut buf)?, 7);
+    /// assert_eq!(i64::read(&mut buf)?, 9);
+    /// assert!(buf.is_empty());
+    /// assert!(i32::read(&mut buf).is_err());
+    /// # Ok::<(), corral_proto::DecodeError>(())
+    /// ```
     fn read<B: Buf>(buf: &mut B) -> Result<Self, DecodeError>;
 
     /// Encodes `self` into a fresh [`Bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use corral_proto::Jute;
+    ///
+    /// // Null and empty buffers differ on the wire.
+    /// assert_eq!(None::<Bytes>.to_bytes().as_ref(), &[0xff, 0xff, 0xff, 0xff]);
+    /// assert_eq!(Some(Bytes::new()).to_bytes().as_ref(), &[0, 0, 0, 0]);
+    /// ```
     fn to_bytes(&self) -> Bytes {
         let mut out = bytes::BytesMut::new();
         self.write(&mut out);
@@ -76,6 +138,15 @@ pub trait Jute: Sized {
     ///
     /// [`DecodeError`] if the bytes are not a valid encoding, or
     /// [`DecodeError::TrailingBytes`] if bytes are left over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{DecodeError, Jute};
+    ///
+    /// assert_eq!(i32::from_bytes(&[0, 0, 0, 42]), Ok(42));
+    /// assert_eq!(i32::from_bytes(&[0, 0, 0, 42, 0]), Err(DecodeError::TrailingBytes(1)));
+    /// ```
     fn from_bytes(mut bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = Self::read(&mut bytes)?;
         if bytes.is_empty() { Ok(value) } else { Err(DecodeError::TrailingBytes(bytes.len())) }
@@ -144,7 +215,20 @@ impl Jute for String {
     }
 }
 
-/// Writes a non-null `ustring`.
+/// Writes a non-null `ustring`: a 4-byte length, then the UTF-8 bytes.
+///
+/// The same encoding as `String::write`, without needing an owned `String`.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use corral_proto::jute::write_str;
+///
+/// let mut buf = BytesMut::new();
+/// write_str("/ü", &mut buf);
+/// assert_eq!(buf.as_ref(), &[0, 0, 0, 3, b'/', 0xc3, 0xbc]);
+/// ```
 pub fn write_str<B: BufMut>(s: &str, buf: &mut B) {
     buf.put_i32(s.len() as i32);
     buf.put_slice(s.as_bytes());

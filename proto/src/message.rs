@@ -17,6 +17,22 @@ use crate::records::{
 };
 
 /// A request body, one variant per opcode a client may send.
+///
+/// The opcode goes in the [`RequestHeader`](crate::RequestHeader) in front of the body; the
+/// body alone does not say which request it is.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::records::DeleteRequest;
+/// use corral_proto::{OpCode, Request};
+///
+/// let request = Request::Delete(DeleteRequest { path: "/a".into(), version: -1 });
+/// let mut body = Vec::new();
+/// request.write_body(&mut body);
+/// assert_eq!(Request::read_body(OpCode::Delete, &mut &body[..])?, request);
+/// # Ok::<(), corral_proto::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
@@ -84,6 +100,15 @@ pub enum Request {
 
 impl Request {
     /// The opcode that goes in the request header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{OpCode, Request};
+    ///
+    /// assert_eq!(Request::Ping.op_code(), OpCode::Ping);
+    /// assert_eq!(Request::CloseSession.op_code().code(), -11);
+    /// ```
     pub fn op_code(&self) -> OpCode {
         match self {
             Self::Create(_) => OpCode::Create,
@@ -120,6 +145,20 @@ impl Request {
     }
 
     /// Appends the body (without the request header) to `buf`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::Request;
+    /// use corral_proto::records::PathRequest;
+    ///
+    /// let mut body = Vec::new();
+    /// Request::Sync(PathRequest { path: "/".into() }).write_body(&mut body);
+    /// assert_eq!(body, [0, 0, 0, 1, b'/']);
+    /// body.clear();
+    /// Request::Ping.write_body(&mut body); // no body at all
+    /// assert!(body.is_empty());
+    /// ```
     pub fn write_body<B: BufMut>(&self, buf: &mut B) {
         match self {
             Self::Create(r) | Self::Create2(r) | Self::CreateContainer(r) => r.write(buf),
@@ -149,6 +188,21 @@ impl Request {
     ///
     /// [`DecodeError::InvalidValue`] for an opcode that is not a client request (the server
     /// answers Unimplemented and closes), or any decoding error of the body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::records::PathAndWatch;
+    /// use corral_proto::{DecodeError, OpCode, Request};
+    ///
+    /// let body = [0, 0, 0, 2, b'/', b'x', 1];
+    /// let request = Request::read_body(OpCode::Exists, &mut &body[..])?;
+    /// assert_eq!(request, Request::Exists(PathAndWatch { path: "/x".into(), watch: true }));
+    ///
+    /// let err = Request::read_body(OpCode::Notification, &mut &body[..]).unwrap_err();
+    /// assert_eq!(err, DecodeError::InvalidValue { what: "request opcode", value: 0 });
+    /// # Ok::<(), DecodeError>(())
+    /// ```
     pub fn read_body<B: Buf>(op: OpCode, buf: &mut B) -> Result<Self, DecodeError> {
         Ok(match op {
             OpCode::Create => Self::Create(Jute::read(buf)?),
@@ -189,6 +243,22 @@ impl Request {
 }
 
 /// A successful response body (what follows a reply header whose `err` is 0).
+///
+/// A reply carries no opcode: the client decodes it by the opcode of the request with the same
+/// xid. Several requests share a variant (setData, exists and setACL all answer a [`Stat`]).
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::records::CreateResponse;
+/// use corral_proto::{OpCode, Response};
+///
+/// let reply = Response::Create(CreateResponse { path: "/jobs/job-0000000007".into() });
+/// let mut body = Vec::new();
+/// reply.write_body(&mut body);
+/// assert_eq!(Response::read_body(OpCode::Create, &mut &body[..])?, reply);
+/// # Ok::<(), corral_proto::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Response {
@@ -225,6 +295,16 @@ pub enum Response {
 
 impl Response {
     /// Appends the body to `buf`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{Jute, Response, Stat};
+    ///
+    /// let mut body = Vec::new();
+    /// Response::Stat(Stat::default()).write_body(&mut body);
+    /// assert_eq!(body.len(), Stat::ENCODED_LEN);
+    /// ```
     pub fn write_body<B: BufMut>(&self, buf: &mut B) {
         match self {
             Self::Empty => {}
@@ -252,6 +332,21 @@ impl Response {
     ///
     /// Any decoding error of the body, or [`DecodeError::InvalidValue`] for an opcode that
     /// has no reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{Jute, OpCode, Response, Stat};
+    ///
+    /// let stat = Stat { version: 3, ..Stat::default() };
+    /// let mut body = stat.to_bytes().to_vec();
+    /// body.extend_from_slice(&[0xAA, 0xBB]); // a field a newer server might append
+    /// let mut rest = &body[..];
+    /// assert_eq!(Response::read_body(OpCode::SetData, &mut rest)?, Response::Stat(stat));
+    /// assert_eq!(rest, &[0xAA, 0xBB]); // left for the caller
+    /// assert_eq!(Response::read_body(OpCode::Delete, &mut &[][..])?, Response::Empty);
+    /// # Ok::<(), corral_proto::DecodeError>(())
+    /// ```
     pub fn read_body<B: Buf>(op: OpCode, buf: &mut B) -> Result<Self, DecodeError> {
         Ok(match op {
             OpCode::Create => Self::Create(Jute::read(buf)?),

@@ -12,6 +12,16 @@ use crate::records::{
 };
 
 /// One operation of a multi or multiRead.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::records::CheckVersionRequest;
+/// use corral_proto::{MultiOp, OpCode};
+///
+/// let op = MultiOp::Check(CheckVersionRequest { path: "/lock".into(), version: 0 });
+/// assert_eq!((op.op_code(), op.path(), op.is_read()), (OpCode::Check, "/lock", false));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     /// create (type 1); the result carries the path only.
@@ -35,7 +45,17 @@ pub enum MultiOp {
 }
 
 impl MultiOp {
-    /// The opcode of this operation.
+    /// The opcode of this operation, written in the operation's multi header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::records::PathAndWatch;
+    /// use corral_proto::{MultiOp, OpCode};
+    ///
+    /// let op = MultiOp::GetChildren(PathAndWatch { path: "/a".into(), watch: false });
+    /// assert_eq!(op.op_code(), OpCode::GetChildren);
+    /// ```
     pub fn op_code(&self) -> OpCode {
         match self {
             Self::Create(_) => OpCode::Create,
@@ -51,6 +71,16 @@ impl MultiOp {
     }
 
     /// The path this operation acts on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::MultiOp;
+    /// use corral_proto::records::DeleteRequest;
+    ///
+    /// let op = MultiOp::Delete(DeleteRequest { path: "/todo/t-1".into(), version: -1 });
+    /// assert_eq!(op.path(), "/todo/t-1");
+    /// ```
     pub fn path(&self) -> &str {
         match self {
             Self::Create(r) | Self::Create2(r) | Self::CreateContainer(r) => &r.path,
@@ -63,6 +93,16 @@ impl MultiOp {
     }
 
     /// Whether this is a read (allowed in multiRead only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::MultiOp;
+    /// use corral_proto::records::{DeleteRequest, PathAndWatch};
+    ///
+    /// assert!(MultiOp::GetData(PathAndWatch { path: "/a".into(), watch: false }).is_read());
+    /// assert!(!MultiOp::Delete(DeleteRequest { path: "/a".into(), version: -1 }).is_read());
+    /// ```
     pub fn is_read(&self) -> bool {
         matches!(self, Self::GetData(_) | Self::GetChildren(_))
     }
@@ -73,6 +113,27 @@ fn end_header() -> MultiHeader {
 }
 
 /// The body of a multi or multiRead request.
+///
+/// On the wire: for each operation a multi header (its type, `done = false`, `err = -1`) and
+/// its record, then a closing header with `done = true`.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::records::{DeleteRequest, SetDataRequest};
+/// use corral_proto::{Jute, MultiOp, MultiRequest};
+///
+/// let multi = MultiRequest {
+///     ops: vec![
+///         MultiOp::SetData(SetDataRequest { path: "/done".into(), data: Some("t-1".into()), version: -1 }),
+///         MultiOp::Delete(DeleteRequest { path: "/todo/t-1".into(), version: 0 }),
+///     ],
+/// };
+/// let bytes = multi.to_bytes();
+/// assert_eq!(&bytes[bytes.len() - 9..], &[0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff]);
+/// assert_eq!(MultiRequest::from_bytes(&bytes)?, multi);
+/// # Ok::<(), corral_proto::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MultiRequest {
     /// The operations, in order.
@@ -121,6 +182,20 @@ impl Jute for MultiRequest {
 }
 
 /// The result of one operation of a multi or multiRead.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::{ErrorCode, Jute, MultiResponse, MultiResult};
+///
+/// // A failed multi reports every operation as an error: the one that failed with its code.
+/// let failed = MultiResponse { results: vec![MultiResult::Error(ErrorCode::BadVersion)] };
+/// let bytes = failed.to_bytes();
+/// // Header: type -1 (error), done = false, err = -103; then the code again as the record.
+/// assert_eq!(&bytes[..13], &[0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x99, 0xff, 0xff, 0xff, 0x99]);
+/// assert_eq!(MultiResponse::from_bytes(&bytes)?.results, [MultiResult::Error(ErrorCode::BadVersion)]);
+/// # Ok::<(), corral_proto::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiResult {
     /// A create answered with its path (type 1; also create2 on ZooKeeper ≤ 3.8).
@@ -159,6 +234,21 @@ impl MultiResult {
 }
 
 /// The body of a multi or multiRead reply.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::records::CreateResponse;
+/// use corral_proto::{Jute, MultiResponse, MultiResult};
+///
+/// let reply = MultiResponse {
+///     results: vec![MultiResult::Create(CreateResponse { path: "/done/t-1".into() }), MultiResult::Delete],
+/// };
+/// let decoded = MultiResponse::from_bytes(&reply.to_bytes())?;
+/// assert_eq!(decoded, reply);
+/// assert_eq!(decoded.failure(), None);
+/// # Ok::<(), corral_proto::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MultiResponse {
     /// One result per operation, in order.
@@ -168,6 +258,23 @@ pub struct MultiResponse {
 impl MultiResponse {
     /// The first failure of an atomic multi, as `(index, code)`: the result that is neither
     /// [`ErrorCode::Ok`] nor [`ErrorCode::RuntimeInconsistency`].
+    ///
+    /// In a multiRead, each failed read is its own [`MultiResult::Error`]; this finds the first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_proto::{ErrorCode, MultiResponse, MultiResult};
+    ///
+    /// let reply = MultiResponse {
+    ///     results: vec![
+    ///         MultiResult::Error(ErrorCode::Ok),
+    ///         MultiResult::Error(ErrorCode::NodeExists),
+    ///         MultiResult::Error(ErrorCode::RuntimeInconsistency),
+    ///     ],
+    /// };
+    /// assert_eq!(reply.failure(), Some((1, ErrorCode::NodeExists)));
+    /// ```
     pub fn failure(&self) -> Option<(usize, ErrorCode)> {
         self.results.iter().enumerate().find_map(|(i, r)| match r {
             MultiResult::Error(code) if !matches!(code, ErrorCode::Ok | ErrorCode::RuntimeInconsistency) => {

@@ -1,6 +1,17 @@
 //! ZooKeeper's path rules (`PathUtils.validatePath`), checked before anything is sent.
 
 /// Why a path is not a valid ZooKeeper path.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::validate_path;
+///
+/// let err = validate_path("services/web").unwrap_err();
+/// assert_eq!(err.path, "services/web");
+/// assert_eq!(err.reason, "path must start with /");
+/// assert_eq!(err.to_string(), r#"invalid path "services/web": path must start with /"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid path {path:?}: {reason}")]
 pub struct PathError {
@@ -39,6 +50,16 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
 /// # Errors
 ///
 /// [`PathError`] naming the rule the path breaks.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::{validate_path, validate_sequential_path};
+///
+/// assert!(validate_sequential_path("/queue/").is_ok()); // the node is named by its number
+/// assert!(validate_path("/queue/").is_err());
+/// assert!(validate_sequential_path("/queue//").is_err());
+/// ```
 pub fn validate_sequential_path(path: &str) -> Result<(), PathError> {
     check(path, true)
 }
@@ -87,6 +108,18 @@ fn check(path: &str, sequential: bool) -> Result<(), PathError> {
 }
 
 /// The parent of `path` (`/` for a child of the root), or `None` for the root.
+///
+/// The path is not validated; pass a valid one.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::path::parent;
+///
+/// assert_eq!(parent("/services/web"), Some("/services"));
+/// assert_eq!(parent("/services"), Some("/"));
+/// assert_eq!(parent("/"), None);
+/// ```
 pub fn parent(path: &str) -> Option<&str> {
     if path == "/" {
         return None;
@@ -99,6 +132,17 @@ pub fn parent(path: &str) -> Option<&str> {
 }
 
 /// The last segment of `path` (the empty string for the root).
+///
+/// The path is not validated; pass a valid one.
+///
+/// # Examples
+///
+/// ```
+/// use corral_proto::path::name;
+///
+/// assert_eq!(name("/locks/lock-0000000003"), "lock-0000000003");
+/// assert_eq!(name("/"), "");
+/// ```
 pub fn name(path: &str) -> &str {
     path.rfind('/').map_or(path, |i| &path[i + 1..])
 }

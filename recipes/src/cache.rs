@@ -25,6 +25,11 @@
 //! | SUSPENDED | the cache keeps its view (possibly stale) and posts [`CacheEvent::ConnectionState`] |
 //! | RECONNECTED, same session | full resync: changes made meanwhile come out as events |
 //! | LOST, new session | the watch is added again on the new session, then a full resync |
+//!
+//! [`CacheEvent::ConnectionState`] reports the changes the cache sees while it is connected
+//! (SUSPENDED, or LOST straight from a connected state); the state that ends a disconnection
+//! (RECONNECTED after SUSPENDED) is not posted. Follow
+//! [`Framework::state_changes`](corral_core::Framework::state_changes) to see every transition.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -41,6 +46,32 @@ use tokio::sync::{broadcast, watch};
 use crate::task::RecipeTask;
 
 /// A cached node: its stat and (unless the cache is data-less) its data.
+///
+/// The stat is the one read with the node's data, so it is current for the data fields
+/// (`version`, `mzxid`, `data_length`); the child fields (`num_children`, `cversion`, `pzxid`)
+/// are refreshed only when the node itself is read again (a data change or a resync), not when
+/// a child comes or goes.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{CreateMode, Framework, cache::Cache};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// fw.create("/config", "v1", CreateMode::Persistent).await?;
+/// fw.set_data("/config", "v2", None).await?;
+/// let cache = Cache::builder(&fw, "/config").start();
+/// cache.wait_initialized(Duration::from_secs(10)).await?;
+/// let node = cache.get("/config").unwrap();
+/// assert_eq!((&node.data[..], node.stat.version), (&b"v2"[..], 1));
+/// # cache.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedNode {
     /// The node's stat when last read.
@@ -50,6 +81,42 @@ pub struct CachedNode {
 }
 
 /// A change seen by a [`Cache`].
+///
+/// Node events come in the order the cache applies them; a node deleted with its descendants
+/// reports the deepest first. Changes closer together than the cache can read them may come
+/// out as one: a node created and changed at once is one `Created` with the latest data, a
+/// node created and deleted at once may produce no event at all.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use std::future::ready;
+/// use corral_recipes::{CreateMode, Framework, cache::{Cache, CacheEvent}};
+/// use futures::StreamExt;
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let cache = Cache::builder(&fw, "/flags").start();
+/// let mut changes =
+///     cache.events().filter(|e| ready(!matches!(e, CacheEvent::Initialized | CacheEvent::ConnectionState(_))));
+/// cache.wait_initialized(Duration::from_secs(10)).await?;
+///
+/// fw.create("/flags", "", CreateMode::Persistent).await?;
+/// assert!(matches!(changes.next().await, Some(CacheEvent::Created { path, .. }) if path == "/flags"));
+/// fw.create("/flags/dark-mode", "off", CreateMode::Persistent).await?;
+/// assert!(matches!(changes.next().await, Some(CacheEvent::Created { path, .. }) if path == "/flags/dark-mode"));
+/// fw.set_data("/flags/dark-mode", "on", None).await?;
+/// let Some(CacheEvent::Changed { old, new, .. }) = changes.next().await else { panic!("expected a change") };
+/// assert_eq!((&old.data[..], &new.data[..]), (&b"off"[..], &b"on"[..]));
+/// fw.client().delete("/flags/dark-mode", None).await?;
+/// assert!(matches!(changes.next().await, Some(CacheEvent::Deleted { path, .. }) if path == "/flags/dark-mode"));
+/// # cache.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CacheEvent {
@@ -78,7 +145,9 @@ pub enum CacheEvent {
     },
     /// The first full read is done: the cache mirrors the tree. Sent once.
     Initialized,
-    /// The framework's connection state changed (SUSPENDED, RECONNECTED, LOST ...).
+    /// The framework's connection state changed while the cache was connected: SUSPENDED, or
+    /// LOST straight from a connected state. The state that ends a disconnection (RECONNECTED)
+    /// is not posted; see [`Framework::state_changes`](corral_core::Framework::state_changes).
     ConnectionState(ConnectionStateChange),
     /// The cache cannot work (for example, the server has no `addWatch`); it has stopped.
     Failed(Error),
@@ -88,6 +157,26 @@ pub enum CacheEvent {
 type Filter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Builds a [`Cache`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{Framework, cache::Cache};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// fw.ensure_path("/app/a/b/c").await?;
+/// fw.ensure_path("/app/tmp").await?;
+/// let cache = Cache::builder(&fw, "/app").max_depth(2).filter(|path| !path.ends_with("/tmp")).without_data().start();
+/// cache.wait_initialized(Duration::from_secs(10)).await?;
+/// assert_eq!(cache.snapshot().into_keys().collect::<Vec<_>>(), ["/app", "/app/a", "/app/a/b"]);
+/// # cache.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct CacheBuilder {
     fw: Framework,
@@ -109,12 +198,60 @@ impl std::fmt::Debug for CacheBuilder {
 
 impl CacheBuilder {
     /// Keeps only stats, not data (for large subtrees whose data nobody reads).
+    ///
+    /// [`CachedNode::data`] is then empty; the stat still tells the data's length and version,
+    /// and a data change is still a [`CacheEvent::Changed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/blobs").await?;
+    /// fw.create("/blobs/b1", vec![7u8; 1000], CreateMode::Persistent).await?;
+    /// let cache = Cache::builder(&fw, "/blobs").without_data().start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// let node = cache.get("/blobs/b1").unwrap();
+    /// assert!(node.data.is_empty());
+    /// assert_eq!(node.stat.data_length, 1000);
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn without_data(mut self) -> Self {
         self.data = false;
         self
     }
 
     /// Keeps nodes at most `depth` levels below the root (0 = the root only).
+    ///
+    /// Deeper nodes are neither read nor kept, but the watch still covers them: their changes
+    /// cost an ignored notification each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/jobs/j1/attempts/a1").await?;
+    /// let cache = Cache::builder(&fw, "/jobs").max_depth(1).start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert!(cache.get("/jobs/j1").is_some());
+    /// assert!(cache.get("/jobs/j1/attempts").is_none());
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = Some(depth);
         self
@@ -122,12 +259,62 @@ impl CacheBuilder {
 
     /// Keeps only nodes whose path satisfies `filter` (the root is always read; a filtered-out
     /// node's descendants are still visited).
+    ///
+    /// The filter sees full paths (with the namespace's chroot stripped) and applies to the
+    /// root too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/settings").await?;
+    /// fw.create("/settings/theme", "dark", CreateMode::Persistent).await?;
+    /// fw.create("/settings/theme.lock", "", CreateMode::Ephemeral).await?;
+    /// let cache = Cache::builder(&fw, "/settings").filter(|path| !path.ends_with(".lock")).start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.children("/settings"), ["theme"]);
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn filter(mut self, filter: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
         self.filter = Some(Arc::new(filter));
         self
     }
 
     /// Starts the cache in the background. Must be called within a Tokio runtime.
+    ///
+    /// The cache waits for the framework to be connected, adds its watch and reads the subtree;
+    /// [`Cache::wait_initialized`] waits for that first read. A root that does not exist yet is
+    /// fine: the cache is initialized empty and fills up when the root is created.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the cache's task is spawned on the current one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/not-yet").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert!(cache.snapshot().is_empty());
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(self) -> Cache {
         let (events, _) = broadcast::channel(1024);
         let shared =
@@ -198,17 +385,83 @@ pub struct Cache {
 
 impl Cache {
     /// A builder for a cache of the subtree at `root`.
+    ///
+    /// By default the cache keeps every node of the subtree, with its data.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/services/web/i1").await?;
+    /// let cache = Cache::builder(&fw, "/services").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.snapshot().len(), 3); // /services, /services/web, /services/web/i1
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(fw: &Framework, root: impl Into<String>) -> CacheBuilder {
         CacheBuilder { fw: fw.clone(), root: root.into(), data: true, max_depth: None, filter: None }
     }
 
     /// The cache's root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// assert_eq!(cache.root(), "/config");
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn root(&self) -> &str {
         &self.root
     }
 
     /// The events from now on. A receiver that falls more than 1024 events behind skips the
     /// oldest (the stream yields what is left); the view itself is always complete.
+    ///
+    /// Events are not replayed: a stream taken as the cache starts (before its task first runs)
+    /// sees a [`CacheEvent::Created`] for every node the first read finds, then
+    /// [`CacheEvent::Initialized`]; one taken later sees only later changes. The stream ends
+    /// when the cache is dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping a `next()` future loses no event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_recipes::{CreateMode, Framework, cache::{Cache, CacheEvent}};
+    /// use futures::StreamExt;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// let mut events = cache.events();
+    /// assert!(matches!(events.next().await, Some(CacheEvent::Created { path, .. }) if path == "/config"));
+    /// assert_eq!(events.next().await, Some(CacheEvent::Initialized));
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> impl Stream<Item = CacheEvent> + Send + Unpin + 'static {
         let rx = self.shared.events.subscribe();
         futures::stream::unfold(rx, |mut rx| async move {
@@ -229,7 +482,33 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the cache stopped first.
+    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the cache stopped first
+    /// (closed, or failed: see [`CacheEvent::Failed`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the cache's progress; dropping it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Error, Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    ///
+    /// let closed = Cache::builder(&fw, "/other").start();
+    /// closed.close().await;
+    /// assert_eq!(closed.wait_initialized(Duration::from_secs(10)).await, Err(Error::Closed));
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_initialized(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.initialized.clone();
         match tokio::time::timeout(timeout, rx.wait_for(|i| *i)).await {
@@ -240,16 +519,80 @@ impl Cache {
     }
 
     /// Whether the first full read is done.
+    ///
+    /// Once true, it stays true (even while the cache resyncs after a reconnection).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert!(cache.is_initialized());
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_initialized(&self) -> bool {
         *self.initialized.borrow()
     }
 
     /// The cached state of `path`.
+    ///
+    /// `None` for a node the cache does not hold: missing, outside the root, or left out by
+    /// [`CacheBuilder::max_depth`] or [`CacheBuilder::filter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(&cache.get("/config").unwrap().data[..], b"v1");
+    /// assert_eq!(cache.get("/elsewhere"), None);
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self, path: &str) -> Option<CachedNode> {
         self.shared.nodes.read().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
     }
 
     /// The cached children of `path`, as names, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// for path in ["/workers/w2", "/workers/w1/tasks"] {
+    ///     fw.ensure_path(path).await?;
+    /// }
+    /// let cache = Cache::builder(&fw, "/workers").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.children("/workers"), ["w1", "w2"]); // names, one level only
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn children(&self, path: &str) -> Vec<String> {
         let nodes = self.shared.nodes.read().unwrap_or_else(|e| e.into_inner());
         let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
@@ -262,11 +605,62 @@ impl Cache {
     }
 
     /// A copy of the whole view: path → node.
+    ///
+    /// The copy is consistent (taken under one lock) and does not change afterwards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/config").await?;
+    /// fw.create("/config/db", "postgres://", CreateMode::Persistent).await?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// let view = cache.snapshot();
+    /// assert_eq!(view.keys().collect::<Vec<_>>(), ["/config", "/config/db"]);
+    /// assert_eq!(&view["/config/db"].data[..], b"postgres://");
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn snapshot(&self) -> BTreeMap<String, CachedNode> {
         self.shared.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops the cache: the watch is removed and the task ends.
+    ///
+    /// The view keeps its last state and can still be read; no more events come. Dropping the
+    /// cache stops it too, without waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is signalled when the future is first polled; dropping it afterwards does not
+    /// undo that (the task still ends), it only stops waiting for the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::Cache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/config").start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(fw.client().watcher_count().await, 1);
+    /// cache.close().await;
+    /// assert_eq!(fw.client().watcher_count().await, 0);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.task.stop().await;
     }
@@ -536,6 +930,37 @@ fn join(parent: &str, child: &str) -> String {
 }
 
 /// A cache of one node (Curator's `NodeCache`): the [`Cache`] engine limited to its root.
+///
+/// Its watch is recursive like every cache's, so changes below the node cost a notification
+/// each (ignored).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{CreateMode, Framework, cache::{CacheEvent, NodeCache}};
+/// use futures::StreamExt;
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// fw.create("/leader", "node-1", CreateMode::Persistent).await?;
+/// let leader = NodeCache::start(&fw, "/leader");
+/// let mut events = leader.cache().events();
+/// leader.cache().wait_initialized(Duration::from_secs(10)).await?;
+/// fw.set_data("/leader", "node-2", None).await?;
+/// while let Some(event) = events.next().await {
+///     if let CacheEvent::Changed { new, .. } = event {
+///         assert_eq!(&new.data[..], b"node-2");
+///         break;
+///     }
+/// }
+/// assert_eq!(&leader.current().unwrap().data[..], b"node-2");
+/// # leader.cache().close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct NodeCache {
     cache: Cache,
@@ -543,16 +968,75 @@ pub struct NodeCache {
 
 impl NodeCache {
     /// Starts caching the node at `path`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, as [`CacheBuilder::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::NodeCache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let node = NodeCache::start(&fw, "/config");
+    /// assert_eq!(node.cache().root(), "/config");
+    /// node.cache().wait_initialized(Duration::from_secs(10)).await?;
+    /// # node.cache().close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(fw: &Framework, path: impl Into<String>) -> Self {
         Self { cache: Cache::builder(fw, path).max_depth(0).start() }
     }
 
     /// The node's cached state, or `None` if it does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::NodeCache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let node = NodeCache::start(&fw, "/maintenance");
+    /// node.cache().wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(node.current(), None);
+    /// # node.cache().close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn current(&self) -> Option<CachedNode> {
         self.cache.get(self.cache.root())
     }
 
     /// The underlying cache (events, initialization, close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, Framework, cache::NodeCache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let node = NodeCache::start(&fw, "/config");
+    /// node.cache().wait_initialized(Duration::from_secs(10)).await?;
+    /// assert!(node.cache().is_initialized());
+    /// node.cache().close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn cache(&self) -> &Cache {
         &self.cache
     }
@@ -560,6 +1044,35 @@ impl NodeCache {
 
 /// A cache of a node's children (what Curator's `PathChildrenCache` is used for): the [`Cache`]
 /// engine limited to one level.
+///
+/// The parent itself is cached too (it is the root); [`ChildrenCache::current`] leaves it out.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{CreateMode, Framework, cache::{CacheEvent, ChildrenCache}};
+/// use futures::StreamExt;
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// fw.ensure_path("/members").await?;
+/// let members = ChildrenCache::start(&fw, "/members");
+/// let mut events = members.cache().events();
+/// members.cache().wait_initialized(Duration::from_secs(10)).await?;
+/// fw.create("/members/m1", "10.0.0.1", CreateMode::Ephemeral).await?;
+/// while let Some(event) = events.next().await {
+///     if matches!(event, CacheEvent::Created { path, .. } if path == "/members/m1") {
+///         break;
+///     }
+/// }
+/// assert_eq!(members.current().into_keys().collect::<Vec<_>>(), ["m1"]);
+/// # members.cache().close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ChildrenCache {
     cache: Cache,
@@ -567,11 +1080,57 @@ pub struct ChildrenCache {
 
 impl ChildrenCache {
     /// Starts caching the children of `path` (with their data).
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, as [`CacheBuilder::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::ChildrenCache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/queue/item-1/details").await?;
+    /// let queue = ChildrenCache::start(&fw, "/queue");
+    /// queue.cache().wait_initialized(Duration::from_secs(10)).await?;
+    /// assert!(queue.cache().get("/queue/item-1/details").is_none()); // one level only
+    /// # queue.cache().close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(fw: &Framework, path: impl Into<String>) -> Self {
         Self { cache: Cache::builder(fw, path).max_depth(1).start() }
     }
 
     /// The cached children: name → node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, Framework, cache::ChildrenCache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/members").await?;
+    /// fw.create("/members/m1", "10.0.0.1", CreateMode::Persistent).await?;
+    /// fw.create("/members/m2", "10.0.0.2", CreateMode::Persistent).await?;
+    /// let members = ChildrenCache::start(&fw, "/members");
+    /// members.cache().wait_initialized(Duration::from_secs(10)).await?;
+    /// let current = members.current();
+    /// assert_eq!(current.keys().collect::<Vec<_>>(), ["m1", "m2"]);
+    /// assert_eq!(&current["m2"].data[..], b"10.0.0.2");
+    /// # members.cache().close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn current(&self) -> BTreeMap<String, CachedNode> {
         let root = self.cache.root().to_owned();
         let prefix = if root == "/" { "/".to_owned() } else { format!("{root}/") };
@@ -584,6 +1143,25 @@ impl ChildrenCache {
     }
 
     /// The underlying cache (events, initialization, close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::ChildrenCache};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.ensure_path("/members").await?;
+    /// let members = ChildrenCache::start(&fw, "/members");
+    /// members.cache().wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(members.cache().children("/members"), Vec::<String>::new());
+    /// members.cache().close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

@@ -102,8 +102,24 @@ impl FrameworkBuilder {
     /// The session timeout to ask for (default 60 s, Curator's default).
     ///
     /// The server clamps it (see [`ClientBuilder::session_timeout`]); it also decides when a
-    /// suspension becomes LOST ([`FrameworkBuilder::lost_after_percent`]). See
-    /// [`FrameworkBuilder`] for an example.
+    /// suspension becomes LOST ([`FrameworkBuilder::lost_after_percent`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).session_timeout(Duration::from_secs(6)).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// // Every session of the framework asks for it: here, the negotiated timeout.
+    /// assert_eq!(fw.client().session().timeout, Duration::from_secs(6));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
         self.client = self.client.session_timeout(timeout);
         self
@@ -142,8 +158,32 @@ impl FrameworkBuilder {
     /// 3 retries, Curator's usual choice).
     ///
     /// The policy applies to the framework's own operations ([`Framework::create`],
-    /// [`Framework::delete`], …), not to the [`Client`](crate::Client) it hands out. See
-    /// [`Framework::retry_policy`] for an example.
+    /// [`Framework::delete`], …), not to the [`Client`](crate::Client) it hands out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Framework, RetryOneTime};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .retry_policy(RetryOneTime::new(Duration::from_millis(10)))
+    ///     .connection_timeout(Duration::from_millis(200))
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// server.stop().await;
+    /// // A retry first waits for the connection (up to the connection timeout): with the server
+    /// // gone, the call gives up after about two connection timeouts.
+    /// let started = tokio::time::Instant::now();
+    /// let err = fw.ensure_path("/app").await.unwrap_err();
+    /// assert!(err.is_retryable(), "{err}");
+    /// assert!(started.elapsed() < Duration::from_secs(5));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
         self.retry = Arc::new(policy);
         self
@@ -151,8 +191,26 @@ impl FrameworkBuilder {
 
     /// Which states recipes treat as errors (default [`ErrorPolicy::Standard`]).
     ///
-    /// The framework itself only stores it; recipes read it with [`Framework::error_policy`],
-    /// which has an example.
+    /// The framework itself only stores it; recipes read it with [`Framework::error_policy`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::{ConnectionState, ErrorPolicy, Framework};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// assert_eq!(fw.error_policy(), ErrorPolicy::Standard); // the default
+    /// assert!(fw.error_policy().is_error(ConnectionState::Suspended));
+    /// fw.close().await;
+    ///
+    /// let tolerant = Framework::builder(server.connect_string()).error_policy(ErrorPolicy::SessionOnly).start()?;
+    /// assert!(!tolerant.error_policy().is_error(ConnectionState::Suspended));
+    /// tolerant.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
         self.error_policy = policy;
         self
@@ -201,7 +259,28 @@ impl FrameworkBuilder {
     /// (default 100 ms), so that clients expired together do not reconnect together.
     /// `Duration::ZERO` turns the pause off.
     ///
-    /// See [`FrameworkBuilder::lost_after_percent`] for an example.
+    /// The pause comes after LOST and before the new session's connection attempts; it does
+    /// not delay reconnections within a session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).resession_jitter(Duration::from_millis(300)).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// server.expire_session(fw.current_state().session_id);
+    /// // LOST, a pause of up to 300 ms, then the new session.
+    /// let mut states = fw.connection_state();
+    /// let next = *states.wait_for(|c| c.epoch == 2 && c.state.is_connected()).await?;
+    /// assert_eq!(next.session_id, fw.client().session_id());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn resession_jitter(mut self, max: Duration) -> Self {
         self.resession_jitter = max;
         self
@@ -211,6 +290,28 @@ impl FrameworkBuilder {
     ///
     /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
     /// Do not seed in production: frameworks with one seed pause in lockstep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ExponentialBackoffRetry, Framework};
+    ///
+    /// // A test that wants the same pauses on every run.
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .seed(42)
+    ///     .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(10), 3).with_seed(42))
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// server.expire_session(fw.current_state().session_id);
+    /// let mut states = fw.connection_state();
+    /// states.wait_for(|c| c.epoch == 2 && c.state.is_connected()).await?;
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -241,8 +342,28 @@ impl FrameworkBuilder {
 
     /// Adds credentials of any scheme, sent on every connection of every session.
     ///
-    /// `auth("digest", "user:password")` is [`FrameworkBuilder::digest_auth`], which has an
-    /// example. If the server refuses the credentials the framework posts LOST and stops.
+    /// `auth("digest", "user:password")` is [`FrameworkBuilder::digest_auth`]. If the server
+    /// refuses the credentials the framework posts LOST and stops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{Acl, CreateMode, Framework, framework::Create};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).auth("digest", "ops:s3cret").start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// // A node only its creator's identities may touch.
+    /// fw.create("/private", "key", Create::new(CreateMode::Persistent).with_acl(Acl::creator_all())).await?;
+    /// let (acl, _) = fw.client().get_acl("/private").await?;
+    /// assert_eq!(acl[0].id.scheme, "digest");
+    /// assert!(acl[0].id.id.starts_with("ops:"));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn auth(mut self, scheme: impl Into<String>, auth: impl Into<bytes::Bytes>) -> Self {
         self.client = self.client.auth(scheme, auth);
         self
@@ -274,7 +395,41 @@ impl FrameworkBuilder {
     /// Connects through a custom transport (see [`crate::Connector`]); every session's client
     /// uses it.
     ///
-    /// See [`ClientBuilder::connector`] for an example connector.
+    /// See [`ClientBuilder::connector`] for an in-memory connector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::net::SocketAddr;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// use corral_core::{BoxStream, ConnectFuture, Connector, Framework, HostPort};
+    ///
+    /// /// TCP to one fixed address, counting connections.
+    /// #[derive(Debug)]
+    /// struct Counting(SocketAddr, Arc<AtomicUsize>);
+    ///
+    /// impl Connector for Counting {
+    ///     fn connect(&self, _host: &HostPort) -> ConnectFuture {
+    ///         self.1.fetch_add(1, Ordering::SeqCst);
+    ///         let addr = self.0;
+    ///         Box::pin(async move { Ok((Box::new(tokio::net::TcpStream::connect(addr).await?) as BoxStream, addr)) })
+    ///     }
+    /// }
+    ///
+    /// let count = Arc::new(AtomicUsize::new(0));
+    /// let fw = Framework::builder("zk.internal:2181").connector(Counting(server.addr(), count.clone())).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// server.expire_session(fw.current_state().session_id);
+    /// fw.connection_state().wait_for(|c| c.epoch == 2 && c.state.is_connected()).await?;
+    /// assert!(count.load(Ordering::SeqCst) >= 2); // the new session's client used it too
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn connector(mut self, connector: impl crate::Connector) -> Self {
         self.client = self.client.connector(connector);
         self

@@ -15,6 +15,18 @@ use crate::ops::CreateOptions;
 /// Curator's protected-name prefix: `_c_<uuid>-` in front of the node name.
 ///
 /// See [`Create::protected`].
+///
+/// # Examples
+///
+/// ```
+/// use corral_core::framework::PROTECTED_PREFIX;
+///
+/// // A name left by a protected create, from Curator or from Corral.
+/// let name = "_c_2f1e5a3c-9b0d-4c1e-8a51-0d7c3b1f9e20-lock-0000000007";
+/// assert!(name.starts_with(PROTECTED_PREFIX));
+/// let (_, rest) = name.split_at(PROTECTED_PREFIX.len() + 36 + 1); // the uuid and its `-`
+/// assert_eq!(rest, "lock-0000000007");
+/// ```
 pub const PROTECTED_PREFIX: &str = "_c_";
 
 /// How [`Framework::create`] creates a node.
@@ -44,7 +56,24 @@ pub struct Create {
 impl Create {
     /// A create in `mode` with the open ACL: no parents, not protected, not idempotent.
     ///
-    /// See [`Create`] for an example.
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// let path = fw.create("/member", "up", Create::new(CreateMode::Ephemeral)).await?;
+    /// assert_eq!(path, "/member");
+    /// // No parents: a missing parent is an error.
+    /// let err = fw.create("/missing/member", "up", Create::new(CreateMode::Ephemeral)).await.unwrap_err();
+    /// assert!(err.is_no_node());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new(mode: CreateMode) -> Self {
         Self { options: CreateOptions::new(mode), parents: None, protected: false, idempotent: false }
     }
@@ -214,12 +243,30 @@ impl Create {
         self
     }
 
-    /// Whether protected mode is on. See [`Create`] for an example.
+    /// Whether protected mode is on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// assert!(!Create::new(CreateMode::Ephemeral).is_protected());
+    /// assert!(Create::new(CreateMode::Ephemeral).protected().is_protected());
+    /// ```
     pub fn is_protected(&self) -> bool {
         self.protected
     }
 
-    /// The mode. See [`Create`] for an example.
+    /// The mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// let spec: Create = CreateMode::PersistentSequential.into();
+    /// assert_eq!(spec.mode(), CreateMode::PersistentSequential);
+    /// ```
     pub fn mode(&self) -> CreateMode {
         self.options.mode
     }
@@ -251,8 +298,10 @@ impl Framework {
     ///
     /// # Errors
     ///
-    /// As [`Client::create`], after retries are exhausted; NodeExists for an idempotent create
-    /// whose node exists with other data.
+    /// As [`Client::create`], after retries are exhausted: NoNode for a missing parent without
+    /// [`Create::parents`], NodeExists (for an idempotent create: when the node exists with
+    /// other data), [`Error::InvalidPath`] and [`Error::BadArguments`] before anything is sent,
+    /// connection errors once the retry policy gives up.
     ///
     /// # Cancel safety
     ///
@@ -365,7 +414,8 @@ impl Framework {
     ///
     /// # Errors
     ///
-    /// NoAuth, NoChildrenForEphemerals as [`Error::Server`] after retries; connection errors.
+    /// [`Error::InvalidPath`] before anything is sent; NoAuth, NoChildrenForEphemerals as
+    /// [`Error::Server`]; connection errors once the retry policy gives up.
     ///
     /// # Cancel safety
     ///

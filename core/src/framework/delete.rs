@@ -33,7 +33,25 @@ pub struct Delete {
 }
 
 impl Delete {
-    /// A plain delete of any version. See [`Framework::delete`] for an example.
+    /// A plain delete of any version: once, of a leaf node, NoNode reported.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{ErrorCode, framework::Delete};
+    ///
+    /// assert_eq!(Delete::new(), Delete::default());
+    /// fw.ensure_path("/dir/leaf").await?;
+    /// let err = fw.delete("/dir", Delete::new()).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::NotEmpty);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -71,6 +89,10 @@ impl Delete {
     /// [`Framework::pending_guaranteed_deletes`]. It gives up on BadVersion, NotEmpty and
     /// NoAuth, and when the framework is closed. Only a delete that ran to its error goes on
     /// in the background: dropping the `delete` future earlier cancels it.
+    ///
+    /// The background retries delete the node itself, with the version given to
+    /// [`Delete::version`], and nothing else: combined with [`Delete::children`], a node that
+    /// still has children then fails with NotEmpty and is given up.
     ///
     /// # Examples
     ///

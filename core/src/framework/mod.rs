@@ -281,14 +281,49 @@ impl Framework {
     }
 
     /// How long operations wait for a connection (set with
-    /// [`FrameworkBuilder::connection_timeout`], which has an example).
+    /// [`FrameworkBuilder::connection_timeout`]; 15 s by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// assert_eq!(fw.connection_timeout(), Duration::from_secs(15));
+    /// // Wait for the first session as long as operations would.
+    /// fw.wait_until_connected(fw.connection_timeout()).await?;
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn connection_timeout(&self) -> Duration {
         self.inner.connection_timeout
     }
 
     /// The number of guaranteed deletes still being retried in the background.
     ///
-    /// See [`Delete::guaranteed`] for an example.
+    /// A guaranteed delete that succeeds in the foreground never counts; see
+    /// [`Delete::guaranteed`] for one that has to go on in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::Delete};
+    ///
+    /// fw.create("/lock-1", "", CreateMode::Ephemeral).await?;
+    /// fw.delete("/lock-1", Delete::new().guaranteed()).await?;
+    /// assert_eq!(fw.pending_guaranteed_deletes(), 0);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn pending_guaranteed_deletes(&self) -> usize {
         self.inner.shared.guaranteed_deletes.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -301,7 +336,8 @@ impl Framework {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: it only watches the connection state, so dropping it loses nothing and
+    /// changes nothing.
     ///
     /// # Examples
     ///
@@ -442,7 +478,8 @@ impl Framework {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe, as [`Framework::wait_until_connected`]. The connection timeout starts when
+    /// the future is first polled, not when it is created.
     ///
     /// # Examples
     ///
@@ -489,7 +526,11 @@ impl Framework {
     /// # Errors
     ///
     /// The stream yields an error item if re-adding the watch fails for good (for example
-    /// NoAuth); otherwise it runs until dropped or the framework is closed.
+    /// NoAuth), and [`Error::Closed`] if the framework is closed while the watch is being
+    /// (re-)added; otherwise it runs until dropped, and ends once the framework is closed.
+    /// Connection errors, timeouts and session expiry while (re-)adding are retried, not
+    /// yielded. After an error item the stream does not end: polling it again tries to add the
+    /// watch again.
     ///
     /// The stream is lazy: the watch is added when it is first polled, and again when a new
     /// session starts. Changes made before that (or between two sessions) are not reported, so

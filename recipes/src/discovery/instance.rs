@@ -6,17 +6,34 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// How an instance's node lives (Curator's `ServiceType`).
+///
+/// Serialized as Curator's names: `DYNAMIC`, `STATIC`, `PERMANENT`, `DYNAMIC_SEQUENTIAL`.
+///
+/// # Examples
+///
+/// ```
+/// use corral_recipes::discovery::ServiceType;
+///
+/// assert_eq!(serde_json::to_string(&ServiceType::DynamicSequential)?, r#""DYNAMIC_SEQUENTIAL""#);
+/// assert_eq!(serde_json::from_str::<ServiceType>(r#""PERMANENT""#)?, ServiceType::Permanent);
+/// assert_eq!(ServiceType::default(), ServiceType::Dynamic);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServiceType {
     /// An ephemeral node: gone with the session (and re-registered by this process).
     #[default]
     Dynamic,
-    /// A persistent node, registered once.
+    /// A persistent node. While registered, this process re-creates it if someone deletes it.
     Static,
-    /// A persistent node that survives the registering process.
+    /// A persistent node, as [`ServiceType::Static`]. It outlives its session, but
+    /// [`ServiceDiscovery`](super::ServiceDiscovery) deletes it on
+    /// [`close`](super::ServiceDiscovery::close) and on drop like every registration (as
+    /// Curator does, CURATOR-94), so only a crash leaves it behind.
     Permanent,
-    /// An ephemeral sequential node: the id gets a sequence suffix.
+    /// An ephemeral sequential node: the node's name is the id with a sequence suffix, while
+    /// the instance's JSON keeps the id without it.
     DynamicSequential,
 }
 
@@ -33,6 +50,16 @@ impl ServiceType {
 }
 
 /// One part of a [`UriSpec`]: a literal, or a `{variable}`.
+///
+/// # Examples
+///
+/// ```
+/// use corral_recipes::discovery::{UriPart, UriSpec};
+///
+/// let spec = UriSpec::parse("{address}/api");
+/// assert_eq!(spec.parts[0], UriPart { value: "address".into(), variable: true });
+/// assert_eq!(spec.parts[1], UriPart { value: "/api".into(), variable: false });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UriPart {
     /// The literal text, or the variable's name.
@@ -64,6 +91,19 @@ pub struct UriSpec {
 
 impl UriSpec {
     /// Parses a template: `{name}` is a variable, everything else is literal.
+    ///
+    /// Parsing never fails: a `{` without a closing `}` is literal text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::UriSpec;
+    ///
+    /// let spec = UriSpec::parse("{scheme}://{address}:{port}");
+    /// assert_eq!(spec.parts.len(), 5);
+    /// assert_eq!(spec.parts.iter().filter(|p| p.variable).count(), 3);
+    /// assert!(!UriSpec::parse("{unclosed").parts[0].variable);
+    /// ```
     pub fn parse(template: &str) -> Self {
         let mut parts = Vec::new();
         let mut rest = template;
@@ -87,6 +127,23 @@ impl UriSpec {
     }
 
     /// Builds the URI for `instance` (unknown variables become empty).
+    ///
+    /// A variable that names no built-in is looked up in the payload, when the payload
+    /// serializes to a JSON object: strings as they are, other values as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::{ServiceInstance, UriSpec};
+    ///
+    /// let instance = ServiceInstance::builder("api")
+    ///     .address("10.0.0.5")
+    ///     .ssl_port(8443)
+    ///     .payload(serde_json::json!({ "version": "v2" }))
+    ///     .build();
+    /// let spec = UriSpec::parse("{scheme}://{address}:{ssl-port}/{version}/{nope}");
+    /// assert_eq!(spec.build(&instance), "https://10.0.0.5:8443/v2/");
+    /// ```
     pub fn build<T: Serialize>(&self, instance: &ServiceInstance<T>) -> String {
         let payload: HashMap<String, String> = match serde_json::to_value(&instance.payload) {
             Ok(serde_json::Value::Object(map)) => {
@@ -196,6 +253,18 @@ where
 
 impl<T> ServiceInstance<T> {
     /// A builder with Curator's defaults: a random UUID id, registration time now, DYNAMIC.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::{ServiceInstance, ServiceType};
+    ///
+    /// let instance: ServiceInstance = ServiceInstance::builder("api").build();
+    /// assert_eq!(instance.name, "api");
+    /// assert_eq!(instance.id.len(), 36); // a UUID
+    /// assert_eq!(instance.service_type, ServiceType::Dynamic);
+    /// assert!(instance.registration_time_utc > 0);
+    /// ```
     pub fn builder(name: impl Into<String>) -> ServiceInstanceBuilder<T> {
         ServiceInstanceBuilder {
             instance: ServiceInstance {
@@ -216,6 +285,17 @@ impl<T> ServiceInstance<T> {
     }
 
     /// Whether the instance takes traffic (a missing `enabled` means yes).
+    ///
+    /// [`ServiceProvider`](super::ServiceProvider) never picks a disabled instance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// assert!(ServiceInstance::<()>::builder("api").build().is_enabled());
+    /// assert!(!ServiceInstance::<()>::builder("api").enabled(false).build().is_enabled());
+    /// ```
     pub fn is_enabled(&self) -> bool {
         self.enabled.unwrap_or(true)
     }
@@ -223,6 +303,17 @@ impl<T> ServiceInstance<T> {
 
 impl<T: Serialize> ServiceInstance<T> {
     /// The instance's URI from its [`UriSpec`], if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance =
+    ///     ServiceInstance::<()>::builder("api").address("h").port(80).uri_spec("{scheme}://{address}:{port}").build();
+    /// assert_eq!(instance.build_uri().as_deref(), Some("http://h:80"));
+    /// assert_eq!(ServiceInstance::<()>::builder("api").build().build_uri(), None);
+    /// ```
     pub fn build_uri(&self) -> Option<String> {
         self.uri_spec.as_ref().map(|spec| spec.build(self))
     }
@@ -232,6 +323,18 @@ impl<T: Serialize> ServiceInstance<T> {
     /// # Errors
     ///
     /// The payload's serialization error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::<()>::builder("api").id("i1").port(8080).build();
+    /// let json = String::from_utf8(instance.to_json()?).unwrap();
+    /// let fields = r#"{"name":"api","id":"i1","address":null,"port":8080,"sslPort":null,"payload":null,"#;
+    /// assert!(json.starts_with(fields));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(self)
     }
@@ -242,13 +345,48 @@ impl<T: DeserializeOwned> ServiceInstance<T> {
     ///
     /// # Errors
     ///
-    /// The JSON is not an instance (name and id are required; everything else is optional).
+    /// The JSON is not an instance (name and id are required; everything else is optional), or
+    /// the payload does not deserialize as `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance: ServiceInstance = ServiceInstance::from_json(br#"{"name":"api","id":"i1","port":8080}"#)?;
+    /// assert_eq!((instance.id.as_str(), instance.port), ("i1", Some(8080)));
+    /// assert!(ServiceInstance::<serde_json::Value>::from_json(br#"{"name":"api"}"#).is_err());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn from_json(json: &[u8]) -> serde_json::Result<Self> {
         serde_json::from_slice(json)
     }
 }
 
 /// Builds a [`ServiceInstance`].
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use corral_recipes::discovery::{ServiceInstance, ServiceType};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// struct Meta {
+///     zone: String,
+/// }
+///
+/// let instance = ServiceInstance::builder("api")
+///     .id("api-1")
+///     .address("10.0.0.5")
+///     .port(8080)
+///     .service_type(ServiceType::Static)
+///     .payload(Meta { zone: "eu-1".into() })
+///     .build();
+/// let back: ServiceInstance<Meta> = ServiceInstance::from_json(&instance.to_json()?)?;
+/// assert_eq!(back, instance);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServiceInstanceBuilder<T> {
     instance: ServiceInstance<T>,
@@ -256,54 +394,138 @@ pub struct ServiceInstanceBuilder<T> {
 
 impl<T> ServiceInstanceBuilder<T> {
     /// Sets the id (default: a random UUID).
+    ///
+    /// The id names the instance's node, `/<base>/<name>/<id>`; it must be a valid node name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// assert_eq!(ServiceInstance::<()>::builder("api").id("api-1").build().id, "api-1");
+    /// ```
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.instance.id = id.into();
         self
     }
 
     /// Sets the address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::<()>::builder("api").address("api.internal").build();
+    /// assert_eq!(instance.address.as_deref(), Some("api.internal"));
+    /// ```
     pub fn address(mut self, address: impl Into<String>) -> Self {
         self.instance.address = Some(address.into());
         self
     }
 
     /// Sets the plain port.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// assert_eq!(ServiceInstance::<()>::builder("api").port(8080).build().port, Some(8080));
+    /// ```
     pub fn port(mut self, port: u16) -> Self {
         self.instance.port = Some(port);
         self
     }
 
-    /// Sets the TLS port.
+    /// Sets the TLS port. With one, a [`UriSpec`]'s `{scheme}` is `https`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::<()>::builder("api").ssl_port(8443).uri_spec("{scheme}").build();
+    /// assert_eq!(instance.ssl_port, Some(8443));
+    /// assert_eq!(instance.build_uri().as_deref(), Some("https"));
+    /// ```
     pub fn ssl_port(mut self, port: u16) -> Self {
         self.instance.ssl_port = Some(port);
         self
     }
 
     /// Sets the payload.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::builder("api").payload(serde_json::json!({ "zone": "eu-1" })).build();
+    /// assert_eq!(instance.payload.unwrap()["zone"], "eu-1");
+    /// ```
     pub fn payload(mut self, payload: T) -> Self {
         self.instance.payload = Some(payload);
         self
     }
 
     /// Sets the service type (default DYNAMIC).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::{ServiceInstance, ServiceType};
+    ///
+    /// let instance = ServiceInstance::<()>::builder("db").service_type(ServiceType::Static).build();
+    /// assert_eq!(instance.service_type, ServiceType::Static);
+    /// ```
     pub fn service_type(mut self, service_type: ServiceType) -> Self {
         self.instance.service_type = service_type;
         self
     }
 
     /// Sets the URI template, e.g. `{scheme}://{address}:{port}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::<()>::builder("api").address("h").uri_spec("{scheme}://{address}/v1").build();
+    /// assert_eq!(instance.build_uri().as_deref(), Some("http://h/v1"));
+    /// ```
     pub fn uri_spec(mut self, template: &str) -> Self {
         self.instance.uri_spec = Some(UriSpec::parse(template));
         self
     }
 
     /// Writes `enabled` explicitly (Curator's non-compatible mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let draining = ServiceInstance::<()>::builder("api").enabled(false).build();
+    /// assert!(!draining.is_enabled());
+    /// assert!(String::from_utf8(draining.to_json()?).unwrap().ends_with(r#","enabled":false}"#));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.instance.enabled = Some(enabled);
         self
     }
 
     /// The instance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::discovery::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::<()>::builder("api").id("i1").build();
+    /// assert_eq!((instance.name.as_str(), instance.id.as_str()), ("api", "i1"));
+    /// ```
     pub fn build(self) -> ServiceInstance<T> {
         self.instance
     }

@@ -61,6 +61,24 @@ struct Registration<T> {
 
 impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDiscovery<T> {
     /// Discovery under `base` (for example `/services`).
+    ///
+    /// A trailing `/` is dropped. Nothing is created until the first registration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::ServiceDiscovery;
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services/");
+    /// assert_eq!(discovery.base_path(), "/services");
+    /// assert!(discovery.query_for_names().await?.is_empty()); // no base node yet: no services
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new(fw: &Framework, base: impl Into<String>) -> Self {
         let base = base.into();
         let base = if base.len() > 1 { base.trim_end_matches('/').to_owned() } else { base };
@@ -74,6 +92,21 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     }
 
     /// The base path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::ServiceDiscovery;
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// assert_eq!(discovery.base_path(), "/services");
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn base_path(&self) -> &str {
         &self.base
     }
@@ -94,6 +127,34 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// [`Error::BadArguments`] for an id already registered by this process or a payload that
     /// does not serialize; [`Error::Timeout`] if the node could not be created within the
     /// connection timeout (the registration stands and keeps being attempted).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before the service's parent node is ensured, nothing is registered. Dropped
+    /// later, the registration stands as if the call had returned: its node is created (or
+    /// being created) in the background, and [`ServiceDiscovery::unregister`] or
+    /// [`ServiceDiscovery::close`] removes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::Error;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// let me = ServiceInstance::builder("api").id("api-1").port(8080).build();
+    /// discovery.register(me.clone()).await?;
+    /// assert!(fw.client().exists("/services/api/api-1").await?.is_some());
+    /// // The same id twice is refused.
+    /// assert!(matches!(discovery.register(me).await, Err(Error::BadArguments(_))));
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn register(&self, instance: ServiceInstance<T>) -> Result<()> {
         let json = instance.to_json().map_err(|e| Error::BadArguments(format!("payload: {e}")))?;
         let path = self.instance_path(&instance.name, &instance.id);
@@ -144,6 +205,33 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// [`Error::BadArguments`] if the instance was not registered by this process; connection
     /// errors (the new data is kept and used by the next re-creation).
+    ///
+    /// # Cancel safety
+    ///
+    /// The new data replaces the old in memory before anything is sent, so even a dropped
+    /// call is used by every later re-creation; whether the node itself was written depends on
+    /// how far the write got.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// let mut me = ServiceInstance::builder("api").id("api-1").port(8080).build();
+    /// discovery.register(me.clone()).await?;
+    /// me.port = Some(9090);
+    /// discovery.update(me).await?;
+    /// let found = discovery.query_for_instance("api", "api-1").await?.unwrap();
+    /// assert_eq!(found.port, Some(9090));
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn update(&self, instance: ServiceInstance<T>) -> Result<()> {
         let json = instance.to_json().map_err(|e| Error::BadArguments(format!("payload: {e}")))?;
         let node = {
@@ -162,6 +250,31 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// # Errors
     ///
     /// [`Error::BadArguments`] if the instance was not registered by this process.
+    ///
+    /// # Cancel safety
+    ///
+    /// The instance is forgotten before anything is awaited; its node's recipe is told to stop
+    /// on the first poll and deletes the node even if the future is dropped then (a guaranteed
+    /// delete, retried in the background while the connection is down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::Error;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("api-1").build()).await?;
+    /// discovery.unregister("api-1").await?;
+    /// assert!(discovery.query_for_instances("api").await?.is_empty());
+    /// assert!(matches!(discovery.unregister("api-1").await, Err(Error::BadArguments(_))));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn unregister(&self, id: &str) -> Result<()> {
         let reg = self.registered.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         match reg {
@@ -173,7 +286,26 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
         }
     }
 
-    /// The instances this process has registered.
+    /// The instances this process has registered, with their latest data, in no particular
+    /// order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("api-1").build()).await?;
+    /// let mine: Vec<_> = discovery.registrations().into_iter().map(|i| i.id).collect();
+    /// assert_eq!(mine, ["api-1"]);
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn registrations(&self) -> Vec<ServiceInstance<T>> {
         self.registered.lock().unwrap_or_else(|e| e.into_inner()).values().map(|r| r.instance.clone()).collect()
     }
@@ -182,7 +314,30 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// Connection errors after retries; NoAuth as [`Error::Server`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// for name in ["web", "db", "api"] {
+    ///     discovery.register(ServiceInstance::builder(name).build()).await?;
+    /// }
+    /// assert_eq!(discovery.query_for_names().await?, ["api", "db", "web"]);
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn query_for_names(&self) -> Result<Vec<String>> {
         let base = self.base.clone();
         let mut names = self
@@ -206,7 +361,32 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// Connection errors after retries; NoAuth as [`Error::Server`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::CreateMode;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("b").build()).await?;
+    /// discovery.register(ServiceInstance::builder("api").id("a").build()).await?;
+    /// fw.create("/services/api/junk", "not json", CreateMode::Persistent).await?; // skipped
+    /// let ids: Vec<_> = discovery.query_for_instances("api").await?.into_iter().map(|i| i.id).collect();
+    /// assert_eq!(ids, ["a", "b"]);
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn query_for_instances(&self, name: &str) -> Result<Vec<ServiceInstance<T>>> {
         let path = self.service_path(name);
         let mut instances = self
@@ -239,11 +419,40 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
         Ok(instances)
     }
 
-    /// One instance of `name` by id.
+    /// One instance of `name` by id: the node `/<base>/<name>/<id>`.
+    ///
+    /// `None` when the node does not exist, and also when its data does not parse as an
+    /// instance. A [`ServiceType::DynamicSequential`] instance's node carries a sequence suffix
+    /// after the id, so it is not found by its id here; use
+    /// [`ServiceDiscovery::query_for_instances`].
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// Connection errors, as [`Error::ConnectionLoss`] and the like: unlike the other queries,
+    /// this one reads once through the current client, without the framework's retries.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("api-1").port(8080).build()).await?;
+    /// let found = discovery.query_for_instance("api", "api-1").await?;
+    /// assert_eq!(found.and_then(|i| i.port), Some(8080));
+    /// assert_eq!(discovery.query_for_instance("api", "api-2").await?, None);
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn query_for_instance(&self, name: &str, id: &str) -> Result<Option<ServiceInstance<T>>> {
         match self.fw.client().get_data(&self.instance_path(name, id)).await {
             Ok((data, _)) => Ok(ServiceInstance::from_json(&data).ok()),
@@ -253,16 +462,95 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     }
 
     /// A live cache of `name`'s instances.
+    ///
+    /// Each call starts a new cache (with its own watch); close it when done.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the cache's task is spawned on the current one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("api-1").build()).await?;
+    /// let cache = discovery.service_cache("api");
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.instances().into_keys().collect::<Vec<_>>(), ["api-1"]);
+    /// # cache.close().await;
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn service_cache(&self, name: &str) -> ServiceCache<T> {
         ServiceCache::start(&self.fw, self.service_path(name))
     }
 
     /// A provider for `name` with `strategy`, on its own cache.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, as [`ServiceDiscovery::service_cache`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::discovery::{ProviderStrategy, ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("db").id("db-1").build()).await?;
+    /// let provider = discovery.provider("db", ProviderStrategy::Sticky);
+    /// provider.wait_ready(Duration::from_secs(10), 1).await?;
+    /// assert_eq!(provider.get_instance().map(|i| i.id).as_deref(), Some("db-1"));
+    /// # provider.close().await;
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn provider(&self, name: &str, strategy: ProviderStrategy) -> ServiceProvider<T> {
         ServiceProvider::new(self.service_cache(name), strategy)
     }
 
-    /// Unregisters everything this process registered.
+    /// Unregisters everything this process registered: every registration's node is deleted,
+    /// whatever its [`ServiceType`] (PERMANENT ones too).
+    ///
+    /// Caches and providers made from this discovery are not closed; close them yourself.
+    ///
+    /// # Cancel safety
+    ///
+    /// The registrations are forgotten when the future is first polled. Nodes not yet deleted
+    /// when it is dropped are still deleted in the background (their recipes are told to stop
+    /// when dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").build()).await?;
+    /// discovery.close().await;
+    /// assert!(discovery.registrations().is_empty());
+    /// assert!(discovery.query_for_instances("api").await?.is_empty());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         let regs: Vec<Registration<T>> =
             self.registered.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
@@ -272,6 +560,23 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     }
 
     /// How long to wait for a registration's node (the framework's connection timeout).
+    ///
+    /// [`ServiceDiscovery::register`] fails with [`Error::Timeout`] after it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::ServiceDiscovery;
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// assert_eq!(discovery.registration_timeout(), fw.connection_timeout());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn registration_timeout(&self) -> Duration {
         self.fw.connection_timeout()
     }

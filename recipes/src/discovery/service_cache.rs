@@ -12,6 +12,40 @@ use super::instance::ServiceInstance;
 use crate::cache::{CacheEvent, ChildrenCache};
 
 /// A change to a service's instances.
+///
+/// Nodes whose data does not parse as an instance produce no `Added` or `Updated` (but do
+/// produce `Removed` when they go).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::discovery::{ServiceCacheEvent, ServiceDiscovery, ServiceInstance};
+/// use futures::StreamExt;
+///
+/// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+/// let cache = discovery.service_cache("api");
+/// let mut events = cache.events();
+/// cache.wait_initialized(Duration::from_secs(10)).await?;
+/// assert_eq!(events.next().await, Some(ServiceCacheEvent::Initialized));
+///
+/// let mut me = ServiceInstance::builder("api").id("api-1").port(8080).build();
+/// discovery.register(me.clone()).await?;
+/// assert_eq!(events.next().await, Some(ServiceCacheEvent::Added(me.clone())));
+/// me.port = Some(9090);
+/// discovery.update(me.clone()).await?;
+/// assert_eq!(events.next().await, Some(ServiceCacheEvent::Updated(me)));
+/// discovery.unregister("api-1").await?;
+/// assert_eq!(events.next().await, Some(ServiceCacheEvent::Removed("api-1".into())));
+/// # cache.close().await;
+/// # discovery.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ServiceCacheEvent<T> {
@@ -19,7 +53,8 @@ pub enum ServiceCacheEvent<T> {
     Added(ServiceInstance<T>),
     /// An instance's data changed.
     Updated(ServiceInstance<T>),
-    /// An instance went away (its id).
+    /// An instance went away (its node's name: the id, plus the sequence suffix for
+    /// [`ServiceType::DynamicSequential`](super::ServiceType::DynamicSequential)).
     Removed(String),
     /// The first full read is done.
     Initialized,
@@ -31,6 +66,27 @@ pub enum ServiceCacheEvent<T> {
 /// Instances are parsed once per change of their node, not on every read: the parsed view is
 /// kept with the cache generation it was built from and rebuilt (re-using every instance whose
 /// node did not change) only after the cache changed.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::discovery::{ServiceCache, ServiceDiscovery, ServiceInstance};
+///
+/// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+/// discovery.register(ServiceInstance::builder("api").id("api-1").address("10.0.0.5").build()).await?;
+/// let cache: ServiceCache = ServiceCache::start(&fw, "/services/api");
+/// cache.wait_initialized(Duration::from_secs(10)).await?;
+/// assert_eq!(cache.instances()["api-1"].address.as_deref(), Some("10.0.0.5"));
+/// # cache.close().await;
+/// # discovery.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ServiceCache<T = serde_json::Value> {
     cache: ChildrenCache,
@@ -54,6 +110,31 @@ pub(crate) struct Entry<T> {
 
 impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
     /// Starts caching the instances under `service_path` (`/<base>/<service>`).
+    ///
+    /// [`ServiceDiscovery::service_cache`](super::ServiceDiscovery::service_cache) builds the
+    /// path from a service name.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the cache's task is spawned on the current one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::discovery::ServiceCache;
+    ///
+    /// let cache: ServiceCache = ServiceCache::start(&fw, "/services/api");
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert!(cache.instances().is_empty()); // the service need not exist yet
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(fw: &Framework, service_path: impl Into<String>) -> Self {
         Self {
             cache: ChildrenCache::start(fw, service_path),
@@ -112,17 +193,99 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
     ///
     /// # Errors
     ///
-    /// [`corral_core::Error::Timeout`] after `timeout`.
+    /// [`corral_core::Error::Timeout`] after `timeout`; [`corral_core::Error::Closed`] if the
+    /// cache stopped first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the cache; dropping it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::Error;
+    /// use corral_recipes::discovery::ServiceCache;
+    ///
+    /// let cache: ServiceCache = ServiceCache::start(&fw, "/services/api");
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// cache.close().await;
+    /// let other: ServiceCache = ServiceCache::start(&fw, "/services/db");
+    /// other.close().await;
+    /// assert_eq!(other.wait_initialized(Duration::from_secs(10)).await, Err(Error::Closed));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_initialized(&self, timeout: Duration) -> Result<()> {
         self.cache.cache().wait_initialized(timeout).await
     }
 
-    /// The current instances, by id. Nodes that do not parse are skipped.
+    /// The current instances, by id (by node name: the id, plus the sequence suffix for
+    /// [`ServiceType::DynamicSequential`](super::ServiceType::DynamicSequential)). Nodes that do
+    /// not parse are skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::CreateMode;
+    /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("api-1").build()).await?;
+    /// fw.create("/services/api/garbage", "not json", CreateMode::Persistent).await?;
+    /// let cache = discovery.service_cache("api");
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.instances().into_keys().collect::<Vec<_>>(), ["api-1"]);
+    /// # cache.close().await;
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn instances(&self) -> BTreeMap<String, ServiceInstance<T>> {
         self.parsed().iter().map(|(id, e)| (id.clone(), (*e.instance).clone())).collect()
     }
 
     /// Changes from now on.
+    ///
+    /// Events are not replayed: a stream taken as the cache starts (before its task first runs)
+    /// gets an `Added` for every instance the first read finds, then `Initialized`; one taken
+    /// later gets only later changes. Connection-state changes are not reported here. The
+    /// stream ends when the cache is dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping a `next()` future loses no event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::discovery::{ServiceCacheEvent, ServiceDiscovery, ServiceInstance};
+    /// use futures::StreamExt;
+    ///
+    /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
+    /// discovery.register(ServiceInstance::builder("api").id("api-1").build()).await?;
+    /// let cache = discovery.service_cache("api");
+    /// let mut events = cache.events();
+    /// assert!(matches!(events.next().await, Some(ServiceCacheEvent::Added(i)) if i.id == "api-1"));
+    /// assert_eq!(events.next().await, Some(ServiceCacheEvent::Initialized));
+    /// # cache.close().await;
+    /// # discovery.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> impl Stream<Item = ServiceCacheEvent<T>> + Send + Unpin + 'static {
         let root = self.cache.cache().root().to_owned();
         self.cache
@@ -151,7 +314,31 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
             .boxed()
     }
 
-    /// Stops the cache.
+    /// Stops the cache: its watch is removed; the view keeps its last state.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is signalled when the future is first polled; dropping it afterwards does not
+    /// undo that, it only stops waiting for the cache's task to end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::discovery::ServiceCache;
+    ///
+    /// let cache: ServiceCache = ServiceCache::start(&fw, "/services/api");
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(fw.client().watcher_count().await, 1);
+    /// cache.close().await;
+    /// assert_eq!(fw.client().watcher_count().await, 0);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.cache.cache().close().await;
     }
