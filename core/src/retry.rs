@@ -739,9 +739,6 @@ fn is_connection_error(error: &Error) -> bool {
     matches!(error.code(), ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved)
 }
 
-/// A wait for the connection at least this long means it was down and came back.
-const RECONNECTED_WAIT: Duration = Duration::from_millis(1);
-
 /// Runs `op` until it succeeds or `policy` gives up, waiting for reconnection between tries.
 ///
 /// After the `attempt`-th failure with error `e`:
@@ -750,22 +747,24 @@ const RECONNECTED_WAIT: Duration = Duration::from_millis(1);
 ///    measured from the start of the first try), returns `Err(e)`;
 /// 2. if `e` is connection-type (code ConnectionLoss, OperationTimeout or SessionMoved — this
 ///    includes [`Error::Timeout`]), awaits `wait_for_connection()`, which should resolve once
-///    the client is connected again, bounded by the connection timeout;
-///    — if the connection was actually down (the wait took time), `op` is called again at
-///    once: the reconnection was the wait, and sleeping on top of it only delays recovery;
+///    the client is connected, bounded by the connection timeout, to `Ok(true)` if a new
+///    connection was made since the failed try began and `Ok(false)` if the try's connection
+///    is still the current one;
+///    — after `Ok(true)`, `op` is called again at once: the reconnection was the wait, and
+///    sleeping on top of it only delays recovery; after `Ok(false)` the policy's delay applies;
 /// 3. otherwise sleeps the delay with [`tokio::time::sleep`] (so paused test time works), then
 ///    calls `op` again.
 ///
 /// Other retryable errors (ThrottledOp, or whatever a custom `allows` accepts) only sleep.
 /// Each retry is traced at debug level with the attempt, the delay and the error. To retry
-/// without waiting for a connection, pass `|| std::future::ready(Ok(()))`.
+/// without waiting for a connection, pass `|| std::future::ready(Ok(false))`.
 ///
 /// # Errors
 ///
 /// The last error of `op` when the policy gives up. If `wait_for_connection()` fails (for
 /// example [`Error::SessionExpired`] or [`Error::Timeout`]), that error is returned at once. To
 /// keep retrying after a timed-out wait instead (Curator's behaviour), let the wait return
-/// `Ok(())`: the next try then fails fast with ConnectionLoss and uses up a retry.
+/// `Ok(false)`: the next try then fails fast with ConnectionLoss and uses up a retry.
 ///
 /// # Cancel safety
 ///
@@ -790,8 +789,9 @@ const RECONNECTED_WAIT: Duration = Duration::from_millis(1);
 ///         let result = if tries < 3 { Err(Error::ConnectionLoss) } else { Ok(tries) };
 ///         std::future::ready(result)
 ///     },
-///     // The framework passes "wait until connected, bounded by the connection timeout".
-///     || std::future::ready(Ok(())),
+///     // The framework passes "wait until connected, bounded by the connection timeout; say
+///     // whether that is a new connection".
+///     || std::future::ready(Ok(false)),
 /// )
 /// .await?;
 /// assert_eq!(value, 3);
@@ -802,7 +802,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
     W: FnMut() -> WFut,
-    WFut: Future<Output = Result<()>>,
+    WFut: Future<Output = Result<bool>>,
 {
     let start = tokio::time::Instant::now();
     let mut attempt: u32 = 0;
@@ -822,15 +822,15 @@ where
         };
         tracing::debug!(attempt, ?delay, %error, "retrying");
         if is_connection_error(&error) {
-            let waited_from = tokio::time::Instant::now();
-            if let Err(wait_error) = wait_for_connection().await {
-                tracing::debug!(attempt, %error, %wait_error, "not retrying: no connection");
-                return Err(wait_error);
-            }
-            // The connection was down and is back: that was the wait; retry at once rather than
-            // sleeping on top of it. (Already connected: back off as the policy says.)
-            if waited_from.elapsed() >= RECONNECTED_WAIT {
-                continue;
+            match wait_for_connection().await {
+                Err(wait_error) => {
+                    tracing::debug!(attempt, %error, %wait_error, "not retrying: no connection");
+                    return Err(wait_error);
+                }
+                // A new connection since the try began: that was the wait; retry at once rather
+                // than sleeping on top of it. (The same connection: back off as the policy says.)
+                Ok(true) => continue,
+                Ok(false) => {}
             }
         }
         if !delay.is_zero() {

@@ -149,17 +149,24 @@ async fn a_guaranteed_delete_survives_a_dropped_connection() {
             .unwrap();
         fw.wait_until_connected(T).await.unwrap();
         fw.create("/a/b", "", Create::new(CreateMode::Persistent).parents()).await.unwrap();
+        fw.create("/a/c/x/y", "", Create::new(CreateMode::Persistent).parents()).await.unwrap();
 
         proxy.set_blocked(true);
         proxy.cut();
         let err = fw.delete("/a/b", Delete::new().guaranteed()).await.unwrap_err();
         assert!(err.is_retryable() || matches!(err, corral_core::Error::Timeout), "{err:?}");
-        assert_eq!(fw.pending_guaranteed_deletes(), 1);
+        // With its children, in the background too.
+        let err = fw.delete("/a/c", Delete::new().guaranteed().children()).await.unwrap_err();
+        assert!(err.is_retryable() || matches!(err, corral_core::Error::Timeout), "{err:?}");
+        assert_eq!(fw.pending_guaranteed_deletes(), 2);
         proxy.set_blocked(false);
 
         let observer = env.client().await;
         tokio::time::timeout(T, async {
-            while observer.exists("/a/b").await.unwrap().is_some() || fw.pending_guaranteed_deletes() > 0 {
+            while observer.exists("/a/b").await.unwrap().is_some()
+                || observer.exists("/a/c").await.unwrap().is_some()
+                || fw.pending_guaranteed_deletes() > 0
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -207,5 +214,32 @@ async fn framework_operations_create_parents_and_respect_the_namespace() {
         observer.close().await;
         fw.close().await;
         assert_eq!(fw.current_state().state, ConnectionState::Lost);
+    }
+}
+
+#[tokio::test]
+async fn protected_and_idempotent_creates_refuse_what_is_not_theirs() {
+    for env in common::envs("fw-refuse").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = Framework::builder(format!("{}{}", env.hosts, env.chroot)).start().unwrap();
+        fw.wait_until_connected(T).await.unwrap();
+
+        // A bad path fails the same way with or without protection, and creates nothing.
+        for spec in [Create::new(CreateMode::Persistent), Create::new(CreateMode::Persistent).protected()] {
+            let err = fw.create("relative", "", spec).await.unwrap_err();
+            assert!(matches!(err, corral_core::Error::InvalidPath(_)), "{err:?}");
+        }
+        assert!(!fw.client().get_children("/").await.unwrap().iter().any(|c| c.ends_with("relative")));
+
+        // Another session's ephemeral with the same data is not an idempotent success.
+        let other = env.client().await;
+        other.create("/eph", "same", CreateMode::Ephemeral).await.unwrap();
+        let err = fw.create("/eph", "same", Create::new(CreateMode::Ephemeral).idempotent()).await.unwrap_err();
+        assert!(err.is_node_exists(), "{err:?}");
+        other.close().await;
+        // Our own is.
+        fw.create("/mine", "same", Create::new(CreateMode::Ephemeral)).await.unwrap();
+        fw.create("/mine", "same", Create::new(CreateMode::Ephemeral).idempotent()).await.unwrap();
+        fw.close().await;
     }
 }

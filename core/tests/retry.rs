@@ -71,7 +71,7 @@ async fn run(policy: &dyn RetryPolicy, error: Error, failures: u32, op_time: Dur
         },
         || {
             waits.fetch_add(1, Ordering::SeqCst);
-            std::future::ready(Ok(()))
+            std::future::ready(Ok(false))
         },
     )
     .await;
@@ -325,8 +325,10 @@ async fn loop_waits_for_connection_before_retrying() {
             waits.fetch_add(1, Ordering::SeqCst);
             let mut rx = connected_rx.clone();
             async move {
+                // A new connection if it had to wait for one.
+                let was_connected = *rx.borrow();
                 rx.wait_for(|connected| *connected).await.map_err(|_| Error::Closed)?;
-                Ok(())
+                Ok(!was_connected)
             }
         },
     )
@@ -411,7 +413,7 @@ async fn loop_is_send_and_cancel_safe() {
                 counted.fetch_add(1, Ordering::SeqCst);
                 std::future::ready(Err(Error::ConnectionLoss))
             },
-            || std::future::ready(Ok(())),
+            || std::future::ready(Ok(false)),
         )
         .await
     }));

@@ -163,8 +163,9 @@ impl Create {
         self
     }
 
-    /// Idempotent: if the node already exists with exactly this data, the create succeeds
-    /// (a retry after a connection loss then does not fail with NodeExists).
+    /// Idempotent: if the node already exists with exactly this data (and, for an ephemeral
+    /// mode, belongs to the current session), the create succeeds (a retry after a connection
+    /// loss then does not fail with NodeExists).
     ///
     /// Not for sequential modes, whose every create makes a new node.
     ///
@@ -300,7 +301,8 @@ impl Framework {
     ///
     /// As [`Client::create`], after retries are exhausted: NoNode for a missing parent without
     /// [`Create::parents`], NodeExists (for an idempotent create: when the node exists with
-    /// other data), [`Error::InvalidPath`] and [`Error::BadArguments`] before anything is sent,
+    /// other data, or is another session's ephemeral), [`Error::InvalidPath`] (also for a
+    /// protected create) and [`Error::BadArguments`] before anything is sent,
     /// connection errors once the retry policy gives up.
     ///
     /// # Cancel safety
@@ -330,6 +332,13 @@ impl Framework {
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, spec: impl Into<Create>) -> Result<String> {
         let spec = spec.into();
         let data = data.into();
+        // Checked before the protected name is built from it, so that a protected create of a
+        // bad path fails as a plain one does instead of creating something else.
+        if spec.mode().is_sequential() {
+            corral_proto::validate_sequential_path(path)?;
+        } else {
+            corral_proto::validate_path(path)?;
+        }
         let (parent, name) = split(path);
         let (target, prefix) = if spec.protected {
             let prefix = format!("{PROTECTED_PREFIX}{}-", uuid::Uuid::new_v4());
@@ -338,13 +347,11 @@ impl Framework {
             (path.to_owned(), None)
         };
         let attempts = Arc::new(AtomicU32::new(0));
-        let first_session = Arc::new(std::sync::Mutex::new(None::<i64>));
         self.with_retry(|client| {
             let (spec, data, target, prefix) = (spec.clone(), data.clone(), target.clone(), prefix.clone());
-            let (attempts, first_session, fw) = (attempts.clone(), first_session.clone(), self.clone());
+            let (attempts, fw) = (attempts.clone(), self.clone());
             async move {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
-                first_session.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(client.session_id());
                 if attempt > 0
                     && let Some(prefix) = &prefix
                     && let Some(found) = fw.find_protected(&client, &target, prefix, spec.mode()).await?
@@ -369,8 +376,10 @@ impl Framework {
         match result {
             Ok((p, _)) => Ok(p),
             Err(e) if e.is_node_exists() && spec.idempotent && !spec.mode().is_sequential() => {
-                let (existing, _) = client.get_data(path).await?;
-                if existing == data { Ok(path.to_owned()) } else { Err(e) }
+                // Ours only if it holds our data and, for an ephemeral, belongs to our session.
+                let (existing, stat) = client.get_data(path).await?;
+                let owned = !spec.mode().is_ephemeral() || stat.ephemeral_owner == client.session_id();
+                if existing == data && owned { Ok(path.to_owned()) } else { Err(e) }
             }
             Err(e) => Err(e),
         }

@@ -90,9 +90,8 @@ impl Delete {
     /// NoAuth, and when the framework is closed. Only a delete that ran to its error goes on
     /// in the background: dropping the `delete` future earlier cancels it.
     ///
-    /// The background retries delete the node itself, with the version given to
-    /// [`Delete::version`], and nothing else: combined with [`Delete::children`], a node that
-    /// still has children then fails with NotEmpty and is given up.
+    /// The background retries use the version given to [`Delete::version`]; combined with
+    /// [`Delete::children`], they delete the children first, as the first try did.
     ///
     /// # Examples
     ///
@@ -246,7 +245,7 @@ impl Framework {
             .await;
         match result {
             Err(e) if spec.guaranteed && needs_background(&e) => {
-                self.guarantee_delete(path.to_owned(), spec.version);
+                self.guarantee_delete(path.to_owned(), spec.version, spec.children);
                 Err(e)
             }
             other => other,
@@ -254,7 +253,7 @@ impl Framework {
     }
 
     /// Keeps deleting `path` in the background until it is gone.
-    fn guarantee_delete(&self, path: String, version: Option<i32>) {
+    fn guarantee_delete(&self, path: String, version: Option<i32>, children: bool) {
         tracing::info!(%path, "delete failed for now; retrying in the background");
         self.shared_deletes().fetch_add(1, Ordering::SeqCst);
         let weak = self.weak();
@@ -269,7 +268,11 @@ impl Framework {
                 let connected = fw.connected();
                 let attempt = async {
                     connected.await?;
-                    fw.client().delete(&path, version).await
+                    let client = fw.client();
+                    if children {
+                        delete_tree(&client, &path).await?;
+                    }
+                    client.delete(&path, version).await
                 };
                 match attempt.await {
                     Ok(()) => break,

@@ -454,7 +454,11 @@ impl Framework {
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
+        // The connection each try began on, so that a wait after a failure can tell a new
+        // connection (retry at once) from the same one (back off as the policy says).
+        let tried_on = std::sync::atomic::AtomicU64::new(0);
         let attempt = || {
+            tried_on.store(self.current_state().connection, std::sync::atomic::Ordering::Relaxed);
             let future = op(self.client());
             async move {
                 match future.await {
@@ -463,8 +467,11 @@ impl Framework {
                 }
             }
         };
-        crate::retry::retry(&*self.inner.retry, attempt, || self.wait_until_connected(self.inner.connection_timeout))
-            .await
+        let wait = || async {
+            self.wait_until_connected(self.inner.connection_timeout).await?;
+            Ok(self.current_state().connection != tried_on.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        crate::retry::retry(&*self.inner.retry, attempt, wait).await
     }
 
     /// A future that resolves once the framework is connected again, for retry loops.
