@@ -23,13 +23,14 @@
 //! | state | what happens |
 //! |---|---|
 //! | SUSPENDED | the cache keeps its view (possibly stale) and posts [`CacheEvent::ConnectionState`] |
-//! | RECONNECTED, same session | full resync: changes made meanwhile come out as events |
-//! | LOST, new session | the watch is added again on the new session, then a full resync |
+//! | RECONNECTED, same session | posts it, then a full resync: changes made meanwhile come out as events |
+//! | LOST, new session | posts LOST and then RECONNECTED; the watch is added again on the new session, then a full resync |
 //!
-//! [`CacheEvent::ConnectionState`] reports the changes the cache sees while it is connected
-//! (SUSPENDED, or LOST straight from a connected state); the state that ends a disconnection
-//! (RECONNECTED after SUSPENDED) is not posted. Follow
-//! [`Framework::state_changes`](corral_core::Framework::state_changes) to see every transition.
+//! [`CacheEvent::ConnectionState`] reports each connection state the cache notices, as Curator's
+//! `PathChildrenCache` does (`CONNECTION_SUSPENDED`, `CONNECTION_RECONNECTED`,
+//! `CONNECTION_LOST`). States that follow each other very quickly may reach the cache as one
+//! (the latest); follow [`Framework::state_changes`](corral_core::Framework::state_changes) to
+//! see every transition.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -145,9 +146,10 @@ pub enum CacheEvent {
     },
     /// The first full read is done: the cache mirrors the tree. Sent once.
     Initialized,
-    /// The framework's connection state changed while the cache was connected: SUSPENDED, or
-    /// LOST straight from a connected state. The state that ends a disconnection (RECONNECTED)
-    /// is not posted; see [`Framework::state_changes`](corral_core::Framework::state_changes).
+    /// The framework's connection state changed (SUSPENDED, RECONNECTED, LOST, ...): posted
+    /// before the resync that follows a reconnection. Quick successions may be coalesced into
+    /// the latest state; see [`Framework::state_changes`](corral_core::Framework::state_changes)
+    /// for every transition.
     ConnectionState(ConnectionStateChange),
     /// The cache cannot work (for example, the server has no `addWatch`); it has stopped.
     Failed(Error),
@@ -709,8 +711,13 @@ impl Engine {
         let mut states = self.fw.connection_state();
         let mut synced_on: Option<(u64, u64)> = None;
         let mut watcher: Option<(u64, PersistentWatcher)> = None;
+        let mut posted = *states.borrow();
         while !*stop.borrow() {
             let state = *states.borrow_and_update();
+            if state != posted {
+                posted = state;
+                let _ = self.shared.events.send(CacheEvent::ConnectionState(state));
+            }
             if !state.state.is_connected() {
                 tokio::select! {
                     _ = states.changed() => {}
@@ -762,9 +769,8 @@ impl Engine {
                     }
                     _ => watcher = None,
                 },
-                _ = states.changed() => {
-                    let _ = self.shared.events.send(CacheEvent::ConnectionState(*states.borrow()));
-                }
+                // Posted at the top of the loop.
+                _ = states.changed() => {}
                 _ = stop.changed() => {}
             }
         }
@@ -908,12 +914,16 @@ impl Engine {
         let prefix = format!("{path}/");
         let below: BTreeSet<String> =
             nodes.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect();
+        let mut removed = false;
         for p in below.iter().rev().chain(std::iter::once(&path.to_owned())) {
             if let Some(old) = nodes.remove(p) {
+                removed = true;
                 let _ = self.shared.events.send(CacheEvent::Deleted { path: p.clone(), old });
             }
         }
-        self.shared.bump();
+        if removed {
+            self.shared.bump();
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use corral_recipes::cache::{Cache, CacheEvent, CachedNode, ChildrenCache, NodeCache};
-use corral_recipes::{Client, CreateMode, Framework, RetryNTimes};
+use corral_recipes::{Client, ConnectionState, CreateMode, Framework, RetryNTimes};
 use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(30);
@@ -222,4 +222,29 @@ async fn node_and_children_views_and_watches_released_on_close() {
         writer.close().await;
         fw.close().await;
     }
+}
+
+#[tokio::test]
+async fn the_cache_posts_suspended_then_reconnected() {
+    let cluster = corral_server::testing::TestingCluster::start(1).await.unwrap();
+    let fw = Framework::builder(cluster.addr(0).to_string()).session_timeout(Duration::from_secs(20)).start().unwrap();
+    let cache = Cache::builder(&fw, "/states").start();
+    cache.wait_initialized(T).await.unwrap();
+    let mut events = cache.events();
+    let mut next_state = async || loop {
+        match tokio::time::timeout(T, events.next()).await.expect("a connection state event") {
+            Some(CacheEvent::ConnectionState(change)) => return change.state,
+            Some(_) => {}
+            None => panic!("the cache's events ended"),
+        }
+    };
+
+    // Held disconnected until the member resumes, so SUSPENDED cannot be skipped over.
+    cluster.pause_member(0);
+    fw.client().drop_connection();
+    assert_eq!(next_state().await, ConnectionState::Suspended);
+    cluster.resume_member(0);
+    assert_eq!(next_state().await, ConnectionState::Reconnected);
+    cache.close().await;
+    fw.close().await;
 }

@@ -428,8 +428,8 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// Connection errors, as [`Error::ConnectionLoss`] and the like: unlike the other queries,
-    /// this one reads once through the current client, without the framework's retries.
+    /// Connection errors after the framework's retries. Data that is not a service instance
+    /// counts as absent (and is logged).
     ///
     /// # Cancel safety
     ///
@@ -454,11 +454,27 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// # Ok(()) }
     /// ```
     pub async fn query_for_instance(&self, name: &str, id: &str) -> Result<Option<ServiceInstance<T>>> {
-        match self.fw.client().get_data(&self.instance_path(name, id)).await {
-            Ok((data, _)) => Ok(ServiceInstance::from_json(&data).ok()),
-            Err(e) if e.is_no_node() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let path = self.instance_path(name, id);
+        let read = self
+            .fw
+            .with_retry(|client| {
+                let path = path.clone();
+                async move {
+                    match client.get_data(&path).await {
+                        Ok((data, _)) => Ok(Some(data)),
+                        Err(e) if e.is_no_node() => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        Ok(read.and_then(|data| match ServiceInstance::from_json(&data) {
+            Ok(instance) => Some(instance),
+            Err(error) => {
+                tracing::warn!(%path, %error, "not a service instance");
+                None
+            }
+        }))
     }
 
     /// A live cache of `name`'s instances.
