@@ -39,7 +39,35 @@ pub struct GroupMember {
 }
 
 impl GroupMember {
-    /// Joins the group at `path` as `id` with `data`, in the background.
+    /// Joins the group at `path` as `id` with `data` and returns at once: a [`PersistentNode`]
+    /// keeps the ephemeral node `<path>/<id>` in existence in the background. Missing parents are
+    /// created as containers.
+    ///
+    /// Member ids must be unique in the group: while another session's node holds `<path>/<id>`,
+    /// this member waits for it to go.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::group_member::GroupMember;
+    ///
+    /// let me = GroupMember::start(&fw, "/groups/workers", "w1", "10.0.0.1:7000");
+    /// me.wait_for_membership(Duration::from_secs(10)).await?;
+    /// let (data, _) = fw.client().get_data("/groups/workers/w1").await?;
+    /// assert_eq!(&data[..], b"10.0.0.1:7000");
+    /// # me.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(fw: &Framework, path: impl Into<String>, id: impl Into<String>, data: impl Into<Bytes>) -> Self {
         let path = path.into();
         let id = id.into();
@@ -47,34 +75,125 @@ impl GroupMember {
         Self { fw: fw.clone(), path, id, node }
     }
 
-    /// This member's id.
+    /// This member's id (its node's name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::group_member::GroupMember;
+    /// let me = GroupMember::start(&fw, "/groups/workers", "w1", "");
+    /// assert_eq!(me.id(), "w1");
+    /// # me.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// Waits until this member's node exists.
+    /// Waits until this member's node exists; returns at once while it does.
     ///
     /// # Errors
     ///
-    /// [`corral_core::Error::Timeout`] after `timeout`.
+    /// As [`PersistentNode::wait_for_initial_create`]: [`corral_core::Error::Timeout`] after
+    /// `timeout`; [`corral_core::Error::Closed`] if the member is closed first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the recipe's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// # use corral_recipes::group_member::GroupMember;
+    ///
+    /// let me = GroupMember::start(&fw, "/groups/workers", "w1", "");
+    /// me.wait_for_membership(Duration::from_secs(10)).await?;
+    /// assert!(fw.client().exists("/groups/workers/w1").await?.is_some());
+    /// # me.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_for_membership(&self, timeout: Duration) -> Result<()> {
         self.node.wait_for_initial_create(timeout).await
     }
 
-    /// Changes this member's data (kept for every re-creation).
+    /// Changes this member's data, now and for every re-creation of its node.
     ///
     /// # Errors
     ///
-    /// Connection errors (the data is kept and used by the next re-creation).
+    /// As [`PersistentNode::set_data`]: connection errors after retries (the data is kept and used
+    /// by the next re-creation).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`PersistentNode::set_data`]: once the future is polled, the new data is kept for
+    /// re-creations even if it is dropped, but the live node may not have it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// # use corral_recipes::group_member::GroupMember;
+    ///
+    /// let me = GroupMember::start(&fw, "/groups/workers", "w1", "idle");
+    /// me.wait_for_membership(Duration::from_secs(10)).await?;
+    /// me.set_data("busy").await?;
+    /// assert_eq!(me.members().await?["w1"], "busy");
+    /// # me.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn set_data(&self, data: impl Into<Bytes>) -> Result<()> {
         self.node.set_data(data).await
     }
 
-    /// Every member and its data.
+    /// Every member of the group and its data, read from the server (members whose node is being
+    /// re-created are missing); empty if the group's node does not exist.
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// Connection errors after retries (the listing and the reads are retried together); server
+    /// errors such as NoAuth as [`corral_core::Error::Server`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::group_member::GroupMember;
+    ///
+    /// let w1 = GroupMember::start(&fw, "/groups/workers", "w1", "10.0.0.1:7000");
+    /// let w2 = GroupMember::start(&fw, "/groups/workers", "w2", "10.0.0.2:7000");
+    /// w1.wait_for_membership(Duration::from_secs(10)).await?;
+    /// w2.wait_for_membership(Duration::from_secs(10)).await?;
+    /// let members = w1.members().await?;
+    /// assert_eq!(members.keys().collect::<Vec<_>>(), ["w1", "w2"]);
+    /// assert_eq!(members["w2"], "10.0.0.2:7000");
+    /// # w1.close().await; w2.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn members(&self) -> Result<BTreeMap<String, Bytes>> {
         let path = self.path.clone();
         self.fw
@@ -103,7 +222,30 @@ impl GroupMember {
             .await
     }
 
-    /// Leaves the group (deletes this member's node).
+    /// Leaves the group: stops keeping this member's node and deletes it, waiting until that is
+    /// done (see [`PersistentNode::close`]). Dropping the member does the same in the background.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`PersistentNode::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// # use corral_recipes::group_member::GroupMember;
+    ///
+    /// let me = GroupMember::start(&fw, "/groups/workers", "w1", "");
+    /// me.wait_for_membership(Duration::from_secs(10)).await?;
+    /// me.close().await;
+    /// assert!(!me.members().await?.contains_key("w1"));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.node.close().await;
     }

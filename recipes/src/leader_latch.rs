@@ -37,10 +37,48 @@ use tokio::sync::watch;
 
 use crate::sort::sort_children;
 
-/// Curator's latch node name.
+/// Curator's latch node name: a [`LeaderLatch`] participant's node is
+/// `<path>/_c_<uuid>-latch-<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::leader_latch::{LATCH_NAME, LeaderLatch};
+///
+/// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+/// latch.await_leadership().await?;
+/// let nodes = fw.client().get_children("/election").await?;
+/// assert!(nodes[0].starts_with("_c_") && nodes[0].contains(LATCH_NAME));
+/// # latch.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 pub const LATCH_NAME: &str = "latch-";
 
-/// One participant of a leader election.
+/// One participant of a leader election, as listed by [`LeaderLatch::participants`] and
+/// [`LeaderSelector::participants`](crate::leader_selector::LeaderSelector::participants).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::leader_latch::{LeaderLatch, Participant};
+///
+/// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+/// latch.await_leadership().await?;
+/// let leader = latch.leader().await?;
+/// assert_eq!(leader, Some(Participant { id: "worker-1".into(), is_leader: true }));
+/// # latch.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     /// The participant id (the node's data).
@@ -90,8 +128,30 @@ enum Stop {
 }
 
 impl LeaderLatch {
-    /// Joins the election at `path` as `participant_id` and returns at once; leadership comes
-    /// in the background. Must be called within a Tokio runtime.
+    /// Joins the election at `path` as `participant_id` and returns at once; the latch creates its
+    /// node and follows the election on a spawned Tokio task. Missing parents of `path` are created
+    /// as containers.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_latch::LeaderLatch;
+    ///
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// assert!(latch.has_leadership());
+    /// # latch.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(fw: &Framework, path: impl Into<String>, participant_id: impl Into<String>) -> Self {
         let path = path.into();
         let id = participant_id.into();
@@ -101,28 +161,118 @@ impl LeaderLatch {
         Self { fw: fw.clone(), path, id, leader, stop, task: std::sync::Mutex::new(Some(task)) }
     }
 
-    /// This participant's id.
+    /// This participant's id (its node's data).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// assert_eq!(latch.id(), "worker-1");
+    /// # latch.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// The election path.
+    /// The election path; every participant's node is a child of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// assert_eq!(latch.path(), "/election");
+    /// # latch.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
-    /// Whether this participant leads now.
+    /// Whether this participant leads now, as far as this process can tell (it asks nothing of the
+    /// server).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// assert!(latch.has_leadership());
+    /// latch.close().await;
+    /// assert!(!latch.has_leadership());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn has_leadership(&self) -> bool {
         *self.leader.borrow()
     }
 
-    /// Leadership as a watch channel: `true` while leading.
+    /// Leadership as a watch channel: `true` while leading. The channel closes when the latch has
+    /// stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// let mut leading = latch.leadership();
+    /// leading.wait_for(|l| *l).await?;
+    /// latch.close().await;
+    /// assert!(!*leading.borrow());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn leadership(&self) -> watch::Receiver<bool> {
         self.leader.clone()
     }
 
     /// The stream of leadership changes (`true` when gained, `false` when lost), starting with
-    /// the current value.
+    /// the value current when it is first polled; it ends when the latch has stopped. Changes in
+    /// quick succession may be merged: only the latest value is seen.
+    ///
+    /// Waiting for its next item is cancel safe: dropping a `next()` future loses no change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use futures::StreamExt;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    ///
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// let mut changes = std::pin::pin!(latch.leadership_changes());
+    /// assert_eq!(changes.next().await, Some(true));
+    /// latch.close().await;
+    /// assert_eq!(changes.next().await, Some(false));
+    /// assert_eq!(changes.next().await, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn leadership_changes(&self) -> impl Stream<Item = bool> + Send + 'static {
         let rx = self.leader.clone();
         futures::stream::unfold((rx, true), |(mut rx, first)| async move {
@@ -134,7 +284,7 @@ impl LeaderLatch {
         })
     }
 
-    /// Waits until this participant leads.
+    /// Waits until this participant leads; returns at once if it leads now.
     ///
     /// # Errors
     ///
@@ -142,7 +292,23 @@ impl LeaderLatch {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: it only watches the latch's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// assert_eq!(latch.leader().await?.map(|p| p.id).as_deref(), Some("worker-1"));
+    /// # latch.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn await_leadership(&self) -> Result<()> {
         let mut rx = self.leader.clone();
         rx.wait_for(|l| *l).await.map(|_| ()).map_err(|_| Error::Closed)
@@ -156,37 +322,154 @@ impl LeaderLatch {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: it only watches the latch's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Error, leader_latch::LeaderLatch};
+    ///
+    /// let first = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// first.await_leadership_timeout(Duration::from_secs(10)).await?;
+    /// let second = LeaderLatch::start(&fw, "/election", "worker-2");
+    /// let waited = second.await_leadership_timeout(Duration::from_millis(100)).await;
+    /// assert_eq!(waited, Err(Error::Timeout));
+    /// # first.close().await; second.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn await_leadership_timeout(&self, timeout: Duration) -> Result<()> {
         tokio::time::timeout(timeout, self.await_leadership()).await.unwrap_or(Err(Error::Timeout))
     }
 
-    /// Every participant, in election order (the leader first).
+    /// Every participant, in election order (the leader first), read from the server; see
+    /// [`participants`].
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// As [`participants`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_latch::LeaderLatch;
+    ///
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// let ids: Vec<String> = latch.participants().await?.into_iter().map(|p| p.id).collect();
+    /// assert_eq!(ids, ["worker-1"]);
+    /// # latch.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn participants(&self) -> Result<Vec<Participant>> {
         participants(&self.fw, &self.path).await
     }
 
-    /// The current leader, if any.
+    /// The current leader according to the server (the first participant), if any.
+    ///
+    /// Right after a failover this can name a participant that has not yet noticed it leads.
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// As [`participants`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// assert_eq!(latch.leader().await?.map(|p| p.id).as_deref(), Some("worker-1"));
+    /// # latch.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn leader(&self) -> Result<Option<Participant>> {
         Ok(self.participants().await?.into_iter().next())
     }
 
-    /// Leaves the election: deletes this participant's node and stops. Observers of
-    /// [`LeaderLatch::leadership`] see `false` (Curator's `CloseMode.NOTIFY_LEADER`).
+    /// Leaves the election and waits until the latch has stopped: observers of
+    /// [`LeaderLatch::leadership`] see `false` first (Curator's `CloseMode.NOTIFY_LEADER`), then
+    /// this participant's node is deleted (a guaranteed delete). Dropping the latch does the same
+    /// in the background.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is signalled when the future is first polled; dropping the future after that does
+    /// not undo it: the latch stops and deletes its node in the background. Later calls of `close`
+    /// and [`LeaderLatch::close_silently`] then return at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_latch::LeaderLatch;
+    ///
+    /// let first = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// first.await_leadership().await?;
+    /// let second = LeaderLatch::start(&fw, "/election", "worker-2");
+    /// first.close().await;
+    /// second.await_leadership().await?; // the next in line takes over
+    /// # second.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.shut_down(Stop::Notify).await;
     }
 
-    /// Leaves the election without a last leadership change to observers (Curator's
-    /// `CloseMode.SILENT`).
+    /// Leaves the election as [`LeaderLatch::close`] does, without a last leadership change to
+    /// observers (Curator's `CloseMode.SILENT`): [`LeaderLatch::has_leadership`] turns `false`, but
+    /// no watcher of [`LeaderLatch::leadership`] is woken for it.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`LeaderLatch::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use futures::StreamExt;
+    /// # use corral_recipes::leader_latch::LeaderLatch;
+    ///
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// let mut changes = std::pin::pin!(latch.leadership_changes());
+    /// assert_eq!(changes.next().await, Some(true));
+    /// latch.close_silently().await;
+    /// assert_eq!(changes.next().await, None); // no `false` first
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close_silently(&self) {
         self.shut_down(Stop::Silent).await;
     }
@@ -207,11 +490,43 @@ impl Drop for LeaderLatch {
     }
 }
 
-/// Every participant of the election at `path`, in order.
+/// Every participant of the election at `path`, in election order (the leader first), read from
+/// the participants' node data, so Curator's `LeaderLatch` participants are listed too; empty if
+/// `path` does not exist. Nodes deleted while they are read are left out.
 ///
 /// # Errors
 ///
-/// Connection errors after retries.
+/// Connection errors after retries (the listing and the reads are retried together); server
+/// errors such as NoAuth as [`Error::Server`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: it only reads.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::leader_latch::{self, LeaderLatch};
+///
+/// let first = LeaderLatch::start(&fw, "/election", "worker-1");
+/// first.await_leadership().await?;
+/// let second = LeaderLatch::start(&fw, "/election", "worker-2");
+/// # while leader_latch::participants(&fw, "/election").await?.len() < 2 {
+/// #     tokio::time::sleep(Duration::from_millis(10)).await;
+/// # }
+/// let participants = leader_latch::participants(&fw, "/election").await?;
+/// let ids: Vec<&str> = participants.iter().map(|p| p.id.as_str()).collect();
+/// assert_eq!(ids, ["worker-1", "worker-2"]);
+/// assert!(participants[0].is_leader);
+/// # first.close().await; second.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 pub async fn participants(fw: &Framework, path: &str) -> Result<Vec<Participant>> {
     let path = path.to_owned();
     fw.with_retry(move |client| {

@@ -18,7 +18,30 @@ use crate::leader_latch::Participant;
 use crate::lock::{Mutex, MutexGuard};
 use crate::task::RecipeTask;
 
-/// What the leadership task is given: who it is and how to tell that leadership is ending.
+/// What the leadership task is given: which term it is and how to tell that leadership is
+/// ending.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::leader_selector::LeaderSelector;
+///
+/// let (tx, mut terms) = tokio::sync::mpsc::unbounded_channel();
+/// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, move |leadership| {
+///     let tx = tx.clone();
+///     async move {
+///         let _ = tx.send((leadership.round(), leadership.is_valid()));
+///     }
+/// });
+/// assert_eq!(terms.recv().await, Some((1, true)));
+/// # selector.close().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Leadership {
     guard: Arc<MutexGuard>,
@@ -26,27 +49,158 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// Which leadership term this is (1 for the first, +1 each time leadership is taken again).
+    /// Which leadership term of this selector this is (1 for the first, +1 each time leadership is
+    /// taken again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::LeaderSelector;
+    ///
+    /// let (tx, mut rounds) = tokio::sync::mpsc::unbounded_channel();
+    /// // With auto-requeue, each term ends when the task returns and the next one begins.
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, move |leadership| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         let _ = tx.send(leadership.round());
+    ///     }
+    /// });
+    /// assert_eq!(rounds.recv().await, Some(1));
+    /// assert_eq!(rounds.recv().await, Some(2));
+    /// selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn round(&self) -> u64 {
         self.round
     }
 
-    /// Whether leadership is still valid (see [`MutexGuard::is_valid`]).
+    /// Whether leadership is still valid (see [`MutexGuard::is_valid`]). It asks nothing of the
+    /// server; check it before each step of long work, or use [`Leadership::lost`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::LeaderSelector;
+    ///
+    /// let (tx, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, move |leadership| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         for step in 0..3 {
+    ///             if !leadership.is_valid() {
+    ///                 return; // step down
+    ///             }
+    ///             let _ = tx.send(step);
+    ///         }
+    ///     }
+    /// });
+    /// selector.wait_until_done().await;
+    /// assert_eq!(steps.recv().await, Some(0));
+    /// # selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_valid(&self) -> bool {
         self.guard.is_valid()
     }
 
-    /// An operation for your own transactions that fails unless leadership is still held.
+    /// An operation for your own transactions that fails unless leadership is still held (see
+    /// [`MutexGuard::fencing_check`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{CreateMode, Op, leader_selector::LeaderSelector};
+    ///
+    /// fw.create("/schedule", "v1", CreateMode::Persistent).await?;
+    /// let writer = fw.clone();
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, move |leadership| {
+    ///     let fw = writer.clone();
+    ///     async move {
+    ///         // Written only if this process still leads.
+    ///         let ops = vec![leadership.fencing_check(), Op::set_data("/schedule", "v2", None)];
+    ///         let _ = fw.transaction(ops).await;
+    ///     }
+    /// });
+    /// selector.wait_until_done().await;
+    /// assert_eq!(&fw.client().get_data("/schedule").await?.0[..], b"v2");
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn fencing_check(&self) -> corral_core::Op {
         self.guard.fencing_check()
     }
 
-    /// Increases with every leadership term, across processes (the lock node's czxid).
+    /// A token that increases with every leadership term, across processes (the lock node's czxid,
+    /// see [`MutexGuard::fencing_token`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::LeaderSelector;
+    ///
+    /// let (tx, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, move |leadership| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         let _ = tx.send(leadership.fencing_token());
+    ///     }
+    /// });
+    /// let first = tokens.recv().await.unwrap();
+    /// let second = tokens.recv().await.unwrap();
+    /// assert!(second > first);
+    /// selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn fencing_token(&self) -> i64 {
         self.guard.fencing_token()
     }
 
     /// Resolves when leadership stops being valid; the selector then cancels the task anyway.
+    ///
+    /// It does not resolve when the selector is closed (the task is cancelled then too).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// // Serve until leadership is lost.
+    /// let serve = |leadership: Leadership| async move { leadership.lost().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, serve);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// server.drop_connection(fw.client().session_id()); // SUSPENDED ends leadership
+    /// selector.wait_until_done().await;
+    /// assert!(!selector.has_leadership());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn lost(&self) {
         self.guard.invalidated().await;
     }
@@ -88,8 +242,37 @@ pub struct LeaderSelector {
 }
 
 impl LeaderSelector {
-    /// Starts contending at `path` as `participant_id`; `task` runs each time leadership is
-    /// taken. With `auto_requeue`, the selector contends again after each term.
+    /// Starts contending at `path` as `participant_id` and returns at once; `task` runs, on a
+    /// spawned Tokio task, each time leadership is taken. With `auto_requeue`, the selector
+    /// contends again after each term; without it, it stops after the first.
+    ///
+    /// A term ends when the task's future completes, when leadership stops being valid (the
+    /// future is then dropped), or when the selector is closed or dropped (likewise). The lock is
+    /// released after each term. Failures to take the lock are retried with a growing pause (up to
+    /// 1.6 s).
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// // Lead until leadership is lost or the selector is closed.
+    /// let lead = |leadership: Leadership| async move { leadership.lost().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, lead);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// selector.close().await;
+    /// assert!(!selector.has_leadership());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start<F, Fut>(
         fw: &Framework,
         path: impl Into<String>,
@@ -109,44 +292,202 @@ impl LeaderSelector {
         Self { fw: fw.clone(), path, id, leading, task }
     }
 
-    /// This participant's id.
+    /// This participant's id (stored in its lock node).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_selector::LeaderSelector;
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, |_| async {});
+    /// assert_eq!(selector.id(), "node-1");
+    /// # selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// Whether the leadership task is running now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    /// let lead = |leadership: Leadership| async move { leadership.lost().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, lead);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// assert!(selector.has_leadership());
+    /// # selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn has_leadership(&self) -> bool {
         *self.leading.borrow()
     }
 
-    /// Leadership as a watch channel: `true` while the task runs.
+    /// Leadership as a watch channel: `true` while the task runs. The channel closes when the
+    /// selector stops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    /// let lead = |leadership: Leadership| async move { leadership.lost().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, lead);
+    /// let mut leading = selector.leadership();
+    /// leading.wait_for(|l| *l).await?;
+    /// selector.close().await;
+    /// assert!(!*leading.borrow());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn leadership(&self) -> watch::Receiver<bool> {
         self.leading.clone()
     }
 
     /// Every participant in election order, the leader first (read from the lock nodes' data,
-    /// so Curator participants are listed too).
+    /// so Curator participants are listed too); empty if nobody contends.
     ///
     /// # Errors
     ///
-    /// Connection errors after retries.
+    /// Connection errors: the listing is retried under the retry policy, the reads of the nodes'
+    /// data are not. Nodes deleted meanwhile are left out.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::leader_latch::Participant;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let lead = |leadership: Leadership| async move { leadership.lost().await };
+    /// let a = LeaderSelector::start(&fw, "/scheduler", "node-a", true, lead);
+    /// a.leadership().wait_for(|leading| *leading).await?;
+    /// let b = LeaderSelector::start(&fw, "/scheduler", "node-b", true, lead);
+    /// # while b.participants().await?.len() < 2 {
+    /// #     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// # }
+    /// let participants = b.participants().await?;
+    /// assert_eq!(participants[0], Participant { id: "node-a".into(), is_leader: true });
+    /// assert_eq!(participants[1], Participant { id: "node-b".into(), is_leader: false });
+    /// # a.close().await; b.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn participants(&self) -> Result<Vec<Participant>> {
         let nodes = Mutex::new(&self.fw, self.path.clone()).participant_nodes().await?;
         crate::leader_latch::read_participants(&self.fw.client(), &self.path, &nodes).await
     }
 
-    /// Waits until the selector stops by itself (without auto-requeue: after one term).
+    /// Waits until the selector stops by itself (without auto-requeue: after one term) or is
+    /// closed.
+    ///
+    /// Only one caller waits: a call made while another `wait_until_done` or
+    /// [`LeaderSelector::close`] is waiting, or after one completed, returns at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe in one respect: dropping the future does not affect the selector, which
+    /// goes on, but later calls of `wait_until_done` and [`LeaderSelector::close`] then return at
+    /// once instead of waiting for it to stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use corral_recipes::leader_selector::LeaderSelector;
+    ///
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let flag = done.clone();
+    /// let task = move |_| {
+    ///     let flag = flag.clone();
+    ///     async move { flag.store(true, Ordering::SeqCst) }
+    /// };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, task);
+    /// selector.wait_until_done().await;
+    /// assert!(done.load(Ordering::SeqCst));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_done(&self) {
         self.task.join().await;
     }
 
-    /// Stops contending; a running leadership task is cancelled and the lock released.
+    /// Stops contending and waits until the selector has stopped: a running leadership task is
+    /// cancelled (its future dropped) and the lock node deleted. Dropping the selector stops it
+    /// too, without waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is signalled when the future is first polled; dropping the future after that does
+    /// not undo it: the selector stops and deletes its node in the background. Later calls of
+    /// `close` and [`LeaderSelector::wait_until_done`] then return at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let lead = |leadership: Leadership| async move { leadership.lost().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, lead);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// selector.close().await;
+    /// assert!(!selector.has_leadership());
+    /// assert!(selector.participants().await?.is_empty());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.task.stop().await;
     }
 
     /// The election path; every participant's lock node is a child of it
     /// ([`crate::lock::LOCK_NAME`] nodes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::leader_selector::LeaderSelector;
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, |_| async {});
+    /// assert_eq!(selector.path(), "/scheduler");
+    /// # selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }

@@ -40,7 +40,24 @@ use corral_core::{ConnectionStateChange, CreateMode, Error, ErrorPolicy, Framewo
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// Curator's lock node name.
+/// Curator's lock node name: a [`Mutex`] contender's node is `<dir>/_c_<uuid>-lock-<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::lock::{LOCK_NAME, Mutex};
+///
+/// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+/// assert!(guard.path().starts_with("/locks/jobs/_c_"));
+/// assert!(guard.path().contains(LOCK_NAME));
+/// # drop(guard);
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 pub const LOCK_NAME: &str = "lock-";
 
 /// A distributed mutex on a ZooKeeper path (Curator's `InterProcessMutex` without
@@ -86,9 +103,45 @@ pub(crate) enum Kind {
     Write,
 }
 
-/// Curator's read-lock node name.
+/// Curator's read-lock node name: a reader of a
+/// [`ReadWriteLock`](crate::read_write_lock::ReadWriteLock) has the node
+/// `<dir>/_c_<uuid>-__READ__<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::{lock::READ_LOCK_NAME, read_write_lock::ReadWriteLock};
+///
+/// let read = ReadWriteLock::new(&fw, "/locks/catalog").read_lock().acquire().await?;
+/// assert!(read.path().contains(READ_LOCK_NAME));
+/// # drop(read);
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 pub const READ_LOCK_NAME: &str = "__READ__";
-/// Curator's write-lock node name.
+/// Curator's write-lock node name: a writer of a
+/// [`ReadWriteLock`](crate::read_write_lock::ReadWriteLock) has the node
+/// `<dir>/_c_<uuid>-__WRIT__<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::{lock::WRITE_LOCK_NAME, read_write_lock::ReadWriteLock};
+///
+/// let write = ReadWriteLock::new(&fw, "/locks/catalog").write_lock().acquire().await?;
+/// assert!(write.path().contains(WRITE_LOCK_NAME));
+/// # drop(write);
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 pub const WRITE_LOCK_NAME: &str = "__WRIT__";
 
 impl Kind {
@@ -131,6 +184,28 @@ fn rw_key(child: &str) -> String {
 
 impl Mutex {
     /// A mutex whose contenders are the children of `dir`.
+    ///
+    /// Nothing is sent to the server until the first acquisition, which creates `dir` (and its
+    /// missing parents) as containers if needed. The mutex is not re-entrant: a second acquisition
+    /// through the same value, or a clone, is one more contender and waits like any other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let guard = mutex.acquire().await?;
+    /// // Not re-entrant: the same mutex cannot take it twice.
+    /// assert!(mutex.try_acquire().await?.is_none());
+    /// guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new(fw: &Framework, dir: impl Into<String>) -> Self {
         Self::with_kind(fw, dir, Kind::Exclusive)
     }
@@ -148,12 +223,42 @@ impl Mutex {
     }
 
     /// Stores `data` in this contender's lock node (Curator stores the host address there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").with_data("host-1:8080").acquire().await?;
+    /// let (data, _) = fw.client().get_data(guard.path()).await?;
+    /// assert_eq!(&data[..], b"host-1:8080");
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn with_data(mut self, data: impl Into<Bytes>) -> Self {
         self.data = data.into();
         self
     }
 
     /// The lock directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// assert_eq!(Mutex::new(&fw, "/locks/jobs").path(), "/locks/jobs");
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         &self.dir
     }
@@ -162,13 +267,46 @@ impl Mutex {
     ///
     /// # Errors
     ///
-    /// [`Error::SessionExpired`] if the session is lost while waiting (the queue position went
-    /// with it); connection errors once the retry policy gives up; NoAuth and the like.
+    /// - [`Error::SessionExpired`] if the session is lost while waiting (the queue position went
+    ///   with it).
+    /// - [`Error::Timeout`] if the framework is not connected within its connection timeout when
+    ///   the lock node is to be created; [`Error::Closed`] if the framework is closed.
+    /// - Connection errors once the retry policy gives up; server errors such as NoAuth as
+    ///   [`Error::Server`].
+    ///
+    /// Once this contender's node exists, it is deleted (in the background) on every error.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: dropping the future removes this contender's node (in the background if
-    /// needed), so an abandoned acquisition never blocks the others.
+    /// Cancel safe once this contender's node exists: dropping the future then deletes the node (in
+    /// the background), so an abandoned acquisition does not block the others. Not while the
+    /// node's create request is waiting for its reply (the first round trip, or a retry of it): a
+    /// node created then is not known to the future and is not deleted, so it stays in the queue,
+    /// blocking every later contender, until the session ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let first = mutex.acquire().await?;
+    /// let waiter = tokio::spawn({
+    ///     let mutex = mutex.clone();
+    ///     async move { mutex.acquire().await }
+    /// });
+    /// first.release().await?;
+    /// // The waiter gets the lock once it is released.
+    /// let second = waiter.await??;
+    /// assert!(second.is_valid());
+    /// # second.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire(&self) -> Result<MutexGuard> {
         match self.acquire_until(None, None).await? {
             Some(guard) => Ok(guard),
@@ -176,7 +314,11 @@ impl Mutex {
         }
     }
 
-    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time.
+    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time (this
+    /// contender's node is then deleted before returning).
+    ///
+    /// The timeout bounds the wait in the queue; creating the node takes a round trip first
+    /// however long `timeout` is.
     ///
     /// # Errors
     ///
@@ -184,12 +326,36 @@ impl Mutex {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe, as [`Mutex::acquire`].
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let held = mutex.acquire().await?;
+    /// assert!(mutex.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// held.release().await?;
+    /// let guard = mutex.acquire_timeout(Duration::from_secs(10)).await?;
+    /// assert!(guard.is_some());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MutexGuard>> {
         self.acquire_until(Some(Instant::now() + timeout), None).await
     }
 
-    /// Takes the lock only if nobody holds it now; `Ok(None)` otherwise.
+    /// Takes the lock only if it can be had without waiting; `Ok(None)` otherwise.
+    ///
+    /// It still costs a round trip: the contender's node is created, and deleted again if it is not
+    /// first.
     ///
     /// # Errors
     ///
@@ -197,16 +363,56 @@ impl Mutex {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe, as [`Mutex::acquire`].
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").try_acquire().await?.expect("nobody holds it");
+    /// assert!(Mutex::new(&fw, "/locks/jobs").try_acquire().await?.is_none());
+    /// guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn try_acquire(&self) -> Result<Option<MutexGuard>> {
         self.acquire_until(Some(Instant::now()), None).await
     }
 
-    /// The contenders' node names, in lock order (the holder first).
+    /// The contenders' node names (not paths), in lock order (the holder first); an empty list if
+    /// the directory does not exist.
     ///
     /// # Errors
     ///
-    /// Connection errors after retries; an empty list if the directory does not exist.
+    /// Connection errors after retries; server errors such as NoAuth as [`Error::Server`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// assert!(mutex.participant_nodes().await?.is_empty());
+    /// let guard = mutex.acquire().await?;
+    /// let nodes = mutex.participant_nodes().await?;
+    /// assert_eq!(guard.path(), format!("/locks/jobs/{}", nodes[0]));
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
         let dir = self.dir.clone();
         let mut children = self
@@ -479,10 +685,31 @@ fn delete_in_background(fw: &Framework, path: String) {
 }
 
 /// Proof of holding a [`Mutex`]. Release it with [`MutexGuard::release`]; dropping it releases
-/// in the background.
+/// in the background (on the current Tokio runtime; dropped outside any runtime, the node stays
+/// until the session ends).
 ///
 /// A guard knows when it stops being valid: under [`ErrorPolicy::Standard`] as soon as the
 /// connection is SUSPENDED, under [`ErrorPolicy::SessionOnly`] when the session is LOST.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::lock::Mutex;
+///
+/// let mutex = Mutex::new(&fw, "/locks/jobs");
+/// {
+///     let guard = mutex.acquire().await?;
+///     assert!(guard.is_valid());
+/// } // dropped: released in the background
+/// assert!(mutex.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct MutexGuard {
     fw: Framework,
@@ -512,17 +739,67 @@ impl MutexGuard {
     }
 
     /// The lock node's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert!(guard.path().starts_with("/locks/jobs/_c_"));
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The lock node's creation zxid: larger for every later acquisition of this lock, so the
     /// protected resource can refuse writes carrying an older token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let first = mutex.acquire().await?;
+    /// let token = first.fencing_token();
+    /// first.release().await?;
+    /// let second = mutex.acquire().await?;
+    /// assert!(second.fencing_token() > token);
+    /// # second.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn fencing_token(&self) -> i64 {
         self.czxid
     }
 
     /// The session the lock is held by.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert_eq!(guard.session_id(), fw.client().session_id());
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn session_id(&self) -> i64 {
         self.session_id
     }
@@ -537,12 +814,18 @@ impl MutexGuard {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// use corral_recipes::{CreateMode, Framework, Op, lock::Mutex};
+    /// use corral_recipes::{CreateMode, Error, Framework, Op, lock::Mutex};
     ///
     /// let fw = Framework::builder(server.connect_string()).start()?;
     /// let guard = Mutex::new(&fw, "/locks/ledger").acquire().await?;
-    /// fw.transaction(vec![guard.fencing_check(), Op::create("/ledger-entry", "42", CreateMode::Persistent)]).await?;
-    /// # guard.release().await?;
+    /// let check = guard.fencing_check();
+    /// let write = |path: &str| vec![check.clone(), Op::create(path, "", CreateMode::Persistent)];
+    /// fw.transaction(write("/entry-1")).await?;
+    /// guard.release().await?;
+    /// // Once the lock is gone, the same write is refused.
+    /// let late = fw.transaction(write("/entry-2")).await;
+    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// assert_eq!(fw.client().exists("/entry-2").await?, None);
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -550,18 +833,66 @@ impl MutexGuard {
         Op::check(self.path.clone(), None)
     }
 
-    /// Whether the lock is still held as far as this process can tell: same session, and the
-    /// connection state is not an error under the framework's [`ErrorPolicy`].
+    /// Whether the lock is still held as far as this process can tell: not released, same session,
+    /// and, under [`ErrorPolicy::Standard`], the very connection it was acquired on (a SUSPENDED in
+    /// between invalidates the guard for good, even after RECONNECTED); under
+    /// [`ErrorPolicy::SessionOnly`], the connection state is not an error.
+    ///
+    /// It asks nothing of the server; see [`MutexGuard::check_ownership`] for that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// # use corral_recipes::lock::Mutex;
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert!(guard.is_valid());
+    /// server.drop_connection(guard.session_id()); // SUSPENDED, then RECONNECTED
+    /// guard.invalidated().await;
+    /// fw.wait_until_connected(Duration::from_secs(10)).await?;
+    /// // Same session, but the lock may have been lost meanwhile: the guard stays invalid.
+    /// assert!(!guard.is_valid());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_valid(&self) -> bool {
         !self.released.load(std::sync::atomic::Ordering::SeqCst)
             && still_valid(*self.states.borrow(), self.epoch, self.connection, self.fw.error_policy())
     }
 
-    /// Resolves when the guard stops being valid (see [`MutexGuard::is_valid`]).
+    /// Resolves when the guard stops being valid because of the connection state (see
+    /// [`MutexGuard::is_valid`]); it does not resolve on [`MutexGuard::release`].
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: it only watches the connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// let work = std::future::pending::<()>(); // the work the lock protects
+    /// server.drop_connection(guard.session_id()); // the test server cuts the connection
+    /// tokio::select! {
+    ///     _ = work => {}
+    ///     _ = guard.invalidated() => {} // stop: the lock may belong to someone else by now
+    /// }
+    /// assert!(!guard.is_valid());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidated(&self) {
         let mut states = self.states.clone();
         let (epoch, connection, policy) = (self.epoch, self.connection, self.fw.error_policy());
@@ -572,18 +903,66 @@ impl MutexGuard {
     ///
     /// # Errors
     ///
-    /// Connection errors.
+    /// Connection errors of its one `exists` request (not retried).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert!(guard.check_ownership().await?);
+    /// fw.client().delete(guard.path(), None).await?; // say, an operator removed the node
+    /// assert!(!guard.check_ownership().await?);
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn check_ownership(&self) -> Result<bool> {
         let client = self.fw.client();
         Ok(client.exists(&self.path).await?.is_some_and(|s| s.ephemeral_owner == client.session_id()))
     }
 
     /// Releases the lock: deletes the lock node, and keeps trying in the background across
-    /// reconnects if it cannot now (Curator's guaranteed delete).
+    /// reconnects if it cannot now (Curator's guaranteed delete). A node already gone counts as
+    /// released.
     ///
     /// # Errors
     ///
-    /// The error of the first attempt when it had to go on in the background.
+    /// A connection error, or [`Error::Timeout`] if the connection did not come back within the
+    /// connection timeout, once the framework's retries give up; the delete then goes on in the
+    /// background (see [`Framework::pending_guaranteed_deletes`]). A server error such as NoAuth
+    /// is returned as it is, and the node is left.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe. Dropped before it is first polled, the guard is released in the background
+    /// as if it had been dropped. Once polled, the guard counts as released: if the future is
+    /// dropped while the delete waits to be retried (after a connection loss), the delete is
+    /// abandoned and the node stays, holding the lock, until the session ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// let node = guard.path().to_owned();
+    /// guard.release().await?;
+    /// assert_eq!(fw.client().exists(&node).await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn release(self) -> Result<()> {
         self.release_shared().await
     }

@@ -35,7 +35,26 @@ pub struct MultiLock {
 }
 
 impl MultiLock {
-    /// A multi-lock over the mutexes at `paths`, taken in that order.
+    /// A multi-lock over the mutexes at `paths`, taken in that order (each path is a
+    /// [`Mutex`] directory).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::multi_lock::MultiLock;
+    ///
+    /// let both = MultiLock::new(&fw, ["/locks/a", "/locks/b"]);
+    /// let guard = both.acquire().await?;
+    /// assert!(guard.guards()[0].path().starts_with("/locks/a/"));
+    /// assert!(guard.guards()[1].path().starts_with("/locks/b/"));
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new<I, P>(fw: &Framework, paths: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -44,15 +63,34 @@ impl MultiLock {
         Self { locks: paths.into_iter().map(|p| Mutex::new(fw, p)).collect() }
     }
 
-    /// Waits until every lock is held.
+    /// Waits until every lock is held, taking them one after the other.
     ///
     /// # Errors
     ///
-    /// As [`Mutex::acquire`]; the locks taken so far are released.
+    /// As [`Mutex::acquire`]; the locks taken so far are released in the background.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: every lock taken or being taken is released in the background.
+    /// As [`Mutex::acquire`] for the lock being taken when the future is dropped; the locks already
+    /// taken are released in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{lock::Mutex, multi_lock::MultiLock};
+    ///
+    /// let both = MultiLock::new(&fw, ["/locks/a", "/locks/b"]);
+    /// let guard = both.acquire().await?;
+    /// // Each lock is held on its own, too.
+    /// assert!(Mutex::new(&fw, "/locks/b").try_acquire().await?.is_none());
+    /// guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire(&self) -> Result<MultiGuard> {
         let mut guards = Vec::with_capacity(self.locks.len());
         for lock in &self.locks {
@@ -66,11 +104,33 @@ impl MultiLock {
     ///
     /// # Errors
     ///
-    /// As [`Mutex::acquire`].
+    /// As [`Mutex::acquire`]. When a lock is not taken in time, the ones already taken are
+    /// released before returning; if such a release fails, its error is returned instead of
+    /// `Ok(None)` (the delete goes on in the background, see [`MutexGuard::release`]).
     ///
     /// # Cancel safety
     ///
     /// As [`MultiLock::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{lock::Mutex, multi_lock::MultiLock};
+    ///
+    /// let b = Mutex::new(&fw, "/locks/b").acquire().await?; // someone holds b
+    /// let both = MultiLock::new(&fw, ["/locks/a", "/locks/b"]);
+    /// assert!(both.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// // a was given back.
+    /// assert!(Mutex::new(&fw, "/locks/a").try_acquire().await?.is_some());
+    /// # b.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MultiGuard>> {
         let deadline = Instant::now() + timeout;
         let mut guards = Vec::with_capacity(self.locks.len());
@@ -87,7 +147,28 @@ impl MultiLock {
     }
 }
 
-/// Every lock of a [`MultiLock`], held.
+/// Every lock of a [`MultiLock`], held. Release it with [`MultiGuard::release`]; dropping it
+/// drops every [`MutexGuard`], which releases each lock in the background.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::multi_lock::MultiLock;
+///
+/// let both = MultiLock::new(&fw, ["/locks/a", "/locks/b"]);
+/// {
+///     let guard = both.acquire().await?;
+///     assert!(guard.is_valid());
+/// } // dropped: both locks released in the background
+/// assert!(both.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct MultiGuard {
     guards: Vec<MutexGuard>,
@@ -95,16 +176,70 @@ pub struct MultiGuard {
 
 impl MultiGuard {
     /// The individual guards, in acquisition order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::multi_lock::MultiLock;
+    /// let guard = MultiLock::new(&fw, ["/locks/a", "/locks/b"]).acquire().await?;
+    /// let tokens: Vec<i64> = guard.guards().iter().map(|g| g.fencing_token()).collect();
+    /// assert_eq!(tokens.len(), 2);
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn guards(&self) -> &[MutexGuard] {
         &self.guards
     }
 
-    /// Whether every lock is still valid.
+    /// Whether every lock is still valid (see [`MutexGuard::is_valid`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::multi_lock::MultiLock;
+    /// let guard = MultiLock::new(&fw, ["/locks/a", "/locks/b"]).acquire().await?;
+    /// assert!(guard.is_valid());
+    /// server.drop_connection(fw.client().session_id()); // SUSPENDED: every lock is in doubt
+    /// guard.guards()[0].invalidated().await;
+    /// assert!(!guard.is_valid());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_valid(&self) -> bool {
         self.guards.iter().all(MutexGuard::is_valid)
     }
 
-    /// One check per lock, for your own transaction.
+    /// One check per lock, for your own transaction: it fails unless every lock node still exists
+    /// (see [`MutexGuard::fencing_check`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{CreateMode, Op, multi_lock::MultiLock};
+    ///
+    /// let guard = MultiLock::new(&fw, ["/locks/a", "/locks/b"]).acquire().await?;
+    /// let mut ops = guard.fencing_checks();
+    /// ops.push(Op::create("/transfer-1", "a->b", CreateMode::Persistent));
+    /// fw.transaction(ops).await?;
+    /// assert!(fw.client().exists("/transfer-1").await?.is_some());
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn fencing_checks(&self) -> Vec<Op> {
         self.guards.iter().map(MutexGuard::fencing_check).collect()
     }
@@ -113,8 +248,29 @@ impl MultiGuard {
     ///
     /// # Errors
     ///
-    /// The first release error (the other locks are still released; failed ones go on in the
-    /// background).
+    /// The first release error (see [`MutexGuard::release`]); the other locks are still released,
+    /// and failed deletes go on in the background.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the lock being released when the future is dropped is as in
+    /// [`MutexGuard::release`]; the locks not reached yet are released in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::multi_lock::MultiLock;
+    /// let guard = MultiLock::new(&fw, ["/locks/a", "/locks/b"]).acquire().await?;
+    /// guard.release().await?;
+    /// assert!(fw.client().get_children("/locks/a").await?.is_empty());
+    /// assert!(fw.client().get_children("/locks/b").await?.is_empty());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn release(mut self) -> Result<()> {
         let mut first = Ok(());
         while let Some(g) = self.guards.pop() {

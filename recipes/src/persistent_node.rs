@@ -67,21 +67,103 @@ struct Spec {
 }
 
 impl PersistentNode {
-    /// Keeps a node at `path` in `mode` with `data`, starting now in the background. Missing
-    /// parents are created as containers.
+    /// Keeps a node at `path` in `mode` with `data`, starting now in the background, and returns
+    /// at once. Missing parents are created as containers.
+    ///
+    /// With a sequential `mode`, `path` is the prefix and every (re-)creation makes a new node: see
+    /// [`PersistentNode::actual_path`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let node = PersistentNode::start(&fw, "/workers/w1", CreateMode::Ephemeral, "ready");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// fw.client().delete("/workers/w1", None).await?; // someone deletes it...
+    /// // ... and the recipe puts it back, with its data.
+    /// while fw.client().exists("/workers/w1").await?.is_none() {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// assert_eq!(&fw.client().get_data("/workers/w1").await?.0[..], b"ready");
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(fw: &Framework, path: impl Into<String>, mode: CreateMode, data: impl Into<Bytes>) -> Self {
         Self::spawn(fw, Spec { path: path.into(), mode, protected: false, ttl: None }, data.into())
     }
 
-    /// Like [`PersistentNode::start`], with Curator's protected names (`_c_<uuid>-`), which
-    /// sequential ephemeral nodes need to be found again after a connection loss.
+    /// Like [`PersistentNode::start`], with Curator's protected names (`_c_<uuid>-` before the
+    /// node's name), which sequential ephemeral nodes need to be found again after a connection
+    /// loss.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let mode = CreateMode::EphemeralSequential;
+    /// let node = PersistentNode::start_protected(&fw, "/workers/w-", mode, "");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// let path = node.actual_path().expect("created");
+    /// assert!(path.starts_with("/workers/_c_") && path.ends_with("-w-0000000000"));
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start_protected(fw: &Framework, path: impl Into<String>, mode: CreateMode, data: impl Into<Bytes>) -> Self {
         Self::spawn(fw, Spec { path: path.into(), mode, protected: true, ttl: None }, data.into())
     }
 
     /// A TTL node (ZooKeeper ≥ 3.5.3 with extended types): persistent, deleted by the server
     /// once it has had no children and no change for `ttl` — and kept alive by this recipe
-    /// touching it every `ttl / 2` (Curator's `PersistentTtlNode`).
+    /// touching it (setting its data again) every `ttl / 2` (Curator's `PersistentTtlNode`).
+    ///
+    /// Closing the recipe deletes the node at once; if the process is gone instead, the server
+    /// deletes it `ttl` after its last touch.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::persistent_node::PersistentNode;
+    ///
+    /// let node = PersistentNode::start_ttl(&fw, "/workers/w1", Duration::from_secs(1), "ready");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// tokio::time::sleep(Duration::from_secs(2)).await; // well past the TTL
+    /// server.sweep_now(); // the server deletes the TTL nodes that are due
+    /// assert!(fw.client().exists("/workers/w1").await?.is_some()); // kept alive
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start_ttl(fw: &Framework, path: impl Into<String>, ttl: Duration, data: impl Into<Bytes>) -> Self {
         let spec = Spec { path: path.into(), mode: CreateMode::PersistentWithTtl, protected: false, ttl: Some(ttl) };
         Self::spawn(fw, spec, data.into())
@@ -96,26 +178,85 @@ impl PersistentNode {
     }
 
     /// The node's actual path (with the sequence suffix or protected prefix), once created;
-    /// `None` while it does not exist.
+    /// `None` while it does not exist (before the first create, while it is being re-created, and
+    /// after [`PersistentNode::close`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let node = PersistentNode::start(&fw, "/jobs/job-", CreateMode::EphemeralSequential, "");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// assert_eq!(node.actual_path().as_deref(), Some("/jobs/job-0000000000"));
+    /// node.close().await;
+    /// assert_eq!(node.actual_path(), None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn actual_path(&self) -> Option<String> {
         self.actual.borrow().clone()
     }
 
     /// The node's path as a watch channel: `Some(path)` while it exists, `None` while it is
-    /// being re-created.
+    /// being re-created. The channel closes when the recipe has stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let node = PersistentNode::start(&fw, "/jobs/job-", CreateMode::EphemeralSequential, "");
+    /// let mut path = node.path_changes();
+    /// let created = path.wait_for(Option::is_some).await?.clone();
+    /// assert_eq!(created.as_deref(), Some("/jobs/job-0000000000"));
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn path_changes(&self) -> watch::Receiver<Option<String>> {
         self.actual.clone()
     }
 
-    /// Waits until the node has been created once.
+    /// Waits until the node exists; returns at once while it does.
+    ///
+    /// Despite its name (Curator's `waitForInitialCreate`), it also waits while the node is being
+    /// re-created.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the recipe is closed first.
+    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the recipe stops first.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: it only watches the recipe's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let node = PersistentNode::start(&fw, "/workers/w1", CreateMode::Ephemeral, "ready");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// assert!(fw.client().exists("/workers/w1").await?.is_some());
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_for_initial_create(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.actual.clone();
         match tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await {
@@ -125,17 +266,59 @@ impl PersistentNode {
         }
     }
 
-    /// The data the node is (re-)created with.
+    /// The data the node is (re-)created with: the latest given to [`PersistentNode::start`] or
+    /// [`PersistentNode::set_data`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    /// let node = PersistentNode::start(&fw, "/workers/w1", CreateMode::Ephemeral, "ready");
+    /// assert_eq!(node.data(), "ready");
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn data(&self) -> Bytes {
         self.shared.data.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Sets the node's data now, and for every re-creation.
+    /// Sets the node's data now, and for every re-creation. If the node does not exist at the
+    /// moment, only the data for the next creation is changed.
     ///
     /// # Errors
     ///
-    /// Connection errors when the node exists but could not be written; the new data is kept
-    /// either way and used by the next re-creation.
+    /// Connection errors after retries, and server errors such as NoAuth, when the node exists but
+    /// could not be written; the new data is kept either way and used by the next re-creation.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: once the future is polled, the new data is kept for re-creations even if
+    /// the future is dropped, while the live node may or may not have it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let node = PersistentNode::start(&fw, "/workers/w1", CreateMode::Ephemeral, "ready");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// node.set_data("busy").await?;
+    /// assert_eq!(node.data(), "busy");
+    /// assert_eq!(&fw.client().get_data("/workers/w1").await?.0[..], b"busy");
+    /// # node.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn set_data(&self, data: impl Into<Bytes>) -> Result<()> {
         let data = data.into();
         *self.shared.data.lock().unwrap_or_else(|e| e.into_inner()) = data.clone();
@@ -150,7 +333,35 @@ impl PersistentNode {
         }
     }
 
-    /// Stops keeping the node and deletes it.
+    /// Stops keeping the node, deletes it (a guaranteed delete, whatever its mode) and waits until
+    /// that is done. Dropping the recipe does the same in the background.
+    ///
+    /// While the recipe is waiting out another session's ephemeral node at `path` (see the
+    /// module docs), `close` does not return until that node is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is signalled when the future is first polled; dropping the future after that does
+    /// not undo it: the recipe stops and deletes the node in the background. Later calls of
+    /// `close` then return at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{CreateMode, persistent_node::PersistentNode};
+    ///
+    /// let node = PersistentNode::start(&fw, "/config/owner", CreateMode::Persistent, "me");
+    /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
+    /// node.close().await;
+    /// assert_eq!(fw.client().exists("/config/owner").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         self.task.stop().await;
     }

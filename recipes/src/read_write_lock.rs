@@ -41,18 +41,71 @@ pub struct ReadWriteLock {
 }
 
 impl ReadWriteLock {
-    /// A read-write lock whose contenders are the children of `dir`.
+    /// A read-write lock whose contenders (readers and writers) are the children of `dir`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::read_write_lock::ReadWriteLock;
+    ///
+    /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
+    /// assert_eq!(lock.read_lock().path(), "/locks/catalog");
+    /// assert_eq!(lock.write_lock().path(), "/locks/catalog");
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new(fw: &Framework, dir: impl Into<String>) -> Self {
         let dir = dir.into();
         Self { read: Mutex::with_kind(fw, dir.clone(), Kind::Read), write: Mutex::with_kind(fw, dir, Kind::Write) }
     }
 
-    /// The read side: acquire it with [`Mutex::acquire`] and friends.
+    /// The read side: acquire it with [`Mutex::acquire`] and friends. A reader holds the lock
+    /// while no writer is ahead of it in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::read_write_lock::ReadWriteLock;
+    ///
+    /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
+    /// let r1 = lock.read_lock().acquire().await?;
+    /// let r2 = lock.read_lock().try_acquire().await?.expect("readers share the lock");
+    /// # r1.release().await?; r2.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn read_lock(&self) -> &Mutex {
         &self.read
     }
 
-    /// The write side: acquire it with [`Mutex::acquire`] and friends.
+    /// The write side: acquire it with [`Mutex::acquire`] and friends. A writer holds the lock
+    /// when it is first among readers and writers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::read_write_lock::ReadWriteLock;
+    ///
+    /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
+    /// let w = lock.write_lock().acquire().await?;
+    /// assert!(lock.read_lock().try_acquire().await?.is_none());
+    /// assert!(lock.write_lock().try_acquire().await?.is_none());
+    /// # w.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn write_lock(&self) -> &Mutex {
         &self.write
     }
@@ -61,10 +114,46 @@ impl ReadWriteLock {
     /// take the lock: the read node takes the writer's place in the order before the write node
     /// is deleted.
     ///
+    /// Pass a guard that is still valid ([`MutexGuard::is_valid`]): the read node is given the
+    /// write node's sequence number without checking that the write node still exists.
+    ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] if `write` is not a write guard of this lock; connection errors
-    /// (the write lock is then still held).
+    /// - [`Error::BadArguments`] if `write`'s node is not a `__WRIT__` node under this lock's
+    ///   directory.
+    /// - The error of creating the read node (one request, not retried), e.g. a connection error.
+    /// - The error of releasing the write lock (see [`MutexGuard::release`]); the read node is then
+    ///   released again in the background.
+    ///
+    /// `write` is consumed either way: on every error it is released (in the background), and no
+    /// lock is held any more.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe. Dropping the future releases `write` in the background; a read node whose
+    /// create was waiting for its reply is not deleted and holds a read lock, keeping writers out,
+    /// until the session ends; once the write node's delete has begun, that delete is as in
+    /// [`MutexGuard::release`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::read_write_lock::ReadWriteLock;
+    ///
+    /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
+    /// let write = lock.write_lock().acquire().await?;
+    /// // ... update the catalog, then keep reading it with no writer in between:
+    /// let read = lock.downgrade(write).await?;
+    /// assert!(lock.write_lock().try_acquire().await?.is_none());
+    /// assert!(lock.read_lock().try_acquire().await?.is_some()); // other readers may join
+    /// # read.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn downgrade(&self, write: MutexGuard) -> Result<MutexGuard> {
         let fw = self.write.framework();
         let dir = self.write.dir();

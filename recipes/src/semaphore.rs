@@ -21,7 +21,25 @@ use tokio::time::Instant;
 
 use crate::lock::Mutex;
 
-/// Curator's lease node name.
+/// Curator's lease node name: a [`SemaphoreV2`] lease is the node
+/// `<path>/leases/_c_<uuid>-lease-<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::semaphore::{LEASE_NAME, SemaphoreV2};
+///
+/// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+/// assert!(lease.path().starts_with("/semaphores/db/leases/_c_"));
+/// assert!(lease.path().contains(LEASE_NAME));
+/// # lease.release().await?;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 pub const LEASE_NAME: &str = "lease-";
 
 /// A distributed counting semaphore (Curator's `InterProcessSemaphoreV2`).
@@ -55,7 +73,28 @@ pub struct SemaphoreV2 {
 }
 
 impl SemaphoreV2 {
-    /// A semaphore of `max_leases` at `path`.
+    /// A semaphore of `max_leases` leases at `path` (a `max_leases` of 0 counts as 1).
+    ///
+    /// Every process must use the same `max_leases` for one path: the count is not stored in
+    /// ZooKeeper. Nothing is sent to the server until the first acquisition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::semaphore::SemaphoreV2;
+    ///
+    /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 2);
+    /// let a = pool.acquire().await?;
+    /// let b = pool.acquire().await?;
+    /// assert_eq!(pool.participant_nodes().await?.len(), 2);
+    /// # a.release().await?; b.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new(fw: &Framework, path: impl Into<String>, max_leases: usize) -> Self {
         let path = path.into();
         let lock = Mutex::new(fw, format!("{path}/locks"));
@@ -64,19 +103,59 @@ impl SemaphoreV2 {
 
     /// Waits for a lease.
     ///
+    /// The acquirer first takes the semaphore's inner [`Mutex`] (at `<path>/locks`), then creates
+    /// its lease node and waits until at most `max_leases` lease nodes exist, then releases the
+    /// inner lock.
+    ///
     /// # Errors
     ///
-    /// [`Error::SessionExpired`] if the session is lost while waiting; connection errors.
+    /// - As [`Mutex::acquire`] while taking the inner lock.
+    /// - [`Error::SessionExpired`] if the lease node disappears while waiting (the session was
+    ///   lost).
+    /// - Connection errors: creating the lease node is retried under the retry policy, listing the
+    ///   leases while waiting is not.
+    ///
+    /// On every error the inner lock is released and, once the lease node exists, the lease node
+    /// is deleted (in the background if need be).
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a dropped acquisition removes its lease node and releases the inner mutex
-    /// in the background.
+    /// Cancel safe, except while a create request is waiting for its reply (that of the inner
+    /// lock's node, see [`Mutex::acquire`], or that of the lease node): a node created then is not
+    /// deleted, and keeps its place (the inner lock, or one lease) until the session ends.
+    /// Otherwise a dropped acquisition deletes its lease node and releases the inner lock in the
+    /// background.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::semaphore::SemaphoreV2;
+    ///
+    /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 1);
+    /// let first = pool.acquire().await?;
+    /// let waiter = tokio::spawn({
+    ///     let pool = pool.clone();
+    ///     async move { pool.acquire().await }
+    /// });
+    /// first.release().await?;
+    /// let second = waiter.await??; // gets the lease once it is free
+    /// assert!(second.is_valid());
+    /// # second.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire(&self) -> Result<Lease> {
         self.acquire_until(None).await?.ok_or(Error::Timeout)
     }
 
-    /// Waits at most `timeout` for a lease; `Ok(None)` if none came in time.
+    /// Waits at most `timeout` for a lease; `Ok(None)` if none came in time (nothing is held then).
+    ///
+    /// `timeout` bounds the waits for the inner lock and for a free lease; the round trips that
+    /// create the nodes are not cut short.
     ///
     /// # Errors
     ///
@@ -85,15 +164,58 @@ impl SemaphoreV2 {
     /// # Cancel safety
     ///
     /// As [`SemaphoreV2::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::semaphore::SemaphoreV2;
+    ///
+    /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 1);
+    /// let lease = pool.acquire().await?;
+    /// assert!(pool.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// lease.release().await?;
+    /// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>> {
         self.acquire_until(Some(Instant::now() + timeout)).await
     }
 
-    /// The lease nodes' names (current holders, and at most one waiter).
+    /// The lease nodes' names (not paths), unsorted: the current holders, and at most one waiter;
+    /// an empty list if no lease was ever taken.
     ///
     /// # Errors
     ///
-    /// Connection errors.
+    /// Connection errors of its one request (not retried); server errors such as NoAuth as
+    /// [`Error::Server`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::semaphore::SemaphoreV2;
+    ///
+    /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 3);
+    /// assert!(pool.participant_nodes().await?.is_empty());
+    /// let lease = pool.acquire().await?;
+    /// assert_eq!(pool.participant_nodes().await?.len(), 1);
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
         match self.fw.client().get_children(&format!("{}/leases", self.path)).await {
             Err(e) if e.is_no_node() => Ok(Vec::new()),
@@ -148,8 +270,29 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// A held lease of a [`SemaphoreV2`]. Release it with [`Lease::release`]; dropping it releases
-/// in the background.
+/// A held lease of a [`SemaphoreV2`] or [`SemaphoreMutex`]. Release it with [`Lease::release`];
+/// dropping it releases in the background (on the current Tokio runtime; dropped outside any
+/// runtime, the lease node stays until the session ends).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::semaphore::SemaphoreV2;
+///
+/// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 1);
+/// {
+///     let lease = pool.acquire().await?;
+///     assert!(lease.is_valid());
+/// } // dropped: released in the background
+/// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Lease {
     fw: Framework,
@@ -160,12 +303,48 @@ pub struct Lease {
 
 impl Lease {
     /// The lease node's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::semaphore::SemaphoreV2;
+    /// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+    /// assert!(lease.path().starts_with("/semaphores/db/leases/"));
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// Whether the lease is still held as far as this process can tell (same session and
-    /// connection under the Standard policy, same session under SessionOnly).
+    /// connection under the Standard policy, same session under SessionOnly). It asks nothing of
+    /// the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::semaphore::SemaphoreV2;
+    /// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+    /// assert!(lease.is_valid());
+    /// let first = fw.current_state().connection;
+    /// server.drop_connection(fw.client().session_id()); // SUSPENDED, then RECONNECTED
+    /// fw.connection_state().wait_for(|s| s.connection != first && s.state.is_connected()).await?;
+    /// // Same session, but under the Standard policy a SUSPENDED invalidates the lease for good.
+    /// assert!(!lease.is_valid());
+    /// # drop(lease);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_valid(&self) -> bool {
         let now = self.fw.current_state();
         match self.fw.error_policy() {
@@ -176,11 +355,36 @@ impl Lease {
         }
     }
 
-    /// Releases the lease (a guaranteed delete of its node).
+    /// Releases the lease: a guaranteed delete of its node, going on in the background across
+    /// reconnects if it cannot be done now. A node already gone counts as released.
     ///
     /// # Errors
     ///
-    /// The first attempt's error when the delete had to go on in the background.
+    /// As [`MutexGuard::release`](crate::lock::MutexGuard::release): a connection error or
+    /// [`Error::Timeout`] once the framework's retries give up, and the delete then goes on in the
+    /// background; a server error such as NoAuth as it is, and the node is left.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`MutexGuard::release`](crate::lock::MutexGuard::release): once the
+    /// future is polled the lease counts as released, and dropping the future while the delete
+    /// waits to be retried leaves the lease node, holding its lease, until the session ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::semaphore::SemaphoreV2;
+    /// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+    /// let node = lease.path().to_owned();
+    /// lease.release().await?;
+    /// assert_eq!(fw.client().exists(&node).await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await
@@ -226,7 +430,24 @@ pub struct SemaphoreMutex {
 }
 
 impl SemaphoreMutex {
-    /// A semaphore mutex at `path`.
+    /// A semaphore mutex at `path` (the layout of a [`SemaphoreV2`] with one lease).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::semaphore::SemaphoreMutex;
+    ///
+    /// let lock = SemaphoreMutex::new(&fw, "/locks/report");
+    /// let lease = lock.acquire().await?;
+    /// assert!(lease.path().starts_with("/locks/report/leases/"));
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn new(fw: &Framework, path: impl Into<String>) -> Self {
         Self { inner: SemaphoreV2::new(fw, path, 1) }
     }
@@ -240,11 +461,29 @@ impl SemaphoreMutex {
     /// # Cancel safety
     ///
     /// As [`SemaphoreV2::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::semaphore::SemaphoreMutex;
+    ///
+    /// let lock = SemaphoreMutex::new(&fw, "/locks/report");
+    /// let lease = lock.acquire().await?;
+    /// assert!(lease.is_valid());
+    /// lease.release().await?;
+    /// assert!(lock.try_acquire().await?.is_some());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire(&self) -> Result<Lease> {
         self.inner.acquire().await
     }
 
-    /// Waits at most `timeout` for the lock.
+    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time.
     ///
     /// # Errors
     ///
@@ -253,11 +492,30 @@ impl SemaphoreMutex {
     /// # Cancel safety
     ///
     /// As [`SemaphoreV2::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::semaphore::SemaphoreMutex;
+    ///
+    /// let lock = SemaphoreMutex::new(&fw, "/locks/report");
+    /// let lease = lock.acquire().await?;
+    /// assert!(lock.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>> {
         self.inner.acquire_timeout(timeout).await
     }
 
-    /// Takes the lock only if it is free now.
+    /// Takes the lock only if it is free now; `Ok(None)` otherwise, also while another acquirer
+    /// holds the inner lock.
     ///
     /// # Errors
     ///
@@ -266,6 +524,23 @@ impl SemaphoreMutex {
     /// # Cancel safety
     ///
     /// As [`SemaphoreV2::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::semaphore::SemaphoreMutex;
+    ///
+    /// let lock = SemaphoreMutex::new(&fw, "/locks/report");
+    /// let lease = lock.try_acquire().await?.expect("the lock is free");
+    /// assert!(lock.try_acquire().await?.is_none());
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn try_acquire(&self) -> Result<Option<Lease>> {
         self.inner.acquire_timeout(Duration::ZERO).await
     }
