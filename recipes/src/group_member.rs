@@ -44,7 +44,8 @@ impl GroupMember {
     /// created as containers.
     ///
     /// Member ids must be unique in the group: while another session's node holds `<path>/<id>`,
-    /// this member waits for it to go.
+    /// this member waits for it to go (and never takes it over); [`GroupMember::close`] ends that
+    /// wait at once.
     ///
     /// # Panics
     ///
@@ -225,9 +226,14 @@ impl GroupMember {
     /// Leaves the group: stops keeping this member's node and deletes it, waiting until that is
     /// done (see [`PersistentNode::close`]). Dropping the member does the same in the background.
     ///
+    /// A member still waiting for another session's node with its id to go stops waiting and
+    /// leaves that node alone. Every call, also concurrent or repeated ones, returns only once the
+    /// member's task has ended.
+    ///
     /// # Cancel safety
     ///
-    /// As [`PersistentNode::close`].
+    /// Cancel safe, as [`PersistentNode::close`]: dropping the future does not undo the stop, and
+    /// a later or concurrent `close` still waits until the member has left.
     ///
     /// # Examples
     ///
@@ -243,6 +249,16 @@ impl GroupMember {
     /// me.wait_for_membership(Duration::from_secs(10)).await?;
     /// me.close().await;
     /// assert!(!me.members().await?.contains_key("w1"));
+    ///
+    /// // A duplicate id waits for the first member's node; closing it ends the wait.
+    /// let first = GroupMember::start(&fw, "/groups/workers", "w2", "first");
+    /// first.wait_for_membership(Duration::from_secs(10)).await?;
+    /// let other = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// let duplicate = GroupMember::start(&other, "/groups/workers", "w2", "second");
+    /// tokio::time::timeout(Duration::from_secs(5), duplicate.close()).await?;
+    /// assert_eq!(first.members().await?["w2"], "first");
+    /// # first.close().await;
+    /// # other.close().await;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```

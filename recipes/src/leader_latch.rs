@@ -36,6 +36,7 @@ use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
 use crate::sort::sort_children;
+use crate::task::Finished;
 
 /// Curator's latch node name: a [`LeaderLatch`] participant's node is
 /// `<path>/_c_<uuid>-latch-<sequence>`.
@@ -114,7 +115,7 @@ pub struct LeaderLatch {
     id: String,
     leader: watch::Receiver<bool>,
     stop: watch::Sender<Stop>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    finished: Finished,
 }
 
 /// How the latch is being closed.
@@ -157,8 +158,8 @@ impl LeaderLatch {
         let id = participant_id.into();
         let (leader_tx, leader) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(Stop::Running);
-        let task = tokio::spawn(run(fw.clone(), path.clone(), id.clone(), leader_tx, stop_rx));
-        Self { fw: fw.clone(), path, id, leader, stop, task: std::sync::Mutex::new(Some(task)) }
+        let finished = Finished::spawn(run(fw.clone(), path.clone(), id.clone(), leader_tx, stop_rx));
+        Self { fw: fw.clone(), path, id, leader, stop, finished }
     }
 
     /// This participant's id (its node's data).
@@ -415,11 +416,16 @@ impl LeaderLatch {
     /// this participant's node is deleted (a guaranteed delete). Dropping the latch does the same
     /// in the background.
     ///
+    /// `close` and [`LeaderLatch::close_silently`] may be called any number of times, also from
+    /// several tasks at once: every call returns only once the latch has stopped. The first call
+    /// decides whether observers see the last `false`.
+    ///
     /// # Cancel safety
     ///
-    /// The stop is signalled when the future is first polled; dropping the future after that does
-    /// not undo it: the latch stops and deletes its node in the background. Later calls of `close`
-    /// and [`LeaderLatch::close_silently`] then return at once.
+    /// Cancel safe. The stop is signalled when the future is first polled; dropping the future
+    /// after that does not undo it: the latch stops and deletes its node in the background.
+    /// Dropping it takes nothing away from other calls: a later or concurrent `close` or
+    /// `close_silently` still waits until the latch has stopped.
     ///
     /// # Examples
     ///
@@ -449,7 +455,7 @@ impl LeaderLatch {
     ///
     /// # Cancel safety
     ///
-    /// As [`LeaderLatch::close`].
+    /// Cancel safe, as [`LeaderLatch::close`].
     ///
     /// # Examples
     ///
@@ -475,18 +481,27 @@ impl LeaderLatch {
     }
 
     async fn shut_down(&self, mode: Stop) {
-        self.stop.send_replace(mode);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        request_stop(&self.stop, mode);
+        // Every caller waits on its own: a dropped or concurrent call takes nothing away.
+        self.finished.wait().await;
     }
+}
+
+/// Asks the task to stop in `mode`, unless it was asked already (the first close's mode wins).
+fn request_stop(stop: &watch::Sender<Stop>, mode: Stop) {
+    stop.send_if_modified(|s| {
+        let first = *s == Stop::Running;
+        if first {
+            *s = mode;
+        }
+        first
+    });
 }
 
 impl Drop for LeaderLatch {
     fn drop(&mut self) {
         // The task sees the stop, deletes the node and ends.
-        self.stop.send_replace(Stop::Notify);
+        request_stop(&self.stop, Stop::Notify);
     }
 }
 

@@ -401,16 +401,15 @@ impl LeaderSelector {
     }
 
     /// Waits until the selector stops by itself (without auto-requeue: after one term) or is
-    /// closed.
+    /// closed, and its lock node is released; returns at once if it has stopped.
     ///
-    /// Only one caller waits: a call made while another `wait_until_done` or
-    /// [`LeaderSelector::close`] is waiting, or after one completed, returns at once.
+    /// Any number of callers may wait, at the same time or one after another (together with
+    /// [`LeaderSelector::close`] calls): each returns only once the selector has stopped.
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe in one respect: dropping the future does not affect the selector, which
-    /// goes on, but later calls of `wait_until_done` and [`LeaderSelector::close`] then return at
-    /// once instead of waiting for it to stop.
+    /// Cancel safe: it only waits. Dropping the future affects neither the selector nor any other
+    /// `wait_until_done` or `close` call.
     ///
     /// # Examples
     ///
@@ -443,11 +442,15 @@ impl LeaderSelector {
     /// cancelled (its future dropped) and the lock node deleted. Dropping the selector stops it
     /// too, without waiting.
     ///
+    /// `close` may be called any number of times, also from several tasks at once: every call
+    /// returns only once the selector has stopped.
+    ///
     /// # Cancel safety
     ///
-    /// The stop is signalled when the future is first polled; dropping the future after that does
-    /// not undo it: the selector stops and deletes its node in the background. Later calls of
-    /// `close` and [`LeaderSelector::wait_until_done`] then return at once.
+    /// Cancel safe. The stop is signalled when the future is first polled; dropping the future
+    /// after that does not undo it: the selector stops and deletes its node in the background.
+    /// Dropping it takes nothing away from other calls: a later or concurrent `close` or
+    /// [`LeaderSelector::wait_until_done`] still waits until the selector has stopped.
     ///
     /// # Examples
     ///
@@ -461,7 +464,8 @@ impl LeaderSelector {
     /// let lead = |leadership: Leadership| async move { leadership.lost().await };
     /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", true, lead);
     /// selector.leadership().wait_for(|leading| *leading).await?;
-    /// selector.close().await;
+    /// // Both calls return once the selector has stopped and deleted its node.
+    /// tokio::join!(selector.close(), selector.wait_until_done());
     /// assert!(!selector.has_leadership());
     /// assert!(selector.participants().await?.is_empty());
     /// # fw.close().await;

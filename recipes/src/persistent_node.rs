@@ -10,8 +10,10 @@
 //! | LOST, then the new session | the node is created again with the latest data, after a short jittered pause |
 //!
 //! If the node exists when the recipe creates it: a persistent node is adopted (its data set to
-//! ours); an ephemeral node owned by another session (an older one of ours, not yet reaped) is
-//! waited out, then created as ours — never adopted, so it cannot vanish with its old owner.
+//! ours); an ephemeral node owned by another session (an older one of ours, not yet reaped, or
+//! another process's, e.g. a [`GroupMember`](crate::group_member::GroupMember) with the same id)
+//! is waited out, then created as ours — never adopted, so it cannot vanish with its old owner.
+//! [`PersistentNode::close`] ends that wait at once and leaves the other session's node alone.
 
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -334,16 +336,24 @@ impl PersistentNode {
     }
 
     /// Stops keeping the node, deletes it (a guaranteed delete, whatever its mode) and waits until
-    /// that is done. Dropping the recipe does the same in the background.
+    /// the recipe's task has ended. Dropping the recipe does the same in the background.
     ///
-    /// While the recipe is waiting out another session's ephemeral node at `path` (see the
-    /// module docs), `close` does not return until that node is gone.
+    /// Only a node this recipe created (or adopted) is deleted. While the recipe is waiting out
+    /// another session's ephemeral node at `path` (see the module docs), `close` stops the wait
+    /// at once and leaves that node alone. A create request already sent is awaited first (it is
+    /// bounded by the retry policy), so that a node it makes is deleted too.
+    ///
+    /// `close` may be called any number of times, also from several tasks at once: every call
+    /// returns only once the task has ended and the node is deleted (or, if the delete failed for
+    /// now, handed to the framework's background retries, see
+    /// [`Framework::pending_guaranteed_deletes`]).
     ///
     /// # Cancel safety
     ///
-    /// The stop is signalled when the future is first polled; dropping the future after that does
-    /// not undo it: the recipe stops and deletes the node in the background. Later calls of
-    /// `close` then return at once.
+    /// Cancel safe. The stop is signalled when the future is first polled; dropping the future
+    /// after that does not undo it: the recipe stops and deletes the node in the background.
+    /// Dropping it takes nothing away from other calls: a later or concurrent `close` still waits
+    /// until the task has ended.
     ///
     /// # Examples
     ///
@@ -359,6 +369,15 @@ impl PersistentNode {
     /// node.wait_for_initial_create(Duration::from_secs(10)).await?;
     /// node.close().await;
     /// assert_eq!(fw.client().exists("/config/owner").await?, None);
+    ///
+    /// // Another session's ephemeral node holds the path: the recipe waits for it to go, and
+    /// // `close` ends that wait, leaving the other node alone.
+    /// let other = corral_recipes::Client::connect(&server.connect_string()).await?;
+    /// other.create("/lead", "theirs", CreateMode::Ephemeral).await?;
+    /// let node = PersistentNode::start(&fw, "/lead", CreateMode::Ephemeral, "mine");
+    /// tokio::time::timeout(Duration::from_secs(5), node.close()).await?;
+    /// assert_eq!(&fw.client().get_data("/lead").await?.0[..], b"theirs");
+    /// # other.close().await;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -400,13 +419,15 @@ async fn run(
                         _ = stop.changed() => continue,
                     }
                 }
-                match create(&fw, &spec, &shared).await {
-                    Ok(p) => {
+                match create(&fw, &spec, &shared, &mut stop).await {
+                    Ok(Some(p)) => {
                         failures = 0;
                         created_in = Some(state.epoch);
                         actual.send_replace(Some(p.clone()));
                         p
                     }
+                    // Stopped while waiting: nothing of ours was created.
+                    Ok(None) => break,
                     Err(e) => {
                         failures = (failures + 1).min(6);
                         let pause = Duration::from_millis(25 << failures);
@@ -421,8 +442,12 @@ async fn run(
                 }
             }
         };
-        // Watch the node; re-create it if it goes.
-        let watched = fw.client().exists_and_watch(&path).await;
+        // Watch the node; re-create it if it goes. (Dropping the request's future on stop drops
+        // its watcher too, which removes the watch.)
+        let watched = tokio::select! {
+            watched = fw.client().exists_and_watch(&path) => watched,
+            _ = stop.changed() => continue,
+        };
         let touch = async {
             match spec.ttl {
                 Some(ttl) => tokio::time::sleep(ttl / 2).await,
@@ -461,13 +486,23 @@ async fn run(
     }
     let last = actual.borrow().clone();
     if let Some(path) = last {
+        tracing::debug!(%path, "recipe closed; deleting the node");
         let _ = fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
     }
     actual.send_replace(None);
 }
 
 /// Creates the node once (adopting or waiting out an existing one, see the module docs).
-async fn create(fw: &Framework, spec: &Spec, shared: &Shared) -> Result<String> {
+///
+/// Returns `Ok(None)` when the recipe is stopped while it waits: for another session's ephemeral
+/// node to go, or for the answer of a read. A create or set request already sent is always
+/// awaited (it is bounded by the retry policy), so that a node it makes is known and deleted.
+async fn create(
+    fw: &Framework,
+    spec: &Spec,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<String>> {
     loop {
         let data = shared.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut create = Create::new(spec.mode).container_parents();
@@ -478,24 +513,42 @@ async fn create(fw: &Framework, spec: &Spec, shared: &Shared) -> Result<String> 
             create = create.with_ttl(ttl);
         }
         match fw.create(&spec.path, data.clone(), create).await {
-            Ok(path) => return Ok(path),
+            Ok(path) => return Ok(Some(path)),
             Err(e) if e.is_node_exists() && !spec.mode.is_sequential() => {
                 let client = fw.client();
-                match client.exists_and_watch(&spec.path).await? {
+                // Dropped on stop: the watcher goes with the reply, and its watch with it.
+                let existing = tokio::select! {
+                    existing = client.exists_and_watch(&spec.path) => existing?,
+                    _ = stopped(stop) => return Ok(None),
+                };
+                match existing {
                     (None, _) => continue,
                     (Some(stat), watcher) => {
                         if spec.mode.is_ephemeral() && stat.ephemeral_owner != client.session_id() {
-                            // Someone else's (or an older session's) node: wait for it to go.
+                            // Someone else's (or an older session's) node: wait for it to go, or
+                            // for the recipe to stop. The timeout only bounds a lost watch.
                             tracing::debug!(path = %spec.path, owner = stat.ephemeral_owner, "waiting for a foreign ephemeral to go");
-                            let _ = tokio::time::timeout(fw.client().session().timeout * 2, watcher).await;
-                            continue;
+                            let bound = client.session().timeout * 2;
+                            tokio::select! {
+                                _ = tokio::time::timeout(bound, watcher) => continue,
+                                _ = stopped(stop) => {
+                                    tracing::debug!(path = %spec.path, "stopped while waiting for a foreign ephemeral");
+                                    return Ok(None);
+                                }
+                            }
                         }
                         fw.set_data(&spec.path, data, None).await?;
-                        return Ok(spec.path.clone());
+                        return Ok(Some(spec.path.clone()));
                     }
                 }
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Resolves once the recipe is told to stop (at once if it has been already).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the recipe is gone, which also means stop.
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -4,9 +4,13 @@
 //! A writer holds the lock when it is first among readers and writers; a reader holds it when no
 //! writer is ahead of it. A writer may [`ReadWriteLock::downgrade`] to a reader without letting
 //! another writer in between (as Curator ≥ 5.5 does: a plain ephemeral `__READ__` node carrying
-//! the writer's sequence). The same connection-state rules as [`Mutex`] apply to both guards.
+//! the writer's sequence), created only while the write node still exists. The same
+//! connection-state rules as [`Mutex`] apply to both guards.
 
-use corral_core::{CreateMode, Error, Framework, Result};
+use bytes::Bytes;
+use corral_core::framework::Delete;
+use corral_core::proto::path;
+use corral_core::{CreateMode, Error, ErrorCode, Framework, Op, Result};
 
 use crate::lock::{Kind, Mutex, MutexGuard, READ_LOCK_NAME, WRITE_LOCK_NAME};
 
@@ -114,14 +118,23 @@ impl ReadWriteLock {
     /// take the lock: the read node takes the writer's place in the order before the write node
     /// is deleted.
     ///
-    /// Pass a guard that is still valid ([`MutexGuard::is_valid`]): the read node is given the
-    /// write node's sequence number without checking that the write node still exists.
+    /// The read node is given the write node's sequence number, so it is created only if the
+    /// write lock is still held: `write` must belong to the current session, and the read node's
+    /// create is one multi with a check that the write node still exists. A guard whose lock went
+    /// with an expired session (and may be another writer's by now) is refused, never turned into
+    /// a read lock.
     ///
     /// # Errors
     ///
-    /// - [`Error::BadArguments`] if `write`'s node is not a `__WRIT__` node under this lock's
-    ///   directory.
-    /// - The error of creating the read node (one request, not retried), e.g. a connection error.
+    /// - [`Error::BadArguments`] if `write`'s node is not a `__WRIT__` node directly under this
+    ///   lock's directory (a guard of `/rw-other` is refused for `/rw`).
+    /// - [`Error::SessionExpired`] if `write` was acquired in an earlier session: the write lock
+    ///   went with that session.
+    /// - [`Error::Server`] with [`ErrorCode::NoNode`] and the
+    ///   write node's path if the write node is gone (deleted by someone else): the lock is no
+    ///   longer held.
+    /// - The error of the multi (one request, not retried), e.g. a connection error; the read
+    ///   node, which may or may not have been created, is then deleted in the background.
     /// - The error of releasing the write lock (see [`MutexGuard::release`]); the read node is then
     ///   released again in the background.
     ///
@@ -130,10 +143,11 @@ impl ReadWriteLock {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe. Dropping the future releases `write` in the background; a read node whose
-    /// create was waiting for its reply is not deleted and holds a read lock, keeping writers out,
-    /// until the session ends; once the write node's delete has begun, that delete is as in
-    /// [`MutexGuard::release`].
+    /// Not cancel safe, but nothing is left holding the lock. Dropping the future releases `write`
+    /// in the background, and deletes in the background a read node whose multi was sent. Once the
+    /// write node's delete has begun, that delete is as in [`MutexGuard::release`]: dropped while
+    /// it waits to be retried after a connection loss, it is abandoned, and the write node stays
+    /// until the session ends.
     ///
     /// # Examples
     ///
@@ -142,7 +156,7 @@ impl ReadWriteLock {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::read_write_lock::ReadWriteLock;
+    /// use corral_recipes::{Error, read_write_lock::ReadWriteLock};
     ///
     /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
     /// let write = lock.write_lock().acquire().await?;
@@ -150,25 +164,85 @@ impl ReadWriteLock {
     /// let read = lock.downgrade(write).await?;
     /// assert!(lock.write_lock().try_acquire().await?.is_none());
     /// assert!(lock.read_lock().try_acquire().await?.is_some()); // other readers may join
-    /// # read.release().await?;
+    /// read.release().await?;
+    ///
+    /// // A write lock lost with its session cannot be downgraded.
+    /// let write = lock.write_lock().acquire().await?;
+    /// server.expire_session(write.session_id());
+    /// let mut states = fw.connection_state();
+    /// states.wait_for(|s| s.state.is_connected() && s.session_id != write.session_id()).await?;
+    /// assert!(matches!(lock.downgrade(write).await, Err(Error::SessionExpired)));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
     pub async fn downgrade(&self, write: MutexGuard) -> Result<MutexGuard> {
         let fw = self.write.framework();
         let dir = self.write.dir();
-        let name = corral_core::proto::path::name(write.path()).to_owned();
+        let name = path::name(write.path()).to_owned();
         let seq = match name.rfind(WRITE_LOCK_NAME) {
-            Some(i) if write.path().starts_with(dir) => name[i + WRITE_LOCK_NAME.len()..].to_owned(),
+            Some(i) if path::parent(write.path()) == Some(dir) => name[i + WRITE_LOCK_NAME.len()..].to_owned(),
             _ => return Err(Error::BadArguments(format!("{} is not a write lock of {dir}", write.path()))),
         };
-        let prefix = format!("{}{}-", corral_core::framework::PROTECTED_PREFIX, uuid::Uuid::new_v4());
-        let target = format!("{dir}/{prefix}{READ_LOCK_NAME}{seq}");
         let state = fw.current_state();
         let client = fw.client();
-        let (path, stat) = client.create(&target, bytes::Bytes::new(), CreateMode::Ephemeral).await?;
-        let read = MutexGuard::adopt(fw, path, state, stat.czxid);
+        if write.session_id() != state.session_id || client.session_id() != state.session_id {
+            tracing::info!(path = %write.path(), "not downgrading a write lock of an ended session");
+            return Err(Error::SessionExpired);
+        }
+        let prefix = format!("{}{}-", corral_core::framework::PROTECTED_PREFIX, uuid::Uuid::new_v4());
+        let target = format!("{dir}/{prefix}{READ_LOCK_NAME}{seq}");
+        // From here on, a read node may exist: deleted in the background unless handed to a guard.
+        let mut cleanup = Cleanup { fw: fw.clone(), path: Some(target.clone()) };
+        // Only while the write node exists, that is, while this session holds the write lock.
+        let ops = vec![write.fencing_check(), Op::create(target.clone(), Bytes::new(), CreateMode::Ephemeral)];
+        let applied = client.multi(ops);
+        // Queued behind the multi (requests are answered in order): the read node's czxid.
+        let created = client.exists(&target);
+        match applied.await {
+            Ok(_) => {}
+            Err(e @ Error::MultiFailed { index, code, .. }) => {
+                cleanup.path = None; // nothing was applied
+                if index == 0 && code == ErrorCode::NoNode {
+                    tracing::warn!(path = %write.path(), "not downgrading: the write node is gone");
+                    return Err(Error::Server { code, path: write.path().to_owned() });
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        let stat = match created.await {
+            Ok(stat) => stat,
+            Err(_) => fw.with_retry(|client| client.exists(&target)).await?,
+        };
+        let Some(stat) = stat else {
+            tracing::warn!(path = %target, "the read node was deleted right after the downgrade");
+            return Err(Error::Server { code: ErrorCode::NoNode, path: target });
+        };
+        cleanup.path = None;
+        let read = MutexGuard::adopt(fw, target, state, stat.czxid);
         write.release().await?;
         Ok(read)
+    }
+}
+
+/// Deletes a downgrade's read node in the background when dropped, unless `path` was taken.
+struct Cleanup {
+    fw: Framework,
+    path: Option<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(%path, "no runtime to delete the read node; it goes with the session");
+            return;
+        };
+        let fw = self.fw.clone();
+        handle.spawn(async move {
+            if let Err(e) = fw.delete(&path, Delete::new().guaranteed().idempotent()).await {
+                tracing::debug!(%path, error = %e, "read node delete continues in the background");
+            }
+        });
     }
 }

@@ -2,10 +2,12 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::{ConnectionState, Framework};
+use futures::FutureExt;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -212,4 +214,49 @@ async fn deleting_a_waiter_in_the_middle_makes_nobody_else_leader() {
             fw.close().await;
         }
     }
+}
+
+/// Whether the latch's task has ended: it drops the leadership channel's sender when it does.
+fn latch_ended(latch: &LeaderLatch) -> bool {
+    latch.leadership().has_changed().is_err() && !latch.has_leadership()
+}
+
+#[tokio::test]
+async fn every_close_waits_for_the_end_even_concurrent_ones_and_after_a_dropped_one() {
+    let env = common::embedded("latch-close-twice").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    for drop_one_first in [false, true] {
+        let latch = Arc::new(LeaderLatch::start(&fw, "/election", "solo"));
+        latch.await_leadership_timeout(T).await.unwrap();
+        // Slow replies: the node's delete on close takes a while.
+        server.set_latency(Duration::from_millis(300));
+        if drop_one_first {
+            // A close polled once (the stop is sent) and dropped.
+            assert!(latch.close().now_or_never().is_none(), "close cannot finish without a round trip");
+        }
+        // More at once, of both kinds: each returns only after the latch has stopped.
+        let closes: Vec<_> = (0..2)
+            .map(|i| {
+                let latch = latch.clone();
+                tokio::spawn(async move {
+                    if i == 0 {
+                        latch.close().await
+                    } else {
+                        latch.close_silently().await
+                    }
+                    latch_ended(&latch)
+                })
+            })
+            .collect();
+        tokio::time::timeout(T, latch.close()).await.unwrap();
+        assert!(latch_ended(&latch), "close returned before the latch stopped ({drop_one_first})");
+        for close in closes {
+            let ended = tokio::time::timeout(T, close).await.unwrap().unwrap();
+            assert!(ended, "a concurrent close returned before the latch stopped ({drop_one_first})");
+        }
+        server.set_latency(Duration::ZERO);
+        assert!(latch.participants().await.unwrap().is_empty(), "close deleted the node");
+    }
+    fw.close().await;
 }

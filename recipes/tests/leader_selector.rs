@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral_recipes::leader_selector::LeaderSelector;
+use futures::FutureExt;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -81,5 +82,67 @@ async fn losing_the_connection_cancels_the_task_and_auto_requeue_leads_again() {
     common::eventually("leading again", || async { started.load(Ordering::SeqCst) == 2 }).await;
     tokio::time::timeout(T, selector.close()).await.unwrap();
     assert_eq!(cancelled.load(Ordering::SeqCst), 2);
+    fw.close().await;
+}
+
+#[tokio::test]
+async fn every_close_and_wait_returns_after_the_end_even_concurrent_ones_and_after_a_dropped_one() {
+    let env = common::embedded("selector-close-twice").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    struct OnDrop(Arc<AtomicUsize>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for drop_one_first in [false, true] {
+        let cancelled = Arc::new(AtomicUsize::new(0));
+        let selector = Arc::new({
+            let cancelled = cancelled.clone();
+            LeaderSelector::start(&fw, "/sel", "forever", true, move |leadership| {
+                let cancelled = cancelled.clone();
+                async move {
+                    let _on_drop = OnDrop(cancelled);
+                    leadership.lost().await;
+                }
+            })
+        });
+        tokio::time::timeout(T, selector.leadership().wait_for(|l| *l)).await.unwrap().unwrap();
+        // Whether the selector has stopped: its task cancelled the leadership task and, after
+        // releasing the lock, dropped the leadership channel's sender.
+        let ended = {
+            let cancelled = cancelled.clone();
+            move |s: &LeaderSelector| s.leadership().has_changed().is_err() && cancelled.load(Ordering::SeqCst) == 1
+        };
+        // Slow replies: the lock node's delete on close takes a while.
+        server.set_latency(Duration::from_millis(300));
+        if drop_one_first {
+            // A close polled once (the stop is sent) and dropped.
+            assert!(selector.close().now_or_never().is_none(), "close cannot finish without a round trip");
+        }
+        // More at once, closes and waits: each returns only after the selector has stopped.
+        let calls: Vec<_> = (0..3)
+            .map(|i| {
+                let (selector, ended) = (selector.clone(), ended.clone());
+                tokio::spawn(async move {
+                    if i == 0 {
+                        selector.close().await
+                    } else {
+                        selector.wait_until_done().await
+                    }
+                    ended(&selector)
+                })
+            })
+            .collect();
+        tokio::time::timeout(T, selector.close()).await.unwrap();
+        assert!(ended(&selector), "close returned before the selector stopped ({drop_one_first})");
+        for call in calls {
+            let stopped = tokio::time::timeout(T, call).await.unwrap().unwrap();
+            assert!(stopped, "a concurrent call returned before the selector stopped ({drop_one_first})");
+        }
+        server.set_latency(Duration::ZERO);
+        assert!(selector.participants().await.unwrap().is_empty(), "close deleted the lock node");
+    }
     fw.close().await;
 }

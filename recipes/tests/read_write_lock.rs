@@ -79,3 +79,80 @@ async fn a_downgrade_lets_no_writer_in_and_names_follow_curator() {
         other.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_write_lock_lost_with_its_session_is_not_downgraded() {
+    let env = common::embedded("rwlock-down-expired").await;
+    let server = env.server.clone().unwrap();
+    let (fw, other) = (env.framework(), env.framework());
+    let lock = ReadWriteLock::new(&fw, "/rw");
+    let w = lock.write_lock().acquire().await.unwrap();
+    let old = w.session_id();
+    assert!(server.expire_session(old));
+    let mut states = fw.connection_state();
+    tokio::time::timeout(T, states.wait_for(|s| s.state.is_connected() && s.session_id != old)).await.unwrap().unwrap();
+    // The write lock went with the old session: another writer takes it.
+    let theirs = ReadWriteLock::new(&other, "/rw");
+    let w2 = theirs.write_lock().acquire_timeout(T).await.unwrap().expect("the lock is free after the expiry");
+    // Before the fix, this created a read node with the old sequence in the new session and
+    // returned a valid read guard: a reader next to a writer.
+    let downgraded = lock.downgrade(w).await;
+    assert!(matches!(downgraded, Err(corral_recipes::Error::SessionExpired)), "{downgraded:?}");
+    assert!(w2.is_valid() && w2.check_ownership().await.unwrap());
+    let w2_name = w2.path().rsplit('/').next().unwrap().to_owned();
+    common::eventually("the other writer is the only holder", || async {
+        other.client().get_children("/rw").await.unwrap() == [w2_name.clone()]
+    })
+    .await;
+    assert!(lock.read_lock().try_acquire().await.unwrap().is_none(), "no reader next to the writer");
+    w2.release().await.unwrap();
+    fw.close().await;
+    other.close().await;
+}
+
+#[tokio::test]
+async fn a_write_lock_whose_node_was_deleted_is_not_downgraded() {
+    for env in common::envs("rwlock-down-deleted").await {
+        eprintln!("-- against the {} server", env.kind);
+        let (fw, other) = (env.framework(), env.framework());
+        let lock = ReadWriteLock::new(&fw, "/rw");
+        let w = lock.write_lock().acquire().await.unwrap();
+        // Same session, but an operator deletes the write node and another writer gets in.
+        other.client().delete(w.path(), None).await.unwrap();
+        let w2 = ReadWriteLock::new(&other, "/rw").write_lock().acquire_timeout(T).await.unwrap().expect("free");
+        let path = w.path().to_owned();
+        match lock.downgrade(w).await {
+            Err(corral_recipes::Error::Server { code: corral_recipes::ErrorCode::NoNode, path: p }) => {
+                assert_eq!(p, path)
+            }
+            other => panic!("downgrade of a deleted write node: {other:?}"),
+        }
+        let w2_name = w2.path().rsplit('/').next().unwrap().to_owned();
+        assert_eq!(other.client().get_children("/rw").await.unwrap(), [w2_name], "no read node was created");
+        w2.release().await.unwrap();
+        fw.close().await;
+        other.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_lock_of_a_sibling_directory_is_refused() {
+    for env in common::envs("rwlock-down-sibling").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        let lock = ReadWriteLock::new(&fw, "/rw");
+        lock.read_lock().acquire().await.unwrap().release().await.unwrap(); // "/rw" exists
+        let w = ReadWriteLock::new(&fw, "/rw-other").write_lock().acquire().await.unwrap();
+        let other_node = w.path().to_owned();
+        // "/rw-other/..." starts with "/rw" but is not under "/rw/".
+        let downgraded = lock.downgrade(w).await;
+        assert!(matches!(downgraded, Err(corral_recipes::Error::BadArguments(_))), "{downgraded:?}");
+        assert!(fw.client().get_children("/rw").await.unwrap().is_empty(), "no read node in /rw");
+        // The refused guard was consumed and released.
+        common::eventually("the refused guard released", || async {
+            fw.client().exists(&other_node).await.unwrap().is_none()
+        })
+        .await;
+        fw.close().await;
+    }
+}
