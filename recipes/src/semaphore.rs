@@ -15,11 +15,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use corral_core::framework::{Create, Delete};
-use corral_core::{ConnectionStateChange, CreateMode, Error, ErrorPolicy, Framework, Result};
+use corral_core::framework::Delete;
+use corral_core::{ConnectionStateChange, Error, ErrorPolicy, Framework, Result};
 use tokio::time::Instant;
 
-use crate::lock::Mutex;
+use crate::lock::{Mutex, ProtectedNode, delete_in_background};
 
 /// Curator's lease node name: a [`SemaphoreV2`] lease is the node
 /// `<path>/leases/_c_<uuid>-lease-<sequence>`.
@@ -112,19 +112,19 @@ impl SemaphoreV2 {
     /// - As [`Mutex::acquire`] while taking the inner lock.
     /// - [`Error::SessionExpired`] if the lease node disappears while waiting (the session was
     ///   lost).
-    /// - Connection errors: creating the lease node is retried under the retry policy, listing the
-    ///   leases while waiting is not.
+    /// - Connection errors once the framework's retries give up (creating the lease node and
+    ///   listing the leases while waiting are both retried).
     ///
-    /// On every error the inner lock is released and, once the lease node exists, the lease node
-    /// is deleted (in the background if need be).
+    /// On every error the inner lock is released and the lease node, if it was created, is deleted
+    /// (in the background if need be).
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe, except while a create request is waiting for its reply (that of the inner
-    /// lock's node, see [`Mutex::acquire`], or that of the lease node): a node created then is not
-    /// deleted, and keeps its place (the inner lock, or one lease) until the session ends.
-    /// Otherwise a dropped acquisition deletes its lease node and releases the inner lock in the
-    /// background.
+    /// Cancel safe: a dropped acquisition deletes its lease node and releases the inner lock in the
+    /// background. That holds also while a create request waits for its reply (that of the inner
+    /// lock's node, see [`Mutex::acquire`], or that of the lease node): both nodes have protected
+    /// names chosen before the request is sent, and a node created after the drop is found by its
+    /// name and deleted.
     ///
     /// # Examples
     ///
@@ -192,7 +192,7 @@ impl SemaphoreV2 {
     ///
     /// # Errors
     ///
-    /// Connection errors of its one request (not retried); server errors such as NoAuth as
+    /// Connection errors once the framework's retries give up; server errors such as NoAuth as
     /// [`Error::Server`].
     ///
     /// # Cancel safety
@@ -217,10 +217,18 @@ impl SemaphoreV2 {
     /// # Ok(()) }
     /// ```
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
-        match self.fw.client().get_children(&format!("{}/leases", self.path)).await {
-            Err(e) if e.is_no_node() => Ok(Vec::new()),
-            other => other,
-        }
+        let leases = format!("{}/leases", self.path);
+        self.fw
+            .with_retry(|client| {
+                let leases = leases.clone();
+                async move {
+                    match client.get_children(&leases).await {
+                        Err(e) if e.is_no_node() => Ok(Vec::new()),
+                        other => other,
+                    }
+                }
+            })
+            .await
     }
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<Lease>> {
@@ -236,13 +244,25 @@ impl SemaphoreV2 {
 
     async fn take_lease(&self, deadline: Option<Instant>) -> Result<Option<Lease>> {
         let leases = format!("{}/leases", self.path);
-        let state = self.fw.current_state();
-        let spec = Create::new(CreateMode::EphemeralSequential).container_parents().protected();
-        let path = self.fw.create(&format!("{leases}/{LEASE_NAME}"), Bytes::new(), spec).await?;
-        let mut lease = Some(Lease { fw: self.fw.clone(), path, state, released: false });
-        let name = lease.as_ref().map(|l| corral_core::proto::path::name(&l.path).to_owned()).unwrap_or_default();
+        // Deletes the lease node if this future is dropped before the lease owns it, also while
+        // the create waits for its reply.
+        let mut node = ProtectedNode::new(&self.fw, &leases);
+        let (path, created, _) = node.create(LEASE_NAME, Bytes::new(), false).await?;
+        let name = corral_core::proto::path::name(&path).to_owned();
+        // No await in between: from here the lease deletes its node when dropped.
+        node.hand_over();
+        let mut lease = Some(Lease { fw: self.fw.clone(), path, state: created.state, released: false });
         loop {
-            let (children, _, watcher) = self.fw.client().get_children_and_watch(&leases).await?;
+            let (children, watcher) = self
+                .fw
+                .with_retry(|client| {
+                    let leases = leases.clone();
+                    async move {
+                        let (children, _, watcher) = client.get_children_and_watch(&leases).await?;
+                        Ok((children, watcher))
+                    }
+                })
+                .await?;
             if !children.contains(&name) {
                 return Err(Error::SessionExpired);
             }
@@ -272,7 +292,8 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// A held lease of a [`SemaphoreV2`] or [`SemaphoreMutex`]. Release it with [`Lease::release`];
 /// dropping it releases in the background (on the current Tokio runtime; dropped outside any
-/// runtime, the lease node stays until the session ends).
+/// runtime, it logs a warning, as a [`MutexGuard`](crate::lock::MutexGuard) does, and the lease
+/// node stays until the session ends).
 ///
 /// # Examples
 ///
@@ -366,9 +387,10 @@ impl Lease {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe, as [`MutexGuard::release`](crate::lock::MutexGuard::release): once the
-    /// future is polled the lease counts as released, and dropping the future while the delete
-    /// waits to be retried leaves the lease node, holding its lease, until the session ends.
+    /// Cancel safe, as [`MutexGuard::release`](crate::lock::MutexGuard::release): the lease counts
+    /// as released only once the delete has run to its end; if the future is dropped before that
+    /// (say, while the delete waits for the connection to come back), the lease is dropped with it
+    /// and deletes its node in the background, as a dropped lease does.
     ///
     /// # Examples
     ///
@@ -386,21 +408,18 @@ impl Lease {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<()> {
+        let result = self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await;
+        // Ran to its end (deleted, refused, or retried by the framework in the background): only
+        // now would a drop have nothing left to do.
         self.released = true;
-        self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await
+        result
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        let (fw, path) = (self.fw.clone(), std::mem::take(&mut self.path));
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
-            });
+        if !self.released {
+            delete_in_background(&self.fw, std::mem::take(&mut self.path));
         }
     }
 }

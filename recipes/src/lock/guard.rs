@@ -1,0 +1,348 @@
+//! [`MutexGuard`]: proof of holding a [`Mutex`](super::Mutex)(super::Mutex).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use corral_core::framework::Delete;
+use corral_core::{ConnectionStateChange, ErrorPolicy, Framework, Op, Result};
+use tokio::sync::watch;
+
+use super::{Created, delete_in_background};
+
+/// Proof of holding a [`Mutex`](super::Mutex). Release it with [`MutexGuard::release`]; dropping it releases
+/// in the background (on the current Tokio runtime; dropped outside any runtime, it logs a
+/// warning and the node stays until the session ends).
+///
+/// A guard knows when it stops being valid: under [`ErrorPolicy::Standard`] as soon as the
+/// connection is SUSPENDED, under [`ErrorPolicy::SessionOnly`] when the session is LOST.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use std::time::Duration;
+/// use corral_recipes::lock::Mutex;
+///
+/// let mutex = Mutex::new(&fw, "/locks/jobs");
+/// {
+///     let guard = mutex.acquire().await?;
+///     assert!(guard.is_valid());
+/// } // dropped: released in the background
+/// assert!(mutex.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MutexGuard {
+    fw: Framework,
+    path: String,
+    epoch: u64,
+    connection: u64,
+    session_id: i64,
+    czxid: i64,
+    states: watch::Receiver<ConnectionStateChange>,
+    /// [`HELD`], [`RELEASING`] or [`RELEASED`].
+    release: AtomicU8,
+}
+
+/// The lock is held: dropping the guard deletes its node.
+const HELD: u8 = 0;
+/// A release is under way: the guard is no longer valid, but its drop still deletes the node
+/// (the release may be dropped before its delete ran to its end).
+const RELEASING: u8 = 1;
+/// The delete ran to its end (done, refused, or handed to the framework's background retries).
+const RELEASED: u8 = 2;
+
+impl MutexGuard {
+    pub(super) fn new(
+        fw: &Framework,
+        path: String,
+        created: Created,
+        states: watch::Receiver<ConnectionStateChange>,
+    ) -> Self {
+        MutexGuard {
+            fw: fw.clone(),
+            path,
+            epoch: created.state.epoch,
+            connection: created.state.connection,
+            session_id: created.state.session_id,
+            czxid: created.czxid,
+            states,
+            release: AtomicU8::new(HELD),
+        }
+    }
+
+    /// A guard for a lock node created outside the contention loop (a downgrade's read node).
+    pub(crate) fn adopt(fw: &Framework, path: String, state: ConnectionStateChange, czxid: i64) -> Self {
+        Self::new(fw, path, Created { state, czxid }, fw.connection_state())
+    }
+
+    /// The lock node's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert!(guard.path().starts_with("/locks/jobs/_c_"));
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The lock node's creation zxid: larger for every later acquisition of this lock, so the
+    /// protected resource can refuse writes carrying an older token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let first = mutex.acquire().await?;
+    /// let token = first.fencing_token();
+    /// first.release().await?;
+    /// let second = mutex.acquire().await?;
+    /// assert!(second.fencing_token() > token);
+    /// # second.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn fencing_token(&self) -> i64 {
+        self.czxid
+    }
+
+    /// The session the lock is held by.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert_eq!(guard.session_id(), fw.client().session_id());
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// An operation to put first in your own [`Framework::transaction`]: the transaction
+    /// fails (NoNode) unless this lock node still exists, that is, unless the lock is still
+    /// held by this session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_recipes::{CreateMode, Error, Framework, Op, lock::Mutex};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let guard = Mutex::new(&fw, "/locks/ledger").acquire().await?;
+    /// let check = guard.fencing_check();
+    /// let write = |path: &str| vec![check.clone(), Op::create(path, "", CreateMode::Persistent)];
+    /// fw.transaction(write("/entry-1")).await?;
+    /// guard.release().await?;
+    /// // Once the lock is gone, the same write is refused.
+    /// let late = fw.transaction(write("/entry-2")).await;
+    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// assert_eq!(fw.client().exists("/entry-2").await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn fencing_check(&self) -> Op {
+        Op::check(self.path.clone(), None)
+    }
+
+    /// Whether the lock is still held as far as this process can tell: not released, same session,
+    /// and, under [`ErrorPolicy::Standard`], the very connection it was acquired on (a SUSPENDED in
+    /// between invalidates the guard for good, even after RECONNECTED); under
+    /// [`ErrorPolicy::SessionOnly`], the connection state is not an error.
+    ///
+    /// It asks nothing of the server; see [`MutexGuard::check_ownership`] for that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// # use corral_recipes::lock::Mutex;
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert!(guard.is_valid());
+    /// server.drop_connection(guard.session_id()); // SUSPENDED, then RECONNECTED
+    /// guard.invalidated().await;
+    /// fw.wait_until_connected(Duration::from_secs(10)).await?;
+    /// // Same session, but the lock may have been lost meanwhile: the guard stays invalid.
+    /// assert!(!guard.is_valid());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn is_valid(&self) -> bool {
+        self.release.load(Ordering::SeqCst) == HELD
+            && still_valid(*self.states.borrow(), self.epoch, self.connection, self.fw.error_policy())
+    }
+
+    /// Resolves when the guard stops being valid because of the connection state (see
+    /// [`MutexGuard::is_valid`]); it does not resolve on [`MutexGuard::release`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// let work = std::future::pending::<()>(); // the work the lock protects
+    /// server.drop_connection(guard.session_id()); // the test server cuts the connection
+    /// tokio::select! {
+    ///     _ = work => {}
+    ///     _ = guard.invalidated() => {} // stop: the lock may belong to someone else by now
+    /// }
+    /// assert!(!guard.is_valid());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidated(&self) {
+        let mut states = self.states.clone();
+        let (epoch, connection, policy) = (self.epoch, self.connection, self.fw.error_policy());
+        let _ = states.wait_for(|s| !still_valid(*s, epoch, connection, policy)).await;
+    }
+
+    /// Asks the server whether the lock node still exists and belongs to the current session.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors once the framework's retries give up (a retry after a new session
+    /// answers `false`: the node went with the old one); server errors such as NoAuth as
+    /// [`Error::Server`](corral_core::Error::Server).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert!(guard.check_ownership().await?);
+    /// fw.client().delete(guard.path(), None).await?; // say, an operator removed the node
+    /// assert!(!guard.check_ownership().await?);
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_ownership(&self) -> Result<bool> {
+        self.fw
+            .with_retry(|client| {
+                let path = self.path.clone();
+                async move { Ok(client.exists(&path).await?.is_some_and(|s| s.ephemeral_owner == client.session_id())) }
+            })
+            .await
+    }
+
+    /// Releases the lock: deletes the lock node, and keeps trying in the background across
+    /// reconnects if it cannot now (Curator's guaranteed delete). A node already gone counts as
+    /// released.
+    ///
+    /// # Errors
+    ///
+    /// A connection error, or [`Error::Timeout`](corral_core::Error::Timeout) if the connection did not come back within the
+    /// connection timeout, once the framework's retries give up; the delete then goes on in the
+    /// background (see [`Framework::pending_guaranteed_deletes`]). A server error such as NoAuth
+    /// is returned as it is, and the node is left.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the lock is released either way. The guard is invalid from the first poll, but
+    /// it counts as released only once the delete has run to its end; if the future is dropped
+    /// before that (say, while the delete waits for the connection to come back), the guard is
+    /// dropped with it and deletes the node in the background, as a dropped guard does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// let node = guard.path().to_owned();
+    /// guard.release().await?;
+    /// assert_eq!(fw.client().exists(&node).await?, None);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn release(self) -> Result<()> {
+        self.release_shared().await
+    }
+
+    /// Releases through a shared reference (for recipes that hand the guard out). Cancel safe as
+    /// [`MutexGuard::release`]: dropped early, the guard's own drop (or a later call) deletes the
+    /// node.
+    pub(crate) async fn release_shared(&self) -> Result<()> {
+        if self.release.compare_exchange(HELD, RELEASING, Ordering::SeqCst, Ordering::SeqCst) == Err(RELEASED) {
+            return Ok(());
+        }
+        let result = self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await;
+        // Ran to its end: deleted, refused (NoAuth: a retry would fail as well), or still being
+        // retried by the framework in the background. Until here, dropping the guard deletes it.
+        self.release.store(RELEASED, Ordering::SeqCst);
+        result
+    }
+}
+
+/// Under the Standard policy a guard is valid only on the very connection it was acquired on
+/// (a SUSPENDED in between invalidates it for good, even after RECONNECTED); under SessionOnly,
+/// for the whole session.
+fn still_valid(state: ConnectionStateChange, epoch: u64, connection: u64, policy: ErrorPolicy) -> bool {
+    match policy {
+        ErrorPolicy::Standard => state.epoch == epoch && state.connection == connection && state.state.is_connected(),
+        ErrorPolicy::SessionOnly => state.epoch == epoch && !policy.is_error(state.state),
+    }
+}
+
+impl Drop for MutexGuard {
+    fn drop(&mut self) {
+        if self.release.load(Ordering::SeqCst) != RELEASED {
+            delete_in_background(&self.fw, std::mem::take(&mut self.path));
+        }
+    }
+}

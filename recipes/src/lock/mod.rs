@@ -1,0 +1,560 @@
+//! [`Mutex`]: a distributed lock with Curator's `InterProcessMutex` layout and semantics
+//! (without re-entrancy), whose guards know when they stop being valid.
+//!
+//! # How it works
+//!
+//! Each contender creates an ephemeral sequential node `<dir>/_c_<uuid>-lock-<seq>` (Curator's
+//! protected name) and sorts the children of `<dir>` with Curator's rule (by the sequence after
+//! the last `lock-`). The first one holds the lock. Every other contender watches only its
+//! predecessor (with a getData watch, as Curator does), so a release wakes exactly one waiter.
+//! A Java process using Curator's `InterProcessMutex` on the same path takes part in the same
+//! queue.
+//!
+//! The uncontended path costs one round trip: the create and the getChildren are sent back to
+//! back, and ZooKeeper answers a session's requests in order, so the listing already contains
+//! the new node.
+//!
+//! # Connection states
+//!
+//! | state | what happens |
+//! |---|---|
+//! | SUSPENDED | a held lock becomes invalid under [`ErrorPolicy::Standard`](corral_core::ErrorPolicy::Standard) ([`MutexGuard::is_valid`] turns false, [`MutexGuard::invalidated`] resolves); waiters keep waiting (their watch is restored on reconnect) |
+//! | RECONNECTED (same epoch) | nothing: under [`ErrorPolicy::SessionOnly`](corral_core::ErrorPolicy::SessionOnly) the guard stayed valid |
+//! | LOST | the lock node is gone with the session: every guard of that session is invalid for good; waiting `acquire` calls fail with [`Error::SessionExpired`] |
+//!
+//! A guard never becomes valid again: after losing the lock, drop it (its node is deleted in the
+//! background if it still exists) and acquire again.
+//!
+//! # Fencing
+//!
+//! A lock in a distributed system can be lost while its holder is paused. Put
+//! [`MutexGuard::fencing_check`] into your own transaction to make a write conditional on still
+//! holding the lock, or pass [`MutexGuard::fencing_token`] (the lock node's creation zxid,
+//! increasing with every acquisition) to the resource you protect.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_core::{ConnectionState, Error, Framework, Result, WatchedEvent};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+mod guard;
+mod protected;
+
+pub use guard::MutexGuard;
+pub(crate) use protected::{Created, ProtectedNode, delete_in_background};
+
+/// Curator's lock node name: a [`Mutex`] contender's node is `<dir>/_c_<uuid>-lock-<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::lock::{LOCK_NAME, Mutex};
+///
+/// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+/// assert!(guard.path().starts_with("/locks/jobs/_c_"));
+/// assert!(guard.path().contains(LOCK_NAME));
+/// # drop(guard);
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+pub const LOCK_NAME: &str = "lock-";
+
+/// A distributed mutex on a ZooKeeper path (Curator's `InterProcessMutex` without
+/// re-entrancy). Cheap to clone; every clone contends separately.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use std::time::Duration;
+/// use corral_recipes::{Framework, lock::Mutex};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let mutex = Mutex::new(&fw, "/locks/jobs");
+/// let guard = mutex.acquire().await?;
+/// assert!(guard.is_valid());
+/// // Nobody else gets it meanwhile.
+/// assert!(Mutex::new(&fw, "/locks/jobs").try_acquire().await?.is_none());
+/// guard.release().await?;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Mutex {
+    fw: Framework,
+    dir: String,
+    data: Bytes,
+    kind: Kind,
+}
+
+/// Which lock of Curator's family a contender takes part in: the node name, the sort rule and
+/// the rule for who holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `InterProcessMutex`: `lock-` nodes, the first holds it.
+    Exclusive,
+    /// The read side of `InterProcessReadWriteLock`: `__READ__` nodes, held while no writer is
+    /// ahead.
+    Read,
+    /// The write side: `__WRIT__` nodes, held when first among readers and writers.
+    Write,
+}
+
+/// Curator's read-lock node name: a reader of a
+/// [`ReadWriteLock`](crate::read_write_lock::ReadWriteLock) has the node
+/// `<dir>/_c_<uuid>-__READ__<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::{lock::READ_LOCK_NAME, read_write_lock::ReadWriteLock};
+///
+/// let read = ReadWriteLock::new(&fw, "/locks/catalog").read_lock().acquire().await?;
+/// assert!(read.path().contains(READ_LOCK_NAME));
+/// # drop(read);
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+pub const READ_LOCK_NAME: &str = "__READ__";
+/// Curator's write-lock node name: a writer of a
+/// [`ReadWriteLock`](crate::read_write_lock::ReadWriteLock) has the node
+/// `<dir>/_c_<uuid>-__WRIT__<sequence>`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::{lock::WRITE_LOCK_NAME, read_write_lock::ReadWriteLock};
+///
+/// let write = ReadWriteLock::new(&fw, "/locks/catalog").write_lock().acquire().await?;
+/// assert!(write.path().contains(WRITE_LOCK_NAME));
+/// # drop(write);
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+pub const WRITE_LOCK_NAME: &str = "__WRIT__";
+
+impl Kind {
+    fn node_name(self) -> &'static str {
+        match self {
+            Self::Exclusive => LOCK_NAME,
+            Self::Read => READ_LOCK_NAME,
+            Self::Write => WRITE_LOCK_NAME,
+        }
+    }
+
+    /// Sorts with Curator's rule; readers and writers of one lock sort together.
+    fn sort(self, children: &mut [String]) {
+        match self {
+            Self::Exclusive => crate::sort::sort_children(children, LOCK_NAME),
+            Self::Read | Self::Write => children.sort_by_key(|c| rw_key(c)),
+        }
+    }
+
+    /// `None` if the contender at `index` holds the lock, otherwise the index to watch.
+    fn watch_target(self, children: &[String], index: usize) -> Option<usize> {
+        match self {
+            Self::Exclusive | Self::Write => index.checked_sub(1),
+            Self::Read => {
+                let first_writer = children.iter().position(|c| c.contains(WRITE_LOCK_NAME));
+                match first_writer {
+                    Some(w) if w < index => Some(w),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// Curator's read-write sort key: `__READ__` counts as `__WRIT__`, then what follows the last one.
+fn rw_key(child: &str) -> String {
+    let unified = child.replace(READ_LOCK_NAME, WRITE_LOCK_NAME);
+    crate::sort::sort_key(&unified, WRITE_LOCK_NAME).to_owned()
+}
+
+impl Mutex {
+    /// A mutex whose contenders are the children of `dir`.
+    ///
+    /// Nothing is sent to the server until the first acquisition, which creates `dir` (and its
+    /// missing parents) as containers if needed. The mutex is not re-entrant: a second acquisition
+    /// through the same value, or a clone, is one more contender and waits like any other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let guard = mutex.acquire().await?;
+    /// // Not re-entrant: the same mutex cannot take it twice.
+    /// assert!(mutex.try_acquire().await?.is_none());
+    /// guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(fw: &Framework, dir: impl Into<String>) -> Self {
+        Self::with_kind(fw, dir, Kind::Exclusive)
+    }
+
+    pub(crate) fn with_kind(fw: &Framework, dir: impl Into<String>, kind: Kind) -> Self {
+        Self { fw: fw.clone(), dir: dir.into(), data: Bytes::new(), kind }
+    }
+
+    pub(crate) fn framework(&self) -> &Framework {
+        &self.fw
+    }
+
+    pub(crate) fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// Stores `data` in this contender's lock node (Curator stores the host address there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").with_data("host-1:8080").acquire().await?;
+    /// let (data, _) = fw.client().get_data(guard.path()).await?;
+    /// assert_eq!(&data[..], b"host-1:8080");
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// The lock directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// assert_eq!(Mutex::new(&fw, "/locks/jobs").path(), "/locks/jobs");
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.dir
+    }
+
+    /// Waits until the lock is held.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::SessionExpired`] if the session is lost while waiting (the queue position went
+    ///   with it).
+    /// - [`Error::Timeout`] if the framework is not connected within its connection timeout when
+    ///   the lock node is to be created; [`Error::Closed`] if the framework is closed.
+    /// - Connection errors once the retry policy gives up; server errors such as NoAuth as
+    ///   [`Error::Server`].
+    ///
+    /// On every error this contender's node, if it was created, is deleted in the background.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future deletes this contender's node in the background, so an
+    /// abandoned acquisition does not block the others. That holds also while the node's create
+    /// request waits for its reply: the node's protected name (`_c_<uuid>-`) is chosen before the
+    /// request is sent, and a background task then lists the directory (with the framework's
+    /// retries, after reconnecting if need be) and deletes the node carrying that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let first = mutex.acquire().await?;
+    /// let waiter = tokio::spawn({
+    ///     let mutex = mutex.clone();
+    ///     async move { mutex.acquire().await }
+    /// });
+    /// first.release().await?;
+    /// // The waiter gets the lock once it is released.
+    /// let second = waiter.await??;
+    /// assert!(second.is_valid());
+    /// # second.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire(&self) -> Result<MutexGuard> {
+        match self.acquire_until(None, None).await? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::Timeout),
+        }
+    }
+
+    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time (this
+    /// contender's node is then deleted before returning).
+    ///
+    /// The timeout bounds the wait in the queue; creating the node takes a round trip first
+    /// however long `timeout` is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// let held = mutex.acquire().await?;
+    /// assert!(mutex.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// held.release().await?;
+    /// let guard = mutex.acquire_timeout(Duration::from_secs(10)).await?;
+    /// assert!(guard.is_some());
+    /// # drop(guard);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MutexGuard>> {
+        self.acquire_until(Some(Instant::now() + timeout), None).await
+    }
+
+    /// Takes the lock only if it can be had without waiting; `Ok(None)` otherwise.
+    ///
+    /// It still costs a round trip: the contender's node is created, and deleted again if it is not
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Mutex::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").try_acquire().await?.expect("nobody holds it");
+    /// assert!(Mutex::new(&fw, "/locks/jobs").try_acquire().await?.is_none());
+    /// guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_acquire(&self) -> Result<Option<MutexGuard>> {
+        self.acquire_until(Some(Instant::now()), None).await
+    }
+
+    /// The contenders' node names (not paths), in lock order (the holder first); an empty list if
+    /// the directory does not exist.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors after retries; server errors such as NoAuth as [`Error::Server`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::Mutex;
+    ///
+    /// let mutex = Mutex::new(&fw, "/locks/jobs");
+    /// assert!(mutex.participant_nodes().await?.is_empty());
+    /// let guard = mutex.acquire().await?;
+    /// let nodes = mutex.participant_nodes().await?;
+    /// assert_eq!(guard.path(), format!("/locks/jobs/{}", nodes[0]));
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn participant_nodes(&self) -> Result<Vec<String>> {
+        let dir = self.dir.clone();
+        let mut children = self
+            .fw
+            .with_retry(move |client| {
+                let dir = dir.clone();
+                async move {
+                    match client.get_children(&dir).await {
+                        Err(e) if e.is_no_node() => Ok(Vec::new()),
+                        other => other,
+                    }
+                }
+            })
+            .await?;
+        self.kind.sort(&mut children);
+        Ok(children)
+    }
+
+    /// Waits for the lock until it is held, `cancel` turns true (then this contender's node is
+    /// deleted before returning `Ok(None)`), or `deadline` passes.
+    pub(crate) async fn acquire_cancellable(&self, cancel: watch::Receiver<bool>) -> Result<Option<MutexGuard>> {
+        self.acquire_until(None, Some(cancel)).await
+    }
+
+    async fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+        mut cancel: Option<watch::Receiver<bool>>,
+    ) -> Result<Option<MutexGuard>> {
+        // Deletes the node on every early return and on drop, until handed to the guard.
+        let mut node = ProtectedNode::new(&self.fw, &self.dir);
+        let (path, created, mut children) = node.create(self.kind.node_name(), self.data.clone(), true).await?;
+        let name = corral_core::proto::path::name(&path).to_owned();
+        let states = self.fw.connection_state();
+        loop {
+            if let Some(list) = children.take() {
+                let mut list = list;
+                self.kind.sort(&mut list);
+                let Some(index) = list.iter().position(|c| *c == name) else {
+                    // Our node is gone: the session that made it ended.
+                    return Err(Error::SessionExpired);
+                };
+                let Some(watch_index) = self.kind.watch_target(&list, index) else {
+                    // No await from here on: the guard owns the node as soon as the cleanup lets go.
+                    node.hand_over();
+                    return Ok(Some(MutexGuard::new(&self.fw, path, created, states)));
+                };
+                let predecessor = format!("{}/{}", self.dir, list[watch_index]);
+                match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {
+                    Wait::Changed => {}
+                    Wait::TimedOut => {
+                        let _ = node.delete_now().await;
+                        return Ok(None);
+                    }
+                }
+            }
+            if self.fw.current_state().epoch != created.state.epoch {
+                return Err(Error::SessionExpired);
+            }
+            let dir = self.dir.clone();
+            children = Some(
+                self.fw
+                    .with_retry(move |client| {
+                        let dir = dir.clone();
+                        async move { client.get_children(&dir).await }
+                    })
+                    .await?,
+            );
+        }
+    }
+
+    /// Waits until `predecessor` changes (deleted), the deadline passes, or the session is lost.
+    async fn wait_for(
+        &self,
+        predecessor: &str,
+        deadline: Option<Instant>,
+        epoch: u64,
+        cancel: Option<&mut watch::Receiver<bool>>,
+    ) -> Result<Wait> {
+        let cancelled = async {
+            match cancel {
+                Some(rx) => {
+                    let _ = rx.wait_for(|c| *c).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(Wait::TimedOut);
+        }
+        let pred = predecessor.to_owned();
+        let watched = self
+            .fw
+            .with_retry(move |client| {
+                let pred = pred.clone();
+                async move {
+                    match client.get_data_and_watch(&pred).await {
+                        Ok((_, _, watcher)) => Ok(Some(watcher)),
+                        Err(e) if e.is_no_node() => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        let Some(watcher) = watched else {
+            return Ok(Wait::Changed);
+        };
+        let mut states = self.fw.connection_state();
+        let lost = async {
+            let _ = states.wait_for(|s| s.epoch != epoch || s.state == ConnectionState::Lost).await;
+        };
+        tokio::select! {
+            event = watcher => {
+                if is_session_end(&event) && self.fw.current_state().epoch != epoch {
+                    return Err(Error::SessionExpired);
+                }
+                Ok(Wait::Changed)
+            }
+            _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
+            _ = cancelled => Ok(Wait::TimedOut),
+            _ = lost => Err(Error::SessionExpired),
+        }
+    }
+}
+
+fn is_session_end(event: &WatchedEvent) -> bool {
+    event.is_session_end()
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Wait {
+    Changed,
+    TimedOut,
+}
