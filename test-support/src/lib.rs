@@ -314,8 +314,10 @@ mod tests {
             Ok(port)
         });
         let Some(server) = start_or_skip(started) else { return };
-        assert_eq!(offered.len(), 2, "{offered:?}");
-        assert_eq!(server.addr().port(), offered[1]);
+        // The taken port was refused; the server runs on the last port offered. (More than two
+        // may be offered when another process grabs a freed port first, as a busy machine does.)
+        assert!(offered.len() >= 2 && offered[0] == taken_port, "{offered:?}");
+        assert_eq!(Some(&server.addr().port()), offered.last());
         assert!(local::is_serving(server.addr()));
 
         let (addr, dir, pid) = (server.addr(), server.dir().to_owned(), server.java_pid());
