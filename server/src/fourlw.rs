@@ -49,8 +49,8 @@ fn srvr(state: &State, clients_of: Option<ConnId>) -> String {
     let _ = writeln!(out, "Zookeeper version: {VERSION}, built on 1970-01-01 00:00 UTC");
     if let Some(me) = clients_of {
         out.push_str("Clients:\n");
-        for (id, info) in &state.conns {
-            out.push_str(&conn_line(*id, info, me, true));
+        for (id, info) in state.conns_in_order() {
+            out.push_str(&conn_line(id, info, me, true));
             out.push('\n');
         }
         out.push('\n');
@@ -99,8 +99,8 @@ fn conn_line(id: ConnId, info: &ConnInfo, me: ConnId, brief: bool) -> String {
 
 fn cons(state: &State, me: ConnId) -> String {
     let mut out = String::new();
-    for (id, info) in &state.conns {
-        out.push_str(&conn_line(*id, info, me, false));
+    for (id, info) in state.conns_in_order() {
+        out.push_str(&conn_line(id, info, me, false));
         out.push('\n');
     }
     out.push('\n');
@@ -199,8 +199,8 @@ fn dump(shared: &Shared, state: &State) -> String {
     out.push_str("Connections dump:\n");
     let _ = writeln!(out, "Connections Sets (1)/({}):", state.conns.len());
     let _ = writeln!(out, "{} expire at {}:", state.conns.len(), java_date(wall_now));
-    for (id, info) in &state.conns {
-        let _ = writeln!(out, "\tip: {} sessionId: {:#x}", info.peer, session_of(state, *id));
+    for (id, info) in state.conns_in_order() {
+        let _ = writeln!(out, "\tip: {} sessionId: {:#x}", info.peer, session_of(state, id));
     }
     out
 }

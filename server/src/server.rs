@@ -423,8 +423,12 @@ impl Member {
         }
         {
             let mut state = shared.lock();
-            let mine: Vec<u64> =
-                state.conns.iter().filter(|(_, c)| c.member == self.ctl.index).map(|(id, _)| *id).collect();
+            let mine: Vec<u64> = state
+                .conns_in_order()
+                .into_iter()
+                .filter(|(_, c)| c.member == self.ctl.index)
+                .map(|(id, _)| id)
+                .collect();
             mine.into_iter().for_each(|id| state.close_conn(id));
         }
         let mut set = std::mem::take(&mut *self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner));

@@ -6,9 +6,9 @@
 //! bucket at once. There are no per-session timers, so idle sessions cost nothing between
 //! ticks. Times here are milliseconds on the server's monotonic [`tokio::time`] clock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
-use crate::state::ConnId;
+use crate::state::{ConnId, IdMap, IdSet};
 
 /// The length of a session password.
 pub(crate) const PASSWORD_LEN: usize = 16;
@@ -33,8 +33,8 @@ pub(crate) struct Session {
 /// Every live session and its expiry bucket.
 #[derive(Debug)]
 pub(crate) struct SessionTracker {
-    sessions: HashMap<i64, Session>,
-    buckets: BTreeMap<u64, HashSet<i64>>,
+    sessions: IdMap<i64, Session>,
+    buckets: BTreeMap<u64, IdSet<i64>>,
     next_id: i64,
     tick_ms: u64,
 }
@@ -51,7 +51,7 @@ impl SessionTracker {
     /// wall clock `wall_ms`.
     pub(crate) fn new(server_id: u8, wall_ms: i64, tick_ms: u64) -> Self {
         Self {
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, wall_ms),
             tick_ms: tick_ms.max(1),
@@ -61,8 +61,7 @@ impl SessionTracker {
     /// The bucket of a session touched at `now` with timeout `timeout_ms`: the next multiple of
     /// the tick strictly greater than `now + timeout`.
     pub(crate) fn bucket_for(&self, now: u64, timeout_ms: i32) -> u64 {
-        let deadline = now.saturating_add(u64::try_from(timeout_ms.max(0)).unwrap_or(0));
-        (deadline / self.tick_ms + 1).saturating_mul(self.tick_ms)
+        bucket_for(self.tick_ms, now, timeout_ms)
     }
 
     /// Creates a session with a random password, in its first bucket.
@@ -82,13 +81,11 @@ impl SessionTracker {
     /// Moves a live session to the bucket for `now`. Returns `false` if the session is unknown
     /// or closing.
     pub(crate) fn touch(&mut self, id: i64, now: u64) -> bool {
-        let Some(timeout) = self.sessions.get(&id).filter(|s| !s.closing).map(|s| s.timeout_ms) else {
+        let tick_ms = self.tick_ms;
+        let Some(session) = self.sessions.get_mut(&id).filter(|s| !s.closing) else {
             return false;
         };
-        let bucket = self.bucket_for(now, timeout);
-        let Some(session) = self.sessions.get_mut(&id) else {
-            return false;
-        };
+        let bucket = bucket_for(tick_ms, now, session.timeout_ms);
         let old = session.expires_at;
         if bucket > old {
             session.expires_at = bucket;
@@ -192,7 +189,13 @@ impl SessionTracker {
     }
 }
 
-fn remove_from(buckets: &mut BTreeMap<u64, HashSet<i64>>, at: u64, id: i64) {
+/// [`SessionTracker::bucket_for`] with buckets `tick_ms` wide.
+fn bucket_for(tick_ms: u64, now: u64, timeout_ms: i32) -> u64 {
+    let deadline = now.saturating_add(u64::try_from(timeout_ms.max(0)).unwrap_or(0));
+    (deadline / tick_ms + 1).saturating_mul(tick_ms)
+}
+
+fn remove_from(buckets: &mut BTreeMap<u64, IdSet<i64>>, at: u64, id: i64) {
     if let Some(set) = buckets.get_mut(&at) {
         set.remove(&id);
         if set.is_empty() {

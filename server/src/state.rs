@@ -3,11 +3,14 @@
 //!
 //! The mutex is held for the few microseconds a request takes and never across an `.await`.
 //! zxids are assigned under it, so writes are totally ordered; replies and notifications are
-//! queued on each connection's channel under it too, so a notification is always queued ahead
-//! of the reply to any later request of that connection.
+//! handed to each connection under it too, so a notification always goes out ahead of the
+//! reply to any later request of that connection (notifications are queued on the
+//! connection's channel; a reply skips the channel only when nothing is queued on it, see
+//! `conn::send_reply`).
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use corral_proto::{
@@ -25,6 +28,35 @@ use crate::watch::Watches;
 
 /// Identifies one client connection for the lifetime of the server.
 pub(crate) type ConnId = u64;
+
+/// A hash map keyed by ids the server hands out itself (connection and session ids).
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// A hash set of ids the server hands out itself.
+pub(crate) type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
+
+/// A multiplicative hash (rustc's Fx) for integer ids. The server assigns every id these maps
+/// are keyed by, so no peer can choose keys that collide, and SipHash's protection is not
+/// needed. Every request looks its connection and session up, so the hash is on the hot path.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.write_u64(u64::from(b)));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+}
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
@@ -71,7 +103,9 @@ pub(crate) struct ConnInfo {
     pub(crate) peer_ip: String,
     pub(crate) session: Option<i64>,
     pub(crate) timeout_ms: i32,
-    pub(crate) auth: Vec<Id>,
+    /// The connection's identities. Behind an `Arc` so that a request takes them along
+    /// without copying (auth packets, which add to them, are rare).
+    pub(crate) auth: Arc<Vec<Id>>,
     pub(crate) received: u64,
     pub(crate) sent: u64,
     pub(crate) established: i64,
@@ -83,13 +117,35 @@ pub(crate) struct ConnInfo {
     pub(crate) latency: Latency,
 }
 
+impl ConnInfo {
+    /// Queues a frame on the connection's channel. Returns whether the connection task is still
+    /// there to take it (then the frame counts as sent).
+    pub(crate) fn queue(&mut self, frame: Bytes) -> bool {
+        let queued = self.tx.send(Outgoing::Frame(frame)).is_ok();
+        if queued {
+            self.sent += 1;
+        }
+        queued
+    }
+
+    /// Records a request answered in `elapsed_ms`, for `cons`.
+    pub(crate) fn record(&mut self, op: &'static str, xid: i32, zxid: i64, wall: i64, elapsed_ms: u64) {
+        self.last_op = op;
+        self.last_cxid = xid;
+        self.last_zxid = zxid;
+        self.last_response = wall;
+        self.last_latency = elapsed_ms;
+        self.latency.record(elapsed_ms);
+    }
+}
+
 /// Tree, sessions, watches and connections.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) tree: DataTree,
     pub(crate) sessions: SessionTracker,
     pub(crate) watches: Watches,
-    pub(crate) conns: BTreeMap<ConnId, ConnInfo>,
+    pub(crate) conns: IdMap<ConnId, ConnInfo>,
     next_conn: ConnId,
     /// The last zxid assigned.
     pub(crate) zxid: i64,
@@ -124,7 +180,7 @@ impl Shared {
             tree: DataTree::new(),
             sessions: SessionTracker::new(config.server_id, start_wall, config.tick_ms()),
             watches: Watches::default(),
-            conns: BTreeMap::new(),
+            conns: IdMap::default(),
             next_conn: 1,
             zxid: 0,
             received: 0,
@@ -144,7 +200,12 @@ impl Shared {
 
     /// Milliseconds since the server started, on the monotonic (tokio) clock.
     pub(crate) fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.ms_at(Instant::now())
+    }
+
+    /// [`Shared::now_ms`] at `instant`.
+    pub(crate) fn ms_at(&self, instant: Instant) -> u64 {
+        u64::try_from(instant.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Wall-clock milliseconds since the epoch.
@@ -172,7 +233,13 @@ impl Shared {
 /// Encodes a reply frame: the header, then the body only when `err` is OK.
 pub(crate) fn encode_reply(xid: i32, zxid: i64, err: ErrorCode, body: Option<&Response>) -> Bytes {
     let mut buf = BytesMut::new();
-    encode_frame(&mut buf, |b| {
+    encode_reply_into(&mut buf, xid, zxid, err, body);
+    buf.freeze()
+}
+
+/// Appends a reply frame to `buf`, as [`encode_reply`] encodes it.
+pub(crate) fn encode_reply_into(buf: &mut BytesMut, xid: i32, zxid: i64, err: ErrorCode, body: Option<&Response>) {
+    encode_frame(buf, |b| {
         ReplyHeader { xid, zxid, err }.write(b);
         if err == ErrorCode::Ok
             && let Some(body) = body
@@ -180,7 +247,6 @@ pub(crate) fn encode_reply(xid: i32, zxid: i64, err: ErrorCode, body: Option<&Re
             body.write_body(b);
         }
     });
-    buf.freeze()
 }
 
 /// Encodes a watch notification. The header zxid is −1, as ZooKeeper ≤ 3.8 sends it.
@@ -216,7 +282,7 @@ impl State {
             ConnInfo {
                 tx,
                 member,
-                auth: vec![Id::new("ip", peer_ip.clone())],
+                auth: Arc::new(vec![Id::new("ip", peer_ip.clone())]),
                 peer,
                 peer_ip,
                 session: None,
@@ -235,12 +301,18 @@ impl State {
         id
     }
 
+    /// Every connection, in the order they were made (for the four-letter words).
+    pub(crate) fn conns_in_order(&self) -> Vec<(ConnId, &ConnInfo)> {
+        let mut conns: Vec<(ConnId, &ConnInfo)> = self.conns.iter().map(|(id, info)| (*id, info)).collect();
+        conns.sort_unstable_by_key(|(id, _)| *id);
+        conns
+    }
+
     /// Queues a frame on a connection.
     pub(crate) fn send(&mut self, conn: ConnId, frame: Bytes) {
         if let Some(info) = self.conns.get_mut(&conn)
-            && info.tx.send(Outgoing::Frame(frame)).is_ok()
+            && info.queue(frame)
         {
-            info.sent += 1;
             self.sent += 1;
         }
     }

@@ -5,6 +5,7 @@
 //! also keeps the names of its children. The tree knows nothing of sessions, permissions or
 //! watches; [`crate::txn`] applies the rules of each write on top of it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -118,11 +119,45 @@ pub(crate) fn name_of(path: &str) -> &str {
     path.rfind('/').and_then(|i| path.get(i + 1..)).unwrap_or(path)
 }
 
+/// The ACL lists of the tree, each stored once: nodes with equal lists share one `Arc`, as
+/// ZooKeeper's `ReferenceCountedACLCache` shares them. Each list counts the nodes holding it
+/// and leaves the table with the last of them. Copies held elsewhere for a while (watch
+/// triggers, a multi's undo log) are not counted; they keep their list alive, not the entry.
+#[derive(Debug, Default)]
+struct AclTable {
+    lists: HashMap<Arc<Vec<Acl>>, usize>,
+}
+
+impl AclTable {
+    /// The shared copy of `acl`, now counted as held by one more node.
+    fn acquire(&mut self, acl: &Arc<Vec<Acl>>) -> Arc<Vec<Acl>> {
+        match self.lists.entry(Arc::clone(acl)) {
+            Entry::Occupied(mut entry) => {
+                *entry.get_mut() += 1;
+                Arc::clone(entry.key())
+            }
+            Entry::Vacant(entry) => Arc::clone(entry.insert_entry(1).key()),
+        }
+    }
+
+    /// One node fewer holds `acl`; the last one takes the list out of the table.
+    fn release(&mut self, acl: &Arc<Vec<Acl>>) {
+        let list: &Vec<Acl> = acl;
+        if let Some(count) = self.lists.get_mut(list) {
+            *count -= 1;
+            if *count == 0 {
+                self.lists.remove(list);
+            }
+        }
+    }
+}
+
 /// Every node, by path, plus an index of ephemerals by owning session.
 #[derive(Debug)]
 pub(crate) struct DataTree {
     nodes: BTreeMap<String, Node>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
+    acls: AclTable,
 }
 
 impl Default for DataTree {
@@ -134,7 +169,7 @@ impl Default for DataTree {
 impl DataTree {
     /// A fresh tree holding only `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub(crate) fn new() -> Self {
-        let mut tree = Self { nodes: BTreeMap::new(), ephemerals: HashMap::new() };
+        let mut tree = Self { nodes: BTreeMap::new(), ephemerals: HashMap::new(), acls: AclTable::default() };
         let open = Arc::new(Acl::open_unsafe());
         let special = |acl: &Arc<Vec<Acl>>| Node::new(Some(Bytes::new()), Arc::clone(acl), NodeKind::Persistent, 0, 0);
         let mut root = special(&open);
@@ -142,10 +177,10 @@ impl DataTree {
         let mut zk = special(&open);
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
-        tree.nodes.insert("/".into(), root);
-        tree.nodes.insert("/zookeeper".into(), zk);
-        tree.nodes.insert("/zookeeper/quota".into(), special(&open));
-        tree.nodes.insert("/zookeeper/config".into(), special(&Arc::new(Acl::read_unsafe())));
+        tree.put("/", Some(root));
+        tree.put("/zookeeper", Some(zk));
+        tree.put("/zookeeper/quota", Some(special(&open)));
+        tree.put("/zookeeper/config", Some(special(&Arc::new(Acl::read_unsafe()))));
         tree
     }
 
@@ -154,21 +189,39 @@ impl DataTree {
         self.nodes.get(path)
     }
 
-    /// The node at `path`, mutably. Callers must not change its kind (use [`DataTree::put`]).
+    /// The node at `path`, mutably. Callers must not change its kind (use [`DataTree::put`]) nor
+    /// its ACL (use [`DataTree::set_acl`]).
     pub(crate) fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
         self.nodes.get_mut(path)
     }
 
-    /// Replaces (or removes, with `None`) the node at `path`, keeping the ephemeral index in step.
-    /// Returns the previous node. Parents' child sets are the caller's business.
+    /// Replaces the ACL of the node at `path` (with the shared copy of `acl`) and returns the
+    /// node, or `None` if there is no such node.
+    pub(crate) fn set_acl(&mut self, path: &str, acl: &Arc<Vec<Acl>>) -> Option<&mut Node> {
+        let node = self.nodes.get_mut(path)?;
+        let shared = self.acls.acquire(acl);
+        let old = std::mem::replace(&mut node.acl, shared);
+        self.acls.release(&old);
+        Some(node)
+    }
+
+    /// Replaces (or removes, with `None`) the node at `path`, keeping the ephemeral index and
+    /// the ACL table in step (the node stored holds the shared copy of its ACL). Returns the
+    /// previous node. Parents' child sets are the caller's business.
     pub(crate) fn put(&mut self, path: &str, node: Option<Node>) -> Option<Node> {
         if let Some(owner) = node.as_ref().and_then(Node::owner) {
             self.ephemerals.entry(owner).or_default().insert(path.to_owned());
         }
         let old = match node {
-            Some(n) => self.nodes.insert(path.to_owned(), n),
+            Some(mut n) => {
+                n.acl = self.acls.acquire(&n.acl);
+                self.nodes.insert(path.to_owned(), n)
+            }
             None => self.nodes.remove(path),
         };
+        if let Some(old) = &old {
+            self.acls.release(&old.acl);
+        }
         if let Some(owner) = old.as_ref().and_then(Node::owner) {
             let still_there = self.nodes.get(path).and_then(Node::owner) == Some(owner);
             if !still_there && let Some(set) = self.ephemerals.get_mut(&owner) {
@@ -226,6 +279,8 @@ impl DataTree {
 
 #[cfg(test)]
 mod tests {
+    use corral_proto::{Id, Perms};
+
     use super::*;
 
     #[test]
@@ -253,6 +308,38 @@ mod tests {
         tree.put("/e", None);
         assert!(tree.ephemerals_of(7).is_empty());
         assert!(tree.all_ephemerals().is_empty());
+    }
+
+    #[test]
+    fn equal_acl_lists_are_stored_once_while_nodes_hold_them() {
+        let mut tree = DataTree::new();
+        // The special nodes: the open list (3 nodes) and the read-only one.
+        assert_eq!(tree.acls.lists.len(), 2);
+        let node = |acl: Vec<Acl>| Node::new(None, Arc::new(acl), NodeKind::Persistent, 1, 1);
+        let digest = vec![Acl { perms: Perms::ALL, id: Id::new("digest", "u:x") }];
+        tree.put("/a", Some(node(Acl::open_unsafe())));
+        tree.put("/b", Some(node(digest.clone())));
+        tree.put("/c", Some(node(digest.clone())));
+        let acl = |tree: &DataTree, path: &str| tree.get(path).map(|n| Arc::clone(&n.acl)).unwrap_or_default();
+        assert!(Arc::ptr_eq(&acl(&tree, "/a"), &acl(&tree, "/")));
+        assert!(Arc::ptr_eq(&acl(&tree, "/b"), &acl(&tree, "/c")));
+        assert_eq!(tree.acls.lists.len(), 3);
+        // Replacing a node, or its ACL, counts the new list and lets go of the old one.
+        tree.put("/b", Some(node(Acl::open_unsafe())));
+        assert!(Arc::ptr_eq(&acl(&tree, "/b"), &acl(&tree, "/")));
+        assert_eq!(tree.acls.lists.len(), 3, "/c still holds the digest list");
+        assert!(tree.set_acl("/c", &Arc::new(Acl::read_unsafe())).is_some());
+        assert!(Arc::ptr_eq(&acl(&tree, "/c"), &acl(&tree, "/zookeeper/config")));
+        assert_eq!(tree.acls.lists.len(), 2, "no node holds the digest list any more");
+        assert!(tree.set_acl("/missing", &Arc::new(digest)).is_none());
+        assert_eq!(tree.acls.lists.len(), 2);
+        // The last node holding a list takes it out of the table.
+        tree.put("/c", None);
+        assert_eq!(tree.acls.lists.get(&Acl::read_unsafe()), Some(&1));
+        assert_eq!(tree.acls.lists.get(&Acl::open_unsafe()), Some(&5));
+        tree.put("/a", None);
+        tree.put("/b", None);
+        assert_eq!(tree.acls.lists.get(&Acl::open_unsafe()), Some(&3));
     }
 
     #[test]

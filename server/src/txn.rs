@@ -123,10 +123,13 @@ impl<'a> Txn<'a> {
             return Err(ErrorCode::BadArguments);
         }
         // 3. ACL fix-up.
-        let acl = Arc::new(acl::fixup(spec.acl, authz)?);
+        let acl = acl::fixup(spec.acl, authz)?;
         // 4. The parent exists; 5. CREATE on it.
         let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
         authz.check(&parent.acl, Perms::CREATE)?;
+        // Most nodes have their parent's ACL: then the new node needs no list of its own (`put`
+        // swaps any other list for the tree's shared copy).
+        let acl = if *parent.acl == acl { Arc::clone(&parent.acl) } else { Arc::new(acl) };
         // 6. Sequence suffix from the parent's internal child counter.
         let final_path =
             if mode.is_sequential() { format!("{path}{:010}", parent.child_creates) } else { path.to_owned() };
@@ -270,8 +273,7 @@ impl<'a> Txn<'a> {
             return Err(ErrorCode::BadVersion);
         }
         self.save(path);
-        let node = self.tree.get_mut(path).ok_or(ErrorCode::NoNode)?;
-        node.acl = Arc::new(acl);
+        let node = self.tree.set_acl(path, &Arc::new(acl)).ok_or(ErrorCode::NoNode)?;
         node.aversion = next_version(node.aversion);
         Ok(node.stat())
     }

@@ -2,9 +2,12 @@
 
 mod common;
 
-use common::Raw;
-use corral_proto::records::{AddWatchRequest, SetWatches2, WatchesRequest};
-use corral_proto::{AddWatchMode, ErrorCode, EventType, Request, WatcherType};
+use bytes::{Bytes, BytesMut};
+use common::{Raw, frame};
+use corral_proto::records::{AddWatchRequest, CreateRequest, PathAndWatch, SetWatches2, WatchesRequest};
+use corral_proto::{
+    Acl, AddWatchMode, ErrorCode, EventType, Jute, ReplyHeader, Request, RequestHeader, WatcherType, xid,
+};
 use corral_server::Server;
 
 #[tokio::test]
@@ -150,5 +153,56 @@ async fn watches_go_with_their_connection() {
     c.set("/x", b"1", -1).await.expect("set");
     w2.sync_events().await;
     assert!(w2.events.is_empty(), "the new connection did not inherit the old one's watches");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_replies_and_own_notifications_keep_their_order() {
+    // One write carrying exists(watch), create, ping and getData: the create fires this very
+    // connection's watch, so the notification must come between the exists and create replies,
+    // and everything after it must follow it, whether a reply skipped the connection's queue or
+    // waited in it.
+    let server = Server::start().await.expect("start");
+    let mut w = Raw::connect(server.addr()).await;
+    let requests = [
+        (1, Request::Exists(PathAndWatch { path: "/o".into(), watch: true })),
+        (
+            2,
+            Request::Create(CreateRequest {
+                path: "/o".into(),
+                data: Some(Bytes::new()),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+            }),
+        ),
+        (xid::PING, Request::Ping),
+        (3, Request::GetData(PathAndWatch { path: "/o".into(), watch: false })),
+    ];
+    let mut input = BytesMut::new();
+    for (xid, request) in &requests {
+        input.extend_from_slice(&frame(|b| {
+            RequestHeader { xid: *xid, op: request.op_code() }.write(b);
+            request.write_body(b);
+        }));
+    }
+    w.send_raw(&input).await;
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let payload = w.read_frame().await.expect("a frame");
+        let header = ReplyHeader::read(&mut &payload[..]).expect("reply header");
+        order.push((header.xid, header.err));
+    }
+    assert_eq!(
+        order,
+        [
+            (1, ErrorCode::NoNode),
+            (xid::NOTIFICATION, ErrorCode::Ok),
+            (2, ErrorCode::Ok),
+            (xid::PING, ErrorCode::Ok),
+            (3, ErrorCode::Ok)
+        ]
+    );
+    // Now nothing is queued: a plain ping is answered straight away, after the earlier frames.
+    w.sync_events().await;
     server.shutdown().await;
 }

@@ -2,6 +2,8 @@
 //! takes the decoded request and a [`Ctx`] (the locked state, the connection and its session)
 //! and returns the [`Reply`] to queue.
 
+use std::sync::Arc;
+
 use corral_proto::{ErrorCode, Id, OpCode, Request, Response};
 
 use crate::config::Config;
@@ -22,8 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a Config,
     pub(crate) conn: ConnId,
     pub(crate) session: i64,
-    /// The connection's identities (a copy, so the state can be borrowed mutably alongside).
-    pub(crate) auth: Vec<Id>,
+    /// The connection's identities (shared, so the state can be borrowed mutably alongside).
+    pub(crate) auth: Arc<Vec<Id>>,
     /// Wall-clock ms, for ctime/mtime.
     pub(crate) wall: i64,
 }
@@ -110,6 +112,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, request: Request) -> Reply {
         Request::CheckWatches(r) => watches::check_watches(ctx, &r, false),
         Request::RemoveWatches(r) => watches::check_watches(ctx, &r, true),
         Request::Sync(r) => Reply::ok(last, Response::Sync(r)),
+        // Answered by the connection before dispatch (conn.rs); kept for completeness.
         Request::Ping => Reply::err(last, ErrorCode::Ok),
         Request::Auth(r) => session::auth(ctx, &r),
         Request::WhoAmI => session::who_am_i(ctx),

@@ -1,7 +1,10 @@
 //! auth (100), whoAmI (107), closeSession (−11) and reconfig (16).
 //!
-//! ping and sync need no state and are answered in [`super::dispatch`]; getConfig is a
-//! getData of `/zookeeper/config`.
+//! ping is answered by the connection itself (`conn.rs`: it only touches the session), sync
+//! needs no state and is answered in [`super::dispatch`]; getConfig is a getData of
+//! `/zookeeper/config`.
+
+use std::sync::Arc;
 
 use corral_proto::records::{AuthPacket, WhoAmIResponse};
 use corral_proto::{ErrorCode, Response};
@@ -19,7 +22,7 @@ pub(super) fn auth(ctx: &mut Ctx<'_>, packet: &AuthPacket) -> Reply {
         Some(ids) => {
             for id in ids {
                 if !info.auth.contains(&id) {
-                    info.auth.push(id);
+                    Arc::make_mut(&mut info.auth).push(id);
                 }
             }
             Reply::err(0, ErrorCode::Ok)
