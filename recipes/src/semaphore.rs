@@ -217,18 +217,7 @@ impl SemaphoreV2 {
     /// # Ok(()) }
     /// ```
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
-        let leases = format!("{}/leases", self.path);
-        self.fw
-            .with_retry(|client| {
-                let leases = leases.clone();
-                async move {
-                    match client.get_children(&leases).await {
-                        Err(e) if e.is_no_node() => Ok(Vec::new()),
-                        other => other,
-                    }
-                }
-            })
-            .await
+        crate::sort::children_or_empty(&self.fw, &format!("{}/leases", self.path)).await
     }
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<Lease>> {

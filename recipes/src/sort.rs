@@ -15,6 +15,18 @@ pub(crate) fn sort_children(children: &mut [String], lock_name: &str) {
     children.sort_by(|a, b| sort_key(a, lock_name).cmp(sort_key(b, lock_name)));
 }
 
+/// The children of `path` (unsorted), or none if `path` does not exist, with the framework's
+/// retries.
+pub(crate) async fn children_or_empty(fw: &corral_core::Framework, path: &str) -> corral_core::Result<Vec<String>> {
+    fw.with_retry(|client| async move {
+        match client.get_children(path).await {
+            Err(e) if e.is_no_node() => Ok(Vec::new()),
+            other => other,
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

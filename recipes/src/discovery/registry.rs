@@ -339,19 +339,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// # Ok(()) }
     /// ```
     pub async fn query_for_names(&self) -> Result<Vec<String>> {
-        let base = self.base.clone();
-        let mut names = self
-            .fw
-            .with_retry(move |client| {
-                let base = base.clone();
-                async move {
-                    match client.get_children(&base).await {
-                        Err(e) if e.is_no_node() => Ok(Vec::new()),
-                        other => other,
-                    }
-                }
-            })
-            .await?;
+        let mut names = crate::sort::children_or_empty(&self.fw, &self.base).await?;
         names.sort();
         Ok(names)
     }

@@ -419,19 +419,7 @@ impl Mutex {
     /// # Ok(()) }
     /// ```
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
-        let dir = self.dir.clone();
-        let mut children = self
-            .fw
-            .with_retry(move |client| {
-                let dir = dir.clone();
-                async move {
-                    match client.get_children(&dir).await {
-                        Err(e) if e.is_no_node() => Ok(Vec::new()),
-                        other => other,
-                    }
-                }
-            })
-            .await?;
+        let mut children = crate::sort::children_or_empty(&self.fw, &self.dir).await?;
         self.kind.sort(&mut children);
         Ok(children)
     }
