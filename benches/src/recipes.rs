@@ -17,7 +17,7 @@ use corral_recipes::cache::{Cache, CacheEvent};
 use corral_recipes::discovery::{ProviderStrategy, ServiceDiscovery, ServiceInstance};
 use corral_recipes::leader_latch::{self, LeaderLatch};
 use corral_recipes::lock::Mutex;
-use corral_recipes::{Client, CreateMode, Framework};
+use corral_recipes::{Client, CreateMode, EventType, Framework};
 use corral_server::testing::TestingServer;
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -434,12 +434,41 @@ async fn leader(t: &Target, cfg: &Config, a: &RecipeArgs, r: &Reporter) -> Resul
     for latch in &latches {
         latch.close().await;
     }
+    let mut floor = failover_floor(&fws[0], &fws[1], &path, failovers.len().max(1)).await?;
+    r.stats("leader_failover_floor", &mut floor, Unit::Millis);
     for fw in &fws {
         fw.close().await;
     }
     delete_tree(&admin.client(), &path).await?;
     admin.close().await;
     Ok(())
+}
+
+/// What any client's failover contains, measured the same way: a participant's ephemeral node
+/// under `path`, 20 ms of quiet, then the time from the delete being sent by `owner` to the
+/// NodeDeleted event at `watcher` (an exists watch). On a durable server this is the fsync'd
+/// delete; a latch whose successor sends nothing more cannot fail over faster.
+async fn failover_floor(owner: &Framework, watcher: &Framework, path: &str, reps: usize) -> Result<Vec<Duration>, String> {
+    let node = format!("{path}/floor");
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        owner.client().create(&node, "p", CreateMode::Ephemeral).await.map_err(|e| format!("floor create: {e}"))?;
+        let (stat, watch) =
+            watcher.client().exists_and_watch(&node).await.map_err(|e| format!("floor exists: {e}"))?;
+        if stat.is_none() {
+            return Err("floor: the node vanished".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t0 = Instant::now();
+        let deleted = owner.client().delete(&node, None);
+        let event = tokio::time::timeout(Duration::from_secs(15), watch).await.map_err(|_| "floor: no event".to_owned())?;
+        samples.push(t0.elapsed());
+        deleted.await.map_err(|e| format!("floor delete: {e}"))?;
+        if event.event_type != EventType::NodeDeleted {
+            return Err(format!("floor: unexpected event {:?}", event.event_type));
+        }
+    }
+    Ok(samples)
 }
 
 /// Benchmark f: register `--instances` service instances (all at once: every `register` future
