@@ -5,6 +5,7 @@
 #   benches/run-server-compare.sh                         all four benchmarks, 3 rounds
 #   ROUNDS=2 benches/run-server-compare.sh server-idle    one benchmark
 #   QUICK=1 benches/run-server-compare.sh                 small and short (smoke test, not for the table)
+#   PIN_CPU= benches/run-server-compare.sh server-ops     without the pinned latency pass (default: CPU 1)
 #
 # ZooKeeper is started with ../shared/anchors/zk.sh start nosync (127.0.0.1:21810, data in
 # /tmp/anchor-zk) and corral-bench gets --zk-sh, so it restarts ZooKeeper where a benchmark needs
@@ -33,6 +34,10 @@ if [ -n "${QUICK:-}" ]; then
     --warmup-secs 1 --window-secs 2)
 fi
 [ -n "${SERVER_BIN:-}" ] && FLAGS+=(--server-bin "$SERVER_BIN")
+# server-ops also measures sequential latency with both servers and the client pinned to this
+# CPU (PIN_CPU= to skip): on a small VM the wake-up of an idle vCPU dominates a loopback round trip.
+PIN_CPU=${PIN_CPU-1}
+[ -n "$PIN_CPU" ] && FLAGS+=(--pin-cpu "$PIN_CPU")
 
 # ---------------------------------------------------------------- preflight
 [ -x "$ANCHORS/zk.sh" ] || { echo "missing $ANCHORS/zk.sh" >&2; exit 1; }

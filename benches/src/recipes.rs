@@ -448,20 +448,25 @@ async fn leader(t: &Target, cfg: &Config, a: &RecipeArgs, r: &Reporter) -> Resul
 /// under `path`, 20 ms of quiet, then the time from the delete being sent by `owner` to the
 /// NodeDeleted event at `watcher` (an exists watch). On a durable server this is the fsync'd
 /// delete; a latch whose successor sends nothing more cannot fail over faster.
-async fn failover_floor(owner: &Framework, watcher: &Framework, path: &str, reps: usize) -> Result<Vec<Duration>, String> {
+async fn failover_floor(
+    owner: &Framework,
+    watcher: &Framework,
+    path: &str,
+    reps: usize,
+) -> Result<Vec<Duration>, String> {
     let node = format!("{path}/floor");
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps {
         owner.client().create(&node, "p", CreateMode::Ephemeral).await.map_err(|e| format!("floor create: {e}"))?;
-        let (stat, watch) =
-            watcher.client().exists_and_watch(&node).await.map_err(|e| format!("floor exists: {e}"))?;
+        let (stat, watch) = watcher.client().exists_and_watch(&node).await.map_err(|e| format!("floor exists: {e}"))?;
         if stat.is_none() {
             return Err("floor: the node vanished".to_owned());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t0 = Instant::now();
         let deleted = owner.client().delete(&node, None);
-        let event = tokio::time::timeout(Duration::from_secs(15), watch).await.map_err(|_| "floor: no event".to_owned())?;
+        let event =
+            tokio::time::timeout(Duration::from_secs(15), watch).await.map_err(|_| "floor: no event".to_owned())?;
         samples.push(t0.elapsed());
         deleted.await.map_err(|e| format!("floor delete: {e}"))?;
         if event.event_type != EventType::NodeDeleted {

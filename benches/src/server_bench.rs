@@ -106,6 +106,12 @@ pub(crate) struct ServerArgs {
     /// over (zk.sh allows 200 connections per client address).
     #[arg(long, default_value_t = 64)]
     idle_source_ips: u8,
+    /// server-ops: also measure sequential latency with the server and the client pinned to
+    /// this one CPU (`taskset`), each round, after the unpinned measurement. On a small VM an
+    /// idle vCPU's wake-up costs tens of µs and dominates a loopback round trip; on one CPU
+    /// both servers pay only their own work.
+    #[arg(long)]
+    pin_cpu: Option<usize>,
 }
 
 /// A server under test.
@@ -728,6 +734,15 @@ fn ops_blocking(cfg: &Config, sa: &ServerArgs) -> Result<(), String> {
                 target.name(),
                 loadavg()
             ));
+            if let Some(cpu) = sa.pin_cpu {
+                let (p50, p99) = pinned_latency(cfg, &addr, pid, cpu)?;
+                series.push(target, "pinned_get_p50", p50);
+                series.push(target, "pinned_get_p99", p99);
+                note(format_args!(
+                    "[server-ops r{round} {} pinned to cpu {cpu}] raw_get_p50={p50} raw_get_p99={p99}",
+                    target.name()
+                ));
+            }
             drop(server);
         }
     }
@@ -741,7 +756,52 @@ fn ops_blocking(cfg: &Config, sa: &ServerArgs) -> Result<(), String> {
     series.ratio(&r, "raw_get_p50", "server_get_p50_ratio");
     series.ratio(&r, "raw_create_delete_p50", "server_create_delete_p50_ratio");
     series.ratio(&r, "rawclient_get_p50", "server_rawclient_get_p50_ratio");
+    if sa.pin_cpu.is_some() {
+        for target in sa.order(1) {
+            series.out(&r, target, "pinned_get_p50", "pinned_get_p50", 1, "us");
+            series.out(&r, target, "pinned_get_p99", "pinned_get_p99", 1, "us");
+        }
+        series.ratio(&r, "pinned_get_p50", "server_pinned_get_p50_ratio");
+    }
     Ok(())
+}
+
+/// Runs `taskset` with `args`.
+fn taskset(args: &[&str]) -> Result<(), String> {
+    let status = Command::new("taskset")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("taskset: {e} (util-linux)"))?;
+    if status.success() { Ok(()) } else { Err(format!("taskset {}: {status}", args.join(" "))) }
+}
+
+/// The latency child with the server (every thread of `pid`) and the child pinned to `cpu`;
+/// the server's affinity is given back afterwards. Returns the child's (`raw_get_p50`,
+/// `raw_get_p99`) in µs.
+fn pinned_latency(cfg: &Config, addr: &str, pid: u32, cpu: usize) -> Result<(f64, f64), String> {
+    let all = format!("0-{}", std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1));
+    let pid_text = pid.to_string();
+    let cpu_text = cpu.to_string();
+    taskset(&["-a", "-p", "-c", &cpu_text, &pid_text])?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate this executable: {e}"))?;
+    let mut args = vec!["-c".to_owned(), cpu_text.clone(), exe.display().to_string()];
+    args.extend(workload_args(cfg, addr, "latency"));
+    let out = Command::new("taskset").args(&args).stdin(Stdio::null()).output();
+    let restored = taskset(&["-a", "-p", "-c", &all, &pid_text]);
+    let out = out.map_err(|e| format!("pinned child: {e}"))?;
+    restored?;
+    if !out.status.success() {
+        return Err(format!("pinned latency child failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let metric = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('=')?.split_whitespace().next()?.parse::<f64>().ok())
+            .ok_or_else(|| format!("pinned child printed no {name}"))
+    };
+    Ok((metric("raw_get_p50")?, metric("raw_get_p99")?))
 }
 
 // ------------------------------------------------------------------ server-startup
