@@ -137,7 +137,7 @@ async fn every_write_is_refused_with_not_read_only_and_reads_work() {
     assert_eq!(data.as_deref(), Some(&b"data"[..]));
     assert!(ro.exists("/a/child", false).await.is_ok());
     assert_eq!(ro.children("/a", false).await, Ok(vec!["child".to_owned()]));
-    assert!(matches!(ro.call(Request::GetChildren2(PathAndWatch { path: "/a".into(), watch: false })).await, Ok(_)));
+    assert!(ro.call(Request::GetChildren2(PathAndWatch { path: "/a".into(), watch: false })).await.is_ok());
     assert!(matches!(ro.call(Request::GetAcl(PathRequest { path: "/a".into() })).await, Ok(Response::GetAcl(_))));
     assert!(ro.call(Request::GetAllChildrenNumber(PathRequest { path: "/a".into() })).await.is_ok());
     assert!(ro.call(Request::GetEphemerals(PathRequest { path: "/".into() })).await.is_ok());
