@@ -106,7 +106,8 @@ impl TestingCluster {
     }
 
     /// Stops member `index`: its port is released and its connections are closed. Sessions
-    /// live on (and keep ageing) for the other members to resume.
+    /// live on (and keep ageing) for the other members to resume, except the read-only
+    /// sessions the member granted, which only it knew. A restarted member keeps its mode.
     pub async fn stop_member(&mut self, index: usize) {
         self.slot(index);
         let member = self.slots.get_mut(index).and_then(|s| s.member.take());

@@ -72,7 +72,9 @@ impl TestingServer {
     }
 
     /// Stops the server: the port is released and every connection closed. The tree and the
-    /// sessions are kept, and sessions do not expire while it is stopped.
+    /// sessions are kept, and sessions do not expire while it is stopped; the read-only
+    /// sessions of a read-only server are forgotten (ZooKeeper's local sessions do not survive
+    /// a restart).
     ///
     /// # Cancel safety
     ///
