@@ -180,23 +180,39 @@ impl ClientBuilder {
         self
     }
 
-    /// Accept read-only servers (ZooKeeper's `readonlymode.enabled`): reads work, writes fail
-    /// with NotReadOnly, and the state is [`SessionState::ConnectedReadOnly`].
+    /// Accept read-only servers (ZooKeeper's `readonlymode.enabled`): reads and watches work,
+    /// writes fail with [`ErrorCode::NotReadOnly`](crate::ErrorCode::NotReadOnly), and the
+    /// state is [`SessionState::ConnectedReadOnly`].
     ///
-    /// Off by default: a server that has lost its quorum then refuses the session, and the
-    /// client tries the next host.
+    /// While connected to a read-only server the client looks for a read/write one in the
+    /// background, as the Java client does: it asks the other hosts of the connect string
+    /// `isro`, in rounds at intervals doubling from 100 ms to 60 s, and moves the session to
+    /// the first that answers `rw`. The state then goes `ConnectedReadOnly` → `Connecting` →
+    /// `Connected`, and requests in flight at that moment fail with [`Error::ConnectionLoss`].
+    ///
+    /// A session first granted by a read-only server is known to that server alone, so until a
+    /// read/write server has been seen every handshake asks for a new session (the Java
+    /// client's `seenRwServerBefore`): the session id changes when the client reaches a
+    /// read/write server, or reconnects at all. Watches are restored on the new session. A
+    /// session granted by a read/write server is resumed as usual; read-only servers refuse it.
+    ///
+    /// Off by default: a read-only server then refuses the client, which tries the next host.
     ///
     /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// use corral_core::{Client, SessionState};
+    /// use corral_core::{Client, CreateMode, ErrorCode, SessionState};
+    /// use corral_server::{Server, testing::TestingServer};
     ///
+    /// // A server that has lost its quorum.
+    /// let server = TestingServer::with_builder(Server::builder().read_only(true)).await?;
     /// let client = Client::builder(server.connect_string()).allow_read_only(true).connect().await?;
-    /// // A server with a quorum is read/write as usual.
-    /// assert_eq!(*client.state().borrow(), SessionState::Connected);
+    /// assert_eq!(*client.state().borrow(), SessionState::ConnectedReadOnly);
+    /// assert!(client.exists("/zookeeper").await?.is_some()); // reads work
+    /// let write = client.create("/x", "", CreateMode::Persistent).await;
+    /// assert_eq!(write.map_err(|e| e.code()), Err(ErrorCode::NotReadOnly));
     /// # client.close().await;
     /// # Ok(()) }
     /// ```

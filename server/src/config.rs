@@ -86,6 +86,8 @@ pub(crate) struct Config {
     pub(crate) max_frame: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) clock: Clock,
+    /// Whether members start read-only.
+    pub(crate) read_only: bool,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             max_frame: DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(10),
             clock: Clock::system(),
+            read_only: false,
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,11 +55,25 @@ pub(crate) struct MemberCtl {
     pub(crate) latency: Mutex<Duration>,
     /// The port the listener is bound to (for `conf`).
     pub(crate) port: AtomicU16,
+    /// Whether the member is read-only, as a ZooKeeper server that lost its quorum (with
+    /// `readonlymode.enabled`). Changed only under the state lock (see
+    /// `Core::set_read_only`), and read under it by the handshake and every request.
+    pub(crate) read_only: AtomicBool,
 }
 
 impl MemberCtl {
-    pub(crate) fn new(index: usize) -> Self {
-        Self { index, paused: watch::Sender::new(false), latency: Mutex::new(Duration::ZERO), port: AtomicU16::new(0) }
+    pub(crate) fn new(index: usize, read_only: bool) -> Self {
+        Self {
+            index,
+            paused: watch::Sender::new(false),
+            latency: Mutex::new(Duration::ZERO),
+            port: AtomicU16::new(0),
+            read_only: AtomicBool::new(read_only),
+        }
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
     }
 
     fn latency(&self) -> Duration {
@@ -341,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             info.received += 1;
         }
         let port = self.ctl.port.load(Ordering::Relaxed);
-        let text = fourlw::run(cmd, &self.shared, &state, self.id, port);
+        let text = fourlw::run(cmd, &self.shared, &state, self.id, port, self.ctl.is_read_only());
         tracing::debug!(cmd, "four-letter word");
         state.send(self.id, Bytes::from(text));
         state.close_conn(self.id);
@@ -349,6 +363,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// The ConnectRequest (zookeeper-protocol.md §3.3).
+    ///
+    /// On a read-only member, as on ZooKeeper's `ReadOnlyZooKeeperServer` with local sessions:
+    /// a client that does not accept read-only servers is refused (the connection closes
+    /// without an answer); a new session is a read-only session of this member (no zxid, no
+    /// ephemerals); resuming a read/write (global) session is refused the same way, before the
+    /// session's other connection is touched; and a session this member does not know
+    /// (another member's read-only session included) is answered as expired.
     fn handshake(&mut self, frame: &[u8]) -> Flow {
         let Ok(req) = ConnectRequest::read(&mut &frame[..]) else {
             tracing::info!("undecodable ConnectRequest; closing");
@@ -361,25 +382,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             state.handshakes.pop_front();
         }
         state.handshakes.push_back(tokio::time::Instant::now());
+        let read_only = self.ctl.is_read_only();
+        if read_only && req.read_only != Some(true) {
+            tracing::info!("refusing a client that does not accept a read-only server; closing");
+            return Flow::Abort;
+        }
         if req.last_zxid_seen > state.zxid {
             tracing::info!(client = req.last_zxid_seen, server = state.zxid, "client has seen a later zxid; closing");
             return Flow::Abort;
         }
         let timeout = shared.config.negotiate_timeout(req.timeout);
         let now = shared.now_ms();
-        let read_only = req.read_only.map(|_| false);
+        let local_to = read_only.then_some(self.ctl.index);
         let granted = if req.session_id == 0 {
             let (id, password) = {
-                let session = state.sessions.create(timeout, now);
+                let session = state.sessions.create(timeout, now, local_to);
                 (session.id, session.password)
             };
-            state.next_zxid();
+            if !read_only {
+                // createSession is a transaction; a read-only server's local session is not.
+                state.next_zxid();
+            }
             shared.expirer_wake.notify_one();
-            tracing::info!(session = format_args!("{id:#x}"), timeout, "session created");
+            tracing::info!(session = format_args!("{id:#x}"), timeout, read_only, "session created");
             Some((id, password))
         } else {
             let id = req.session_id;
-            if let Some(old) = state.sessions.get(id).and_then(|s| s.conn)
+            let session = state.sessions.get(id);
+            if read_only && session.is_some_and(|s| s.local_to.is_none()) {
+                tracing::info!(
+                    session = format_args!("{id:#x}"),
+                    "refusing a read/write session on a read-only server; closing"
+                );
+                return Flow::Abort;
+            }
+            // Only this member's kind of session is known here: a read/write member knows no
+            // read-only session, and a read-only member knows only its own.
+            let known = session.filter(|s| s.local_to == local_to).is_some();
+            if known
+                && let Some(old) = state.sessions.get(id).and_then(|s| s.conn)
                 && old != self.id
             {
                 tracing::debug!(old, "closing the session's previous connection");
@@ -388,7 +429,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let valid = state
                 .sessions
                 .get(id)
-                .filter(|s| !s.closing && s.password.as_slice() == req.passwd.as_ref())
+                .filter(|s| known && !s.closing && s.password.as_slice() == req.passwd.as_ref())
                 .map(|s| s.password);
             if valid.is_some() {
                 state.sessions.set_timeout(id, timeout, now);
@@ -398,6 +439,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             valid.map(|password| (id, password))
         };
+        // The byte is answered only if the request carried it.
+        let read_only = req.read_only.map(|_| read_only);
         let response = match granted {
             Some((id, password)) => {
                 if let Some(session) = state.sessions.get_mut(id) {
@@ -478,7 +521,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Flow::Continue;
         }
         let auth = Arc::clone(&info.auth);
-        let reply = if !ops::is_client_op(header.op) {
+        let reply = if self.ctl.is_read_only() && ops::is_write(header.op) {
+            // As ZooKeeper's ReadOnlyRequestProcessor: by opcode, before the body is read, with
+            // the last zxid and no zxid consumed.
+            Reply::err(state.zxid, ErrorCode::NotReadOnly)
+        } else if !ops::is_client_op(header.op) {
             tracing::info!(xid = header.xid, op = header.op.code(), "unknown opcode; closing");
             Reply::err(state.zxid, ErrorCode::Unimplemented).then_close()
         } else {

@@ -12,18 +12,21 @@ use crate::state::{ConnId, ConnInfo, Shared, State};
 /// The version line's value: ZooKeeper's protocol level, then ours.
 pub(crate) const VERSION: &str = concat!("3.8.0-corral-", env!("CARGO_PKG_VERSION"));
 
-/// Runs `cmd` and returns its text.
-pub(crate) fn run(cmd: &str, shared: &Shared, state: &State, me: ConnId, port: u16) -> String {
+/// ZooKeeper's `getState()` of a read-only server, which `srvr`, `stat` and `mntr` print.
+const READ_ONLY_MODE: &str = "read-only";
+
+/// Runs `cmd` on a member (read-only or not) and returns its text.
+pub(crate) fn run(cmd: &str, shared: &Shared, state: &State, me: ConnId, port: u16, read_only: bool) -> String {
     if !shared.config.four_letter_word_allowed(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
     match cmd {
         "ruok" => "imok".to_owned(),
-        "isro" => "rw".to_owned(),
-        "srvr" => srvr(state, None),
-        "stat" => srvr(state, Some(me)),
+        "isro" => if read_only { "ro" } else { "rw" }.to_owned(),
+        "srvr" => srvr(state, None, read_only),
+        "stat" => srvr(state, Some(me), read_only),
         "cons" => cons(state, me),
-        "mntr" => mntr(shared, state),
+        "mntr" => mntr(shared, state, read_only),
         "wchs" => wchs(state),
         "wchc" => wchc(state),
         "wchp" => wchp(state),
@@ -44,9 +47,18 @@ fn java_double(v: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
-fn srvr(state: &State, clients_of: Option<ConnId>) -> String {
+/// The mode line's value: `standalone`, or `read-only` as ZooKeeper's read-only server says.
+fn mode(read_only: bool) -> &'static str {
+    if read_only { READ_ONLY_MODE } else { "standalone" }
+}
+
+fn srvr(state: &State, clients_of: Option<ConnId>, read_only: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Zookeeper version: {VERSION}, built on 1970-01-01 00:00 UTC");
+    if read_only {
+        // StatCommand prints this line for a ReadOnlyZooKeeperServer.
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
     if let Some(me) = clients_of {
         out.push_str("Clients:\n");
         for (id, info) in state.conns_in_order() {
@@ -67,7 +79,7 @@ fn srvr(state: &State, clients_of: Option<ConnId>) -> String {
     let _ = writeln!(out, "Connections: {}", state.conns.len());
     let _ = writeln!(out, "Outstanding: 0");
     let _ = writeln!(out, "Zxid: {:#x}", state.zxid);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", mode(read_only));
     // ZooKeeper counts the root twice (under "" and "/").
     let _ = writeln!(out, "Node count: {}", state.tree.len() + 1);
     out
@@ -107,11 +119,11 @@ fn cons(state: &State, me: ConnId) -> String {
     out
 }
 
-fn mntr(shared: &Shared, state: &State) -> String {
+fn mntr(shared: &Shared, state: &State, read_only: bool) -> String {
     let (_, _, watch_count) = state.watches.data_summary();
     let rows: [(&str, String); 17] = [
         ("version", format!("{VERSION}, built on 1970-01-01 00:00 UTC")),
-        ("server_state", "standalone".to_owned()),
+        ("server_state", mode(read_only).to_owned()),
         ("avg_latency", java_double(state.latency.avg())),
         ("max_latency", state.latency.max().to_string()),
         ("min_latency", state.latency.min().to_string()),

@@ -12,7 +12,8 @@
 //!   port chosen by the system unless told otherwise. The `corral-server` binary runs the same
 //!   thing from a shell.
 //! - [`testing`] is the test kit: [`testing::TestingServer`], [`testing::TestingCluster`] and
-//!   faults (expire a session, drop a connection, pause a member, add latency).
+//!   faults (expire a session, drop a connection, pause a member, add latency, make a member
+//!   read-only as a ZooKeeper server that lost its quorum).
 //!
 //! # Layout
 //!
@@ -27,6 +28,9 @@
 //! - Every four-letter word is enabled by default (ZooKeeper enables only `srvr`).
 //! - Nothing is persisted; a [`testing::TestingServer`] restart keeps the state in memory.
 //! - SASL is not supported: a SASL packet is answered AuthFailed and the connection closed.
+//! - A read-only member ([`ServerBuilder::read_only`]) always grants new read-only sessions (a
+//!   ZooKeeper server does only with `localSessionsEnabled=true`), and serves the one shared
+//!   tree, so it sees at once what read/write members write.
 //! - Notifications carry zxid −1, and create and create2 results inside a multi carry no stat
 //!   (createContainer and createTTL ones do), as in ZooKeeper 3.8.
 //!

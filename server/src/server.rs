@@ -163,6 +163,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether the server starts read-only, as a ZooKeeper server that has lost its quorum
+    /// (with `readonlymode.enabled=true`). Default false.
+    ///
+    /// A read-only server closes the connection of a client that does not accept read-only
+    /// servers (a ConnectRequest with `readOnly` false or missing) and of one resuming a
+    /// read/write session; it grants new sessions as read-only ones (`readOnly` true in the
+    /// ConnectResponse), which no other server knows; it answers every write — create in all
+    /// its forms, delete, setData, setACL, reconfig, multi, check and sync — with NotReadOnly
+    /// (−119); reads, watches and closeSession work. `isro` answers `ro`, and `srvr`, `stat`
+    /// and `mntr` report the mode `read-only`. In a [`crate::testing::TestingCluster`] every
+    /// member starts so; [`crate::testing::TestingCluster::set_read_only`] switches one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), corral_server::Error> {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let server = corral_server::Server::builder().read_only(true).start().await?;
+    /// let mut socket = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    /// socket.write_all(b"isro").await.expect("write");
+    /// let mut answer = String::new();
+    /// socket.read_to_string(&mut answer).await.expect("read");
+    /// assert_eq!(answer, "ro");
+    /// server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.config.read_only = read_only;
+        self
+    }
+
     /// Binds the listener and starts serving.
     ///
     /// The server accepts connections as soon as this returns.
@@ -172,8 +206,9 @@ impl ServerBuilder {
     /// [`Error::Bind`] if the address cannot be bound.
     pub async fn start(self) -> Result<Server, Error> {
         let addr = SocketAddr::new(self.config.host, self.config.port);
+        let read_only = self.config.read_only;
         let core = Core::start(self.config);
-        let member = Member::bind(&core.shared, Arc::new(MemberCtl::new(0)), addr).await?;
+        let member = Member::bind(&core.shared, Arc::new(MemberCtl::new(0, read_only)), addr).await?;
         tracing::info!(addr = %member.addr, "corral server listening");
         Ok(Server { core, member })
     }
@@ -318,6 +353,26 @@ impl Core {
         self.shared.expirer_wake.notify_one();
     }
 
+    /// Switches a member into or out of read-only mode. Returns whether the mode changed.
+    ///
+    /// ZooKeeper restarts a server to change its mode, so the member's connections are closed
+    /// (their sessions live on), and leaving read-only mode forgets the read-only sessions the
+    /// member granted. The switch happens under the state lock, so every request is handled
+    /// wholly in one mode.
+    pub(crate) fn set_read_only(&self, ctl: &MemberCtl, read_only: bool) -> bool {
+        let mut state = self.shared.lock();
+        if ctl.read_only.swap(read_only, std::sync::atomic::Ordering::Relaxed) == read_only {
+            return false;
+        }
+        tracing::info!(member = ctl.index, read_only, "member switches mode; closing its connections");
+        state.close_member_conns(ctl.index);
+        if !read_only {
+            let dropped = state.drop_local_sessions(ctl.index);
+            tracing::debug!(member = ctl.index, dropped, "read-only sessions forgotten");
+        }
+        true
+    }
+
     /// The listener index a session's connection belongs to.
     pub(crate) fn member_of_session(&self, session: i64) -> Option<usize> {
         let state = self.shared.lock();
@@ -423,13 +478,9 @@ impl Member {
         }
         {
             let mut state = shared.lock();
-            let mine: Vec<u64> = state
-                .conns_in_order()
-                .into_iter()
-                .filter(|(_, c)| c.member == self.ctl.index)
-                .map(|(id, _)| id)
-                .collect();
-            mine.into_iter().for_each(|id| state.close_conn(id));
+            state.close_member_conns(self.ctl.index);
+            // A stopped server's local (read-only) sessions do not survive it.
+            state.drop_local_sessions(self.ctl.index);
         }
         let mut set = std::mem::take(&mut *self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let _ = tokio::time::timeout(STOP_GRACE, async { while set.join_next().await.is_some() {} }).await;

@@ -28,6 +28,11 @@ pub(crate) struct Session {
     pub(crate) closing: bool,
     /// The connection the session is attached to, if any.
     pub(crate) conn: Option<ConnId>,
+    /// The member whose read-only mode granted the session, if it is a read-only (local)
+    /// session: only that member knows it, it owns no ephemerals, and it is forgotten when the
+    /// member leaves read-only mode or stops (ZooKeeper's local sessions on a
+    /// `ReadOnlyZooKeeperServer`).
+    pub(crate) local_to: Option<usize>,
 }
 
 /// Every live session and its expiry bucket.
@@ -64,8 +69,9 @@ impl SessionTracker {
         bucket_for(self.tick_ms, now, timeout_ms)
     }
 
-    /// Creates a session with a random password, in its first bucket.
-    pub(crate) fn create(&mut self, timeout_ms: i32, now: u64) -> &Session {
+    /// Creates a session with a random password, in its first bucket; `local_to` is the
+    /// read-only member that grants it, if any.
+    pub(crate) fn create(&mut self, timeout_ms: i32, now: u64, local_to: Option<usize>) -> &Session {
         let mut id = self.next_id;
         if id == CONTAINER_MARKER {
             id = id.wrapping_add(1);
@@ -75,7 +81,15 @@ impl SessionTracker {
         password.iter_mut().for_each(|b| *b = fastrand::u8(..));
         let expires_at = self.bucket_for(now, timeout_ms);
         self.buckets.entry(expires_at).or_default().insert(id);
-        self.sessions.entry(id).or_insert(Session { id, password, timeout_ms, expires_at, closing: false, conn: None })
+        self.sessions.entry(id).or_insert(Session {
+            id,
+            password,
+            timeout_ms,
+            expires_at,
+            closing: false,
+            conn: None,
+            local_to,
+        })
     }
 
     /// Moves a live session to the bucket for `now`. Returns `false` if the session is unknown
@@ -163,6 +177,13 @@ impl SessionTracker {
         ids
     }
 
+    /// The ids of the read-only sessions granted by member `member`, sorted.
+    pub(crate) fn local_to(&self, member: usize) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.sessions.values().filter(|s| s.local_to == Some(member)).map(|s| s.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The number of sessions.
     pub(crate) fn len(&self) -> usize {
         self.sessions.len()
@@ -214,8 +235,8 @@ mod tests {
         assert_eq!(id as u64 >> 56, 1);
         assert_eq!(id & 0xffff, 0);
         let mut tracker = SessionTracker::new(1, 1_700_000_000_000, 2000);
-        let first = tracker.create(4000, 0).id;
-        let second = tracker.create(4000, 0).id;
+        let first = tracker.create(4000, 0, None).id;
+        let second = tracker.create(4000, 0, None).id;
         assert_eq!(second, first + 1);
         assert_eq!(first as u64 >> 56, 1);
         assert_ne!(tracker.get(first).map(|s| s.password), Some([0; 16]));
@@ -232,9 +253,9 @@ mod tests {
     #[test]
     fn touch_moves_to_later_bucket_and_expiry_takes_whole_buckets() {
         let mut tracker = SessionTracker::new(1, 0, 2000);
-        let a = tracker.create(4000, 0).id;
-        let b = tracker.create(4000, 500).id;
-        let c = tracker.create(4000, 0).id;
+        let a = tracker.create(4000, 0, None).id;
+        let b = tracker.create(4000, 500, None).id;
+        let c = tracker.create(4000, 0, None).id;
         assert_eq!(tracker.next_expiration(), Some(6000));
         assert!(tracker.touch(c, 2500));
         assert_eq!(tracker.get(c).map(|s| s.expires_at), Some(8000));

@@ -339,11 +339,40 @@ impl State {
         self.detach_conn(conn);
     }
 
+    /// Closes every connection of member `member` (after what is already queued on each).
+    pub(crate) fn close_member_conns(&mut self, member: usize) {
+        let mine: Vec<ConnId> =
+            self.conns_in_order().into_iter().filter(|(_, c)| c.member == member).map(|(id, _)| id).collect();
+        mine.into_iter().for_each(|id| self.close_conn(id));
+    }
+
+    /// Forgets the read-only sessions member `member` granted (it left read-only mode or
+    /// stopped: a ZooKeeper server loses its local sessions when it restarts). They own no
+    /// ephemerals, so nothing else changes. Returns how many there were.
+    pub(crate) fn drop_local_sessions(&mut self, member: usize) -> usize {
+        let ids = self.sessions.local_to(member);
+        for id in &ids {
+            if let Some(conn) = self.sessions.remove(*id).and_then(|s| s.conn) {
+                self.close_conn(conn);
+            }
+        }
+        ids.len()
+    }
+
     /// Ends a session (expiry or closeSession): one transaction deletes its ephemerals (their
     /// watches fire), the session is forgotten, and with `close` its connection is closed.
-    /// Returns the zxid of that transaction.
+    /// Returns the zxid of that transaction. A read-only session has no ephemerals and, as a
+    /// local session in ZooKeeper, ends without a transaction: the last zxid is returned.
     pub(crate) fn end_session(&mut self, id: i64, wall: i64, config: &Config, close: bool) -> i64 {
         self.sessions.set_closing(id);
+        if self.sessions.get(id).is_some_and(|s| s.local_to.is_some()) {
+            if let Some(conn) = self.sessions.remove(id).and_then(|s| s.conn)
+                && close
+            {
+                self.close_conn(conn);
+            }
+            return self.zxid;
+        }
         let zxid = self.next_zxid();
         let mut txn = Txn::single(&mut self.tree, zxid, wall, config.extended_types);
         txn.delete_ephemerals(id);

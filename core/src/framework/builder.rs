@@ -369,21 +369,25 @@ impl FrameworkBuilder {
         self
     }
 
-    /// Accepts read-only servers (posts READ_ONLY when connected to one).
+    /// Accepts read-only servers: posts READ_ONLY when connected to one, then, once the
+    /// client has found a read/write server and moved there, LOST (the read-only server's
+    /// session is not resumed elsewhere) and CONNECTED or RECONNECTED on a new epoch. See
+    /// [`ClientBuilder::allow_read_only`](crate::ClientBuilder::allow_read_only) for the
+    /// client's side and [`ConnectionState`](crate::ConnectionState) for the sequence.
     ///
     /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
     /// use std::time::Duration;
     /// use corral_core::{ConnectionState, Framework};
+    /// use corral_server::{Server, testing::TestingServer};
     ///
+    /// let server = TestingServer::with_builder(Server::builder().read_only(true)).await?;
     /// let fw = Framework::builder(server.connect_string()).allow_read_only(true).start()?;
     /// fw.wait_until_connected(Duration::from_secs(5)).await?;
-    /// // A server with a quorum is read/write as usual.
-    /// assert_eq!(fw.current_state().state, ConnectionState::Connected);
+    /// assert_eq!(fw.current_state().state, ConnectionState::ReadOnly);
     /// fw.close().await;
     /// # Ok(()) }
     /// ```

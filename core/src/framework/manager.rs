@@ -47,6 +47,8 @@ pub(crate) async fn run(
     let mut rng = config.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
     let mut epoch = 0u64;
     let mut connection = 0u64;
+    // Whether CONNECTED was posted: as in Curator, the first read/write connection posts it
+    // and every later one RECONNECTED; READ_ONLY does not count.
     let mut ever_connected = false;
     let mut next = Some(first);
     loop {
@@ -63,15 +65,28 @@ pub(crate) async fn run(
         *shared.client.lock().unwrap_or_else(|e| e.into_inner()) = client.clone();
         epoch += 1;
         let mut session_id = 0i64;
+        let mut namespace_ready = false;
         let mut suspended_since: Option<(Instant, Duration)> = None;
         let end = loop {
             let lost_at = suspended_since.map(|(since, timeout)| since + timeout * config.lost_after_percent / 100);
             tokio::select! {
                 event = events.next() => match event {
                     Some(SessionEvent::Connected { session_id: id, read_only, .. }) => {
-                        let first_of_session = session_id == 0;
+                        if session_id != 0 && id != session_id {
+                            // The client left a read-only server's session for a new one (a
+                            // session only read-only servers have seen is not resumed
+                            // elsewhere): the old session is gone with its watches' server
+                            // side, so it is LOST and the new one is a new epoch, as after an
+                            // expiry. Curator cannot tell this case (the same ZooKeeper handle
+                            // changes its session id underneath).
+                            tracing::info!(old = format_args!("{session_id:#x}"), new = format_args!("{id:#x}"), "the session changed");
+                            shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                            epoch += 1;
+                            namespace_ready = false;
+                        }
                         session_id = id;
-                        if first_of_session && config.ensure_namespace && !read_only {
+                        if !namespace_ready && config.ensure_namespace && !read_only {
+                            namespace_ready = true;
                             // Curator creates the namespace on first use; here it exists before
                             // CONNECTED is posted, so every operation after it finds it.
                             match tokio::time::timeout(Duration::from_secs(5), client.ensure_chroot()).await {
@@ -86,9 +101,9 @@ pub(crate) async fn run(
                         } else if ever_connected {
                             ConnectionState::Reconnected
                         } else {
+                            ever_connected = true;
                             ConnectionState::Connected
                         };
-                        ever_connected = true;
                         connection += 1;
                         shared.states.post(ConnectionStateChange { state, session_id, epoch, connection });
                     }

@@ -15,7 +15,18 @@ use tokio::sync::watch;
 ///                LOST → RECONNECTED (new session, next epoch)
 /// ```
 ///
-/// READ_ONLY takes the place of CONNECTED or RECONNECTED on a read-only server. See
+/// READ_ONLY takes the place of CONNECTED or RECONNECTED on a read-only server (only with
+/// [`FrameworkBuilder::allow_read_only`](crate::FrameworkBuilder::allow_read_only)). The client
+/// then looks for a read/write server by itself and moves there:
+///
+/// ```text
+/// READ_ONLY → SUSPENDED → LOST → CONNECTED or RECONNECTED (new session, next epoch)
+/// ```
+///
+/// LOST comes first because a session first granted by a read-only server is known to that
+/// server alone and is not resumed elsewhere (ZooKeeper's Java client does the same): the
+/// read/write server grants a new one. As in Curator, READ_ONLY does not count as the first
+/// connection: the first read/write one posts CONNECTED, later ones RECONNECTED. See
 /// [`Framework::state_changes`](crate::Framework::state_changes) and
 /// [`FrameworkBuilder::lost_after_percent`](crate::FrameworkBuilder::lost_after_percent) for
 /// examples.
@@ -33,7 +44,10 @@ pub enum ConnectionState {
     /// the session timeout (the client cannot know, so it assumes the worst), or the framework
     /// was closed. Ephemeral nodes and watches of the session are gone.
     Lost,
-    /// Connected to a read-only server: reads work, writes fail.
+    /// Connected to a read-only server (a ZooKeeper server that lost its quorum): reads and
+    /// watches work, writes fail with [`ErrorCode::NotReadOnly`](crate::ErrorCode::NotReadOnly).
+    /// Not an error under either [`ErrorPolicy`]. The client keeps looking for a read/write
+    /// server and moves there by itself.
     ReadOnly,
 }
 
@@ -89,6 +103,10 @@ pub struct ConnectionStateChange {
 
 /// Which connection states count as errors for recipes (Curator's `ConnectionStateErrorPolicy`).
 ///
+/// READ_ONLY is an error under neither policy, as in Curator: a read-only session can create
+/// no node, so it holds no lock or leadership to give up, and leaving it for a read/write
+/// server posts LOST (the session changes), which every policy counts.
+///
 /// Set with [`FrameworkBuilder::error_policy`](crate::FrameworkBuilder::error_policy); see
 /// [`ErrorPolicy::is_error`] for an example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -113,6 +131,7 @@ impl ErrorPolicy {
     /// assert!(ErrorPolicy::Standard.is_error(ConnectionState::Suspended));
     /// assert!(!ErrorPolicy::SessionOnly.is_error(ConnectionState::Suspended));
     /// assert!(ErrorPolicy::SessionOnly.is_error(ConnectionState::Lost));
+    /// assert!(!ErrorPolicy::Standard.is_error(ConnectionState::ReadOnly));
     /// ```
     pub fn is_error(self, state: ConnectionState) -> bool {
         match self {
@@ -302,5 +321,7 @@ mod tests {
         assert!(!ErrorPolicy::SessionOnly.is_error(ConnectionState::Suspended));
         assert!(ErrorPolicy::SessionOnly.is_error(ConnectionState::Lost));
         assert!(!ErrorPolicy::Standard.is_error(ConnectionState::Reconnected));
+        assert!(!ErrorPolicy::Standard.is_error(ConnectionState::ReadOnly));
+        assert!(!ErrorPolicy::SessionOnly.is_error(ConnectionState::ReadOnly));
     }
 }

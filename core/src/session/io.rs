@@ -27,6 +27,9 @@ use crate::watcher::WatchedEvent;
 pub(crate) enum ConnEnd {
     /// The connection is gone; the session may live on.
     Disconnected(String),
+    /// The connection to a read-only server was closed on purpose: a read/write server was
+    /// found, and the next connection attempt goes to it first.
+    ReadWriteFound(String),
     /// The session is over.
     Terminal(Terminal),
 }
@@ -108,6 +111,7 @@ impl SessionTask {
         self.password = response.passwd.clone();
         self.negotiated = Duration::from_millis(u64::try_from(response.timeout).unwrap_or(0));
         let read_only = response.read_only == Some(true);
+        self.seen_rw |= !read_only;
         let span =
             tracing::info_span!("connection", session_id = format_args!("{:#x}", self.session_id), server = %addr);
         span.in_scope(|| tracing::info!(resumed, read_only, negotiated = ?self.negotiated, "connected"));
@@ -179,6 +183,11 @@ impl SessionTask {
         let mut rbuf = leftover;
         let mut last_recv = Instant::now();
         let mut handles_gone = false;
+        // While read-only, look for a read/write server in the background (the Java client's
+        // pingRwServer); dropped with the connection.
+        let mut seek = read_only.then(|| {
+            super::probe::seek_read_write(self.config.hosts.clone(), self.connected_host, self.config.connector.clone())
+        });
 
         let end = 'conn: loop {
             // Frames already buffered (the handshake may have read past its reply).
@@ -247,6 +256,11 @@ impl SessionTask {
                 _ = tokio::time::sleep_until(dead_at) => {
                     break ConnEnd::Disconnected(format!("no response from the server for {read_timeout:?}"));
                 }
+                found = super::probe::found(seek.as_mut()), if seek.is_some() => {
+                    self.host_cursor = found;
+                    let host = self.config.hosts.get(found).map(ToString::to_string).unwrap_or_default();
+                    break ConnEnd::ReadWriteFound(format!("read/write server found at {host}"));
+                }
             }
         };
 
@@ -257,7 +271,7 @@ impl SessionTask {
             let _ = f.pending.reply.send(Err(err));
         }
         match end {
-            ConnEnd::Disconnected(_) if closing => ConnEnd::Terminal(Terminal::Closed),
+            ConnEnd::Disconnected(_) | ConnEnd::ReadWriteFound(_) if closing => ConnEnd::Terminal(Terminal::Closed),
             end => end,
         }
     }

@@ -8,6 +8,7 @@
 
 mod connect;
 mod io;
+mod probe;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -183,6 +184,13 @@ pub(crate) struct SessionTask {
     auths: Vec<AuthEntry>,
     queued: VecDeque<Queued>,
     host_cursor: usize,
+    /// The index in `config.hosts` of the host of the current (or last) connection.
+    connected_host: usize,
+    /// Whether a read/write server has granted or resumed this session (Java's
+    /// `seenRwServerBefore`). Until then the session is a read-only server's local session,
+    /// which no other server knows: every handshake asks for a new session (id 0) instead of
+    /// resuming it.
+    seen_rw: bool,
     session_id: i64,
     password: Bytes,
     negotiated: Duration,
@@ -199,6 +207,9 @@ impl SessionTask {
         auths: Vec<(String, Bytes)>,
     ) -> Self {
         fastrand::shuffle(&mut config.hosts);
+        // A session handed over by the caller is taken for a read/write one, as the Java
+        // client does when given an id and password.
+        let seen_rw = session.is_some();
         let (session_id, password) = session.unwrap_or((0, Bytes::new()));
         Self {
             config,
@@ -208,6 +219,8 @@ impl SessionTask {
             auths: auths.into_iter().map(|(scheme, auth)| AuthEntry { scheme, auth, waiter: None }).collect(),
             queued: VecDeque::new(),
             host_cursor: 0,
+            connected_host: 0,
+            seen_rw,
             session_id,
             password,
             negotiated: Duration::ZERO,
@@ -229,14 +242,21 @@ impl SessionTask {
                 Err(terminal) => break terminal,
             };
             let connected_at = Instant::now();
-            match self.connection_phase(conn).await {
+            let moving = match self.connection_phase(conn).await {
                 io::ConnEnd::Disconnected(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "disconnected");
                     self.shared.emit(SessionEvent::Disconnected { reason });
+                    false
+                }
+                io::ConnEnd::ReadWriteFound(reason) => {
+                    tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "leaving the read-only server");
+                    self.shared.emit(SessionEvent::Disconnected { reason });
+                    true
                 }
                 io::ConnEnd::Terminal(terminal) => break terminal,
-            }
-            if connected_at.elapsed() < QUICK_DROP {
+            };
+            // Leaving a read-only server on purpose is no quick drop: go to the read/write one now.
+            if !moving && connected_at.elapsed() < QUICK_DROP {
                 quick_drops = (quick_drops + 1).min(6);
                 let max = QUICK_DROP_PAUSE * (1 << quick_drops);
                 let pause = Duration::from_micros(fastrand::u64(0..=max.as_micros() as u64));
@@ -253,9 +273,13 @@ impl SessionTask {
     }
 
     fn handshake_params(&self) -> HandshakeParams {
+        // A session only read-only servers have seen is a local session of one of them: ask
+        // for a new session instead (Java's ClientCnxn sends id 0 until seenRwServerBefore).
+        let (session_id, password) =
+            if self.seen_rw { (self.session_id, self.password.clone()) } else { (0, Bytes::new()) };
         HandshakeParams {
-            session_id: self.session_id,
-            password: self.password.clone(),
+            session_id,
+            password,
             last_zxid: self.last_zxid,
             timeout: self.config.session_timeout,
             read_only: self.config.read_only,
@@ -276,7 +300,8 @@ impl SessionTask {
         loop {
             let n = self.config.hosts.len();
             for _ in 0..n {
-                let host = self.config.hosts[self.host_cursor % n].clone();
+                let index = self.host_cursor % n;
+                let host = self.config.hosts[index].clone();
                 self.host_cursor = (self.host_cursor + 1) % n;
                 let params = self.handshake_params();
                 let per_host = self.config.connect_timeout.unwrap_or_else(|| {
@@ -287,7 +312,10 @@ impl SessionTask {
                 let connector = self.config.connector.clone();
                 let attempt = async move { connect::connect(&host, connector, &params, per_host).await };
                 match self.serve_disconnected(attempt).await? {
-                    Ok(connect::Handshake::Connected(conn)) => return Ok(conn),
+                    Ok(connect::Handshake::Connected(conn)) => {
+                        self.connected_host = index;
+                        return Ok(conn);
+                    }
                     Ok(connect::Handshake::Expired { addr }) => {
                         tracing::warn!(%addr, session_id = format_args!("{:#x}", self.session_id), "session expired");
                         return Err(Terminal::Expired);

@@ -130,6 +130,27 @@ pub(crate) fn is_client_op(op: OpCode) -> bool {
     !matches!(op, OpCode::Notification | OpCode::CreateSession | OpCode::Error | OpCode::Unknown(_))
 }
 
+/// Whether a read-only server refuses `op` with NotReadOnly: the opcodes ZooKeeper's
+/// `ReadOnlyRequestProcessor` refuses — every write, multi (even one of checks only), check
+/// and sync.
+pub(crate) fn is_write(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateTtl
+            | OpCode::CreateContainer
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Reconfig
+            | OpCode::Multi
+            | OpCode::Check
+            | OpCode::Sync
+    )
+}
+
 /// ZooKeeper's four-letter name of an operation, as `cons` shows it in `lop=`.
 pub(crate) fn short_name(op: OpCode) -> &'static str {
     match op {

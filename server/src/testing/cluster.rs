@@ -51,10 +51,11 @@ impl TestingCluster {
     pub async fn with_builder(members: usize, builder: ServerBuilder) -> Result<Self, Error> {
         let config = builder.into_config();
         let host = config.host;
+        let read_only = config.read_only;
         let core = Core::start(config);
         let mut slots = Vec::with_capacity(members);
         for index in 0..members {
-            let ctl = Arc::new(MemberCtl::new(index));
+            let ctl = Arc::new(MemberCtl::new(index, read_only));
             let member = Member::bind(&core.shared, Arc::clone(&ctl), SocketAddr::new(host, 0)).await?;
             slots.push(Slot { ctl, addr: member.addr, member: Some(member) });
         }
@@ -105,7 +106,8 @@ impl TestingCluster {
     }
 
     /// Stops member `index`: its port is released and its connections are closed. Sessions
-    /// live on (and keep ageing) for the other members to resume.
+    /// live on (and keep ageing) for the other members to resume, except the read-only
+    /// sessions the member granted, which only it knew. A restarted member keeps its mode.
     pub async fn stop_member(&mut self, index: usize) {
         self.slot(index);
         let member = self.slots.get_mut(index).and_then(|s| s.member.take());
@@ -145,6 +147,55 @@ impl TestingCluster {
     /// Delays every request handled by member `index` by `latency`.
     pub fn set_latency(&self, index: usize, latency: Duration) {
         *self.slot(index).ctl.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
+    }
+
+    /// Switches member `index` into or out of read-only mode, as a ZooKeeper server
+    /// (`readonlymode.enabled=true`) that loses or regains its quorum. Returns whether the mode
+    /// changed.
+    ///
+    /// ZooKeeper restarts a server to change its mode, so the member's connections are closed
+    /// either way; their sessions live on, for the other members or the member itself to
+    /// resume. While read-only the member refuses clients that do not accept read-only servers
+    /// and read/write sessions (it closes the connection without an answer), grants new
+    /// sessions as read-only ones that only it knows, answers every write with NotReadOnly
+    /// and `isro` with `ro` (see [`ServerBuilder::read_only`] for the details). Leaving
+    /// read-only mode forgets those read-only sessions. The tree stays the one shared tree:
+    /// a read-only member sees what the others write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), corral_server::Error> {
+    /// use corral_server::testing::TestingCluster;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// async fn isro(addr: std::net::SocketAddr) -> String {
+    ///     let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    ///     socket.write_all(b"isro").await.expect("write");
+    ///     let mut answer = String::new();
+    ///     socket.read_to_string(&mut answer).await.expect("read");
+    ///     answer
+    /// }
+    ///
+    /// let cluster = TestingCluster::start(3).await?;
+    /// assert!(cluster.set_read_only(0, true));
+    /// assert!(cluster.is_read_only(0));
+    /// assert_eq!(isro(cluster.addr(0)).await, "ro");
+    /// assert_eq!(isro(cluster.addr(1)).await, "rw");
+    /// cluster.set_read_only(0, false); // the quorum is back
+    /// assert_eq!(isro(cluster.addr(0)).await, "rw");
+    /// cluster.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_read_only(&self, index: usize, read_only: bool) -> bool {
+        self.core.set_read_only(&self.slot(index).ctl, read_only)
+    }
+
+    /// Whether member `index` is read-only.
+    pub fn is_read_only(&self, index: usize) -> bool {
+        self.slot(index).ctl.is_read_only()
     }
 
     /// The member a session is connected through, if it is connected.

@@ -7,7 +7,8 @@
 //!   simulated ensemble for client tests, not a replicated store.
 //! - Faults, applied on the server side: expire a session, drop a session's connection,
 //!   pause a member (a black hole: it accepts and buffers but answers nothing) and resume it,
-//!   add latency.
+//!   add latency, switch a member into or out of read-only mode
+//!   ([`TestingCluster::set_read_only`]).
 //!
 //! All time goes through [`tokio::time`]; with [`TestingServer::connect_in_memory`] a test can
 //! run on paused time.

@@ -37,8 +37,9 @@ impl TestingServer {
     pub async fn with_builder(builder: ServerBuilder) -> Result<Self, Error> {
         let config = builder.into_config();
         let addr = SocketAddr::new(config.host, config.port);
+        let read_only = config.read_only;
         let core = Core::start(config);
-        let ctl = Arc::new(MemberCtl::new(0));
+        let ctl = Arc::new(MemberCtl::new(0, read_only));
         let member = Member::bind(&core.shared, Arc::clone(&ctl), addr).await?;
         let addr = member.addr;
         Ok(Self { core, ctl, member: Some(member), addr })
@@ -71,7 +72,9 @@ impl TestingServer {
     }
 
     /// Stops the server: the port is released and every connection closed. The tree and the
-    /// sessions are kept, and sessions do not expire while it is stopped.
+    /// sessions are kept, and sessions do not expire while it is stopped; the read-only
+    /// sessions of a read-only server are forgotten (ZooKeeper's local sessions do not survive
+    /// a restart).
     ///
     /// # Cancel safety
     ///
@@ -137,6 +140,41 @@ impl TestingServer {
     /// Delays the handling of every request by `latency` (zero to stop).
     pub fn set_latency(&self, latency: Duration) {
         *self.ctl.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = latency;
+    }
+
+    /// Switches the server into or out of read-only mode, as a ZooKeeper server that loses or
+    /// regains its quorum; returns whether the mode changed. Its connections are closed either
+    /// way (ZooKeeper restarts the server); see [`TestingCluster::set_read_only`] for what a
+    /// read-only server does.
+    ///
+    /// [`TestingCluster::set_read_only`]: super::TestingCluster::set_read_only
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), corral_server::Error> {
+    /// use corral_server::testing::TestingServer;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let server = TestingServer::start().await?;
+    /// server.set_read_only(true);
+    /// let mut socket = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    /// socket.write_all(b"srvr").await.expect("write");
+    /// let mut answer = String::new();
+    /// socket.read_to_string(&mut answer).await.expect("read");
+    /// assert!(answer.contains("Mode: read-only\n"));
+    /// server.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_read_only(&self, read_only: bool) -> bool {
+        self.core.set_read_only(&self.ctl, read_only)
+    }
+
+    /// Whether the server is read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.ctl.is_read_only()
     }
 
     /// Deletes, now, the containers and TTL nodes that are due. Returns how many were deleted.
