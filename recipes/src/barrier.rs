@@ -261,8 +261,8 @@ impl DistributedBarrier {
                 // Deleted or changed, or the session ended (the watch went with it): check again.
                 _ = watcher => {}
                 // A new connection (same session or a new one): check again, as Curator does.
-                changed = states.wait_for(|s| s.state.is_connected() && s.connection != checked_on) => {
-                    if changed.is_err() {
+                connected = crate::task::new_connection(&mut states, checked_on) => {
+                    if !connected {
                         return Err(Error::Closed);
                     }
                     tracing::debug!(path = %self.path, "reconnected; checking the barrier again");

@@ -311,8 +311,8 @@ impl DistributedDoubleBarrier {
                         return Ok(true);
                     }
                 }
-                changed = states.wait_for(|s| s.state.is_connected() && s.connection != seen.connection) => {
-                    if changed.is_err() {
+                connected = crate::task::new_connection(&mut states, seen.connection) => {
+                    if !connected {
                         return Err(Error::Closed);
                     }
                 }
@@ -461,8 +461,8 @@ impl DistributedDoubleBarrier {
             if stat.is_some() {
                 tokio::select! {
                     _ = watcher => {}
-                    changed = states.wait_for(|s| s.state.is_connected() && s.connection != seen.connection) => {
-                        if changed.is_err() {
+                    connected = crate::task::new_connection(&mut states, seen.connection) => {
+                        if !connected {
                             return Err(Error::Closed);
                         }
                     }

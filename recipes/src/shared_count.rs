@@ -228,11 +228,10 @@ async fn follow<T: Clone + Send + Sync + 'static>(node: Arc<Node<T>>, mut stop: 
             continue;
         }
         let client = node.fw.client();
-        // Dropped on stop: the watcher goes with the reply, and its watch with it.
-        let read = tokio::select! {
-            read = client.get_data_and_watch(&node.path) => read,
-            _ = stop.changed() => continue,
-        };
+        // Awaited even when stopping: a watching request dropped before its reply would leave
+        // its watch registered in the session (nobody could drop the watcher). It is a round
+        // trip on a live connection, or a ConnectionLoss when the connection drops.
+        let read = client.get_data_and_watch(&node.path).await;
         let watcher = match read {
             Ok((data, stat, watcher)) => {
                 failures = 0;
@@ -266,8 +265,8 @@ async fn follow<T: Clone + Send + Sync + 'static>(node: Arc<Node<T>>, mut stop: 
         tokio::select! {
             // Changed, deleted, or the session ended: read again.
             _ = watcher => {}
-            changed = states.wait_for(|s| s.state.is_connected() && s.connection != seen.connection) => {
-                if changed.is_err() {
+            connected = crate::task::new_connection(&mut states, seen.connection) => {
+                if !connected {
                     break;
                 }
                 tracing::debug!(path = %node.path, "reconnected; reading the shared value again");
