@@ -403,7 +403,8 @@ impl DistributedDoubleBarrier {
     ///
     /// let (a, b) = (DistributedDoubleBarrier::new(&fw, "/b", 2), DistributedDoubleBarrier::new(&fw, "/b", 2));
     /// let (entered_a, entered_b) = tokio::join!(a.enter(), b.enter());
-    /// (entered_a?, entered_b?);
+    /// entered_a?;
+    /// entered_b?;
     /// // b stays: a cannot see everyone leave.
     /// assert!(!a.leave_timeout(Duration::from_millis(100)).await?);
     /// assert!(b.leave_timeout(Duration::from_secs(10)).await?);

@@ -195,7 +195,8 @@ async fn double_barrier_timeouts_on_paused_time() {
 
     let (a, b) = (DistributedDoubleBarrier::new(&fw, "/batch", 2), DistributedDoubleBarrier::new(&fw, "/batch", 2));
     let (ea, eb) = tokio::join!(a.enter(), b.enter());
-    (ea.unwrap(), eb.unwrap());
+    ea.unwrap();
+    eb.unwrap();
     let start = Instant::now();
     assert!(!a.leave_timeout(Duration::from_secs(20)).await.unwrap(), "b is still there");
     assert!(start.elapsed() >= Duration::from_secs(20));
@@ -237,7 +238,11 @@ async fn an_entering_member_rejoins_after_session_expiry() {
     assert!(server.expire_session(fw_a.current_state().session_id));
     fw_a.connection_state().wait_for(|s| s.epoch == 2 && s.state.is_connected()).await.unwrap();
     common::eventually("a's node again, on the new session", || async {
-        observer.exists(a.our_path()).await.unwrap().is_some_and(|s| s.ephemeral_owner == fw_a.current_state().session_id)
+        observer
+            .exists(a.our_path())
+            .await
+            .unwrap()
+            .is_some_and(|s| s.ephemeral_owner == fw_a.current_state().session_id)
     })
     .await;
     assert!(!entering.is_finished());

@@ -22,7 +22,11 @@ async fn concurrent_increments_lose_nothing() {
         let fws = [env.framework(), env.framework()];
         let tasks: Vec<_> = (0..TASKS)
             .map(|i| {
-                let counter = DistributedAtomicLong::new(&fws[i % 2], "/counters/hits", RetryNTimes::new(1000, Duration::from_millis(1)));
+                let counter = DistributedAtomicLong::new(
+                    &fws[i % 2],
+                    "/counters/hits",
+                    RetryNTimes::new(1000, Duration::from_millis(1)),
+                );
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
                     for _ in 0..EACH {
@@ -59,7 +63,8 @@ async fn promoted_to_lock_updates_lose_nothing_and_leave_no_lock_node() {
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             // No optimistic retry: every lost race goes to the lock.
-            let promotion = PromotedToLock::new("/counters/hits-lock").retry_policy(RetryNTimes::new(3, Duration::ZERO));
+            let promotion =
+                PromotedToLock::new("/counters/hits-lock").retry_policy(RetryNTimes::new(3, Duration::ZERO));
             let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(0, Duration::ZERO))
                 .promoted_to_lock(promotion);
             tokio::spawn(async move {

@@ -101,7 +101,8 @@ async fn atomic_long_increments_add_up_with_curator() {
         peer.send(&format!("increment java /counters/hits {EACH}"));
         let rust: Vec<_> = (0..2)
             .map(|_| {
-                let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(1000, Duration::from_millis(1)));
+                let counter =
+                    DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(1000, Duration::from_millis(1)));
                 tokio::spawn(async move {
                     for _ in 0..EACH {
                         assert!(counter.increment().await.expect("increment").succeeded, "Rust gave up");
@@ -116,7 +117,11 @@ async fn atomic_long_increments_add_up_with_curator() {
         let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(0, Duration::ZERO));
         assert_eq!(counter.get().await.expect("get").post_value, 3 * EACH, "no increment lost");
         peer.send("getlong /counters/hits");
-        assert_eq!(words(&mut peer, "LONG /counters/hits").await, [(3 * EACH).to_string()], "Curator reads Rust's bytes");
+        assert_eq!(
+            words(&mut peer, "LONG /counters/hits").await,
+            [(3 * EACH).to_string()],
+            "Curator reads Rust's bytes"
+        );
         let (data, _) = fw.client().get_data("/counters/hits").await.expect("read");
         assert_eq!(&data[..], (3 * EACH).to_be_bytes(), "Curator's 8-byte big-endian long");
         fw.close().await;

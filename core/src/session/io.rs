@@ -7,8 +7,7 @@ use bytes::{Bytes, BytesMut};
 use corral_proto::records::{AuthPacket, SetWatches, SetWatches2, WatchesRequest};
 use corral_proto::{
     ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent, WatcherType,
-    encode_frame,
-    xid,
+    encode_frame, xid,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
