@@ -80,7 +80,7 @@ pub(crate) enum WatchKind {
 
 impl WatchKind {
     /// The server watch type to remove when the last one-shot watcher of this kind goes away.
-    fn server_type(self) -> WatcherType {
+    pub(crate) fn server_type(self) -> WatcherType {
         match self {
             Self::Data | Self::Exist => WatcherType::Data,
             Self::Child => WatcherType::Children,

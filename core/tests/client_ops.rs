@@ -350,3 +350,27 @@ async fn get_config_reads_the_config_node() {
         c.close().await;
     }
 }
+
+/// A watcher dropped while another watching request on the same path is in flight must not
+/// remove the server's watch that request is setting (found by the SharedCount tests: several
+/// recipes on one session watching one node).
+#[tokio::test]
+async fn dropping_a_watcher_keeps_the_watch_of_a_request_in_flight() {
+    for env in common::envs("watch-in-flight").await {
+        eprintln!("-- against the {} server", env.kind);
+        let c = env.client().await;
+        c.create("/n", "0", CreateMode::Persistent).await.unwrap();
+        for round in 1..=20 {
+            let (_, _, first) = c.get_data_and_watch("/n").await.unwrap();
+            // Queued now, before the drop below: in flight when the removal is handled.
+            let second = c.get_data_and_watch("/n");
+            drop(first);
+            let (_, _, second) = second.await.unwrap();
+            c.set_data("/n", round.to_string(), None).await.unwrap();
+            let event = tokio::time::timeout(T, second).await.expect("the second watcher fires");
+            assert_eq!(event.event_type, EventType::NodeDataChanged);
+        }
+        assert_eq!(c.watcher_count().await, 0);
+        c.close().await;
+    }
+}

@@ -25,11 +25,21 @@
 //! - [`group_member::GroupMember`]: group membership with member data.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
+//! - [`barrier::DistributedBarrier`] and [`double_barrier::DistributedDoubleBarrier`]: Curator's
+//!   barriers (a node that holds waiters back; members that enter and leave together).
+//! - [`shared_count::SharedValue`] and [`shared_count::SharedCount`]: a value every process sees,
+//!   as a watch channel, with compare-and-set on the node's version.
+//! - [`atomic::DistributedAtomicLong`]: a 64-bit counter updated by compare-and-set, optionally
+//!   promoted to a lock when contention is high.
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
+pub mod atomic;
+pub mod barrier;
 pub mod cache;
+mod default_data;
 pub mod discovery;
+pub mod double_barrier;
 pub mod group_member;
 pub mod leader_latch;
 pub mod leader_selector;
@@ -38,6 +48,7 @@ pub mod multi_lock;
 pub mod persistent_node;
 pub mod read_write_lock;
 pub mod semaphore;
+pub mod shared_count;
 mod sort;
 mod task;
 

@@ -88,6 +88,17 @@ impl Drop for RecipeTask {
     }
 }
 
+/// Waits until the framework is connected on a connection other than `seen` (a reconnect within
+/// the session, or a new session); `false` if the framework is gone.
+///
+/// Cancel safe: it only watches the connection state.
+pub(crate) async fn new_connection(
+    states: &mut watch::Receiver<corral_core::ConnectionStateChange>,
+    seen: u64,
+) -> bool {
+    states.wait_for(|s| s.state.is_connected() && s.connection != seen).await.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use corral_proto::records::{AuthPacket, SetWatches, SetWatches2, WatchesRequest};
 use corral_proto::{
-    ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent, encode_frame,
-    xid,
+    ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, Request, RequestHeader, Response, WatcherEvent, WatcherType,
+    encode_frame, xid,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -20,7 +20,7 @@ use super::{AfterReply, Command, Pending, SessionTask, Terminal};
 use crate::error::{Error, Result};
 use crate::state::{SessionEvent, SessionState};
 use crate::transport::Transport;
-use crate::watcher::WatchedEvent;
+use crate::watcher::{WatchKind, WatchedEvent};
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -292,7 +292,15 @@ impl SessionTask {
                 link.auth_in_flight.push_back(self.auths.len() - 1);
             }
             Command::RemoveWatcher { path, kind, id } => {
-                if let Some(watcher_type) = self.watches.remove(&path, kind, id) {
+                // A watching request in flight on the same path sets the same server-side watch
+                // before this removal would be applied, and registers its watcher only when its
+                // reply arrives: removing the server's watch now would leave that watcher
+                // waiting for an event that never comes. Keep the server's watch then.
+                let wanted = link.in_flight.iter().filter_map(|f| f.pending.watch.as_ref());
+                let wanted: Vec<WatchKind> = wanted.filter(|w| w.path == path).map(|w| w.kind).collect();
+                if let Some(watcher_type) = self.watches.remove(&path, kind, id)
+                    && !wanted.iter().any(|w| w.server_type() == watcher_type || watcher_type == WatcherType::Any)
+                {
                     // Fire and forget: NoWatcher (it fired meanwhile) is fine.
                     let server_path = self.shared.chroot.prepend(&path);
                     let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });

@@ -80,3 +80,68 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// TCP to one address while its gate is open; refused while it is closed (a client that cannot
+/// reconnect, while the server and other clients carry on).
+#[derive(Debug, Clone)]
+pub struct Gated {
+    pub addr: std::net::SocketAddr,
+    pub open: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl corral_recipes::Connector for Gated {
+    fn connect(&self, _host: &corral_recipes::HostPort) -> corral_recipes::ConnectFuture {
+        let (addr, open) = (self.addr, self.open.load(std::sync::atomic::Ordering::SeqCst));
+        Box::pin(async move {
+            if !open {
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "gate closed"));
+            }
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            Ok((Box::new(stream) as corral_recipes::BoxStream, addr))
+        })
+    }
+}
+
+impl Env {
+    /// A framework like [`Env::framework`] whose reconnections go through a gate (embedded only),
+    /// with the gate's switch.
+    pub fn gated_framework(&self) -> (Framework, Arc<std::sync::atomic::AtomicBool>) {
+        let server = self.server.as_ref().expect("the embedded server");
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let fw = Framework::builder(format!("gated:2181{}", self.chroot))
+            .session_timeout(Duration::from_secs(4))
+            .connection_timeout(Duration::from_secs(10))
+            .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
+            .connector(Gated { addr: server.addr(), open: open.clone() })
+            .start()
+            .expect("start framework");
+        (fw, open)
+    }
+}
+
+/// The embedded server over an in-memory transport, for tests on paused time.
+#[derive(Debug, Clone)]
+pub struct InMemory(pub Arc<TestingServer>);
+
+impl corral_recipes::Connector for InMemory {
+    fn connect(&self, _host: &corral_recipes::HostPort) -> corral_recipes::ConnectFuture {
+        let (stream, addr) = (self.0.connect_in_memory(), self.0.addr());
+        Box::pin(async move {
+            let stream = stream.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "stopped"))?;
+            Ok((Box::new(stream) as corral_recipes::BoxStream, addr))
+        })
+    }
+}
+
+/// An embedded server and a framework connected to it in memory (for `start_paused` tests:
+/// time only moves when every task waits).
+pub async fn in_memory() -> (Arc<TestingServer>, Framework) {
+    let server = Arc::new(TestingServer::start().await.expect("start embedded server"));
+    let fw = Framework::builder("memory:2181")
+        .session_timeout(Duration::from_secs(10))
+        .connector(InMemory(server.clone()))
+        .start()
+        .expect("start framework");
+    fw.wait_until_connected(Duration::from_secs(10)).await.expect("connected");
+    (server, fw)
+}

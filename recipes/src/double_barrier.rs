@@ -1,0 +1,490 @@
+//! [`DistributedDoubleBarrier`]: members enter together once enough have arrived, and leave
+//! together once all have finished (Curator's `DistributedDoubleBarrier`, the double barrier of
+//! the ZooKeeper recipes).
+//!
+//! # How it works
+//!
+//! Curator's layout, so that Java and Rust members can share one barrier:
+//!
+//! - each member is an ephemeral node `<path>/<random UUID>` holding Curator's default data
+//!   (the local address as text);
+//! - **enter**: a member watches `<path>/ready`, creates its node and counts the children of
+//!   `<path>`; the member that sees at least `member_qty` of them creates `ready`, whose
+//!   creation lets every waiting member in. `member_qty` is a threshold, not a limit: more
+//!   members may enter.
+//! - **leave** (Curator 5.4's algorithm): members sort the member nodes by name. The lowest
+//!   waits for the highest to go, then looks again; every other member deletes its node and
+//!   waits for the lowest to go. The lowest deletes its node when it is the last one, and every
+//!   member deletes `ready` once no member node is left.
+//!
+//! # Connection states
+//!
+//! | state | what happens |
+//! |---|---|
+//! | SUSPENDED | members keep waiting; their watches are restored when the connection comes back |
+//! | RECONNECTED (same session) | waiting members look again (a change made while disconnected is not missed) |
+//! | LOST, then the new session | the member node went with the session. A member still entering creates it again on the new session and waits on; a member leaving counts as left and waits for the others |
+//!
+//! Unlike Curator, a member whose [`enter_timeout`](DistributedDoubleBarrier::enter_timeout)
+//! runs out, or whose enter is dropped, deletes its node, so that it is not counted as present;
+//! and a [`leave_timeout`](DistributedDoubleBarrier::leave_timeout) that runs out deletes this
+//! member's node too, so that the others are not held back by a member that gave up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_core::framework::{Create, Delete};
+use corral_core::{CreateMode, Error, ErrorCode, EventType, Framework, Result};
+use tokio::time::Instant;
+
+use crate::lock::delete_in_background;
+
+/// The node whose creation lets the members in: `<path>/ready` (Curator's `READY_NODE`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::double_barrier::{DistributedDoubleBarrier, READY_NODE};
+///
+/// DistributedDoubleBarrier::new(&fw, "/jobs/batch-7", 1).enter().await?;
+/// assert!(fw.client().exists(&format!("/jobs/batch-7/{READY_NODE}")).await?.is_some());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+pub const READY_NODE: &str = "ready";
+
+/// One member of a double barrier (Curator's `DistributedDoubleBarrier`).
+///
+/// Each value is one member, with its own node name; create one per participant.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// use corral_recipes::{Framework, double_barrier::DistributedDoubleBarrier};
+///
+/// let fw = Framework::builder(server.connect_string()).start()?;
+/// let members: Vec<_> = (0..3).map(|_| DistributedDoubleBarrier::new(&fw, "/jobs/batch-7", 3)).collect();
+/// // All three enter together, work, and leave together.
+/// futures::future::try_join_all(members.iter().map(|m| m.enter())).await?;
+/// futures::future::try_join_all(members.iter().map(|m| m.leave())).await?;
+/// assert!(fw.client().get_children("/jobs/batch-7").await?.is_empty());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DistributedDoubleBarrier {
+    fw: Framework,
+    path: String,
+    member_qty: usize,
+    our_path: String,
+    ready_path: String,
+    /// The session epoch our node was created in (0: not entered).
+    joined: AtomicU64,
+}
+
+/// Deletes our member node in the background when dropped armed: an abandoned enter or leave.
+struct Cleanup<'a> {
+    fw: &'a Framework,
+    path: &'a str,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            delete_in_background(self.fw, self.path.to_owned());
+        }
+    }
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl DistributedDoubleBarrier {
+    /// A member of the double barrier at `path` that opens once `member_qty` members are
+    /// present. The member's node name is a random UUID, chosen now; nothing is sent yet.
+    ///
+    /// # Panics
+    ///
+    /// If `member_qty` is 0 (as Curator refuses it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    ///
+    /// let member = DistributedDoubleBarrier::new(&fw, "/jobs/batch-7", 2);
+    /// assert_eq!(member.member_qty(), 2);
+    /// assert!(member.our_path().starts_with("/jobs/batch-7/"));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(fw: &Framework, path: impl Into<String>, member_qty: usize) -> Self {
+        assert!(member_qty > 0, "member_qty cannot be 0");
+        let path = path.into();
+        let our_path = join(&path, &uuid::Uuid::new_v4().to_string());
+        let ready_path = join(&path, READY_NODE);
+        Self { fw: fw.clone(), path, member_qty, our_path, ready_path, joined: AtomicU64::new(0) }
+    }
+
+    /// The barrier's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    /// assert_eq!(DistributedDoubleBarrier::new(&fw, "/b", 2).path(), "/b");
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The number of members that opens the barrier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    /// assert_eq!(DistributedDoubleBarrier::new(&fw, "/b", 5).member_qty(), 5);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn member_qty(&self) -> usize {
+        self.member_qty
+    }
+
+    /// This member's node: `<path>/<random UUID>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    ///
+    /// let member = DistributedDoubleBarrier::new(&fw, "/b", 1);
+    /// member.enter().await?;
+    /// assert!(fw.client().exists(member.our_path()).await?.is_some());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn our_path(&self) -> &str {
+        &self.our_path
+    }
+
+    /// Enters the barrier and waits until it opens: until `member_qty` members are present.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the framework stays disconnected longer than its connection
+    /// timeout; connection errors once the retry policy gives up; [`Error::Closed`] if the
+    /// framework is closed; server errors such as NoAuth as [`Error::Server`], or NodeExists if
+    /// an older session's node of this member has not been removed yet. On every error this
+    /// member's node is deleted (in the background).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future deletes this member's node in the background (so it is
+    /// not counted), also when its create request is still in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    ///
+    /// let (a, b) = (DistributedDoubleBarrier::new(&fw, "/b", 2), DistributedDoubleBarrier::new(&fw, "/b", 2));
+    /// let (entered_a, entered_b) = tokio::join!(a.enter(), b.enter());
+    /// entered_a?;
+    /// entered_b?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn enter(&self) -> Result<()> {
+        self.enter_until(None).await.map(|_| ())
+    }
+
+    /// Enters the barrier and waits at most `timeout` for it to open: `Ok(true)` once it is
+    /// open, `Ok(false)` if it was not open in time — this member's node is then deleted, so it
+    /// is not counted.
+    ///
+    /// # Errors
+    ///
+    /// As [`DistributedDoubleBarrier::enter`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DistributedDoubleBarrier::enter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    ///
+    /// let alone = DistributedDoubleBarrier::new(&fw, "/b", 2);
+    /// assert!(!alone.enter_timeout(Duration::from_millis(100)).await?);
+    /// assert!(fw.client().get_children("/b").await?.is_empty()); // not counted
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn enter_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.enter_until(Some(Instant::now() + timeout)).await
+    }
+
+    async fn enter_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        let data = crate::default_data::local_address().await;
+        let mut cleanup = Cleanup { fw: &self.fw, path: &self.our_path, armed: true };
+        let mut states = self.fw.connection_state();
+        loop {
+            let seen = *states.borrow_and_update();
+            // The ready watch first, then our node, as Curator: a ready node created after the
+            // check fires the watch.
+            let ready_path = self.ready_path.clone();
+            let (ready, ready_watcher) = self
+                .fw
+                .with_retry(move |client| {
+                    let path = ready_path.clone();
+                    async move { client.exists_and_watch(&path).await }
+                })
+                .await?;
+            self.join_in_current_session(&data).await?;
+            if ready.is_some() {
+                cleanup.armed = false;
+                return Ok(true);
+            }
+            let count = crate::sort::children_or_empty(&self.fw, &self.path).await?.len();
+            if count >= self.member_qty {
+                match self.fw.create(&self.ready_path, data.clone(), CreateMode::Persistent).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_node_exists() => {}
+                    Err(e) => return Err(e),
+                }
+                tracing::debug!(path = %self.path, count, "barrier full; ready");
+                cleanup.armed = false;
+                return Ok(true);
+            }
+            tokio::select! {
+                event = ready_watcher => {
+                    // Created counts even if it is gone again by now (everyone entered and left).
+                    if event.event_type == EventType::NodeCreated {
+                        cleanup.armed = false;
+                        return Ok(true);
+                    }
+                }
+                connected = crate::task::new_connection(&mut states, seen.connection) => {
+                    if !connected {
+                        return Err(Error::Closed);
+                    }
+                }
+                _ = sleep_until_opt(deadline) => {
+                    // One last look: the barrier may have opened as the time ran out.
+                    if matches!(self.fw.client().exists(&self.ready_path).await, Ok(Some(_))) {
+                        cleanup.armed = false;
+                        return Ok(true);
+                    }
+                    self.fw.delete(&self.our_path, Delete::new().idempotent()).await?;
+                    self.joined.store(0, Ordering::SeqCst);
+                    cleanup.armed = false;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// Creates our node unless it exists in the current session already.
+    async fn join_in_current_session(&self, data: &Bytes) -> Result<()> {
+        let epoch = self.fw.current_state().epoch;
+        if self.joined.load(Ordering::SeqCst) == epoch {
+            return Ok(());
+        }
+        let spec = Create::new(CreateMode::Ephemeral).container_parents().idempotent();
+        self.fw.create(&self.our_path, data.clone(), spec).await?;
+        self.joined.store(self.fw.current_state().epoch, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Leaves the barrier and waits until every member has left (Curator's leave algorithm, see
+    /// the module docs), then deletes the `ready` node.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Server`] with [`ErrorCode::NoNode`] for this member's path if its node is
+    /// missing in the session that created it (deleted by someone else, or the member never
+    /// entered) while other members remain; [`Error::Timeout`] if the framework stays
+    /// disconnected longer than its connection timeout; connection errors once the retry policy
+    /// gives up; [`Error::Closed`] if the framework is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in that dropping the future still removes this member: its node is deleted in
+    /// the background if it still exists. The wait for the other members is abandoned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    ///
+    /// let member = DistributedDoubleBarrier::new(&fw, "/b", 1);
+    /// member.enter().await?;
+    /// member.leave().await?; // the last one out
+    /// assert!(fw.client().get_children("/b").await?.is_empty()); // ready is gone too
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn leave(&self) -> Result<()> {
+        self.leave_until(None).await.map(|_| ())
+    }
+
+    /// Leaves the barrier and waits at most `timeout` for every member to leave: `Ok(true)` if
+    /// all have, `Ok(false)` if some were still there when the time ran out. Either way this
+    /// member's node is deleted.
+    ///
+    /// # Errors
+    ///
+    /// As [`DistributedDoubleBarrier::leave`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DistributedDoubleBarrier::leave`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    ///
+    /// let (a, b) = (DistributedDoubleBarrier::new(&fw, "/b", 2), DistributedDoubleBarrier::new(&fw, "/b", 2));
+    /// let (entered_a, entered_b) = tokio::join!(a.enter(), b.enter());
+    /// entered_a?;
+    /// entered_b?;
+    /// // b stays: a cannot see everyone leave.
+    /// assert!(!a.leave_timeout(Duration::from_millis(100)).await?);
+    /// assert!(b.leave_timeout(Duration::from_secs(10)).await?);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn leave_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.leave_until(Some(Instant::now() + timeout)).await
+    }
+
+    async fn leave_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        let our_name = corral_core::proto::path::name(&self.our_path).to_owned();
+        let joined = self.joined.load(Ordering::SeqCst);
+        let mut cleanup = Cleanup { fw: &self.fw, path: &self.our_path, armed: true };
+        let mut states = self.fw.connection_state();
+        let mut result = true;
+        loop {
+            let seen = *states.borrow_and_update();
+            let mut children: Vec<String> = crate::sort::children_or_empty(&self.fw, &self.path)
+                .await?
+                .into_iter()
+                .filter(|c| c != READY_NODE)
+                .collect();
+            children.sort();
+            if children.is_empty() {
+                break;
+            }
+            let our_index = children.iter().position(|c| *c == our_name);
+            if our_index.is_none() && cleanup.armed {
+                if joined != 0 && self.fw.current_state().epoch != joined {
+                    // Our node went with an earlier session: we have left already.
+                    cleanup.armed = false;
+                } else {
+                    return Err(Error::Server { code: ErrorCode::NoNode, path: self.our_path.clone() });
+                }
+            }
+            if children.len() == 1 {
+                // The last one: ours (had it been someone else's while ours should exist, our
+                // index would have been missing above).
+                self.delete_ours(&mut cleanup).await?;
+                break;
+            }
+            let is_lowest = our_index == Some(0);
+            let target = join(&self.path, if is_lowest { &children[children.len() - 1] } else { &children[0] });
+            let (stat, watcher) = self
+                .fw
+                .with_retry(move |client| {
+                    let path = target.clone();
+                    async move { client.exists_and_watch(&path).await }
+                })
+                .await?;
+            if !is_lowest {
+                self.delete_ours(&mut cleanup).await?;
+            }
+            if stat.is_some() {
+                tokio::select! {
+                    _ = watcher => {}
+                    connected = crate::task::new_connection(&mut states, seen.connection) => {
+                        if !connected {
+                            return Err(Error::Closed);
+                        }
+                    }
+                    _ = sleep_until_opt(deadline) => {
+                        result = false;
+                        self.delete_ours(&mut cleanup).await?;
+                        break;
+                    }
+                }
+            }
+        }
+        self.fw.delete(&self.ready_path, Delete::new().idempotent()).await?;
+        self.joined.store(0, Ordering::SeqCst);
+        Ok(result)
+    }
+
+    async fn delete_ours(&self, cleanup: &mut Cleanup<'_>) -> Result<()> {
+        if cleanup.armed {
+            self.fw.delete(&self.our_path, Delete::new().idempotent()).await?;
+            cleanup.armed = false;
+        }
+        Ok(())
+    }
+}
