@@ -94,6 +94,16 @@ pub(crate) enum WatchSender {
     Stream(mpsc::UnboundedSender<WatchedEvent>),
 }
 
+impl WatchSender {
+    /// Whether the watcher is gone (nobody would receive an event).
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Self::Oneshot(tx) => tx.is_closed(),
+            Self::Stream(tx) => tx.is_closed(),
+        }
+    }
+}
+
 /// A watch to register once its request succeeds.
 pub(crate) struct WatchRegistration {
     pub(crate) path: String,

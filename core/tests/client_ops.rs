@@ -374,3 +374,40 @@ async fn dropping_a_watcher_keeps_the_watch_of_a_request_in_flight() {
         c.close().await;
     }
 }
+
+/// A watching request whose watcher is dropped before the reply arrives (the caller gave up on
+/// it) leaves no watch behind: neither a local registration nobody listens to, nor the server's
+/// watch.
+#[tokio::test]
+async fn a_watching_request_dropped_in_flight_leaves_no_watch() {
+    for env in common::envs("watch-dropped-in-flight").await {
+        eprintln!("-- against the {} server", env.kind);
+        let c = env.client().await;
+        c.create("/n", "0", CreateMode::Persistent).await.unwrap();
+        // Queued now; the watcher goes with the future, before the reply can arrive.
+        drop(c.get_data_and_watch("/n"));
+        drop(c.exists_and_watch("/missing"));
+        drop(c.get_children_and_watch("/n"));
+        // Answered after the three above (a session's replies come in order).
+        c.exists("/n").await.unwrap();
+        assert_eq!(c.watcher_count().await, 0, "no local watch is left");
+        if env.embedded.is_some() {
+            // The removals are queued before this request, so they are done when it returns.
+            c.exists("/n").await.unwrap();
+            let wchs = raw_four_letter(&env.hosts, "wchs").await;
+            assert!(wchs.contains("Total watches:0"), "the server still holds watches: {wchs}");
+        }
+        c.close().await;
+    }
+}
+
+/// Sends a four-letter word to the first host of `hosts` and returns the answer.
+async fn raw_four_letter(hosts: &str, word: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = hosts.split(',').next().unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(word.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(T, s.read_to_string(&mut out)).await.unwrap().unwrap();
+    out
+}

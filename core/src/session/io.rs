@@ -291,32 +291,7 @@ impl SessionTask {
                 self.auths.push(super::AuthEntry { scheme, auth, waiter: Some(reply) });
                 link.auth_in_flight.push_back(self.auths.len() - 1);
             }
-            Command::RemoveWatcher { path, kind, id } => {
-                // A watching request in flight on the same path sets the same server-side watch
-                // before this removal would be applied, and registers its watcher only when its
-                // reply arrives: removing the server's watch now would leave that watcher
-                // waiting for an event that never comes. Keep the server's watch then.
-                let wanted = link.in_flight.iter().filter_map(|f| f.pending.watch.as_ref());
-                let wanted: Vec<WatchKind> = wanted.filter(|w| w.path == path).map(|w| w.kind).collect();
-                if let Some(watcher_type) = self.watches.remove(&path, kind, id)
-                    && !wanted.iter().any(|w| w.server_type() == watcher_type || watcher_type == WatcherType::Any)
-                {
-                    // Fire and forget: NoWatcher (it fired meanwhile) is fine.
-                    let server_path = self.shared.chroot.prepend(&path);
-                    let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });
-                    let mut buf = BytesMut::new();
-                    body.write_body(&mut buf);
-                    let (reply, _) = oneshot::channel();
-                    link.send_request(Pending {
-                        op: OpCode::RemoveWatches,
-                        body: buf.freeze(),
-                        path,
-                        reply,
-                        watch: None,
-                        after: AfterReply::Nothing,
-                    });
-                }
-            }
+            Command::RemoveWatcher { path, kind, id } => self.remove_watcher(link, path, kind, id),
             Command::WatchCount(reply) => {
                 let _ = reply.send(self.watches.len());
             }
@@ -391,7 +366,7 @@ impl SessionTask {
                         }
                     };
                     if let Some(w) = watch {
-                        self.watches.register(w);
+                        self.register_watch(link, w);
                     }
                     if let AfterReply::RemoveLocal { path, watcher_type } = after {
                         self.watches.remove_matching(&path, watcher_type);
@@ -402,7 +377,7 @@ impl SessionTask {
                     if header.err == ErrorCode::NoNode
                         && let Some(w) = watch.filter(|w| w.kind == crate::watcher::WatchKind::Exist)
                     {
-                        self.watches.register(w);
+                        self.register_watch(link, w);
                     }
                     let _ = reply.send(Err(Error::server(header.err, path)));
                 }
@@ -412,6 +387,48 @@ impl SessionTask {
             }
         }
         Ok(())
+    }
+
+    /// Registers the watch a successful request has set. If its watcher was dropped while the
+    /// request was in flight (the caller gave up on the request), nobody would receive the
+    /// event: the watch is removed again at once, the server's side included unless another
+    /// watcher still needs it, as if the watcher had been dropped after the reply.
+    fn register_watch(&mut self, link: &mut Link, w: crate::watcher::WatchRegistration) {
+        if w.sender.is_closed() {
+            let (path, kind, id) = (w.path.clone(), w.kind, w.id);
+            self.watches.register(w);
+            self.remove_watcher(link, path, kind, id);
+        } else {
+            self.watches.register(w);
+        }
+    }
+
+    /// Removes a dropped watcher, and the server's watch when no other watcher needs it.
+    fn remove_watcher(&mut self, link: &mut Link, path: String, kind: WatchKind, id: u64) {
+        // A watching request in flight on the same path sets the same server-side watch
+        // before this removal would be applied, and registers its watcher only when its
+        // reply arrives: removing the server's watch now would leave that watcher
+        // waiting for an event that never comes. Keep the server's watch then.
+        let wanted = link.in_flight.iter().filter_map(|f| f.pending.watch.as_ref());
+        let wanted: Vec<WatchKind> = wanted.filter(|w| w.path == path).map(|w| w.kind).collect();
+        if let Some(watcher_type) = self.watches.remove(&path, kind, id)
+            && !wanted.iter().any(|w| w.server_type() == watcher_type || watcher_type == WatcherType::Any)
+        {
+            // Fire and forget: NoWatcher (it fired meanwhile) is fine.
+            let server_path = self.shared.chroot.prepend(&path);
+            let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });
+            let mut buf = BytesMut::new();
+            body.write_body(&mut buf);
+            let (reply, _) = oneshot::channel();
+            link.send_request(Pending {
+                op: OpCode::RemoveWatches,
+                body: buf.freeze(),
+                path,
+                reply,
+                watch: None,
+                after: AfterReply::Nothing,
+            });
+        }
     }
 
     /// Sends setWatches (or setWatches2 when persistent watches exist), cut under the frame
