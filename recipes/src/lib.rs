@@ -26,6 +26,10 @@
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
 //!   with its latest data; TTL variant included.
 //!
+//! - [`queue`]: Curator's distributed queues — [`queue::SimpleDistributedQueue`] (`qn-` nodes)
+//!   and [`queue::DistributedQueue`] (`queue-` nodes of Curator's item messages, with the
+//!   lock-safe mode as a message to acknowledge) — consumed as streams.
+//!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
 pub mod cache;
@@ -36,6 +40,7 @@ pub mod leader_selector;
 pub mod lock;
 pub mod multi_lock;
 pub mod persistent_node;
+pub mod queue;
 pub mod read_write_lock;
 pub mod semaphore;
 mod sort;
