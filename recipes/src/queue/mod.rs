@@ -1,7 +1,12 @@
-//! Distributed queues with Curator's node layouts: [`SimpleDistributedQueue`] (`qn-` nodes of
-//! raw bytes, ZooKeeper's own queue recipe, also kazoo's and Curator's `SimpleDistributedQueue`)
-//! and [`DistributedQueue`] (`queue-` nodes holding Curator's `ItemSerializer` messages, with
-//! Curator's lock-safe mode).
+//! Distributed queues with Curator's node layouts:
+//!
+//! - [`SimpleDistributedQueue`]: `qn-` nodes of raw bytes (ZooKeeper's own queue recipe, also
+//!   kazoo's and Curator's `SimpleDistributedQueue`);
+//! - [`DistributedQueue`]: `queue-` nodes holding Curator's `ItemSerializer` messages, with
+//!   Curator's lock-safe mode, and its variants on the same layout and bytes:
+//!   [`DistributedPriorityQueue`] (`queue-` + [`priority_name`]), [`DistributedDelayQueue`]
+//!   (`queue-` + [`due_name`]) and [`DistributedIdQueue`] (`queue-` + [`id_name`], with removal
+//!   by id). Their consumers are [`Consumer`] streams.
 //!
 //! # Delivery
 //!
@@ -34,7 +39,12 @@
 //! Curator, a retry after a lost reply can create the node twice (queue names cannot carry
 //! Curator's protected prefix: Curator's consumers would take it for a foreign node).
 
+mod consumer;
+mod delay;
 mod distributed;
+mod id;
+mod message;
+mod priority;
 mod serializer;
 mod simple;
 
@@ -45,7 +55,12 @@ use corral_core::{ConnectionStateChange, Error, Framework, OneshotWatcher, Resul
 use futures::StreamExt;
 use tokio::time::Instant;
 
-pub use distributed::{Consumer, DistributedQueue, Message, QUEUE_ITEM_NAME, QueueEvent};
+pub use consumer::{Consumer, QueueEvent};
+pub use delay::{DistributedDelayQueue, due_name};
+pub use distributed::{DistributedQueue, QUEUE_ITEM_NAME};
+pub use id::{DistributedIdQueue, id_name};
+pub use message::Message;
+pub use priority::{DistributedPriorityQueue, priority_name};
 pub use serializer::{BytesSerializer, MESSAGE_VERSION, QueueSerializer, SerializeError, decode_message, encode_message};
 pub use simple::{SIMPLE_QUEUE_PREFIX, SimpleDistributedQueue};
 
@@ -149,6 +164,13 @@ pub(crate) enum Taken {
     Gone,
 }
 
+/// A sequential node's name without its 10-character sequence suffix (`%010d`, a `-` included
+/// when it wrapped): the prefix to create it again with.
+pub(crate) fn without_sequence(name: &str) -> &str {
+    let cut = name.len().saturating_sub(10);
+    name.get(..cut).unwrap_or(name)
+}
+
 /// Takes the node at `path` by reading and deleting it (Curator's `processNormally`: delete with
 /// the version read, so a node replaced in between is not taken blind).
 ///
@@ -196,7 +218,7 @@ pub(crate) async fn take_node(fw: &Framework, path: &str) -> Result<Taken> {
 
 /// Puts `bytes` back at the tail of a queue (a new `prefix` node under `dir`), in the background,
 /// for items taken from ZooKeeper that no caller will receive.
-pub(crate) fn requeue_in_background(fw: &Framework, dir: &str, prefix: &'static str, bytes: Vec<bytes::Bytes>) {
+pub(crate) fn requeue_in_background(fw: &Framework, dir: &str, prefix: &str, bytes: Vec<bytes::Bytes>) {
     if bytes.is_empty() {
         return;
     }
@@ -204,7 +226,7 @@ pub(crate) fn requeue_in_background(fw: &Framework, dir: &str, prefix: &'static 
         tracing::error!(dir, items = bytes.len(), "no Tokio runtime to put taken queue items back; they are lost");
         return;
     };
-    let (fw, dir) = (fw.clone(), dir.to_owned());
+    let (fw, dir, prefix) = (fw.clone(), dir.to_owned(), prefix.to_owned());
     handle.spawn(async move {
         let spec = corral_core::framework::Create::new(corral_core::CreateMode::PersistentSequential).parents();
         for data in bytes {
