@@ -358,3 +358,66 @@ async fn a_dropped_consumer_leaves_no_watch_behind() {
     common::eventually("watches removed", || async { fw.client().watcher_count().await == 0 }).await;
     fw.close().await;
 }
+
+// ------------------------------------------------------------------------------------------
+// Priority and id queues (the delay queue runs on paused time: queue_paused_time.rs)
+
+#[tokio::test]
+async fn priority_queue_takes_lowest_first_and_an_urgent_item_jumps_the_line() {
+    use corral_recipes::queue::DistributedPriorityQueue;
+    let env = common::embedded("pq").await;
+    let fw = env.framework();
+    let queue = DistributedPriorityQueue::new(&fw, "/q");
+    for (name, priority) in [("p5", 5), ("m3", -3), ("p0", 0), ("big", i32::MAX), ("small", i32::MIN), ("p5b", 5)] {
+        queue.put(&Bytes::from(name), priority).await.unwrap();
+    }
+    let mut consumer = queue.consumer();
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        order.extend(bounded("take", consumer.next_message()).await.unwrap().take_items());
+    }
+    // The consumer has listed "p5", "p5b", "big" as still to come; an urgent item goes first.
+    queue.put(&Bytes::from("urgent"), -1).await.unwrap();
+    for _ in 0..4 {
+        order.extend(bounded("take", consumer.next_message()).await.unwrap().take_items());
+    }
+    assert_eq!(order, ["small", "m3", "p0", "urgent", "p5", "p5b", "big"].map(Bytes::from));
+    drop(consumer);
+    fw.close().await;
+}
+
+#[tokio::test]
+async fn id_queue_removes_by_id_and_keeps_put_order() {
+    use corral_recipes::queue::DistributedIdQueue;
+    let env = common::embedded("idq").await;
+    let fw = env.framework();
+    let queue = DistributedIdQueue::new(&fw, "/q");
+    queue.put(&Bytes::from("a"), "zz").await.unwrap();
+    queue.put(&Bytes::from("b"), "gone").await.unwrap();
+    queue.put(&Bytes::from("c"), "aa").await.unwrap();
+    queue.put(&Bytes::from("d"), "gone").await.unwrap();
+    queue.put(&Bytes::from("e"), "x/y").await.unwrap();
+    assert_eq!(queue.remove("gone").await.unwrap(), 2);
+    assert_eq!(queue.remove("nothing").await.unwrap(), 0);
+    assert_eq!(queue.remove("x/y").await.unwrap(), 1, "ids are compared as stored");
+    let mut consumer = queue.consumer();
+    let mut got = Vec::new();
+    while let Some(mut message) = consumer.next_message_timeout(Duration::from_millis(500)).await.unwrap() {
+        got.extend(message.take_items());
+    }
+    assert_eq!(got, ["a", "c"].map(Bytes::from), "put order, whatever the ids");
+
+    // Lock-safe: an item a consumer holds is not removed; one it released is.
+    let locked = DistributedIdQueue::new(&fw, "/l").lock_path("/l-locks");
+    locked.put(&Bytes::from("held"), "id").await.unwrap();
+    let mut consumer = locked.consumer();
+    let message = bounded("take", consumer.next_message()).await.unwrap();
+    assert_eq!(locked.remove("id").await.unwrap(), 0);
+    drop(consumer);
+    drop(message);
+    common::eventually("lock released", || async { fw.client().get_children("/l-locks").await.unwrap().is_empty() })
+        .await;
+    assert_eq!(locked.remove("id").await.unwrap(), 1);
+    assert!(fw.client().get_children("/l-locks").await.unwrap().is_empty(), "removal's lock released");
+    fw.close().await;
+}
