@@ -7,7 +7,13 @@
 //   disconnect                          -> DISCONNECTED   (closes every queue and the client)
 //   put <path> <hex>                    -> PUT <path>                (DistributedQueue.put, in the foreground)
 //   put_multi <path> <hex> <hex> ...    -> PUT <path>                (DistributedQueue.putMulti: one node)
-//   consume <tag> <path> <lock-path|->  -> CONSUMING <tag>; ITEM <tag> <hex> for every item consumed
+//   put_priority <path> <hex> <priority> -> PUT <path>               (DistributedPriorityQueue.put)
+//   put_delay <path> <hex> <epoch-ms>   -> PUT <path>                (DistributedDelayQueue.put)
+//   put_id <path> <hex> <id>            -> PUT <path>                (DistributedIdQueue.put)
+//   remove_id <path> <id>               -> REMOVED <path> <count>    (DistributedIdQueue.remove)
+//   consume <tag> <kind> <path> <lock-path|->
+//                                       -> CONSUMING <tag>; ITEM <tag> <hex> <epoch-ms> for every item consumed
+//                                          (kind: plain, priority, delay or id)
 //   close <tag>                         -> CLOSED <tag>
 //   offer <path> <hex>                  -> OFFERED <path>            (SimpleDistributedQueue.offer)
 //   take <path>                         -> TOOK <path> <hex>         (SimpleDistributedQueue.poll, waiting up to 30 s)
@@ -23,8 +29,12 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.recipes.queue.DistributedDelayQueue;
+import org.apache.curator.framework.recipes.queue.DistributedIdQueue;
+import org.apache.curator.framework.recipes.queue.DistributedPriorityQueue;
 import org.apache.curator.framework.recipes.queue.DistributedQueue;
 import org.apache.curator.framework.recipes.queue.MultiItem;
+import org.apache.curator.framework.recipes.queue.QueueBase;
 import org.apache.curator.framework.recipes.queue.QueueBuilder;
 import org.apache.curator.framework.recipes.queue.QueueConsumer;
 import org.apache.curator.framework.recipes.queue.QueueSerializer;
@@ -32,7 +42,7 @@ import org.apache.curator.framework.recipes.queue.SimpleDistributedQueue;
 import org.apache.curator.framework.state.ConnectionState;
 
 public final class CuratorQueuePeer {
-    private static final Map<String, DistributedQueue<byte[]>> consumers = new ConcurrentHashMap<>();
+    private static final Map<String, QueueBase<byte[]>> consumers = new ConcurrentHashMap<>();
 
     private CuratorQueuePeer() {}
 
@@ -91,24 +101,85 @@ public final class CuratorQueuePeer {
                 QueueConsumer<byte[]> consumer = new QueueConsumer<byte[]>() {
                     @Override
                     public void consumeMessage(byte[] message) {
-                        PeerIo.out("ITEM " + tag + " " + PeerIo.hex(message));
+                        PeerIo.out("ITEM " + tag + " " + PeerIo.hex(message) + " " + System.currentTimeMillis());
                     }
 
                     @Override
                     public void stateChanged(CuratorFramework c, ConnectionState state) {}
                 };
-                QueueBuilder<byte[]> builder = QueueBuilder.builder(client, consumer, new Raw(), a[2]);
-                if (!a[3].equals("-")) {
-                    builder = builder.lockPath(a[3]);
+                QueueBuilder<byte[]> builder = QueueBuilder.builder(client, consumer, new Raw(), a[3]);
+                if (!a[4].equals("-")) {
+                    builder = builder.lockPath(a[4]);
                 }
-                DistributedQueue<byte[]> q = builder.buildQueue();
+                QueueBase<byte[]> q;
+                switch (a[2]) {
+                    case "plain":
+                        q = builder.buildQueue();
+                        break;
+                    case "priority":
+                        q = builder.buildPriorityQueue(0);
+                        break;
+                    case "delay":
+                        q = builder.buildDelayQueue();
+                        break;
+                    case "id":
+                        q = builder.buildIdQueue();
+                        break;
+                    default:
+                        throw new IllegalArgumentException("unknown queue kind " + a[2]);
+                }
                 q.start();
                 consumers.put(tag, q);
                 PeerIo.out("CONSUMING " + tag);
                 break;
             }
+            case "put_priority": {
+                DistributedPriorityQueue<byte[]> q = builder(client, a[1]).buildPriorityQueue(0);
+                q.start();
+                try {
+                    q.put(unhex(a[2]), Integer.parseInt(a[3]));
+                } finally {
+                    q.close();
+                }
+                PeerIo.out("PUT " + a[1]);
+                break;
+            }
+            case "put_delay": {
+                DistributedDelayQueue<byte[]> q = builder(client, a[1]).buildDelayQueue();
+                q.start();
+                try {
+                    q.put(unhex(a[2]), Long.parseLong(a[3]));
+                } finally {
+                    q.close();
+                }
+                PeerIo.out("PUT " + a[1]);
+                break;
+            }
+            case "put_id": {
+                DistributedIdQueue<byte[]> q = builder(client, a[1]).buildIdQueue();
+                q.start();
+                try {
+                    q.put(unhex(a[2]), a[3]);
+                } finally {
+                    q.close();
+                }
+                PeerIo.out("PUT " + a[1]);
+                break;
+            }
+            case "remove_id": {
+                DistributedIdQueue<byte[]> q = builder(client, a[1]).buildIdQueue();
+                q.start();
+                int removed;
+                try {
+                    removed = q.remove(a[2]);
+                } finally {
+                    q.close();
+                }
+                PeerIo.out("REMOVED " + a[1] + " " + removed);
+                break;
+            }
             case "close": {
-                DistributedQueue<byte[]> q = consumers.remove(a[1]);
+                QueueBase<byte[]> q = consumers.remove(a[1]);
                 if (q != null) {
                     q.close();
                 }
@@ -146,9 +217,14 @@ public final class CuratorQueuePeer {
         }
     }
 
+    /** A producer-only queue builder (no consumer), putting in the foreground. */
+    static QueueBuilder<byte[]> builder(CuratorFramework client, String path) {
+        return QueueBuilder.builder(client, null, new Raw(), path).putInBackground(false);
+    }
+
     /** A producer-only queue (no consumer), putting in the foreground. */
     static DistributedQueue<byte[]> producer(CuratorFramework client, String path) throws Exception {
-        DistributedQueue<byte[]> q = QueueBuilder.builder(client, null, new Raw(), path).putInBackground(false).buildQueue();
+        DistributedQueue<byte[]> q = builder(client, path).buildQueue();
         q.start();
         return q;
     }
@@ -165,7 +241,7 @@ public final class CuratorQueuePeer {
     }
 
     static void closeRecipes() {
-        for (DistributedQueue<byte[]> q : consumers.values()) {
+        for (QueueBase<byte[]> q : consumers.values()) {
             try {
                 q.close();
             } catch (Exception e) {
