@@ -28,7 +28,8 @@
 //!
 //! - [`queue`]: Curator's distributed queues — [`queue::SimpleDistributedQueue`] (`qn-` nodes)
 //!   and [`queue::DistributedQueue`] (`queue-` nodes of Curator's item messages, with the
-//!   lock-safe mode as a message to acknowledge) — consumed as streams.
+//!   lock-safe mode as a message to acknowledge) with its priority, delay and id variants —
+//!   consumed as streams.
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
