@@ -220,9 +220,7 @@ async fn lock_safe_message_of_an_expired_session_is_delivered_again() {
     let again = bounded("redelivery after expiry", second.next_message()).await.unwrap();
     assert_eq!(again.items(), [item(0, 0)]);
     // The first consumer's session is gone: its ack must not delete what the second one holds.
-    bounded("new session", fw1.connection_state().wait_for(|s| s.epoch == 2 && s.state.is_connected()))
-        .await
-        .unwrap();
+    bounded("new session", fw1.connection_state().wait_for(|s| s.epoch == 2 && s.state.is_connected())).await.unwrap();
     assert_eq!(message.ack().await, Err(Error::SessionExpired));
     assert_eq!(fw2.client().get_children("/q-locks").await.unwrap().len(), 1, "the second lock is intact");
     again.ack().await.unwrap();

@@ -149,10 +149,11 @@ pub enum QueueEvent<T> {
 ///
 /// # Cancel safety
 ///
-/// Dropping a `next()` (or [`Consumer::next_message`]) future loses nothing: the step under way stays in
-/// the stream and goes on at the next poll. Dropping the consumer while it takes a message puts
-/// the message back at the tail of the queue (normal mode) or releases its lock (lock-safe
-/// mode), in the background.
+/// Dropping a `next()` (or [`Consumer::next_message`]) future loses nothing: the step under way
+/// stays in the stream and goes on at the next poll. Dropping the consumer while it takes a
+/// message puts the message back in the queue, in the background: in normal mode as a new node
+/// of the same name (so at the tail of its priority, due time or id), in lock-safe mode by
+/// releasing its lock.
 ///
 /// # Examples
 ///
@@ -292,10 +293,7 @@ impl Drop for Claimed {
 
 impl Claimed {
     /// The message, or (corrupted) the claim back, to dispose of.
-    fn into_message<S: QueueSerializer>(
-        mut self,
-        serializer: &S,
-    ) -> std::result::Result<Message<S::Item>, Box<Self>> {
+    fn into_message<S: QueueSerializer>(mut self, serializer: &S) -> std::result::Result<Message<S::Item>, Box<Self>> {
         let Some(data) = self.data.take() else { return Err(Box::new(self)) };
         let decoded = decode_bytes(data).and_then(|parts| {
             parts.into_iter().map(|part| serializer.deserialize(part)).collect::<std::result::Result<Vec<_>, _>>()
@@ -350,8 +348,13 @@ impl Claimer {
             let hold = LockHold::new(&self.fw, lock_path, self.fw.current_state().epoch);
             match self.fw.with_retry(|client| client.get_data(&path)).await {
                 Ok((data, _)) => {
-                    let claimed =
-                        Claimed { fw: self.fw.clone(), dir: self.dir.clone(), path, data: Some(data), lock: Some(hold) };
+                    let claimed = Claimed {
+                        fw: self.fw.clone(),
+                        dir: self.dir.clone(),
+                        path,
+                        data: Some(data),
+                        lock: Some(hold),
+                    };
                     return Ok((Some(claimed), names));
                 }
                 // Processed by the consumer that held the lock before us.
@@ -556,6 +559,8 @@ mod tests {
         // 0x10 and 0x64 (= 100) are due, 0x96 (150) comes 50 ms later.
         assert_eq!(names, ["queue-|00000010|0000000001", "queue-|00000064|0000000002"]);
         let next = next.expect("a next due time");
-        assert!(next > Instant::now() + Duration::from_millis(40) && next <= Instant::now() + Duration::from_millis(50));
+        assert!(
+            next > Instant::now() + Duration::from_millis(40) && next <= Instant::now() + Duration::from_millis(50)
+        );
     }
 }

@@ -61,7 +61,9 @@ pub use distributed::{DistributedQueue, QUEUE_ITEM_NAME};
 pub use id::{DistributedIdQueue, id_name};
 pub use message::Message;
 pub use priority::{DistributedPriorityQueue, priority_name};
-pub use serializer::{BytesSerializer, MESSAGE_VERSION, QueueSerializer, SerializeError, decode_message, encode_message};
+pub use serializer::{
+    BytesSerializer, MESSAGE_VERSION, QueueSerializer, SerializeError, decode_message, encode_message,
+};
 pub use simple::{SIMPLE_QUEUE_PREFIX, SimpleDistributedQueue};
 
 /// Errors worth waiting out: the connection or the session is coming back.
