@@ -5,6 +5,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,7 +31,12 @@ fn item(producer: usize, i: usize) -> Bytes {
 
 #[tokio::test]
 async fn simple_queue_is_fifo_for_one_producer() {
-    let env = common::embedded("simple_fifo").await;
+    for env in common::envs("simple_fifo").await {
+        simple_fifo(&env).await;
+    }
+}
+
+async fn simple_fifo(env: &common::Env) {
     let fw = env.framework();
     let queue = SimpleDistributedQueue::new(&fw, "/q");
     for i in 0..25 {
@@ -50,15 +57,21 @@ async fn simple_queue_is_fifo_for_one_producer() {
 async fn simple_queue_delivers_every_item_once_to_many_consumers() {
     let env = common::embedded("simple_many").await;
     let (producers, consumers, per_producer) = (3, 3, 40);
+    let total = producers * per_producer;
+    let delivered = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for c in 0..consumers {
         let fw = env.framework();
+        let delivered = delivered.clone();
         handles.push(tokio::spawn(async move {
             let queue = SimpleDistributedQueue::new(&fw, "/q");
             let mut got = Vec::new();
-            // Every consumer waits until the queue stays empty for a while.
-            while let Some(item) = queue.take_timeout(Duration::from_secs(2)).await.expect("take") {
-                got.push(item);
+            // Until everything was delivered (a lost item makes the test time out).
+            while delivered.load(Ordering::SeqCst) < total {
+                if let Some(item) = queue.take_timeout(Duration::from_millis(100)).await.expect("take") {
+                    got.push(item);
+                    delivered.fetch_add(1, Ordering::SeqCst);
+                }
             }
             fw.close().await;
             (c, got)
@@ -96,7 +109,12 @@ async fn simple_queue_delivers_every_item_once_to_many_consumers() {
 
 #[tokio::test]
 async fn distributed_queue_is_fifo_and_keeps_multi_items_together() {
-    let env = common::embedded("dq_fifo").await;
+    for env in common::envs("dq_fifo").await {
+        distributed_fifo(&env).await;
+    }
+}
+
+async fn distributed_fifo(env: &common::Env) {
     let fw = env.framework();
     let queue = DistributedQueue::new(&fw, "/q");
     for i in 0..10 {
@@ -118,9 +136,12 @@ async fn distributed_queue_is_fifo_and_keeps_multi_items_together() {
 async fn many_to_many(name: &str, lock: bool) {
     let env = common::embedded(name).await;
     let (producers, consumers, per_producer) = (3, 3, 30);
+    let total = producers * per_producer;
+    let delivered = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for _ in 0..consumers {
         let fw = env.framework();
+        let delivered = delivered.clone();
         handles.push(tokio::spawn(async move {
             let mut queue = DistributedQueue::new(&fw, "/q");
             if lock {
@@ -128,9 +149,16 @@ async fn many_to_many(name: &str, lock: bool) {
             }
             let mut consumer = queue.consumer();
             let mut got = Vec::new();
-            while let Some(mut message) = consumer.next_message_timeout(Duration::from_secs(2)).await.expect("take") {
-                got.extend(message.take_items());
-                message.ack().await.expect("ack");
+            // Until everything was delivered (a lost item makes the test time out).
+            while delivered.load(Ordering::SeqCst) < total {
+                if let Some(mut message) =
+                    consumer.next_message_timeout(Duration::from_millis(100)).await.expect("take")
+                {
+                    let items = message.take_items();
+                    message.ack().await.expect("ack");
+                    delivered.fetch_add(items.len(), Ordering::SeqCst);
+                    got.extend(items);
+                }
             }
             drop(consumer);
             fw.close().await;
@@ -345,15 +373,20 @@ async fn a_dropped_consumer_leaves_no_watch_behind() {
     let env = common::embedded("dq_watches").await;
     let fw = env.framework();
     connected(&fw).await;
-    let queue = DistributedQueue::new(&fw, "/q").lock_path("/q-locks");
-    let mut consumer = queue.consumer();
-    assert!(consumer.next_message_timeout(Duration::from_millis(200)).await.unwrap().is_none());
-    assert_eq!(fw.client().watcher_count().await, 2, "the queue and its locks are watched");
-    drop(consumer);
-    common::eventually("watches removed", || async { fw.client().watcher_count().await == 0 }).await;
+    let watches = |n: usize| {
+        let fw = fw.clone();
+        async move { common::eventually(&format!("{n} watches"), || async { fw.client().watcher_count().await == n }).await }
+    };
+    let mut consumer = DistributedQueue::new(&fw, "/q").lock_path("/q-locks").consumer();
+    let waiting = tokio::spawn(async move { consumer.next_message().await.map(|_| ()) });
+    watches(2).await; // the queue and its locks
+    waiting.abort(); // drops the consumer
+    watches(0).await;
     let simple = SimpleDistributedQueue::new(&fw, "/s");
-    assert!(simple.take_timeout(Duration::from_millis(200)).await.unwrap().is_none());
-    common::eventually("watches removed", || async { fw.client().watcher_count().await == 0 }).await;
+    let waiting = tokio::spawn(async move { simple.take().await.map(|_| ()) });
+    watches(1).await;
+    waiting.abort();
+    watches(0).await;
     fw.close().await;
 }
 
