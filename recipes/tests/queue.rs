@@ -452,3 +452,41 @@ async fn id_queue_removes_by_id_and_keeps_put_order() {
     assert!(fw.client().get_children("/l-locks").await.unwrap().is_empty(), "removal's lock released");
     fw.close().await;
 }
+
+/// Drops the connection at many points of a take's way (listing, reading, deleting, with the
+/// server slowed down so the requests are in flight): each take still returns its item, once,
+/// and leaves nothing behind. (A delete applied whose reply is lost: `queue_reply_lost.rs`.)
+#[tokio::test]
+async fn takes_across_a_connection_lost_mid_delete_return_each_item_once() {
+    let env = common::embedded("take_mid_delete").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let simple = SimpleDistributedQueue::new(&fw, "/simple");
+    let dq = DistributedQueue::new(&fw, "/dq");
+    let mut consumer = dq.consumer();
+    for round in 0..8u64 {
+        simple.offer(item(0, round as usize)).await.unwrap();
+        dq.put(&item(1, round as usize)).await.unwrap();
+        let session = connected(&fw).await;
+        server.set_latency(Duration::from_millis(50));
+        let taking = tokio::spawn({
+            let simple = simple.clone();
+            async move { simple.take().await }
+        });
+        let (cut, taken) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_millis(20 + 20 * round)).await;
+                server.drop_connection(session);
+                server.set_latency(Duration::ZERO);
+            },
+            bounded("dq take", consumer.next_message())
+        );
+        let () = cut;
+        assert_eq!(bounded("simple take", taking).await.unwrap().unwrap(), item(0, round as usize), "round {round}");
+        assert_eq!(taken.unwrap().items(), [item(1, round as usize)], "round {round}");
+        assert_eq!(simple.poll().await.unwrap(), None, "round {round}: left behind");
+        assert!(fw.client().get_children("/dq").await.unwrap().is_empty(), "round {round}: left behind");
+    }
+    drop(consumer);
+    fw.close().await;
+}
