@@ -8,13 +8,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use corral_core::framework::{Create, StateChanges};
-use corral_core::{ConnectionStateChange, CreateMode, Error, Framework, OneshotWatcher, Result};
+use corral_core::framework::StateChanges;
+use corral_core::{ConnectionStateChange, Error, Framework, OneshotWatcher, Result};
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::message::{LockHold, ack_locked};
+use super::message::{LockHold, ack_locked, take_lock};
 use super::serializer::decode_bytes;
 use super::{
     Message, QUEUE_ITEM_NAME, QueueSerializer, SerializeError, Taken, Woken, is_transient, list_and_watch, pause,
@@ -337,15 +337,9 @@ impl Claimer {
                     Taken::Gone => continue,
                 }
             };
-            let lock_path = format!("{lock_dir}/{name}");
-            // Idempotent: a retry after a lost reply finds our own lock (our session, our id).
-            let spec = Create::new(CreateMode::Ephemeral).parents().idempotent();
-            match self.fw.create(&lock_path, self.id.clone(), spec).await {
-                Ok(_) => {}
-                Err(e) if e.is_node_exists() => continue,
-                Err(e) => return Err(e),
-            }
-            let hold = LockHold::new(&self.fw, lock_path, self.fw.current_state().epoch);
+            let Some(hold) = take_lock(&self.fw, format!("{lock_dir}/{name}"), self.id.clone()).await? else {
+                continue;
+            };
             match self.fw.with_retry(|client| client.get_data(&path)).await {
                 Ok((data, _)) => {
                     let claimed = Claimed {

@@ -1,10 +1,9 @@
 //! [`DistributedIdQueue`]: Curator's `DistributedIdQueue`, items with an id they can be removed by.
 
-use corral_core::framework::Create;
-use corral_core::{CreateMode, Error, Framework, Result};
+use corral_core::{Error, Framework, Result};
 
 use super::consumer::{Order, parse_id};
-use super::message::LockHold;
+use super::message::take_lock;
 use super::{BytesSerializer, Consumer, DistributedQueue, QUEUE_ITEM_NAME, QueueSerializer};
 
 /// The part of an id queue node's name that holds `id` (Curator's `makeIdPath`): `|<id>|`, with
@@ -224,13 +223,11 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
             let path = format!("{}/{name}", self.path());
             let hold = match self.queue.lock_dir() {
                 Some(lock_dir) => {
-                    let lock = format!("{lock_dir}/{name}");
-                    // Idempotent with data of its own: a retry after a lost reply finds it ours.
-                    let spec = Create::new(CreateMode::Ephemeral).parents().idempotent();
-                    match fw.create(&lock, uuid::Uuid::new_v4().to_string(), spec).await {
-                        Ok(_) => Some(LockHold::new(fw, lock, fw.current_state().epoch)),
-                        Err(e) if e.is_node_exists() => continue,
-                        Err(e) => return Err(e),
+                    let data = bytes::Bytes::from(uuid::Uuid::new_v4().to_string());
+                    match take_lock(fw, format!("{lock_dir}/{name}"), data).await? {
+                        Some(hold) => Some(hold),
+                        // Being processed by a consumer.
+                        None => continue,
                     }
                 }
                 None => None,

@@ -1,7 +1,9 @@
 //! [`Message`]: the items of one queue node as a consumer hands them out, with, in lock-safe mode,
 //! the node's lock until the caller acknowledges it.
 
-use corral_core::{Error, ErrorCode, Framework, Op, Result};
+use bytes::Bytes;
+use corral_core::framework::Create;
+use corral_core::{Client, CreateMode, Error, ErrorCode, Framework, Op, Result};
 
 use super::{is_transient, pause};
 
@@ -185,16 +187,17 @@ impl<T> Message<T> {
 pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
     let mut attempt = 0;
     loop {
-        if hold.fw.current_state().epoch != hold.epoch {
-            // The session ended and took the lock with it.
+        // Only on the lock's own session: after it ended, a node at the lock's path would be
+        // another consumer's.
+        let Some(client) = hold.client() else {
             hold.done = true;
             return Err(Error::SessionExpired);
-        }
+        };
         let ops = vec![
             Op::Delete { path: item.to_owned(), version: None },
             Op::Delete { path: hold.path.clone(), version: None },
         ];
-        match hold.fw.client().multi(ops).await {
+        match client.multi(ops).await {
             Ok(_) => {
                 hold.done = true;
                 return Ok(());
@@ -221,24 +224,50 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
     }
 }
 
-/// A lock node this process holds for a message, created in session epoch `epoch`; released
+/// Creates the lock node `path` (ephemeral, parents as needed) with `data` of this consumer's
+/// own, and checks it belongs to the current session; `None` if another consumer holds it (or the
+/// session changed under the create).
+pub(crate) async fn take_lock(fw: &Framework, path: String, data: Bytes) -> Result<Option<LockHold>> {
+    // Idempotent: a retry after a lost reply finds our own lock (our session, our data).
+    let spec = Create::new(CreateMode::Ephemeral).parents().idempotent();
+    match fw.create(&path, data, spec).await {
+        Ok(_) => {}
+        Err(e) if e.is_node_exists() => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let client = fw.client();
+    // From here a drop releases it (on this session only).
+    let mut hold = LockHold { fw: fw.clone(), path, session_id: client.session_id(), done: false };
+    match fw.with_retry(|client| client.exists(&hold.path)).await? {
+        Some(stat) if stat.ephemeral_owner == hold.session_id => Ok(Some(hold)),
+        // Made on an earlier session (gone with it), or another consumer's since.
+        _ => {
+            hold.done = true;
+            Ok(None)
+        }
+    }
+}
+
+/// A lock node this process holds for a message, owned by session `session_id`; released
 /// (deleted) in the background when dropped unless `done`.
 #[derive(Debug)]
 pub(crate) struct LockHold {
     fw: Framework,
     path: String,
-    epoch: u64,
+    session_id: i64,
     done: bool,
 }
 
 impl LockHold {
-    pub(crate) fn new(fw: &Framework, path: String, epoch: u64) -> Self {
-        Self { fw: fw.clone(), path, epoch, done: false }
+    /// The framework's client if it is still on the lock's session.
+    fn client(&self) -> Option<Client> {
+        let client = self.fw.client();
+        (client.session_id() == self.session_id).then_some(client)
     }
 
     pub(crate) async fn release(mut self) {
         self.done = true;
-        release_lock(&self.fw, &self.path, self.epoch).await;
+        release_lock(&self.fw, &self.path, self.session_id).await;
     }
 }
 
@@ -251,25 +280,27 @@ impl Drop for LockHold {
             tracing::warn!(path = %self.path, "no Tokio runtime to release a queue lock; it stays until the session ends");
             return;
         };
-        let (fw, path, epoch) = (self.fw.clone(), std::mem::take(&mut self.path), self.epoch);
-        handle.spawn(async move { release_lock(&fw, &path, epoch).await });
+        let (fw, path, session_id) = (self.fw.clone(), std::mem::take(&mut self.path), self.session_id);
+        handle.spawn(async move { release_lock(&fw, &path, session_id).await });
     }
 }
 
-/// Deletes the lock at `path` while the session of `epoch` lasts (after that it is gone anyway,
-/// and a node at `path` would be another consumer's).
-async fn release_lock(fw: &Framework, path: &str, epoch: u64) {
+/// Deletes the lock at `path` while its session lasts (after that it is gone anyway, and a node
+/// at `path` would be another consumer's).
+async fn release_lock(fw: &Framework, path: &str, session_id: i64) {
     let mut attempt = 0;
     loop {
-        if fw.current_state().epoch != epoch {
+        let client = fw.client();
+        if client.session_id() != session_id {
             return;
         }
-        match fw.client().delete(path, None).await {
+        match client.delete(path, None).await {
             Ok(()) => return,
             Err(e) if e.is_no_node() => return,
             Err(Error::Closed) => return,
             Err(e) if is_transient(&e) => {
                 attempt += 1;
+                let _ = fw.wait_until_connected(fw.connection_timeout()).await;
                 pause(attempt, None).await;
             }
             Err(e) => {
