@@ -140,7 +140,7 @@ pub enum QueueEvent<T> {
     State(ConnectionStateChange),
 }
 
-/// A [`DistributedQueue`] consumer: a stream of [`QueueEvent`]s, messages in node order with
+/// A [`DistributedQueue`](super::DistributedQueue) consumer: a stream of [`QueueEvent`]s, messages in node order with
 /// the connection states in between.
 ///
 /// The stream waits on a watch of the queue's children (and of the lock directory in lock-safe

@@ -144,7 +144,7 @@ impl<S: QueueSerializer> DistributedQueue<S> {
     /// `lock_path`: before it reads a message, a consumer creates the ephemeral node
     /// `<lock_path>/<message node name>`; other lock-safe consumers (Corral's or Curator's) skip a
     /// message whose lock exists. The message and its lock are deleted together when the caller
-    /// [acknowledges](Message::ack) it; if the [`Message`] is dropped instead, or the consumer's
+    /// [acknowledges](super::Message::ack) it; if the [`Message`](super::Message) is dropped instead, or the consumer's
     /// session ends, the lock goes and the message is delivered again.
     ///
     /// Every consumer of one queue must use the same lock path (producers ignore it).
@@ -200,7 +200,7 @@ impl<S: QueueSerializer> DistributedQueue<S> {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`Error::Server`](corral_core::Error::Server).
     ///
     /// # Cancel safety
     ///
@@ -229,7 +229,7 @@ impl<S: QueueSerializer> DistributedQueue<S> {
     }
 
     /// Adds several items as one message (one node, Curator's `putMulti`); a consumer receives
-    /// them together in one [`Message`]. Returns the node's path.
+    /// them together in one [`Message`](super::Message). Returns the node's path.
     ///
     /// # Errors
     ///
@@ -284,7 +284,7 @@ impl<S: QueueSerializer> DistributedQueue<S> {
     ///
     /// Nothing is sent until it is first polled. Without a lock path, a message is deleted from
     /// the queue before it is yielded (Curator's normal mode: at most once); with one, it stays
-    /// until it is [acknowledged](Message::ack) (at least once). Several consumers, in this
+    /// until it is [acknowledged](super::Message::ack) (at least once). Several consumers, in this
     /// process or others, share the queue's messages.
     ///
     /// # Examples

@@ -7,10 +7,10 @@ use corral_core::{Client, CreateMode, Error, ErrorCode, Framework, Op, Result};
 
 use super::{is_transient, pause};
 
-/// The items of one queue node, taken by a [`Consumer`].
+/// The items of one queue node, taken by a [`Consumer`](super::Consumer).
 ///
 /// In normal mode the node is already deleted: [`Message::ack`] does nothing, and dropping the
-/// message drops its items. In lock-safe mode ([`DistributedQueue::lock_path`]) the message holds
+/// message drops its items. In lock-safe mode ([`DistributedQueue::lock_path`](super::DistributedQueue::lock_path)) the message holds
 /// the node's lock: [`Message::ack`] deletes the node and the lock together; dropping the message
 /// without acknowledging it releases the lock in the background, and the message is delivered
 /// again (to this consumer or another one). It is delivered again too if the session ends first.

@@ -16,12 +16,13 @@
 //! never poll.
 //!
 //! - [`SimpleDistributedQueue::take`] and a [`DistributedQueue`] consumer without a lock path
-//!   deliver each item at most once to each consumer and lose none while the process lives: a
-//!   take that is dropped after it deleted a node keeps the item for the next take (or puts it
-//!   back at the tail of the queue). If the reply to the delete is lost with the connection and the
-//!   node is gone afterwards, the consumer cannot tell whether its delete or another consumer's
-//!   removed it; it then keeps the item (no loss), so in that one race an item can reach two
-//!   consumers.
+//!   (Curator's normal mode) hand each item to one consumer, and lose none while the process
+//!   lives: a take dropped after it deleted a node keeps the item for the next take (or puts it
+//!   back in the queue). If the delete was applied but its reply lost with the connection, the
+//!   consumer cannot tell from the error whether its delete or another consumer's removed the
+//!   node; it then keeps the item (no loss), so in that one race an item can reach two consumers.
+//!   Once handed out, an item is the caller's: if the process dies before processing it, it is
+//!   gone (at most once).
 //! - With a lock path ([`DistributedQueue::lock_path`], Curator's `lockPath`), a consumer first
 //!   creates an ephemeral lock node for the item, and deletes the item and the lock together only
 //!   when the caller [acknowledges](Message::ack) it. An item whose consumer dies, drops the
@@ -29,11 +30,11 @@
 //!
 //! # Connection states
 //!
-//! A waiting take or consumer lists the queue again after every connection state change, so an
-//! item put while the connection was down, or during a new session, is found (Curator's
-//! `ChildrenCache` misses items after a new session until the next change, and CURATOR-336: its
-//! consumers are never told of states). A [`Consumer`] also yields the connection states as
-//! [`QueueEvent::State`] values, in order with the messages.
+//! A waiting take or consumer lists the queue again after every connection state change
+//! (SUSPENDED, RECONNECTED, LOST, a new session), so an item put while the connection was down or
+//! during a new session is found, and a take goes on across a new session. A [`Consumer`] also
+//! yields the connection states as [`QueueEvent::State`] values, in order with the messages:
+//! Curator's `QueueConsumer.stateChanged` is never called (CURATOR-336).
 //!
 //! Producers: a put is a sequential create, retried under the framework's retry policy. As in
 //! Curator, a retry after a lost reply can create the node twice (queue names cannot carry
