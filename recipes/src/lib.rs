@@ -32,6 +32,11 @@
 //! - [`atomic::DistributedAtomicLong`]: a 64-bit counter updated by compare-and-set, optionally
 //!   promoted to a lock when contention is high.
 //!
+//! - [`queue`]: Curator's distributed queues — [`queue::SimpleDistributedQueue`] (`qn-` nodes)
+//!   and [`queue::DistributedQueue`] (`queue-` nodes of Curator's item messages, with the
+//!   lock-safe mode as a message to acknowledge) with its priority, delay and id variants —
+//!   consumed as streams.
+//!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
 pub mod atomic;
@@ -46,6 +51,7 @@ pub mod leader_selector;
 pub mod lock;
 pub mod multi_lock;
 pub mod persistent_node;
+pub mod queue;
 pub mod read_write_lock;
 pub mod semaphore;
 pub mod shared_count;

@@ -359,6 +359,11 @@ impl Peer {
 // ------------------------------------------------------------------------------------------
 // Helpers for both sides' answers
 
+/// Lowercase hex, as the peers' `hex()`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
 }

@@ -1,0 +1,312 @@
+//! [`Message`]: the items of one queue node as a consumer hands them out, with, in lock-safe mode,
+//! the node's lock until the caller acknowledges it.
+
+use bytes::Bytes;
+use corral_core::framework::Create;
+use corral_core::{Client, CreateMode, Error, ErrorCode, Framework, Op, Result};
+
+use super::{is_transient, pause};
+
+/// The items of one queue node, taken by a [`Consumer`](super::Consumer).
+///
+/// In normal mode the node is already deleted: [`Message::ack`] does nothing, and dropping the
+/// message drops its items. In lock-safe mode ([`DistributedQueue::lock_path`](super::DistributedQueue::lock_path)) the message holds
+/// the node's lock: [`Message::ack`] deletes the node and the lock together; dropping the message
+/// without acknowledging it releases the lock in the background, and the message is delivered
+/// again (to this consumer or another one). It is delivered again too if the session ends first.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use bytes::Bytes;
+/// use corral_recipes::queue::DistributedQueue;
+///
+/// let queue = DistributedQueue::new(&fw, "/queues/jobs").lock_path("/queues/jobs-locks");
+/// queue.put(&Bytes::from("job-1")).await?;
+/// let mut message = queue.consumer().next_message().await?;
+/// assert!(message.is_locked());
+/// let items = message.take_items(); // process them…
+/// assert_eq!(items, [Bytes::from("job-1")]);
+/// message.ack().await?; // …then acknowledge
+/// assert!(fw.client().get_children("/queues/jobs").await?.is_empty());
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Message<T> {
+    items: Vec<T>,
+    path: String,
+    lock: Option<LockHold>,
+}
+
+impl<T> Message<T> {
+    pub(crate) fn new(items: Vec<T>, path: String, lock: Option<LockHold>) -> Self {
+        Self { items, path, lock }
+    }
+
+    /// The items, in the order they were put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use bytes::Bytes;
+    /// use corral_recipes::queue::DistributedQueue;
+    ///
+    /// let queue = DistributedQueue::new(&fw, "/queues/jobs");
+    /// queue.put_multi(&[Bytes::from("a"), Bytes::from("b")]).await?;
+    /// assert_eq!(queue.consumer().next_message().await?.items(), [Bytes::from("a"), Bytes::from("b")]);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
+    /// Moves the items out (leaving none), keeping the message — and in lock-safe mode its
+    /// lock — to acknowledge once they are processed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use bytes::Bytes;
+    /// use corral_recipes::queue::DistributedQueue;
+    ///
+    /// let queue = DistributedQueue::new(&fw, "/queues/jobs");
+    /// queue.put(&Bytes::from("a")).await?;
+    /// let mut message = queue.consumer().next_message().await?;
+    /// assert_eq!(message.take_items(), [Bytes::from("a")]);
+    /// assert!(message.items().is_empty());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn take_items(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.items)
+    }
+
+    /// The path of the queue node the message came from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use bytes::Bytes;
+    /// use corral_recipes::queue::DistributedQueue;
+    ///
+    /// let queue = DistributedQueue::new(&fw, "/queues/jobs");
+    /// let node = queue.put(&Bytes::from("a")).await?;
+    /// assert_eq!(queue.consumer().next_message().await?.path(), node);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the message holds a lock (lock-safe mode) that is still to be acknowledged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use bytes::Bytes;
+    /// use corral_recipes::queue::DistributedQueue;
+    ///
+    /// let queue = DistributedQueue::new(&fw, "/queues/jobs");
+    /// queue.put(&Bytes::from("a")).await?;
+    /// assert!(!queue.consumer().next_message().await?.is_locked()); // normal mode
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Acknowledges the message: in lock-safe mode, deletes the queue node and its lock in one
+    /// transaction; in normal mode, nothing (the node is gone already).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::SessionExpired`] if the session that took the lock has ended: its lock is gone
+    ///   and the message is (or will be) delivered again.
+    /// - Server errors such as NoAuth as [`Error::Server`]; the lock is then released and the
+    ///   message delivered again.
+    ///
+    /// Connection errors are waited out within the session.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before the transaction is known to be applied, the
+    /// lock is released in the background and the message — if it is still there — is delivered
+    /// again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use bytes::Bytes;
+    /// use corral_recipes::queue::DistributedQueue;
+    ///
+    /// let queue = DistributedQueue::new(&fw, "/queues/jobs").lock_path("/queues/jobs-locks");
+    /// queue.put(&Bytes::from("job-1")).await?;
+    /// queue.consumer().next_message().await?.ack().await?;
+    /// assert!(fw.client().get_children("/queues/jobs").await?.is_empty());
+    /// assert!(fw.client().get_children("/queues/jobs-locks").await?.is_empty());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ack(mut self) -> Result<()> {
+        match self.lock.take() {
+            Some(hold) => ack_locked(hold, &self.path).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Deletes the item and its lock together, as the holder of the lock.
+pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        // Only on the lock's own session: after it ended, a node at the lock's path would be
+        // another consumer's.
+        let Some(client) = hold.client() else {
+            hold.done = true;
+            return Err(Error::SessionExpired);
+        };
+        let ops = vec![
+            Op::Delete { path: item.to_owned(), version: None },
+            Op::Delete { path: hold.path.clone(), version: None },
+        ];
+        match client.multi(ops).await {
+            Ok(_) => {
+                hold.done = true;
+                return Ok(());
+            }
+            // The item is gone while we hold its lock: our own transaction, applied before its
+            // reply was lost (or a consumer that ignores locks took it). Only the lock is left.
+            Err(Error::MultiFailed { index: 0, code: ErrorCode::NoNode, .. }) => {
+                hold.release().await;
+                return Ok(());
+            }
+            Err(Error::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) => {
+                hold.done = true;
+                return Err(Error::SessionExpired);
+            }
+            Err(e) if is_transient(&e) => {
+                attempt += 1;
+                tracing::debug!(item, error = %e, "queue ack: retrying");
+                let _ = hold.fw.wait_until_connected(hold.fw.connection_timeout()).await;
+                pause(attempt, None).await;
+            }
+            // Dropping the hold releases the lock: the item is delivered again.
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates the lock node `path` (ephemeral, parents as needed) with `data` of this consumer's
+/// own, and checks it belongs to the current session; `None` if another consumer holds it (or the
+/// session changed under the create).
+pub(crate) async fn take_lock(fw: &Framework, path: String, data: Bytes) -> Result<Option<LockHold>> {
+    // Idempotent: a retry after a lost reply finds our own lock (our session, our data).
+    let spec = Create::new(CreateMode::Ephemeral).parents().idempotent();
+    match fw.create(&path, data, spec).await {
+        Ok(_) => {}
+        Err(e) if e.is_node_exists() => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let client = fw.client();
+    // From here a drop releases it (on this session only).
+    let mut hold = LockHold { fw: fw.clone(), path, session_id: client.session_id(), done: false };
+    match fw.with_retry(|client| client.exists(&hold.path)).await? {
+        Some(stat) if stat.ephemeral_owner == hold.session_id => Ok(Some(hold)),
+        // Made on an earlier session (gone with it), or another consumer's since.
+        _ => {
+            hold.done = true;
+            Ok(None)
+        }
+    }
+}
+
+/// A lock node this process holds for a message, owned by session `session_id`; released
+/// (deleted) in the background when dropped unless `done`.
+#[derive(Debug)]
+pub(crate) struct LockHold {
+    fw: Framework,
+    path: String,
+    session_id: i64,
+    done: bool,
+}
+
+impl LockHold {
+    /// The framework's client if it is still on the lock's session.
+    fn client(&self) -> Option<Client> {
+        let client = self.fw.client();
+        (client.session_id() == self.session_id).then_some(client)
+    }
+
+    pub(crate) async fn release(mut self) {
+        self.done = true;
+        release_lock(&self.fw, &self.path, self.session_id).await;
+    }
+}
+
+impl Drop for LockHold {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(path = %self.path, "no Tokio runtime to release a queue lock; it stays until the session ends");
+            return;
+        };
+        let (fw, path, session_id) = (self.fw.clone(), std::mem::take(&mut self.path), self.session_id);
+        handle.spawn(async move { release_lock(&fw, &path, session_id).await });
+    }
+}
+
+/// Deletes the lock at `path` while its session lasts (after that it is gone anyway, and a node
+/// at `path` would be another consumer's).
+async fn release_lock(fw: &Framework, path: &str, session_id: i64) {
+    let mut attempt = 0;
+    loop {
+        let client = fw.client();
+        if client.session_id() != session_id {
+            return;
+        }
+        match client.delete(path, None).await {
+            Ok(()) => return,
+            Err(e) if e.is_no_node() => return,
+            Err(Error::Closed) => return,
+            Err(e) if is_transient(&e) => {
+                attempt += 1;
+                let _ = fw.wait_until_connected(fw.connection_timeout()).await;
+                pause(attempt, None).await;
+            }
+            Err(e) => {
+                tracing::warn!(path, error = %e, "cannot release a queue lock; it stays until the session ends");
+                return;
+            }
+        }
+    }
+}
