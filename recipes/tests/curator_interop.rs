@@ -26,16 +26,8 @@ use common::java_peer::{self, Java, PeerSpec, T, assert_curator_layout, name_of,
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorPeer",
-    jars: &[
-        "curator-recipes.jar",
-        "curator-framework.jar",
-        "curator-client.jar",
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "guava.jar",
-        "slf4j-api.jar",
-    ],
-    packages: "libcurator-recipes-java zookeeper libslf4j-java",
+    jars: java_peer::CURATOR_RECIPES_JARS,
+    packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator interop tests",
     cache: "curator-peer",
 };

@@ -22,16 +22,8 @@ use common::java_peer::{self, Java, Peer, PeerSpec, unhex, within};
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorCountersPeer",
-    jars: &[
-        "curator-recipes.jar",
-        "curator-framework.jar",
-        "curator-client.jar",
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "guava.jar",
-        "slf4j-api.jar",
-    ],
-    packages: "libcurator-recipes-java zookeeper libslf4j-java",
+    jars: java_peer::CURATOR_RECIPES_JARS,
+    packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator barrier and counter interop tests",
     cache: "curator-counters-peer",
 };

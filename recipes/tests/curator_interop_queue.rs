@@ -22,16 +22,8 @@ use common::java_peer::{self, Java, Peer, PeerSpec, hex, unhex, within};
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorQueuePeer",
-    jars: &[
-        "curator-recipes.jar",
-        "curator-framework.jar",
-        "curator-client.jar",
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "guava.jar",
-        "slf4j-api.jar",
-    ],
-    packages: "libcurator-recipes-java zookeeper libslf4j-java",
+    jars: java_peer::CURATOR_RECIPES_JARS,
+    packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator queue interop tests",
     cache: "curator-queue-peer",
 };

@@ -25,6 +25,20 @@ const JAR_DIR: &str = "/usr/share/java";
 /// Compiled together with every peer: the line protocol and helpers the peers share.
 const SUPPORT: &[&str] = &["PeerIo"];
 
+/// The jars a peer using Curator's recipes runs against (in `/usr/share/java`).
+pub const CURATOR_RECIPES_JARS: &[&str] = &[
+    "curator-recipes.jar",
+    "curator-framework.jar",
+    "curator-client.jar",
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "guava.jar",
+    "slf4j-api.jar",
+];
+
+/// The Debian packages that provide [`CURATOR_RECIPES_JARS`].
+pub const CURATOR_RECIPES_PACKAGES: &str = "libcurator-recipes-java zookeeper libslf4j-java";
+
 /// Which peer a test binary runs.
 #[derive(Debug)]
 pub struct PeerSpec {
