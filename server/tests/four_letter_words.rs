@@ -2,36 +2,22 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::Raw;
 use corral_server::Server;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn word(addr: SocketAddr, cmd: &[u8]) -> String {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    socket.write_all(cmd).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(common::WAIT, socket.read_to_end(&mut out))
-        .await
-        .expect("answered and closed in time")
-        .expect("read");
-    String::from_utf8(out).expect("text")
-}
 
 #[tokio::test]
 async fn ruok_isro_srvr_conf() {
     let server = Server::start().await.expect("start");
-    assert_eq!(word(server.addr(), b"ruok").await, "imok");
-    assert_eq!(word(server.addr(), b"isro").await, "rw");
-    let srvr = word(server.addr(), b"srvr").await;
+    assert_eq!(common::word(server.addr(), b"ruok").await, "imok");
+    assert_eq!(common::word(server.addr(), b"isro").await, "rw");
+    let srvr = common::word(server.addr(), b"srvr").await;
     let lines: Vec<&str> = srvr.lines().collect();
     assert!(lines[0].starts_with("Zookeeper version: 3.8.0-corral-"), "{srvr}");
     assert!(lines[1].starts_with("Latency min/avg/max: "));
     assert!(lines.contains(&"Mode: standalone"));
     assert!(lines.contains(&"Node count: 5"), "a fresh server reports 5 nodes: {srvr}");
     assert!(lines.contains(&"Zxid: 0x0"));
-    let conf = word(server.addr(), b"conf").await;
+    let conf = common::word(server.addr(), b"conf").await;
     assert!(conf.starts_with(&format!("clientPort={}\n", server.addr().port())), "{conf}");
     assert!(conf.contains("tickTime=2000\n"));
     assert!(conf.contains("minSessionTimeout=4000\nmaxSessionTimeout=40000\n"));
@@ -46,20 +32,20 @@ async fn stat_cons_wchs_mntr_dump_envi_reflect_the_server() {
     c.exists("/e", true).await.expect("watch");
     c.exists("/other", true).await.expect_err("missing");
 
-    let stat = word(server.addr(), b"stat").await;
+    let stat = common::word(server.addr(), b"stat").await;
     assert!(stat.contains("\nClients:\n /127.0.0.1:"), "{stat}");
     assert!(stat.contains("[0](queued=0,recved=1,sent=0)\n"), "the stat connection itself: {stat}");
     assert!(stat.contains("Zxid: 0x2\n"), "createSession + create: {stat}");
     assert!(stat.contains("Node count: 6\n"));
 
-    let cons = word(server.addr(), b"cons").await;
+    let cons = common::word(server.addr(), b"cons").await;
     let session = format!("sid={:#x},lop=EXIS,", c.session_id);
     assert!(cons.contains(&session), "{cons}");
     assert!(cons.contains(",to=30000,"), "{cons}");
 
-    assert_eq!(word(server.addr(), b"wchs").await, "1 connections watching 2 paths\nTotal watches:2\n");
+    assert_eq!(common::word(server.addr(), b"wchs").await, "1 connections watching 2 paths\nTotal watches:2\n");
 
-    let mntr = word(server.addr(), b"mntr").await;
+    let mntr = common::word(server.addr(), b"mntr").await;
     for line in mntr.lines() {
         assert!(line.starts_with("zk_") && line.contains('\t'), "{line}");
     }
@@ -68,21 +54,24 @@ async fn stat_cons_wchs_mntr_dump_envi_reflect_the_server() {
     assert!(mntr.contains("zk_znode_count\t6\n"));
     assert!(mntr.contains("zk_global_sessions\t1\n"));
 
-    let dump = word(server.addr(), b"dump").await;
+    let dump = common::word(server.addr(), b"dump").await;
     assert!(dump.starts_with("SessionTracker dump:\nSession Sets (1)/(1):\n1 expire at "), "{dump}");
     let owner = format!("Sessions with Ephemerals (1):\n{:#x}:\n\t/e\n", c.session_id);
     assert!(dump.contains(&owner), "{dump}");
     assert!(dump.contains("Connections dump:\n"));
 
-    assert!(word(server.addr(), b"envi").await.starts_with("Environment:\nzookeeper.version="));
+    assert!(common::word(server.addr(), b"envi").await.starts_with("Environment:\nzookeeper.version="));
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn whitelist_and_unknown_words() {
     let server = Server::builder().four_letter_words(["srvr"]).start().await.expect("start");
-    assert_eq!(word(server.addr(), b"ruok").await, "ruok is not executed because it is not in the whitelist.\n");
-    assert!(word(server.addr(), b"srvr").await.contains("Mode: standalone"));
-    assert_eq!(word(server.addr(), b"xyzw").await, "", "garbage first bytes: closed, no output");
+    assert_eq!(
+        common::word(server.addr(), b"ruok").await,
+        "ruok is not executed because it is not in the whitelist.\n"
+    );
+    assert!(common::word(server.addr(), b"srvr").await.contains("Mode: standalone"));
+    assert_eq!(common::word(server.addr(), b"xyzw").await, "", "garbage first bytes: closed, no output");
     server.shutdown().await;
 }

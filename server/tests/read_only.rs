@@ -15,7 +15,6 @@ use corral_proto::records::{
 use corral_proto::{Acl, ConnectRequest, ConnectResponse, ErrorCode, Jute, MultiOp, MultiRequest, Request, Response};
 use corral_server::Server;
 use corral_server::testing::TestingCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn read_only_request(session_id: i64, passwd: Bytes) -> ConnectRequest {
@@ -37,17 +36,6 @@ async fn try_handshake(addr: SocketAddr, req: &ConnectRequest) -> Option<(Raw<Tc
     raw.passwd = resp.passwd.clone();
     raw.timeout = resp.timeout;
     Some((raw, resp))
-}
-
-async fn word(addr: SocketAddr, cmd: &[u8]) -> String {
-    let mut socket = TcpStream::connect(addr).await.expect("connect");
-    socket.write_all(cmd).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(common::WAIT, socket.read_to_end(&mut out))
-        .await
-        .expect("answered and closed in time")
-        .expect("read");
-    String::from_utf8(out).expect("text")
 }
 
 /// The last zxid the server has processed, as a ping's reply reports it.
@@ -210,19 +198,19 @@ async fn switching_modes_closes_the_members_connections_and_forgets_its_read_onl
 async fn four_letter_words_report_the_mode() {
     let cluster = TestingCluster::start(2).await.expect("start");
     cluster.set_read_only(0, true);
-    assert_eq!(word(cluster.addr(0), b"isro").await, "ro");
-    assert_eq!(word(cluster.addr(1), b"isro").await, "rw");
-    let srvr = word(cluster.addr(0), b"srvr").await;
+    assert_eq!(common::word(cluster.addr(0), b"isro").await, "ro");
+    assert_eq!(common::word(cluster.addr(1), b"isro").await, "rw");
+    let srvr = common::word(cluster.addr(0), b"srvr").await;
     let lines: Vec<&str> = srvr.lines().collect();
     assert!(lines[0].starts_with("Zookeeper version: "), "{srvr}");
     assert_eq!(lines[1], "READ-ONLY mode; serving only read-only clients", "{srvr}");
     assert!(lines.contains(&"Mode: read-only"), "{srvr}");
-    let stat = word(cluster.addr(0), b"stat").await;
+    let stat = common::word(cluster.addr(0), b"stat").await;
     assert!(stat.contains("READ-ONLY mode; serving only read-only clients\nClients:\n"), "{stat}");
     assert!(stat.contains("Mode: read-only\n"), "{stat}");
-    assert!(word(cluster.addr(0), b"mntr").await.contains("zk_server_state\tread-only\n"));
-    let rw = word(cluster.addr(1), b"srvr").await;
+    assert!(common::word(cluster.addr(0), b"mntr").await.contains("zk_server_state\tread-only\n"));
+    let rw = common::word(cluster.addr(1), b"srvr").await;
     assert!(rw.contains("Mode: standalone\n") && !rw.contains("READ-ONLY"), "{rw}");
-    assert!(word(cluster.addr(1), b"mntr").await.contains("zk_server_state\tstandalone\n"));
+    assert!(common::word(cluster.addr(1), b"mntr").await.contains("zk_server_state\tstandalone\n"));
     cluster.close().await;
 }

@@ -264,3 +264,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
         self.expect_closed().await;
     }
 }
+
+/// Sends the four-letter word `cmd` to `addr` and returns the whole answer (the server closes
+/// the connection after it).
+pub async fn word(addr: SocketAddr, cmd: &[u8]) -> String {
+    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    socket.write_all(cmd).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, socket.read_to_end(&mut out)).await.expect("answered and closed in time").expect("read");
+    String::from_utf8(out).expect("text")
+}
