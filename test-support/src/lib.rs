@@ -42,6 +42,7 @@
 //! process exits, however it exits (see the `local` module). It needs Linux, `sh`, a JRE and
 //! Debian's `zookeeper` package (`apt-get install zookeeper libslf4j-java`).
 
+pub mod ensemble;
 mod local;
 mod wire;
 
@@ -54,6 +55,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::local::LocalServer;
+
+pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.
 pub const ZK_ENV: &str = "CORRAL_TEST_ZK";

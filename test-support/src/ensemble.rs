@@ -1,0 +1,741 @@
+//! A real, replicated ZooKeeper ensemble on loopback: Debian's ZooKeeper 3.8 quorum peers,
+//! started, killed and restarted by the test.
+//!
+//! Each member is a `QuorumPeerMain` JVM with its own directory (`conf/zoo.cfg`, `data/myid`,
+//! `zookeeper.log`) under one `corral-ensemble-<pid>-<n>` directory in [`std::env::temp_dir`],
+//! listening on three free loopback ports (client, quorum, election). As with the standalone
+//! server (see the `local` module), each JVM is started by a small `sh` wrapper holding a pipe
+//! from the test process as its stdin: when the test process goes away, however it goes, every
+//! member is killed by its PID. Dropping the [`Ensemble`] does the same at once.
+//!
+//! Every member's log is kept on disk, and its path printed on stderr, when the ensemble is
+//! dropped while the thread is panicking (a failed test), or always with
+//! `CORRAL_ENSEMBLE_KEEP=1`; otherwise the directory is removed.
+//!
+//! The JVMs are kept light for small machines: `-Xmx128m`, the serial collector, C1 only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+use std::{env, fs, thread};
+
+use crate::local::ZOOKEEPER_JAR;
+use crate::wire;
+
+/// Set to `1` to keep every ensemble's directory (configuration, data, logs) after the test.
+pub const KEEP_ENV: &str = "CORRAL_ENSEMBLE_KEEP";
+
+const MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
+const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+const INSTALL_HINT: &str = "apt-get install zookeeper libslf4j-java";
+const LOG_FILE: &str = "zookeeper.log";
+const LOG_TAIL_LINES: usize = 30;
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Whole-ensemble start attempts (a port chosen free may be taken by another process before
+/// ZooKeeper binds it; then every port is chosen again).
+const START_ATTEMPTS: usize = 3;
+
+/// The member wrapper: `sh -c WRAPPER corral-zk-member <cfg> <log> <java> <args>…`.
+///
+/// It starts java in the background (output appended to `<log>`), prints java's PID and blocks
+/// reading its stdin. Once stdin is closed it kills java with SIGKILL, but only while
+/// `/proc/<pid>/cmdline` still names `<cfg>` (a PID reused after java died is never touched).
+const WRAPPER: &str = r#"
+cfg=$1
+log=$2
+shift 2
+"$@" </dev/null >>"$log" 2>&1 &
+pid=$!
+echo "$pid"
+exec >/dev/null
+cat >/dev/null
+if grep -qaF -- "$cfg" "/proc/$pid/cmdline" 2>/dev/null; then
+  kill -KILL "$pid" 2>/dev/null
+fi
+wait
+"#;
+
+/// The directory guard: removes `<dir>` once its stdin closes, unless `<dir>/KEEP` exists.
+const CLEANUP: &str = r#"
+cat >/dev/null
+[ -e "$1/KEEP" ] || rm -rf -- "$1"
+"#;
+
+/// A member's id: its `myid`, 1 to the ensemble's size.
+pub type MemberId = u32;
+
+/// What a member says it is in `srvr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// It leads the quorum.
+    Leader,
+    /// It follows the leader.
+    Follower,
+    /// A non-voting observer.
+    Observer,
+    /// A standalone server (not part of an ensemble).
+    Standalone,
+    /// A read-only server (it lost its quorum and serves reads only).
+    ReadOnly,
+}
+
+impl Mode {
+    /// Parses the `Mode:` line of a `srvr` answer; `None` without one (not serving).
+    pub fn from_srvr(srvr: &str) -> Option<Self> {
+        let mode = srvr.lines().find_map(|line| line.strip_prefix("Mode:"))?.trim();
+        Some(match mode {
+            "leader" => Self::Leader,
+            "follower" => Self::Follower,
+            "observer" => Self::Observer,
+            "standalone" => Self::Standalone,
+            "read-only" => Self::ReadOnly,
+            _ => return None,
+        })
+    }
+}
+
+/// How to build an [`Ensemble`]; from [`Ensemble::builder`].
+#[derive(Debug, Clone)]
+pub struct EnsembleBuilder {
+    size: u32,
+    tick_time: Duration,
+    max_session_timeout: Option<Duration>,
+    heap_mb: u32,
+    start_timeout: Duration,
+}
+
+impl Default for EnsembleBuilder {
+    fn default() -> Self {
+        Self {
+            size: 3,
+            tick_time: Duration::from_millis(300),
+            max_session_timeout: None,
+            heap_mb: 128,
+            start_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+impl EnsembleBuilder {
+    /// The number of members (default 3; an odd number of at least 3 makes a useful quorum).
+    pub fn size(mut self, size: u32) -> Self {
+        self.size = size.max(1);
+        self
+    }
+
+    /// ZooKeeper's `tickTime` (default 300 ms). Sessions are clamped to 2–20 ticks unless
+    /// [`EnsembleBuilder::max_session_timeout`] raises the upper bound; `initLimit` is 20 ticks
+    /// and `syncLimit` 10.
+    pub fn tick_time(mut self, tick_time: Duration) -> Self {
+        self.tick_time = tick_time.max(Duration::from_millis(10));
+        self
+    }
+
+    /// `maxSessionTimeout` (default 20 ticks).
+    pub fn max_session_timeout(mut self, timeout: Duration) -> Self {
+        self.max_session_timeout = Some(timeout);
+        self
+    }
+
+    /// The heap of each member's JVM in MiB (default 128).
+    pub fn heap_mb(mut self, heap_mb: u32) -> Self {
+        self.heap_mb = heap_mb.max(32);
+        self
+    }
+
+    /// How long [`EnsembleBuilder::start`] waits for every member to serve (default 90 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Starts every member and waits until each serves and one leads.
+    ///
+    /// # Errors
+    ///
+    /// No Java, no ZooKeeper jar, or the ensemble did not form within the start timeout; the
+    /// message carries the end of every member's log.
+    pub fn start(self) -> Result<Ensemble, String> {
+        let java = find_java()?;
+        if !Path::new(ZOOKEEPER_JAR).is_file() {
+            return Err(format!("{ZOOKEEPER_JAR} not found (install Debian's ZooKeeper: `{INSTALL_HINT}`)"));
+        }
+        let mut last = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            let mut ensemble = Ensemble::launch(&self, &java)?;
+            match ensemble.wait_for_quorum(self.start_timeout) {
+                Ok(_) => return Ok(ensemble),
+                Err(reason) => {
+                    tracing::warn!(attempt, %reason, "ensemble did not form; trying fresh ports");
+                    last = format!("{reason}\n{}", ensemble.log_tails());
+                    ensemble.kill_all();
+                }
+            }
+        }
+        Err(format!("the ZooKeeper ensemble did not form in {START_ATTEMPTS} attempts; the last: {last}"))
+    }
+
+    /// [`EnsembleBuilder::start`], or `None` after a `skipping: <reason>` line on stderr when
+    /// no ensemble can run here (no Java, no ZooKeeper).
+    ///
+    /// # Panics
+    ///
+    /// With `CI=true` (or `1`) instead of returning `None`, so that CI cannot go green by skipping.
+    pub fn start_or_skip(self) -> Option<Ensemble> {
+        match self.start() {
+            Ok(ensemble) => Some(ensemble),
+            Err(reason) if crate::running_in_ci() => {
+                panic!("CI is set, so tests may not skip, but the ZooKeeper ensemble did not start: {reason}")
+            }
+            Err(reason) => {
+                crate::skip_notice(&format!("tests that need a ZooKeeper ensemble: {reason}"));
+                None
+            }
+        }
+    }
+}
+
+/// One member: its ports, its directory, and its JVM while it runs.
+#[derive(Debug)]
+struct Member {
+    client: SocketAddr,
+    dir: PathBuf,
+    process: Option<Wrapper>,
+    /// The java command line, kept to restart the member.
+    args: Vec<String>,
+}
+
+impl Member {
+    fn cfg(&self) -> PathBuf {
+        self.dir.join("conf").join("zoo.cfg")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    /// Whether the JVM of this member is alive (a zombie or a reused PID is not).
+    fn alive(&self) -> bool {
+        self.process.as_ref().is_some_and(|p| cmdline_names(p.java_pid, &self.cfg()))
+    }
+}
+
+/// The `sh` wrapper of one JVM; dropping it kills the JVM and reaps the wrapper.
+#[derive(Debug)]
+struct Wrapper {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    java_pid: u32,
+}
+
+impl Drop for Wrapper {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// A running ZooKeeper ensemble of real quorum peers on loopback.
+///
+/// Members are numbered from 1. Every method that waits takes a bound and says what it waited
+/// for when it gives up.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use corral_test_support::ensemble::Ensemble;
+///
+/// let Some(mut zk) = Ensemble::builder().start_or_skip() else { return };
+/// let leader = zk.leader().expect("a leader");
+/// zk.kill(leader);
+/// let new_leader = zk.wait_for_quorum(Duration::from_secs(30)).unwrap();
+/// assert_ne!(new_leader, leader);
+/// zk.restart(leader).unwrap();
+/// zk.wait_serving(leader, Duration::from_secs(30)).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Ensemble {
+    dir: PathBuf,
+    java: PathBuf,
+    members: BTreeMap<MemberId, Member>,
+    /// Removes `dir` when the test process exits without dropping the ensemble.
+    cleanup: Option<Wrapper>,
+    keep: bool,
+}
+
+impl Ensemble {
+    /// A builder with the defaults: 3 members, `tickTime` 300 ms, 128 MiB heaps.
+    pub fn builder() -> EnsembleBuilder {
+        EnsembleBuilder::default()
+    }
+
+    fn launch(builder: &EnsembleBuilder, java: &Path) -> Result<Self, String> {
+        let dir = fresh_dir()?;
+        let cleanup = spawn_cleanup(&dir)?;
+        let mut ensemble =
+            Self { dir, java: java.to_owned(), members: BTreeMap::new(), cleanup: Some(cleanup), keep: false };
+        let ids = 1..=builder.size;
+        let ports: Vec<(MemberId, [u16; 3])> = ids
+            .clone()
+            .map(|id| Ok((id, [free_port()?, free_port()?, free_port()?])))
+            .collect::<io::Result<_>>()
+            .map_err(|err| format!("could not find free ports on 127.0.0.1: {err}"))?;
+        let servers: String = ports
+            .iter()
+            .map(|(id, [_, peer, election])| format!("server.{id}=127.0.0.1:{peer}:{election}\n"))
+            .collect();
+        for &(id, [client, _, _]) in &ports {
+            let member_dir = ensemble.dir.join(format!("member-{id}"));
+            let args = prepare(builder, &member_dir, id, client, &servers)
+                .map_err(|err| format!("could not write member {id}'s configuration: {err}"))?;
+            let client = SocketAddr::from((Ipv4Addr::LOCALHOST, client));
+            ensemble.members.insert(id, Member { client, dir: member_dir, process: None, args });
+        }
+        for id in ids {
+            ensemble.restart(id)?;
+        }
+        Ok(ensemble)
+    }
+
+    /// The ensemble's directory (one `member-<id>` directory per member).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The member ids, 1 to the size.
+    pub fn ids(&self) -> Vec<MemberId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// The connect string naming every member, `127.0.0.1:p1,127.0.0.1:p2,…`, without a chroot.
+    pub fn connect_string(&self) -> String {
+        self.members.values().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The client address of one member.
+    ///
+    /// # Panics
+    ///
+    /// If there is no member `id`.
+    pub fn client_addr(&self, id: MemberId) -> SocketAddr {
+        self.member(id).client
+    }
+
+    /// The path of one member's log file (every run of the member appends to it).
+    pub fn log_path(&self, id: MemberId) -> PathBuf {
+        self.member(id).log()
+    }
+
+    /// The PID of a member's JVM while it runs.
+    pub fn pid(&self, id: MemberId) -> Option<u32> {
+        let member = self.member(id);
+        member.alive().then(|| member.process.as_ref().map(|p| p.java_pid)).flatten()
+    }
+
+    /// Whether a member's JVM is running (it may not be serving yet).
+    pub fn is_running(&self, id: MemberId) -> bool {
+        self.member(id).alive()
+    }
+
+    /// Sends a four-letter word to one member and returns its answer.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting, writing or reading, each bounded by one second.
+    pub fn four_letter(&self, id: MemberId, word: &str) -> io::Result<String> {
+        wire::four_letter(self.member(id).client, word, PROBE_TIMEOUT)
+    }
+
+    /// What a member says it is (`srvr`'s `Mode:`), or `None` when it does not serve.
+    pub fn mode(&self, id: MemberId) -> Option<Mode> {
+        self.four_letter(id, "srvr").ok().as_deref().and_then(Mode::from_srvr)
+    }
+
+    /// The member that says it leads, if one does now.
+    pub fn leader(&self) -> Option<MemberId> {
+        self.ids().into_iter().find(|&id| self.mode(id) == Some(Mode::Leader))
+    }
+
+    /// The running members that say they serve as leader or follower.
+    pub fn serving(&self) -> Vec<MemberId> {
+        self.ids().into_iter().filter(|&id| matches!(self.mode(id), Some(Mode::Leader | Mode::Follower))).collect()
+    }
+
+    /// Waits until every running member serves (as leader or follower) and exactly one leads;
+    /// returns the leader.
+    ///
+    /// # Errors
+    ///
+    /// The modes seen last, when that did not happen within `timeout`.
+    pub fn wait_for_quorum(&self, timeout: Duration) -> Result<MemberId, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running: Vec<MemberId> = self.ids().into_iter().filter(|&id| self.is_running(id)).collect();
+            let modes: Vec<(MemberId, Option<Mode>)> = running.iter().map(|&id| (id, self.mode(id))).collect();
+            let leaders: Vec<MemberId> =
+                modes.iter().filter(|(_, mode)| *mode == Some(Mode::Leader)).map(|(id, _)| *id).collect();
+            let all_serving = modes.iter().all(|(_, mode)| matches!(mode, Some(Mode::Leader | Mode::Follower)));
+            if all_serving && leaders.len() == 1 && running.len() * 2 > self.members.len() {
+                return Ok(leaders[0]);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no quorum with one leader among running members within {timeout:?}: modes {modes:?} (dir {})",
+                    self.dir.display()
+                ));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until member `id` serves as leader or follower.
+    ///
+    /// # Errors
+    ///
+    /// When it did not within `timeout` (or its JVM died), with the end of its log.
+    pub fn wait_serving(&self, id: MemberId, timeout: Duration) -> Result<Mode, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.mode(id) {
+                Some(mode @ (Mode::Leader | Mode::Follower)) => return Ok(mode),
+                _ if !self.is_running(id) => {
+                    return Err(format!("member {id} is not running; {}", self.log_tail(id)));
+                }
+                _ if Instant::now() >= deadline => {
+                    return Err(format!("member {id} did not serve within {timeout:?}; {}", self.log_tail(id)));
+                }
+                _ => thread::sleep(POLL_INTERVAL),
+            }
+        }
+    }
+
+    /// Kills member `id` with SIGKILL (a crash: no goodbye to its peers or clients). Does nothing
+    /// if it is not running.
+    pub fn kill(&mut self, id: MemberId) {
+        let member = self.members.get_mut(&id).unwrap_or_else(|| panic!("no member {id}"));
+        if member.alive()
+            && let Some(process) = &member.process
+        {
+            signal(process.java_pid, "KILL");
+            tracing::info!(member = id, pid = process.java_pid, "killed ZooKeeper member");
+        }
+        // Reaps the JVM (the wrapper waits for it) and the wrapper.
+        member.process = None;
+    }
+
+    /// Kills the member that leads now and returns it.
+    ///
+    /// # Errors
+    ///
+    /// When no member says it leads.
+    pub fn kill_leader(&mut self) -> Result<MemberId, String> {
+        let leader = self.leader().ok_or_else(|| "no member says it leads".to_owned())?;
+        self.kill(leader);
+        Ok(leader)
+    }
+
+    /// Kills a majority of the members (the leader among them, if there is one) and returns them.
+    pub fn kill_majority(&mut self) -> Vec<MemberId> {
+        let mut victims: Vec<MemberId> = self.leader().into_iter().collect();
+        for id in self.ids() {
+            if victims.len() * 2 > self.members.len() {
+                break;
+            }
+            if !victims.contains(&id) {
+                victims.push(id);
+            }
+        }
+        for &id in &victims {
+            self.kill(id);
+        }
+        victims
+    }
+
+    /// Stops member `id` with SIGSTOP (a stalled server: its sockets stay open, nothing answers).
+    pub fn pause(&self, id: MemberId) {
+        if let Some(pid) = self.pid(id) {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Resumes a member stopped by [`Ensemble::pause`].
+    pub fn resume(&self, id: MemberId) {
+        if let Some(pid) = self.pid(id) {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// Starts member `id` again (killing it first if it runs), with the same ports and data. It
+    /// returns once the JVM is started; wait with [`Ensemble::wait_serving`] or
+    /// [`Ensemble::wait_for_quorum`].
+    ///
+    /// # Errors
+    ///
+    /// When the wrapper could not be started.
+    pub fn restart(&mut self, id: MemberId) -> Result<(), String> {
+        self.kill(id);
+        let java = self.java.clone();
+        let member = self.members.get_mut(&id).unwrap_or_else(|| panic!("no member {id}"));
+        let _ = append_line(&member.log(), "==== corral-test-support: member (re)started ====");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg("corral-zk-member")
+            .arg(member.cfg())
+            .arg(member.log())
+            .arg(&java)
+            .args(&member.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("could not run `sh` to start member {id}: {err}"))?;
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        let read = child.stdout.take().map(|out| BufReader::new(out).read_line(&mut line));
+        let mut process = Wrapper { child, stdin, java_pid: 0 };
+        process.java_pid = match read {
+            Some(Ok(_)) => line.trim().parse().map_err(|_| format!("member {id}'s wrapper printed {line:?}"))?,
+            _ => return Err(format!("member {id}'s wrapper did not report java's PID")),
+        };
+        tracing::info!(member = id, pid = process.java_pid, client = %member.client, "started ZooKeeper member");
+        member.process = Some(process);
+        Ok(())
+    }
+
+    /// Keeps the ensemble's directory after drop, and prints where it is.
+    pub fn keep_logs(&mut self) {
+        self.keep = true;
+    }
+
+    /// The last lines of every member's log, for a failure message.
+    pub fn log_tails(&self) -> String {
+        self.ids().into_iter().map(|id| self.log_tail(id)).collect::<Vec<_>>().join("\n")
+    }
+
+    fn log_tail(&self, id: MemberId) -> String {
+        let log = self.member(id).log();
+        match fs::read(&log) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+                format!("last lines of member {id}'s log {}:\n{tail}", log.display())
+            }
+            Err(err) => format!("(could not read {}: {err})", log.display()),
+        }
+    }
+
+    fn member(&self, id: MemberId) -> &Member {
+        self.members.get(&id).unwrap_or_else(|| panic!("no member {id}"))
+    }
+
+    fn kill_all(&mut self) {
+        for id in self.ids() {
+            self.kill(id);
+        }
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        self.kill_all();
+        let keep = self.keep || thread::panicking() || env::var(KEEP_ENV).is_ok_and(|v| v == "1");
+        if keep {
+            let _ = fs::write(self.dir.join("KEEP"), b"");
+            let logs: Vec<String> = self.members.values().map(|m| format!("  {}", m.log().display())).collect();
+            // Straight to the handle, in one write: libtest captures eprintln! of a test thread.
+            let notice = format!("ZooKeeper ensemble logs kept in:\n{}\n", logs.join("\n"));
+            let _ = io::stderr().lock().write_all(notice.as_bytes());
+        }
+        // Closing the guard's pipe removes the directory (unless KEEP exists).
+        self.cleanup = None;
+    }
+}
+
+impl fmt::Display for Ensemble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ensemble {} in {}", self.connect_string(), self.dir.display())
+    }
+}
+
+/// Writes one member's `conf/zoo.cfg` and `data/myid`, and returns the java arguments.
+fn prepare(builder: &EnsembleBuilder, dir: &Path, id: MemberId, client: u16, servers: &str) -> io::Result<Vec<String>> {
+    let conf = dir.join("conf");
+    let data = dir.join("data");
+    fs::create_dir_all(&conf)?;
+    fs::create_dir_all(&data)?;
+    fs::write(data.join("myid"), format!("{id}\n"))?;
+    let tick = builder.tick_time.as_millis().max(1);
+    let max_session = builder.max_session_timeout.map_or(tick * 20, |t| t.as_millis());
+    let cfg = conf.join("zoo.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            "tickTime={tick}\n\
+             initLimit=20\n\
+             syncLimit=10\n\
+             maxSessionTimeout={max_session}\n\
+             dataDir={}\n\
+             clientPort={client}\n\
+             clientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n\
+             4lw.commands.whitelist=*\n\
+             maxClientCnxns=0\n\
+             {servers}",
+            data.display()
+        ),
+    )?;
+    let mut classpath = vec![conf.display().to_string(), ZOOKEEPER_JAR.to_owned()];
+    let mut args = vec![
+        format!("-Xmx{}m", builder.heap_mb),
+        "-Xss512k".to_owned(),
+        "-XX:+UseSerialGC".to_owned(),
+        "-XX:TieredStopAtLevel=1".to_owned(),
+        "-XX:-UsePerfData".to_owned(),
+        "-Djava.net.preferIPv4Stack=true".to_owned(),
+        "-Dzookeeper.extendedTypesEnabled=true".to_owned(),
+        // A dead peer is found fast on loopback; keep elections from backing off for a minute.
+        "-Dzookeeper.cnxTimeout=1000".to_owned(),
+        "-Dzookeeper.fastleader.maxNotificationInterval=1000".to_owned(),
+    ];
+    if Path::new(SLF4J_SIMPLE_JAR).is_file() {
+        classpath.push(SLF4J_SIMPLE_JAR.to_owned());
+        args.push("-Dorg.slf4j.simpleLogger.showDateTime=true".to_owned());
+    }
+    args.extend(["-cp".to_owned(), classpath.join(":"), MAIN_CLASS.to_owned(), cfg.display().to_string()]);
+    Ok(args)
+}
+
+/// Starts the `sh` guard that removes `dir` when the test process exits.
+fn spawn_cleanup(dir: &Path) -> Result<Wrapper, String> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(CLEANUP)
+        .arg("corral-ensemble-cleanup")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|err| format!("could not run `sh`: {err}"))?;
+    let stdin = child.stdin.take();
+    Ok(Wrapper { child, stdin, java_pid: 0 })
+}
+
+/// Sends `SIG<name>` to `pid` with `kill(1)`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    if !status.is_ok_and(|s| s.success()) {
+        tracing::warn!(pid, signal = name, "kill failed");
+    }
+}
+
+fn cmdline_names(pid: u32, cfg: &Path) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let needle = cfg.as_os_str().as_encoded_bytes();
+        cmdline.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+fn append_line(path: &Path, line: &str) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{line}")
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+/// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.
+fn find_java() -> Result<PathBuf, String> {
+    if let Some(home) = env::var_os("JAVA_HOME") {
+        let java = Path::new(&home).join("bin").join("java");
+        if java.is_file() {
+            return Ok(java);
+        }
+    }
+    env::var_os("PATH")
+        .iter()
+        .flat_map(env::split_paths)
+        .map(|dir| dir.join("java"))
+        .find(|java| java.is_file())
+        .ok_or_else(|| format!("no `java` in PATH or JAVA_HOME (`{INSTALL_HINT}` brings one)"))
+}
+
+fn fresh_dir() -> Result<PathBuf, String> {
+    let base = env::temp_dir();
+    let pid = std::process::id();
+    for n in 0..1000 {
+        let dir = base.join(format!("corral-ensemble-{pid}-{n}"));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(format!("could not create {}: {err}", dir.display())),
+        }
+    }
+    Err(format!("could not create a fresh corral-ensemble-{pid}-* directory in {}", base.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_are_parsed() {
+        assert_eq!(Mode::from_srvr("Zookeeper version: 3.8.0\nMode: leader\nNode count: 5\n"), Some(Mode::Leader));
+        assert_eq!(Mode::from_srvr("Mode: follower"), Some(Mode::Follower));
+        assert_eq!(Mode::from_srvr("This ZooKeeper instance is not currently serving requests"), None);
+    }
+
+    #[test]
+    fn ensemble_elects_survives_a_leader_kill_and_takes_the_member_back() {
+        let Some(mut zk) = Ensemble::builder().start_or_skip() else { return };
+        let t = Duration::from_secs(60);
+        let leader = zk.leader().expect("a leader after start");
+        assert_eq!(zk.serving().len(), 3, "{zk}");
+        assert_eq!(zk.connect_string().split(',').count(), 3);
+        let pid = zk.pid(leader).expect("the leader runs");
+
+        assert_eq!(zk.kill_leader(), Ok(leader));
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the killed leader (pid {pid}) is still there");
+        let new_leader = zk.wait_for_quorum(t).unwrap();
+        assert_ne!(new_leader, leader);
+
+        zk.restart(leader).unwrap();
+        assert_eq!(zk.wait_serving(leader, t), Ok(Mode::Follower));
+        assert_eq!(zk.wait_for_quorum(t), Ok(new_leader));
+
+        // Without a majority nobody serves; with it back, the ensemble forms again.
+        let victims = zk.kill_majority();
+        assert_eq!(victims.len(), 2);
+        let deadline = Instant::now() + t;
+        while !zk.serving().is_empty() {
+            assert!(Instant::now() < deadline, "{:?} still serve without a quorum", zk.serving());
+            thread::sleep(POLL_INTERVAL);
+        }
+        for id in victims {
+            zk.restart(id).unwrap();
+        }
+        zk.wait_for_quorum(t).unwrap();
+
+        let dir = zk.dir().to_owned();
+        let pids: Vec<u32> = zk.ids().into_iter().filter_map(|id| zk.pid(id)).collect();
+        drop(zk);
+        for pid in pids {
+            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "member java {pid} still there");
+        }
+        // The guard removes the directory right after its pipe closes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while dir.exists() && Instant::now() < deadline {
+            thread::sleep(POLL_INTERVAL);
+        }
+        assert!(!dir.exists(), "{} was not removed", dir.display());
+    }
+}
