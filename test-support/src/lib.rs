@@ -43,6 +43,7 @@
 //! Debian's `zookeeper` package (`apt-get install zookeeper libslf4j-java`).
 
 pub mod ensemble;
+pub mod fault_proxy;
 mod local;
 mod wire;
 
@@ -57,6 +58,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::local::LocalServer;
 
 pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};
+pub use crate::fault_proxy::{Fault, FaultProxy};
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.
 pub const ZK_ENV: &str = "CORRAL_TEST_ZK";
