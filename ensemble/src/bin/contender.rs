@@ -1,0 +1,198 @@
+//! A contender for the ensemble fault tests: one Corral framework on one lock or election,
+//! making fenced writes while it holds it.
+//!
+//! Arguments are `key=value` words: `id=<writer>`, `connect=<hosts/chroot>`,
+//! `mode=mutex|hold|selector`, `session_ms=<ms>` (default 4000), `writes=<n>` per hold or term
+//! (default 3).
+//!
+//! - `mutex`: acquire the lock, make `writes` fenced increments, release; again until `stop`.
+//! - `hold`: acquire the lock once and print `acquired`; make one fenced increment on `write`;
+//!   exit on `stop`. The test stalls it in between (SIGSTOP) to make a stale holder.
+//! - `selector`: a `LeaderSelector` with auto-requeue; each term makes `writes` fenced increments.
+//!
+//! Commands, one per line on stdin: `write`, `stop` (end of input is `stop`). Events, one per
+//! line on stdout:
+//!
+//! ```text
+//! state <STATE> <session id> <epoch>
+//! acquired <token> <session id>           (mutex, hold)
+//! leader <round> <token> <session id>     (selector)
+//! write ok <value> <token>
+//! write rejected <token> <reason>
+//! write unknown <token> <reason>
+//! violation <token> <what>
+//! released <token>
+//! error <what>
+//! stopped
+//! ```
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral_ensemble_tests::fenced::{LOCK, Outcome, fenced_increment};
+use corral_recipes::leader_selector::LeaderSelector;
+use corral_recipes::lock::Mutex;
+use corral_recipes::{Framework, Op};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let args: HashMap<String, String> =
+        std::env::args().skip(1).filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))).collect();
+    let arg = |key: &str| args.get(key).cloned();
+    let id = arg("id").unwrap_or_else(|| format!("c{}", std::process::id()));
+    let connect = arg("connect").expect("connect=<hosts/chroot>");
+    let mode = arg("mode").unwrap_or_else(|| "mutex".to_owned());
+    let session = Duration::from_millis(arg("session_ms").and_then(|v| v.parse().ok()).unwrap_or(4000));
+    let writes: usize = arg("writes").and_then(|v| v.parse().ok()).unwrap_or(3);
+
+    let fw = Framework::builder(connect)
+        .session_timeout(session)
+        .connection_timeout(session * 2)
+        .start()
+        .expect("start the framework");
+    let mut changes = fw.state_changes();
+    tokio::spawn(async move {
+        while let Some(change) = changes.next().await {
+            println!("state {} {} {}", change.state, change.session_id, change.epoch);
+        }
+    });
+    let commands = commands();
+    match mode.as_str() {
+        "mutex" => mutex(&fw, &id, writes, commands).await,
+        "hold" => hold(&fw, &id, commands).await,
+        "selector" => selector(&fw, &id, writes, commands).await,
+        other => println!("error unknown mode {other}"),
+    }
+    let _ = tokio::time::timeout(session, fw.close()).await;
+    println!("stopped");
+}
+
+/// Lines from stdin; `stop` at its end.
+fn commands() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line.trim().to_owned()).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send("stop".to_owned());
+    });
+    rx
+}
+
+/// Makes one fenced write and prints its outcome; whether it was applied.
+async fn write(fw: &Framework, check: Op, id: &str, token: i64) -> bool {
+    match fenced_increment(fw, check, id, token).await {
+        Outcome::Written(value) => {
+            println!("write ok {value} {token}");
+            true
+        }
+        Outcome::Rejected(why) => {
+            println!("write rejected {token} {why}");
+            false
+        }
+        Outcome::Unknown(why) => {
+            println!("write unknown {token} {why}");
+            false
+        }
+        Outcome::Violation(what) => {
+            println!("violation {token} {what}");
+            false
+        }
+    }
+}
+
+async fn mutex(fw: &Framework, id: &str, writes: usize, mut commands: mpsc::UnboundedReceiver<String>) {
+    let mutex = Mutex::new(fw, LOCK);
+    loop {
+        if let Ok(command) = commands.try_recv()
+            && command == "stop"
+        {
+            return;
+        }
+        let acquired = tokio::select! {
+            acquired = mutex.acquire_timeout(Duration::from_secs(5)) => acquired,
+            _ = commands.recv() => return,
+        };
+        match acquired {
+            Ok(Some(guard)) => {
+                let token = guard.fencing_token();
+                println!("acquired {token} {}", guard.session_id());
+                for _ in 0..writes {
+                    if !write(fw, guard.fencing_check(), id, token).await {
+                        break;
+                    }
+                }
+                println!("released {token}");
+                if let Err(err) = guard.release().await {
+                    println!("error release {err}");
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                println!("error acquire {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn hold(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiver<String>) {
+    let guard = loop {
+        match Mutex::new(fw, LOCK).acquire_timeout(Duration::from_secs(60)).await {
+            Ok(Some(guard)) => break guard,
+            Ok(None) => println!("error acquire: not within 60 s"),
+            Err(err) => println!("error acquire {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let token = guard.fencing_token();
+    println!("acquired {token} {}", guard.session_id());
+    while let Some(command) = commands.recv().await {
+        match command.as_str() {
+            // Deliberately no `guard.is_valid()` first: the fence alone must refuse a stale write.
+            "write" => {
+                write(fw, guard.fencing_check(), id, token).await;
+            }
+            "stop" => break,
+            other => println!("error unknown command {other}"),
+        }
+    }
+    drop(guard);
+}
+
+async fn selector(fw: &Framework, id: &str, writes: usize, mut commands: mpsc::UnboundedReceiver<String>) {
+    let writer = fw.clone();
+    let me: Arc<str> = id.into();
+    let selector = LeaderSelector::start(fw, LOCK, id, true, move |leadership| {
+        let (fw, me) = (writer.clone(), me.clone());
+        async move {
+            let token = leadership.fencing_token();
+            println!("leader {} {token} {}", leadership.round(), fw.current_state().session_id);
+            for _ in 0..writes {
+                if !write(&fw, leadership.fencing_check(), &me, token).await {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            println!("released {token}");
+        }
+    });
+    while let Some(command) = commands.recv().await {
+        if command == "stop" {
+            break;
+        }
+    }
+    selector.close().await;
+}

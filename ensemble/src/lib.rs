@@ -1,0 +1,32 @@
+//! Fault tests of Corral's recipes on a real, replicated ZooKeeper ensemble (test only).
+//!
+//! The tests (`tests/ensemble_*.rs`) start a 3-member ZooKeeper 3.8 ensemble with
+//! [`corral_test_support::Ensemble`], run contenders as child processes (the `contender` binary
+//! of this crate, see [`process`]), and apply faults: member kills and restarts (the leader
+//! too), partitions through [`corral_test_support::FaultProxy`], and client stalls (SIGSTOP past
+//! the session timeout, then SIGCONT).
+//!
+//! Every contender that holds a lock (or leads) increments one shared counter with a
+//! [fenced write](fenced::fenced_increment): its fencing check and the counter's update in one
+//! multi, which also appends an entry to a log of writes. [`history`] reads that log back and
+//! finds every violation: a lost or duplicated update, or a write carrying an older fencing
+//! token after a newer one.
+//!
+//! Set `CORRAL_ENSEMBLE_LONG=1` for the long runs (more faults of every kind).
+
+pub mod fenced;
+pub mod history;
+pub mod process;
+
+use std::time::Duration;
+
+/// Set to `1` to run the long versions of the workloads.
+pub const LONG_ENV: &str = "CORRAL_ENSEMBLE_LONG";
+
+/// Whether the long versions of the workloads run (`CORRAL_ENSEMBLE_LONG=1`).
+pub fn long_mode() -> bool {
+    std::env::var(LONG_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// The session timeout the contenders ask for.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(4);

@@ -1,0 +1,210 @@
+//! What every ensemble test does: start the ensemble, prepare the workload's nodes, start
+//! contenders, wait (bounded) for progress, and check the write log at the end.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use corral_ensemble_tests::SESSION_TIMEOUT;
+use corral_ensemble_tests::fenced::{self, COUNTER, Entry, LOCK};
+use corral_ensemble_tests::history::History;
+use corral_ensemble_tests::process::Contender;
+use corral_recipes::{CreateMode, Error, ErrorCode, Framework};
+use corral_test_support::Ensemble;
+use tokio::time::Instant;
+
+/// The bound on waiting for the ensemble to (re)form.
+pub const QUORUM_WAIT: Duration = Duration::from_secs(60);
+/// The bound on waiting for the workload to make progress after a fault: a new session, a new
+/// holder, and some slack for a loaded 2-core machine.
+pub const PROGRESS_WAIT: Duration = Duration::from_secs(45);
+/// The workload's chroot.
+pub const ROOT: &str = "/workload";
+
+/// Runs blocking harness work (ensemble starts, kills, waits) off the async workers' backs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// A started ensemble with the workload's nodes, and a framework of the test's own.
+pub struct Workload {
+    pub zk: Ensemble,
+    pub fw: Framework,
+    pub logs: PathBuf,
+    pub report: Report,
+}
+
+impl Workload {
+    /// Starts a 3-member ensemble and prepares [`ROOT`]; `None` when the test must skip.
+    pub async fn start(name: &str) -> Option<Self> {
+        let zk = blocking(|| Ensemble::builder().start_or_skip())?;
+        let logs = zk.dir().join("contenders");
+        std::fs::create_dir_all(&logs).expect("contenders' log dir");
+        let root = Framework::builder(zk.connect_string()).start().expect("framework");
+        root.wait_until_connected(QUORUM_WAIT).await.expect("the test's client connects");
+        root.client().create(ROOT, "", CreateMode::Persistent).await.expect("create the workload root");
+        root.close().await;
+        let fw = Framework::builder(format!("{}{ROOT}", zk.connect_string()))
+            .session_timeout(Duration::from_secs(20))
+            .start()
+            .expect("framework");
+        fenced::prepare(&fw).await.expect("create the counter and the log");
+        match fw.client().create(LOCK, "", CreateMode::Persistent).await {
+            Ok(_) | Err(Error::Server { code: ErrorCode::NodeExists, .. }) => {}
+            Err(err) => panic!("create {LOCK}: {err}"),
+        }
+        Some(Self { zk, fw, logs, report: Report::new(name) })
+    }
+
+    /// The connect string a contender gets for direct connections to every member.
+    pub fn connect(&self) -> String {
+        format!("{}{ROOT}", self.zk.connect_string())
+    }
+
+    /// Starts contender `name` in `mode` on `connect`.
+    pub fn contender(&self, name: &str, mode: &str, connect: &str, extra: &[&str]) -> Contender {
+        let mut args = vec![
+            format!("mode={mode}"),
+            format!("connect={connect}"),
+            format!("session_ms={}", SESSION_TIMEOUT.as_millis()),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Contender::spawn(env!("CARGO_BIN_EXE_contender").as_ref(), name, &args, &self.logs)
+    }
+
+    /// The counter's value now (retrying through faults).
+    pub async fn counter(&self) -> u64 {
+        let read = self.fw.with_retry(|client| async move { client.get_data(COUNTER).await }).await;
+        read.ok().and_then(|(data, _)| Entry::parse(&data)).map_or(0, |e| e.value)
+    }
+
+    /// Waits until the counter has gone `more` past its value now; returns how long it took.
+    ///
+    /// # Panics
+    ///
+    /// After `bound`, saying `what` the workload was recovering from.
+    pub async fn progress(&self, more: u64, bound: Duration, what: &str) -> Duration {
+        let started = Instant::now();
+        let from = self.counter().await;
+        loop {
+            let now = self.counter().await;
+            if now >= from + more {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < bound,
+                "no progress after {what}: the counter went from {from} to {now} in {bound:?} (ensemble in {})",
+                self.zk.dir().display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until no node under [`LOCK`] belongs to `session` any more (its session expired,
+    /// or it holds and waits for nothing); `Err` with the owners seen after `bound`.
+    pub async fn session_gone(&self, session: i64, bound: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        loop {
+            let mut owners = Vec::new();
+            if let Ok(children) = self.fw.client().get_children(LOCK).await {
+                for child in children {
+                    if let Ok(Some(stat)) = self.fw.client().exists(&format!("{LOCK}/{child}")).await {
+                        owners.push(stat.ephemeral_owner);
+                    }
+                }
+                if !owners.contains(&session) {
+                    return Ok(started.elapsed());
+                }
+            }
+            if started.elapsed() >= bound {
+                return Err(format!(
+                    "session {session:#x} still owns a node under {LOCK} after {bound:?}: {owners:x?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops every contender (bounded), reads the history, prints the report, and asserts 0
+    /// violations.
+    pub async fn finish(mut self, contenders: &mut [Contender]) -> History {
+        for contender in contenders.iter_mut() {
+            let exited = contender.stop(Duration::from_secs(20));
+            assert!(exited, "{} did not stop within 20 s\n{}", contender.name(), contender.report());
+        }
+        let history = History::read(&self.fw).await.expect("read the write log");
+        let violations: Vec<String> = contenders
+            .iter()
+            .flat_map(|c| {
+                c.seen().into_iter().filter(|l| l.starts_with("violation")).map(|l| format!("{}: {l}", c.name()))
+            })
+            .collect();
+        self.report.set("acquisitions / terms", history.terms() as u64);
+        self.report.set("fenced writes", history.entries.len() as u64);
+        let stale: usize = contenders.iter().map(|c| c.count("write rejected")).sum();
+        self.report.set("stale writes rejected", stale as u64);
+        let unknown: usize = contenders.iter().map(|c| c.count("write unknown")).sum();
+        self.report.set("writes of unknown outcome", unknown as u64);
+        self.report.set("violations", (history.violations.len() + violations.len()) as u64);
+        self.report.print(&history);
+        assert!(
+            history.violations.is_empty() && violations.is_empty(),
+            "violations in the history: {:#?}\nreported by contenders: {violations:#?}",
+            history.violations
+        );
+        self.fw.close().await;
+        history
+    }
+}
+
+/// The table a run prints: faults by kind, workload counts, the longest recovery.
+pub struct Report {
+    name: String,
+    rows: Vec<(String, u64)>,
+    recoveries: Vec<(String, Duration)>,
+}
+
+impl Report {
+    fn new(name: &str) -> Self {
+        Self { name: name.to_owned(), rows: Vec::new(), recoveries: Vec::new() }
+    }
+
+    /// Adds one to the count of `what`.
+    pub fn count(&mut self, what: &str) {
+        match self.rows.iter_mut().find(|(name, _)| name == what) {
+            Some((_, n)) => *n += 1,
+            None => self.rows.push((what.to_owned(), 1)),
+        }
+    }
+
+    /// Sets the value of `what`.
+    pub fn set(&mut self, what: &str, value: u64) {
+        match self.rows.iter_mut().find(|(name, _)| name == what) {
+            Some((_, n)) => *n = value,
+            None => self.rows.push((what.to_owned(), value)),
+        }
+    }
+
+    /// Records how long the workload took to make progress after a fault of kind `what`.
+    pub fn recovered(&mut self, what: &str, took: Duration) {
+        self.recoveries.push((what.to_owned(), took));
+    }
+
+    fn print(&self, history: &History) {
+        let mut out = format!("faults report: {}\n", self.name);
+        for (what, n) in &self.rows {
+            let _ = writeln!(out, "  {what:<34} {n:>8}");
+        }
+        let mut kinds: Vec<&str> = self.recoveries.iter().map(|(k, _)| k.as_str()).collect();
+        kinds.dedup();
+        for kind in kinds {
+            let max = self.recoveries.iter().filter(|(k, _)| k == kind).map(|(_, d)| *d).max().unwrap_or_default();
+            let _ = writeln!(out, "  {:<34} {:>7}ms", format!("max recovery after {kind}"), max.as_millis());
+        }
+        let _ = writeln!(out, "  writes by contender: {:?}", history.writes_by());
+        // Captured by libtest: shown with --nocapture, and with the output of a failed test.
+        eprint!("{out}");
+    }
+}

@@ -1,0 +1,68 @@
+//! Mutex on a real 3-member ensemble: contenders (child processes) increment a fenced counter
+//! while the ensemble's leader is killed, a follower is killed and restarted, and a contender is
+//! stalled (SIGSTOP) past its session timeout. The write log must show 0 violations.
+
+mod common;
+
+use corral_ensemble_tests::{SESSION_TIMEOUT, long_mode};
+use tokio::time::Instant;
+
+use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
+    let Some(mut w) = Workload::start("mutex").await else { return };
+    let connect = w.connect();
+    let mut contenders: Vec<_> =
+        (1..=3).map(|i| w.contender(&format!("m{i}"), "mutex", &connect, &["writes=3"])).collect();
+    w.progress(10, PROGRESS_WAIT, "the start").await;
+
+    let rounds = if long_mode() { 25 } else { 1 };
+    for round in 0..rounds {
+        // The ensemble's leader dies; a new one is elected; the old one comes back as a follower.
+        let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
+        w.report.count("leader kills");
+        let started = Instant::now();
+        blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
+        w.progress(3, PROGRESS_WAIT, "a leader kill").await;
+        w.report.recovered("a leader kill", started.elapsed());
+        blocking(|| w.zk.restart(leader)).expect("restart the old leader");
+        blocking(|| w.zk.wait_serving(leader, QUORUM_WAIT)).expect("the old leader serves again");
+        w.report.count("member restarts");
+
+        // A follower dies and comes back.
+        let follower = w.zk.ids().into_iter().find(|&id| Some(id) != w.zk.leader()).expect("a follower");
+        blocking(|| w.zk.kill(follower));
+        w.report.count("follower kills");
+        let started = Instant::now();
+        w.progress(3, PROGRESS_WAIT, "a follower kill").await;
+        w.report.recovered("a follower kill", started.elapsed());
+        blocking(|| w.zk.restart(follower)).expect("restart the follower");
+        blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
+        w.report.count("member restarts");
+
+        // A contender stalls past its session timeout: its session expires on the ensemble, the
+        // others go on, and when it wakes up any write it tries as a holder is refused.
+        let stalled = &mut contenders[round % 3];
+        let session: i64 = stalled
+            .last("state")
+            .and_then(|line| line.split(' ').nth(2).and_then(|s| s.parse().ok()))
+            .expect("the contender printed its session");
+        stalled.pause();
+        w.report.count("contender stalls");
+        let started = Instant::now();
+        // The stall lasts at least the session timeout, and until the ensemble dropped the session.
+        tokio::time::sleep(SESSION_TIMEOUT + SESSION_TIMEOUT / 2).await;
+        w.session_gone(session, PROGRESS_WAIT).await.expect("the stalled contender's session expires");
+        w.report.count("session expiries");
+        w.progress(3, PROGRESS_WAIT, "a contender stall").await;
+        w.report.recovered("a contender stall", started.elapsed());
+        stalled.resume();
+        stalled.expect("state LOST", PROGRESS_WAIT).await;
+        stalled.expect("state RECONNECTED", PROGRESS_WAIT).await;
+        w.progress(3, PROGRESS_WAIT, "the stalled contender's return").await;
+    }
+
+    let history = w.finish(&mut contenders).await;
+    assert!(history.entries.len() >= 10 + rounds * 12, "{} writes", history.entries.len());
+}
