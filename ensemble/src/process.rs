@@ -117,6 +117,25 @@ impl Contender {
         }
     }
 
+    /// Waits until at least `n` lines printed so far start with `prefix`, without consuming
+    /// any line from [`Contender::expect`].
+    ///
+    /// # Panics
+    ///
+    /// When that did not happen within `timeout`.
+    pub async fn wait_count(&self, prefix: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(prefix) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} printed fewer than {n} {prefix:?} within {timeout:?}\n{}",
+                self.name,
+                self.report()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the whole process (SIGSTOP).
     pub fn pause(&mut self) {
         signal(self.pid(), "STOP");

@@ -195,13 +195,13 @@ impl Report {
     fn print(&self, history: &History) {
         let mut out = format!("faults report: {}\n", self.name);
         for (what, n) in &self.rows {
-            let _ = writeln!(out, "  {what:<34} {n:>8}");
+            let _ = writeln!(out, "  {what:<48} {n:>8}");
         }
         let mut kinds: Vec<&str> = self.recoveries.iter().map(|(k, _)| k.as_str()).collect();
         kinds.dedup();
         for kind in kinds {
             let max = self.recoveries.iter().filter(|(k, _)| k == kind).map(|(_, d)| *d).max().unwrap_or_default();
-            let _ = writeln!(out, "  {:<34} {:>7}ms", format!("max recovery after {kind}"), max.as_millis());
+            let _ = writeln!(out, "  {:<48} {:>6}ms", format!("max recovery after {kind}"), max.as_millis());
         }
         let _ = writeln!(out, "  writes by contender: {:?}", history.writes_by());
         // Captured by libtest: shown with --nocapture, and with the output of a failed test.
