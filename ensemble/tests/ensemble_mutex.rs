@@ -4,21 +4,40 @@
 
 mod common;
 
+use std::time::Duration;
+
+use corral_ensemble_tests::process::Contender;
 use corral_ensemble_tests::{SESSION_TIMEOUT, long_mode};
 use tokio::time::Instant;
 
 use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
+
+/// The contender that holds the lock now: its last `acquired` line is later than its last
+/// `released` line.
+async fn holding(contenders: &[Contender], bound: Duration) -> usize {
+    let started = Instant::now();
+    loop {
+        for (i, c) in contenders.iter().enumerate() {
+            let last = c.seen().into_iter().rev().find(|l| l.starts_with("acquired") || l.starts_with("released"));
+            if last.is_some_and(|l| l.starts_with("acquired")) {
+                return i;
+            }
+        }
+        assert!(started.elapsed() < bound, "no contender held the lock within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
     let Some(mut w) = Workload::start("mutex").await else { return };
     let connect = w.connect();
     let mut contenders: Vec<_> =
-        (1..=3).map(|i| w.contender(&format!("m{i}"), "mutex", &connect, &["writes=3"])).collect();
+        (1..=3).map(|i| w.contender(&format!("m{i}"), "mutex", &connect, &["writes=3", "gap_ms=20"])).collect();
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
     let rounds = if long_mode() { 25 } else { 1 };
-    for round in 0..rounds {
+    for _ in 0..rounds {
         // The ensemble's leader dies; a new one is elected; the old one comes back as a follower.
         let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
         w.report.count("leader kills");
@@ -41,9 +60,10 @@ async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
         blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
         w.report.count("member restarts");
 
-        // A contender stalls past its session timeout: its session expires on the ensemble, the
-        // others go on, and when it wakes up any write it tries as a holder is refused.
-        let stalled = &mut contenders[round % 3];
+        // The contender holding the lock stalls past its session timeout: its session expires on
+        // the ensemble, the others go on, and when it wakes up its next write is refused.
+        let holder = holding(&contenders, PROGRESS_WAIT).await;
+        let stalled = &mut contenders[holder];
         let session: i64 = stalled
             .last("state")
             .and_then(|line| line.split(' ').nth(2).and_then(|s| s.parse().ok()))
@@ -51,12 +71,13 @@ async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
         stalled.pause();
         w.report.count("contender stalls");
         let started = Instant::now();
-        // The stall lasts at least the session timeout, and until the ensemble dropped the session.
-        tokio::time::sleep(SESSION_TIMEOUT + SESSION_TIMEOUT / 2).await;
+        // The others take the lock once the ensemble expired the holder's session.
+        w.progress(3, PROGRESS_WAIT, "a contender stall").await;
+        w.report.recovered("a holder stall (to the next writes)", started.elapsed());
+        // The stall lasts at least 1.5 × the session timeout, and until the session is gone.
+        tokio::time::sleep((SESSION_TIMEOUT * 3 / 2).saturating_sub(started.elapsed())).await;
         w.session_gone(session, PROGRESS_WAIT).await.expect("the stalled contender's session expires");
         w.report.count("session expiries");
-        w.progress(3, PROGRESS_WAIT, "a contender stall").await;
-        w.report.recovered("a contender stall", started.elapsed());
         let lost = stalled.count("state LOST");
         stalled.resume();
         stalled.wait_count("state LOST", lost + 1, PROGRESS_WAIT).await;

@@ -3,7 +3,8 @@
 //!
 //! Arguments are `key=value` words: `id=<writer>`, `connect=<hosts/chroot>`,
 //! `mode=mutex|hold|selector`, `session_ms=<ms>` (default 4000), `writes=<n>` per hold or term
-//! (default 3).
+//! (default 3), `gap_ms=<ms>` between two writes of one hold or term (default 0 for `mutex`, 50
+//! for `selector`).
 //!
 //! - `mutex`: acquire the lock, make `writes` fenced increments, release; again until `stop`.
 //! - `hold`: acquire the lock once and print `acquired`; make one fenced increment on `write`;
@@ -53,6 +54,7 @@ async fn main() {
     let mode = arg("mode").unwrap_or_else(|| "mutex".to_owned());
     let session = Duration::from_millis(arg("session_ms").and_then(|v| v.parse().ok()).unwrap_or(4000));
     let writes: usize = arg("writes").and_then(|v| v.parse().ok()).unwrap_or(3);
+    let gap = |default: u64| Duration::from_millis(arg("gap_ms").and_then(|v| v.parse().ok()).unwrap_or(default));
 
     let fw = Framework::builder(connect)
         .session_timeout(session)
@@ -67,9 +69,9 @@ async fn main() {
     });
     let commands = commands();
     match mode.as_str() {
-        "mutex" => mutex(&fw, &id, writes, commands).await,
+        "mutex" => mutex(&fw, &id, writes, gap(0), commands).await,
         "hold" => hold(&fw, &id, commands).await,
-        "selector" => selector(&fw, &id, writes, commands).await,
+        "selector" => selector(&fw, &id, writes, gap(50), commands).await,
         other => println!("error unknown mode {other}"),
     }
     let _ = tokio::time::timeout(session, fw.close()).await;
@@ -113,7 +115,7 @@ async fn write(fw: &Framework, check: Op, id: &str, token: i64) -> bool {
     }
 }
 
-async fn mutex(fw: &Framework, id: &str, writes: usize, mut commands: mpsc::UnboundedReceiver<String>) {
+async fn mutex(fw: &Framework, id: &str, writes: usize, gap: Duration, mut commands: mpsc::UnboundedReceiver<String>) {
     let mutex = Mutex::new(fw, LOCK);
     loop {
         if let Ok(command) = commands.try_recv()
@@ -129,7 +131,10 @@ async fn mutex(fw: &Framework, id: &str, writes: usize, mut commands: mpsc::Unbo
             Ok(Some(guard)) => {
                 let token = guard.fencing_token();
                 println!("acquired {token} {}", guard.session_id());
-                for _ in 0..writes {
+                for n in 0..writes {
+                    if n > 0 && !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
                     if !write(fw, guard.fencing_check(), id, token).await {
                         break;
                     }
@@ -172,7 +177,13 @@ async fn hold(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiver<St
     drop(guard);
 }
 
-async fn selector(fw: &Framework, id: &str, writes: usize, mut commands: mpsc::UnboundedReceiver<String>) {
+async fn selector(
+    fw: &Framework,
+    id: &str,
+    writes: usize,
+    gap: Duration,
+    mut commands: mpsc::UnboundedReceiver<String>,
+) {
     let writer = fw.clone();
     let me: Arc<str> = id.into();
     let selector = LeaderSelector::start(fw, LOCK, id, true, move |leadership| {
@@ -184,7 +195,7 @@ async fn selector(fw: &Framework, id: &str, writes: usize, mut commands: mpsc::U
                 if !write(&fw, leadership.fencing_check(), &me, token).await {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(gap).await;
             }
             println!("released {token}");
         }
