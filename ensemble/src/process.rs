@@ -1,7 +1,7 @@
 //! Contenders as child processes of the test, driven over stdin/stdout.
 //!
 //! A [`Contender`] runs the `contender` binary of this crate (its path comes from the test:
-//! `env!("CARGO_BIN_EXE_contender")`). It answers with one event per line on stdout (see the
+//! `env!("CARGO_BIN_EXE_contender")`), or the Curator contender (`tests/java`). It answers with one event per line on stdout (see the
 //! binary's docs); the test waits for lines with a bound on every wait. [`Contender::pause`]
 //! and [`Contender::resume`] stop and continue the whole process with SIGSTOP and SIGCONT — a
 //! stall the contender cannot notice — and only ever signal this child, by its PID.
@@ -36,9 +36,20 @@ impl Contender {
     ///
     /// If the process cannot be started.
     pub fn spawn(binary: &Path, name: &str, args: &[String], log_dir: &Path) -> Self {
+        Self::spawn_command(Command::new(binary), name, args, log_dir)
+    }
+
+    /// Like [`Contender::spawn`], for any program speaking the same line protocol (the Curator
+    /// contender runs as `java … CuratorContender`): `command` gets `id=<name>` and `args`
+    /// appended.
+    ///
+    /// # Panics
+    ///
+    /// If the process cannot be started.
+    pub fn spawn_command(mut command: Command, name: &str, args: &[String], log_dir: &Path) -> Self {
         let stderr = log_dir.join(format!("{name}.log"));
         let file = fs::File::create(&stderr).unwrap_or_else(|e| panic!("create {}: {e}", stderr.display()));
-        let mut child = Command::new(binary)
+        let mut child = command
             .arg(format!("id={name}"))
             .args(args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
@@ -46,7 +57,7 @@ impl Contender {
             .stdout(Stdio::piped())
             .stderr(file)
             .spawn()
-            .unwrap_or_else(|e| panic!("start contender {name} ({}): {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("start contender {name} ({command:?}): {e}"));
         let (tx, lines) = mpsc::unbounded_channel();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("piped stdout");

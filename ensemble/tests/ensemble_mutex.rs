@@ -1,6 +1,7 @@
-//! Mutex on a real 3-member ensemble: contenders (child processes) increment a fenced counter
-//! while the ensemble's leader is killed, a follower is killed and restarted, and a contender is
-//! stalled (SIGSTOP) past its session timeout. The write log must show 0 violations.
+//! Mutex on a real 3-member ensemble: contenders (child processes: three Corral, one Curator)
+//! increment a fenced counter while the ensemble's leader is killed, a follower is killed and
+//! restarted, and the contender holding the lock is stalled (SIGSTOP) past its session timeout.
+//! The write log must show 0 violations.
 
 mod common;
 
@@ -32,8 +33,10 @@ async fn holding(contenders: &[Contender], bound: Duration) -> usize {
 async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
     let Some(mut w) = Workload::start("mutex").await else { return };
     let connect = w.connect();
-    let mut contenders: Vec<_> =
-        (1..=3).map(|i| w.contender(&format!("m{i}"), "mutex", &connect, &["writes=3", "gap_ms=20"])).collect();
+    let extra = ["writes=3", "gap_ms=20"];
+    let mut contenders: Vec<_> = (1..=3).map(|i| w.contender(&format!("m{i}"), "mutex", &connect, &extra)).collect();
+    // A Curator InterProcessMutex on the same lock, making the same fenced writes.
+    contenders.extend(w.curator_contender("curator", &connect, &extra));
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
     let rounds = if long_mode() { 25 } else { 1 };

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod java;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,6 +74,15 @@ impl Workload {
         ];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         Contender::spawn(env!("CARGO_BIN_EXE_contender").as_ref(), name, &args, &self.logs)
+    }
+
+    /// Starts a Curator contender `name` (Curator's `InterProcessMutex` on the same lock, the
+    /// same fenced writes), or `None` when Java cannot run here (see [`java::curator`]).
+    pub fn curator_contender(&self, name: &str, connect: &str, extra: &[&str]) -> Option<Contender> {
+        let java = java::curator()?;
+        let mut args = vec![format!("connect={connect}"), format!("session_ms={}", SESSION_TIMEOUT.as_millis())];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Some(Contender::spawn_command(java.command(), name, &args, &self.logs))
     }
 
     /// The counter's value now (retrying through faults).

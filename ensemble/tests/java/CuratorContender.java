@@ -1,0 +1,196 @@
+// A Curator contender for the ensemble fault tests: the same workload and the same line
+// protocol as the Rust `contender` binary in `mutex` mode (see ensemble/src/bin/contender.rs),
+// with Curator's InterProcessMutex on the same lock.
+//
+// Arguments: id=<writer> connect=<hosts/chroot> session_ms=<ms> writes=<n> gap_ms=<ms>.
+// Commands on stdin: `stop` (the end of stdin too). Events on stdout, one per line:
+//   state <STATE> <session id> 0 | acquired <token> <session id> | write ok <value> <token>
+//   | write rejected <token> <why> | write unknown <token> <why> | violation <token> <what>
+//   | released <token> | error <what> | stopped
+//
+// The fenced write: read the counter, then in one transaction check the lock node (Curator has
+// no fencing check of its own: the lock node's path, from the protected getLockPath(), is it),
+// set the counter at the version read, and append a log entry. The token is the lock node's czxid.
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.api.transaction.CuratorOp;
+import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.retry.ExponentialBackoffRetry;
+import org.apache.zookeeper.CreateMode;
+import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.OpResult;
+import org.apache.zookeeper.data.Stat;
+
+public final class CuratorContender {
+    /** InterProcessMutex with its lock node's path in reach. */
+    static final class FencedMutex extends InterProcessMutex {
+        FencedMutex(CuratorFramework client, String path) {
+            super(client, path);
+        }
+
+        String lockNode() {
+            return getLockPath();
+        }
+    }
+
+    static synchronized void out(String line) {
+        System.out.println(line);
+        System.out.flush();
+    }
+
+    static long session(CuratorFramework client) {
+        try {
+            return client.getZookeeperClient().getZooKeeper().getSessionId();
+        } catch (Exception e) {
+            return 0;
+        }
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Map<String, String> args = new HashMap<>();
+        for (String a : argv) {
+            int eq = a.indexOf('=');
+            if (eq > 0) {
+                args.put(a.substring(0, eq), a.substring(eq + 1));
+            }
+        }
+        String id = args.getOrDefault("id", "curator");
+        int sessionMs = Integer.parseInt(args.getOrDefault("session_ms", "4000"));
+        int writes = Integer.parseInt(args.getOrDefault("writes", "3"));
+        long gapMs = Long.parseLong(args.getOrDefault("gap_ms", "0"));
+
+        AtomicBoolean stop = new AtomicBoolean();
+        Thread stdin = new Thread(() -> {
+            try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = in.readLine()) != null) {
+                    if (line.trim().equals("stop")) {
+                        break;
+                    }
+                }
+            } catch (Exception e) {
+                // the end of stdin is `stop`
+            }
+            stop.set(true);
+        });
+        stdin.setDaemon(true);
+        stdin.start();
+
+        CuratorFramework client = CuratorFrameworkFactory.builder()
+                .connectString(args.get("connect"))
+                .sessionTimeoutMs(sessionMs)
+                .connectionTimeoutMs(sessionMs * 2)
+                .retryPolicy(new ExponentialBackoffRetry(100, 3))
+                .build();
+        client.getConnectionStateListenable().addListener((c, state) -> out("state " + state + " " + session(c) + " 0"));
+        client.start();
+
+        FencedMutex mutex = new FencedMutex(client, "/lock");
+        while (!stop.get()) {
+            boolean acquired;
+            try {
+                acquired = mutex.acquire(5, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                out("error acquire " + e);
+                Thread.sleep(100);
+                continue;
+            }
+            if (!acquired) {
+                continue;
+            }
+            String node = mutex.lockNode();
+            long token = 0;
+            try {
+                Stat stat = client.checkExists().forPath(node);
+                token = stat == null ? 0 : stat.getCzxid();
+            } catch (Exception e) {
+                out("error token " + e);
+            }
+            out("acquired " + token + " " + session(client));
+            for (int n = 0; n < writes && token != 0; n++) {
+                if (n > 0 && gapMs > 0) {
+                    Thread.sleep(gapMs);
+                }
+                if (!write(client, node, id, token)) {
+                    break;
+                }
+            }
+            out("released " + token);
+            try {
+                mutex.release();
+            } catch (Exception e) {
+                out("error release " + e);
+            }
+        }
+        client.close();
+        out("stopped");
+    }
+
+    static boolean write(CuratorFramework client, String node, String id, long token) {
+        String before;
+        Stat stat = new Stat();
+        try {
+            before = new String(client.getData().storingStatIn(stat).forPath("/counter"), StandardCharsets.UTF_8);
+        } catch (Exception e) {
+            out("write unknown " + token + " reading the counter: " + e);
+            return false;
+        }
+        long value = Long.parseLong(before.split(" ")[0]) + 1;
+        String payload = value + " " + id + " " + token;
+        byte[] bytes = payload.getBytes(StandardCharsets.UTF_8);
+        try {
+            List<CuratorOp> ops = List.of(
+                    client.transactionOp().check().forPath(node),
+                    client.transactionOp().setData().withVersion(stat.getVersion()).forPath("/counter", bytes),
+                    client.transactionOp().create().withMode(CreateMode.PERSISTENT_SEQUENTIAL).forPath("/log/w-", bytes));
+            client.transaction().forOperations(ops);
+            out("write ok " + value + " " + token);
+            return true;
+        } catch (KeeperException e) {
+            int index = -1;
+            int code = e.code().intValue();
+            List<OpResult> results = e.getResults();
+            if (results != null) {
+                for (int i = 0; i < results.size(); i++) {
+                    if (results.get(i) instanceof OpResult.ErrorResult
+                            && ((OpResult.ErrorResult) results.get(i)).getErr() != 0) {
+                        index = i;
+                        code = ((OpResult.ErrorResult) results.get(i)).getErr();
+                        break;
+                    }
+                }
+            }
+            if (index == 0) {
+                out("write rejected " + token + " fencing check: " + KeeperException.Code.get(code));
+            } else if (index == 1 && code == KeeperException.Code.BADVERSION.intValue()) {
+                try {
+                    String now = new String(client.getData().forPath("/counter"), StandardCharsets.UTF_8);
+                    if (now.equals(payload)) {
+                        out("write ok " + value + " " + token);
+                        return true;
+                    }
+                    out("violation " + token + " the counter changed while " + id + " held token " + token
+                            + ": read " + before + ", now " + now);
+                } catch (Exception again) {
+                    out("write unknown " + token + " re-reading the counter after BadVersion: " + again);
+                }
+            } else {
+                out("write unknown " + token + " " + e);
+            }
+            return false;
+        } catch (Exception e) {
+            out("write unknown " + token + " " + e);
+            return false;
+        }
+    }
+}
