@@ -23,7 +23,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
+use crate::fault_proxy::Fault;
 use crate::local::ZOOKEEPER_JAR;
+use crate::peer_links::{PeerLink, PeerLinks};
 use crate::wire;
 
 /// Set to `1` to keep every ensemble's directory (configuration, data, logs) after the test.
@@ -107,6 +109,7 @@ pub struct EnsembleBuilder {
     max_session_timeout: Option<Duration>,
     heap_mb: u32,
     start_timeout: Duration,
+    peer_proxies: bool,
 }
 
 impl Default for EnsembleBuilder {
@@ -117,6 +120,7 @@ impl Default for EnsembleBuilder {
             max_session_timeout: None,
             heap_mb: 128,
             start_timeout: Duration::from_secs(90),
+            peer_proxies: false,
         }
     }
 }
@@ -151,6 +155,14 @@ impl EnsembleBuilder {
     /// How long [`EnsembleBuilder::start`] waits for every member to serve (default 90 s).
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
+        self
+    }
+
+    /// Routes every connection between members through a [`FaultProxy`](crate::FaultProxy) per
+    /// link (default off), so that [`Ensemble::isolate`] and [`Ensemble::peer_link`] can cut
+    /// members off from their peers.
+    pub fn peer_proxies(mut self, on: bool) -> Self {
+        self.peer_proxies = on;
         self
     }
 
@@ -267,6 +279,8 @@ pub struct Ensemble {
     /// Removes `dir` when the test process exits without dropping the ensemble.
     cleanup: Option<Wrapper>,
     keep: bool,
+    /// The proxies between members, with [`EnsembleBuilder::peer_proxies`].
+    links: Option<PeerLinks>,
 }
 
 impl Ensemble {
@@ -278,19 +292,27 @@ impl Ensemble {
     fn launch(builder: &EnsembleBuilder, java: &Path) -> Result<Self, String> {
         let dir = fresh_dir()?;
         let cleanup = spawn_cleanup(&dir)?;
-        let mut ensemble =
-            Self { dir, java: java.to_owned(), members: BTreeMap::new(), cleanup: Some(cleanup), keep: false };
+        let mut ensemble = Self {
+            dir,
+            java: java.to_owned(),
+            members: BTreeMap::new(),
+            cleanup: Some(cleanup),
+            keep: false,
+            links: None,
+        };
         let ids = 1..=builder.size;
         let ports: Vec<(MemberId, [u16; 3])> = ids
             .clone()
             .map(|id| Ok((id, [free_port()?, free_port()?, free_port()?])))
             .collect::<io::Result<_>>()
             .map_err(|err| format!("could not find free ports on 127.0.0.1: {err}"))?;
-        let servers: String = ports
-            .iter()
-            .map(|(id, [_, peer, election])| format!("server.{id}=127.0.0.1:{peer}:{election}\n"))
-            .collect();
+        if builder.peer_proxies {
+            let links = PeerLinks::start(&ports).map_err(|err| format!("could not start the peer proxies: {err}"))?;
+            ensemble.links = Some(links);
+        }
+        let direct = PeerLinks::default();
         for &(id, [client, _, _]) in &ports {
+            let servers = ensemble.links.as_ref().unwrap_or(&direct).servers_for(id, &ports);
             let member_dir = ensemble.dir.join(format!("member-{id}"));
             let args = prepare(builder, &member_dir, id, client, &servers)
                 .map_err(|err| format!("could not write member {id}'s configuration: {err}"))?;
@@ -389,6 +411,29 @@ impl Ensemble {
                     "no quorum with one leader among running members within {timeout:?}: modes {modes:?} (dir {})",
                     self.dir.display()
                 ));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until one of `among` says it leads and every other member of `among` follows it
+    /// (the rest of the ensemble may be dead, isolated or lagging); returns the leader.
+    ///
+    /// # Errors
+    ///
+    /// The modes seen last, when that did not happen within `timeout`.
+    pub fn wait_for_leader_among(&self, among: &[MemberId], timeout: Duration) -> Result<MemberId, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let modes: Vec<(MemberId, Option<Mode>)> = among.iter().map(|&id| (id, self.mode(id))).collect();
+            let leaders: Vec<MemberId> =
+                modes.iter().filter(|(_, mode)| *mode == Some(Mode::Leader)).map(|(id, _)| *id).collect();
+            let others_follow = modes.iter().all(|(_, mode)| matches!(mode, Some(Mode::Leader | Mode::Follower)));
+            if leaders.len() == 1 && others_follow {
+                return Ok(leaders[0]);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no leader among {among:?} within {timeout:?}: modes {modes:?}"));
             }
             thread::sleep(POLL_INTERVAL);
         }
@@ -509,6 +554,24 @@ impl Ensemble {
         Ok(())
     }
 
+    /// The link from member `from` to member `to`, with [`EnsembleBuilder::peer_proxies`].
+    pub fn peer_link(&self, from: MemberId, to: MemberId) -> Option<&PeerLink> {
+        self.links.as_ref()?.get(from, to)
+    }
+
+    /// Cuts member `id` off from every peer (its links refuse connections both ways); its
+    /// clients still reach it. Returns `false` without [`EnsembleBuilder::peer_proxies`].
+    pub fn isolate(&self, id: MemberId) -> bool {
+        self.links.as_ref().map(|links| links.set_around(id, Fault::Refuse)).is_some()
+    }
+
+    /// Puts every link between members back to [`Fault::Pass`].
+    pub fn heal_peers(&self) {
+        if let Some(links) = &self.links {
+            links.heal();
+        }
+    }
+
     /// Keeps the ensemble's directory after drop, and prints where it is.
     pub fn keep_logs(&mut self) {
         self.keep = true;
@@ -554,6 +617,7 @@ impl Drop for Ensemble {
             let notice = format!("ZooKeeper ensemble logs kept in:\n{}\n", logs.join("\n"));
             let _ = io::stderr().lock().write_all(notice.as_bytes());
         }
+        self.links = None;
         // Closing the guard's pipe removes the directory (unless KEEP exists).
         self.cleanup = None;
     }
@@ -692,50 +756,5 @@ mod tests {
         assert_eq!(Mode::from_srvr("Zookeeper version: 3.8.0\nMode: leader\nNode count: 5\n"), Some(Mode::Leader));
         assert_eq!(Mode::from_srvr("Mode: follower"), Some(Mode::Follower));
         assert_eq!(Mode::from_srvr("This ZooKeeper instance is not currently serving requests"), None);
-    }
-
-    #[test]
-    fn ensemble_elects_survives_a_leader_kill_and_takes_the_member_back() {
-        let Some(mut zk) = Ensemble::builder().start_or_skip() else { return };
-        let t = Duration::from_secs(60);
-        let leader = zk.leader().expect("a leader after start");
-        assert_eq!(zk.serving().len(), 3, "{zk}");
-        assert_eq!(zk.connect_string().split(',').count(), 3);
-        let pid = zk.pid(leader).expect("the leader runs");
-
-        assert_eq!(zk.kill_leader(), Ok(leader));
-        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the killed leader (pid {pid}) is still there");
-        let new_leader = zk.wait_for_quorum(t).unwrap();
-        assert_ne!(new_leader, leader);
-
-        zk.restart(leader).unwrap();
-        assert_eq!(zk.wait_serving(leader, t), Ok(Mode::Follower));
-        assert_eq!(zk.wait_for_quorum(t), Ok(new_leader));
-
-        // Without a majority nobody serves; with it back, the ensemble forms again.
-        let victims = zk.kill_majority();
-        assert_eq!(victims.len(), 2);
-        let deadline = Instant::now() + t;
-        while !zk.serving().is_empty() {
-            assert!(Instant::now() < deadline, "{:?} still serve without a quorum", zk.serving());
-            thread::sleep(POLL_INTERVAL);
-        }
-        for id in victims {
-            zk.restart(id).unwrap();
-        }
-        zk.wait_for_quorum(t).unwrap();
-
-        let dir = zk.dir().to_owned();
-        let pids: Vec<u32> = zk.ids().into_iter().filter_map(|id| zk.pid(id)).collect();
-        drop(zk);
-        for pid in pids {
-            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "member java {pid} still there");
-        }
-        // The guard removes the directory right after its pipe closes.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while dir.exists() && Instant::now() < deadline {
-            thread::sleep(POLL_INTERVAL);
-        }
-        assert!(!dir.exists(), "{} was not removed", dir.display());
     }
 }

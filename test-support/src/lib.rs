@@ -1,5 +1,10 @@
 //! Test support for Corral: a real Apache ZooKeeper to run integration tests against.
 //!
+//! Besides the shared standalone server below, the crate starts real replicated ensembles
+//! ([`Ensemble`]: ZooKeeper 3.8 quorum peers on loopback that a test can kill, restart, stall
+//! and cut off from their peers) and injects network faults between a client and a server
+//! ([`FaultProxy`]). The ensemble fault suite in `corral-ensemble-tests` is built on them.
+//!
 //! [`zookeeper()`] hands every test in a test binary the same server. It is either an external
 //! server named by the `CORRAL_TEST_ZK` environment variable, or Debian's ZooKeeper 3.8
 //! (`/usr/share/java/zookeeper.jar`) started on a free loopback port the first time a test asks.
@@ -45,6 +50,7 @@
 pub mod ensemble;
 pub mod fault_proxy;
 mod local;
+pub mod peer_links;
 mod wire;
 
 use std::env::{self, VarError};
@@ -59,6 +65,7 @@ use crate::local::LocalServer;
 
 pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};
 pub use crate::fault_proxy::{Fault, FaultProxy};
+pub use crate::peer_links::PeerLink;
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.
 pub const ZK_ENV: &str = "CORRAL_TEST_ZK";

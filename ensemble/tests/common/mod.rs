@@ -14,7 +14,7 @@ use corral_ensemble_tests::fenced::{self, COUNTER, Entry, LOCK};
 use corral_ensemble_tests::history::History;
 use corral_ensemble_tests::process::Contender;
 use corral_recipes::{CreateMode, Error, ErrorCode, Framework};
-use corral_test_support::Ensemble;
+use corral_test_support::{Ensemble, EnsembleBuilder};
 use tokio::time::Instant;
 
 /// The bound on waiting for the ensemble to (re)form.
@@ -41,7 +41,12 @@ pub struct Workload {
 impl Workload {
     /// Starts a 3-member ensemble and prepares [`ROOT`]; `None` when the test must skip.
     pub async fn start(name: &str) -> Option<Self> {
-        let zk = blocking(|| Ensemble::builder().start_or_skip())?;
+        Self::start_with(name, |builder| builder).await
+    }
+
+    /// Like [`Workload::start`], with the ensemble built by `configure`.
+    pub async fn start_with(name: &str, configure: impl FnOnce(EnsembleBuilder) -> EnsembleBuilder) -> Option<Self> {
+        let zk = blocking(|| configure(Ensemble::builder()).start_or_skip())?;
         let logs = zk.dir().join("contenders");
         std::fs::create_dir_all(&logs).expect("contenders' log dir");
         let root = Framework::builder(zk.connect_string()).start().expect("framework");
