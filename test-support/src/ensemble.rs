@@ -180,7 +180,7 @@ impl EnsembleBuilder {
         let mut last = String::new();
         for attempt in 1..=START_ATTEMPTS {
             let mut ensemble = Ensemble::launch(&self, &java)?;
-            match ensemble.wait_for_quorum(self.start_timeout) {
+            match ensemble.wait_all_serving(self.start_timeout) {
                 Ok(_) => return Ok(ensemble),
                 Err(reason) => {
                     tracing::warn!(attempt, %reason, "ensemble did not form; trying fresh ports");
@@ -411,6 +411,26 @@ impl Ensemble {
                     "no quorum with one leader among running members within {timeout:?}: modes {modes:?} (dir {})",
                     self.dir.display()
                 ));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until every member runs and serves, one of them as leader; fails at once when a
+    /// member's JVM died (say, a port taken by another process before ZooKeeper bound it).
+    fn wait_all_serving(&self, timeout: Duration) -> Result<MemberId, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(dead) = self.ids().into_iter().find(|&id| !self.is_running(id)) {
+                return Err(format!("member {dead} exited during startup; {}", self.log_tail(dead)));
+            }
+            let modes: Vec<(MemberId, Option<Mode>)> = self.ids().into_iter().map(|id| (id, self.mode(id))).collect();
+            let leaders = modes.iter().filter(|(_, mode)| *mode == Some(Mode::Leader)).count();
+            if leaders == 1 && modes.iter().all(|(_, mode)| matches!(mode, Some(Mode::Leader | Mode::Follower))) {
+                return self.leader().ok_or_else(|| "the leader went away at once".to_owned());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("not every member served within {timeout:?}: modes {modes:?}"));
             }
             thread::sleep(POLL_INTERVAL);
         }
