@@ -15,6 +15,10 @@ pub const LOG: &str = "/log";
 pub const ENTRY_PREFIX: &str = "w-";
 /// The lock or election node.
 pub const LOCK: &str = "/lock";
+/// The queue of the queue workload.
+pub const QUEUE: &str = "/queue";
+/// The lock-safe queue's lock directory.
+pub const QUEUE_LOCKS: &str = "/queue-locks";
 
 /// What came of one fenced write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,8 @@
 //! - `hold`: acquire the lock once and print `acquired`; make one fenced increment on `write`;
 //!   exit on `stop`. The test stalls it in between (SIGSTOP) to make a stale holder.
 //! - `selector`: a `LeaderSelector` with auto-requeue; each term makes `writes` fenced increments.
+//! - `queue`: a lock-safe `DistributedQueue` consumer of [`QUEUE`] (locks in [`QUEUE_LOCKS`]):
+//!   takes each message, waits `gap_ms` (the processing), acknowledges it.
 //!
 //! Commands, one per line on stdin: `write`, `stop` (end of input is `stop`). Events, one per
 //! line on stdout:
@@ -23,6 +25,9 @@
 //! write unknown <token> <reason>
 //! violation <token> <what>
 //! released <token>
+//! took <item>                             (queue)
+//! acked <item>
+//! ack-failed <item> <why>
 //! error <what>
 //! stopped
 //! ```
@@ -32,9 +37,10 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corral_ensemble_tests::fenced::{LOCK, Outcome, fenced_increment};
+use corral_ensemble_tests::fenced::{LOCK, Outcome, QUEUE, QUEUE_LOCKS, fenced_increment};
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
+use corral_recipes::queue::DistributedQueue;
 use corral_recipes::{Framework, Op};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -72,6 +78,7 @@ async fn main() {
         "mutex" => mutex(&fw, &id, writes, gap(0), commands).await,
         "hold" => hold(&fw, &id, commands).await,
         "selector" => selector(&fw, &id, writes, gap(50), commands).await,
+        "queue" => queue(&fw, gap(0), commands).await,
         other => println!("error unknown mode {other}"),
     }
     let _ = tokio::time::timeout(session, fw.close()).await;
@@ -206,4 +213,35 @@ async fn selector(
         }
     }
     selector.close().await;
+}
+
+async fn queue(fw: &Framework, gap: Duration, mut commands: mpsc::UnboundedReceiver<String>) {
+    let mut consumer = DistributedQueue::new(fw, QUEUE).lock_path(QUEUE_LOCKS).consumer();
+    loop {
+        let next = tokio::select! {
+            next = consumer.next_message_timeout(Duration::from_secs(1)) => next,
+            _ = commands.recv() => return,
+        };
+        match next {
+            Ok(Some(message)) => {
+                let items: Vec<String> =
+                    message.items().iter().map(|item| String::from_utf8_lossy(item).into_owned()).collect();
+                for item in &items {
+                    println!("took {item}");
+                }
+                if !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
+                }
+                match message.ack().await {
+                    Ok(()) => items.iter().for_each(|item| println!("acked {item}")),
+                    Err(err) => items.iter().for_each(|item| println!("ack-failed {item} {err}")),
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                println!("error consume {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
