@@ -19,6 +19,10 @@ pub const LOCK: &str = "/lock";
 pub const QUEUE: &str = "/queue";
 /// The lock-safe queue's lock directory.
 pub const QUEUE_LOCKS: &str = "/queue-locks";
+/// The discovery base path of the discovery workload.
+pub const SERVICES: &str = "/services";
+/// The service the discovery contenders register.
+pub const SERVICE: &str = "svc";
 
 /// What came of one fenced write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,8 @@
 //! - `selector`: a `LeaderSelector` with auto-requeue; each term makes `writes` fenced increments.
 //! - `queue`: a lock-safe `DistributedQueue` consumer of [`QUEUE`] (locks in [`QUEUE_LOCKS`]):
 //!   takes each message, waits `gap_ms` (the processing), acknowledges it.
+//! - `discovery`: registers instance `<id>` of service [`SERVICE`] under [`SERVICES`] and keeps a
+//!   service cache of it, printing the cache's ids after every change.
 //!
 //! Commands, one per line on stdin: `write`, `stop` (end of input is `stop`). Events, one per
 //! line on stdout:
@@ -28,6 +30,8 @@
 //! took <item>                             (queue)
 //! acked <item>
 //! ack-failed <item> <why>
+//! registered                              (discovery)
+//! cache <id>,<id>,…
 //! error <what>
 //! stopped
 //! ```
@@ -37,7 +41,8 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corral_ensemble_tests::fenced::{LOCK, Outcome, QUEUE, QUEUE_LOCKS, fenced_increment};
+use corral_ensemble_tests::fenced::{LOCK, Outcome, QUEUE, QUEUE_LOCKS, SERVICE, SERVICES, fenced_increment};
+use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
@@ -79,6 +84,7 @@ async fn main() {
         "hold" => hold(&fw, &id, commands).await,
         "selector" => selector(&fw, &id, writes, gap(50), commands).await,
         "queue" => queue(&fw, gap(0), commands).await,
+        "discovery" => discovery(&fw, &id, commands).await,
         other => println!("error unknown mode {other}"),
     }
     let _ = tokio::time::timeout(session, fw.close()).await;
@@ -244,4 +250,34 @@ async fn queue(fw: &Framework, gap: Duration, mut commands: mpsc::UnboundedRecei
             }
         }
     }
+}
+
+async fn discovery(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiver<String>) {
+    let discovery: ServiceDiscovery = ServiceDiscovery::new(fw, SERVICES);
+    let cache = Arc::new(discovery.service_cache(SERVICE));
+    let mut events = cache.events();
+    let watching = cache.clone();
+    let printer = tokio::spawn(async move {
+        while events.next().await.is_some() {
+            let ids: Vec<String> = watching.instances().into_keys().collect();
+            println!("cache {}", ids.join(","));
+        }
+    });
+    let me = ServiceInstance::builder(SERVICE).id(id).port(8080).build();
+    loop {
+        match discovery.register(me.clone()).await {
+            Ok(()) => break,
+            Err(err) => println!("error register {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("registered");
+    while let Some(command) = commands.recv().await {
+        if command == "stop" {
+            break;
+        }
+    }
+    printer.abort();
+    cache.close().await;
+    discovery.close().await;
 }
