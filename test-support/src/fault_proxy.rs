@@ -14,6 +14,7 @@
 //! | [`Fault::BlackHole`] | bytes read and discarded both ways; nobody hears of a close | accepted, read, never answered |
 //! | [`Fault::CutClientToServer`] | what the client sends is discarded | forwarded, with that direction cut |
 //! | [`Fault::CutServerToClient`] | what the server sends is discarded | forwarded, with that direction cut |
+//! | [`Fault::Hold`] | bytes held both ways, delivered in order once the fault changes | connected, held the same way |
 //!
 //! A delay ([`FaultProxy::set_delay`]) holds every chunk back that long before it is written, in
 //! both directions, on top of any fault. [`FaultProxy::drop_connections`] closes the current
@@ -36,6 +37,8 @@ use std::time::{Duration, Instant};
 /// How long the proxy waits to connect to its target.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BUFFER: usize = 64 * 1024;
+/// How often a held chunk looks whether the hold is over.
+const HOLD_POLL: Duration = Duration::from_millis(2);
 
 /// The fault a [`FaultProxy`] applies (see the module docs for what each does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +53,16 @@ pub enum Fault {
     CutClientToServer,
     /// Discard what the server sends; the client's bytes still reach the server.
     CutServerToClient,
+    /// Hold every byte, both ways, and deliver what was held, in order, once the fault changes:
+    /// a partition that heals before TCP gives up. Nobody hears of a close meanwhile.
+    Hold,
 }
 
 impl Fault {
     /// Whether bytes going in `direction` are discarded under this fault.
     fn discards(self, direction: Direction) -> bool {
         match self {
-            Self::Pass | Self::Refuse => false,
+            Self::Pass | Self::Refuse | Self::Hold => false,
             Self::BlackHole => true,
             Self::CutClientToServer => direction == Direction::Up,
             Self::CutServerToClient => direction == Direction::Down,
@@ -189,7 +195,7 @@ impl FaultProxy {
                 }
                 !broken
             }),
-            Fault::BlackHole | Fault::CutClientToServer | Fault::CutServerToClient => {}
+            Fault::BlackHole | Fault::CutClientToServer | Fault::CutServerToClient | Fault::Hold => {}
         }
     }
 
@@ -259,7 +265,7 @@ fn accept_loop(listener: &TcpListener, target: SocketAddr, shared: &Arc<Shared>)
                     });
                 });
             }
-            Fault::Pass | Fault::CutClientToServer | Fault::CutServerToClient => {
+            Fault::Pass | Fault::CutClientToServer | Fault::CutServerToClient | Fault::Hold => {
                 let shared = shared.clone();
                 thread::spawn(move || connect_and_pump(client, target, &shared));
             }
@@ -303,16 +309,31 @@ fn connect_and_pump(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>)
 
 /// Copies `src` to `dst` under the current fault and delay; a writer thread delivers each chunk
 /// when its delay is up, so a delay adds latency without cutting throughput.
-fn pump(direction: Direction, mut src: TcpStream, dst: TcpStream, id: u64, shared: &Shared, tainted: &AtomicBool) {
+fn pump(direction: Direction, mut src: TcpStream, dst: TcpStream, id: u64, shared: &Arc<Shared>, tainted: &AtomicBool) {
     let (chunks, due) = mpsc::channel::<(Instant, Vec<u8>)>();
     let writer = {
         let mut dst = dst.try_clone();
+        let shared = shared.clone();
         thread::spawn(move || {
             let Ok(dst) = dst.as_mut() else { return };
             for (at, chunk) in due {
                 let wait = at.saturating_duration_since(Instant::now());
                 if !wait.is_zero() {
                     thread::sleep(wait);
+                }
+                // Under Hold the chunk waits here, in order, until the fault changes.
+                loop {
+                    let (fault, open) = {
+                        let state = shared.lock();
+                        (state.fault, state.connections.contains_key(&id))
+                    };
+                    if !open {
+                        return;
+                    }
+                    if fault != Fault::Hold {
+                        break;
+                    }
+                    thread::sleep(HOLD_POLL);
                 }
                 if dst.write_all(&chunk).is_err() {
                     return;
@@ -338,7 +359,7 @@ fn pump(direction: Direction, mut src: TcpStream, dst: TcpStream, id: u64, share
             _ => {
                 // End of stream or error. Under a fault that hides this direction, the other
                 // side must not hear of it: just stop reading (the link is broken for good).
-                if fault.discards(direction) && open {
+                if (fault.discards(direction) || fault == Fault::Hold) && open {
                     tainted.store(true, Ordering::SeqCst);
                     drop(chunks);
                     let _ = writer.join();
@@ -456,6 +477,23 @@ mod tests {
         other.write_all(b"gone").unwrap();
         assert!(other.read(&mut [0; 4]).is_err(), "nothing reached the server");
         assert_eq!(proxy.fault(), Fault::CutClientToServer);
+    }
+
+    #[test]
+    fn hold_delivers_what_it_held_once_released() {
+        let proxy = FaultProxy::start(echo_server()).unwrap();
+        let mut stream = connect(&proxy);
+        assert_eq!(echo(&mut stream, b"a").unwrap(), b"a");
+        proxy.set(Fault::Hold);
+        stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        stream.write_all(b"held").unwrap();
+        assert!(stream.read(&mut [0; 4]).is_err(), "nothing passes while held");
+        proxy.set(Fault::Pass);
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reply = [0; 4];
+        stream.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"held", "the same connection, nothing lost");
+        assert_eq!(echo(&mut stream, b"after").unwrap(), b"after");
     }
 
     #[test]
