@@ -14,23 +14,42 @@ use tokio::time::Instant;
 
 use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
 
-/// The instance ids registered in the ensemble's tree, sorted.
-async fn registered(w: &Workload) -> Vec<String> {
+/// The instance ids registered in the ensemble's tree, sorted, with their nodes' owners.
+async fn registered(w: &Workload) -> Vec<(String, i64)> {
     let path = format!("{SERVICES}/{SERVICE}");
     let mut ids = w.fw.client().get_children(&path).await.unwrap_or_default();
     ids.sort();
-    ids
+    let mut owned = Vec::new();
+    for id in ids {
+        let owner = w.fw.client().exists(&format!("{path}/{id}")).await.ok().flatten().map_or(0, |s| s.ephemeral_owner);
+        owned.push((id, owner));
+    }
+    owned
 }
 
-/// Waits until the tree holds exactly `want`; returns how long it took.
-async fn tree_is(w: &Workload, want: &[String], bound: Duration, what: &str) -> Duration {
+/// The session a contender is on now (from its last `state` line).
+fn session_of(contender: &Contender) -> i64 {
+    contender.last("state").and_then(|l| l.split(' ').nth(2).and_then(|s| s.parse().ok())).unwrap_or(0)
+}
+
+/// Waits until the tree holds exactly the instances of `want`, each registered by its
+/// contender's current session (not a node of a session that is gone but not yet expired);
+/// returns how long it took.
+async fn tree_is(w: &Workload, contenders: &[Contender], want: &[&str], bound: Duration, what: &str) -> Duration {
     let started = Instant::now();
     loop {
         let now = registered(w).await;
-        if now == want {
+        let live = now.len() == want.len()
+            && now.iter().zip(want).all(|((id, owner), name)| {
+                id == name && contenders.iter().find(|c| c.name() == *name).is_some_and(|c| session_of(c) == *owner)
+            });
+        if live {
             return started.elapsed();
         }
-        assert!(started.elapsed() < bound, "{what}: the registry holds {now:?}, not {want:?}, after {bound:?}");
+        assert!(
+            started.elapsed() < bound,
+            "{what}: the registry holds {now:x?}, not {want:?} of live sessions, after {bound:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -58,7 +77,8 @@ async fn ensemble_discovery_instances_come_back_and_caches_match_the_tree() {
     let names: Vec<String> = (1..=3).map(|i| format!("d{i}")).collect();
     let mut contenders: Vec<_> = names.iter().map(|n| w.contender(n, "discovery", &connect, &[])).collect();
     let back_within = SESSION_TIMEOUT * 2;
-    tree_is(&w, &names, PROGRESS_WAIT, "at the start").await;
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    tree_is(&w, &contenders, &all, PROGRESS_WAIT, "at the start").await;
     caches_are(&contenders, &names, PROGRESS_WAIT).await;
 
     let rounds = if long_mode() { 15 } else { 1 };
@@ -66,7 +86,7 @@ async fn ensemble_discovery_instances_come_back_and_caches_match_the_tree() {
         let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
         w.report.count("leader kills");
         blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
-        let took = tree_is(&w, &names, back_within, "after a leader kill").await;
+        let took = tree_is(&w, &contenders, &all, back_within, "after a leader kill").await;
         w.report.recovered("a leader kill (all registered)", took);
         blocking(|| w.zk.restart(leader)).expect("restart the old leader");
         blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
@@ -77,13 +97,13 @@ async fn ensemble_discovery_instances_come_back_and_caches_match_the_tree() {
         let lost = contenders[i].count("state LOST");
         contenders[i].pause();
         w.report.count("contender stalls");
-        let others: Vec<String> = names.iter().filter(|n| **n != names[i]).cloned().collect();
-        tree_is(&w, &others, PROGRESS_WAIT, "the stalled instance's session expiring").await;
+        let others: Vec<&str> = all.iter().copied().filter(|n| *n != names[i]).collect();
+        tree_is(&w, &contenders, &others, PROGRESS_WAIT, "the stalled instance's session expiring").await;
         w.report.count("session expiries");
         contenders[i].resume();
         let started = Instant::now();
         contenders[i].wait_count("state LOST", lost + 1, PROGRESS_WAIT).await;
-        tree_is(&w, &names, back_within, "after the stall").await;
+        tree_is(&w, &contenders, &all, back_within, "after the stall").await;
         let took = started.elapsed();
         assert!(took <= back_within, "the stalled instance was back {took:?} after its resume");
         w.report.recovered("a stall (re-registered after resume)", took);
@@ -96,7 +116,7 @@ async fn ensemble_discovery_instances_come_back_and_caches_match_the_tree() {
             w.report.count("member restarts");
         }
         blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
-        let took = tree_is(&w, &names, back_within, "after a majority kill").await;
+        let took = tree_is(&w, &contenders, &all, back_within, "after a majority kill").await;
         w.report.recovered("a majority kill (all registered, from quorum)", took);
     }
     caches_are(&contenders, &names, back_within).await;

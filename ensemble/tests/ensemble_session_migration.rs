@@ -1,11 +1,13 @@
 //! Session migration: when the member a client is connected to dies (a follower, then the
 //! ensemble's leader), the session continues on another member — the same session id, a watch
-//! set before the kill still fires — and the time to RECONNECTED is measured.
+//! set before the kill still fires — and the time to RECONNECTED is measured, next to a Curator
+//! client's in the same run.
 
 mod common;
 
 use std::time::Duration;
 
+use corral_ensemble_tests::process::Contender;
 use corral_ensemble_tests::{SESSION_TIMEOUT, long_mode};
 use corral_recipes::{ConnectionState, CreateMode, EventType, Framework};
 use corral_test_support::{Ensemble, MemberId};
@@ -86,5 +88,31 @@ async fn ensemble_session_moves_to_another_member_when_its_member_dies() {
     }
     assert_eq!(fw.client().session_id(), session);
     fw.close().await;
-    w.finish(&mut []).await;
+
+    // Side by side: a Curator client (the Curator contender, alone on the mutex) whose member dies.
+    let mut contenders: Vec<Contender> =
+        w.curator_contender("curator", &w.connect(), &["gap_ms=20"]).into_iter().collect();
+    if let Some(curator) = contenders.first_mut() {
+        for _ in 0..rounds {
+            curator.wait_count("state", 1, PROGRESS_WAIT).await;
+            let line = curator.last("state").expect("a state line");
+            let sid: i64 = line.split(' ').nth(2).and_then(|s| s.parse().ok()).expect("state <STATE> <session>");
+            let started = Instant::now();
+            let member = loop {
+                if let Some(on) = blocking(|| member_of(&w.zk, sid)) {
+                    break on;
+                }
+                assert!(started.elapsed() < PROGRESS_WAIT, "Curator's session {sid:#x} on no member");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            blocking(|| w.zk.kill(member));
+            let started = Instant::now();
+            let back = curator.expect("state RECONNECTED", SESSION_TIMEOUT * 2).await;
+            w.report.recovered("Curator: a member's death (RECONNECTED)", started.elapsed());
+            assert!(back.ends_with(&format!(" {sid} 0")), "Curator's session changed: {back}");
+            blocking(|| w.zk.restart(member)).expect("restart the member");
+            blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
+        }
+    }
+    w.finish(&mut contenders).await;
 }

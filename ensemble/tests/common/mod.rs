@@ -213,11 +213,25 @@ impl Report {
         for (what, n) in &self.rows {
             let _ = writeln!(out, "  {what:<48} {n:>8}");
         }
-        let mut kinds: Vec<&str> = self.recoveries.iter().map(|(k, _)| k.as_str()).collect();
-        kinds.dedup();
+        let mut kinds: Vec<&str> = Vec::new();
+        for (kind, _) in &self.recoveries {
+            if !kinds.contains(&kind.as_str()) {
+                kinds.push(kind);
+            }
+        }
         for kind in kinds {
-            let max = self.recoveries.iter().filter(|(k, _)| k == kind).map(|(_, d)| *d).max().unwrap_or_default();
-            let _ = writeln!(out, "  {:<48} {:>6}ms", format!("max recovery after {kind}"), max.as_millis());
+            let mut took: Vec<Duration> = self.recoveries.iter().filter(|(k, _)| k == kind).map(|(_, d)| *d).collect();
+            took.sort();
+            let p99 = took[(took.len() * 99).div_ceil(100).saturating_sub(1)];
+            let max = took[took.len() - 1];
+            let _ = writeln!(
+                out,
+                "  recovery after {kind}: n={} p50={}ms p99={}ms max={}ms",
+                took.len(),
+                took[took.len() / 2].as_millis(),
+                p99.as_millis(),
+                max.as_millis()
+            );
         }
         let _ = writeln!(out, "  writes by contender: {:?}", history.writes_by());
         // Captured by libtest: shown with --nocapture, and with the output of a failed test.
