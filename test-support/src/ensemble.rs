@@ -721,11 +721,24 @@ fn signal(pid: u32, name: &str) {
     }
 }
 
+/// Whether `pid` is a live process started for `cfg`: not gone, not a zombie, and not a reused
+/// PID (its command line names `cfg`). An empty command line is a process in the middle of
+/// exec (the wrapper reports the PID before java has replaced the shell): alive.
 fn cmdline_names(pid: u32, cfg: &Path) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        let needle = cfg.as_os_str().as_encoded_bytes();
-        cmdline.windows(needle.len()).any(|w| w == needle)
-    })
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may contain anything.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, None | Some('Z' | 'X' | 'x')) {
+        return false;
+    }
+    match fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) if cmdline.is_empty() => true,
+        Ok(cmdline) => {
+            let needle = cfg.as_os_str().as_encoded_bytes();
+            cmdline.windows(needle.len()).any(|w| w == needle)
+        }
+        Err(_) => false,
+    }
 }
 
 fn append_line(path: &Path, line: &str) -> io::Result<()> {
