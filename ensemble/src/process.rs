@@ -100,6 +100,11 @@ impl Contender {
         self.seen().into_iter().rev().find(|line| line.starts_with(prefix))
     }
 
+    /// The session the contender is on as far as it said (its last `state` line), 0 before one.
+    pub fn session(&self) -> i64 {
+        self.last("state").and_then(|line| line.split(' ').nth(2).and_then(|s| s.parse().ok())).unwrap_or(0)
+    }
+
     /// Sends one command line.
     ///
     /// # Panics

@@ -27,11 +27,6 @@ async fn registered(w: &Workload) -> Vec<(String, i64)> {
     owned
 }
 
-/// The session a contender is on now (from its last `state` line).
-fn session_of(contender: &Contender) -> i64 {
-    contender.last("state").and_then(|l| l.split(' ').nth(2).and_then(|s| s.parse().ok())).unwrap_or(0)
-}
-
 /// Waits until the tree holds exactly the instances of `want`, each registered by its
 /// contender's current session (not a node of a session that is gone but not yet expired);
 /// returns how long it took.
@@ -41,7 +36,7 @@ async fn tree_is(w: &Workload, contenders: &[Contender], want: &[&str], bound: D
         let now = registered(w).await;
         let live = now.len() == want.len()
             && now.iter().zip(want).all(|((id, owner), name)| {
-                id == name && contenders.iter().find(|c| c.name() == *name).is_some_and(|c| session_of(c) == *owner)
+                id == name && contenders.iter().find(|c| c.name() == *name).is_some_and(|c| c.session() == *owner)
             });
         if live {
             return started.elapsed();
@@ -97,6 +92,10 @@ async fn ensemble_discovery_instances_come_back_and_caches_match_the_tree() {
         let lost = contenders[i].count("state LOST");
         contenders[i].pause();
         w.report.count("contender stalls");
+        // The stall lasts at least 1.5 × the session timeout (so the session surely expires; a
+        // node missing for another reason, say a re-registration under way, is not enough) ...
+        tokio::time::sleep(SESSION_TIMEOUT * 3 / 2).await;
+        // ... and until the instance is gone from the tree, the others registered by live sessions.
         let others: Vec<&str> = all.iter().copied().filter(|n| *n != names[i]).collect();
         tree_is(&w, &contenders, &others, PROGRESS_WAIT, "the stalled instance's session expiring").await;
         w.report.count("session expiries");

@@ -102,14 +102,17 @@ async fn ensemble_lock_safe_queue_acknowledges_every_item_exactly_once() {
     let mut acked: BTreeMap<String, usize> = BTreeMap::new();
     let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
     let mut failed_acks = 0;
+    let mut why_failed: BTreeMap<String, usize> = BTreeMap::new();
     for c in &consumers {
         for line in c.seen() {
             if let Some(item) = line.strip_prefix("acked ") {
                 *acked.entry(item.to_owned()).or_default() += 1;
             } else if let Some(item) = line.strip_prefix("took ") {
                 *delivered.entry(item.to_owned()).or_default() += 1;
-            } else if line.starts_with("ack-failed ") {
+            } else if let Some(rest) = line.strip_prefix("ack-failed ") {
                 failed_acks += 1;
+                let why = rest.split_once(' ').map_or("", |(_, why)| why);
+                *why_failed.entry(why.to_owned()).or_default() += 1;
             }
         }
     }
@@ -122,6 +125,7 @@ async fn ensemble_lock_safe_queue_acknowledges_every_item_exactly_once() {
     w.report.set("acks refused (stale consumer)", failed_acks);
     w.report.set("items acknowledged twice", twice.len() as u64);
     w.report.set("items never acknowledged", never.len() as u64);
+    eprintln!("acks refused, by reason: {why_failed:?}; never acknowledged: {never:?}");
     assert!(twice.is_empty(), "acknowledged more than once: {twice:?}");
     // An ack whose reply was lost can leave an item removed but unacknowledged; the queue is
     // empty (drained), so nothing was lost — but say so if it happened.

@@ -48,11 +48,21 @@ async fn ensemble_selector_one_leader_through_member_kills_and_a_leader_stall() 
         w.report.count("member restarts");
 
         // The leading contender stalls: another one must lead within 2 × the session timeout.
-        let i = leading(&contenders, PROGRESS_WAIT).await;
-        let before: Vec<usize> = contenders.iter().map(|c| c.count("leader")).collect();
-        contenders[i].pause();
+        // It must really lead when it stops (its term may end between its line and the signal):
+        // the ensemble says whose node is first.
+        let picked = Instant::now();
+        let (i, before, started) = loop {
+            let i = leading(&contenders, PROGRESS_WAIT).await;
+            let before: Vec<usize> = contenders.iter().map(|c| c.count("leader")).collect();
+            contenders[i].pause();
+            let started = Instant::now();
+            if w.lock_owner().await == Some(contenders[i].session()) {
+                break (i, before, started);
+            }
+            contenders[i].resume();
+            assert!(picked.elapsed() < PROGRESS_WAIT, "could not stop the leader while it led");
+        };
         w.report.count("contender stalls");
-        let started = Instant::now();
         let took = loop {
             let others_led = contenders.iter().enumerate().any(|(j, c)| j != i && c.count("leader") > before[j]);
             if others_led {

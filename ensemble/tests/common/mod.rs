@@ -143,6 +143,16 @@ impl Workload {
         }
     }
 
+    /// The session that owns the first node of the lock or election at [`LOCK`] (Curator's sort
+    /// rule: by the sequence number at the end of the name), if any.
+    pub async fn lock_owner(&self) -> Option<i64> {
+        let client = self.fw.client();
+        let mut children = client.get_children(LOCK).await.ok()?;
+        children.sort_by_key(|name| name.rsplit_once("lock-").map(|(_, seq)| seq.to_owned()).unwrap_or_default());
+        let first = children.first()?;
+        client.exists(&format!("{LOCK}/{first}")).await.ok()?.map(|stat| stat.ephemeral_owner)
+    }
+
     /// Stops every contender (bounded), reads the history, prints the report, and asserts 0
     /// violations.
     pub async fn finish(mut self, contenders: &mut [Contender]) -> History {
