@@ -51,13 +51,15 @@ async fn ensemble_selector_one_leader_through_member_kills_and_a_leader_stall() 
         // It must really lead when it stops (its term may end between its line and the signal):
         // the ensemble says whose node is first.
         let picked = Instant::now();
-        let (i, before, started) = loop {
+        let (i, before, lost, started) = loop {
             let i = leading(&contenders, PROGRESS_WAIT).await;
             let before: Vec<usize> = contenders.iter().map(|c| c.count("leader")).collect();
+            // Counted before the stall: after the resume LOST can come at once.
+            let lost = contenders[i].count("state LOST");
             contenders[i].pause();
             let started = Instant::now();
             if w.lock_owner().await == Some(contenders[i].session()) {
-                break (i, before, started);
+                break (i, before, lost, started);
             }
             contenders[i].resume();
             assert!(picked.elapsed() < PROGRESS_WAIT, "could not stop the leader while it led");
@@ -76,7 +78,6 @@ async fn ensemble_selector_one_leader_through_member_kills_and_a_leader_stall() 
         assert!(took <= SESSION_TIMEOUT * 2 + Duration::from_secs(2), "a new leader took {took:?}");
         w.report.count("session expiries");
         contenders[i].resume();
-        let lost = contenders[i].count("state LOST");
         contenders[i].wait_count("state LOST", lost + 1, PROGRESS_WAIT).await;
         w.progress(3, PROGRESS_WAIT, "a leader stall").await;
 
