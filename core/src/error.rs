@@ -56,6 +56,15 @@ pub enum Error {
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// The session an operation was bound to (through a
+    /// [`Session`](crate::framework::Session)) is gone: expired, assumed lost after a long
+    /// suspension, or replaced. Nothing of the operation runs on a later session; whatever the
+    /// old session owned (its ephemeral nodes, locks, leadership) is gone or going with it.
+    #[error("session {session_id:#x} is gone")]
+    SessionLost {
+        /// The session the operation was bound to.
+        session_id: i64,
+    },
     /// No connection could be established within the allowed time.
     #[error("timed out waiting for a connection")]
     Timeout,
@@ -114,7 +123,7 @@ impl Error {
         match self {
             Self::Server { code, .. } | Self::MultiFailed { code, .. } => *code,
             Self::ConnectionLoss => ErrorCode::ConnectionLoss,
-            Self::SessionExpired | Self::Closed => ErrorCode::SessionExpired,
+            Self::SessionExpired | Self::Closed | Self::SessionLost { .. } => ErrorCode::SessionExpired,
             Self::AuthFailed => ErrorCode::AuthFailed,
             Self::Timeout => ErrorCode::OperationTimeout,
             Self::InvalidPath(_) | Self::RequestTooLarge { .. } | Self::BadArguments(_) => ErrorCode::BadArguments,
@@ -143,7 +152,7 @@ impl Error {
         matches!(
             self.code(),
             ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved | ErrorCode::ThrottledOp
-        ) && !matches!(self, Self::Closed | Self::SessionExpired)
+        ) && !matches!(self, Self::Closed | Self::SessionExpired | Self::SessionLost { .. })
     }
 
     /// Whether the server answered NoNode.

@@ -712,6 +712,7 @@ impl Engine {
         let mut synced_on: Option<(u64, u64)> = None;
         let mut watcher: Option<(u64, PersistentWatcher)> = None;
         let mut posted = *states.borrow();
+        let mut backoff = crate::task::Backoff::new(&self.fw);
         while !*stop.borrow() {
             let state = *states.borrow_and_update();
             if state != posted {
@@ -726,9 +727,17 @@ impl Engine {
                 continue;
             }
             // One persistent recursive watch per session; the client restores it on reconnects.
+            // The watch is added through the session's own client and recorded with that
+            // session's epoch, never with one read before the request.
             if watcher.as_ref().is_none_or(|(epoch, _)| *epoch != state.epoch) {
-                match self.fw.client().add_watch(&self.root, AddWatchMode::PersistentRecursive).await {
-                    Ok(w) => watcher = Some((state.epoch, w)),
+                let added = match self.fw.session().await {
+                    Ok(session) => {
+                        session.client().add_watch(&self.root, AddWatchMode::PersistentRecursive).await.map(|w| (session.epoch(), w))
+                    }
+                    Err(e) => Err(e),
+                };
+                match added {
+                    Ok(w) => watcher = Some(w),
                     Err(e) if e.code() == corral_core::ErrorCode::Unimplemented => {
                         tracing::error!(root = %self.root, "the server has no addWatch (ZooKeeper < 3.6); the cache stops");
                         let _ = self.shared.events.send(CacheEvent::Failed(e));
@@ -736,7 +745,7 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "cannot add the cache's watch yet");
-                        wait_a_bit(&mut states, &mut stop).await;
+                        backoff.wait(&mut states, &mut stop).await;
                         continue;
                     }
                 }
@@ -745,6 +754,7 @@ impl Engine {
             if synced_on != Some((state.epoch, state.connection)) {
                 match self.resync(&self.fw.client()).await {
                     Ok(()) => {
+                        backoff.reset();
                         synced_on = Some((state.epoch, state.connection));
                         if !*self.initialized.borrow() {
                             self.initialized.send_replace(true);
@@ -753,7 +763,7 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "cache resync failed; retrying");
-                        wait_a_bit(&mut states, &mut stop).await;
+                        backoff.wait(&mut states, &mut stop).await;
                         continue;
                     }
                 }
@@ -924,14 +934,6 @@ impl Engine {
         if removed {
             self.shared.bump();
         }
-    }
-}
-
-async fn wait_a_bit(states: &mut watch::Receiver<ConnectionStateChange>, stop: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-        _ = states.changed() => {}
-        _ = stop.changed() => {}
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use corral_core::{Framework, Result};
 use tokio::sync::watch;
@@ -508,7 +507,7 @@ async fn run<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut round = 0u64;
-    let mut failures = 0u32;
+    let mut backoff = crate::task::Backoff::new(mutex.framework());
     while !*stop.borrow() {
         // Cancellable without dropping the acquisition: on close the queued node is deleted
         // before `close` returns.
@@ -516,12 +515,9 @@ async fn run<F, Fut>(
             Ok(Some(guard)) => guard,
             Ok(None) => break,
             Err(e) => {
-                failures = (failures + 1).min(6);
                 tracing::debug!(error = %e, "could not take leadership; contending again");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(25 << failures)) => {}
-                    _ = stop.changed() => {}
-                }
+                let delay = backoff.next_delay();
+                crate::task::pause_unless_stopped(delay, &mut stop).await;
                 continue;
             }
         };
@@ -529,7 +525,7 @@ async fn run<F, Fut>(
             let _ = guard.release().await;
             break;
         }
-        failures = 0;
+        backoff.reset();
         round += 1;
         let guard = Arc::new(guard);
         leading.send_replace(true);

@@ -48,6 +48,7 @@ pub struct FrameworkBuilder {
     connection_timeout: Duration,
     lost_after_percent: u32,
     resession_jitter: Duration,
+    recreate_jitter: Duration,
     seed: Option<u64>,
 }
 
@@ -62,6 +63,7 @@ impl FrameworkBuilder {
             connection_timeout: Duration::from_secs(15),
             lost_after_percent: 100,
             resession_jitter: Duration::from_millis(100),
+            recreate_jitter: Duration::from_millis(50),
             seed: None,
         }
     }
@@ -286,6 +288,32 @@ impl FrameworkBuilder {
         self
     }
 
+    /// The most a recipe waits, uniformly at random, before it re-creates what a lost session
+    /// took with it (a lock contender's node, a latch membership, a registration); 50 ms by
+    /// default, zero for none.
+    ///
+    /// It comes on top of [`FrameworkBuilder::resession_jitter`]: that one spreads a fleet's new
+    /// sessions, this one the recipes' writes once each session is there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).recreate_jitter(Duration::from_millis(200)).start()?;
+    /// assert_eq!(fw.recreate_jitter(), Duration::from_millis(200));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn recreate_jitter(mut self, max: Duration) -> Self {
+        self.recreate_jitter = max;
+        self
+    }
+
     /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
     ///
     /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
@@ -505,6 +533,7 @@ impl FrameworkBuilder {
                 retry: self.retry,
                 error_policy: self.error_policy,
                 connection_timeout: self.connection_timeout,
+                recreate_jitter: self.recreate_jitter,
                 close: close_tx,
                 manager: std::sync::Mutex::new(Some(manager)),
                 namespaced: self.namespace.is_some(),

@@ -457,7 +457,7 @@ impl Mutex {
                 match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {
                     Wait::Changed => {}
                     Wait::TimedOut => {
-                        let _ = node.delete_now().await;
+                        node.delete_now().await;
                         return Ok(None);
                     }
                 }

@@ -216,7 +216,7 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
                 attempt += 1;
                 tracing::debug!(item, error = %e, "queue ack: retrying");
                 let _ = hold.fw.wait_until_connected(hold.fw.connection_timeout()).await;
-                pause(attempt, None).await;
+                pause(&hold.fw, attempt, None).await;
             }
             // Dropping the hold releases the lock: the item is delivered again.
             Err(e) => return Err(e),
@@ -301,7 +301,7 @@ async fn release_lock(fw: &Framework, path: &str, session_id: i64) {
             Err(e) if is_transient(&e) => {
                 attempt += 1;
                 let _ = fw.wait_until_connected(fw.connection_timeout()).await;
-                pause(attempt, None).await;
+                pause(fw, attempt, None).await;
             }
             Err(e) => {
                 tracing::warn!(path, error = %e, "cannot release a queue lock; it stays until the session ends");
