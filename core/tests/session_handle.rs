@@ -133,7 +133,8 @@ async fn a_dropped_protected_create_leaves_no_node_at_any_point() {
     // And a create that finished but was never kept.
     server.set_latency(Duration::ZERO);
     let session = fw.session().await.unwrap();
-    let mut node = ProtectedCreate::new(&fw, "/done/n-", Create::new(CreateMode::PersistentSequential).parents()).unwrap();
+    let mut node =
+        ProtectedCreate::new(&fw, "/done/n-", Create::new(CreateMode::PersistentSequential).parents()).unwrap();
     let created = node.create(&session, "").await.unwrap();
     assert!(fw.client().exists(&created.path).await.unwrap().is_some());
     drop(node);

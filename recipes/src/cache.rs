@@ -731,9 +731,11 @@ impl Engine {
             // session's epoch, never with one read before the request.
             if watcher.as_ref().is_none_or(|(epoch, _)| *epoch != state.epoch) {
                 let added = match self.fw.session().await {
-                    Ok(session) => {
-                        session.client().add_watch(&self.root, AddWatchMode::PersistentRecursive).await.map(|w| (session.epoch(), w))
-                    }
+                    Ok(session) => session
+                        .client()
+                        .add_watch(&self.root, AddWatchMode::PersistentRecursive)
+                        .await
+                        .map(|w| (session.epoch(), w)),
                     Err(e) => Err(e),
                 };
                 match added {

@@ -627,7 +627,9 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         }
         // A new session: the old node went with the old one. Join again after a jittered pause
         // so that a fleet whose sessions expired together does not rush the ensemble.
-        if member.as_ref().is_some_and(|m| m.session.epoch() != state.epoch) || (member.is_none() && joined_in != 0 && joined_in != state.epoch) {
+        if member.as_ref().is_some_and(|m| m.session.epoch() != state.epoch)
+            || (member.is_none() && joined_in != 0 && joined_in != state.epoch)
+        {
             set(false);
             member = None;
             promoted = None;

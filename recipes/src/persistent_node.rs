@@ -554,11 +554,12 @@ async fn create(
                                 }
                             }
                         }
-                        session.with_retry(|c| {
-                            let (path, data) = (spec.path.clone(), data.clone());
-                            async move { c.set_data(&path, data, None).await }
-                        })
-                        .await?;
+                        session
+                            .with_retry(|c| {
+                                let (path, data) = (spec.path.clone(), data.clone());
+                                async move { c.set_data(&path, data, None).await }
+                            })
+                            .await?;
                         return Ok(Some((spec.path.clone(), session)));
                     }
                 }

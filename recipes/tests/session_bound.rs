@@ -199,7 +199,8 @@ async fn mutex_semaphore_and_barrier_expired_mid_create_leave_nothing_unowned() 
         next_session(&fw, old).await;
         if let Ok(barrier) = enter.await.unwrap() {
             let session = fw.client().session_id();
-            let nodes: Vec<_> = live_nodes(&server, &observer, &dir).await.into_iter().filter(|(_, o)| *o != 0).collect();
+            let nodes: Vec<_> =
+                live_nodes(&server, &observer, &dir).await.into_iter().filter(|(_, o)| *o != 0).collect();
             assert_eq!(nodes, vec![(ours.clone(), session)], "run {run}");
             barrier.leave().await.unwrap();
         }

@@ -2,11 +2,11 @@
 //! cancel safe — the one implementation behind [`Create::protected`], [`Session::create`] and
 //! every recipe's contender node.
 
-use bytes::Bytes;
 use super::create::{join, split};
 use super::session::{Created, Session};
 use super::{Create, Framework, PROTECTED_PREFIX};
 use crate::error::{Error, Result};
+use bytes::Bytes;
 
 /// A protected create: the node is named `<dir>/_c_<uuid>-<name>`, with a prefix chosen before
 /// anything is sent, so that after a connection loss the node is found again by listing `dir`
@@ -198,7 +198,11 @@ impl ProtectedCreate {
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn create_and_list(&mut self, session: &Session, data: impl Into<Bytes>) -> Result<(Created, Vec<String>)> {
+    pub async fn create_and_list(
+        &mut self,
+        session: &Session,
+        data: impl Into<Bytes>,
+    ) -> Result<(Created, Vec<String>)> {
         let (created, listing) = self.create_inner(session, data.into(), true).await?;
         match listing {
             Some(children) => Ok((created, children)),
@@ -268,17 +272,19 @@ impl ProtectedCreate {
                 // before this one was sent.
                 self.stage = Stage::Unsent;
             }
-            if error.is_no_node() && !made_parents {
-                if let Some(mode) = self.spec.parents_mode() {
-                    made_parents = true;
-                    let (fw, dir) = (self.fw.clone(), self.dir.clone());
-                    session.with_retry(|c| {
+            if error.is_no_node()
+                && !made_parents
+                && let Some(mode) = self.spec.parents_mode()
+            {
+                made_parents = true;
+                let (fw, dir) = (self.fw.clone(), self.dir.clone());
+                session
+                    .with_retry(|c| {
                         let (fw, dir) = (fw.clone(), dir.clone());
                         async move { fw.ensure_path_with(&c, &dir, mode).await }
                     })
                     .await?;
-                    continue;
-                }
+                continue;
             }
             self.backoff(session, &*policy, error, &mut attempt, start, state.connection).await?;
         }
@@ -455,7 +461,9 @@ impl Cleanup {
                 .await;
             match result {
                 Ok(()) | Err(Error::SessionLost { .. } | Error::Closed) => {}
-                Err(e) => tracing::warn!(dir = %self.dir, prefix = %self.prefix, error = %e, "could not delete an abandoned protected node; it stays until its session ends"),
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir, prefix = %self.prefix, error = %e, "could not delete an abandoned protected node; it stays until its session ends")
+                }
             }
         } else {
             // A persistent node outlives its session: any session may delete it.

@@ -49,7 +49,6 @@ mod priority;
 mod serializer;
 mod simple;
 
-
 use corral_core::framework::StateChanges;
 use corral_core::{ConnectionStateChange, Error, Framework, OneshotWatcher, Result};
 use futures::StreamExt;
