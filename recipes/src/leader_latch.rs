@@ -35,6 +35,7 @@ use corral_core::{ConnectionState, CreateMode, Error, Framework, Result};
 use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
+use crate::hold::Hold;
 use crate::sort::sort_children;
 use crate::task::{self, Finished};
 
@@ -114,6 +115,7 @@ pub struct LeaderLatch {
     path: String,
     id: String,
     leader: watch::Receiver<bool>,
+    hold: watch::Receiver<Option<Hold>>,
     stop: watch::Sender<Stop>,
     finished: Finished,
 }
@@ -157,9 +159,11 @@ impl LeaderLatch {
         let path = path.into();
         let id = participant_id.into();
         let (leader_tx, leader) = watch::channel(false);
+        let (hold_tx, hold) = watch::channel(None);
         let (stop, stop_rx) = watch::channel(Stop::Running);
-        let finished = Finished::spawn(run(fw.clone(), path.clone(), id.clone(), leader_tx, stop_rx));
-        Self { fw: fw.clone(), path, id, leader, stop, finished }
+        let outputs = Outputs { leader: leader_tx, hold: hold_tx, leading_node: watch::channel(None).0 };
+        let finished = Finished::spawn(run(fw.clone(), path.clone(), id.clone(), outputs, stop_rx));
+        Self { fw: fw.clone(), path, id, leader, hold, stop, finished }
     }
 
     /// This participant's id (its node's data).
@@ -246,6 +250,38 @@ impl LeaderLatch {
     /// ```
     pub fn leadership(&self) -> watch::Receiver<bool> {
         self.leader.clone()
+    }
+
+    /// While this participant leads: the [`Hold`] its leadership rests on — its latch node, with
+    /// the validity rule, fencing check and fencing token every lock and leadership shares. The
+    /// hold stays valid only while the latch leads with that very node (and the connection
+    /// state allows it); take a new one after leadership comes back.
+    ///
+    /// `None` while not leading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{CreateMode, Error, Op, leader_latch::LeaderLatch};
+    ///
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// let hold = latch.hold().expect("leading");
+    /// // Write only while still the leader, in one transaction.
+    /// fw.transaction(vec![hold.fencing_check(), Op::create("/report", "", CreateMode::Persistent)]).await?;
+    /// latch.close().await;
+    /// assert!(!hold.is_valid());
+    /// let late = fw.transaction(vec![hold.fencing_check(), Op::create("/late", "", CreateMode::Persistent)]).await;
+    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self) -> Option<Hold> {
+        self.hold.borrow().clone().filter(|h| h.is_valid())
     }
 
     /// The stream of leadership changes (`true` when gained, `false` when lost), starting with
@@ -583,10 +619,22 @@ pub(crate) async fn read_participants(
 struct Membership {
     path: String,
     name: String,
+    czxid: i64,
     session: Session,
 }
 
-async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool>, mut stop: watch::Receiver<Stop>) {
+/// What the latch's task publishes.
+struct Outputs {
+    /// Whether we lead.
+    leader: watch::Sender<bool>,
+    /// The hold of our leadership, while we lead.
+    hold: watch::Sender<Option<Hold>>,
+    /// The node we lead with, for the holds' validity.
+    leading_node: watch::Sender<Option<String>>,
+}
+
+async fn run(fw: Framework, path: String, id: String, outputs: Outputs, mut stop: watch::Receiver<Stop>) {
+    let Outputs { leader, hold, leading_node } = outputs;
     let mut states = fw.connection_state();
     let mut member: Option<Membership> = None;
     // The epoch of the session we last joined in: a later session re-joins after the jittered
@@ -600,6 +648,10 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
     // `Position::Behind::next_in_line`): leadership without listing the election again.
     let mut promoted: Option<corral_core::OneshotWatcher> = None;
     let set = |value: bool| {
+        if !value {
+            hold.send_replace(None);
+            leading_node.send_replace(None);
+        }
         leader.send_if_modified(|l| {
             let changed = *l != value;
             *l = value;
@@ -659,6 +711,14 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         };
         match position {
             Ok(Position::Leader(mut own)) => {
+                // The hold names the connection we lead on (under the Standard policy a
+                // SUSPENDED ends it), and is valid only while we lead with this node.
+                let now = fw.current_state();
+                if now.epoch == m.session.epoch() && !*leader.borrow() {
+                    leading_node.send_replace(Some(m.path.clone()));
+                    let held = Hold::new(&fw, m.path.clone(), now, m.czxid).while_leading(leading_node.subscribe());
+                    hold.send_replace(Some(held));
+                }
                 set(true);
                 // Watch our own node too: if it is deleted under us, leadership is gone.
                 tokio::select! {
@@ -709,6 +769,8 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
     } else {
         set(false);
     }
+    hold.send_replace(None);
+    leading_node.send_replace(None);
     if let Some(m) = member {
         // On its own session only: if that session is gone, so is the node.
         let result = m.session.with_retry(|c| {
@@ -735,7 +797,7 @@ async fn join(fw: &Framework, path: &str, id: &str) -> Result<Membership> {
     let spec = Create::new(CreateMode::EphemeralSequential).container_parents().protected();
     let created = session.create(&prefix, Bytes::from(id.to_owned()), spec).await?;
     let name = corral_core::proto::path::name(&created.path).to_owned();
-    Ok(Membership { path: created.path, name, session })
+    Ok(Membership { path: created.path, name, czxid: created.stat.czxid, session })
 }
 
 enum Position {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use corral_core::{Framework, Result};
 use tokio::sync::watch;
 
+use crate::hold::Hold;
 use crate::leader_latch::Participant;
 use crate::lock::{Mutex, MutexGuard};
 use crate::task::RecipeTask;
@@ -202,6 +203,63 @@ impl Leadership {
     /// ```
     pub async fn lost(&self) {
         self.guard.invalidated().await;
+    }
+
+    /// The same as [`Leadership::lost`], under the name every hold shares (see
+    /// [`Hold::invalidated`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let serve = |leadership: Leadership| async move { leadership.invalidated().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, serve);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// server.expire_session(fw.client().session_id());
+    /// selector.wait_until_done().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidated(&self) {
+        self.guard.invalidated().await;
+    }
+
+    /// The hold this leadership rests on: the lock node the selector holds while leading (see
+    /// [`Hold`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// let tx = std::sync::Mutex::new(Some(tx));
+    /// let serve = move |leadership: Leadership| {
+    ///     let _ = tx.lock().unwrap().take().map(|tx| tx.send(leadership.hold().clone()));
+    ///     async {}
+    /// };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, serve);
+    /// let hold = rx.await?;
+    /// assert!(hold.path().starts_with("/scheduler/_c_"));
+    /// selector.wait_until_done().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self) -> &Hold {
+        self.guard.hold()
     }
 }
 

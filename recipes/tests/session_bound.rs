@@ -212,3 +212,44 @@ async fn mutex_semaphore_and_barrier_expired_mid_create_leave_nothing_unowned() 
     }
     observer.close().await;
 }
+
+#[tokio::test]
+async fn every_hold_fences_a_stale_holder_after_its_session_expired() {
+    use corral_recipes::{Error, Op};
+    let env = common::embedded("bound-holds").await;
+    let server = env.server.clone().unwrap();
+    let (stale, other) = (env.framework(), env.framework());
+    stale.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+    other.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+
+    let latch = LeaderLatch::start(&stale, "/fenced/latch", "stale");
+    latch.await_leadership_timeout(Duration::from_secs(10)).await.unwrap();
+    let guard = Mutex::new(&stale, "/fenced/lock").acquire().await.unwrap();
+    let lease = Semaphore::new(&stale, "/fenced/sem", 1).acquire().await.unwrap();
+    let holds = [latch.hold().expect("leading"), guard.hold().clone(), lease.hold().clone()];
+    let write = |hold: &corral_recipes::hold::Hold, n: usize| {
+        vec![hold.fencing_check(), Op::create(&format!("/fenced-write-{n}"), "", CreateMode::Persistent)]
+    };
+    for (n, hold) in holds.iter().enumerate() {
+        assert!(hold.is_valid());
+        other.transaction(write(hold, n)).await.expect("a valid hold's write");
+    }
+
+    // The session expires (a paused process, as far as the server can tell): every hold ends,
+    // and its fenced write is refused whoever sends it.
+    server.expire_session(stale.client().session_id());
+    for (n, hold) in holds.iter().enumerate() {
+        tokio::time::timeout(Duration::from_secs(10), hold.invalidated()).await.expect("invalidated in time");
+        assert!(!hold.is_valid());
+        let late = other.transaction(write(hold, n + 10)).await;
+        assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })), "{late:?}");
+    }
+    // Tokens grow with every later hold of the same lock.
+    let newer = Mutex::new(&other, "/fenced/lock").acquire().await.unwrap();
+    assert!(newer.fencing_token() > holds[1].fencing_token());
+    newer.release().await.unwrap();
+    drop((guard, lease));
+    latch.close().await;
+    stale.close().await;
+    other.close().await;
+}

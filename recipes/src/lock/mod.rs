@@ -439,7 +439,6 @@ impl Mutex {
         let mut node = ProtectedNode::new(&self.fw, &self.dir);
         let (path, created, mut children) = node.create(self.kind.node_name(), self.data.clone(), true).await?;
         let name = corral_core::proto::path::name(&path).to_owned();
-        let states = self.fw.connection_state();
         loop {
             if let Some(list) = children.take() {
                 let mut list = list;
@@ -451,7 +450,7 @@ impl Mutex {
                 let Some(watch_index) = self.kind.watch_target(&list, index) else {
                     // No await from here on: the guard owns the node as soon as the cleanup lets go.
                     node.hand_over();
-                    return Ok(Some(MutexGuard::new(&self.fw, path, created, states)));
+                    return Ok(Some(MutexGuard::new(&self.fw, path, created)));
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
                 match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {
