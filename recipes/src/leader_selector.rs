@@ -565,8 +565,30 @@ async fn run<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut round = 0u64;
-    let mut backoff = crate::task::Backoff::new(mutex.framework());
+    let fw = mutex.framework().clone();
+    let mut backoff = crate::task::Backoff::new(&fw);
+    // The session epoch of our last contention: in a new session we contend again only after
+    // the jittered re-create pause, so that a fleet whose sessions expired together does not
+    // queue up in the same instant.
+    let mut contended_in = 0u64;
     while !*stop.borrow() {
+        // Contend on a connected session, so that the epoch compared is the one contended in.
+        let epoch = tokio::select! {
+            session = fw.session() => match session {
+                Ok(session) => session.epoch(),
+                Err(_) => {
+                    crate::task::pause_unless_stopped(backoff.next_delay(), &mut stop).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => continue,
+        };
+        if contended_in != 0 && epoch != contended_in {
+            if !crate::task::pause_unless_stopped(crate::task::recreate_pause(&fw), &mut stop).await {
+                continue;
+            }
+        }
+        contended_in = epoch;
         // Cancellable without dropping the acquisition: on close the queued node is deleted
         // before `close` returns.
         let guard = match mutex.acquire_cancellable(stop.clone()).await {

@@ -62,9 +62,12 @@ async fn promoted_to_lock_updates_lose_nothing_and_leave_no_lock_node() {
     let fw = env.framework();
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
-            // No optimistic retry: every lost race goes to the lock.
-            let promotion =
-                PromotedToLock::new("/counters/hits-lock").retry_policy(RetryNTimes::new(3, Duration::ZERO));
+            // No optimistic retry: every lost race goes to the lock. The lock does not keep out
+            // other tasks' optimistic tries (as in Curator), and a task whose try succeeds goes
+            // on to its next add, so a holder can lose a race to each of the other adds at
+            // most: enough tries under the lock for that never to end in giving up.
+            let promotion = PromotedToLock::new("/counters/hits-lock")
+                .retry_policy(RetryNTimes::new((TASKS * EACH) as u32, Duration::ZERO));
             let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(0, Duration::ZERO))
                 .promoted_to_lock(promotion);
             tokio::spawn(async move {
