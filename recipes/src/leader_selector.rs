@@ -583,10 +583,11 @@ async fn run<F, Fut>(
             },
             _ = stop.changed() => continue,
         };
-        if contended_in != 0 && epoch != contended_in {
-            if !crate::task::pause_unless_stopped(crate::task::recreate_pause(&fw), &mut stop).await {
-                continue;
-            }
+        if contended_in != 0
+            && epoch != contended_in
+            && !crate::task::pause_unless_stopped(crate::task::recreate_pause(&fw), &mut stop).await
+        {
+            continue;
         }
         contended_in = epoch;
         // Cancellable without dropping the acquisition: on close the queued node is deleted
