@@ -228,7 +228,7 @@ async fn every_hold_fences_a_stale_holder_after_its_session_expired() {
     let lease = Semaphore::new(&stale, "/fenced/sem", 1).acquire().await.unwrap();
     let holds = [latch.hold().expect("leading"), guard.hold().clone(), lease.hold().clone()];
     let write = |hold: &corral_recipes::hold::Hold, n: usize| {
-        vec![hold.fencing_check(), Op::create(&format!("/fenced-write-{n}"), "", CreateMode::Persistent)]
+        vec![hold.fencing_check(), Op::create(format!("/fenced-write-{n}"), "", CreateMode::Persistent)]
     };
     for (n, hold) in holds.iter().enumerate() {
         assert!(hold.is_valid());
