@@ -253,3 +253,46 @@ async fn every_hold_fences_a_stale_holder_after_its_session_expired() {
     stale.close().await;
     other.close().await;
 }
+
+#[tokio::test]
+async fn lock_safe_consumer_expired_mid_lock_leaves_no_unowned_lock() {
+    use bytes::Bytes;
+    use corral_recipes::queue::DistributedQueue;
+    let env = common::embedded("bound-queue").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for run in 0..RUNS {
+        let (dir, locks) = (format!("/q-{run}"), format!("/q-{run}-locks"));
+        let fw = env.framework();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        let queue: DistributedQueue = DistributedQueue::new(&fw, dir.clone()).lock_path(locks.clone());
+        queue.put(&Bytes::from(format!("job-{run}"))).await.unwrap();
+        let mut consumer = queue.consumer();
+        server.set_latency(Duration::from_millis(1));
+        let take = tokio::spawn(async move {
+            let message = consumer.next_message().await;
+            (message, consumer)
+        });
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 400)).await;
+        server.set_latency(Duration::ZERO);
+        next_session(&fw, old).await;
+        let (message, mut consumer) = take.await.unwrap();
+        // Delivered in this take, or again to the next one once the old session's lock is gone.
+        let message = match message {
+            Ok(m) => m,
+            Err(_) => tokio::time::timeout(2 * SESSION_TIMEOUT, consumer.next_message()).await.unwrap().unwrap(),
+        };
+        // Whatever lock is held now is this session's, and only one.
+        let held = live_nodes(&server, &observer, &locks).await;
+        assert!(held.len() <= 1 && held.iter().all(|(_, o)| *o == fw.client().session_id()), "run {run}: {held:?}");
+        message.ack().await.unwrap();
+        common::eventually("queue and locks empty", || async {
+            live_nodes(&server, &observer, &locks).await.is_empty()
+                && observer.get_children(&dir).await.map(|c| c.is_empty()).unwrap_or(true)
+        })
+        .await;
+        drop(consumer);
+        fw.close().await;
+    }
+    observer.close().await;
+}
