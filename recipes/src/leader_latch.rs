@@ -773,18 +773,7 @@ async fn run(fw: Framework, path: String, id: String, outputs: Outputs, mut stop
     leading_node.send_replace(None);
     if let Some(m) = member {
         // On its own session only: if that session is gone, so is the node.
-        let result = m.session.with_retry(|c| {
-            let path = m.path.clone();
-            async move {
-                match c.delete(&path, None).await {
-                    Err(e) if e.is_no_node() => Ok(()),
-                    other => other,
-                }
-            }
-        });
-        if let Err(e) = result.await {
-            tracing::debug!(path = %m.path, error = %e, "latch node not deleted; it goes with its session");
-        }
+        task::delete_on_session(&m.session, &m.path).await;
     }
 }
 

@@ -481,22 +481,7 @@ async fn run(
         match owner.filter(|_| spec.mode.is_ephemeral()) {
             // An ephemeral node on its own session only: a node at a fixed path after that
             // session ended may be another process's. If the session is gone, so is the node.
-            Some(session) => {
-                let deleted = session
-                    .with_retry(|c| {
-                        let path = path.clone();
-                        async move {
-                            match c.delete(&path, None).await {
-                                Err(e) if e.is_no_node() => Ok(()),
-                                other => other,
-                            }
-                        }
-                    })
-                    .await;
-                if let Err(e) = deleted {
-                    tracing::debug!(%path, error = %e, "node not deleted; it goes with its session");
-                }
-            }
+            Some(session) => task::delete_on_session(&session, &path).await,
             None => {
                 let _ = fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
             }

@@ -159,6 +159,26 @@ pub(crate) fn backoff_delay(policy: &dyn corral_core::RetryPolicy, failures: u32
     jitter_upper_half(delay)
 }
 
+/// Deletes `path` (a node `session` owns) on that session only, retrying within it; a node
+/// already gone counts as deleted. If the session is gone, so is its ephemeral node, and a node
+/// at `path` now would be someone else's: nothing is sent.
+///
+/// Cancel safe: dropping it stops retrying; a delete already sent may still be applied.
+pub(crate) async fn delete_on_session(session: &corral_core::framework::Session, path: &str) {
+    let deleted = session
+        .with_retry(|c| async move {
+            match c.delete(path, None).await {
+                Err(e) if e.is_no_node() => Ok(()),
+                other => other,
+            }
+        })
+        .await;
+    match deleted {
+        Ok(()) | Err(corral_core::Error::SessionLost { .. } | corral_core::Error::Closed) => {}
+        Err(e) => tracing::warn!(path, error = %e, "node not deleted; it stays until its session ends"),
+    }
+}
+
 /// A duration drawn uniformly from `[d / 2, d]`.
 fn jitter_upper_half(d: Duration) -> Duration {
     let half = d / 2;

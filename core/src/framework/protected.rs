@@ -449,35 +449,23 @@ impl Cleanup {
     }
 
     async fn run(self) {
-        if self.ephemeral {
+        let (dir, prefix, path) = (self.dir.clone(), self.prefix.clone(), self.path.clone());
+        let delete = |client: crate::Client| {
+            let (dir, prefix, path) = (dir.clone(), prefix.clone(), path.clone());
+            async move { delete_with(&client, &dir, &prefix, path.as_deref()).await }
+        };
+        let result = if self.ephemeral {
             // On its own session only: if that session is gone, so is the node.
-            let (dir, prefix, path) = (self.dir.clone(), self.prefix.clone(), self.path.clone());
-            let result = self
-                .session
-                .with_retry(|client| {
-                    let (dir, prefix, path) = (dir.clone(), prefix.clone(), path.clone());
-                    async move { delete_with(&client, &dir, &prefix, path.as_deref()).await }
-                })
-                .await;
-            match result {
-                Ok(()) | Err(Error::SessionLost { .. } | Error::Closed) => {}
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir, prefix = %self.prefix, error = %e, "could not delete an abandoned protected node; it stays until its session ends")
-                }
-            }
+            self.session.with_retry(delete).await
         } else {
             // A persistent node outlives its session: any session may delete it.
-            let (dir, prefix, path) = (self.dir.clone(), self.prefix.clone(), self.path.clone());
-            let result = self
-                .fw
-                .with_retry(|client| {
-                    let (dir, prefix, path) = (dir.clone(), prefix.clone(), path.clone());
-                    async move { delete_with(&client, &dir, &prefix, path.as_deref()).await }
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(dir = %self.dir, prefix = %self.prefix, error = %e, "could not delete an abandoned protected node");
-            }
+            self.fw.with_retry(delete).await
+        };
+        match result {
+            Ok(()) => {}
+            Err(Error::SessionLost { .. } | Error::Closed) if self.ephemeral => {}
+            Err(e) => tracing::warn!(dir = %self.dir, prefix = %self.prefix, error = %e,
+                "could not delete an abandoned protected node; an ephemeral one stays until its session ends"),
         }
     }
 }

@@ -261,16 +261,5 @@ impl Drop for LockHold {
 /// Deletes the lock at `path` while its session lasts (after that it is gone anyway, and a node
 /// at `path` would be another consumer's).
 async fn release_lock(session: &Session, path: &str) {
-    let deleted = session
-        .with_retry(|c| async move {
-            match c.delete(path, None).await {
-                Err(e) if e.is_no_node() => Ok(()),
-                other => other,
-            }
-        })
-        .await;
-    match deleted {
-        Ok(()) | Err(Error::SessionLost { .. } | Error::Closed) => {}
-        Err(e) => tracing::warn!(path, error = %e, "cannot release a queue lock; it stays until the session ends"),
-    }
+    crate::task::delete_on_session(session, path).await;
 }
