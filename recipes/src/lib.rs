@@ -67,6 +67,7 @@ pub mod discovery;
 pub mod double_barrier;
 pub mod group_member;
 pub mod hold;
+pub mod kazoo;
 pub mod leader_latch;
 pub mod leader_selector;
 pub mod lock;

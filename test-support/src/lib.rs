@@ -43,6 +43,7 @@
 //! Debian's `zookeeper` package (`apt-get install zookeeper libslf4j-java`).
 
 mod local;
+pub mod python;
 mod wire;
 
 use std::env::{self, VarError};

@@ -109,7 +109,51 @@ impl ProtectedCreate {
         Ok(Self { fw: fw.clone(), dir: dir.to_owned(), prefix, target, spec, stage: Stage::Unsent })
     }
 
-    /// The node's name prefix, `_c_<uuid>-`.
+    /// A protected create of `<dir>/<unique_name>` (plus the sequence number for a sequential
+    /// mode), for layouts other than Curator's: `unique_name` itself is the prefix the node is
+    /// found again by, so it must be unique to this create — kazoo's locks, for one, name their
+    /// nodes `<uuid hex>__lock__`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPath`] for a `dir` or a name a plain create would refuse;
+    /// [`Error::BadArguments`] for an empty name or one with a `/`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// use corral_core::{CreateMode, framework::{Create, ProtectedCreate}};
+    ///
+    /// let name = format!("{}__lock__", uuid::Uuid::new_v4().simple());
+    /// let spec = Create::new(CreateMode::EphemeralSequential).parents();
+    /// let mut node = ProtectedCreate::with_unique_name(&fw, "/locks/job", &name, spec)?;
+    /// let created = node.create(&fw.session().await?, "worker-1").await?;
+    /// assert!(created.path.starts_with(&format!("/locks/job/{name}")));
+    /// assert_eq!(node.prefix(), name);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_unique_name(fw: &Framework, dir: &str, unique_name: &str, spec: impl Into<Create>) -> Result<Self> {
+        let spec = spec.into();
+        if unique_name.is_empty() || unique_name.contains('/') {
+            return Err(Error::BadArguments(format!("{unique_name:?} is no node name")));
+        }
+        let target = join(dir, unique_name);
+        if spec.mode().is_sequential() {
+            corral_proto::validate_sequential_path(&target)?;
+        } else {
+            corral_proto::validate_path(&target)?;
+        }
+        let (fw, dir, prefix) = (fw.clone(), dir.to_owned(), unique_name.to_owned());
+        Ok(Self { fw, dir, prefix, target, spec, stage: Stage::Unsent })
+    }
+
+    /// The node's name prefix: `_c_<uuid>-`, or the unique name of
+    /// [`ProtectedCreate::with_unique_name`].
     ///
     /// # Examples
     ///

@@ -14,6 +14,15 @@ pub(crate) struct Created {
     pub(crate) czxid: i64,
 }
 
+/// How a contender's node is named.
+#[derive(Debug, Clone, Copy)]
+enum Name<'a> {
+    /// `_c_<uuid>-<name><seq>`.
+    Curator(&'a str),
+    /// `<unique><seq>`; `unique` must be unique to this contender.
+    Unique(&'a str),
+}
+
 /// One acquisition's ephemeral sequential node, `<dir>/_c_<uuid>-<name><sequence>`, and its
 /// clean-up: until [`ProtectedNode::hand_over`], the node is deleted in the background when this
 /// value is dropped (also while its create waits for the reply).
@@ -39,15 +48,37 @@ impl ProtectedNode {
         data: Bytes,
         list: bool,
     ) -> Result<(String, Created, Option<Vec<String>>)> {
+        self.create_named(Name::Curator(name), data, list).await
+    }
+
+    /// As [`ProtectedNode::create`], for a layout whose contenders name their nodes with a
+    /// `unique` name of their own instead of Curator's protected prefix (kazoo's).
+    pub(crate) async fn create_unique(
+        &mut self,
+        unique: &str,
+        data: Bytes,
+        list: bool,
+    ) -> Result<(String, Created, Option<Vec<String>>)> {
+        self.create_named(Name::Unique(unique), data, list).await
+    }
+
+    async fn create_named(
+        &mut self,
+        name: Name<'_>,
+        data: Bytes,
+        list: bool,
+    ) -> Result<(String, Created, Option<Vec<String>>)> {
         let spec = Create::new(CreateMode::EphemeralSequential).container_parents();
-        let target = format!("{}/{name}", self.dir);
         let policy = self.fw.retry_policy();
         let start = tokio::time::Instant::now();
         let mut attempt = 0u32;
         loop {
             let session = self.fw.session().await?;
             // A new value per session: the old one's clean-up (if any) is for the old session.
-            let node = self.node.insert(ProtectedCreate::new(&self.fw, &target, spec.clone())?);
+            let node = self.node.insert(match name {
+                Name::Curator(name) => ProtectedCreate::new(&self.fw, &format!("{}/{name}", self.dir), spec.clone())?,
+                Name::Unique(unique) => ProtectedCreate::with_unique_name(&self.fw, &self.dir, unique, spec.clone())?,
+            });
             let result = if list {
                 node.create_and_list(&session, data.clone()).await.map(|(c, l)| (c, Some(l)))
             } else {
