@@ -1,0 +1,1 @@
+//! Curator's layouts (next).
