@@ -74,11 +74,12 @@ impl Target {
     async fn diagnose(&self, timed_out: bool) -> CliError {
         let probes = self.hosts().iter().map(|h| async move { (h.to_string(), probe(h, self.timeout).await) });
         let results = futures::future::join_all(probes).await;
+        let single = results.len() == 1;
         let reasons: Vec<String> = results
             .into_iter()
-            .map(|(host, reason)| match reason {
-                Some(reason) => format!("{host}: {reason}"),
-                None => format!("{host}: accepts connections but granted no session"),
+            .map(|(host, reason)| {
+                let reason = reason.unwrap_or_else(|| "accepts connections but granted no session".to_owned());
+                if single { reason } else { format!("{host}: {reason}") }
             })
             .collect();
         CliError::new(

@@ -13,6 +13,7 @@ mod connect;
 mod error;
 mod fourlw;
 mod layout;
+mod locks;
 mod nodes;
 mod output;
 mod plain;
@@ -230,8 +231,8 @@ async fn run(cli: Cli, out: Out) -> CliResult<ExitCode> {
         Command::Delete { path, recursive, version } => plain::delete(&client, &out, &path, recursive, version).await,
         Command::Watch { path, recursive } => plain::watch(&client, &out, &path, recursive).await,
         Command::Acl { path } => plain::acl(&client, &out, &path).await,
-        Command::Locks { path, max_leases } => recipes::locks(&client, &target, &out, &path, max_leases).await,
-        Command::Leader { path } => recipes::leader(&client, &target, &out, &path).await,
+        Command::Locks { path, max_leases } => locks::locks(&client, &target, &out, &path, max_leases).await,
+        Command::Leader { path } => locks::leader(&client, &target, &out, &path).await,
         Command::Services { base_path, name } => recipes::services(&client, &out, &base_path, name.as_deref()).await,
         Command::Queue { path, lock_path } => recipes::queue(&client, &out, &path, lock_path.as_deref()).await,
         Command::Barrier { path } => recipes::barrier(&client, &out, &path).await,

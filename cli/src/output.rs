@@ -73,11 +73,6 @@ impl Out {
         writeln!(stdout, "{}", text.as_ref()).map_err(broken_pipe)
     }
 
-    /// Prints a title line (bold on a terminal).
-    pub(crate) fn title(&self, text: impl AsRef<str>) -> CliResult {
-        self.line(self.paint(text.as_ref(), Style::Bold))
-    }
-
     /// Prints `value` as one JSON document (pretty on a terminal, one line otherwise).
     pub(crate) fn json<T: Serialize>(&self, value: &T) -> CliResult {
         let text = if std::io::stdout().is_terminal() {

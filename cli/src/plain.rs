@@ -245,6 +245,8 @@ pub(crate) async fn create(
     if flags.parents {
         create_parents(client, path).await?;
     }
+    // Ready for Ctrl-C before anyone can see the node.
+    let interrupt = if flags.ephemeral { Some(interrupted()?) } else { None };
     let (created, stat) = client.create(path, data, options).await.at(path)?;
     let session = client.session_id();
     if out.json {
@@ -252,12 +254,12 @@ pub(crate) async fn create(
     } else {
         out.line(&created)?;
     }
-    if flags.ephemeral {
+    if let Some(interrupt) = interrupt {
         eprintln!(
             "ephemeral node held by session {}; press Ctrl-C to end the session and delete it",
             session_hex(session)
         );
-        wait_for_interrupt(client).await?;
+        wait_for_interrupt(client, interrupt).await?;
     }
     Ok(())
 }
@@ -326,15 +328,15 @@ pub(crate) async fn watch(client: &Client, out: &Out, path: &str, recursive: boo
     }
     let mode = if recursive { AddWatchMode::PersistentRecursive } else { AddWatchMode::Persistent };
     let mut events = client.add_watch(path, mode).await.at(path)?;
+    let interrupt = interrupted()?;
     eprintln!(
         "watching {path}{} (Ctrl-C to stop)",
         if recursive { " and everything below it" } else { ", its data and its children" }
     );
-    let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
     loop {
         tokio::select! {
-            _ = &mut interrupt => break,
+            () = &mut interrupt => break,
             event = events.next() => {
                 let Some(event) = event else { break };
                 if event.is_session_end() {
@@ -410,11 +412,33 @@ pub(crate) fn perms_text(perms: Perms) -> String {
         .collect()
 }
 
-/// Waits for Ctrl-C, then closes the session.
-async fn wait_for_interrupt(client: &Client) -> CliResult {
+/// A future that resolves on Ctrl-C (SIGINT) or SIGTERM, listening from the moment this returns.
+fn interrupted() -> CliResult<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).map_err(|e| CliError::failed(format!("cannot listen for signals: {e}")));
+        let (mut int, mut term) = (listen(SignalKind::interrupt())?, listen(SignalKind::terminate())?);
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// Waits for `interrupt`, then closes the session.
+async fn wait_for_interrupt(client: &Client, interrupt: impl std::future::Future<Output = ()>) -> CliResult {
     let mut state = client.state();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        () = interrupt => {}
         _ = state.wait_for(|s| s.is_terminal()) => {
             return Err(CliError::new(Kind::Connection, "the session ended; the ephemeral node is gone"));
         }

@@ -72,7 +72,7 @@ impl HostHealth {
 /// Asks one host `ruok`, `srvr` and `mntr`.
 async fn check_host(host: &HostPort, timeout: Duration) -> HostHealth {
     let mut health = HostHealth::new(host);
-    let mut latency = |d: Duration, h: &mut HostHealth| {
+    let latency = |d: Duration, h: &mut HostHealth| {
         if h.latency_ms.is_none() {
             h.latency_ms = Some((d.as_secs_f64() * 10_000.0).round() / 10.0);
         }
