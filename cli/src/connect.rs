@@ -60,10 +60,9 @@ impl Target {
     /// Resolves if every host refuses TCP connections; never resolves otherwise.
     async fn all_refuse(&self) {
         let probes = self.hosts().iter().map(|h| async move {
-            let refused = TcpStream::connect((h.host.as_str(), h.port))
+            TcpStream::connect((h.host.as_str(), h.port))
                 .await
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-            refused
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
         });
         if !futures::future::join_all(probes).await.into_iter().all(|refused| refused) {
             std::future::pending::<()>().await;
@@ -135,7 +134,7 @@ pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// A duration as given on the command line.
 pub(crate) fn humanize(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ pub(crate) async fn walk(client: &Client, root: &str, max_depth: Option<usize>) 
             .flat_map(|&i| found[i].3.iter().map(move |c| (i, c)))
             .map(|(i, c)| child_path(&found[i].0, c))
             .collect();
-        let replies: Vec<(String, corral_recipes::Result<(Vec<String>, Stat)>)> = futures::stream::iter(paths)
+        let replies: Vec<(String, ChildrenReply)> = futures::stream::iter(paths)
             .map(|path| {
                 let reply = client.get_children_with_stat(&path);
                 async move { (path, reply.await) }
@@ -182,6 +182,9 @@ pub(crate) async fn walk(client: &Client, root: &str, max_depth: Option<usize>) 
     nodes.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
     Ok(nodes)
 }
+
+/// A getChildren2 answer.
+type ChildrenReply = corral_recipes::Result<(Vec<String>, Stat)>;
 
 fn sorted(mut children: Vec<String>) -> Vec<String> {
     children.sort();

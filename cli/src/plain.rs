@@ -298,7 +298,7 @@ pub(crate) async fn delete(client: &Client, out: &Out, path: &str, recursive: bo
     }
     let mut nodes = walk(client, path, None).await?;
     // Deepest first; every node of one depth at once (pipelined).
-    nodes.sort_by(|a, b| b.depth.cmp(&a.depth));
+    nodes.sort_by_key(|n| std::cmp::Reverse(n.depth));
     let mut deleted = 0;
     for level in nodes.chunk_by(|a, b| a.depth == b.depth) {
         let replies: Vec<_> = level.iter().map(|n| (n.path.as_str(), client.delete(&n.path, None))).collect();

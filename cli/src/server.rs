@@ -308,7 +308,7 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
                 (host.host.clone(), Style::Plain),
                 (s.session_id.clone(), Style::Accent),
                 (s.client_address.clone(), Style::Plain),
-                (s.timeout_ms.map_or_else(|| "-".into(), |t| short_duration(t)), Style::Plain),
+                (s.timeout_ms.map_or_else(|| "-".into(), short_duration), Style::Plain),
                 (s.last_operation.clone().unwrap_or_else(|| "-".into()), Style::Plain),
                 (opt(s.queued), Style::Plain),
                 (opt(s.received), Style::Plain),
