@@ -92,10 +92,7 @@ impl Out {
 
     /// Prints a table.
     pub(crate) fn table(&self, table: &Table) -> CliResult {
-        for line in table.render(self) {
-            self.line(line)?;
-        }
-        Ok(())
+        self.line(table.render(self).join("\n"))
     }
 
     /// Prints `key: value` lines with the values aligned.

@@ -28,20 +28,18 @@ pub(crate) async fn ls(client: &Client, out: &Out, path: &str, recursive: bool) 
         if out.json {
             return out.json(&Nodes { path, nodes });
         }
-        for node in nodes {
-            out.line(node)?;
-        }
-        return Ok(());
+        // One write for the whole listing (stdout is line-buffered).
+        return out.line(nodes.join("\n"));
     }
     let mut children = client.get_children(path).await.at(path)?;
     children.sort();
     if out.json {
         return out.json(&Children { path, children });
     }
-    for child in children {
-        out.line(child)?;
+    if children.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    out.line(children.join("\n"))
 }
 
 /// `tree PATH`: the subtree with ephemeral markers and owners.
@@ -72,6 +70,8 @@ pub(crate) async fn tree(client: &Client, out: &Out, path: &str, max_depth: Opti
     }
     // `last[d]`: whether the ancestor at depth d is the last child of its parent.
     let mut last: Vec<bool> = Vec::new();
+    // The whole tree in one write (stdout is line-buffered).
+    let mut text = String::new();
     for (i, node) in nodes.iter().enumerate() {
         let is_last = !nodes[i + 1..].iter().take_while(|n| n.depth >= node.depth).any(|n| n.depth == node.depth);
         last.truncate(node.depth);
@@ -102,9 +102,11 @@ pub(crate) async fn tree(client: &Client, out: &Out, path: &str, max_depth: Opti
             line.push_str("  ");
             line.push_str(&extras.join("  "));
         }
-        out.line(line)?;
+        text.push_str(&line);
+        text.push('\n');
     }
-    out.line(out.paint(&format!("{} nodes, {} ephemeral", nodes.len(), ephemeral_count), Style::Dim))
+    text.push_str(&out.paint(&format!("{} nodes, {} ephemeral", nodes.len(), ephemeral_count), Style::Dim));
+    out.line(text)
 }
 
 /// `get PATH`: the data, raw (a newline is added on a terminal), or as JSON.
