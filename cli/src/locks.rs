@@ -158,7 +158,13 @@ pub(crate) async fn locks(
             (c.session_id.clone().unwrap_or_else(|| "-".into()), Style::Accent),
             (c.client_address.clone().unwrap_or_else(|| "-".into()), Style::Plain),
             (time_and_age(c.since_ms), Style::Plain),
-            (c.data.as_deref().map_or_else(|| "-".into(), |d| data_preview(d.as_bytes(), 24)), Style::Dim),
+            (
+                c.data
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .map_or_else(|| "-".into(), |d| data_preview(d.as_bytes(), 24)),
+                Style::Dim,
+            ),
         ]);
     }
     out.table(&table)
