@@ -29,8 +29,7 @@ async fn main() -> Result<(), BoxError> {
         participants.push((fw, latch));
     }
 
-    for round in 0..participants.len() {
-        let (_, leader) = &participants[round];
+    for (_, leader) in &participants {
         leader.await_leadership_timeout(TIMEOUT).await?;
         let order: Vec<String> = leader_latch::participants(&observer, ELECTION)
             .await?
