@@ -34,10 +34,49 @@ pub(crate) fn sort_children(children: &mut [String], lock_name: &str) {
     children.sort_by(|a, b| sort_key(a, lock_name).cmp(sort_key(b, lock_name)));
 }
 
-/// The read-write lock's sort key: the read name stripped, then the write name (Curator's
-/// `InterProcessReadWriteLock` driver).
-pub(crate) fn rw_sort_key(child: &str) -> &str {
-    sort_key(sort_key(child, READ_LOCK_NAME), WRITE_LOCK_NAME)
+/// kazoo's `Lock` (and `Election`) node marker: `<uuid hex>__lock__<seq>`.
+pub(crate) const KAZOO_LOCK_NAME: &str = "__lock__";
+/// kazoo's `ReadLock` node marker: `<uuid hex>__rlock__<seq>`.
+pub(crate) const KAZOO_READ_LOCK_NAME: &str = "__rlock__";
+
+/// Whose read-write (or plain) lock layout a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockFlavor {
+    /// Curator's `InterProcessReadWriteLock`: `__READ__` and `__WRIT__`.
+    Curator,
+    /// kazoo's `Lock` / `ReadLock`: `__lock__` and `__rlock__`.
+    Kazoo,
+}
+
+impl LockFlavor {
+    /// The shared (read) marker.
+    pub(crate) fn read_name(self) -> &'static str {
+        match self {
+            LockFlavor::Curator => READ_LOCK_NAME,
+            LockFlavor::Kazoo => KAZOO_READ_LOCK_NAME,
+        }
+    }
+
+    /// The exclusive (write) marker.
+    pub(crate) fn write_name(self) -> &'static str {
+        match self {
+            LockFlavor::Curator => WRITE_LOCK_NAME,
+            LockFlavor::Kazoo => KAZOO_LOCK_NAME,
+        }
+    }
+
+    /// The sort key: Curator strips the read name then the write name and compares what is
+    /// left (foreign names whole); kazoo compares the sequence after its marker and sorts
+    /// foreign names last.
+    pub(crate) fn sort_key(self, child: &str) -> &str {
+        match self {
+            LockFlavor::Curator => sort_key(sort_key(child, READ_LOCK_NAME), WRITE_LOCK_NAME),
+            LockFlavor::Kazoo => [KAZOO_LOCK_NAME, KAZOO_READ_LOCK_NAME]
+                .into_iter()
+                .find_map(|name| child.find(name).map(|i| &child[i + name.len()..]))
+                .unwrap_or("~"),
+        }
+    }
 }
 
 /// The UUID of a protected name (`_c_<uuid>-…`), as Curator's `isProtectedZNode` checks it.
@@ -216,8 +255,13 @@ mod tests {
         sort_children(&mut children, LOCK_NAME);
         let keys: Vec<&str> = children.iter().map(|c| sort_key(c, LOCK_NAME)).collect();
         assert_eq!(keys, ["0000000001", "0000000002", "0000000003"]);
-        assert_eq!(rw_sort_key(&format!("_c_{UUID}-__READ__0000000004")), "0000000004");
-        assert_eq!(rw_sort_key(&format!("_c_{UUID}-__WRIT__0000000005")), "0000000005");
+        let curator = LockFlavor::Curator;
+        assert_eq!(curator.sort_key(&format!("_c_{UUID}-__READ__0000000004")), "0000000004");
+        assert_eq!(curator.sort_key(&format!("_c_{UUID}-__WRIT__0000000005")), "0000000005");
+        let kazoo = LockFlavor::Kazoo;
+        assert_eq!(kazoo.sort_key("514e5a83b0c94c4fa0a4c83b1d3c1e12__lock__0000000032"), "0000000032");
+        assert_eq!(kazoo.sort_key("514e5a83b0c94c4fa0a4c83b1d3c1e12__rlock__0000000033"), "0000000033");
+        assert_eq!(kazoo.sort_key("lease_holder"), "~");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! - Semaphore (SemaphoreV2): `leases/…-lease-<seq>` (one per lease) and `locks/` (a mutex the
 //!   acquirers queue on).
 //! - LeaderLatch: `…-latch-<seq>`, the participant id in the data; the first leads.
+//! - kazoo's `Lock`, `ReadLock` and `Election`: `<hex>__lock__<seq>` and `<hex>__rlock__<seq>`,
+//!   ordered by sequence (kazoo never looks at Curator's nodes, nor Curator at kazoo's: a path
+//!   holding both is reported, since each side may believe it holds the lock).
 
 use std::collections::HashMap;
 
@@ -19,8 +22,8 @@ use crate::connect::Target;
 use crate::error::{AtPath, CliResult};
 use crate::fourlw::session_addresses;
 use crate::layout::{
-    LATCH_NAME, LEASE_NAME, LEASES_DIR, LOCK_NAME, LOCKS_DIR, READ_LOCK_NAME, WRITE_LOCK_NAME, protected_uuid,
-    rw_sort_key, sort_children,
+    KAZOO_LOCK_NAME, KAZOO_READ_LOCK_NAME, LATCH_NAME, LEASE_NAME, LEASES_DIR, LOCK_NAME, LOCKS_DIR, LockFlavor,
+    READ_LOCK_NAME, WRITE_LOCK_NAME, protected_uuid, sort_children,
 };
 use crate::nodes::{NodeKind, child_path};
 use crate::output::{Out, Style, Table, data_preview, data_text, session_hex, time_and_age};
@@ -93,12 +96,14 @@ impl Contender {
 #[derive(Debug, Serialize)]
 struct LocksDoc<'a> {
     path: &'a str,
-    /// `mutex`, `read_write_lock`, `semaphore` or `empty`.
+    /// `mutex`, `read_write_lock`, `semaphore`, `kazoo_lock`, `kazoo_read_write_lock` or `empty`.
     kind: &'static str,
     holders: usize,
     waiters: usize,
     /// For a semaphore: the `--max-leases` given.
     max_leases: Option<usize>,
+    /// What looks wrong (Curator and kazoo contenders on one path).
+    warnings: Vec<String>,
     contenders: Vec<Contender>,
 }
 
@@ -111,10 +116,28 @@ pub(crate) async fn locks(
     max_leases: Option<usize>,
 ) -> CliResult {
     let children = client.get_children(path).await.at(path)?;
+    let has = |name: &str| children.iter().any(|c| c.contains(name));
+    let kazoo = has(KAZOO_LOCK_NAME) || has(KAZOO_READ_LOCK_NAME);
+    let curator = has(LOCK_NAME) || has(READ_LOCK_NAME) || has(WRITE_LOCK_NAME) || has(LATCH_NAME);
+    let mut warnings = Vec::new();
+    if kazoo && curator {
+        warnings.push(
+            "Curator and kazoo contenders share this path: neither orders the other's nodes, so one of each may \
+             believe it holds the lock (shown in Curator's order)"
+                .to_owned(),
+        );
+    }
     let (kind, mut contenders) = if children.iter().any(|c| c == LEASES_DIR || c == LOCKS_DIR) {
         ("semaphore", semaphore(client, path, max_leases).await?)
-    } else if children.iter().any(|c| c.contains(READ_LOCK_NAME) || c.contains(WRITE_LOCK_NAME)) {
-        ("read_write_lock", read_write(client, path, children).await?)
+    } else if has(READ_LOCK_NAME) || has(WRITE_LOCK_NAME) {
+        ("read_write_lock", read_write(client, path, children, LockFlavor::Curator).await?)
+    } else if kazoo && !curator {
+        let kind = if has(KAZOO_READ_LOCK_NAME) { "kazoo_read_write_lock" } else { "kazoo_lock" };
+        let mut contenders = read_write(client, path, children, LockFlavor::Kazoo).await?;
+        if kind == "kazoo_lock" {
+            contenders.iter_mut().filter(|c| c.lock_type == "write").for_each(|c| c.lock_type = "lock");
+        }
+        (kind, contenders)
     } else if children.is_empty() {
         ("empty", Vec::new())
     } else {
@@ -125,7 +148,7 @@ pub(crate) async fn locks(
     let holders = contenders.iter().filter(|c| c.role == "holder").count();
     let waiters = contenders.iter().filter(|c| c.role == "waiter").count();
     if out.json {
-        return out.json(&LocksDoc { path, kind, holders, waiters, max_leases, contenders });
+        return out.json(&LocksDoc { path, kind, holders, waiters, max_leases, warnings, contenders });
     }
     let summary = match (kind, holders) {
         ("empty", _) => "not held, nobody waiting".to_owned(),
@@ -140,6 +163,9 @@ pub(crate) async fn locks(
         _ => format!("held by {holders}, {waiters} waiting"),
     };
     out.line(format!("{}  {}  {summary}", out.paint(path, Style::Bold), kind.replace('_', "-")))?;
+    for warning in &warnings {
+        out.line(format!("{} {warning}", out.paint("warning:", Style::Warn)))?;
+    }
     if contenders.is_empty() {
         return Ok(());
     }
@@ -189,31 +215,45 @@ async fn mutex(client: &Client, path: &str, mut children: Vec<String>, name: &st
     Ok(contenders)
 }
 
-/// A read-write lock's contenders in Curator's order.
-async fn read_write(client: &Client, path: &str, mut children: Vec<String>) -> CliResult<Vec<Contender>> {
-    children.sort_by(|a, b| rw_sort_key(a).cmp(rw_sort_key(b)));
+/// A read-write lock's contenders in its implementation's order: a writer holds at the head;
+/// a reader holds while no writer is ahead of it.
+async fn read_write(
+    client: &Client,
+    path: &str,
+    mut children: Vec<String>,
+    flavor: LockFlavor,
+) -> CliResult<Vec<Contender>> {
+    children.sort_by(|a, b| flavor.sort_key(a).cmp(flavor.sort_key(b)));
     let nodes = read_children(client, path, &children).await?;
     let mut contenders: Vec<Contender> = nodes.iter().enumerate().map(|(i, n)| Contender::new(path, i, n)).collect();
     for c in &mut contenders {
-        c.lock_type = if c.node.contains(WRITE_LOCK_NAME) {
+        c.lock_type = if c.node.contains(flavor.write_name()) {
             "write"
-        } else if c.node.contains(READ_LOCK_NAME) {
+        } else if c.node.contains(flavor.read_name()) {
             "read"
         } else {
             "other"
         };
     }
-    let first_writer = contenders.iter().position(|c| c.lock_type == "write");
-    let writer_session = first_writer.filter(|&i| i == 0).and_then(|i| contenders[i].session_id.clone());
+    let writers: Vec<usize> =
+        contenders.iter().enumerate().filter(|(_, c)| c.lock_type == "write").map(|(i, _)| i).collect();
+    let writer_session = writers.first().filter(|&&i| i == 0).and_then(|&i| contenders[i].session_id.clone());
     for i in 0..contenders.len() {
         let (holds, waits_on) = match contenders[i].lock_type {
             // The write lock counts every node before it (maxLeases 1).
             "write" => (i == 0, i.checked_sub(1)),
-            "read" => match first_writer {
-                Some(w) if w < i => {
-                    // A downgrade: the holding writer's session also holds its read lock.
-                    let downgrade = writer_session.is_some() && contenders[i].session_id == writer_session;
-                    (downgrade, Some(w))
+            "read" => match writers.first() {
+                Some(&first) if first < i => {
+                    // Curator: a downgrade, the holding writer's session also holds its read lock.
+                    let downgrade = flavor == LockFlavor::Curator
+                        && writer_session.is_some()
+                        && contenders[i].session_id == writer_session;
+                    // Curator's reader watches the first writer, kazoo's the last one before it.
+                    let watched = match flavor {
+                        LockFlavor::Curator => first,
+                        LockFlavor::Kazoo => writers.iter().copied().filter(|&w| w < i).max().unwrap_or(first),
+                    };
+                    (downgrade, Some(watched))
                 }
                 _ => (true, None),
             },
@@ -301,7 +341,7 @@ pub(crate) async fn leader(client: &Client, target: &Target, out: &Out, path: &s
     #[derive(Serialize)]
     struct LeaderDoc<'a> {
         path: &'a str,
-        /// `leader_latch`, `leader_selector` or `empty`.
+        /// `leader_latch`, `leader_selector`, `kazoo_election` or `empty`.
         kind: &'static str,
         leader: Option<String>,
         participants: Vec<Participant>,
@@ -311,6 +351,8 @@ pub(crate) async fn leader(client: &Client, target: &Target, out: &Out, path: &s
         ("leader_latch", LATCH_NAME)
     } else if children.iter().any(|c| c.contains(LOCK_NAME)) {
         ("leader_selector", LOCK_NAME)
+    } else if children.iter().any(|c| c.contains(KAZOO_LOCK_NAME)) {
+        ("kazoo_election", KAZOO_LOCK_NAME)
     } else {
         ("empty", LATCH_NAME)
     };

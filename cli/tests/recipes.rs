@@ -281,3 +281,48 @@ async fn counters_and_barriers() {
     observer.close().await;
     fw.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoo_locks_and_a_path_shared_with_curator() {
+    let (_server, zk) = server().await;
+    let kazoo = client(&zk).await;
+    kazoo.create("/kz", "", CreateMode::Persistent).await.unwrap();
+    // kazoo's names: uuid4().hex + "__lock__" / "__rlock__" + sequence, the identifier as data.
+    let names = ["a1b2c3d4e5f60718293a4b5c6d7e8f90__rlock__", "0f1e2d3c4b5a69788796a5b4c3d2e1f0__lock__"];
+    for (name, id) in names.iter().zip(["reader", "writer"]) {
+        kazoo.create(&format!("/kz/{name}"), id, CreateMode::EphemeralSequential).await.unwrap();
+    }
+    let doc = corral_json(&zk, &["locks", "/kz"]);
+    assert_eq!(doc["kind"], "kazoo_read_write_lock");
+    let seen: Vec<(&str, &str, &str)> = doc["contenders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["lock_type"].as_str().unwrap(), c["role"].as_str().unwrap(), c["data"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("read", "holder", "reader"), ("write", "waiter", "writer")]);
+
+    // A Curator contender on the same path: both sides may think they hold it.
+    let fw = framework(&zk);
+    let guard = Mutex::new(&fw, "/kz").try_acquire().await.unwrap();
+    let run = corral(&zk, &["locks", "/kz"]);
+    assert!(
+        run.stdout.lines().nth(1).unwrap().starts_with("warning: Curator and kazoo contenders share this path"),
+        "{run:?}"
+    );
+    assert_eq!(corral_json(&zk, &["locks", "/kz"])["warnings"].as_array().unwrap().len(), 1);
+    drop(guard);
+    fw.close().await;
+
+    // kazoo's Election is a Lock whose data is the identifier.
+    kazoo.create("/kz-election", "", CreateMode::Persistent).await.unwrap();
+    for id in ["first", "second"] {
+        kazoo
+            .create("/kz-election/9a8b7c6d5e4f30211203f4e5d6c7b8a9__lock__", id, CreateMode::EphemeralSequential)
+            .await
+            .unwrap();
+    }
+    let doc = corral_json(&zk, &["leader", "/kz-election"]);
+    assert_eq!((doc["kind"].as_str(), doc["leader"].as_str()), (Some("kazoo_election"), Some("first")));
+    kazoo.close().await;
+}
