@@ -20,6 +20,8 @@ pub(crate) struct Target {
     pub(crate) parsed: ConnectString,
     /// The limit for connecting, and for each four-letter word.
     pub(crate) timeout: Duration,
+    /// Credentials sent before any request: `(scheme, credentials)`, e.g. `("digest", "app:secret")`.
+    pub(crate) auths: Vec<(String, String)>,
 }
 
 impl Target {
@@ -32,7 +34,16 @@ impl Target {
             }
             other => CliError::usage(other.to_string()),
         })?;
-        Ok(Self { raw: raw.trim().to_owned(), parsed, timeout })
+        Ok(Self { raw: raw.trim().to_owned(), parsed, timeout, auths: Vec::new() })
+    }
+
+    /// Adds credentials given as `SCHEME:CREDENTIALS` (`digest:app:secret`).
+    pub(crate) fn with_auth(mut self, spec: &str) -> CliResult<Self> {
+        let (scheme, credentials) = spec.split_once(':').filter(|(scheme, _)| !scheme.is_empty()).ok_or_else(|| {
+            CliError::usage(format!("--auth {spec:?}: expected SCHEME:CREDENTIALS, e.g. digest:user:password"))
+        })?;
+        self.auths.push((scheme.to_owned(), credentials.to_owned()));
+        Ok(self)
     }
 
     /// The hosts of the connect string.
@@ -42,10 +53,13 @@ impl Target {
 
     /// A connected client, or an error that says why no host could be reached.
     pub(crate) async fn connect(&self) -> CliResult<Client> {
-        let connect = Client::builder(self.raw.clone())
+        let mut builder = Client::builder(self.raw.clone())
             .connection_timeout(self.timeout)
-            .session_timeout(self.timeout.max(Duration::from_secs(4)))
-            .connect();
+            .session_timeout(self.timeout.max(Duration::from_secs(4)));
+        for (scheme, credentials) in &self.auths {
+            builder = builder.auth(scheme.clone(), credentials.clone().into_bytes());
+        }
+        let connect = builder.connect();
         tokio::select! {
             connected = connect => match connected {
                 Ok(client) => Ok(client),
@@ -159,5 +173,8 @@ mod tests {
         assert_eq!(target.parsed.chroot.as_deref(), Some("/app"));
         let bad = Target::new("a:notaport", Duration::from_secs(1)).unwrap_err();
         assert_eq!(bad.kind, Kind::Usage);
+        let with_auth = target.with_auth("digest:app:secret").unwrap();
+        assert_eq!(with_auth.auths, [("digest".to_owned(), "app:secret".to_owned())]);
+        assert_eq!(with_auth.with_auth("nocolon").unwrap_err().kind, Kind::Usage);
     }
 }

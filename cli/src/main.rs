@@ -42,6 +42,9 @@ struct Cli {
     /// How long to wait for a connection or a four-letter word: 10, 500ms, 2s, 1m
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// Credentials sent before any request, e.g. digest:user:password (repeatable) [env: CORRAL_AUTH]
+    #[arg(long, global = true, value_name = "SCHEME:CREDENTIALS")]
+    auth: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -210,7 +213,11 @@ fn report(error: &CliError) -> ExitCode {
 
 async fn run(cli: Cli, out: Out) -> CliResult<ExitCode> {
     let zk = cli.zk.or_else(|| std::env::var("CORRAL_ZK").ok().filter(|s| !s.trim().is_empty()));
-    let target = Target::new(zk.as_deref().unwrap_or(DEFAULT_ZK), cli.timeout)?;
+    let mut target = Target::new(zk.as_deref().unwrap_or(DEFAULT_ZK), cli.timeout)?;
+    let env_auth = std::env::var("CORRAL_AUTH").ok().filter(|s| !s.is_empty());
+    for spec in cli.auth.iter().chain(env_auth.iter()) {
+        target = target.with_auth(spec)?;
+    }
     if !cli.command.needs_session() {
         return match cli.command {
             Command::Health => server::health(&target, &out).await,

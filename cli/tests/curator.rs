@@ -101,6 +101,7 @@ struct JavaPeer {
 impl JavaPeer {
     fn start(java: &Path, classpath: &str, zk: &str) -> Self {
         let mut child = Command::new(java)
+            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
             .args(["-cp", classpath, "CliPeer", zk, LOCK, ELECTION, "java-peer", BASE, "api", "java-1", "8080"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

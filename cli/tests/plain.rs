@@ -150,3 +150,21 @@ async fn an_ephemeral_node_lives_until_interrupted() {
     assert!(observer.exists("/me").await.unwrap().is_none(), "the session was closed on Ctrl-C");
     observer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_credentials_open_protected_nodes() {
+    let (_server, zk) = server().await;
+    let owner = corral_recipes::Client::builder(zk.clone()).digest_auth("app", "secret").connect().await.unwrap();
+    let private =
+        corral_recipes::CreateOptions::new(CreateMode::Persistent).with_acl(corral_recipes::Acl::creator_all());
+    owner.create("/private", "s3cr3t", private).await.unwrap();
+
+    let refused = corral(&zk, &["get", "/private"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("/private: not authorized"), "{refused:?}");
+    assert_eq!(corral(&zk, &["--auth", "digest:app:secret", "get", "/private"]).stdout, "s3cr3t");
+    let acl = corral_json(&zk, &["--auth", "digest:app:secret", "acl", "/private"]);
+    assert_eq!((acl["acl"][0]["scheme"].as_str(), acl["acl"][0]["perms"].as_str()), (Some("digest"), Some("cdrwa")));
+    assert_eq!(corral(&zk, &["--auth", "nocolon", "get", "/private"]).code, 2);
+    owner.close().await;
+}

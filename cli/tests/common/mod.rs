@@ -30,7 +30,14 @@ impl Run {
 /// The binary with a clean environment: no `CORRAL_ZK`, no colour.
 pub fn command(zk: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
-    cmd.env_remove("CORRAL_ZK").env("NO_COLOR", "1").arg("--zk").arg(zk).arg("--timeout").arg("5s").args(args);
+    cmd.env_remove("CORRAL_ZK")
+        .env_remove("CORRAL_AUTH")
+        .env("NO_COLOR", "1")
+        .arg("--zk")
+        .arg(zk)
+        .arg("--timeout")
+        .arg("5s")
+        .args(args);
     cmd
 }
 
