@@ -288,6 +288,19 @@ mod tests {
     }
 
     #[test]
+    fn odd_names_never_panic() {
+        for name in
+            ["", "-", "_c_", "_c_é", "queue-", "queue-|", "queue-||0000000001", "qn-é000000001", "ééééééééééé", "lock-"]
+        {
+            let _ = (protected_uuid(name), sequence(name), QueueName::parse(name));
+            let _ = (LockFlavor::Curator.sort_key(name), LockFlavor::Kazoo.sort_key(name));
+        }
+        let multibyte = format!("_c_{}-lock-0000000001", "é".repeat(18));
+        assert_eq!(protected_uuid(&multibyte), None);
+        assert_eq!(QueueName::parse("queue-||0000000001"), Some(QueueName::Id(String::new())));
+    }
+
+    #[test]
     fn counters() {
         assert_eq!(Counter::decode(&[0, 0, 0, 42]), Counter::SharedCount(42));
         assert_eq!(Counter::decode(&[0xff, 0xff, 0xff, 0xff]), Counter::SharedCount(-1));

@@ -96,7 +96,8 @@ impl Contender {
 #[derive(Debug, Serialize)]
 struct LocksDoc<'a> {
     path: &'a str,
-    /// `mutex`, `read_write_lock`, `semaphore`, `kazoo_lock`, `kazoo_read_write_lock` or `empty`.
+    /// `mutex`, `read_write_lock`, `semaphore`, `kazoo_lock`, `kazoo_read_write_lock`, `leader_latch`,
+    /// `empty` (no children) or `unknown` (children not named like lock nodes).
     kind: &'static str,
     holders: usize,
     waiters: usize,
@@ -116,6 +117,7 @@ pub(crate) async fn locks(
     max_leases: Option<usize>,
 ) -> CliResult {
     let children = client.get_children(path).await.at(path)?;
+    let children_count = children.len();
     let has = |name: &str| children.iter().any(|c| c.contains(name));
     let kazoo = has(KAZOO_LOCK_NAME) || has(KAZOO_READ_LOCK_NAME);
     let curator = has(LOCK_NAME) || has(READ_LOCK_NAME) || has(WRITE_LOCK_NAME) || has(LATCH_NAME);
@@ -140,9 +142,13 @@ pub(crate) async fn locks(
         (kind, contenders)
     } else if children.is_empty() {
         ("empty", Vec::new())
+    } else if has(LOCK_NAME) {
+        ("mutex", mutex(client, path, children, LOCK_NAME).await?)
+    } else if has(LATCH_NAME) {
+        ("leader_latch", mutex(client, path, children, LATCH_NAME).await?)
     } else {
-        let name = if children.iter().any(|c| c.contains(LOCK_NAME)) { LOCK_NAME } else { LATCH_NAME };
-        ("mutex", mutex(client, path, children, name).await?)
+        // Nothing here is named like a lock node.
+        ("unknown", Vec::new())
     };
     add_addresses(target, contenders.iter_mut().map(|c| (&c.session_id, &mut c.client_address))).await;
     let holders = contenders.iter().filter(|c| c.role == "holder").count();
@@ -152,6 +158,7 @@ pub(crate) async fn locks(
     }
     let summary = match (kind, holders) {
         ("empty", _) => "not held, nobody waiting".to_owned(),
+        ("unknown", _) => format!("not a lock: none of its {} children is named like a lock node", children_count),
         ("semaphore", _) if max_leases.is_none() => {
             format!(
                 "{} leases, {} acquiring (pass --max-leases N to tell holders from waiters)",
@@ -341,7 +348,8 @@ pub(crate) async fn leader(client: &Client, target: &Target, out: &Out, path: &s
     #[derive(Serialize)]
     struct LeaderDoc<'a> {
         path: &'a str,
-        /// `leader_latch`, `leader_selector`, `kazoo_election` or `empty`.
+        /// `leader_latch`, `leader_selector`, `kazoo_election`, `empty` (no children) or `unknown`
+        /// (children not named like participants).
         kind: &'static str,
         leader: Option<String>,
         participants: Vec<Participant>,
@@ -354,7 +362,10 @@ pub(crate) async fn leader(client: &Client, target: &Target, out: &Out, path: &s
     } else if children.iter().any(|c| c.contains(KAZOO_LOCK_NAME)) {
         ("kazoo_election", KAZOO_LOCK_NAME)
     } else {
-        ("empty", LATCH_NAME)
+        // No participant nodes: nothing to read (children named otherwise are not an election).
+        let kind = if children.is_empty() { "empty" } else { "unknown" };
+        children.clear();
+        (kind, LATCH_NAME)
     };
     sort_children(&mut children, name);
     let nodes = read_children(client, path, &children).await?;
@@ -377,6 +388,7 @@ pub(crate) async fn leader(client: &Client, target: &Target, out: &Out, path: &s
         return out.json(&LeaderDoc { path, kind, leader, participants });
     }
     let headline = match participants.first() {
+        None if kind == "unknown" => "not an election: no latch-, lock- or __lock__ nodes".to_owned(),
         None => "no participants, no leader".to_owned(),
         Some(p) => format!("leader {:?}, {} participants", p.id, participants.len()),
     };

@@ -217,7 +217,7 @@ pub(crate) fn short_duration(ms: i64) -> String {
 
 /// A time with its age: `2026-12-06T06:25:00.123Z (4m05s ago)`.
 pub(crate) fn time_and_age(ms: i64) -> String {
-    format!("{} ({} ago)", iso_time(ms), short_duration(now_ms() - ms))
+    format!("{} ({} ago)", iso_time(ms), short_duration(now_ms().saturating_sub(ms)))
 }
 
 /// Node data for a table cell: the text if it is printable UTF-8 (cut at `max` characters),

@@ -80,7 +80,7 @@ pub(crate) async fn tree(client: &Client, out: &Out, path: &str, max_depth: Opti
         if node.depth == 0 {
             line.push_str(&node.path);
         } else {
-            for &ancestor_last in &last[1..node.depth] {
+            for &ancestor_last in last.get(1..node.depth).unwrap_or_default() {
                 line.push_str(if ancestor_last { "    " } else { "│   " });
             }
             line.push_str(if is_last { "└── " } else { "├── " });
@@ -245,6 +245,13 @@ pub(crate) async fn create(
         None => Vec::new(),
     };
     if flags.parents {
+        // Check the whole path first: no parent is created for a path that cannot exist.
+        let checked = if flags.sequential {
+            corral_recipes::proto::validate_sequential_path(path)
+        } else {
+            corral_recipes::proto::validate_path(path)
+        };
+        checked.map_err(|e| CliError::zk(e.into(), path))?;
         create_parents(client, path).await?;
     }
     // Ready for Ctrl-C before anyone can see the node.
@@ -268,15 +275,16 @@ pub(crate) async fn create(
 
 /// Creates the missing ancestors of `path` as empty persistent nodes.
 async fn create_parents(client: &Client, path: &str) -> CliResult {
-    let mut at = 0;
-    while let Some(i) = path[at + 1..].find('/') {
-        let parent = &path[..at + 1 + i];
-        match client.create(parent, Vec::new(), CreateMode::Persistent).await {
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let mut parent = String::new();
+    for segment in segments.iter().take(segments.len().saturating_sub(1)) {
+        parent.push('/');
+        parent.push_str(segment);
+        match client.create(&parent, Vec::new(), CreateMode::Persistent).await {
             Ok(_) => {}
             Err(e) if e.is_node_exists() => {}
-            Err(e) => return Err(e).at(parent),
+            Err(e) => return Err(e).at(&parent),
         }
-        at += 1 + i;
     }
     Ok(())
 }

@@ -134,7 +134,9 @@ pub(crate) async fn services(client: &Client, out: &Out, base: &str, name: Optio
         .iter()
         .filter(|n| !instances.iter().any(|i| &i.service == *n || i.node.starts_with(&child_path(base, n))))
         .collect();
-    out.table(&table)?;
+    if !table.is_empty() {
+        out.table(&table)?;
+    }
     for name in empty {
         out.line(format!("{name}: no instances"))?;
     }
@@ -250,7 +252,7 @@ pub(crate) async fn queue(client: &Client, out: &Out, path: &str, lock_path: Opt
         depth: items.len(),
         items: items.iter().filter_map(|i| i.items).sum(),
         oldest_item_ms: oldest,
-        oldest_item_age_ms: oldest.map(|o| (now - o).max(0)),
+        oldest_item_age_ms: oldest.map(|o| now.saturating_sub(o).max(0)),
         due,
         other_nodes,
         corrupt,
@@ -293,7 +295,7 @@ pub(crate) async fn queue(client: &Client, out: &Out, path: &str, lock_path: Opt
                 i.to_string(),
                 item.node.clone(),
                 item.items.map_or_else(|| "corrupt".into(), |n| n.to_string()),
-                short_duration(now - item.created_ms),
+                short_duration(now.saturating_sub(item.created_ms)),
                 key,
                 format!("{} B", item.data_length),
             ]);

@@ -313,7 +313,7 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
                 (opt(s.queued), Style::Plain),
                 (opt(s.received), Style::Plain),
                 (opt(s.sent), Style::Plain),
-                (s.established_ms.map_or_else(|| "-".into(), |e| short_duration(now - e)), Style::Plain),
+                (s.established_ms.map_or_else(|| "-".into(), |e| short_duration(now.saturating_sub(e))), Style::Plain),
                 (s.avg_latency_ms.map_or_else(|| "-".into(), |l| format!("{l}ms")), Style::Plain),
             ]);
         }
