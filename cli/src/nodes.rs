@@ -1,5 +1,8 @@
-//! What every command knows about a node: its kind (read from `ephemeralOwner` as ZooKeeper
-//! encodes it), its stat as JSON, and a pipelined walk of a subtree.
+//! What every command knows about a node: whether it is ephemeral (and whose), its stat as
+//! JSON, and a pipelined walk of a subtree.
+//!
+//! ZooKeeper keeps container and TTL markers in `ephemeralOwner` on the server but reports 0 to
+//! clients (`DataNode.copyStat`), so they cannot be told from persistent nodes here.
 
 use corral_recipes::{Client, Stat};
 use futures::StreamExt;
@@ -11,12 +14,6 @@ use crate::output::session_hex;
 /// How many requests a walk keeps in flight.
 const IN_FLIGHT: usize = 1024;
 
-/// ZooKeeper's `ephemeralOwner` of a container node (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
-const CONTAINER_OWNER: i64 = i64::MIN;
-
-/// The top byte of a TTL node's `ephemeralOwner` (`EphemeralType.TTL`); the TTL is in the rest.
-const TTL_MARKER: u64 = 0xFF;
-
 /// The kind of node a stat describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NodeKind {
@@ -24,25 +21,14 @@ pub(crate) enum NodeKind {
     Persistent,
     /// Owned by a session.
     Ephemeral(i64),
-    /// A container (deleted by the server once it has had children and has none left).
-    Container,
-    /// A TTL node with this TTL in ms.
-    Ttl(i64),
 }
 
 impl NodeKind {
-    /// The kind encoded in `ephemeral_owner`, as ZooKeeper ≥ 3.5 writes it. (The embedded
-    /// server reports 0 for containers and TTL nodes: they show as persistent there.)
+    /// The kind `ephemeral_owner` says.
     pub(crate) fn of(stat: &Stat) -> Self {
-        let owner = stat.ephemeral_owner;
-        if owner == 0 {
-            NodeKind::Persistent
-        } else if owner == CONTAINER_OWNER {
-            NodeKind::Container
-        } else if (owner as u64) >> 56 == TTL_MARKER {
-            NodeKind::Ttl(owner & 0x00FF_FFFF_FFFF_FFFF)
-        } else {
-            NodeKind::Ephemeral(owner)
+        match stat.ephemeral_owner {
+            0 => NodeKind::Persistent,
+            owner => NodeKind::Ephemeral(owner),
         }
     }
 
@@ -50,17 +36,15 @@ impl NodeKind {
     pub(crate) fn owner(self) -> Option<i64> {
         match self {
             NodeKind::Ephemeral(owner) => Some(owner),
-            _ => None,
+            NodeKind::Persistent => None,
         }
     }
 
-    /// The JSON name: `persistent`, `ephemeral`, `container` or `ttl`.
+    /// The JSON name: `persistent` (containers and TTL nodes included) or `ephemeral`.
     pub(crate) fn name(self) -> &'static str {
         match self {
             NodeKind::Persistent => "persistent",
             NodeKind::Ephemeral(_) => "ephemeral",
-            NodeKind::Container => "container",
-            NodeKind::Ttl(_) => "ttl",
         }
     }
 }
@@ -68,12 +52,10 @@ impl NodeKind {
 /// A node's stat in `--json` output.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct StatJson {
-    /// `persistent`, `ephemeral`, `container` or `ttl`.
+    /// `persistent` or `ephemeral`.
     pub(crate) kind: &'static str,
     /// The owning session (`0x…`), for an ephemeral node.
     pub(crate) ephemeral_owner: Option<String>,
-    /// The TTL in ms, for a TTL node.
-    pub(crate) ttl_ms: Option<i64>,
     /// zxid of the create.
     pub(crate) czxid: i64,
     /// zxid of the last data change.
@@ -102,10 +84,6 @@ impl From<&Stat> for StatJson {
         Self {
             kind: kind.name(),
             ephemeral_owner: kind.owner().map(session_hex),
-            ttl_ms: match kind {
-                NodeKind::Ttl(ttl) => Some(ttl),
-                _ => None,
-            },
             czxid: stat.czxid,
             mzxid: stat.mzxid,
             pzxid: stat.pzxid,
@@ -203,8 +181,6 @@ mod tests {
     fn kinds_from_ephemeral_owner() {
         assert_eq!(NodeKind::of(&stat(0)), NodeKind::Persistent);
         assert_eq!(NodeKind::of(&stat(0x1000_0000_0000_0001)), NodeKind::Ephemeral(0x1000_0000_0000_0001));
-        assert_eq!(NodeKind::of(&stat(i64::MIN)), NodeKind::Container);
-        assert_eq!(NodeKind::of(&stat(0xFF00_0000_0000_EA60_u64 as i64)), NodeKind::Ttl(60_000));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{AtPath, CliError, CliResult, Kind};
 use crate::nodes::{NodeKind, StatJson, walk};
-use crate::output::{Out, Style, Table, data_text, hex, iso_time, now_ms, session_hex, short_duration, time_and_age};
+use crate::output::{Out, Style, Table, data_text, hex, iso_time, now_ms, session_hex, time_and_age};
 
 /// `ls PATH` and `ls -R PATH`.
 pub(crate) async fn ls(client: &Client, out: &Out, path: &str, recursive: bool) -> CliResult {
@@ -89,8 +89,6 @@ pub(crate) async fn tree(client: &Client, out: &Out, path: &str, max_depth: Opti
         let marker = match NodeKind::of(&node.stat) {
             NodeKind::Persistent => String::new(),
             NodeKind::Ephemeral(owner) => out.paint(&format!("[ephemeral {}]", session_hex(owner)), Style::Accent),
-            NodeKind::Container => out.paint("[container]", Style::Dim),
-            NodeKind::Ttl(ttl) => out.paint(&format!("[ttl {}]", short_duration(ttl)), Style::Dim),
         };
         let size = if node.stat.data_length > 0 {
             out.paint(&format!("{} B", node.stat.data_length), Style::Dim)
@@ -149,8 +147,7 @@ fn stat_rows(path: &str, stat: &Stat) -> Vec<(&'static str, String)> {
     let kind = NodeKind::of(stat);
     let kind_text = match kind {
         NodeKind::Ephemeral(owner) => format!("ephemeral (owner {})", session_hex(owner)),
-        NodeKind::Ttl(ttl) => format!("ttl ({})", short_duration(ttl)),
-        other => other.name().to_owned(),
+        NodeKind::Persistent => "persistent".to_owned(),
     };
     vec![
         ("path", path.to_owned()),

@@ -231,6 +231,15 @@ async fn curator_and_corral_side_by_side() {
     assert_eq!(services["instances"][0]["payload"], "java");
     assert_eq!(services["instances"][0]["service_type"], "DYNAMIC");
 
+    // Client addresses and sessions come from the server's `cons`, in its own format.
+    for c in locks["contenders"].as_array().unwrap() {
+        assert!(c["client_address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "on {kind}: {c}");
+    }
+    let sessions = corral_json(&hosts, &["sessions"]);
+    let listed: Vec<&str> =
+        sessions["hosts"][0]["sessions"].as_array().unwrap().iter().filter_map(|s| s["session_id"].as_str()).collect();
+    assert!(listed.contains(&java_session.as_str()) && listed.contains(&rust_session.as_str()), "{sessions}");
+
     let health = corral_json(&hosts, &["health"]);
     assert_eq!(health["hosts"][0]["status"], "ok", "{health}");
     assert!(health["hosts"][0]["version"].as_str().unwrap().starts_with("3."), "{health}");
