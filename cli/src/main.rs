@@ -203,7 +203,8 @@ fn main() -> ExitCode {
 
 /// Prints `error` to stderr and returns its exit code.
 fn report(error: &CliError) -> ExitCode {
-    let stderr_out = Out { json: false, color: std::io::IsTerminal::is_terminal(&std::io::stderr()) };
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let stderr_out = Out { json: false, color };
     eprintln!("{} {}", stderr_out.paint("error:", Style::Bad), error.message);
     if let Some(hint) = &error.hint {
         eprintln!("{} {hint}", stderr_out.paint("hint:", Style::Dim));
