@@ -92,3 +92,20 @@ async fn words_outside_the_whitelist_name_the_missing_entry() {
     assert_eq!(doc["contenders"][0]["role"], "holder");
     owner.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_answers_nothing_is_reported_within_the_timeout() {
+    let (_up, up) = server().await;
+    let hung = TestingServer::start().await.unwrap();
+    hung.pause(); // accepts connections, answers nothing
+    let both = format!("{up},{}", hung.connect_string());
+    let started = std::time::Instant::now();
+    let run = common::command(&both, &["--json", "--timeout", "300ms", "health"]).output().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(run.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(doc["hosts"][0]["status"], "ok");
+    assert_eq!(doc["hosts"][1]["status"], "unreachable");
+    assert_eq!(doc["hosts"][1]["error"], "no answer to `ruok` within 300ms");
+    assert!(elapsed < std::time::Duration::from_secs(5), "bounded by the timeout, not by the hung host: {elapsed:?}");
+}
