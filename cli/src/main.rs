@@ -137,7 +137,7 @@ enum Command {
         /// The node
         path: String,
     },
-    /// Who holds a lock and who waits, in Curator's order (mutex, read-write lock, semaphore)
+    /// Who holds a lock and who waits, in order (Curator mutex, read-write lock, semaphore; kazoo locks)
     Locks {
         /// The lock's path (a semaphore's path holds `leases/` and `locks/`)
         path: String,
@@ -145,7 +145,7 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_leases: Option<usize>,
     },
-    /// The leader and the participants of a leader latch or selector, in order
+    /// The leader and the participants of a leader latch or selector (or kazoo election), in order
     Leader {
         /// The election's path
         path: String,
