@@ -11,8 +11,9 @@ use serde::Serialize;
 use crate::error::{AtPath, CliResult};
 use crate::output::session_hex;
 
-/// How many requests a walk keeps in flight.
-const IN_FLIGHT: usize = 1024;
+/// How many requests a walk keeps in flight: below ZooKeeper's `globalOutstandingLimit` (1000 by
+/// default), past which the server stops reading from the connection.
+const IN_FLIGHT: usize = 512;
 
 /// The kind of node a stat describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
