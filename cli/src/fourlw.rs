@@ -200,6 +200,36 @@ pub(crate) fn parse_cons(text: &str) -> Vec<Connection> {
         .collect()
 }
 
+/// The ephemeral nodes of each session, from the "Sessions with Ephemerals" part of a `dump`
+/// answer (`0x<session>:` lines, each followed by tab-indented paths).
+pub(crate) fn parse_dump_ephemerals(text: &str) -> HashMap<i64, Vec<String>> {
+    let mut by_session: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut current: Option<i64> = None;
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("Sessions with Ephemerals") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some(path) = line.strip_prefix('\t') {
+            if let Some(session) = current {
+                by_session.entry(session).or_default().push(path.trim().to_owned());
+            }
+        } else if let Some(hex) = line.trim().strip_suffix(':').and_then(|l| l.strip_prefix("0x")) {
+            current = u64::from_str_radix(hex, 16).ok().map(|v| v as i64);
+            if let Some(session) = current {
+                by_session.entry(session).or_default();
+            }
+        } else {
+            break; // the next part of the dump
+        }
+    }
+    by_session
+}
+
 /// The client address of every session connected to one of `hosts`, as far as the servers
 /// tell it (`cons`); hosts that refuse or do not answer are skipped.
 pub(crate) async fn session_addresses(hosts: &[HostPort], timeout: Duration) -> HashMap<i64, String> {
@@ -245,6 +275,19 @@ mod tests {
         assert_eq!(cons[0].number("to"), Some(30000));
         assert_eq!(cons[0].fields.get("lop").map(String::as_str), Some("PING"));
         assert_eq!(cons[1].session_id(), None);
+    }
+
+    #[test]
+    fn ephemerals_from_dump() {
+        let dump = "SessionTracker dump:\nSession Sets (2)/(2):\n0 expire at Sun Dec 06 06:00:00 UTC 2026:\n\
+                    1 expire at Sun Dec 06 06:00:04 UTC 2026:\n\t0x100000a2b3c0001\nephemeral nodes dump:\n\
+                    Sessions with Ephemerals (2):\n0x100000a2b3c0001:\n\t/locks/a/_c_x-lock-0000000001\n\t/me\n\
+                    0x100000a2b3c0002:\n\t/you\nConnections dump:\nConnections Sets (1)/(1):\n";
+        let ephemerals = parse_dump_ephemerals(dump);
+        assert_eq!(ephemerals.len(), 2);
+        assert_eq!(ephemerals[&0x100000a2b3c0001], ["/locks/a/_c_x-lock-0000000001", "/me"]);
+        assert_eq!(ephemerals[&0x100000a2b3c0002], ["/you"]);
+        assert!(parse_dump_ephemerals("garbage").is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::connect::Target;
 use crate::error::{CliError, CliResult, Kind};
-use crate::fourlw::{Srvr, WordError, ask, not_allowed, parse_cons, parse_mntr};
+use crate::fourlw::{Srvr, WordError, ask, not_allowed, parse_cons, parse_dump_ephemerals, parse_mntr};
 use crate::output::{Out, Style, Table, now_ms, session_hex, short_duration};
 
 /// One host's health, as `--json` prints it.
@@ -235,6 +235,8 @@ struct SessionRow {
     avg_latency_ms: Option<i64>,
     /// Largest request latency in ms.
     max_latency_ms: Option<i64>,
+    /// The session's ephemeral nodes (from `dump`; `None` when no host allows it).
+    ephemerals: Option<Vec<String>>,
 }
 
 /// One host's sessions.
@@ -245,14 +247,28 @@ struct HostSessions {
     sessions: Vec<SessionRow>,
 }
 
-/// `sessions`: the client sessions connected to each host (`cons`).
+/// `sessions`: the client sessions connected to each host (`cons`), with their ephemeral nodes
+/// (`dump`, when allowed).
 pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
     #[derive(Serialize)]
     struct SessionsDoc {
         connect_string: String,
         hosts: Vec<HostSessions>,
     }
-    let answers = futures::future::join_all(target.hosts().iter().map(|h| ask(h, "cons", target.timeout))).await;
+    let (answers, dumps) = futures::future::join(
+        futures::future::join_all(target.hosts().iter().map(|h| ask(h, "cons", target.timeout))),
+        futures::future::join_all(target.hosts().iter().map(|h| ask(h, "dump", target.timeout))),
+    )
+    .await;
+    // Every member has the whole tree, so any dump lists every session's ephemerals.
+    let dumps: Vec<String> = dumps.into_iter().filter_map(Result::ok).map(|(text, _)| text).collect();
+    let ephemerals = (!dumps.is_empty()).then(|| {
+        let mut all = std::collections::HashMap::new();
+        for dump in &dumps {
+            all.extend(parse_dump_ephemerals(dump));
+        }
+        all
+    });
     // A command that got nothing from any host fails with the first host's reason.
     if answers.iter().all(Result::is_err) {
         let (host, err) = target
@@ -287,6 +303,11 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
                             established_ms: c.number("est"),
                             avg_latency_ms: c.number("avglat"),
                             max_latency_ms: c.number("maxlat"),
+                            ephemerals: ephemerals.as_ref().map(|e| {
+                                let mut paths = e.get(&sid).cloned().unwrap_or_default();
+                                paths.sort();
+                                paths
+                            }),
                             client_address: c.address,
                         })
                     })
@@ -299,8 +320,19 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
         return out.json(&SessionsDoc { connect_string: target.raw.clone(), hosts });
     }
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-    let mut table =
-        Table::new(&["HOST", "SESSION", "CLIENT", "TIMEOUT", "LAST_OP", "QUEUED", "RECV", "SENT", "AGE", "AVG_LAT"]);
+    let mut table = Table::new(&[
+        "HOST",
+        "SESSION",
+        "CLIENT",
+        "TIMEOUT",
+        "LAST_OP",
+        "QUEUED",
+        "RECV",
+        "SENT",
+        "AGE",
+        "AVG_LAT",
+        "EPHEMERALS",
+    ]);
     let now = now_ms();
     for host in &hosts {
         for s in &host.sessions {
@@ -315,6 +347,7 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
                 (opt(s.sent), Style::Plain),
                 (s.established_ms.map_or_else(|| "-".into(), |e| short_duration(now.saturating_sub(e))), Style::Plain),
                 (s.avg_latency_ms.map_or_else(|| "-".into(), |l| format!("{l}ms")), Style::Plain),
+                (s.ephemerals.as_ref().map_or_else(|| "-".into(), |e| e.len().to_string()), Style::Plain),
             ]);
         }
     }
@@ -328,6 +361,9 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
         if let Some(error) = &host.error {
             out.line(format!("{} {}: {error}", out.paint("error:", Style::Bad), host.host))?;
         }
+    }
+    if ephemerals.is_none() {
+        out.line(format!("{} ephemeral nodes need `dump` in 4lw.commands.whitelist", out.paint("note:", Style::Warn)))?;
     }
     out.line(out.paint(&format!("{total} sessions on {} hosts", hosts.len()), Style::Dim))
 }

@@ -239,6 +239,15 @@ async fn curator_and_corral_side_by_side() {
     let listed: Vec<&str> =
         sessions["hosts"][0]["sessions"].as_array().unwrap().iter().filter_map(|s| s["session_id"].as_str()).collect();
     assert!(listed.contains(&java_session.as_str()) && listed.contains(&rust_session.as_str()), "{sessions}");
+    // Their ephemeral nodes, from the server's `dump` (server paths: the chroot included).
+    let java_row =
+        sessions["hosts"][0]["sessions"].as_array().unwrap().iter().find(|s| s["session_id"] == java_session.as_str());
+    let java_ephemerals = java_row.unwrap()["ephemerals"].as_array().unwrap();
+    let lock_dir = format!("{chroot}{LOCK}/_c_");
+    assert!(
+        java_ephemerals.iter().any(|p| p.as_str().unwrap().starts_with(&lock_dir)),
+        "on {kind}: {java_ephemerals:?}"
+    );
 
     let health = corral_json(&hosts, &["health"]);
     assert_eq!(health["hosts"][0]["status"], "ok", "{health}");

@@ -52,12 +52,14 @@ async fn health_reports_every_host_separately() {
 async fn sessions_lists_connected_clients() {
     let (_server, zk) = server().await;
     let session = client(&zk).await;
+    session.create("/mine", "", corral_recipes::CreateMode::Ephemeral).await.unwrap();
     let doc = corral_json(&zk, &["sessions"]);
     let sessions = doc["hosts"][0]["sessions"].as_array().unwrap();
     let ours = sessions.iter().find(|s| s["session_id"].as_str() == Some(hex(session.session_id()).as_str()));
     let ours = ours.unwrap_or_else(|| panic!("our session in {doc}"));
     assert!(ours["client_address"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(ours["timeout_ms"].as_i64().unwrap() > 0);
+    assert_eq!(ours["ephemerals"], serde_json::json!(["/mine"]), "from dump: {ours}");
     let text = corral(&zk, &["sessions"]).stdout;
     assert!(text.starts_with("HOST") && text.contains(&hex(session.session_id())), "{text}");
     assert!(text.trim_end().ends_with("1 sessions on 1 hosts"), "{text}");
