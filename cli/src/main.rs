@@ -245,6 +245,7 @@ async fn run(cli: Cli, out: Out) -> CliResult<ExitCode> {
         Command::Queue { path, lock_path } => recipes::queue(&client, &out, &path, lock_path.as_deref()).await,
         Command::Barrier { path } => recipes::barrier(&client, &out, &path).await,
         Command::Counter { path } => recipes::counter(&client, &out, &path).await,
+        // Answered above, without a session.
         Command::Health | Command::Sessions => Ok(()),
     };
     client.close().await;
