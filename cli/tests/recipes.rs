@@ -326,3 +326,35 @@ async fn kazoo_locks_and_a_path_shared_with_curator() {
     assert_eq!((doc["kind"].as_str(), doc["leader"].as_str()), (Some("kazoo_election"), Some("first")));
     kazoo.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_delay_and_id_queues_in_consumer_order() {
+    use corral_recipes::queue::{DistributedDelayQueue, DistributedIdQueue, DistributedPriorityQueue};
+    let (_server, zk) = server().await;
+    let fw = framework(&zk);
+    let priority = DistributedPriorityQueue::new(&fw, "/q/priority");
+    for (item, p) in [("low", 5), ("urgent", -3), ("normal", 0)] {
+        priority.put(&Bytes::from(item), p).await.unwrap();
+    }
+    let doc = corral_json(&zk, &["queue", "/q/priority"]);
+    assert_eq!(doc["kind"], "priority_queue");
+    let order: Vec<i64> = doc["queue"].as_array().unwrap().iter().map(|i| i["priority"].as_i64().unwrap()).collect();
+    assert_eq!(order, [-3, 0, 5], "lowest priority value first, as consumers take them");
+
+    let delay = DistributedDelayQueue::new(&fw, "/q/delay");
+    delay.put_after(&Bytes::from("later"), Duration::from_secs(3600)).await.unwrap();
+    delay.put(&Bytes::from("now"), std::time::SystemTime::now() - Duration::from_secs(1)).await.unwrap();
+    let doc = corral_json(&zk, &["queue", "/q/delay"]);
+    assert_eq!(
+        (doc["kind"].as_str(), doc["depth"].as_u64(), doc["due"].as_u64()),
+        (Some("delay_queue"), Some(2), Some(1))
+    );
+    let first_due = doc["queue"][0]["due_ms"].as_i64().unwrap();
+    assert!(first_due < doc["queue"][1]["due_ms"].as_i64().unwrap(), "the due item comes first: {doc}");
+
+    let ids = DistributedIdQueue::new(&fw, "/q/ids");
+    ids.put(&Bytes::from("x"), "order-17").await.unwrap();
+    let doc = corral_json(&zk, &["queue", "/q/ids"]);
+    assert_eq!((doc["kind"].as_str(), doc["queue"][0]["id"].as_str()), (Some("id_queue"), Some("order-17")));
+    fw.close().await;
+}
