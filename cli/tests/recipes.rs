@@ -358,3 +358,35 @@ async fn priority_delay_and_id_queues_in_consumer_order() {
     assert_eq!((doc["kind"].as_str(), doc["queue"][0]["id"].as_str()), (Some("id_queue"), Some("order-17")));
     fw.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_barrier_gathering_then_entered() {
+    use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    let (_server, zk) = server().await;
+    let observer = client(&zk).await;
+    let mut members = Vec::new();
+    for n in 1..=3 {
+        let fw = framework(&zk);
+        let barrier = DistributedDoubleBarrier::new(&fw, "/phase", 3);
+        members.push(tokio::spawn(async move { barrier.enter().await.map(|()| (fw, barrier)) }));
+        if n < 3 {
+            until_children(&observer, "/phase", n).await;
+            let doc = corral_json(&zk, &["barrier", "/phase"]);
+            assert_eq!((doc["kind"].as_str(), doc["state"].as_str()), (Some("double_barrier"), Some("gathering")));
+            assert_eq!(doc["members"].as_array().unwrap().len(), n);
+        }
+    }
+    let mut entered = Vec::new();
+    for member in members {
+        entered.push(tokio::time::timeout(T, member).await.unwrap().unwrap().unwrap());
+    }
+    let doc = corral_json(&zk, &["barrier", "/phase"]);
+    assert_eq!((doc["state"].as_str(), doc["ready"].as_bool()), (Some("entered"), Some(true)));
+    assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    let text = corral(&zk, &["barrier", "/phase"]).stdout;
+    assert!(text.starts_with("/phase  double barrier entered: 3 members inside"), "{text}");
+    for (fw, _) in entered {
+        fw.close().await;
+    }
+    observer.close().await;
+}
