@@ -343,8 +343,25 @@ impl LeaderSelector {
     {
         let path = path.into();
         let id = participant_id.into();
-        let (leading_tx, leading) = watch::channel(false);
         let mutex = Mutex::new(fw, path.clone()).with_data(id.clone());
+        Self::with_mutex(fw, path, id, mutex, auto_requeue, task)
+    }
+
+    /// A selector contending through `mutex` (whose data is `id`): Curator's layout, or
+    /// kazoo's for [`crate::kazoo::election`].
+    pub(crate) fn with_mutex<F, Fut>(
+        fw: &Framework,
+        path: String,
+        id: String,
+        mutex: Mutex,
+        auto_requeue: bool,
+        task: F,
+    ) -> Self
+    where
+        F: Fn(Leadership) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (leading_tx, leading) = watch::channel(false);
         let task = RecipeTask::spawn(move |stop| run(mutex, Arc::new(task), auto_requeue, leading_tx, stop));
         Self { fw: fw.clone(), path, id, leading, task }
     }

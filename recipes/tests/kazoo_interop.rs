@@ -120,3 +120,88 @@ async fn read_and_write_locks_shared_with_kazoo() {
         fw.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_parties_and_elections_shared_with_kazoo() {
+    use corral_recipes::kazoo::{Counter, Party};
+    let Some(python) = kazoo_python() else { return };
+    for env in common::envs("kazoo-misc").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        let peer = KazooPeer::start(python, &env.connect_string()).expect("kazoo peer");
+
+        // Int, float and Curator-mode counters, changed by both sides in turn.
+        let (peer, answer) = request(peer, r#"{"op":"counter_add","path":"/c/int","delta":5}"#.into()).await;
+        assert!(answer.contains(r#""post": 5"#), "{answer}");
+        let ints = Counter::new(&fw, "/c/int", 0i64);
+        assert_eq!(ints.add(-2).await.unwrap().post_value, 3);
+        let (peer, answer) = request(peer, r#"{"op":"counter_value","path":"/c/int"}"#.into()).await;
+        assert!(answer.contains(r#""value": 3"#), "{answer}");
+
+        let floats = Counter::new(&fw, "/c/float", 0.0f64);
+        floats.add(0.1).await.unwrap();
+        let (peer, answer) =
+            request(peer, r#"{"op":"counter_add","path":"/c/float","delta":0.2,"float":true}"#.into()).await;
+        assert!(answer.contains(r#""pre": 0.1"#) && answer.contains(r#""post": 0.30000000000000004"#), "{answer}");
+        assert_eq!(floats.value().await.unwrap(), 0.1 + 0.2);
+        assert_eq!(floats.add(1e16).await.unwrap().post_value, 0.1 + 0.2 + 1e16);
+        let (peer, answer) = request(peer, r#"{"op":"counter_value","path":"/c/float","float":true}"#.into()).await;
+        assert!(answer.contains(r#""value": 1e+16"#), "kazoo reads our repr: {answer}");
+
+        let curator = Counter::new(&fw, "/c/curator", 0).curator();
+        curator.add(7).await.unwrap();
+        let (peer, answer) =
+            request(peer, r#"{"op":"counter_add","path":"/c/curator","delta":1,"curator":true}"#.into()).await;
+        assert!(answer.contains(r#""post": 8"#), "{answer}");
+        let shared = corral_recipes::shared_count::SharedCount::start(&fw, "/c/curator", 0).await.unwrap();
+        assert_eq!(shared.count(), 8, "Curator's SharedCount reads kazoo's support_curator bytes");
+        drop(shared);
+
+        // Parties: each side lists the other's members.
+        let ours = Party::join(&fw, "/party", "rust-1");
+        ours.wait_joined(Duration::from_secs(10)).await.unwrap();
+        let (peer, _) = request(peer, r#"{"op":"party_join","path":"/party","id":"py-1","name":"p"}"#.into()).await;
+        let (peer, answer) = request(peer, r#"{"op":"party_members","path":"/party"}"#.into()).await;
+        assert!(answer.contains(r#""members": ["py-1", "rust-1"]"#), "{answer}");
+        let mut members = kazoo::party_members(&fw, "/party").await.unwrap();
+        members.sort();
+        assert_eq!(members, ["py-1", "rust-1"]);
+        let shallow = Party::join_shallow(&fw, "/shallow", "rust-2");
+        shallow.wait_joined(Duration::from_secs(10)).await.unwrap();
+        let (peer, _) =
+            request(peer, r#"{"op":"party_join","path":"/shallow","id":"py-2","name":"s","shallow":true}"#.into())
+                .await;
+        let (peer, answer) = request(peer, r#"{"op":"party_members","path":"/shallow","shallow":true}"#.into()).await;
+        assert!(answer.contains(r#""members": ["py-2", "rust-2"]"#), "{answer}");
+        let mut members = kazoo::shallow_party_members(&fw, "/shallow").await.unwrap();
+        members.sort();
+        assert_eq!(members, ["py-2", "rust-2"]);
+        ours.leave().await;
+        shallow.leave().await;
+        let (peer, answer) = request(peer, r#"{"op":"party_members","path":"/party"}"#.into()).await;
+        assert!(answer.contains(r#""members": ["py-1"]"#), "{answer}");
+
+        // Election: kazoo's Election is a Lock; a Python leader keeps ours waiting.
+        let (peer, answer) =
+            request(peer, r#"{"op":"lock","kind":"Lock","path":"/election","id":"py","name":"e"}"#.into()).await;
+        assert!(answer.contains(r#""acquired": true"#), "{answer}");
+        let (led_tx, mut led) = tokio::sync::watch::channel(false);
+        let election = kazoo::election(&fw, "/election", "rust", false, move |leadership| {
+            led_tx.send_replace(true);
+            async move { leadership.invalidated().await }
+        });
+        common::eventually("our participant queued", || async {
+            kazoo::contenders(&fw, "/election").await.unwrap() == ["py", "rust"]
+        })
+        .await;
+        let (peer, answer) = request(peer, r#"{"op":"election_contenders","path":"/election"}"#.into()).await;
+        assert!(answer.contains(r#"["py", "rust"]"#), "kazoo's Election sees us: {answer}");
+        assert!(!*led.borrow(), "two leaders");
+        let (peer, _) = request(peer, r#"{"op":"release","name":"e"}"#.into()).await;
+        tokio::time::timeout(Duration::from_secs(20), led.wait_for(|l| *l)).await.unwrap().unwrap();
+        election.close().await;
+        drop(peer);
+        fw.close().await;
+    }
+}

@@ -121,6 +121,27 @@ for line in sys.stdin:
             out = {"released": True}
         elif op == "contenders":
             out = {"contenders": kinds[c.get("kind", "Lock")](c["path"]).contenders()}
+        elif op == "election_contenders":
+            out = {"contenders": zk.Election(c["path"]).contenders()}
+        elif op in ("counter_add", "counter_value"):
+            default = 0.0 if c.get("float") else 0
+            counter = zk.Counter(c["path"], default=default, support_curator=bool(c.get("curator")))
+            if op == "counter_add":
+                counter += (float(c["delta"]) if c.get("float") else int(c["delta"]))
+                out = {"pre": counter.pre_value, "post": counter.post_value}
+            else:
+                out = {"value": counter.value}
+        elif op == "party_join":
+            party = (zk.ShallowParty if c.get("shallow") else zk.Party)(c["path"], c["id"])
+            party.join()
+            held[c["name"]] = party
+            out = {"joined": True}
+        elif op == "party_leave":
+            held.pop(c["name"]).leave()
+            out = {"left": True}
+        elif op == "party_members":
+            party = (zk.ShallowParty if c.get("shallow") else zk.Party)(c["path"])
+            out = {"members": sorted(party), "len": len(party)}
         elif op == "exit":
             break
         else:

@@ -9,6 +9,10 @@
 //! | `WriteLock(path, identifier)` | [`write_lock`] | `<path>/<uuid hex>__lock__<seq>` | the identifier |
 //! | `ReadLock(path, identifier)` | [`read_lock`] | `<path>/<uuid hex>__rlock__<seq>` | the identifier |
 //! | `Lock.contenders()` | [`contenders`] | | identifiers in lock order |
+//! | `Election(path, identifier).run(func)` | [`election`] | `__lock__` nodes (it is a `Lock`) | the identifier |
+//! | `Counter(path, default)` | [`Counter`] | `<path>` | `repr(value)` in ASCII, or 4 bytes big-endian with `support_curator` |
+//! | `Party(path, identifier)` | [`Party::join`], [`party_members`] | `<path>/<uuid hex>__party__` (ephemeral) | the identifier |
+//! | `ShallowParty(path, identifier)` | [`Party::join_shallow`], [`shallow_party_members`] | `<path>/<uuid hex>-<identifier>` | empty |
 //!
 //! Contenders are matched and ordered as kazoo does: a child counts if its name ends in
 //! `__lock__` or `__rlock__` followed by a ten-digit sequence number (`-?\d{10}`), and they are
@@ -36,9 +40,18 @@
 //! # Ok(()) }
 //! ```
 
+use std::future::Future;
+
 use corral_core::{Framework, Result};
 
+use crate::leader_selector::{LeaderSelector, Leadership};
 use crate::lock::{Kind, Mutex};
+
+mod counter;
+mod party;
+
+pub use counter::{Counter, CounterChange, CounterValue};
+pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
 
 /// kazoo's exclusive lock node name (after the uuid hex, before the sequence).
 pub const LOCK_NODE_NAME: &str = "__lock__";
@@ -185,6 +198,52 @@ pub fn write_lock(fw: &Framework, path: impl Into<String>, identifier: impl Into
 /// ```
 pub fn read_lock(fw: &Framework, path: impl Into<String>, identifier: impl Into<String>) -> Mutex {
     Mutex::with_kind(fw, path, Kind::Kazoo(LockKind::Read)).with_data(identifier.into())
+}
+
+/// kazoo's `Election(path, identifier)`: a [`LeaderSelector`] whose contenders are kazoo
+/// `Lock` nodes, so a Python `election.run(func)` and a Rust task take turns leading. `task`
+/// runs while this participant leads; with `auto_requeue` it contends again after each term
+/// (kazoo's `run` leads once).
+///
+/// # Panics
+///
+/// Outside a Tokio runtime.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = corral_server::testing::TestingServer::start().await?;
+/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+/// use corral_recipes::kazoo;
+///
+/// let (tx, rx) = tokio::sync::oneshot::channel();
+/// let tx = std::sync::Mutex::new(Some(tx));
+/// let term = move |_leadership| {
+///     let _ = tx.lock().unwrap().take().map(|tx| tx.send(()));
+///     async {}
+/// };
+/// let election = kazoo::election(&fw, "/elections/report", "rust-1", false, term);
+/// rx.await?; // led once, as kazoo's `run(func)`
+/// election.wait_until_done().await;
+/// # fw.close().await;
+/// # Ok(()) }
+/// ```
+pub fn election<F, Fut>(
+    fw: &Framework,
+    path: impl Into<String>,
+    identifier: impl Into<String>,
+    auto_requeue: bool,
+    task: F,
+) -> LeaderSelector
+where
+    F: Fn(Leadership) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (path, id) = (path.into(), identifier.into());
+    let mutex = lock(fw, path.clone(), id.clone());
+    LeaderSelector::with_mutex(fw, path, id, mutex, auto_requeue, task)
 }
 
 /// kazoo's `Lock.contenders()`: the identifiers (node data) of every `__lock__` and `__rlock__`
