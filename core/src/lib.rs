@@ -53,6 +53,7 @@ mod ops;
 mod retry;
 mod session;
 mod state;
+mod tls;
 mod transport;
 mod watcher;
 
@@ -70,5 +71,6 @@ pub use retry::{
     RetryNTimes, RetryOneTime, RetryPolicy, RetryUntilElapsed, SessionFailedRetryPolicy, retry,
 };
 pub use state::{SessionEvent, SessionInfo, SessionState};
+pub use tls::{ClientTls, ClientTlsBuilder};
 pub use transport::{AsyncStream, BoxStream, ConnectFuture, Connector};
 pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};

@@ -439,6 +439,24 @@ impl FrameworkBuilder {
         self
     }
 
+    /// Connects with TLS; every session's client uses it. See [`ClientBuilder::tls`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{ClientTls, Framework};
+    ///
+    /// let tls = ClientTls::builder().ca_pem_file("/etc/zookeeper/ca.pem").build()?;
+    /// let fw = Framework::builder("zk1.internal:2281").tls(tls).start()?;
+    /// # drop(fw);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.client = self.client.tls(tls);
+        self
+    }
+
     /// Starts the framework: the first session is being established when this returns. Use
     /// [`Framework::wait_until_connected`] to wait for it.
     ///

@@ -186,7 +186,7 @@ impl SessionTask {
         // While read-only, look for a read/write server in the background (the Java client's
         // pingRwServer); dropped with the connection.
         let mut seek = read_only.then(|| {
-            super::probe::seek_read_write(self.config.hosts.clone(), self.connected_host, self.config.connector.clone())
+            super::probe::seek_read_write(self.config.hosts.clone(), self.connected_host, self.config.dialer.clone())
         });
 
         let end = 'conn: loop {

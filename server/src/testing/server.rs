@@ -50,6 +50,13 @@ impl TestingServer {
         self.addr
     }
 
+    /// The address of the secure (TLS) client port, with [`ServerBuilder::tls`]; while the
+    /// server is stopped, `None`. A restart binds the configured secure port again (a new one
+    /// when that is 0).
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.member.as_ref().and_then(|m| m.secure_addr)
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
