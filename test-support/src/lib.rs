@@ -43,6 +43,7 @@
 //! Debian's `zookeeper` package (`apt-get install zookeeper libslf4j-java`).
 
 mod local;
+mod secured;
 mod wire;
 
 use std::env::{self, VarError};
@@ -54,6 +55,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::local::LocalServer;
+pub use crate::secured::{SecuredConfig, SecuredZookeeper, ZkTls, secured_zookeeper};
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.
 pub const ZK_ENV: &str = "CORRAL_TEST_ZK";
