@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::client::{Client, Inner, tokio_stream_from};
 use crate::connect_string::{Chroot, ConnectString};
 use crate::error::{Error, Result};
+use crate::sasl::Sasl;
 use crate::session::{Config, SessionTask, Shared};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
 use crate::tls::ClientTls;
@@ -53,6 +54,7 @@ pub struct ClientBuilder {
     max_frame: usize,
     connector: Option<Arc<dyn Connector>>,
     tls: Option<ClientTls>,
+    sasl: Option<Sasl>,
 }
 
 impl ClientBuilder {
@@ -87,6 +89,7 @@ impl ClientBuilder {
             max_frame: DEFAULT_MAX_FRAME,
             connector: None,
             tls: None,
+            sasl: None,
         }
     }
 
@@ -400,6 +403,34 @@ impl ClientBuilder {
         self
     }
 
+    /// Logs in with SASL on every connection (ZooKeeper's SASL packets), before any other
+    /// request, so every request runs as the SASL user (`sasl:<user>` in ACLs).
+    ///
+    /// If the server refuses the credentials the session ends in
+    /// [`SessionState::AuthFailed`] and [`ClientBuilder::connect`] fails with
+    /// [`Error::AuthFailed`]; a server whose answers make no sense to the mechanism (or that
+    /// cannot prove it knows the password) ends it the same way, and `connect` says why with
+    /// [`Error::Sasl`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{Client, Error, Sasl};
+    /// use corral_server::{SaslUsers, Server, testing::TestingServer};
+    ///
+    /// let users = SaslUsers::new().user("bob", "bobsecret");
+    /// let server = TestingServer::with_builder(Server::builder().sasl_users(users)).await?;
+    /// let wrong = Client::builder(server.connect_string()).sasl(Sasl::digest_md5("bob", "guess")).connect().await;
+    /// assert_eq!(wrong.err(), Some(Error::AuthFailed));
+    /// # Ok(()) }
+    /// ```
+    pub fn sasl(mut self, sasl: Sasl) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Starts the client and returns at once; it connects in the background. Requests made
     /// before the connection is up wait for it (up to the connection timeout).
     ///
@@ -464,6 +495,7 @@ impl ClientBuilder {
             dialer: dialer.clone(),
             host: std::sync::Mutex::new(first_host),
             tls_failure: std::sync::Mutex::new(None),
+            sasl_failure: std::sync::Mutex::new(None),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let config = Config {
@@ -474,6 +506,7 @@ impl ClientBuilder {
             read_only: self.read_only,
             max_frame: self.max_frame,
             dialer,
+            sasl: self.sasl,
         };
         let task = SessionTask::new(config, shared.clone(), rx, self.session, self.auths);
         tokio::spawn(task.run());
@@ -487,7 +520,8 @@ impl ClientBuilder {
     /// [`Error::Timeout`] if no server accepted the session within the connection timeout
     /// (the client is closed); [`Error::SessionExpired`] when resuming a session that is gone;
     /// [`Error::AuthFailed`] when the credentials are refused; [`Error::Tls`] instead of
-    /// [`Error::Timeout`] when the last attempt failed in TLS; and the errors of
+    /// [`Error::Timeout`] when the last attempt failed in TLS; [`Error::Sasl`] when the SASL
+    /// mechanism gave up (see [`ClientBuilder::sasl`]); and the errors of
     /// [`ClientBuilder::build`].
     ///
     /// # Cancel safety
@@ -520,10 +554,12 @@ impl ClientBuilder {
                 // A TLS failure says more than "timed out": an untrusted or misnamed
                 // certificate, or a server that wants a client certificate.
                 let tls = client.inner.shared.tls_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let sasl = client.inner.shared.sasl_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
                 client.close().await;
-                match (e, tls) {
-                    (Error::Timeout, Some(reason)) => Err(Error::Tls(reason)),
-                    (e, _) => Err(e),
+                match (e, tls, sasl) {
+                    (Error::Timeout, Some(reason), _) => Err(Error::Tls(reason)),
+                    (Error::AuthFailed, _, Some(reason)) => Err(Error::Sasl(reason)),
+                    (e, _, _) => Err(e),
                 }
             }
         }

@@ -51,6 +51,7 @@ mod error;
 pub mod framework;
 mod ops;
 mod retry;
+mod sasl;
 mod session;
 mod state;
 mod tls;
@@ -70,6 +71,7 @@ pub use retry::{
     BackoffPolicy, BoundedExponentialBackoffRetry, ExponentialBackoffRetry, MAX_EXPONENTIAL_RETRIES, RetryForever,
     RetryNTimes, RetryOneTime, RetryPolicy, RetryUntilElapsed, SessionFailedRetryPolicy, retry,
 };
+pub use sasl::Sasl;
 pub use state::{SessionEvent, SessionInfo, SessionState};
 pub use tls::{ClientTls, ClientTlsBuilder};
 pub use transport::{AsyncStream, BoxStream, ConnectFuture, Connector};

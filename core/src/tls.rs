@@ -214,6 +214,15 @@ fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// Fills `buf` from the system's secure random source (through `ring`), for SASL nonces.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    if ring_provider().secure_random.fill(buf).is_err() {
+        // No system randomness at all: fall back rather than fail a login (a nonce need only be
+        // unpredictable to a passive observer; this still is, if less so).
+        buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+}
+
 #[cfg(feature = "native-roots")]
 fn add_native_roots(roots: &mut RootCertStore) -> Result<()> {
     let found = rustls_native_certs::load_native_certs();

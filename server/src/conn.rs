@@ -149,6 +149,7 @@ pub(crate) async fn serve_with_ids<S>(
         out: BytesMut::new(),
         session: None,
         closing: false,
+        sasl: None,
     };
     conn.decoder = FrameDecoder::new(conn.shared.config.max_frame);
     async move {
@@ -186,6 +187,8 @@ struct Connection<S> {
     session: Option<i64>,
     /// Set once a close is queued: input after it is ignored.
     closing: bool,
+    /// The SASL exchange in progress on this connection, if one started.
+    sasl: Option<crate::sasl::DigestServer>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -544,7 +547,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Flow::Continue;
         }
         let auth = Arc::clone(&info.auth);
-        let reply = if self.ctl.is_read_only() && ops::is_write(header.op) {
+        let reply = if header.op == OpCode::Sasl
+            && let Some(users) = &shared.config.sasl
+        {
+            crate::sasl::answer(&mut self.sasl, users, body, &mut info.auth)
+        } else if self.ctl.is_read_only() && ops::is_write(header.op) {
             // As ZooKeeper's ReadOnlyRequestProcessor: by opcode, before the body is read, with
             // the last zxid and no zxid consumed.
             Reply::err(state.zxid, ErrorCode::NotReadOnly)

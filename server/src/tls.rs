@@ -242,6 +242,13 @@ impl ServerTls {
     }
 }
 
+/// Fills `buf` from the system's secure random source (through `ring`), for SASL nonces.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    if ring_provider().secure_random.fill(buf).is_err() {
+        buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+}
+
 /// The `ring` provider (rust-deps.md §11).
 #[allow(deprecated, reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange")]
 fn ring_provider() -> rustls::crypto::CryptoProvider {

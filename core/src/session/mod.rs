@@ -9,6 +9,7 @@
 mod connect;
 mod io;
 pub(crate) mod probe;
+mod sasl;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) max_frame: usize,
     /// How connections are opened: TCP or a custom connector, then TLS if configured.
     pub(crate) dialer: crate::transport::Dialer,
+    /// The SASL login run at the start of every connection.
+    pub(crate) sasl: Option<crate::sasl::Sasl>,
 }
 
 /// State shared between the task and the client handles.
@@ -58,6 +61,8 @@ pub(crate) struct Shared {
     /// The last connection attempt's TLS failure, cleared by a connection: what
     /// [`crate::ClientBuilder::connect`] reports instead of a bare timeout.
     pub(crate) tls_failure: std::sync::Mutex<Option<String>>,
+    /// Why the SASL mechanism gave up, when it was not the server refusing the credentials.
+    pub(crate) sasl_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
