@@ -7,8 +7,8 @@ mod certs;
 use std::time::Duration;
 
 use certs::{Ca, Leaf};
-use corral_core::{Acl, Client, ClientTls, CreateMode, CreateOptions, Error, Id, Perms, SessionEvent};
-use corral_server::testing::TestingServer;
+use corral_core::{Acl, Client, ClientTls, CreateMode, CreateOptions, Error, Id, Perms, SessionEvent, SessionState};
+use corral_server::testing::{TestingCluster, TestingServer};
 use corral_server::{ClientAuth, Server, ServerTls};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -152,6 +152,28 @@ async fn reconnects_within_the_session_over_tls() {
     client.create("/later", "", CreateMode::Persistent).await.expect("create after the reconnect");
     let event = watcher.await;
     assert_eq!(event.path, "/later");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn read_only_probes_go_over_tls_too() {
+    let ca = Ca::new("test CA");
+    let leaf = ca.server(&["127.0.0.1"]);
+    let tls = ServerTls::builder(&leaf.cert, &leaf.key).build().expect("server TLS");
+    let cluster = TestingCluster::with_builder(2, Server::builder().tls(tls).read_only(true)).await.expect("cluster");
+    let hosts: Vec<String> = (0..2).map(|i| cluster.secure_addr(i).expect("secure").to_string()).collect();
+    let tls = ClientTls::builder().ca_pem(&ca.pem).build().expect("client TLS");
+    let client = Client::builder(hosts.join(",")).tls(tls).allow_read_only(true).connect().await.expect("connect");
+    assert_eq!(*client.state().borrow(), SessionState::ConnectedReadOnly);
+    let member = cluster.member_of_session(client.session_id()).expect("member");
+    // Only an `isro` over TLS can tell the client that the other member is read/write now.
+    cluster.set_read_only(1 - member, false);
+    let mut state = client.state();
+    tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| *s == SessionState::Connected))
+        .await
+        .expect("moved to the read/write member in time")
+        .expect("state");
+    assert_eq!(cluster.member_of_session(client.session_id()), Some(1 - member));
     client.close().await;
 }
 
