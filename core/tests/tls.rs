@@ -235,3 +235,31 @@ fn bad_tls_settings_are_named() {
     let err = ServerTls::builder(&alice.cert, &alice.key).client_auth(ClientAuth::Need).build().unwrap_err();
     assert!(matches!(err, corral_server::Error::Tls(_)));
 }
+
+#[tokio::test]
+async fn a_zookeeper_zoo_cfg_with_pem_stores_drops_in() {
+    let ca = Ca::new("test CA");
+    let leaf = ca.server(&["127.0.0.1"]);
+    let dir = certs::temp_dir("zoo-cfg");
+    certs::write(&dir, "server.pem", &format!("{}{}", leaf.key, leaf.cert));
+    certs::write(&dir, "ca.pem", &ca.pem);
+    let cfg = "tickTime=2000\n\
+               dataDir=/var/lib/zookeeper\n\
+               clientPort=0\n\
+               secureClientPort=0\n\
+               serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+               ssl.keyStore.location=server.pem\n\
+               ssl.keyStore.type=PEM\n\
+               ssl.trustStore.location=ca.pem\n\
+               ssl.trustStore.type=PEM\n\
+               ssl.clientAuth=need\n";
+    let (builder, ignored) = Server::builder().zoo_cfg(cfg, &dir).expect("zoo.cfg");
+    assert_eq!(ignored, ["dataDir", "serverCnxnFactory"]);
+    let server = TestingServer::with_builder(builder).await.expect("server");
+    let alice = ca.client("alice");
+    let tls = ClientTls::builder().ca_pem(&ca.pem).identity_pem(&alice.cert, &alice.key).build().expect("TLS");
+    let client = Client::builder(secure(&server)).tls(tls).connect().await.expect("mutual TLS");
+    assert!(client.exists("/").await.expect("exists").is_some());
+    client.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -67,6 +67,7 @@ mod tree;
 mod txn;
 mod watch;
 mod x509;
+mod zoo_cfg;
 
 pub use acl::digest;
 pub use config::Clock;

@@ -38,6 +38,9 @@ pub enum Error {
     /// The SASL settings could not be read ([`crate::SaslUsers`]).
     #[error("SASL: {0}")]
     Sasl(String),
+    /// A configuration value could not be used ([`ServerBuilder::zoo_cfg`]).
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Configures and starts a [`Server`]. Made by [`Server::builder`].
