@@ -200,11 +200,13 @@ fn verify(users: &SaslUsers, nonce: &str, token: &[u8]) -> Outcome {
     };
     let utf8 = get("charset").is_some_and(|c| c.eq_ignore_ascii_case("utf-8"));
     let realm = get("realm").unwrap_or("");
-    let expected = response_value(username, realm, password, nonce, cnonce, "AUTHENTICATE", utf8);
+    // Java's client sends its user name as the authzid too, and then it is part of A1.
+    let authzid = get("authzid");
+    let expected = response_value(username, realm, password, nonce, cnonce, authzid, "AUTHENTICATE", utf8);
     if !response.eq_ignore_ascii_case(&expected) {
         return Outcome::Failed(format!("wrong password for SASL user {username:?}"));
     }
-    let rspauth = response_value(username, realm, password, nonce, cnonce, "", utf8);
+    let rspauth = response_value(username, realm, password, nonce, cnonce, authzid, "", utf8);
     Outcome::Done(format!("rspauth={rspauth}").into_bytes(), username.to_owned())
 }
 
@@ -238,12 +240,14 @@ pub(crate) fn answer(
 
 /// `response-value` of RFC 2831 §2.1.2.1 for `qop=auth` and `nc=00000001`; `a2_prefix` is
 /// "AUTHENTICATE" for the client's response, "" for `rspauth`.
+#[allow(clippy::too_many_arguments, reason = "the RFC's inputs, named as there")]
 fn response_value(
     username: &str,
     realm: &str,
     password: &str,
     nonce: &str,
     cnonce: &str,
+    authzid: Option<&str>,
     a2_prefix: &str,
     utf8: bool,
 ) -> String {
@@ -256,6 +260,10 @@ fn response_value(
     let mut a1 = Md5::new();
     a1.update(secret.finalize());
     a1.update(format!(":{nonce}:{cnonce}").as_bytes());
+    if let Some(authzid) = authzid {
+        a1.update(b":");
+        a1.update(authzid.as_bytes());
+    }
     let ha1 = hex(&a1.finalize());
     let ha2 = hex(&Md5::digest(format!("{a2_prefix}:{DIGEST_URI}").as_bytes()));
     hex(&Md5::digest(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}").as_bytes()))
@@ -456,7 +464,7 @@ mod tests {
         let Outcome::Continue(challenge) = server.step(&users, b"") else { panic!("no challenge") };
         let challenge = String::from_utf8(challenge).expect("utf-8");
         let nonce = parse_directives(&challenge).expect("parse")[1].1.clone();
-        let response = response_value("bob", REALM, "secret", &nonce, "cn", "AUTHENTICATE", true);
+        let response = response_value("bob", REALM, "secret", &nonce, "cn", None, "AUTHENTICATE", true);
         let token = format!(
             "charset=utf-8,username=\"bob\",realm=\"{REALM}\",nonce=\"{nonce}\",nc=00000001,cnonce=\"cn\",\
              digest-uri=\"{DIGEST_URI}\",maxbuf=65536,response={response},qop=auth"
@@ -465,7 +473,7 @@ mod tests {
         assert!(matches!(&outcome, Outcome::Done(_, user) if user == "bob"), "{outcome:?}");
         assert!(matches!(server.step(&users, b""), Outcome::Failed(_)));
 
-        let wrong = response_value("bob", REALM, "guess", &nonce, "cn", "AUTHENTICATE", true);
+        let wrong = response_value("bob", REALM, "guess", &nonce, "cn", None, "AUTHENTICATE", true);
         assert!(matches!(verify(&users, &nonce, token.replace(&response, &wrong).as_bytes()), Outcome::Failed(_)));
         for garbage in [&b"\xff"[..], b"x", b"a=\"", b"username=bob", &[b','; 5000][..]] {
             assert!(matches!(verify(&users, &nonce, garbage), Outcome::Failed(_)), "{garbage:?}");
