@@ -33,6 +33,10 @@ async fn mutual_tls_with_a_real_zookeeper() {
     // Plain operations, a watch across a dropped connection, four-letter words.
     let client = Client::builder(&secure).tls(tls.clone()).connect().await.expect("mutual TLS to ZooKeeper");
     client.create("/tls", "over tls", CreateMode::Persistent).await.expect("create");
+    // ZooKeeper's X509AuthenticationProvider names the client by its certificate's subject,
+    // exactly as the embedded server does.
+    let me = client.who_am_i().await.expect("whoami");
+    assert!(me.iter().any(|id| id.auth_scheme == "x509" && id.user == "CN=alice,O=Corral Tests"), "{me:?}");
     assert_eq!(&client.get_data("/tls").await.expect("get").0[..], b"over tls");
     let (_, watcher) = client.exists_and_watch("/tls/child").await.expect("watch");
     let session = client.session_id();
