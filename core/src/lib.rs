@@ -61,6 +61,8 @@ mod watcher;
 pub use client::{Client, ClientBuilder, Identity};
 pub use connect_string::{ConnectString, DEFAULT_PORT, HostPort};
 pub use corral_proto as proto;
+/// The `rustls` that [`ClientTls::from_rustls`] takes a configuration of.
+pub use rustls;
 pub use corral_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType,
 };

@@ -71,6 +71,8 @@ mod zoo_cfg;
 
 pub use acl::digest;
 pub use config::Clock;
+/// The `rustls` that [`ServerTls::from_rustls`] takes a configuration of.
+pub use rustls;
 pub use sasl::SaslUsers;
 pub use server::{Error, Server, ServerBuilder};
 pub use tls::{ClientAuth, ServerTls, ServerTlsBuilder};
