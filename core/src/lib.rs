@@ -61,8 +61,6 @@ mod watcher;
 pub use client::{Client, ClientBuilder, Identity};
 pub use connect_string::{ConnectString, DEFAULT_PORT, HostPort};
 pub use corral_proto as proto;
-/// The `rustls` that [`ClientTls::from_rustls`] takes a configuration of.
-pub use rustls;
 pub use corral_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType,
 };
@@ -73,6 +71,8 @@ pub use retry::{
     BackoffPolicy, BoundedExponentialBackoffRetry, ExponentialBackoffRetry, MAX_EXPONENTIAL_RETRIES, RetryForever,
     RetryNTimes, RetryOneTime, RetryPolicy, RetryUntilElapsed, SessionFailedRetryPolicy, retry,
 };
+/// The `rustls` that [`ClientTls::from_rustls`] takes a configuration of.
+pub use rustls;
 pub use sasl::Sasl;
 pub use state::{SessionEvent, SessionInfo, SessionState};
 pub use tls::{ClientTls, ClientTlsBuilder};

@@ -317,6 +317,11 @@ pub(crate) fn describe(e: &std::io::Error) -> String {
         Some(rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         )) => format!("the server's certificate does not name the host connected to ({e})"),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => {
+            format!("the server's certificate has expired ({e})")
+        }
         Some(rustls::Error::AlertReceived(alert)) => {
             format!("the server refused the TLS handshake ({alert:?}); does it require a client certificate?")
         }

@@ -7,7 +7,9 @@ mod certs;
 use std::time::Duration;
 
 use certs::{Ca, Leaf};
-use corral_core::{Acl, Client, ClientTls, CreateMode, CreateOptions, Error, Id, Perms, SessionEvent, SessionState};
+use corral_core::{
+    Acl, Client, ClientTls, CreateMode, CreateOptions, Error, Framework, Id, Perms, SessionEvent, SessionState,
+};
 use corral_server::testing::{TestingCluster, TestingServer};
 use corral_server::{ClientAuth, Server, ServerTls};
 use futures::StreamExt;
@@ -100,6 +102,48 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     let Error::Tls(reason) = &err else { panic!("expected a TLS error, got {err:?}") };
     assert!(reason.contains("not signed by a trusted CA"), "unclear: {reason}");
     assert!(server.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn expired_and_self_signed_certificates_are_refused() {
+    let ca = Ca::new("test CA");
+    let server = tls_server(&ca, &ca.expired_server(&["127.0.0.1"]), None).await;
+    let tls = ClientTls::builder().ca_pem(&ca.pem).build().expect("TLS");
+    let err = Client::builder(secure(&server)).tls(tls).connection_timeout(GIVE_UP).connect().await.unwrap_err();
+    assert!(matches!(&err, Error::Tls(r) if r.contains("expired")), "{err:?}");
+
+    let server = tls_server(&ca, &certs::self_signed(&["127.0.0.1"]), None).await;
+    let tls = ClientTls::builder().ca_pem(&ca.pem).build().expect("TLS");
+    let err = Client::builder(secure(&server)).tls(tls).connection_timeout(GIVE_UP).connect().await.unwrap_err();
+    assert!(matches!(&err, Error::Tls(r) if r.contains("not signed by a trusted CA")), "{err:?}");
+
+    // A client certificate that expired, or that no trusted CA signed, is refused by the server.
+    let server = tls_server(&ca, &ca.server(&["127.0.0.1"]), Some(ClientAuth::Need)).await;
+    for leaf in [ca.expired_server(&["client.example"]), certs::self_signed(&["client.example"])] {
+        let tls = ClientTls::builder().ca_pem(&ca.pem).identity_pem(&leaf.cert, &leaf.key).build().expect("TLS");
+        let err = Client::builder(secure(&server)).tls(tls).connection_timeout(GIVE_UP).connect().await;
+        assert!(matches!(err, Err(Error::Tls(_))), "{err:?}");
+    }
+    assert!(server.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn the_framework_runs_every_session_over_tls() {
+    let ca = Ca::new("test CA");
+    let server = tls_server(&ca, &ca.server(&["127.0.0.1"]), None).await;
+    let tls = ClientTls::builder().ca_pem(&ca.pem).build().expect("TLS");
+    let fw = Framework::builder(secure(&server)).tls(tls).start().expect("start");
+    fw.wait_until_connected(Duration::from_secs(10)).await.expect("connected over TLS");
+    let first = fw.current_state().session_id;
+    server.expire_session(first);
+    let mut states = fw.connection_state();
+    tokio::time::timeout(Duration::from_secs(20), states.wait_for(|c| c.epoch == 2 && c.state.is_connected()))
+        .await
+        .expect("a new session in time")
+        .expect("state");
+    assert_ne!(fw.current_state().session_id, first);
+    assert_eq!(server.sessions(), [fw.current_state().session_id]);
+    fw.close().await;
 }
 
 #[tokio::test]

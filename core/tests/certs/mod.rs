@@ -34,6 +34,17 @@ impl Ca {
         self.leaf(names, "server", rcgen::ExtendedKeyUsagePurpose::ServerAuth)
     }
 
+    /// A server certificate for `names` that expired in 2020.
+    pub(crate) fn expired_server(&self, names: &[&str]) -> Leaf {
+        let key = KeyPair::generate().expect("key");
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        let cert = params.signed_by(&key, &self.issuer).expect("certificate");
+        Leaf { cert: cert.pem(), key: key.serialize_pem() }
+    }
+
     /// A client certificate with subject `CN=<cn>,O=Corral Tests`.
     pub(crate) fn client(&self, cn: &str) -> Leaf {
         self.leaf(&[], cn, rcgen::ExtendedKeyUsagePurpose::ClientAuth)
@@ -51,6 +62,13 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer).expect("certificate");
         Leaf { cert: cert.pem(), key: key.serialize_pem() }
     }
+}
+
+/// A self-signed server certificate for `names`, signed by no CA.
+pub(crate) fn self_signed(names: &[&str]) -> Leaf {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names).expect("certificate");
+    Leaf { cert: cert.pem(), key: signing_key.serialize_pem() }
 }
 
 /// A fresh directory for certificate files, under the system temp dir.
