@@ -222,6 +222,37 @@ async fn read_only_probes_go_over_tls_too() {
 }
 
 #[tokio::test]
+async fn a_restarted_server_keeps_its_secure_port_and_the_session_survives() {
+    let ca = Ca::new("test CA");
+    let mut server = tls_server(&ca, &ca.server(&["127.0.0.1"]), None).await;
+    let before = server.secure_addr();
+    let tls = ClientTls::builder().ca_pem(&ca.pem).build().expect("TLS");
+    let client = Client::builder(secure(&server)).tls(tls).connect().await.expect("connect");
+    let session = client.session_id();
+    server.restart().await.expect("restart");
+    assert_eq!(server.secure_addr(), before);
+    client.create("/after-restart", "", CreateMode::Persistent).await.expect("create after the restart");
+    assert_eq!(client.session_id(), session);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn wanted_client_certificates_are_optional() {
+    let ca = Ca::new("test CA");
+    let server = tls_server(&ca, &ca.server(&["127.0.0.1"]), Some(ClientAuth::Want)).await;
+    let anonymous = ClientTls::builder().ca_pem(&ca.pem).build().expect("TLS");
+    let client = Client::builder(secure(&server)).tls(anonymous).connect().await.expect("without a certificate");
+    assert!(!client.who_am_i().await.expect("whoami").iter().any(|id| id.auth_scheme == "x509"));
+    client.close().await;
+    let carol = ca.client("carol");
+    let tls = ClientTls::builder().ca_pem(&ca.pem).identity_pem(&carol.cert, &carol.key).build().expect("TLS");
+    let client = Client::builder(secure(&server)).tls(tls).connect().await.expect("with a certificate");
+    let me = client.who_am_i().await.expect("whoami");
+    assert!(me.iter().any(|id| id.auth_scheme == "x509" && id.user == "CN=carol,O=Corral Tests"), "{me:?}");
+    client.close().await;
+}
+
+#[tokio::test]
 async fn four_letter_words_over_tls() {
     let ca = Ca::new("test CA");
     let server = tls_server(&ca, &ca.server(&["127.0.0.1"]), None).await;

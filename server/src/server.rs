@@ -505,13 +505,24 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 impl Member {
     pub(crate) async fn bind(shared: &Arc<Shared>, ctl: Arc<MemberCtl>, addr: SocketAddr) -> Result<Member, Error> {
+        Self::bind_ports(shared, ctl, addr, shared.config.secure_port).await
+    }
+
+    /// [`Member::bind`], with the secure port (when the server has TLS settings) given: a
+    /// restarted member takes the secure port it had.
+    pub(crate) async fn bind_ports(
+        shared: &Arc<Shared>,
+        ctl: Arc<MemberCtl>,
+        addr: SocketAddr,
+        secure_port: u16,
+    ) -> Result<Member, Error> {
         let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         ctl.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
         let secure = match &shared.config.tls {
             None => None,
             Some(tls) => {
-                let addr = SocketAddr::new(addr.ip(), shared.config.secure_port);
+                let addr = SocketAddr::new(addr.ip(), secure_port);
                 let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
                 let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
                 tracing::info!(addr = %local, "secure client port (TLS) listening");
