@@ -1,6 +1,8 @@
 //! SASL DIGEST-MD5 between the client and the embedded server: login, `sasl:` ACLs, the login
 //! again on every reconnect, refused credentials, and garbage tokens both ways.
 
+mod certs;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -8,9 +10,9 @@ use corral_core::proto::records::SaslToken;
 use corral_core::proto::{
     ConnectRequest, ConnectResponse, ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, RequestHeader, encode_frame,
 };
-use corral_core::{Acl, Client, CreateMode, CreateOptions, Error, Id, Perms, Sasl, SessionState};
+use corral_core::{Acl, Client, ClientTls, CreateMode, CreateOptions, Error, Framework, Id, Perms, Sasl, SessionState};
 use corral_server::testing::TestingServer;
-use corral_server::{SaslUsers, Server};
+use corral_server::{ClientAuth, SaslUsers, Server, ServerTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -194,4 +196,54 @@ async fn garbage_from_the_server_is_a_clear_client_error() {
     let addr = lying_server(b"nonce=\"abc\",realm=\"zk-sasl-md5\",qop=\"auth\",charset=utf-8,algorithm=md5-sess").await;
     let result = Client::builder(addr.to_string()).sasl(Sasl::digest_md5("bob", "bobsecret")).connect().await;
     assert!(matches!(&result, Err(Error::Sasl(reason)) if reason.contains("rspauth")), "{result:?}");
+}
+
+#[tokio::test]
+async fn sasl_inside_mutual_tls_gives_both_ids() {
+    let ca = certs::Ca::new("test CA");
+    let leaf = ca.server(&["127.0.0.1"]);
+    let tls = ServerTls::builder(&leaf.cert, &leaf.key)
+        .client_ca_pem(&ca.pem)
+        .client_auth(ClientAuth::Need)
+        .build()
+        .expect("server TLS");
+    let users = SaslUsers::from_jaas(JAAS, "Server").expect("JAAS");
+    let server = TestingServer::with_builder(Server::builder().tls(tls).sasl_users(users)).await.expect("server");
+    let alice = ca.client("alice");
+    let tls = ClientTls::builder().ca_pem(&ca.pem).identity_pem(&alice.cert, &alice.key).build().expect("TLS");
+    let client = Client::builder(server.secure_addr().expect("secure").to_string())
+        .tls(tls)
+        .sasl(Sasl::digest_md5("bob", "bobsecret"))
+        .connect()
+        .await
+        .expect("TLS and SASL");
+    let me = client.who_am_i().await.expect("whoami");
+    assert!(me.iter().any(|id| id.auth_scheme == "sasl" && id.user == "bob"), "{me:?}");
+    assert!(me.iter().any(|id| id.auth_scheme == "x509" && id.user == "CN=alice,O=Corral Tests"), "{me:?}");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn the_framework_logs_in_again_on_a_new_session() {
+    let server = sasl_server().await;
+    let fw =
+        Framework::builder(server.connect_string()).sasl(Sasl::digest_md5("bob", "bobsecret")).start().expect("start");
+    fw.wait_until_connected(Duration::from_secs(10)).await.expect("connected");
+    server.expire_session(fw.current_state().session_id);
+    let mut states = fw.connection_state();
+    tokio::time::timeout(Duration::from_secs(20), states.wait_for(|c| c.epoch == 2 && c.state.is_connected()))
+        .await
+        .expect("a new session in time")
+        .expect("state");
+    let client = Client::builder(server.connect_string())
+        .sasl(Sasl::digest_md5("bob", "bobsecret"))
+        .connect()
+        .await
+        .expect("login");
+    client.create("/bob", "", bob_only()).await.expect("create");
+    client.close().await;
+    // The new session's client is bob too: it may write bob's node.
+    let session_client = fw.client();
+    session_client.set_data("/bob", "from the framework", None).await.expect("write as bob");
+    fw.close().await;
 }
