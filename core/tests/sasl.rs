@@ -10,7 +10,9 @@ use corral_core::proto::records::SaslToken;
 use corral_core::proto::{
     ConnectRequest, ConnectResponse, ErrorCode, FrameDecoder, Jute, OpCode, ReplyHeader, RequestHeader, encode_frame,
 };
-use corral_core::{Acl, Client, ClientTls, CreateMode, CreateOptions, Error, Framework, Id, Perms, Sasl, SessionState};
+use corral_core::{
+    Acl, Client, ClientTls, ConnectionState, CreateMode, CreateOptions, Error, Framework, Id, Perms, Sasl, SessionState,
+};
 use corral_server::testing::TestingServer;
 use corral_server::{ClientAuth, SaslUsers, Server, ServerTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -245,5 +247,17 @@ async fn the_framework_logs_in_again_on_a_new_session() {
     // The new session's client is bob too: it may write bob's node.
     let session_client = fw.client();
     session_client.set_data("/bob", "from the framework", None).await.expect("write as bob");
+    fw.close().await;
+}
+
+#[tokio::test]
+async fn a_refused_login_reaches_the_framework_as_lost_and_it_stops() {
+    let server = sasl_server().await;
+    let fw = Framework::builder(server.connect_string()).sasl(Sasl::digest_md5("bob", "guess")).start().expect("start");
+    let mut states = fw.connection_state();
+    tokio::time::timeout(Duration::from_secs(10), states.wait_for(|c| c.state == ConnectionState::Lost))
+        .await
+        .expect("LOST in time")
+        .expect("state");
     fw.close().await;
 }
