@@ -100,6 +100,16 @@ pub enum Error {
         /// Its path.
         path: String,
     },
+    /// TLS could not be set up: a bad certificate or key file ([`crate::ClientTlsBuilder::build`]),
+    /// or, from [`crate::ClientBuilder::connect`], the servers' certificates were refused (not
+    /// signed by a trusted CA, not naming the host) or a server refused the client's (or its
+    /// lack of one). The message says which.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// SASL authentication could not run: a mechanism error, or a server token that could not
+    /// be understood. A server that refuses the credentials gives [`Error::AuthFailed`].
+    #[error("SASL: {0}")]
+    Sasl(String),
 }
 
 impl Error {
@@ -127,7 +137,8 @@ impl Error {
             Self::AuthFailed => ErrorCode::AuthFailed,
             Self::Timeout => ErrorCode::OperationTimeout,
             Self::InvalidPath(_) | Self::RequestTooLarge { .. } | Self::BadArguments(_) => ErrorCode::BadArguments,
-            Self::InvalidConnectString { .. } => ErrorCode::BadArguments,
+            Self::InvalidConnectString { .. } | Self::Tls(_) => ErrorCode::BadArguments,
+            Self::Sasl(_) => ErrorCode::AuthFailed,
         }
     }
 

@@ -44,6 +44,7 @@
 
 mod local;
 pub mod python;
+mod secured;
 mod wire;
 
 use std::env::{self, VarError};
@@ -55,6 +56,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::local::LocalServer;
+pub use crate::secured::{SecuredConfig, SecuredZookeeper, ZkTls, secured_zookeeper};
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.
 pub const ZK_ENV: &str = "CORRAL_TEST_ZK";

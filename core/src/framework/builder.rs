@@ -467,6 +467,41 @@ impl FrameworkBuilder {
         self
     }
 
+    /// Connects with TLS; every session's client uses it. See [`ClientBuilder::tls`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{ClientTls, Framework};
+    ///
+    /// let tls = ClientTls::builder().ca_pem_file("/etc/zookeeper/ca.pem").build()?;
+    /// let fw = Framework::builder("zk1.internal:2281").tls(tls).start()?;
+    /// # drop(fw);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.client = self.client.tls(tls);
+        self
+    }
+
+    /// Logs in with SASL on every connection of every session. See [`ClientBuilder::sasl`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{Framework, Sasl};
+    ///
+    /// let fw = Framework::builder("zk1.internal:2181").sasl(Sasl::digest_md5("app", "secret")).start()?;
+    /// # drop(fw);
+    /// # Ok(()) }
+    /// ```
+    pub fn sasl(mut self, sasl: crate::Sasl) -> Self {
+        self.client = self.client.sasl(sasl);
+        self
+    }
+
     /// Starts the framework: the first session is being established when this returns. Use
     /// [`Framework::wait_until_connected`] to wait for it.
     ///

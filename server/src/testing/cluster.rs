@@ -89,6 +89,16 @@ impl TestingCluster {
         self.slot(index).addr
     }
 
+    /// The secure (TLS) port of member `index`, with [`ServerBuilder::tls`]; `None` while it is
+    /// stopped.
+    ///
+    /// # Panics
+    ///
+    /// If there is no member `index`.
+    pub fn secure_addr(&self, index: usize) -> Option<SocketAddr> {
+        self.slot(index).member.as_ref().and_then(|m| m.secure_addr)
+    }
+
     /// Every member's address, comma-separated: `h:p1,h:p2,h:p3`.
     pub fn connect_string(&self) -> String {
         self.addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(",")

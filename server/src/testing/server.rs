@@ -17,6 +17,8 @@ pub struct TestingServer {
     ctl: Arc<MemberCtl>,
     member: Option<Member>,
     addr: SocketAddr,
+    /// The secure port of the first start, taken again by a restart.
+    secure_port: Option<u16>,
 }
 
 impl TestingServer {
@@ -42,12 +44,19 @@ impl TestingServer {
         let ctl = Arc::new(MemberCtl::new(0, read_only));
         let member = Member::bind(&core.shared, Arc::clone(&ctl), addr).await?;
         let addr = member.addr;
-        Ok(Self { core, ctl, member: Some(member), addr })
+        let secure_port = member.secure_addr.map(|a| a.port());
+        Ok(Self { core, ctl, member: Some(member), addr, secure_port })
     }
 
     /// The address the server listens on (the same after a restart).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the secure (TLS) client port, with [`ServerBuilder::tls`]; while the
+    /// server is stopped, `None`. A restart takes the same secure port again.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.member.as_ref().and_then(|m| m.secure_addr)
     }
 
     /// The port the server listens on.
@@ -95,7 +104,8 @@ impl TestingServer {
     /// [`Error::Bind`] if the port was taken meanwhile.
     pub async fn restart(&mut self) -> Result<(), Error> {
         self.stop().await;
-        let member = Member::bind(&self.core.shared, Arc::clone(&self.ctl), self.addr).await?;
+        let secure_port = self.secure_port.unwrap_or(self.core.shared.config.secure_port);
+        let member = Member::bind_ports(&self.core.shared, Arc::clone(&self.ctl), self.addr, secure_port).await?;
         self.member = Some(member);
         self.core.set_expiry(true);
         Ok(())
