@@ -65,7 +65,7 @@ pub use corral_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType,
 };
 pub use error::{Error, Result};
-pub use framework::{ConnectionState, ConnectionStateChange, ErrorPolicy, Framework, FrameworkBuilder};
+pub use framework::{AclProvider, ConnectionState, ConnectionStateChange, ErrorPolicy, Framework, FrameworkBuilder};
 pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 pub use retry::{
     BackoffPolicy, BoundedExponentialBackoffRetry, ExponentialBackoffRetry, MAX_EXPONENTIAL_RETRIES, RetryForever,

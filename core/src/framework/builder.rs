@@ -49,6 +49,7 @@ pub struct FrameworkBuilder {
     lost_after_percent: u32,
     resession_jitter: Duration,
     recreate_jitter: Duration,
+    acl: Arc<dyn super::AclProvider>,
     seed: Option<u64>,
 }
 
@@ -64,6 +65,7 @@ impl FrameworkBuilder {
             lost_after_percent: 100,
             resession_jitter: Duration::from_millis(100),
             recreate_jitter: Duration::from_millis(50),
+            acl: Arc::new(super::DefaultAclProvider),
             seed: None,
         }
     }
@@ -311,6 +313,36 @@ impl FrameworkBuilder {
     /// ```
     pub fn recreate_jitter(mut self, max: Duration) -> Self {
         self.recreate_jitter = max;
+        self
+    }
+
+    /// The ACL of every node the framework and the recipes create without an explicit ACL:
+    /// nodes, their parents and containers, protected and recipe nodes (Curator's
+    /// `ACLProvider`; the open ACL by default). See [`AclProvider`](super::AclProvider).
+    ///
+    /// The namespace itself (see [`FrameworkBuilder::namespace`]) is created with the open ACL;
+    /// create it beforehand where that is not wanted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::{Acl, CreateMode, Framework, framework::FixedAclProvider};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .digest_auth("app", "secret")
+    ///     .acl_provider(FixedAclProvider::new(Acl::creator_all()))
+    ///     .start()?;
+    /// fw.create("/mine", "", CreateMode::Persistent).await?;
+    /// let (acl, _) = fw.client().get_acl("/mine").await?;
+    /// assert_eq!(acl[0].id.scheme, "digest");
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn acl_provider(mut self, provider: impl super::AclProvider + 'static) -> Self {
+        self.acl = Arc::new(provider);
         self
     }
 
@@ -569,6 +601,7 @@ impl FrameworkBuilder {
                 error_policy: self.error_policy,
                 connection_timeout: self.connection_timeout,
                 recreate_jitter: self.recreate_jitter,
+                acl: self.acl,
                 close: close_tx,
                 manager: std::sync::Mutex::new(Some(manager)),
                 namespaced: self.namespace.is_some(),

@@ -51,6 +51,9 @@ pub struct Create {
     parents: Option<CreateMode>,
     protected: bool,
     idempotent: bool,
+    /// Set by [`Create::with_acl`]; otherwise the framework's [`AclProvider`](super::AclProvider)
+    /// chooses.
+    explicit_acl: bool,
 }
 
 impl Create {
@@ -75,7 +78,13 @@ impl Create {
     /// # Ok(()) }
     /// ```
     pub fn new(mode: CreateMode) -> Self {
-        Self { options: CreateOptions::new(mode), parents: None, protected: false, idempotent: false }
+        Self {
+            options: CreateOptions::new(mode),
+            parents: None,
+            protected: false,
+            idempotent: false,
+            explicit_acl: false,
+        }
     }
 
     /// Creates missing parents as persistent nodes.
@@ -213,6 +222,7 @@ impl Create {
     /// ```
     pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
         self.options.acl = acl;
+        self.explicit_acl = true;
         self
     }
 
@@ -274,6 +284,14 @@ impl Create {
 }
 
 impl Create {
+    /// The spec with the ACL `fw`'s provider gives `path`, unless one was set explicitly.
+    pub(super) fn with_provided_acl(mut self, fw: &Framework, path: &str) -> Self {
+        if !self.explicit_acl {
+            self.options.acl = fw.inner.acl.acl_for_path(path);
+        }
+        self
+    }
+
     pub(super) fn options(&self) -> &CreateOptions {
         &self.options
     }
@@ -349,7 +367,7 @@ impl Framework {
     /// # Ok(()) }
     /// ```
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, spec: impl Into<Create>) -> Result<String> {
-        let spec = spec.into();
+        let spec = spec.into().with_provided_acl(self, path);
         let data = data.into();
         if spec.protected {
             return self.create_protected(path, data, spec).await;
@@ -510,7 +528,8 @@ impl Framework {
             .map(|segment| {
                 current.push('/');
                 current.push_str(segment);
-                client.create(&current, Bytes::new(), mode)
+                let options = CreateOptions { mode, acl: self.inner.acl.acl_for_path(&current), ttl: None };
+                client.create(&current, Bytes::new(), options)
             })
             .collect();
         let mut first_error = None;

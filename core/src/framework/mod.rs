@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acl;
 mod builder;
 mod create;
 mod delete;
@@ -47,6 +48,7 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::watch;
 
+pub use acl::{AclProvider, DefaultAclProvider, FixedAclProvider};
 pub use builder::FrameworkBuilder;
 pub use create::{Create, PROTECTED_PREFIX};
 pub use delete::Delete;
@@ -74,6 +76,7 @@ pub(crate) struct Inner {
     error_policy: ErrorPolicy,
     connection_timeout: Duration,
     recreate_jitter: Duration,
+    acl: Arc<dyn AclProvider>,
     close: watch::Sender<bool>,
     manager: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     namespaced: bool,
@@ -327,6 +330,26 @@ impl Framework {
     /// ```
     pub fn recreate_jitter(&self) -> Duration {
         self.inner.recreate_jitter
+    }
+
+    /// The provider of the ACL of every node the framework and the recipes create (set with
+    /// [`FrameworkBuilder::acl_provider`]; the open ACL by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::{Acl, Framework, framework::FixedAclProvider};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).acl_provider(FixedAclProvider::new(Acl::read_unsafe())).start()?;
+    /// assert_eq!(fw.acl_provider().acl_for_path("/x"), Acl::read_unsafe());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn acl_provider(&self) -> Arc<dyn AclProvider> {
+        self.inner.acl.clone()
     }
 
     /// The number of guaranteed deletes (and abandoned protected creates) still being cleaned

@@ -95,7 +95,7 @@ impl ProtectedCreate {
     /// # Ok(()) }
     /// ```
     pub fn new(fw: &Framework, path: &str, spec: impl Into<Create>) -> Result<Self> {
-        let spec = spec.into();
+        let spec = spec.into().with_provided_acl(fw, path);
         // Checked before the protected name is built from it, so that a protected create of a
         // bad path fails as a plain one does instead of creating something else.
         if spec.mode().is_sequential() {
@@ -138,7 +138,7 @@ impl ProtectedCreate {
     /// # Ok(()) }
     /// ```
     pub fn with_unique_name(fw: &Framework, dir: &str, unique_name: &str, spec: impl Into<Create>) -> Result<Self> {
-        let spec = spec.into();
+        let spec = spec.into().with_provided_acl(fw, &join(dir, unique_name));
         if unique_name.is_empty() || unique_name.contains('/') {
             return Err(Error::BadArguments(format!("{unique_name:?} is no node name")));
         }

@@ -498,7 +498,7 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, spec: impl Into<Create>) -> Result<Created> {
-        let spec = spec.into();
+        let spec = spec.into().with_provided_acl(&self.fw, path);
         let data = data.into();
         if spec.is_protected() {
             let mut node = super::ProtectedCreate::new(&self.fw, path, spec)?;
