@@ -11,6 +11,8 @@
 //! they fail.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -507,7 +509,8 @@ async fn readers_share_and_a_queued_curator_writer_holds_back_a_later_reader(env
     let acquired = peer.expect("ACQUIRED java-w1").await;
     assert_eq!(acquired.split(' ').nth(2), Some(order[2].as_str()));
     assert!(lock.read_lock().try_acquire().await.unwrap().is_none(), "a Corral reader got in past Curator's writer");
-    tokio::time::sleep(BLOCKED).await;
+    // The late reader waits through fw2, on Curator's writer node.
+    settle::settled(&fw2.client(), 1).await;
     assert!(!late_reader.is_finished(), "a Corral reader got in while Curator's writer held the lock");
     peer.send("release java-w1");
     peer.expect("RELEASED java-w1").await;
@@ -566,7 +569,8 @@ async fn a_queued_corral_writer_holds_back_a_later_curator_reader(env: &common::
     assert!(lock.write_lock().try_acquire().await.unwrap().is_none(), "a Corral writer got in past Curator's writer");
     let reader = lock2.read_lock().clone();
     let reader = tokio::spawn(async move { reader.acquire().await });
-    tokio::time::sleep(BLOCKED).await;
+    // The reader waits through fw2, on Curator's writer node.
+    settle::settled(&fw2.client(), 1).await;
     assert!(!reader.is_finished(), "a Corral reader got in while Curator's writer held the lock");
     peer.send("release java-w2");
     peer.expect("RELEASED java-w2").await;
