@@ -39,6 +39,28 @@ pub const CURATOR_RECIPES_JARS: &[&str] = &[
 /// The Debian packages that provide [`CURATOR_RECIPES_JARS`].
 pub const CURATOR_RECIPES_PACKAGES: &str = "libcurator-recipes-java zookeeper libslf4j-java";
 
+/// The peer of `curator_interop_discovery.rs` and `curator_interop_read_write_lock.rs`
+/// (`CuratorDiscoveryPeer.java`: Curator's service discovery and `InterProcessReadWriteLock`).
+pub const DISCOVERY_PEER: PeerSpec = PeerSpec {
+    class: "CuratorDiscoveryPeer",
+    jars: &[
+        "curator-x-discovery.jar",
+        "curator-recipes.jar",
+        "curator-framework.jar",
+        "curator-client.jar",
+        "zookeeper.jar",
+        "zookeeper-jute.jar",
+        "guava.jar",
+        "slf4j-api.jar",
+        "jackson-databind.jar",
+        "jackson-core.jar",
+        "jackson-annotations.jar",
+    ],
+    packages: "libcurator-discovery-java libcurator-recipes-java zookeeper libjackson2-databind-java libslf4j-java",
+    tests: "Curator discovery/read-write-lock interop tests",
+    cache: "curator-discovery-peer",
+};
+
 /// Which peer a test binary runs.
 #[derive(Debug)]
 pub struct PeerSpec {
