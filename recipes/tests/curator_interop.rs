@@ -28,7 +28,7 @@ use common::java_peer::{self, Java, PeerSpec, T, assert_curator_layout, name_of,
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorPeer",
-    jars: java_peer::CURATOR_RECIPES_JARS,
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
     packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator interop tests",
     cache: "curator-peer",

@@ -24,7 +24,7 @@ use common::java_peer::{self, Java, Peer, PeerSpec, unhex, within};
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorCountersPeer",
-    jars: java_peer::CURATOR_RECIPES_JARS,
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
     packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator barrier and counter interop tests",
     cache: "curator-counters-peer",
