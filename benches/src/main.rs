@@ -139,7 +139,7 @@ enum Bench {
     Startup,
     /// startup, latency, throughput.
     All,
-    /// The embedded server vs ZooKeeper: latency and throughput (see server_bench.rs).
+    /// The embedded server vs ZooKeeper: latency and throughput (see server_bench/ops.rs).
     ServerOps,
     /// The embedded server vs ZooKeeper: exec → accepting connections.
     ServerStartup,

@@ -11,9 +11,11 @@ use tokio::sync::{mpsc, watch};
 use crate::client::{Client, Inner, tokio_stream_from};
 use crate::connect_string::{Chroot, ConnectString};
 use crate::error::{Error, Result};
+use crate::sasl::Sasl;
 use crate::session::{Config, SessionTask, Shared};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use crate::transport::Connector;
+use crate::tls::ClientTls;
+use crate::transport::{Connector, Dialer};
 
 /// Builds a [`Client`]: connect string, session timeout, credentials, session to resume.
 ///
@@ -51,6 +53,8 @@ pub struct ClientBuilder {
     auths: Vec<(String, Bytes)>,
     max_frame: usize,
     connector: Option<Arc<dyn Connector>>,
+    tls: Option<ClientTls>,
+    sasl: Option<Sasl>,
 }
 
 impl ClientBuilder {
@@ -84,6 +88,8 @@ impl ClientBuilder {
             auths: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
             connector: None,
+            tls: None,
+            sasl: None,
         }
     }
 
@@ -368,6 +374,63 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects with TLS (ZooKeeper's `secureClientPort`): every connection of the client, its
+    /// reconnects, read-only probes and [`Client::four_letter_word`] included.
+    ///
+    /// The hosts of the connect string are the names checked against the servers'
+    /// certificates (see [`ClientTls`]). A TLS failure — a certificate not signed by a trusted
+    /// CA, one that does not name the host, a server that wants a client certificate — is
+    /// logged as a warning on every attempt, and [`ClientBuilder::connect`] reports it as
+    /// [`Error::Tls`] instead of [`Error::Timeout`]. The client keeps trying meanwhile, at the
+    /// usual pace (a jittered pause of up to 2 s between rounds of hosts): certificates may be
+    /// fixed on the server side.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{Client, ClientTls};
+    ///
+    /// let tls = ClientTls::builder().ca_pem_file("/etc/zookeeper/ca.pem").build()?;
+    /// let client = Client::builder("zk1.internal:2281,zk2.internal:2281").tls(tls).connect().await?;
+    /// println!("{}", client.four_letter_word("srvr").await?);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Logs in with SASL on every connection (ZooKeeper's SASL packets), before any other
+    /// request, so every request runs as the SASL user (`sasl:<user>` in ACLs).
+    ///
+    /// If the server refuses the credentials the session ends in
+    /// [`SessionState::AuthFailed`] and [`ClientBuilder::connect`] fails with
+    /// [`Error::AuthFailed`]; a server whose answers make no sense to the mechanism (or that
+    /// cannot prove it knows the password) ends it the same way, and `connect` says why with
+    /// [`Error::Sasl`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{Client, Error, Sasl};
+    /// use corral_server::{SaslUsers, Server, testing::TestingServer};
+    ///
+    /// let users = SaslUsers::new().user("bob", "bobsecret");
+    /// let server = TestingServer::with_builder(Server::builder().sasl_users(users)).await?;
+    /// let wrong = Client::builder(server.connect_string()).sasl(Sasl::digest_md5("bob", "guess")).connect().await;
+    /// assert_eq!(wrong.err(), Some(Error::AuthFailed));
+    /// # Ok(()) }
+    /// ```
+    pub fn sasl(mut self, sasl: Sasl) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Starts the client and returns at once; it connects in the background. Requests made
     /// before the connection is up wait for it (up to the connection timeout).
     ///
@@ -419,6 +482,8 @@ impl ClientBuilder {
         if self.session_timeout.is_zero() {
             return Err(Error::BadArguments("session timeout must be positive".into()));
         }
+        let dialer = Dialer { connector: self.connector, tls: self.tls };
+        let first_host = cs.hosts.first().cloned().ok_or_else(|| Error::BadArguments("no host".into()))?;
         let (state_tx, _) = watch::channel(SessionState::NotConnected);
         let shared = Arc::new(Shared {
             state: state_tx,
@@ -427,6 +492,10 @@ impl ClientBuilder {
             chroot: Chroot::new(cs.chroot),
             max_frame: self.max_frame,
             next_watch_id: std::sync::atomic::AtomicU64::new(1),
+            dialer: dialer.clone(),
+            host: std::sync::Mutex::new(first_host),
+            tls_failure: std::sync::Mutex::new(None),
+            sasl_failure: std::sync::Mutex::new(None),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let config = Config {
@@ -436,7 +505,8 @@ impl ClientBuilder {
             connection_timeout: self.connection_timeout,
             read_only: self.read_only,
             max_frame: self.max_frame,
-            connector: self.connector,
+            dialer,
+            sasl: self.sasl,
         };
         let task = SessionTask::new(config, shared.clone(), rx, self.session, self.auths);
         tokio::spawn(task.run());
@@ -449,7 +519,9 @@ impl ClientBuilder {
     ///
     /// [`Error::Timeout`] if no server accepted the session within the connection timeout
     /// (the client is closed); [`Error::SessionExpired`] when resuming a session that is gone;
-    /// [`Error::AuthFailed`] when the credentials are refused; and the errors of
+    /// [`Error::AuthFailed`] when the credentials are refused; [`Error::Tls`] instead of
+    /// [`Error::Timeout`] when the last attempt failed in TLS; [`Error::Sasl`] when the SASL
+    /// mechanism gave up (see [`ClientBuilder::sasl`]); and the errors of
     /// [`ClientBuilder::build`].
     ///
     /// # Cancel safety
@@ -479,8 +551,16 @@ impl ClientBuilder {
         match client.wait_until_connected(timeout).await {
             Ok(()) => Ok(client),
             Err(e) => {
+                // A TLS failure says more than "timed out": an untrusted or misnamed
+                // certificate, or a server that wants a client certificate.
+                let tls = client.inner.shared.tls_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let sasl = client.inner.shared.sasl_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
                 client.close().await;
-                Err(e)
+                match (e, tls, sasl) {
+                    (Error::Timeout, Some(reason), _) => Err(Error::Tls(reason)),
+                    (Error::AuthFailed, _, Some(reason)) => Err(Error::Sasl(reason)),
+                    (e, _, _) => Err(e),
+                }
             }
         }
     }

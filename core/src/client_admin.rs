@@ -414,6 +414,61 @@ impl Client {
     }
 
     /// removeWatches and checkWatches: the same record, a reply with no body.
+    /// Sends a four-letter word (`ruok`, `srvr`, `mntr`, `isro`, ...) to the server of the
+    /// current connection — the first host of the connect string before any — and returns its
+    /// answer.
+    ///
+    /// It goes on a connection of its own, opened as the session's are: through the
+    /// [`ClientBuilder::connector`](crate::ClientBuilder::connector) and over
+    /// [TLS](crate::ClientBuilder::tls) when configured. ZooKeeper answers only the words its
+    /// `4lw.commands.whitelist` allows, and closes the connection without a word otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadArguments`] unless `word` is four ASCII letters; [`Error::ConnectionLoss`]
+    /// when the server cannot be reached or does not answer within 10 s (the reason is logged).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes its connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// assert_eq!(client.four_letter_word("ruok").await?, "imok");
+    /// assert!(client.four_letter_word("srvr").await?.contains("Mode: standalone"));
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn four_letter_word(&self, word: &str) -> impl Future<Output = Result<String>> + Send + use<> {
+        const LIMIT: u64 = 1 << 20;
+        const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+        let word = word.to_owned();
+        let shared = std::sync::Arc::clone(&self.inner.shared);
+        async move {
+            if word.len() != 4 || !word.bytes().all(|b| b.is_ascii_lowercase()) {
+                return Err(Error::BadArguments(format!("{word:?} is not a four-letter word")));
+            }
+            let host = shared.host.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let asked = crate::session::probe::four_letter_word(&host, &shared.dialer, &word, LIMIT);
+            match tokio::time::timeout(TIMEOUT, asked).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(reason)) => {
+                    tracing::info!(%host, %word, %reason, "four-letter word failed");
+                    Err(Error::ConnectionLoss)
+                }
+                Err(_) => {
+                    tracing::info!(%host, %word, "four-letter word timed out");
+                    Err(Error::ConnectionLoss)
+                }
+            }
+        }
+    }
+
     fn watches_request(
         &self,
         path: &str,

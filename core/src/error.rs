@@ -56,6 +56,15 @@ pub enum Error {
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// The session an operation was bound to (through a
+    /// [`Session`](crate::framework::Session)) is gone: expired, assumed lost after a long
+    /// suspension, or replaced. Nothing of the operation runs on a later session; whatever the
+    /// old session owned (its ephemeral nodes, locks, leadership) is gone or going with it.
+    #[error("session {session_id:#x} is gone")]
+    SessionLost {
+        /// The session the operation was bound to.
+        session_id: i64,
+    },
     /// No connection could be established within the allowed time.
     #[error("timed out waiting for a connection")]
     Timeout,
@@ -91,6 +100,16 @@ pub enum Error {
         /// Its path.
         path: String,
     },
+    /// TLS could not be set up: a bad certificate or key file ([`crate::ClientTlsBuilder::build`]),
+    /// or, from [`crate::ClientBuilder::connect`], the servers' certificates were refused (not
+    /// signed by a trusted CA, not naming the host) or a server refused the client's (or its
+    /// lack of one). The message says which.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// SASL authentication could not run: a mechanism error, or a server token that could not
+    /// be understood. A server that refuses the credentials gives [`Error::AuthFailed`].
+    #[error("SASL: {0}")]
+    Sasl(String),
 }
 
 impl Error {
@@ -114,11 +133,12 @@ impl Error {
         match self {
             Self::Server { code, .. } | Self::MultiFailed { code, .. } => *code,
             Self::ConnectionLoss => ErrorCode::ConnectionLoss,
-            Self::SessionExpired | Self::Closed => ErrorCode::SessionExpired,
+            Self::SessionExpired | Self::Closed | Self::SessionLost { .. } => ErrorCode::SessionExpired,
             Self::AuthFailed => ErrorCode::AuthFailed,
             Self::Timeout => ErrorCode::OperationTimeout,
             Self::InvalidPath(_) | Self::RequestTooLarge { .. } | Self::BadArguments(_) => ErrorCode::BadArguments,
-            Self::InvalidConnectString { .. } => ErrorCode::BadArguments,
+            Self::InvalidConnectString { .. } | Self::Tls(_) => ErrorCode::BadArguments,
+            Self::Sasl(_) => ErrorCode::AuthFailed,
         }
     }
 
@@ -143,7 +163,7 @@ impl Error {
         matches!(
             self.code(),
             ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout | ErrorCode::SessionMoved | ErrorCode::ThrottledOp
-        ) && !matches!(self, Self::Closed | Self::SessionExpired)
+        ) && !matches!(self, Self::Closed | Self::SessionExpired | Self::SessionLost { .. })
     }
 
     /// Whether the server answered NoNode.

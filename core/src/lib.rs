@@ -51,8 +51,10 @@ mod error;
 pub mod framework;
 mod ops;
 mod retry;
+mod sasl;
 mod session;
 mod state;
+mod tls;
 mod transport;
 mod watcher;
 
@@ -63,12 +65,16 @@ pub use corral_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, Perms, Stat, WatcherType,
 };
 pub use error::{Error, Result};
-pub use framework::{ConnectionState, ConnectionStateChange, ErrorPolicy, Framework, FrameworkBuilder};
+pub use framework::{AclProvider, ConnectionState, ConnectionStateChange, ErrorPolicy, Framework, FrameworkBuilder};
 pub use ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
 pub use retry::{
     BackoffPolicy, BoundedExponentialBackoffRetry, ExponentialBackoffRetry, MAX_EXPONENTIAL_RETRIES, RetryForever,
     RetryNTimes, RetryOneTime, RetryPolicy, RetryUntilElapsed, SessionFailedRetryPolicy, retry,
 };
+/// The `rustls` that [`ClientTls::from_rustls`] takes a configuration of.
+pub use rustls;
+pub use sasl::Sasl;
 pub use state::{SessionEvent, SessionInfo, SessionState};
+pub use tls::{ClientTls, ClientTlsBuilder};
 pub use transport::{AsyncStream, BoxStream, ConnectFuture, Connector};
 pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};

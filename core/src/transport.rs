@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -142,4 +143,65 @@ pub(crate) async fn connect_tcp(host: &HostPort) -> Result<(Transport, SocketAdd
         }
     }
     Err(last_err)
+}
+
+/// Why one connection attempt failed, and whether TLS was the reason (a certificate the client
+/// does not trust, a server that wants a client certificate): that is a configuration problem
+/// worth reporting plainly, where a refused TCP connection is not.
+#[derive(Debug)]
+pub(crate) struct ConnectFailure {
+    pub(crate) reason: String,
+    pub(crate) tls: bool,
+}
+
+impl ConnectFailure {
+    /// A failed read or write: a TLS failure if the stream's TLS layer said so.
+    pub(crate) fn io(what: impl std::fmt::Display, e: &io::Error) -> Self {
+        match crate::tls::tls_error(e) {
+            Some(_) => Self { reason: format!("{what}: {}", crate::tls::describe(e)), tls: true },
+            None => Self { reason: format!("{what}: {e}"), tls: false },
+        }
+    }
+}
+
+impl From<String> for ConnectFailure {
+    fn from(reason: String) -> Self {
+        Self { reason, tls: false }
+    }
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// How every connection of a client is opened: the session's, the `isro` probes' and the
+/// four-letter words'. TCP or the custom connector, then TLS if configured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dialer {
+    pub(crate) connector: Option<Arc<dyn Connector>>,
+    pub(crate) tls: Option<crate::tls::ClientTls>,
+}
+
+impl Dialer {
+    /// Opens a stream to `host`, TLS handshake included.
+    pub(crate) async fn open(&self, host: &HostPort) -> Result<(Transport, SocketAddr), ConnectFailure> {
+        let (stream, addr) = match &self.connector {
+            None => connect_tcp(host).await?,
+            Some(c) => {
+                let (stream, addr) = c.connect(host).await.map_err(|e| format!("cannot connect to {host}: {e}"))?;
+                (Transport::Custom(stream), addr)
+            }
+        };
+        match &self.tls {
+            None => Ok((stream, addr)),
+            Some(tls) => match tls.wrap(stream, host).await {
+                Ok(stream) => Ok((stream, addr)),
+                Err(e) => {
+                    Err(ConnectFailure { reason: format!("TLS with {host} ({addr}) failed: {}", e.0), tls: true })
+                }
+            },
+        }
+    }
 }

@@ -277,12 +277,15 @@ impl DistributedAtomicLong {
 
     /// Creates the node with `data`, in one try (missing parents first, as containers).
     async fn create_once(&self, data: Bytes) -> Result<()> {
-        match self.fw.client().create(&self.path, data.clone(), CreateMode::Persistent).await {
+        // The framework's ACL provider chooses the node's ACL, as for every recipe node.
+        let options = corral_core::CreateOptions::new(CreateMode::Persistent)
+            .with_acl(self.fw.acl_provider().acl_for_path(&self.path));
+        match self.fw.client().create(&self.path, data.clone(), options.clone()).await {
             Err(e) if e.is_no_node() => {
                 if let Some(parent) = corral_core::proto::path::parent(&self.path) {
                     self.fw.ensure_container_path(parent).await?;
                 }
-                self.fw.client().create(&self.path, data, CreateMode::Persistent).await.map(|_| ())
+                self.fw.client().create(&self.path, data, options).await.map(|_| ())
             }
             other => other.map(|_| ()),
         }

@@ -331,16 +331,26 @@ impl DistributedDoubleBarrier {
         }
     }
 
-    /// Creates our node unless it exists in the current session already.
+    /// Creates our node unless it exists in the current session already. The create is bound
+    /// to the session it is made in, and the epoch recorded is that session's: if the session
+    /// is lost before the reply, the node (if made) went with it and the next session creates
+    /// it again.
     async fn join_in_current_session(&self, data: &Bytes) -> Result<()> {
-        let epoch = self.fw.current_state().epoch;
-        if self.joined.load(Ordering::SeqCst) == epoch {
-            return Ok(());
-        }
         let spec = Create::new(CreateMode::Ephemeral).container_parents().idempotent();
-        self.fw.create(&self.our_path, data.clone(), spec).await?;
-        self.joined.store(self.fw.current_state().epoch, Ordering::SeqCst);
-        Ok(())
+        loop {
+            let session = self.fw.session().await?;
+            if self.joined.load(Ordering::SeqCst) == session.epoch() {
+                return Ok(());
+            }
+            match session.create(&self.our_path, data.clone(), spec.clone()).await {
+                Ok(_) => {
+                    self.joined.store(session.epoch(), Ordering::SeqCst);
+                    return Ok(());
+                }
+                Err(Error::SessionLost { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Leaves the barrier and waits until every member has left (Curator's leave algorithm, see

@@ -30,13 +30,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_core::EventType;
-use corral_core::framework::{Create, Delete};
-use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, Error, Framework, Result};
+use corral_core::framework::{Create, Session};
+use corral_core::{ConnectionState, CreateMode, Error, Framework, Result};
 use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
+use crate::hold::Hold;
 use crate::sort::sort_children;
-use crate::task::Finished;
+use crate::task::{self, Finished};
 
 /// Curator's latch node name: a [`LeaderLatch`] participant's node is
 /// `<path>/_c_<uuid>-latch-<sequence>`.
@@ -114,6 +115,7 @@ pub struct LeaderLatch {
     path: String,
     id: String,
     leader: watch::Receiver<bool>,
+    hold: watch::Receiver<Option<Hold>>,
     stop: watch::Sender<Stop>,
     finished: Finished,
 }
@@ -157,9 +159,11 @@ impl LeaderLatch {
         let path = path.into();
         let id = participant_id.into();
         let (leader_tx, leader) = watch::channel(false);
+        let (hold_tx, hold) = watch::channel(None);
         let (stop, stop_rx) = watch::channel(Stop::Running);
-        let finished = Finished::spawn(run(fw.clone(), path.clone(), id.clone(), leader_tx, stop_rx));
-        Self { fw: fw.clone(), path, id, leader, stop, finished }
+        let outputs = Outputs { leader: leader_tx, hold: hold_tx, leading_node: watch::channel(None).0 };
+        let finished = Finished::spawn(run(fw.clone(), path.clone(), id.clone(), outputs, stop_rx));
+        Self { fw: fw.clone(), path, id, leader, hold, stop, finished }
     }
 
     /// This participant's id (its node's data).
@@ -246,6 +250,38 @@ impl LeaderLatch {
     /// ```
     pub fn leadership(&self) -> watch::Receiver<bool> {
         self.leader.clone()
+    }
+
+    /// While this participant leads: the [`Hold`] its leadership rests on — its latch node, with
+    /// the validity rule, fencing check and fencing token every lock and leadership shares. The
+    /// hold stays valid only while the latch leads with that very node (and the connection
+    /// state allows it); take a new one after leadership comes back.
+    ///
+    /// `None` while not leading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{CreateMode, Error, Op, leader_latch::LeaderLatch};
+    ///
+    /// let latch = LeaderLatch::start(&fw, "/election", "worker-1");
+    /// latch.await_leadership().await?;
+    /// let hold = latch.hold().expect("leading");
+    /// // Write only while still the leader, in one transaction.
+    /// fw.transaction(vec![hold.fencing_check(), Op::create("/report", "", CreateMode::Persistent)]).await?;
+    /// latch.close().await;
+    /// assert!(!hold.is_valid());
+    /// let late = fw.transaction(vec![hold.fencing_check(), Op::create("/late", "", CreateMode::Persistent)]).await;
+    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self) -> Option<Hold> {
+        self.hold.borrow().clone().filter(|h| h.is_valid())
     }
 
     /// The stream of leadership changes (`true` when gained, `false` when lost), starting with
@@ -578,17 +614,33 @@ pub(crate) async fn read_participants(
     Ok(ids.into_iter().enumerate().map(|(i, id)| Participant { id, is_leader: i == 0 }).collect())
 }
 
-/// Our node in one session.
+/// Our node in one session: made through that session's handle, its owner from the create's
+/// reply.
 struct Membership {
     path: String,
     name: String,
-    epoch: u64,
-    session_id: i64,
+    czxid: i64,
+    session: Session,
 }
 
-async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool>, mut stop: watch::Receiver<Stop>) {
+/// What the latch's task publishes.
+struct Outputs {
+    /// Whether we lead.
+    leader: watch::Sender<bool>,
+    /// The hold of our leadership, while we lead.
+    hold: watch::Sender<Option<Hold>>,
+    /// The node we lead with, for the holds' validity.
+    leading_node: watch::Sender<Option<String>>,
+}
+
+async fn run(fw: Framework, path: String, id: String, outputs: Outputs, mut stop: watch::Receiver<Stop>) {
+    let Outputs { leader, hold, leading_node } = outputs;
     let mut states = fw.connection_state();
     let mut member: Option<Membership> = None;
+    // The epoch of the session we last joined in: a later session re-joins after the jittered
+    // re-create pause, also when the old membership was already dropped.
+    let mut joined_in = 0u64;
+    let mut backoff = task::Backoff::new(&fw);
     // The last check's watch on our own node, kept until the next check has set its own, so
     // that the client does not remove the server-side watch only to add it again.
     let mut _held_own: Option<corral_core::OneshotWatcher> = None;
@@ -596,6 +648,10 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
     // `Position::Behind::next_in_line`): leadership without listing the election again.
     let mut promoted: Option<corral_core::OneshotWatcher> = None;
     let set = |value: bool| {
+        if !value {
+            hold.send_replace(None);
+            leading_node.send_replace(None);
+        }
         leader.send_if_modified(|l| {
             let changed = *l != value;
             *l = value;
@@ -623,22 +679,26 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         }
         // A new session: the old node went with the old one. Join again after a jittered pause
         // so that a fleet whose sessions expired together does not rush the ensemble.
-        if member.as_ref().is_some_and(|m| m.epoch != state.epoch) {
+        if member.as_ref().is_some_and(|m| m.session.epoch() != state.epoch)
+            || (member.is_none() && joined_in != 0 && joined_in != state.epoch)
+        {
             set(false);
             member = None;
             promoted = None;
-            let pause = Duration::from_millis(fastrand::u64(0..=50));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => continue,
+            if !task::pause_unless_stopped(task::recreate_pause(&fw), &mut stop).await {
+                continue;
             }
         }
         if member.is_none() {
-            match join(&fw, &path, &id, state).await {
-                Ok(m) => member = Some(m),
+            match join(&fw, &path, &id).await {
+                Ok(m) => {
+                    joined_in = m.session.epoch();
+                    backoff.reset();
+                    member = Some(m);
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "could not join the election yet");
-                    wait_change(&mut states, &mut stop, Duration::from_millis(100)).await;
+                    backoff.wait(&mut states, &mut stop).await;
                     continue;
                 }
             }
@@ -646,11 +706,19 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
         let Some(m) = member.as_ref() else { continue };
         let position = match promoted.take() {
             // CURATOR-696 still holds: only while our node is one of the current session.
-            Some(own) if fw.client().session_id() == m.session_id => Ok(Position::Leader(own)),
-            _ => check(&fw, &path, m).await,
+            Some(own) if m.session.is_live() => Ok(Position::Leader(own)),
+            _ => check(&path, m).await,
         };
         match position {
             Ok(Position::Leader(mut own)) => {
+                // The hold names the connection we lead on (under the Standard policy a
+                // SUSPENDED ends it), and is valid only while we lead with this node.
+                let now = fw.current_state();
+                if now.epoch == m.session.epoch() && !*leader.borrow() {
+                    leading_node.send_replace(Some(m.path.clone()));
+                    let held = Hold::new(&fw, m.path.clone(), now, m.czxid).while_leading(leading_node.subscribe());
+                    hold.send_replace(Some(held));
+                }
                 set(true);
                 // Watch our own node too: if it is deleted under us, leadership is gone.
                 tokio::select! {
@@ -687,7 +755,7 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
             }
             Err(e) => {
                 tracing::debug!(error = %e, "could not check the election");
-                wait_change(&mut states, &mut stop, Duration::from_millis(100)).await;
+                backoff.wait(&mut states, &mut stop).await;
             }
         }
     }
@@ -701,31 +769,24 @@ async fn run(fw: Framework, path: String, id: String, leader: watch::Sender<bool
     } else {
         set(false);
     }
+    hold.send_replace(None);
+    leading_node.send_replace(None);
     if let Some(m) = member {
-        let _ = fw.delete(&m.path, Delete::new().guaranteed().idempotent()).await;
+        // On its own session only: if that session is gone, so is the node.
+        task::delete_on_session(&m.session, &m.path).await;
     }
 }
 
-async fn wait_change(
-    states: &mut watch::Receiver<ConnectionStateChange>,
-    stop: &mut watch::Receiver<Stop>,
-    max: Duration,
-) {
-    let sleep =
-        async { if max == Duration::MAX { std::future::pending::<()>().await } else { tokio::time::sleep(max).await } };
-    tokio::select! {
-        _ = states.changed() => {}
-        _ = stop.changed() => {}
-        _ = sleep => {}
-    }
-}
-
-async fn join(fw: &Framework, path: &str, id: &str, state: ConnectionStateChange) -> Result<Membership> {
+/// Joins the election in the current session: a protected create bound to that session, so the
+/// node is never one of a later session's that we would not recognise (the create fails with
+/// SessionLost instead, and its node, if made, goes with the old session).
+async fn join(fw: &Framework, path: &str, id: &str) -> Result<Membership> {
+    let session = fw.session().await?;
     let prefix = format!("{path}/{LATCH_NAME}");
     let spec = Create::new(CreateMode::EphemeralSequential).container_parents().protected();
-    let created = fw.create(&prefix, Bytes::from(id.to_owned()), spec).await?;
-    let name = corral_core::proto::path::name(&created).to_owned();
-    Ok(Membership { path: created, name, epoch: state.epoch, session_id: state.session_id })
+    let created = session.create(&prefix, Bytes::from(id.to_owned()), spec).await?;
+    let name = corral_core::proto::path::name(&created.path).to_owned();
+    Ok(Membership { path: created.path, name, czxid: created.stat.czxid, session })
 }
 
 enum Position {
@@ -743,8 +804,8 @@ enum Position {
     Gone,
 }
 
-async fn check(fw: &Framework, path: &str, m: &Membership) -> Result<Position> {
-    let client = fw.client();
+async fn check(path: &str, m: &Membership) -> Result<Position> {
+    let client = m.session.client();
     // Both requests are queued before either is awaited (the server answers them in order), so
     // a participant woken by its predecessor's deletion learns that it leads in one round trip.
     let listing = client.get_children(path);
@@ -756,7 +817,7 @@ async fn check(fw: &Framework, path: &str, m: &Membership) -> Result<Position> {
     let Some(index) = children.iter().position(|c| *c == m.name) else { return Ok(Position::Gone) };
     // CURATOR-696: only a node of the current session counts, as leader or as waiter.
     match stat {
-        Some(stat) if stat.ephemeral_owner == client.session_id() && client.session_id() == m.session_id => {}
+        Some(stat) if stat.ephemeral_owner == m.session.id() && m.session.is_live() => {}
         _ => return Ok(Position::Gone),
     }
     if index == 0 {
@@ -766,7 +827,7 @@ async fn check(fw: &Framework, path: &str, m: &Membership) -> Result<Position> {
     match client.get_data_and_watch(&predecessor).await {
         Ok((_, _, predecessor)) => Ok(Position::Behind { predecessor, own, next_in_line: index == 1 }),
         // Gone between the listing and the watch: look again.
-        Err(e) if e.is_no_node() => Box::pin(check(fw, path, m)).await,
+        Err(e) if e.is_no_node() => Box::pin(check(path, m)).await,
         Err(e) => Err(e),
     }
 }

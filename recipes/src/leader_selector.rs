@@ -9,11 +9,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use corral_core::{Framework, Result};
 use tokio::sync::watch;
 
+use crate::hold::Hold;
 use crate::leader_latch::Participant;
 use crate::lock::{Mutex, MutexGuard};
 use crate::task::RecipeTask;
@@ -204,6 +204,63 @@ impl Leadership {
     pub async fn lost(&self) {
         self.guard.invalidated().await;
     }
+
+    /// The same as [`Leadership::lost`], under the name every hold shares (see
+    /// [`Hold::invalidated`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches the connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let serve = |leadership: Leadership| async move { leadership.invalidated().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, serve);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// server.expire_session(fw.client().session_id());
+    /// selector.wait_until_done().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidated(&self) {
+        self.guard.invalidated().await;
+    }
+
+    /// The hold this leadership rests on: the lock node the selector holds while leading (see
+    /// [`Hold`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// let tx = std::sync::Mutex::new(Some(tx));
+    /// let serve = move |leadership: Leadership| {
+    ///     let _ = tx.lock().unwrap().take().map(|tx| tx.send(leadership.hold().clone()));
+    ///     async {}
+    /// };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, serve);
+    /// let hold = rx.await?;
+    /// assert!(hold.path().starts_with("/scheduler/_c_"));
+    /// selector.wait_until_done().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self) -> &Hold {
+        self.guard.hold()
+    }
 }
 
 /// A participant that runs a task while it leads (Curator's `LeaderSelector`).
@@ -286,8 +343,25 @@ impl LeaderSelector {
     {
         let path = path.into();
         let id = participant_id.into();
-        let (leading_tx, leading) = watch::channel(false);
         let mutex = Mutex::new(fw, path.clone()).with_data(id.clone());
+        Self::with_mutex(fw, path, id, mutex, auto_requeue, task)
+    }
+
+    /// A selector contending through `mutex` (whose data is `id`): Curator's layout, or
+    /// kazoo's for [`crate::kazoo::election`].
+    pub(crate) fn with_mutex<F, Fut>(
+        fw: &Framework,
+        path: String,
+        id: String,
+        mutex: Mutex,
+        auto_requeue: bool,
+        task: F,
+    ) -> Self
+    where
+        F: Fn(Leadership) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (leading_tx, leading) = watch::channel(false);
         let task = RecipeTask::spawn(move |stop| run(mutex, Arc::new(task), auto_requeue, leading_tx, stop));
         Self { fw: fw.clone(), path, id, leading, task }
     }
@@ -508,20 +582,40 @@ async fn run<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut round = 0u64;
-    let mut failures = 0u32;
+    let fw = mutex.framework().clone();
+    let mut backoff = crate::task::Backoff::new(&fw);
+    // The session epoch of our last contention: in a new session we contend again only after
+    // the jittered re-create pause, so that a fleet whose sessions expired together does not
+    // queue up in the same instant.
+    let mut contended_in = 0u64;
     while !*stop.borrow() {
+        // Contend on a connected session, so that the epoch compared is the one contended in.
+        let epoch = tokio::select! {
+            session = fw.session() => match session {
+                Ok(session) => session.epoch(),
+                Err(_) => {
+                    crate::task::pause_unless_stopped(backoff.next_delay(), &mut stop).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => continue,
+        };
+        if contended_in != 0
+            && epoch != contended_in
+            && !crate::task::pause_unless_stopped(crate::task::recreate_pause(&fw), &mut stop).await
+        {
+            continue;
+        }
+        contended_in = epoch;
         // Cancellable without dropping the acquisition: on close the queued node is deleted
         // before `close` returns.
         let guard = match mutex.acquire_cancellable(stop.clone()).await {
             Ok(Some(guard)) => guard,
             Ok(None) => break,
             Err(e) => {
-                failures = (failures + 1).min(6);
                 tracing::debug!(error = %e, "could not take leadership; contending again");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(25 << failures)) => {}
-                    _ = stop.changed() => {}
-                }
+                let delay = backoff.next_delay();
+                crate::task::pause_unless_stopped(delay, &mut stop).await;
                 continue;
             }
         };
@@ -529,7 +623,7 @@ async fn run<F, Fut>(
             let _ = guard.release().await;
             break;
         }
-        failures = 0;
+        backoff.reset();
         round += 1;
         let guard = Arc::new(guard);
         leading.send_replace(true);

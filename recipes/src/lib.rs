@@ -37,6 +37,26 @@
 //!   lock-safe mode as a message to acknowledge) with its priority, delay and id variants —
 //!   consumed as streams.
 //!
+//! # Sessions, holds and the recipe runtime
+//!
+//! - **Bound to one session.** Whatever a recipe owns through a session — a contender's lock
+//!   node, a lease, a latch membership, an ephemeral [`persistent_node::PersistentNode`], a
+//!   barrier member — is created through the framework's [`Session`](framework::Session)
+//!   handle, with Curator's protected create
+//!   ([`ProtectedCreate`](framework::ProtectedCreate)), and its owner is the one the create's
+//!   reply names. An operation bound to a session that is gone fails with
+//!   [`Error::SessionLost`]; it never lands silently in the next session, where it would make a
+//!   node the recipe does not know. The recipe then starts over in the new session.
+//! - **One hold type.** Every lock guard, lease and leadership rests on a [`hold::Hold`] —
+//!   one ephemeral node of one session — with the same `is_valid()`, `invalidated()`,
+//!   `fencing_check()` and `fencing_token()`, and the error-policy rule written once (see the
+//!   [`hold`] module).
+//! - **One runtime.** Every recipe's background work follows the connection the same way and,
+//!   after a failure, waits the one jittered backoff derived from the framework's retry policy
+//!   (or until the connection state changes); re-creations after a new session wait a uniform
+//!   pause up to [`FrameworkBuilder::recreate_jitter`], so a fleet whose sessions expired
+//!   together does not write in the same instant.
+//!
 //! This crate re-exports `corral-core`, so depending on it alone is enough.
 
 pub mod atomic;
@@ -46,6 +66,8 @@ mod default_data;
 pub mod discovery;
 pub mod double_barrier;
 pub mod group_member;
+pub mod hold;
+pub mod kazoo;
 pub mod leader_latch;
 pub mod leader_selector;
 pub mod lock;

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use corral_core::framework::{Create, Delete};
+use corral_core::framework::{Create, Delete, Session};
 use corral_core::{CreateMode, Error, EventType, Framework, Result};
 use tokio::sync::watch;
 
-use crate::task::RecipeTask;
+use crate::task::{self, RecipeTask};
 
 /// A node kept in existence by this process (Curator's `PersistentNode`).
 ///
@@ -394,8 +394,9 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut states = fw.connection_state();
-    let mut created_in: Option<u64> = None;
-    let mut failures = 0u32;
+    // The session our node was made (or adopted) in: an ephemeral node is deleted on it only.
+    let mut owner: Option<Session> = None;
+    let mut backoff = task::Backoff::new(&fw);
     while !*stop.borrow() {
         let state = *states.borrow_and_update();
         if !state.state.is_connected() {
@@ -408,35 +409,28 @@ async fn run(
         let path = actual.borrow().clone();
         let path = match path {
             // A new session took an ephemeral node with the old one.
-            Some(p) if !(spec.mode.is_ephemeral() && created_in != Some(state.epoch)) => p,
+            Some(p) if !(spec.mode.is_ephemeral() && owner.as_ref().is_none_or(|s| !s.is_live())) => p,
             _ => {
-                if created_in.is_some_and(|e| e != state.epoch) {
+                if owner.as_ref().is_some_and(|s| s.epoch() != state.epoch) {
                     actual.send_replace(None);
+                    owner = None;
                     // Spread the re-creations of many clients expired together.
-                    let pause = Duration::from_millis(fastrand::u64(0..=20));
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = stop.changed() => continue,
+                    if !task::pause_unless_stopped(task::recreate_pause(&fw), &mut stop).await {
+                        continue;
                     }
                 }
                 match create(&fw, &spec, &shared, &mut stop).await {
-                    Ok(Some(p)) => {
-                        failures = 0;
-                        created_in = Some(state.epoch);
+                    Ok(Some((p, session))) => {
+                        backoff.reset();
+                        owner = Some(session);
                         actual.send_replace(Some(p.clone()));
                         p
                     }
                     // Stopped while waiting: nothing of ours was created.
                     Ok(None) => break,
                     Err(e) => {
-                        failures = (failures + 1).min(6);
-                        let pause = Duration::from_millis(25 << failures);
-                        tracing::debug!(path = %spec.path, error = %e, ?pause, "cannot create the node yet");
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = states.changed() => {}
-                            _ = stop.changed() => {}
-                        }
+                        tracing::debug!(path = %spec.path, error = %e, "cannot create the node yet");
+                        backoff.wait(&mut states, &mut stop).await;
                         continue;
                     }
                 }
@@ -459,6 +453,7 @@ async fn run(
                 actual.send_replace(None);
             }
             Ok((Some(_), watcher)) => {
+                backoff.reset();
                 tokio::select! {
                     event = watcher => {
                         if event.event_type == EventType::NodeDeleted {
@@ -476,23 +471,29 @@ async fn run(
             }
             Err(e) => {
                 tracing::debug!(%path, error = %e, "cannot watch the node");
-                tokio::select! {
-                    _ = states.changed() => {}
-                    _ = stop.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
+                backoff.wait(&mut states, &mut stop).await;
             }
         }
     }
     let last = actual.borrow().clone();
     if let Some(path) = last {
         tracing::debug!(%path, "recipe closed; deleting the node");
-        let _ = fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
+        match owner.filter(|_| spec.mode.is_ephemeral()) {
+            // An ephemeral node on its own session only: a node at a fixed path after that
+            // session ended may be another process's. If the session is gone, so is the node.
+            Some(session) => task::delete_on_session(&session, &path).await,
+            None => {
+                let _ = fw.delete(&path, Delete::new().guaranteed().idempotent()).await;
+            }
+        }
     }
     actual.send_replace(None);
 }
 
-/// Creates the node once (adopting or waiting out an existing one, see the module docs).
+/// Creates the node once, in the current session (adopting or waiting out an existing one, see
+/// the module docs), and returns its path and the session it was made in. The create is bound
+/// to that session: if the session is lost first, it fails and a protected create's node (if
+/// made) is cleaned up, so no node is left that the recipe does not know.
 ///
 /// Returns `Ok(None)` when the recipe is stopped while it waits: for another session's ephemeral
 /// node to go, or for the answer of a read. A create or set request already sent is always
@@ -502,8 +503,9 @@ async fn create(
     spec: &Spec,
     shared: &Shared,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<String>> {
+) -> Result<Option<(String, Session)>> {
     loop {
+        let session = fw.session().await?;
         let data = shared.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut create = Create::new(spec.mode).container_parents();
         if spec.protected {
@@ -512,10 +514,10 @@ async fn create(
         if let Some(ttl) = spec.ttl {
             create = create.with_ttl(ttl);
         }
-        match fw.create(&spec.path, data.clone(), create).await {
-            Ok(path) => return Ok(Some(path)),
+        match session.create(&spec.path, data.clone(), create).await {
+            Ok(created) => return Ok(Some((created.path, session))),
             Err(e) if e.is_node_exists() && !spec.mode.is_sequential() => {
-                let client = fw.client();
+                let client = session.client();
                 // Dropped on stop: the watcher goes with the reply, and its watch with it.
                 let existing = tokio::select! {
                     existing = client.exists_and_watch(&spec.path) => existing?,
@@ -524,7 +526,7 @@ async fn create(
                 match existing {
                     (None, _) => continue,
                     (Some(stat), watcher) => {
-                        if spec.mode.is_ephemeral() && stat.ephemeral_owner != client.session_id() {
+                        if spec.mode.is_ephemeral() && stat.ephemeral_owner != session.id() {
                             // Someone else's (or an older session's) node: wait for it to go, or
                             // for the recipe to stop. The timeout only bounds a lost watch.
                             tracing::debug!(path = %spec.path, owner = stat.ephemeral_owner, "waiting for a foreign ephemeral to go");
@@ -537,8 +539,13 @@ async fn create(
                                 }
                             }
                         }
-                        fw.set_data(&spec.path, data, None).await?;
-                        return Ok(Some(spec.path.clone()));
+                        session
+                            .with_retry(|c| {
+                                let (path, data) = (spec.path.clone(), data.clone());
+                                async move { c.set_data(&path, data, None).await }
+                            })
+                            .await?;
+                        return Ok(Some((spec.path.clone(), session)));
                     }
                 }
             }

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_core::framework::Delete;
-use corral_core::{ConnectionStateChange, Error, ErrorPolicy, Framework, Result};
+use corral_core::{Error, Framework, Result};
 use tokio::time::Instant;
 
+use crate::hold::Hold;
 use crate::lock::{Mutex, ProtectedNode, delete_in_background};
 
 /// Curator's lease node name: a [`SemaphoreV2`] lease is the node
@@ -240,7 +241,8 @@ impl SemaphoreV2 {
         let name = corral_core::proto::path::name(&path).to_owned();
         // No await in between: from here the lease deletes its node when dropped.
         node.hand_over();
-        let mut lease = Some(Lease { fw: self.fw.clone(), path, state: created.state, released: false });
+        let hold = Hold::new(&self.fw, path.clone(), created.state, created.czxid);
+        let mut lease = Some(Lease { fw: self.fw.clone(), path, hold, released: false });
         loop {
             let (children, watcher) = self
                 .fw
@@ -307,7 +309,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 pub struct Lease {
     fw: Framework,
     path: String,
-    state: ConnectionStateChange,
+    hold: Hold,
     released: bool,
 }
 
@@ -332,9 +334,9 @@ impl Lease {
         &self.path
     }
 
-    /// Whether the lease is still held as far as this process can tell (same session and
-    /// connection under the Standard policy, same session under SessionOnly). It asks nothing of
-    /// the server.
+    /// Whether the lease is still held as far as this process can tell (the rule of every
+    /// [`Hold`]: same session and connection under the Standard policy, same session under
+    /// SessionOnly). It asks nothing of the server.
     ///
     /// # Examples
     ///
@@ -356,13 +358,97 @@ impl Lease {
     /// # Ok(()) }
     /// ```
     pub fn is_valid(&self) -> bool {
-        let now = self.fw.current_state();
-        match self.fw.error_policy() {
-            ErrorPolicy::Standard => {
-                now.epoch == self.state.epoch && now.connection == self.state.connection && now.state.is_connected()
-            }
-            ErrorPolicy::SessionOnly => now.epoch == self.state.epoch && !self.fw.error_policy().is_error(now.state),
-        }
+        !self.released && self.hold.is_valid()
+    }
+
+    /// Resolves once the lease is no longer valid (see [`Lease::is_valid`]); not on release.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::semaphore::SemaphoreV2;
+    /// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+    /// server.expire_session(lease.hold().session_id());
+    /// lease.invalidated().await;
+    /// assert!(!lease.is_valid());
+    /// # drop(lease);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidated(&self) {
+        self.hold.invalidated().await;
+    }
+
+    /// An operation for your own transaction that fails unless the lease node still exists
+    /// (see [`Hold::fencing_check`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::{CreateMode, Op, semaphore::SemaphoreV2};
+    ///
+    /// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+    /// fw.transaction(vec![lease.fencing_check(), Op::create("/job", "", CreateMode::Persistent)]).await?;
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn fencing_check(&self) -> corral_core::Op {
+        self.hold.fencing_check()
+    }
+
+    /// The lease node's creation zxid, larger for every later lease of the pool (see
+    /// [`Hold::fencing_token`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::semaphore::SemaphoreV2;
+    /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 2);
+    /// let (a, b) = (pool.acquire().await?, pool.acquire().await?);
+    /// assert!(b.fencing_token() > a.fencing_token());
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn fencing_token(&self) -> i64 {
+        self.hold.fencing_token()
+    }
+
+    /// The hold this lease rests on (see [`Hold`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::semaphore::SemaphoreV2;
+    /// let lease = SemaphoreV2::new(&fw, "/semaphores/db", 2).acquire().await?;
+    /// assert_eq!(lease.hold().path(), lease.path());
+    /// assert_eq!(lease.hold().session_id(), fw.client().session_id());
+    /// # lease.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self) -> &Hold {
+        &self.hold
     }
 
     /// Releases the lease: a guaranteed delete of its node, going on in the background across

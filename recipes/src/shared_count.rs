@@ -26,7 +26,6 @@
 //! is deleted, the last value stays until it is created again.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use corral_core::framework::Create;
@@ -217,7 +216,7 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Shared<T> {
 /// stopped.
 async fn follow<T: Clone + Send + Sync + 'static>(node: Arc<Node<T>>, mut stop: watch::Receiver<bool>) {
     let mut states = node.fw.connection_state();
-    let mut failures = 0u32;
+    let mut backoff = crate::task::Backoff::new(&node.fw);
     while !*stop.borrow() {
         let seen = *states.borrow_and_update();
         if !seen.state.is_connected() {
@@ -234,7 +233,7 @@ async fn follow<T: Clone + Send + Sync + 'static>(node: Arc<Node<T>>, mut stop: 
         let read = client.get_data_and_watch(&node.path).await;
         let watcher = match read {
             Ok((data, stat, watcher)) => {
-                failures = 0;
+                backoff.reset();
                 node.update(&data, &stat);
                 watcher
             }
@@ -251,14 +250,8 @@ async fn follow<T: Clone + Send + Sync + 'static>(node: Arc<Node<T>>, mut stop: 
                 }
             },
             Err(e) => {
-                failures = (failures + 1).min(6);
-                let pause = Duration::from_millis(25 << failures);
-                tracing::debug!(path = %node.path, error = %e, ?pause, "cannot read the shared value");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = states.changed() => {}
-                    _ = stop.changed() => {}
-                }
+                tracing::debug!(path = %node.path, error = %e, "cannot read the shared value");
+                backoff.wait(&mut states, &mut stop).await;
                 continue;
             }
         };

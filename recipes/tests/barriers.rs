@@ -3,18 +3,23 @@
 //! only when all have left, timeouts on paused time, dropped connections and expiry.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use corral_recipes::Client;
 use corral_recipes::barrier::DistributedBarrier;
 use corral_recipes::double_barrier::{DistributedDoubleBarrier, READY_NODE};
 use tokio::time::Instant;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn assert_pending<R>(what: &str, task: &tokio::task::JoinHandle<R>) {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Asserts that `task` still waits once the session it waits on (`client`, holding `watches`
+/// watches while it waits) has settled: everything the server had to tell it has arrived.
+async fn assert_pending<R>(what: &str, task: &tokio::task::JoinHandle<R>, client: &Client, watches: usize) {
+    settle::settled(client, watches).await;
     assert!(!task.is_finished(), "{what} finished early");
 }
 
@@ -36,8 +41,10 @@ async fn barrier_waiters_wake_when_it_is_removed() {
                 tokio::spawn(async move { b.wait_on_barrier().await })
             })
             .collect();
+        // Waiters 0 and 2 wait through `fw`, waiter 1 through `other`.
+        settle::settled(&fw.client(), 2).await;
         for w in &waiters {
-            assert_pending("a waiter on a set barrier", w).await;
+            assert_pending("a waiter on a set barrier", w, &other.client(), 1).await;
         }
         DistributedBarrier::new(&other, "/gate").remove_barrier().await.unwrap();
         for w in waiters {
@@ -75,14 +82,16 @@ async fn barrier_waiter_wakes_when_removed_while_it_was_disconnected() {
     let barrier = DistributedBarrier::new(&fw, "/gate");
     barrier.set_barrier().await.unwrap();
     let waiter = tokio::spawn(async move { barrier.wait_on_barrier().await });
-    assert_pending("a waiter on a set barrier", &waiter).await;
+    assert_pending("a waiter on a set barrier", &waiter, &fw.client(), 1).await;
 
     gate.store(false, std::sync::atomic::Ordering::SeqCst);
     assert!(server.drop_connection(fw.current_state().session_id));
     fw.connection_state().wait_for(|s| !s.state.is_connected()).await.unwrap();
     let observer = env.client().await;
+    // The delete's reply says the server applied it; the waiter's session has no connection to
+    // hear of it through (the gate is closed), so it must still wait.
     observer.delete("/gate", None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!fw.current_state().state.is_connected(), "the gate is closed");
     assert!(!waiter.is_finished(), "woke without a connection");
     gate.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::time::timeout(T, waiter).await.expect("waiter woke after reconnecting").unwrap().unwrap();
@@ -104,7 +113,7 @@ async fn barrier_waiter_wakes_after_session_expiry() {
             let barrier = barrier.clone();
             async move { barrier.wait_on_barrier().await }
         });
-        assert_pending("a waiter on a set barrier", &waiter).await;
+        assert_pending("a waiter on a set barrier", &waiter, &fw.client(), 1).await;
         assert!(server.expire_session(fw.current_state().session_id));
         if round == 1 {
             // Removed between the sessions: the waiter finds it gone on the new session.
@@ -112,8 +121,7 @@ async fn barrier_waiter_wakes_after_session_expiry() {
         } else {
             // Removed once the new session is there: the waiter watches again on it.
             fw.connection_state().wait_for(|s| s.epoch == round + 1 && s.state.is_connected()).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert!(!waiter.is_finished(), "woke while the barrier was still set");
+            assert_pending("a waiter while the barrier is still set", &waiter, &fw.client(), 1).await;
             observer.delete("/gate", None).await.unwrap();
         }
         tokio::time::timeout(T, waiter).await.expect("waiter woke").unwrap().unwrap();
@@ -149,8 +157,8 @@ async fn double_barrier_enters_and_leaves_together() {
                 observer.get_children("/batch").await.map(|c| c.len()).unwrap_or(0) == N - 1
             })
             .await;
-            for e in &entering {
-                assert_pending("enter before the last member arrived", e).await;
+            for (i, e) in (0..N).filter(|i| *i != straggler).zip(&entering) {
+                assert_pending("enter before the last member arrived", e, &fws[i].client(), 1).await;
             }
             assert_eq!(observer.exists(&format!("/batch/{READY_NODE}")).await.unwrap(), None);
             tokio::time::timeout(T, members[straggler].enter()).await.expect("last enters").unwrap();
@@ -165,8 +173,8 @@ async fn double_barrier_enters_and_leaves_together() {
                     tokio::spawn(async move { m.leave().await })
                 })
                 .collect();
-            for l in &leaving {
-                assert_pending("leave before the last member left", l).await;
+            for (i, l) in (0..N).filter(|i| *i != straggler).zip(&leaving) {
+                assert_pending("leave before the last member left", l, &fws[i].client(), 1).await;
             }
             assert!(observer.exists(members[straggler].our_path()).await.unwrap().is_some());
             tokio::time::timeout(T, members[straggler].leave()).await.expect("last leaves").unwrap();

@@ -3,6 +3,8 @@
 //! sees what was written while it was disconnected or its session expired.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -62,9 +64,12 @@ async fn promoted_to_lock_updates_lose_nothing_and_leave_no_lock_node() {
     let fw = env.framework();
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
-            // No optimistic retry: every lost race goes to the lock.
-            let promotion =
-                PromotedToLock::new("/counters/hits-lock").retry_policy(RetryNTimes::new(3, Duration::ZERO));
+            // No optimistic retry: every lost race goes to the lock. The lock does not keep out
+            // other tasks' optimistic tries (as in Curator), and a task whose try succeeds goes
+            // on to its next add, so a holder can lose a race to each of the other adds at
+            // most: enough tries under the lock for that never to end in giving up.
+            let promotion = PromotedToLock::new("/counters/hits-lock")
+                .retry_policy(RetryNTimes::new((TASKS * EACH) as u32, Duration::ZERO));
             let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(0, Duration::ZERO))
                 .promoted_to_lock(promotion);
             tokio::spawn(async move {
@@ -195,8 +200,10 @@ async fn shared_count_sees_what_was_set_while_it_was_disconnected() {
     gate.store(false, Ordering::SeqCst);
     assert!(server.drop_connection(fw.current_state().session_id));
     fw.connection_state().wait_for(|s| s.state == ConnectionState::Suspended).await.unwrap();
+    // The reply says the server applied the write; the count's session has no connection to
+    // hear of it through (the gate is closed), so it must still hold the old value.
     observer.set_data("/shared/count", 7i32.to_be_bytes().to_vec(), None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fw.current_state().state, ConnectionState::Suspended, "the gate is closed");
     assert_eq!(count.count(), 1, "nothing read without a connection");
     gate.store(true, Ordering::SeqCst);
     let mut changes = count.changes();
@@ -230,7 +237,8 @@ async fn a_shared_count_waits_out_a_deleted_node() {
     let count = SharedCount::start(&fw, "/shared/count", 3).await.unwrap();
     let observer = env.client().await;
     observer.delete("/shared/count", None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The count has heard of the delete and watches for the node to come back.
+    settle::settled(&fw.client(), 1).await;
     assert_eq!(count.count(), 3, "the last value stays");
     observer.create("/shared/count", 4i32.to_be_bytes().to_vec(), CreateMode::Persistent).await.unwrap();
     let mut changes = count.changes();

@@ -9,6 +9,8 @@
 //! tests skip with a `skipping:` line on stderr, except under `CI=true` (or `1`), where they fail.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -26,7 +28,7 @@ use common::java_peer::{self, Java, PeerSpec, T, assert_curator_layout, name_of,
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorPeer",
-    jars: java_peer::CURATOR_RECIPES_JARS,
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
     packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator interop tests",
     cache: "curator-peer",
@@ -182,8 +184,8 @@ async fn one_queue_in_curator_order(env: &common::Env, peer: &mut Peer) {
     guard_a.release().await.expect("release");
     let acquired = peer.expect("ACQUIRED java").await;
     assert_eq!(acquired.split(' ').nth(2), Some(rust_order[1].as_str()), "Curator got the lock next, with its node");
-    // While Curator holds, rust-b keeps waiting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While Curator holds, rust-b keeps waiting (on Curator's node, its predecessor).
+    settle::settled(&fw_b.client(), 1).await;
     assert!(!waiter.is_finished(), "rust-b acquired while Curator held the lock");
     peer.send("release java");
     peer.expect("RELEASED java").await;

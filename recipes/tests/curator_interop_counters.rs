@@ -8,6 +8,8 @@
 //! with a `skipping:` line on stderr, except under `CI=true` (or `1`), where they fail.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use common::java_peer::{self, Java, Peer, PeerSpec, unhex, within};
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorCountersPeer",
-    jars: java_peer::CURATOR_RECIPES_JARS,
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
     packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator barrier and counter interop tests",
     cache: "curator-counters-peer",
@@ -142,11 +144,13 @@ async fn barriers_are_shared_with_curator() {
         assert_eq!(String::from_utf8_lossy(&rust_data), String::from_utf8_lossy(&java_data), "Curator's default data");
 
         let barrier = DistributedBarrier::new(&fw, "/gate");
+        let watches = fw.client().watcher_count().await;
         let waiter = tokio::spawn({
             let barrier = barrier.clone();
             async move { barrier.wait_on_barrier().await }
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The waiter has set its watch on Curator's barrier and heard everything since.
+        settle::settled(&fw.client(), watches + 1).await;
         assert!(!waiter.is_finished(), "passed a barrier Curator set");
         peer.send("barrier /gate remove");
         peer.expect("BARRIER /gate remove").await;
@@ -165,11 +169,13 @@ async fn barriers_are_shared_with_curator() {
                 peer.expect_none_within("ENTERED java", Duration::from_millis(300)).await;
                 None
             } else {
+                let watches = fw.client().watcher_count().await;
                 let task = tokio::spawn({
                     let rust = rust.clone();
                     async move { rust.enter().await }
                 });
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // The member waits on its watch for the ready node.
+                settle::settled(&fw.client(), watches + 1).await;
                 assert!(!task.is_finished(), "entered alone");
                 peer.send("dbarrier java /batch 2");
                 Some(task)
@@ -183,11 +189,13 @@ async fn barriers_are_shared_with_curator() {
             assert!(names.iter().filter(|n| *n != "ready").all(|n| uuid::Uuid::try_parse(n).is_ok()), "{names:?}");
 
             // Leaving: Rust first, then Curator; nobody's leave returns before both left.
+            let watches = fw.client().watcher_count().await;
             let leaving = tokio::spawn({
                 let rust = rust.clone();
                 async move { rust.leave().await }
             });
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The member waits on its watch on Curator's member node.
+            settle::settled(&fw.client(), watches + 1).await;
             assert!(!leaving.is_finished(), "left while Curator was still in");
             peer.send("leave java");
             assert_eq!(words(&mut peer, "LEFT java").await, ["true"]);

@@ -22,7 +22,7 @@ use common::java_peer::{self, Java, Peer, PeerSpec, hex, unhex, within};
 
 const SPEC: PeerSpec = PeerSpec {
     class: "CuratorQueuePeer",
-    jars: java_peer::CURATOR_RECIPES_JARS,
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
     packages: java_peer::CURATOR_RECIPES_PACKAGES,
     tests: "Curator queue interop tests",
     cache: "curator-queue-peer",

@@ -80,3 +80,86 @@ async fn a_thousand_expired_registrations_all_come_back_spread_out() {
     }
     observer.close().await;
 }
+
+/// The re-create pause's upper bound in the latch and selector herd.
+const RECREATE: Duration = Duration::from_millis(1000);
+
+/// The creation times (server ms) of the children of `dir` whose owner is not in `old`.
+async fn new_ctimes(observer: &corral_recipes::Client, dir: &str, old: &[i64]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for child in observer.get_children(dir).await.unwrap_or_default() {
+        if let Ok(Some(stat)) = observer.exists(&format!("{dir}/{child}")).await
+            && !old.contains(&stat.ephemeral_owner)
+        {
+            out.push(stat.ctime);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_latches_and_selectors_rejoin_spread_over_the_recreate_jitter() {
+    use corral_recipes::leader_latch::LeaderLatch;
+    use corral_recipes::leader_selector::LeaderSelector;
+    const FLEET: usize = 200;
+    let env = common::embedded("herd-elections").await;
+    let server = env.server.clone().unwrap();
+    let mut fws = Vec::with_capacity(FLEET);
+    let mut latches = Vec::with_capacity(FLEET);
+    let mut selectors = Vec::with_capacity(FLEET);
+    for i in 0..FLEET {
+        let fw = Framework::builder(env.connect_string())
+            .session_timeout(Duration::from_secs(20))
+            .retry_policy(RetryNTimes::new(50, Duration::from_millis(50)))
+            // New sessions at once: what spreads the recipes' writes is the re-create pause.
+            .resession_jitter(Duration::ZERO)
+            .recreate_jitter(RECREATE)
+            .start()
+            .unwrap();
+        latches.push(LeaderLatch::start(&fw, "/herd/latch", format!("p{i}")));
+        // A leader that serves until its leadership ends.
+        selectors.push(LeaderSelector::start(&fw, "/herd/selector", format!("s{i}"), true, |l| async move {
+            l.invalidated().await
+        }));
+        fws.push(fw);
+    }
+    let observer = env.client().await;
+    common::eventually("every participant joined", || async {
+        observer.get_children("/herd/latch").await.map(|c| c.len() == FLEET).unwrap_or(false)
+            && observer.get_children("/herd/selector").await.map(|c| c.len() == FLEET).unwrap_or(false)
+    })
+    .await;
+
+    let old: Vec<i64> = fws.iter().map(|fw| fw.client().session_id()).collect();
+    for session in &old {
+        server.expire_session(*session);
+    }
+    common::eventually("every participant back on a new session", || async {
+        new_ctimes(&observer, "/herd/latch", &old).await.len() == FLEET
+            && new_ctimes(&observer, "/herd/selector", &old).await.len() == FLEET
+    })
+    .await;
+    assert_eq!(latches.iter().filter(|l| l.has_leadership()).count(), 1, "one latch leader");
+    for dir in ["/herd/latch", "/herd/selector"] {
+        let times = new_ctimes(&observer, dir, &old).await;
+        let spread = times.iter().max().unwrap() - times.iter().min().unwrap();
+        eprintln!("{dir}: {FLEET} nodes re-created over {spread} ms");
+        // 200 uniform pauses in [0, 1 s] leave the first and the last within a few ms of the
+        // bounds; without the pause they all land within the time the server takes for 200
+        // creates (about 260 ms in a debug build on a loaded 2-core machine).
+        assert!(
+            spread as u128 >= RECREATE.as_millis() * 3 / 4,
+            "{dir}: the re-creations were not spread over the re-create jitter: {spread} ms"
+        );
+    }
+    for l in &latches {
+        l.close().await;
+    }
+    for s in &selectors {
+        s.close().await;
+    }
+    for fw in &fws {
+        fw.close().await;
+    }
+    observer.close().await;
+}

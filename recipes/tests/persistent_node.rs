@@ -1,6 +1,8 @@
 //! PersistentNode against the embedded server and (when available) a real ZooKeeper.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +81,8 @@ async fn a_foreign_ephemeral_is_waited_out_not_adopted() {
     other.create("/leader", "theirs", CreateMode::Ephemeral).await.unwrap();
     let fw = env.framework();
     let node = PersistentNode::start(&fw, "/leader", CreateMode::Ephemeral, "ours");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The node has found the foreign one and watches for it to go.
+    settle::settled(&fw.client(), 1).await;
     assert_eq!(node.actual_path(), None, "not adopted while another session owns it");
     other.close().await;
     node.wait_for_initial_create(T).await.unwrap();

@@ -1,6 +1,8 @@
 //! ReadWriteLock against the embedded server and (when available) a real ZooKeeper.
 
 mod common;
+#[path = "common/settle.rs"]
+mod settle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -67,7 +69,8 @@ async fn a_downgrade_lets_no_writer_in_and_names_follow_curator() {
         .await;
         let r = lock.downgrade(w).await.unwrap();
         assert!(r.path().contains("-__READ__"), "{}", r.path());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The writer has heard of our write node going and watches its new predecessor.
+        settle::settled(&other.client(), 1).await;
         assert!(!waiting.is_finished(), "a writer got in during the downgrade");
         // A new reader queues behind the waiting writer, as in Curator.
         let r2 = theirs.read_lock().acquire_timeout(Duration::from_millis(300)).await.unwrap();

@@ -70,7 +70,7 @@ impl<'a> Authz<'a> {
 
     /// The connection's authenticated ids (those that `auth:` expands to).
     fn authenticated(&self) -> impl Iterator<Item = &Id> {
-        self.ids.iter().filter(|id| id.scheme == "digest")
+        self.ids.iter().filter(|id| matches!(id.scheme.as_str(), "digest" | "sasl" | "x509"))
     }
 }
 
@@ -137,6 +137,8 @@ fn valid_id(id: &Id) -> bool {
             parts.len() == 2
         }
         "ip" => parse_ip_pattern(&id.id).is_some(),
+        // ZooKeeper's X509AuthenticationProvider and SASLAuthenticationProvider accept any id.
+        "x509" | "sasl" => !id.id.is_empty(),
         _ => false,
     }
 }
@@ -274,7 +276,14 @@ mod tests {
             fixup(&Acl::creator_all(), &Authz::new(&ids)),
             Ok(vec![Acl::new(Perms::ALL, Id::new("digest", "u:h"))])
         );
-        for bad in [("world", "someone"), ("digest", "nohash"), ("ip", "300.0.0.1"), ("sasl", "x"), ("super", "")] {
+        for bad in [
+            ("world", "someone"),
+            ("digest", "nohash"),
+            ("ip", "300.0.0.1"),
+            ("sasl", ""),
+            ("kerberos", "x"),
+            ("super", ""),
+        ] {
             assert_eq!(
                 fixup(&[Acl::new(Perms::ALL, Id::new(bad.0, bad.1))], &none),
                 Err(ErrorCode::InvalidAcl),

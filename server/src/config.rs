@@ -88,6 +88,12 @@ pub(crate) struct Config {
     pub(crate) clock: Clock,
     /// Whether members start read-only.
     pub(crate) read_only: bool,
+    /// TLS for the secure client port, which is opened only with it.
+    pub(crate) tls: Option<crate::tls::ServerTls>,
+    /// The secure client port; 0 lets the system choose.
+    pub(crate) secure_port: u16,
+    /// SASL DIGEST-MD5 users (from a JAAS file's `Server` section).
+    pub(crate) sasl: Option<std::sync::Arc<crate::sasl::SaslUsers>>,
 }
 
 impl Default for Config {
@@ -109,6 +115,9 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             clock: Clock::system(),
             read_only: false,
+            tls: None,
+            secure_port: 0,
+            sasl: None,
         }
     }
 }

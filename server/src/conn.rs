@@ -109,11 +109,34 @@ pub(crate) async fn serve<S>(shared: Arc<Shared>, ctl: Arc<MemberCtl>, stream: S
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_with_ids(shared, ctl, stream, peer, Vec::new()).await;
+}
+
+/// [`serve`], with ids the connection holds from the start (a TLS client certificate's `x509`).
+pub(crate) async fn serve_with_ids<S>(
+    shared: Arc<Shared>,
+    ctl: Arc<MemberCtl>,
+    stream: S,
+    peer: Option<SocketAddr>,
+    ids: Vec<corral_proto::Id>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let peer_text = peer.map_or_else(|| "in-memory".to_owned(), |p| p.to_string());
     let peer_ip = peer.map_or_else(|| "127.0.0.1".to_owned(), |p| p.ip().to_string());
     let span = tracing::info_span!("conn", peer = %peer_text, session = tracing::field::Empty);
     let (tx, rx) = mpsc::unbounded_channel();
-    let id = shared.lock().register_conn(tx, ctl.index, peer_text, peer_ip, shared.wall_ms());
+    let id = {
+        let mut state = shared.lock();
+        let id = state.register_conn(tx, ctl.index, peer_text, peer_ip, shared.wall_ms());
+        if !ids.is_empty()
+            && let Some(info) = state.conns.get_mut(&id)
+        {
+            tracing::debug!(?ids, "identified by the client certificate");
+            Arc::make_mut(&mut info.auth).extend(ids);
+        }
+        id
+    };
     let mut conn = Connection {
         shared,
         ctl,
@@ -126,6 +149,7 @@ where
         out: BytesMut::new(),
         session: None,
         closing: false,
+        sasl: None,
     };
     conn.decoder = FrameDecoder::new(conn.shared.config.max_frame);
     async move {
@@ -163,6 +187,8 @@ struct Connection<S> {
     session: Option<i64>,
     /// Set once a close is queued: input after it is ignored.
     closing: bool,
+    /// The SASL exchange in progress on this connection, if one started.
+    sasl: Option<crate::sasl::DigestServer>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -521,7 +547,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Flow::Continue;
         }
         let auth = Arc::clone(&info.auth);
-        let reply = if self.ctl.is_read_only() && ops::is_write(header.op) {
+        let reply = if header.op == OpCode::Sasl
+            && let Some(users) = &shared.config.sasl
+        {
+            crate::sasl::answer(&mut self.sasl, users, body, &mut info.auth)
+        } else if self.ctl.is_read_only() && ops::is_write(header.op) {
             // As ZooKeeper's ReadOnlyRequestProcessor: by opcode, before the body is read, with
             // the last zxid and no zxid consumed.
             Reply::err(state.zxid, ErrorCode::NotReadOnly)

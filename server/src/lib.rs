@@ -57,14 +57,22 @@ mod config;
 mod conn;
 mod fourlw;
 mod ops;
+mod sasl;
 mod server;
 mod session;
 mod state;
 pub mod testing;
+mod tls;
 mod tree;
 mod txn;
 mod watch;
+mod x509;
+mod zoo_cfg;
 
 pub use acl::digest;
 pub use config::Clock;
+/// The `rustls` that [`ServerTls::from_rustls`] takes a configuration of.
+pub use rustls;
+pub use sasl::SaslUsers;
 pub use server::{Error, Server, ServerBuilder};
+pub use tls::{ClientAuth, ServerTls, ServerTlsBuilder};

@@ -2,9 +2,18 @@
 //!
 //! ```text
 //! corral-server --port PORT [--host ADDR] [--tick-time MS] [--min-session-timeout MS] [--max-session-timeout MS]
+//!               [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--jaas FILE]
+//!               [--config zoo.cfg]
 //! ```
 //!
-//! It prints `listening on HOST:PORT` once it accepts connections, then serves until killed.
+//! `--config` applies the keys of a ZooKeeper `zoo.cfg` that the server supports (see
+//! `ServerBuilder::zoo_cfg`) and names every key it ignores on stderr; options after it
+//! override it. `--tls-cert` and `--tls-key` open a secure (TLS) client port (`--secure-port`,
+//! 0 by default); `--tls-ca` requires client certificates signed by that CA. `--jaas` reads
+//! SASL DIGEST-MD5 users from the `Server` section of a ZooKeeper JAAS file.
+//!
+//! It prints `listening on HOST:PORT` (and `secure port on HOST:PORT`) once it accepts
+//! connections, then serves until killed.
 //!
 //! The server runs on a current-thread Tokio runtime: every request takes the one state mutex
 //! anyway, so a second worker adds nothing but cross-thread wake-ups and futex parking. Leaving
@@ -14,13 +23,16 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use corral_server::{Server, ServerBuilder};
+use corral_server::{SaslUsers, Server, ServerBuilder, ServerTls};
 
 const USAGE: &str = "usage: corral-server [--port PORT] [--host ADDR] [--tick-time MS] \
-                     [--min-session-timeout MS] [--max-session-timeout MS]";
+                     [--min-session-timeout MS] [--max-session-timeout MS] \
+                     [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--jaas FILE] \
+                     [--config zoo.cfg]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, String> {
     let mut builder = Server::builder();
+    let (mut cert, mut key, mut ca) = (None, None, None);
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
@@ -33,8 +45,42 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, S
             "--tick-time" => builder.tick_time(millis()?),
             "--min-session-timeout" => builder.min_session_timeout(millis()?),
             "--max-session-timeout" => builder.max_session_timeout(millis()?),
+            "--secure-port" => builder.secure_port(value.parse().map_err(|e| format!("--secure-port {value}: {e}"))?),
+            "--tls-cert" => {
+                cert = Some(value);
+                builder
+            }
+            "--tls-key" => {
+                key = Some(value);
+                builder
+            }
+            "--tls-ca" => {
+                ca = Some(value);
+                builder
+            }
+            "--jaas" => builder.sasl_users(SaslUsers::from_jaas_file(&value, "Server").map_err(|e| e.to_string())?),
+            "--config" => {
+                let text = std::fs::read_to_string(&value).map_err(|e| format!("--config {value}: {e}"))?;
+                let base = std::path::Path::new(&value).parent().unwrap_or(std::path::Path::new("."));
+                let (next, ignored) = builder.zoo_cfg(&text, base).map_err(|e| e.to_string())?;
+                if !ignored.is_empty() {
+                    eprintln!("corral-server: {value}: keys ignored: {}", ignored.join(", "));
+                }
+                next
+            }
             other => return Err(format!("unknown option {other}")),
         };
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let mut tls = ServerTls::builder_from_files(cert, key);
+            if let Some(ca) = ca {
+                tls = tls.client_ca_pem_file(ca);
+            }
+            builder = builder.tls(tls.build().map_err(|e| e.to_string())?);
+        }
+        (None, None) if ca.is_none() => {}
+        _ => return Err("--tls-cert and --tls-key go together (and --tls-ca needs them)".into()),
     }
     Ok(builder)
 }
@@ -54,6 +100,9 @@ async fn main() -> ExitCode {
     match builder.start().await {
         Ok(server) => {
             println!("listening on {}", server.addr());
+            if let Some(secure) = server.secure_addr() {
+                println!("secure port on {secure}");
+            }
             std::future::pending::<()>().await;
             server.shutdown().await;
             ExitCode::SUCCESS
@@ -81,5 +130,9 @@ mod tests {
         assert!(parse_args(args("--port")).is_err());
         assert!(parse_args(args("--port x")).is_err());
         assert!(parse_args(args("--bogus 1")).is_err());
+        assert!(parse_args(args("--tls-cert a.pem")).is_err());
+        assert!(parse_args(args("--tls-cert /nonexistent/a.pem --tls-key /nonexistent/a.key")).is_err());
+        assert!(parse_args(args("--jaas /nonexistent/jaas.conf")).is_err());
+        assert!(parse_args(args("--config /nonexistent/zoo.cfg")).is_err());
     }
 }

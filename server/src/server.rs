@@ -32,6 +32,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS settings could not be built ([`crate::ServerTlsBuilder::build`]).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The SASL settings could not be read ([`crate::SaslUsers`]).
+    #[error("SASL: {0}")]
+    Sasl(String),
+    /// A configuration value could not be used ([`ServerBuilder::zoo_cfg`]).
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Configures and starts a [`Server`]. Made by [`Server::builder`].
@@ -197,6 +206,43 @@ impl ServerBuilder {
         self
     }
 
+    /// Opens a secure client port with these TLS settings beside the plain port (ZooKeeper's
+    /// `secureClientPort`): the same protocol and four-letter words inside TLS. A client
+    /// certificate, when the settings ask for one, gives its connection the id
+    /// `x509:<subject DN>` (RFC 2253, as ZooKeeper's `X509AuthenticationProvider`), usable in
+    /// ACLs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), corral_server::Error> {
+    /// use corral_server::{Server, ServerTls};
+    ///
+    /// let tls = ServerTls::builder_from_files("/etc/zk/server.pem", "/etc/zk/server.key").build()?;
+    /// let server = Server::builder().tls(tls).start().await?;
+    /// println!("plain {}, TLS {:?}", server.addr(), server.secure_addr());
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: crate::ServerTls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
+    /// The secure client port (with [`ServerBuilder::tls`]); 0, the default, lets the system
+    /// choose.
+    pub fn secure_port(mut self, port: u16) -> Self {
+        self.config.secure_port = port;
+        self
+    }
+
+    /// Accepts SASL DIGEST-MD5 logins of these users (see [`crate::SaslUsers`]); a successful
+    /// login gives the connection the id `sasl:<user>`, usable in ACLs.
+    pub fn sasl_users(mut self, users: crate::SaslUsers) -> Self {
+        self.config.sasl = Some(Arc::new(users));
+        self
+    }
+
     /// Binds the listener and starts serving.
     ///
     /// The server accepts connections as soon as this returns.
@@ -251,6 +297,11 @@ impl Server {
     /// The connect string for a client: `host:port`.
     pub fn connect_string(&self) -> String {
         self.member.addr.to_string()
+    }
+
+    /// The address of the secure (TLS) client port, if [`ServerBuilder::tls`] opened one.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.member.secure_addr
     }
 
     /// A connection over an in-memory transport, served exactly like a TCP one.
@@ -419,6 +470,8 @@ async fn sweeper(shared: Arc<Shared>) {
 pub(crate) struct Member {
     pub(crate) ctl: Arc<MemberCtl>,
     pub(crate) addr: SocketAddr,
+    /// The secure (TLS) port's address, when the server has TLS settings.
+    pub(crate) secure_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     accept: Option<JoinHandle<()>>,
     conns: Arc<Mutex<JoinSet<()>>>,
@@ -452,14 +505,43 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 impl Member {
     pub(crate) async fn bind(shared: &Arc<Shared>, ctl: Arc<MemberCtl>, addr: SocketAddr) -> Result<Member, Error> {
+        Self::bind_ports(shared, ctl, addr, shared.config.secure_port).await
+    }
+
+    /// [`Member::bind`], with the secure port (when the server has TLS settings) given: a
+    /// restarted member takes the secure port it had.
+    pub(crate) async fn bind_ports(
+        shared: &Arc<Shared>,
+        ctl: Arc<MemberCtl>,
+        addr: SocketAddr,
+        secure_port: u16,
+    ) -> Result<Member, Error> {
         let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         ctl.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
+        let secure = match &shared.config.tls {
+            None => None,
+            Some(tls) => {
+                let addr = SocketAddr::new(addr.ip(), secure_port);
+                let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
+                let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+                tracing::info!(addr = %local, "secure client port (TLS) listening");
+                Some((listener, tls.clone(), local))
+            }
+        };
+        let secure_addr = secure.as_ref().map(|(_, _, addr)| *addr);
+        let secure = secure.map(|(listener, tls, _)| (listener, tls));
         let (stop_tx, stop_rx) = oneshot::channel();
         let conns = Arc::new(Mutex::new(JoinSet::new()));
-        let accept =
-            tokio::spawn(accept_loop(listener, Arc::clone(shared), Arc::clone(&ctl), Arc::clone(&conns), stop_rx));
-        Ok(Member { ctl, addr: local, stop: Some(stop_tx), accept: Some(accept), conns })
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            secure,
+            Arc::clone(shared),
+            Arc::clone(&ctl),
+            Arc::clone(&conns),
+            stop_rx,
+        ));
+        Ok(Member { ctl, addr: local, secure_addr, stop: Some(stop_tx), accept: Some(accept), conns })
     }
 
     pub(crate) fn connect_in_memory(&self, shared: &Arc<Shared>) -> DuplexStream {
@@ -488,8 +570,19 @@ impl Member {
     }
 }
 
+/// Accepts on the secure listener, if there is one; never completes without one.
+async fn accept_secure(
+    secure: Option<&(TcpListener, crate::ServerTls)>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match secure {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
+    secure: Option<(TcpListener, crate::ServerTls)>,
     shared: Arc<Shared>,
     ctl: Arc<MemberCtl>,
     conns: Arc<Mutex<JoinSet<()>>>,
@@ -506,6 +599,25 @@ async fn accept_loop(
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = accept_secure(secure.as_ref()) => match (accepted, &secure) {
+                (Ok((stream, peer)), Some((_, tls))) => {
+                    let _ = stream.set_nodelay(true);
+                    let (shared, ctl, tls) = (Arc::clone(&shared), Arc::clone(&ctl), tls.clone());
+                    // The TLS handshake runs in the connection's task, bounded by the handshake
+                    // timeout, so a slow or silent peer holds up nobody else.
+                    spawn_conn(&conns, async move {
+                        let limit = shared.config.handshake_timeout;
+                        if let Some((stream, ids)) = tls.accept(stream, peer, limit).await {
+                            conn::serve_with_ids(shared, ctl, stream, Some(peer), ids).await;
+                        }
+                    });
+                }
+                (Ok(_), None) => {}
+                (Err(e), _) => {
+                    tracing::warn!(error = %e, "secure accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

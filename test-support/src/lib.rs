@@ -51,6 +51,8 @@ pub mod ensemble;
 pub mod fault_proxy;
 mod local;
 pub mod peer_links;
+pub mod python;
+mod secured;
 mod wire;
 
 use std::env::{self, VarError};
@@ -62,6 +64,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::local::LocalServer;
+pub use crate::secured::{SecuredConfig, SecuredZookeeper, ZkTls, secured_zookeeper};
 
 pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};
 pub use crate::fault_proxy::{Fault, FaultProxy};

@@ -84,7 +84,6 @@ impl LocalServer {
     }
 
     /// The directory holding the server's configuration, data and log; removed when the server stops.
-    #[cfg(test)]
     pub(crate) fn dir(&self) -> &Path {
         &self.process.dir
     }
@@ -154,10 +153,32 @@ pub(crate) fn start(tick_time_ms: u32) -> Result<LocalServer, String> {
     start_with_ports(tick_time_ms, free_port)
 }
 
+/// What a private server adds to the standard configuration: `zoo.cfg` lines and JVM arguments
+/// (see the `secured` module).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    pub(crate) cfg: String,
+    pub(crate) jvm: Vec<String>,
+    pub(crate) classpath: Vec<String>,
+}
+
+/// [`start`], with `extra` configuration.
+pub(crate) fn start_with_extra(tick_time_ms: u32, extra: &Extra) -> Result<LocalServer, String> {
+    start_inner(tick_time_ms, free_port, extra)
+}
+
 /// [`start`], with the ports to try supplied by `next_port`.
 pub(crate) fn start_with_ports(
     tick_time_ms: u32,
+    next_port: impl FnMut() -> io::Result<u16>,
+) -> Result<LocalServer, String> {
+    start_inner(tick_time_ms, next_port, &Extra::default())
+}
+
+fn start_inner(
+    tick_time_ms: u32,
     mut next_port: impl FnMut() -> io::Result<u16>,
+    extra: &Extra,
 ) -> Result<LocalServer, String> {
     let java = find_java()?;
     if !Path::new(ZOOKEEPER_JAR).is_file() {
@@ -166,7 +187,7 @@ pub(crate) fn start_with_ports(
     let mut last = String::new();
     for _ in 0..BIND_ATTEMPTS {
         let port = next_port().map_err(|err| format!("could not find a free port on 127.0.0.1: {err}"))?;
-        match launch(&java, tick_time_ms, port) {
+        match launch(&java, tick_time_ms, port, extra) {
             Ok(server) => return Ok(server),
             Err(Failure::PortTaken(reason)) => last = reason,
             Err(Failure::Fatal(reason)) => return Err(reason),
@@ -176,7 +197,7 @@ pub(crate) fn start_with_ports(
 }
 
 /// Asks the kernel for a free port by binding port 0, then releases it for ZooKeeper.
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
@@ -215,7 +236,7 @@ fn fresh_dir() -> Result<PathBuf, String> {
 
 /// Writes `conf/zoo.cfg` (and a log4j configuration when log4j is the logging binding) into `dir`,
 /// and returns the java arguments.
-fn prepare(dir: &Path, tick_time_ms: u32, port: u16) -> io::Result<Vec<String>> {
+fn prepare(dir: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> io::Result<Vec<String>> {
     let conf = dir.join("conf");
     let data = dir.join("data");
     fs::create_dir(&conf)?;
@@ -230,8 +251,10 @@ fn prepare(dir: &Path, tick_time_ms: u32, port: u16) -> io::Result<Vec<String>> 
              clientPortAddress=127.0.0.1\n\
              admin.enableServer=false\n\
              4lw.commands.whitelist=*\n\
-             maxClientCnxns=0\n",
-            data.display()
+             maxClientCnxns=0\n\
+             {}",
+            data.display(),
+            extra.cfg
         ),
     )?;
 
@@ -253,6 +276,8 @@ fn prepare(dir: &Path, tick_time_ms: u32, port: u16) -> io::Result<Vec<String>> 
         )?;
         args.push(format!("-Dlog4j.configuration=file:{}", properties.display()));
     }
+    classpath.extend(extra.classpath.iter().cloned());
+    args.extend(extra.jvm.iter().cloned());
     args.extend([
         "-Djava.net.preferIPv4Stack=true".to_owned(),
         "-Dzookeeper.extendedTypesEnabled=true".to_owned(),
@@ -265,9 +290,9 @@ fn prepare(dir: &Path, tick_time_ms: u32, port: u16) -> io::Result<Vec<String>> 
 }
 
 /// One attempt: start the server on `port` and wait until it serves.
-fn launch(java: &Path, tick_time_ms: u32, port: u16) -> Result<LocalServer, Failure> {
+fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<LocalServer, Failure> {
     let dir = fresh_dir().map_err(Failure::Fatal)?;
-    let args = match prepare(&dir, tick_time_ms, port) {
+    let args = match prepare(&dir, tick_time_ms, port, extra) {
         Ok(args) => args,
         Err(err) => {
             let _ = fs::remove_dir_all(&dir);

@@ -48,6 +48,8 @@ pub struct FrameworkBuilder {
     connection_timeout: Duration,
     lost_after_percent: u32,
     resession_jitter: Duration,
+    recreate_jitter: Duration,
+    acl: Arc<dyn super::AclProvider>,
     seed: Option<u64>,
 }
 
@@ -62,6 +64,8 @@ impl FrameworkBuilder {
             connection_timeout: Duration::from_secs(15),
             lost_after_percent: 100,
             resession_jitter: Duration::from_millis(100),
+            recreate_jitter: Duration::from_millis(50),
+            acl: Arc::new(super::DefaultAclProvider),
             seed: None,
         }
     }
@@ -286,6 +290,62 @@ impl FrameworkBuilder {
         self
     }
 
+    /// The most a recipe waits, uniformly at random, before it re-creates what a lost session
+    /// took with it (a lock contender's node, a latch membership, a registration); 50 ms by
+    /// default, zero for none.
+    ///
+    /// It comes on top of [`FrameworkBuilder::resession_jitter`]: that one spreads a fleet's new
+    /// sessions, this one the recipes' writes once each session is there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).recreate_jitter(Duration::from_millis(200)).start()?;
+    /// assert_eq!(fw.recreate_jitter(), Duration::from_millis(200));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn recreate_jitter(mut self, max: Duration) -> Self {
+        self.recreate_jitter = max;
+        self
+    }
+
+    /// The ACL of every node the framework and the recipes create without an explicit ACL:
+    /// nodes, their parents and containers, protected and recipe nodes (Curator's
+    /// `ACLProvider`; the open ACL by default). See [`AclProvider`](super::AclProvider).
+    ///
+    /// The namespace itself (see [`FrameworkBuilder::namespace`]) is created with the open ACL;
+    /// create it beforehand where that is not wanted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::{Acl, CreateMode, Framework, framework::FixedAclProvider};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .digest_auth("app", "secret")
+    ///     .acl_provider(FixedAclProvider::new(Acl::creator_all()))
+    ///     .start()?;
+    /// fw.create("/mine", "", CreateMode::Persistent).await?;
+    /// let (acl, _) = fw.client().get_acl("/mine").await?;
+    /// assert_eq!(acl[0].id.scheme, "digest");
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn acl_provider(mut self, provider: impl super::AclProvider + 'static) -> Self {
+        self.acl = Arc::new(provider);
+        self
+    }
+
     /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
     ///
     /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
@@ -439,6 +499,41 @@ impl FrameworkBuilder {
         self
     }
 
+    /// Connects with TLS; every session's client uses it. See [`ClientBuilder::tls`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{ClientTls, Framework};
+    ///
+    /// let tls = ClientTls::builder().ca_pem_file("/etc/zookeeper/ca.pem").build()?;
+    /// let fw = Framework::builder("zk1.internal:2281").tls(tls).start()?;
+    /// # drop(fw);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.client = self.client.tls(tls);
+        self
+    }
+
+    /// Logs in with SASL on every connection of every session. See [`ClientBuilder::sasl`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_core::{Framework, Sasl};
+    ///
+    /// let fw = Framework::builder("zk1.internal:2181").sasl(Sasl::digest_md5("app", "secret")).start()?;
+    /// # drop(fw);
+    /// # Ok(()) }
+    /// ```
+    pub fn sasl(mut self, sasl: crate::Sasl) -> Self {
+        self.client = self.client.sasl(sasl);
+        self
+    }
+
     /// Starts the framework: the first session is being established when this returns. Use
     /// [`Framework::wait_until_connected`] to wait for it.
     ///
@@ -505,6 +600,8 @@ impl FrameworkBuilder {
                 retry: self.retry,
                 error_policy: self.error_policy,
                 connection_timeout: self.connection_timeout,
+                recreate_jitter: self.recreate_jitter,
+                acl: self.acl,
                 close: close_tx,
                 manager: std::sync::Mutex::new(Some(manager)),
                 namespaced: self.namespace.is_some(),

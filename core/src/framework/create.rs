@@ -51,6 +51,9 @@ pub struct Create {
     parents: Option<CreateMode>,
     protected: bool,
     idempotent: bool,
+    /// Set by [`Create::with_acl`]; otherwise the framework's [`AclProvider`](super::AclProvider)
+    /// chooses.
+    explicit_acl: bool,
 }
 
 impl Create {
@@ -75,7 +78,13 @@ impl Create {
     /// # Ok(()) }
     /// ```
     pub fn new(mode: CreateMode) -> Self {
-        Self { options: CreateOptions::new(mode), parents: None, protected: false, idempotent: false }
+        Self {
+            options: CreateOptions::new(mode),
+            parents: None,
+            protected: false,
+            idempotent: false,
+            explicit_acl: false,
+        }
     }
 
     /// Creates missing parents as persistent nodes.
@@ -213,6 +222,7 @@ impl Create {
     /// ```
     pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
         self.options.acl = acl;
+        self.explicit_acl = true;
         self
     }
 
@@ -273,6 +283,24 @@ impl Create {
     }
 }
 
+impl Create {
+    /// The spec with the ACL `fw`'s provider gives `path`, unless one was set explicitly.
+    pub(super) fn with_provided_acl(mut self, fw: &Framework, path: &str) -> Self {
+        if !self.explicit_acl {
+            self.options.acl = fw.inner.acl.acl_for_path(path);
+        }
+        self
+    }
+
+    pub(super) fn options(&self) -> &CreateOptions {
+        &self.options
+    }
+
+    pub(super) fn parents_mode(&self) -> Option<CreateMode> {
+        self.parents
+    }
+}
+
 impl From<CreateMode> for Create {
     fn from(mode: CreateMode) -> Self {
         Self::new(mode)
@@ -280,7 +308,7 @@ impl From<CreateMode> for Create {
 }
 
 /// Splits `/a/b/name` into (`/a/b`, `name`).
-fn split(path: &str) -> (&str, &str) {
+pub(super) fn split(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(0) => ("/", &path[1..]),
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -288,7 +316,7 @@ fn split(path: &str) -> (&str, &str) {
     }
 }
 
-fn join(parent: &str, name: &str) -> String {
+pub(super) fn join(parent: &str, name: &str) -> String {
     if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") }
 }
 
@@ -307,9 +335,18 @@ impl Framework {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: a node may have been created when the future is dropped, and nothing
-    /// deletes it (an ephemeral one goes with its session). A protected node left behind is
-    /// recognisable by its [`PROTECTED_PREFIX`], but its uuid is not returned to the caller.
+    /// A protected create ([`Create::protected`]) is cancel safe: a node it may have made is
+    /// deleted in the background when the future is dropped (see
+    /// [`ProtectedCreate`](super::ProtectedCreate)). Any other create is not: a node may have
+    /// been created when the future is dropped, and nothing deletes it (an ephemeral one goes
+    /// with its session).
+    ///
+    /// # Sessions
+    ///
+    /// A protected create that loses its session before the reply is tried again on the next
+    /// session (its ephemeral node, if it was made, went with the old one); a plain create is
+    /// retried across sessions as any [`Framework::with_retry`] operation. To bind a create to
+    /// one session, use [`Framework::session`] and [`Session::create`](super::Session::create).
     ///
     /// # Examples
     ///
@@ -330,41 +367,58 @@ impl Framework {
     /// # Ok(()) }
     /// ```
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, spec: impl Into<Create>) -> Result<String> {
-        let spec = spec.into();
+        let spec = spec.into().with_provided_acl(self, path);
         let data = data.into();
-        // Checked before the protected name is built from it, so that a protected create of a
-        // bad path fails as a plain one does instead of creating something else.
+        if spec.protected {
+            return self.create_protected(path, data, spec).await;
+        }
         if spec.mode().is_sequential() {
             corral_proto::validate_sequential_path(path)?;
         } else {
             corral_proto::validate_path(path)?;
         }
-        let (parent, name) = split(path);
-        let (target, prefix) = if spec.protected {
-            let prefix = format!("{PROTECTED_PREFIX}{}-", uuid::Uuid::new_v4());
-            (join(parent, &format!("{prefix}{name}")), Some(prefix))
-        } else {
-            (path.to_owned(), None)
-        };
-        let attempts = Arc::new(AtomicU32::new(0));
         self.with_retry(|client| {
-            let (spec, data, target, prefix) = (spec.clone(), data.clone(), target.clone(), prefix.clone());
-            let (attempts, fw) = (attempts.clone(), self.clone());
-            async move {
-                let attempt = attempts.fetch_add(1, Ordering::SeqCst);
-                if attempt > 0
-                    && let Some(prefix) = &prefix
-                    && let Some(found) = fw.find_protected(&client, &target, prefix, spec.mode()).await?
-                {
-                    return Ok(found);
-                }
-                fw.create_once(&client, &target, data, &spec).await
-            }
+            let (spec, data) = (spec.clone(), data.clone());
+            let fw = self.clone();
+            async move { Ok(fw.create_once(&client, path, data, &spec).await?.0) }
         })
         .await
     }
 
-    async fn create_once(&self, client: &Client, path: &str, data: Bytes, spec: &Create) -> Result<String> {
+    /// A protected create through the framework: one [`ProtectedCreate`](super::ProtectedCreate)
+    /// tried on the current session and, if that session is lost first, on the next (the
+    /// retry policy permitting). An ephemeral node made in a lost session went with it; a
+    /// persistent one is found again by its prefix.
+    async fn create_protected(&self, path: &str, data: Bytes, spec: Create) -> Result<String> {
+        let mut node = super::ProtectedCreate::new(self, path, spec)?;
+        let policy = self.retry_policy();
+        let start = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let session = self.session().await?;
+            match node.create(&session, data.clone()).await {
+                Ok(created) => {
+                    node.keep();
+                    return Ok(created.path);
+                }
+                Err(Error::SessionLost { .. }) if !self.is_closed() => {
+                    attempt += 1;
+                    if policy.next_delay(attempt, start.elapsed()).is_none() {
+                        return Err(Error::ConnectionLoss);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(super) async fn create_once(
+        &self,
+        client: &Client,
+        path: &str,
+        data: Bytes,
+        spec: &Create,
+    ) -> Result<(String, corral_proto::Stat)> {
         let result = match client.create(path, data.clone(), spec.options.clone()).await {
             Err(e) if e.is_no_node() && spec.parents.is_some() => {
                 let (parent, _) = split(path);
@@ -374,48 +428,15 @@ impl Framework {
             other => other,
         };
         match result {
-            Ok((p, _)) => Ok(p),
+            Ok(created) => Ok(created),
             Err(e) if e.is_node_exists() && spec.idempotent && !spec.mode().is_sequential() => {
                 // Ours only if it holds our data and, for an ephemeral, belongs to our session.
                 let (existing, stat) = client.get_data(path).await?;
                 let owned = !spec.mode().is_ephemeral() || stat.ephemeral_owner == client.session_id();
-                if existing == data && owned { Ok(path.to_owned()) } else { Err(e) }
+                if existing == data && owned { Ok((path.to_owned(), stat)) } else { Err(e) }
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// After a connection loss: the node this protected create may have made already.
-    async fn find_protected(
-        &self,
-        client: &Client,
-        target: &str,
-        prefix: &str,
-        mode: CreateMode,
-    ) -> Result<Option<String>> {
-        let (parent, _) = split(target);
-        let children = match client.get_children(parent).await {
-            Ok(c) => c,
-            Err(e) if e.is_no_node() => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let Some(name) = children.into_iter().find(|c| c.starts_with(prefix)) else {
-            return Ok(None);
-        };
-        let found = join(parent, &name);
-        if mode.is_ephemeral() {
-            match client.exists(&found).await? {
-                Some(stat) if stat.ephemeral_owner == client.session_id() => {}
-                Some(_) => {
-                    // Made by an earlier session, which is gone or going: not ours to keep.
-                    tracing::debug!(path = %found, "protected node of an older session; deleting it");
-                    let _ = self.delete(&found, super::Delete::new().guaranteed()).await;
-                    return Ok(None);
-                }
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(found))
     }
 
     /// Creates `path` and every missing ancestor as persistent nodes; existing nodes are left
@@ -491,7 +512,7 @@ impl Framework {
         .await
     }
 
-    async fn ensure_path_with(&self, client: &Client, path: &str, mode: CreateMode) -> Result<()> {
+    pub(super) async fn ensure_path_with(&self, client: &Client, path: &str, mode: CreateMode) -> Result<()> {
         corral_proto::validate_path(path)?;
         client.ensure_chroot().await?;
         if path == "/" {
@@ -507,7 +528,8 @@ impl Framework {
             .map(|segment| {
                 current.push('/');
                 current.push_str(segment);
-                client.create(&current, Bytes::new(), mode)
+                let options = CreateOptions { mode, acl: self.inner.acl.acl_for_path(&current), ttl: None };
+                client.create(&current, Bytes::new(), options)
             })
             .collect();
         let mut first_error = None;

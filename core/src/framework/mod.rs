@@ -33,10 +33,13 @@
 //! # Ok(()) }
 //! ```
 
+mod acl;
 mod builder;
 mod create;
 mod delete;
 mod manager;
+mod protected;
+mod session;
 mod state;
 
 use std::sync::Arc;
@@ -45,9 +48,12 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::watch;
 
+pub use acl::{AclProvider, DefaultAclProvider, FixedAclProvider};
 pub use builder::FrameworkBuilder;
 pub use create::{Create, PROTECTED_PREFIX};
 pub use delete::Delete;
+pub use protected::ProtectedCreate;
+pub use session::{Created, Session};
 pub use state::{ConnectionState, ConnectionStateChange, ErrorPolicy, StateChanges};
 
 use crate::client::Client;
@@ -69,6 +75,8 @@ pub(crate) struct Inner {
     retry: Arc<dyn RetryPolicy>,
     error_policy: ErrorPolicy,
     connection_timeout: Duration,
+    recreate_jitter: Duration,
+    acl: Arc<dyn AclProvider>,
     close: watch::Sender<bool>,
     manager: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     namespaced: bool,
@@ -303,7 +311,49 @@ impl Framework {
         self.inner.connection_timeout
     }
 
-    /// The number of guaranteed deletes still being retried in the background.
+    /// The most a recipe waits before re-creating what a lost session took with it (set with
+    /// [`FrameworkBuilder::recreate_jitter`]; 50 ms by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// assert_eq!(fw.recreate_jitter(), Duration::from_millis(50));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn recreate_jitter(&self) -> Duration {
+        self.inner.recreate_jitter
+    }
+
+    /// The provider of the ACL of every node the framework and the recipes create (set with
+    /// [`FrameworkBuilder::acl_provider`]; the open ACL by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::{Acl, Framework, framework::FixedAclProvider};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).acl_provider(FixedAclProvider::new(Acl::read_unsafe())).start()?;
+    /// assert_eq!(fw.acl_provider().acl_for_path("/x"), Acl::read_unsafe());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn acl_provider(&self) -> Arc<dyn AclProvider> {
+        self.inner.acl.clone()
+    }
+
+    /// The number of guaranteed deletes (and abandoned protected creates) still being cleaned
+    /// up in the background.
     ///
     /// A guaranteed delete that succeeds in the foreground never counts; see
     /// [`Delete::guaranteed`] for one that has to go on in the background.
@@ -424,7 +474,10 @@ impl Framework {
     /// a connection loss.
     ///
     /// `op` gets the client of the session current at each try, so a retry after LOST runs on
-    /// the new session.
+    /// the new session. That is harmless for reads and for persistent writes (a persistent node
+    /// outlives the session that wrote it), and wrong for anything a session owns: an ephemeral
+    /// node, a lock, a leadership. Bind those to one session with [`Framework::session`] and
+    /// [`Session::with_retry`], which fails with [`Error::SessionLost`] instead of crossing.
     ///
     /// # Errors
     ///

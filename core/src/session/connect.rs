@@ -1,16 +1,15 @@
-//! One connection attempt: resolve the host, open TCP, exchange ConnectRequest/ConnectResponse.
+//! One connection attempt: resolve the host, open TCP (and TLS), exchange ConnectRequest/ConnectResponse.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use corral_proto::{ConnectRequest, ConnectResponse, FrameDecoder, Jute, encode_frame};
-use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::connect_string::HostPort;
-use crate::transport::{Connector, Transport, connect_tcp};
+use crate::transport::{ConnectFailure, Dialer, Transport};
 
 /// An established connection, handshake done.
 #[derive(Debug)]
@@ -46,32 +45,25 @@ pub(crate) struct HandshakeParams {
 /// Connects to `host` (resolving its name now) and performs the handshake, all within `limit`.
 pub(crate) async fn connect(
     host: &HostPort,
-    connector: Option<Arc<dyn Connector>>,
+    dialer: &Dialer,
     params: &HandshakeParams,
     limit: Duration,
-) -> Result<Handshake, String> {
-    match tokio::time::timeout(limit, connect_inner(host, connector, params)).await {
+) -> Result<Handshake, ConnectFailure> {
+    let attempt = async {
+        let (stream, addr) = dialer.open(host).await?;
+        handshake(stream, addr, params).await
+    };
+    match tokio::time::timeout(limit, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!("connection attempt to {host} timed out after {limit:?}")),
+        Err(_) => Err(format!("connection attempt to {host} timed out after {limit:?}").into()),
     }
 }
 
-async fn connect_inner(
-    host: &HostPort,
-    connector: Option<Arc<dyn Connector>>,
+async fn handshake(
+    mut stream: Transport,
+    addr: SocketAddr,
     params: &HandshakeParams,
-) -> Result<Handshake, String> {
-    let (stream, addr) = match connector {
-        None => connect_tcp(host).await?,
-        Some(c) => {
-            let (stream, addr) = c.connect(host).await.map_err(|e| format!("cannot connect to {host}: {e}"))?;
-            (Transport::Custom(stream), addr)
-        }
-    };
-    handshake(stream, addr, params).await
-}
-
-async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakeParams) -> Result<Handshake, String> {
+) -> Result<Handshake, ConnectFailure> {
     let password = if params.password.is_empty() { Bytes::from_static(&[0; 16]) } else { params.password.clone() };
     let request = ConnectRequest {
         protocol_version: 0,
@@ -83,7 +75,12 @@ async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakePa
     };
     let mut out = BytesMut::new();
     encode_frame(&mut out, |b| request.write(b));
-    stream.write_all(&out).await.map_err(|e| format!("handshake write to {addr} failed: {e}"))?;
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| ConnectFailure::io(format_args!("handshake write to {addr} failed"), &e))?;
+    // A TLS stream may hold the request until flushed.
+    stream.flush().await.map_err(|e| ConnectFailure::io(format_args!("handshake write to {addr} failed"), &e))?;
 
     let mut decoder = FrameDecoder::new(params.max_frame);
     let mut buf = BytesMut::with_capacity(64);
@@ -99,13 +96,18 @@ async fn handshake(mut stream: Transport, addr: SocketAddr, params: &HandshakePa
                 return Ok(Handshake::Connected(Connection { stream, addr, response, leftover: buf }));
             }
             Ok(None) => {}
-            Err(e) => return Err(format!("bad handshake frame from {addr}: {e}")),
+            Err(e) => return Err(format!("bad handshake frame from {addr}: {e}").into()),
         }
-        let n = stream.read_buf(&mut buf).await.map_err(|e| format!("handshake read from {addr} failed: {e}"))?;
+        // With TLS 1.3 a server that refuses our certificate (or the lack of one) says so only
+        // now, after the client's side of the TLS handshake has completed.
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| ConnectFailure::io(format_args!("handshake read from {addr} failed"), &e))?;
         if n == 0 {
             // ZooKeeper closes without answering when we have seen a newer zxid than it has,
             // or when it is read-only and we did not allow that.
-            return Err(format!("{addr} closed the connection during the handshake"));
+            return Err(format!("{addr} closed the connection during the handshake").into());
         }
     }
 }

@@ -153,7 +153,38 @@ impl SessionTask {
             close_xid: None,
         };
 
-        // Before anything else: credentials, then watches, then what queued up meanwhile.
+        let read_timeout = self.negotiated * 2 / 3;
+        let mut decoder = FrameDecoder::new(self.config.max_frame);
+        let mut rbuf = leftover;
+
+        // Before anything else: SASL (alone on the wire until it completes), then credentials,
+        // then watches, then what queued up meanwhile.
+        if let Some(sasl) = &self.config.sasl {
+            let mut mechanism = sasl.start();
+            let done = super::sasl::exchange(
+                mechanism.as_mut(),
+                &mut link.next_xid,
+                &mut reader,
+                &mut writer,
+                &mut rbuf,
+                &mut decoder,
+                read_timeout,
+            )
+            .await;
+            match done {
+                Ok(()) => tracing::debug!("SASL login complete"),
+                Err(super::sasl::SaslEnd::AuthFailed) => {
+                    tracing::warn!("SASL authentication failed: the server refused the credentials");
+                    return ConnEnd::Terminal(Terminal::AuthFailed);
+                }
+                Err(super::sasl::SaslEnd::Mechanism(reason)) => {
+                    tracing::warn!(%reason, "SASL authentication failed");
+                    *self.shared.sasl_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                    return ConnEnd::Terminal(Terminal::AuthFailed);
+                }
+                Err(super::sasl::SaslEnd::Disconnected(reason)) => return ConnEnd::Disconnected(reason),
+            }
+        }
         for (i, entry) in self.auths.iter().enumerate() {
             let packet = AuthPacket { auth_type: 0, scheme: entry.scheme.clone(), auth: entry.auth.clone() };
             link.send_frame(RequestHeader { xid: xid::AUTH, op: OpCode::Auth }, &packet.to_bytes());
@@ -177,16 +208,13 @@ impl SessionTask {
             server: addr,
         });
 
-        let read_timeout = self.negotiated * 2 / 3;
         let ping_interval = (self.negotiated / 3).min(MAX_PING_INTERVAL);
-        let mut decoder = FrameDecoder::new(self.config.max_frame);
-        let mut rbuf = leftover;
         let mut last_recv = Instant::now();
         let mut handles_gone = false;
         // While read-only, look for a read/write server in the background (the Java client's
         // pingRwServer); dropped with the connection.
         let mut seek = read_only.then(|| {
-            super::probe::seek_read_write(self.config.hosts.clone(), self.connected_host, self.config.connector.clone())
+            super::probe::seek_read_write(self.config.hosts.clone(), self.connected_host, self.config.dialer.clone())
         });
 
         let end = 'conn: loop {

@@ -8,7 +8,8 @@
 
 mod connect;
 mod io;
-mod probe;
+pub(crate) mod probe;
+mod sasl;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -38,7 +39,10 @@ pub(crate) struct Config {
     pub(crate) connection_timeout: Duration,
     pub(crate) read_only: bool,
     pub(crate) max_frame: usize,
-    pub(crate) connector: Option<Arc<dyn crate::transport::Connector>>,
+    /// How connections are opened: TCP or a custom connector, then TLS if configured.
+    pub(crate) dialer: crate::transport::Dialer,
+    /// The SASL login run at the start of every connection.
+    pub(crate) sasl: Option<crate::sasl::Sasl>,
 }
 
 /// State shared between the task and the client handles.
@@ -50,6 +54,15 @@ pub(crate) struct Shared {
     pub(crate) chroot: Chroot,
     pub(crate) max_frame: usize,
     pub(crate) next_watch_id: AtomicU64,
+    /// How connections are opened (for four-letter words, outside the session task).
+    pub(crate) dialer: crate::transport::Dialer,
+    /// The host of the current connection, else of the last attempt; the first host before any.
+    pub(crate) host: std::sync::Mutex<HostPort>,
+    /// The last connection attempt's TLS failure, cleared by a connection: what
+    /// [`crate::ClientBuilder::connect`] reports instead of a bare timeout.
+    pub(crate) tls_failure: std::sync::Mutex<Option<String>>,
+    /// Why the SASL mechanism gave up, when it was not the server refusing the credentials.
+    pub(crate) sasl_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -309,18 +322,26 @@ impl SessionTask {
                     (t / n as u32).max(Duration::from_millis(100))
                 });
                 tracing::debug!(%host, ?per_host, "connecting");
-                let connector = self.config.connector.clone();
-                let attempt = async move { connect::connect(&host, connector, &params, per_host).await };
+                let dialer = self.config.dialer.clone();
+                *self.shared.host.lock().unwrap_or_else(|e| e.into_inner()) = host.clone();
+                let attempt = async move { connect::connect(&host, &dialer, &params, per_host).await };
                 match self.serve_disconnected(attempt).await? {
                     Ok(connect::Handshake::Connected(conn)) => {
                         self.connected_host = index;
+                        *self.shared.tls_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         return Ok(conn);
                     }
                     Ok(connect::Handshake::Expired { addr }) => {
                         tracing::warn!(%addr, session_id = format_args!("{:#x}", self.session_id), "session expired");
                         return Err(Terminal::Expired);
                     }
-                    Err(reason) => tracing::debug!(%reason, "connection attempt failed"),
+                    Err(failure) if failure.tls => {
+                        // A configuration problem (an untrusted certificate, a missing client
+                        // certificate): worth a warning, and what `connect` reports.
+                        tracing::warn!(reason = %failure, "TLS connection attempt failed");
+                        *self.shared.tls_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.reason);
+                    }
+                    Err(failure) => tracing::debug!(reason = %failure, "connection attempt failed"),
                 }
             }
             let pause = pauses.next().unwrap_or(Duration::from_secs(2));

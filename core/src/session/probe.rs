@@ -5,13 +5,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::connect_string::HostPort;
-use crate::transport::{Connector, Transport, connect_tcp};
+use crate::transport::Dialer;
 
 /// The first pause before probing, and the pause after a round that found nothing starts
 /// here too (Java's `minPingRwTimeout`).
@@ -38,7 +37,7 @@ pub(crate) type Seek = Pin<Box<dyn Future<Output = usize> + Send>>;
 /// Each round is bounded (one [`PROBE_TIMEOUT`] per host), every round starts with a pause, and
 /// the caller drops the search with its connection, so it never spins and never outlives the
 /// connection it serves. All time is [`tokio::time`].
-pub(crate) fn seek_read_write(hosts: Vec<HostPort>, current: usize, connector: Option<Arc<dyn Connector>>) -> Seek {
+pub(crate) fn seek_read_write(hosts: Vec<HostPort>, current: usize, dialer: Dialer) -> Seek {
     let span = tracing::debug_span!("seek_read_write");
     Box::pin(tracing::Instrument::instrument(
         async move {
@@ -50,7 +49,7 @@ pub(crate) fn seek_read_write(hosts: Vec<HostPort>, current: usize, connector: O
                 tokio::time::sleep(interval).await;
                 interval = next_interval(interval);
                 for (index, host) in hosts.iter().enumerate().filter(|(i, _)| *i != current) {
-                    match tokio::time::timeout(PROBE_TIMEOUT, isro(host, connector.clone())).await {
+                    match tokio::time::timeout(PROBE_TIMEOUT, isro(host, &dialer)).await {
                         Ok(Ok(answer)) if answer.trim() == "rw" => {
                             tracing::info!(%host, "read/write server found");
                             return index;
@@ -75,15 +74,30 @@ pub(crate) async fn found(seek: Option<&mut Seek>) -> usize {
     }
 }
 
-/// Sends `isro` to `host` (through `connector` if there is one) and returns the answer.
-async fn isro(host: &HostPort, connector: Option<Arc<dyn Connector>>) -> Result<String, String> {
-    let mut stream = match connector {
-        None => connect_tcp(host).await?.0,
-        Some(c) => Transport::Custom(c.connect(host).await.map_err(|e| format!("cannot connect to {host}: {e}"))?.0),
-    };
-    stream.write_all(b"isro").await.map_err(|e| format!("write failed: {e}"))?;
+/// Sends `isro` to `host` (through the client's connector and TLS) and returns the answer.
+async fn isro(host: &HostPort, dialer: &Dialer) -> Result<String, String> {
+    four_letter_word(host, dialer, "isro", ANSWER_LIMIT).await
+}
+
+/// Sends the four-letter word `word` to `host` and reads the answer, up to `limit` bytes, until
+/// the server closes the connection.
+pub(crate) async fn four_letter_word(
+    host: &HostPort,
+    dialer: &Dialer,
+    word: &str,
+    limit: u64,
+) -> Result<String, String> {
+    let mut stream = dialer.open(host).await.map_err(|e| e.reason)?.0;
+    stream.write_all(word.as_bytes()).await.map_err(|e| format!("write failed: {e}"))?;
+    stream.flush().await.map_err(|e| format!("write failed: {e}"))?;
     let mut answer = Vec::new();
-    (&mut stream).take(ANSWER_LIMIT).read_to_end(&mut answer).await.map_err(|e| format!("read failed: {e}"))?;
+    match (&mut stream).take(limit).read_to_end(&mut answer).await {
+        Ok(_) => {}
+        // A server that closes without TLS close_notify (ZooKeeper's Netty does, after a
+        // four-letter word) ends the answer all the same.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+        Err(e) => return Err(format!("read failed: {e}")),
+    }
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 

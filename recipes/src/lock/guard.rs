@@ -3,17 +3,17 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use corral_core::framework::Delete;
-use corral_core::{ConnectionStateChange, ErrorPolicy, Framework, Op, Result};
-use tokio::sync::watch;
+use corral_core::{ConnectionStateChange, Framework, Op, Result};
 
 use super::{Created, delete_in_background};
+use crate::hold::Hold;
 
 /// Proof of holding a [`Mutex`](super::Mutex). Release it with [`MutexGuard::release`]; dropping it releases
 /// in the background (on the current Tokio runtime; dropped outside any runtime, it logs a
 /// warning and the node stays until the session ends).
 ///
-/// A guard knows when it stops being valid: under [`ErrorPolicy::Standard`] as soon as the
-/// connection is SUSPENDED, under [`ErrorPolicy::SessionOnly`] when the session is LOST.
+/// A guard knows when it stops being valid: under [`ErrorPolicy::Standard`](corral_core::ErrorPolicy::Standard) as soon as the
+/// connection is SUSPENDED, under [`ErrorPolicy::SessionOnly`](corral_core::ErrorPolicy::SessionOnly) when the session is LOST.
 ///
 /// # Examples
 ///
@@ -38,11 +38,7 @@ use super::{Created, delete_in_background};
 pub struct MutexGuard {
     fw: Framework,
     path: String,
-    epoch: u64,
-    connection: u64,
-    session_id: i64,
-    czxid: i64,
-    states: watch::Receiver<ConnectionStateChange>,
+    hold: Hold,
     /// [`HELD`], [`RELEASING`] or [`RELEASED`].
     release: AtomicU8,
 }
@@ -56,27 +52,36 @@ const RELEASING: u8 = 1;
 const RELEASED: u8 = 2;
 
 impl MutexGuard {
-    pub(super) fn new(
-        fw: &Framework,
-        path: String,
-        created: Created,
-        states: watch::Receiver<ConnectionStateChange>,
-    ) -> Self {
-        MutexGuard {
-            fw: fw.clone(),
-            path,
-            epoch: created.state.epoch,
-            connection: created.state.connection,
-            session_id: created.state.session_id,
-            czxid: created.czxid,
-            states,
-            release: AtomicU8::new(HELD),
-        }
+    pub(super) fn new(fw: &Framework, path: String, created: Created) -> Self {
+        let hold = Hold::new(fw, path.clone(), created.state, created.czxid);
+        MutexGuard { fw: fw.clone(), path, hold, release: AtomicU8::new(HELD) }
     }
 
     /// A guard for a lock node created outside the contention loop (a downgrade's read node).
     pub(crate) fn adopt(fw: &Framework, path: String, state: ConnectionStateChange, czxid: i64) -> Self {
-        Self::new(fw, path, Created { state, czxid }, fw.connection_state())
+        Self::new(fw, path, Created { state, czxid })
+    }
+
+    /// The hold this guard rests on: the lock node of one session, with the validity rule and
+    /// the fencing check and token shared by every guard and leadership (see [`Hold`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// # use corral_recipes::lock::Mutex;
+    /// let guard = Mutex::new(&fw, "/locks/jobs").acquire().await?;
+    /// assert_eq!(guard.hold().path(), guard.path());
+    /// assert_eq!(guard.hold().fencing_token(), guard.fencing_token());
+    /// # guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold(&self) -> &Hold {
+        &self.hold
     }
 
     /// The lock node's path.
@@ -122,7 +127,7 @@ impl MutexGuard {
     /// # Ok(()) }
     /// ```
     pub fn fencing_token(&self) -> i64 {
-        self.czxid
+        self.hold.fencing_token()
     }
 
     /// The session the lock is held by.
@@ -142,7 +147,7 @@ impl MutexGuard {
     /// # Ok(()) }
     /// ```
     pub fn session_id(&self) -> i64 {
-        self.session_id
+        self.hold.session_id()
     }
 
     /// An operation to put first in your own [`Framework::transaction`]: the transaction
@@ -171,13 +176,13 @@ impl MutexGuard {
     /// # Ok(()) }
     /// ```
     pub fn fencing_check(&self) -> Op {
-        Op::check(self.path.clone(), None)
+        self.hold.fencing_check()
     }
 
     /// Whether the lock is still held as far as this process can tell: not released, same session,
-    /// and, under [`ErrorPolicy::Standard`], the very connection it was acquired on (a SUSPENDED in
+    /// and, under [`ErrorPolicy::Standard`](corral_core::ErrorPolicy::Standard), the very connection it was acquired on (a SUSPENDED in
     /// between invalidates the guard for good, even after RECONNECTED); under
-    /// [`ErrorPolicy::SessionOnly`], the connection state is not an error.
+    /// [`ErrorPolicy::SessionOnly`](corral_core::ErrorPolicy::SessionOnly), the connection state is not an error.
     ///
     /// It asks nothing of the server; see [`MutexGuard::check_ownership`] for that.
     ///
@@ -203,8 +208,7 @@ impl MutexGuard {
     /// # Ok(()) }
     /// ```
     pub fn is_valid(&self) -> bool {
-        self.release.load(Ordering::SeqCst) == HELD
-            && still_valid(*self.states.borrow(), self.epoch, self.connection, self.fw.error_policy())
+        self.release.load(Ordering::SeqCst) == HELD && self.hold.is_valid()
     }
 
     /// Resolves when the guard stops being valid because of the connection state (see
@@ -235,9 +239,7 @@ impl MutexGuard {
     /// # Ok(()) }
     /// ```
     pub async fn invalidated(&self) {
-        let mut states = self.states.clone();
-        let (epoch, connection, policy) = (self.epoch, self.connection, self.fw.error_policy());
-        let _ = states.wait_for(|s| !still_valid(*s, epoch, connection, policy)).await;
+        self.hold.invalidated().await;
     }
 
     /// Asks the server whether the lock node still exists and belongs to the current session.
@@ -269,12 +271,7 @@ impl MutexGuard {
     /// # Ok(()) }
     /// ```
     pub async fn check_ownership(&self) -> Result<bool> {
-        self.fw
-            .with_retry(|client| {
-                let path = self.path.clone();
-                async move { Ok(client.exists(&path).await?.is_some_and(|s| s.ephemeral_owner == client.session_id())) }
-            })
-            .await
+        self.hold.check_ownership().await
     }
 
     /// Releases the lock: deletes the lock node, and keeps trying in the background across
@@ -326,16 +323,6 @@ impl MutexGuard {
         // retried by the framework in the background. Until here, dropping the guard deletes it.
         self.release.store(RELEASED, Ordering::SeqCst);
         result
-    }
-}
-
-/// Under the Standard policy a guard is valid only on the very connection it was acquired on
-/// (a SUSPENDED in between invalidates it for good, even after RECONNECTED); under SessionOnly,
-/// for the whole session.
-fn still_valid(state: ConnectionStateChange, epoch: u64, connection: u64, policy: ErrorPolicy) -> bool {
-    match policy {
-        ErrorPolicy::Standard => state.epoch == epoch && state.connection == connection && state.state.is_connected(),
-        ErrorPolicy::SessionOnly => state.epoch == epoch && !policy.is_error(state.state),
     }
 }
 

@@ -106,6 +106,8 @@ pub(crate) enum Kind {
     Read,
     /// The write side: `__WRIT__` nodes, held when first among readers and writers.
     Write,
+    /// kazoo's layouts (`<uuid hex>__lock__<seq>`, `__rlock__`): see [`crate::kazoo`].
+    Kazoo(crate::kazoo::LockKind),
 }
 
 /// Curator's read-lock node name: a reader of a
@@ -155,20 +157,33 @@ impl Kind {
             Self::Exclusive => LOCK_NAME,
             Self::Read => READ_LOCK_NAME,
             Self::Write => WRITE_LOCK_NAME,
+            Self::Kazoo(kind) => kind.node_name(),
         }
     }
 
-    /// Sorts with Curator's rule; readers and writers of one lock sort together.
+    /// The unique name a contender's node starts with, for layouts that do not use Curator's
+    /// protected prefix (kazoo's `<uuid hex>__lock__`).
+    fn unique_name(self) -> Option<String> {
+        match self {
+            Self::Kazoo(kind) => Some(kind.unique_name()),
+            Self::Exclusive | Self::Read | Self::Write => None,
+        }
+    }
+
+    /// Sorts with Curator's rule; readers and writers of one lock sort together. kazoo's
+    /// layouts sort by kazoo's rule.
     fn sort(self, children: &mut [String]) {
         match self {
             Self::Exclusive => crate::sort::sort_children(children, LOCK_NAME),
             Self::Read | Self::Write => children.sort_by_key(|c| rw_key(c)),
+            Self::Kazoo(_) => crate::kazoo::sort_contenders(children),
         }
     }
 
     /// `None` if the contender at `index` holds the lock, otherwise the index to watch.
     fn watch_target(self, children: &[String], index: usize) -> Option<usize> {
         match self {
+            Self::Kazoo(kind) => kind.watch_target(children, index),
             Self::Exclusive | Self::Write => index.checked_sub(1),
             Self::Read => {
                 let first_writer = children.iter().position(|c| c.contains(WRITE_LOCK_NAME));
@@ -437,9 +452,11 @@ impl Mutex {
     ) -> Result<Option<MutexGuard>> {
         // Deletes the node on every early return and on drop, until handed to the guard.
         let mut node = ProtectedNode::new(&self.fw, &self.dir);
-        let (path, created, mut children) = node.create(self.kind.node_name(), self.data.clone(), true).await?;
+        let (path, created, mut children) = match self.kind.unique_name() {
+            Some(unique) => node.create_unique(&unique, self.data.clone(), true).await?,
+            None => node.create(self.kind.node_name(), self.data.clone(), true).await?,
+        };
         let name = corral_core::proto::path::name(&path).to_owned();
-        let states = self.fw.connection_state();
         loop {
             if let Some(list) = children.take() {
                 let mut list = list;
@@ -451,13 +468,13 @@ impl Mutex {
                 let Some(watch_index) = self.kind.watch_target(&list, index) else {
                     // No await from here on: the guard owns the node as soon as the cleanup lets go.
                     node.hand_over();
-                    return Ok(Some(MutexGuard::new(&self.fw, path, created, states)));
+                    return Ok(Some(MutexGuard::new(&self.fw, path, created)));
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
                 match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {
                     Wait::Changed => {}
                     Wait::TimedOut => {
-                        let _ = node.delete_now().await;
+                        node.delete_now().await;
                         return Ok(None);
                     }
                 }

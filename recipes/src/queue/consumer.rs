@@ -494,7 +494,7 @@ impl<S: QueueSerializer> Run<S> {
         self.attempt += 1;
         self.pending.clear();
         tracing::debug!(path = %self.dir, error = %e, attempt = self.attempt, "queue consumer: retrying");
-        pause(self.attempt, None).await;
+        pause(&self.fw, self.attempt, None).await;
     }
 
     /// Lists the queue (and the locks) with watches; whether there is anything to try.

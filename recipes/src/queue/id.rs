@@ -21,85 +21,131 @@ pub fn id_name(id: &str) -> String {
     format!("|{}|", id.replace(['/', '|'], "_"))
 }
 
-/// A distributed queue whose items carry an id, by which they can be removed before a consumer
-/// takes them (Curator's `DistributedIdQueue`: node `queue-|<id>|<sequence>`, data as a
-/// [`DistributedQueue`]'s). Items come out in put order whatever their ids; several items may
-/// share an id.
+/// Writes what the queues that are a [`DistributedQueue`] with a key in their node names share:
+/// the struct around the queue, `Clone`, `new`, `with_serializer`, `lock_path` and `path`, each
+/// documented with a runnable example. The type's own methods (how a key goes into a name, how
+/// its consumer orders) are written beside it. [`DistributedIdQueue`] and
+/// `DistributedPriorityQueue` use it.
 ///
-/// Delivery, lock-safe mode and connection states are a [`DistributedQueue`]'s.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let server = corral_server::testing::TestingServer::start().await?;
-/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-/// use bytes::Bytes;
-/// use corral_recipes::queue::DistributedIdQueue;
-///
-/// let queue = DistributedIdQueue::new(&fw, "/queues/jobs");
-/// queue.put(&Bytes::from("first"), "job-1").await?;
-/// queue.put(&Bytes::from("second"), "job-2").await?;
-/// assert_eq!(queue.remove("job-1").await?, 1);
-/// assert_eq!(queue.consumer().next_message().await?.items(), [Bytes::from("second")]);
-/// # fw.close().await;
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct DistributedIdQueue<S: QueueSerializer = BytesSerializer> {
-    queue: DistributedQueue<S>,
+/// - `kind`: how the docs name the queue, at the start of a sentence ("An id queue");
+/// - `key`: a key for the examples' `put` (`"job-1"`, `1`).
+macro_rules! keyed_queue {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident;
+        kind = $kind:literal;
+        key = $key:literal;
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct $name<S: QueueSerializer = BytesSerializer> {
+            queue: DistributedQueue<S>,
+        }
+
+        impl<S: QueueSerializer> Clone for $name<S> {
+            fn clone(&self) -> Self {
+                Self { queue: self.queue.clone() }
+            }
+        }
+
+        impl $name<BytesSerializer> {
+            #[doc = concat!($kind, " of raw byte items at `path`. Nothing is sent yet.")]
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+            /// # let server = corral_server::testing::TestingServer::start().await?;
+            /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+            #[doc = concat!("use corral_recipes::queue::", stringify!($name), ";")]
+            ///
+            #[doc = concat!("assert_eq!(", stringify!($name), "::new(&fw, \"/queues/jobs\").path(), \"/queues/jobs\");")]
+            /// # fw.close().await;
+            /// # Ok(()) }
+            /// ```
+            pub fn new(fw: &Framework, path: impl Into<String>) -> Self {
+                Self { queue: DistributedQueue::new(fw, path) }
+            }
+        }
+
+        impl<S: QueueSerializer> $name<S> {
+            #[doc = concat!($kind, " at `path` whose items `serializer` turns into bytes and back (see")]
+            /// [`DistributedQueue::with_serializer`]).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+            /// # let server = corral_server::testing::TestingServer::start().await?;
+            /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+            #[doc = concat!("use corral_recipes::queue::{BytesSerializer, ", stringify!($name), "};")]
+            ///
+            #[doc = concat!("let queue = ", stringify!($name), "::with_serializer(&fw, \"/queues/jobs\", BytesSerializer);")]
+            /// assert_eq!(queue.path(), "/queues/jobs");
+            /// # fw.close().await;
+            /// # Ok(()) }
+            /// ```
+            pub fn with_serializer(fw: &Framework, path: impl Into<String>, serializer: S) -> Self {
+                Self { queue: DistributedQueue::with_serializer(fw, path, serializer) }
+            }
+
+            /// Consumes in Curator's lock-safe mode, as [`DistributedQueue::lock_path`]: an item
+            /// is deleted only when its message is acknowledged.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+            /// # let server = corral_server::testing::TestingServer::start().await?;
+            /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+            /// use bytes::Bytes;
+            #[doc = concat!("use corral_recipes::queue::", stringify!($name), ";")]
+            ///
+            #[doc = concat!("let queue = ", stringify!($name), "::new(&fw, \"/queues/jobs\").lock_path(\"/queues/job-locks\");")]
+            #[doc = concat!("queue.put(&Bytes::from(\"job\"), ", $key, ").await?;")]
+            /// let message = queue.consumer().next_message().await?;
+            /// assert!(message.is_locked());
+            /// message.ack().await?;
+            /// # fw.close().await;
+            /// # Ok(()) }
+            /// ```
+            pub fn lock_path(self, lock_path: impl Into<String>) -> Self {
+                Self { queue: self.queue.lock_path(lock_path) }
+            }
+
+            /// The queue's path.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+            /// # let server = corral_server::testing::TestingServer::start().await?;
+            /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+            #[doc = concat!("use corral_recipes::queue::", stringify!($name), ";")]
+            ///
+            #[doc = concat!("assert_eq!(", stringify!($name), "::new(&fw, \"/q\").path(), \"/q\");")]
+            /// # fw.close().await;
+            /// # Ok(()) }
+            /// ```
+            pub fn path(&self) -> &str {
+                self.queue.path()
+            }
+        }
+    };
 }
+pub(super) use keyed_queue;
 
-impl<S: QueueSerializer> Clone for DistributedIdQueue<S> {
-    fn clone(&self) -> Self {
-        Self { queue: self.queue.clone() }
-    }
-}
-
-impl DistributedIdQueue<BytesSerializer> {
-    /// An id queue of raw byte items at `path`. Nothing is sent yet.
+keyed_queue! {
+    /// A distributed queue whose items carry an id, by which they can be removed before a consumer
+    /// takes them (Curator's `DistributedIdQueue`: node `queue-|<id>|<sequence>`, data as a
+    /// [`DistributedQueue`]'s). Items come out in put order whatever their ids; several items may
+    /// share an id.
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::queue::DistributedIdQueue;
-    ///
-    /// assert_eq!(DistributedIdQueue::new(&fw, "/queues/jobs").path(), "/queues/jobs");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn new(fw: &Framework, path: impl Into<String>) -> Self {
-        Self { queue: DistributedQueue::new(fw, path) }
-    }
-}
-
-impl<S: QueueSerializer> DistributedIdQueue<S> {
-    /// An id queue at `path` whose items `serializer` turns into bytes and back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::queue::{BytesSerializer, DistributedIdQueue};
-    ///
-    /// let queue = DistributedIdQueue::with_serializer(&fw, "/queues/jobs", BytesSerializer);
-    /// assert_eq!(queue.path(), "/queues/jobs");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_serializer(fw: &Framework, path: impl Into<String>, serializer: S) -> Self {
-        Self { queue: DistributedQueue::with_serializer(fw, path, serializer) }
-    }
-
-    /// Consumes (and removes) in Curator's lock-safe mode, as [`DistributedQueue::lock_path`].
+    /// Delivery, lock-safe mode and connection states are a [`DistributedQueue`]'s.
     ///
     /// # Examples
     ///
@@ -111,38 +157,20 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
     /// use bytes::Bytes;
     /// use corral_recipes::queue::DistributedIdQueue;
     ///
-    /// let queue = DistributedIdQueue::new(&fw, "/queues/jobs").lock_path("/queues/job-locks");
-    /// queue.put(&Bytes::from("x"), "job-1").await?;
-    /// let message = queue.consumer().next_message().await?;
-    /// // Being processed: its lock keeps `remove` away.
-    /// assert_eq!(queue.remove("job-1").await?, 0);
-    /// message.ack().await?;
+    /// let queue = DistributedIdQueue::new(&fw, "/queues/jobs");
+    /// queue.put(&Bytes::from("first"), "job-1").await?;
+    /// queue.put(&Bytes::from("second"), "job-2").await?;
+    /// assert_eq!(queue.remove("job-1").await?, 1);
+    /// assert_eq!(queue.consumer().next_message().await?.items(), [Bytes::from("second")]);
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub fn lock_path(self, lock_path: impl Into<String>) -> Self {
-        Self { queue: self.queue.lock_path(lock_path) }
-    }
+    pub struct DistributedIdQueue;
+    kind = "An id queue";
+    key = "\"job-1\"";
+}
 
-    /// The queue's path.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::queue::DistributedIdQueue;
-    ///
-    /// assert_eq!(DistributedIdQueue::new(&fw, "/q").path(), "/q");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn path(&self) -> &str {
-        self.queue.path()
-    }
-
+impl<S: QueueSerializer> DistributedIdQueue<S> {
     /// Adds an item with `id`; returns its node's path.
     ///
     /// # Errors
@@ -208,6 +236,26 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
     /// queue.put(&Bytes::from("b"), "dup").await?;
     /// assert_eq!(queue.remove("dup").await?, 2);
     /// assert_eq!(queue.remove("dup").await?, 0);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// In lock-safe mode, an item a consumer is processing is left alone:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use bytes::Bytes;
+    /// use corral_recipes::queue::DistributedIdQueue;
+    ///
+    /// let queue = DistributedIdQueue::new(&fw, "/queues/jobs").lock_path("/queues/job-locks");
+    /// queue.put(&Bytes::from("x"), "job-1").await?;
+    /// let message = queue.consumer().next_message().await?;
+    /// // Being processed: its lock keeps `remove` away.
+    /// assert_eq!(queue.remove("job-1").await?, 0);
+    /// message.ack().await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```

@@ -2,10 +2,8 @@
 //! the node's lock until the caller acknowledges it.
 
 use bytes::Bytes;
-use corral_core::framework::Create;
-use corral_core::{Client, CreateMode, Error, ErrorCode, Framework, Op, Result};
-
-use super::{is_transient, pause};
+use corral_core::framework::{Create, Session};
+use corral_core::{CreateMode, Error, ErrorCode, Framework, Op, Result};
 
 /// The items of one queue node, taken by a [`Consumer`](super::Consumer).
 ///
@@ -149,7 +147,9 @@ impl<T> Message<T> {
     /// - Server errors such as NoAuth as [`Error::Server`]; the lock is then released and the
     ///   message delivered again.
     ///
-    /// Connection errors are waited out within the session.
+    /// Connection errors are retried within the lock's session, under the framework's retry policy;
+    /// if it gives up (or the session is lost), the lock is released and the message is
+    /// delivered again.
     ///
     /// # Cancel safety
     ///
@@ -183,91 +183,64 @@ impl<T> Message<T> {
     }
 }
 
-/// Deletes the item and its lock together, as the holder of the lock.
+/// Deletes the item and its lock together, as the holder of the lock: on the lock's own session
+/// only (after it ended, a node at the lock's path would be another consumer's), retrying a
+/// connection loss within that session.
 pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
-    let mut attempt = 0;
-    loop {
-        // Only on the lock's own session: after it ended, a node at the lock's path would be
-        // another consumer's.
-        let Some(client) = hold.client() else {
+    let ops = vec![
+        Op::Delete { path: item.to_owned(), version: None },
+        Op::Delete { path: hold.path.clone(), version: None },
+    ];
+    match hold.session.with_retry(|c| c.multi(ops.clone())).await {
+        Ok(_) => {
             hold.done = true;
-            return Err(Error::SessionExpired);
-        };
-        let ops = vec![
-            Op::Delete { path: item.to_owned(), version: None },
-            Op::Delete { path: hold.path.clone(), version: None },
-        ];
-        match client.multi(ops).await {
-            Ok(_) => {
-                hold.done = true;
-                return Ok(());
-            }
-            // The item is gone while we hold its lock: our own transaction, applied before its
-            // reply was lost (or a consumer that ignores locks took it). Only the lock is left.
-            Err(Error::MultiFailed { index: 0, code: ErrorCode::NoNode, .. }) => {
-                hold.release().await;
-                return Ok(());
-            }
-            Err(Error::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) => {
-                hold.done = true;
-                return Err(Error::SessionExpired);
-            }
-            Err(e) if is_transient(&e) => {
-                attempt += 1;
-                tracing::debug!(item, error = %e, "queue ack: retrying");
-                let _ = hold.fw.wait_until_connected(hold.fw.connection_timeout()).await;
-                pause(attempt, None).await;
-            }
-            // Dropping the hold releases the lock: the item is delivered again.
-            Err(e) => return Err(e),
+            Ok(())
         }
+        // The item is gone while we hold its lock: our own transaction, applied before its
+        // reply was lost (or a consumer that ignores locks took it). Only the lock is left.
+        Err(Error::MultiFailed { index: 0, code: ErrorCode::NoNode, .. }) => {
+            hold.release().await;
+            Ok(())
+        }
+        Err(Error::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) | Err(Error::SessionLost { .. }) => {
+            hold.done = true;
+            Err(Error::SessionExpired)
+        }
+        // Dropping the hold releases the lock: the item is delivered again.
+        Err(e) => Err(e),
     }
 }
 
 /// Creates the lock node `path` (ephemeral, parents as needed) with `data` of this consumer's
-/// own, and checks it belongs to the current session; `None` if another consumer holds it (or the
-/// session changed under the create).
+/// own, through the current session; `None` if another consumer holds it (or the session was
+/// lost under the create, taking the node, if it was made, with it). The lock's owner is the
+/// session the create's reply names.
 pub(crate) async fn take_lock(fw: &Framework, path: String, data: Bytes) -> Result<Option<LockHold>> {
     // Idempotent: a retry after a lost reply finds our own lock (our session, our data).
     let spec = Create::new(CreateMode::Ephemeral).parents().idempotent();
-    match fw.create(&path, data, spec).await {
-        Ok(_) => {}
-        Err(e) if e.is_node_exists() => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let client = fw.client();
-    // From here a drop releases it (on this session only).
-    let mut hold = LockHold { fw: fw.clone(), path, session_id: client.session_id(), done: false };
-    match fw.with_retry(|client| client.exists(&hold.path)).await? {
-        Some(stat) if stat.ephemeral_owner == hold.session_id => Ok(Some(hold)),
-        // Made on an earlier session (gone with it), or another consumer's since.
-        _ => {
-            hold.done = true;
-            Ok(None)
-        }
+    let session = fw.session().await?;
+    match session.create(&path, data, spec).await {
+        // From here a drop releases it (on this session only).
+        Ok(_) => Ok(Some(LockHold { session, path, done: false })),
+        Err(e) if e.is_node_exists() => Ok(None),
+        Err(Error::SessionLost { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-/// A lock node this process holds for a message, owned by session `session_id`; released
-/// (deleted) in the background when dropped unless `done`.
+/// A lock node this process holds for a message, owned by `session`; released (deleted) in the
+/// background when dropped unless `done`.
 #[derive(Debug)]
 pub(crate) struct LockHold {
-    fw: Framework,
+    session: Session,
     path: String,
-    session_id: i64,
     done: bool,
 }
 
 impl LockHold {
-    /// The framework's client if it is still on the lock's session.
-    fn client(&self) -> Option<Client> {
-        let client = self.fw.client();
-        (client.session_id() == self.session_id).then_some(client)
-    }
-
     pub(crate) async fn release(mut self) {
         self.done = true;
-        release_lock(&self.fw, &self.path, self.session_id).await;
+        release_lock(&self.session, &self.path).await;
     }
 }
 
@@ -280,33 +253,13 @@ impl Drop for LockHold {
             tracing::warn!(path = %self.path, "no Tokio runtime to release a queue lock; it stays until the session ends");
             return;
         };
-        let (fw, path, session_id) = (self.fw.clone(), std::mem::take(&mut self.path), self.session_id);
-        handle.spawn(async move { release_lock(&fw, &path, session_id).await });
+        let (session, path) = (self.session.clone(), std::mem::take(&mut self.path));
+        handle.spawn(async move { release_lock(&session, &path).await });
     }
 }
 
 /// Deletes the lock at `path` while its session lasts (after that it is gone anyway, and a node
 /// at `path` would be another consumer's).
-async fn release_lock(fw: &Framework, path: &str, session_id: i64) {
-    let mut attempt = 0;
-    loop {
-        let client = fw.client();
-        if client.session_id() != session_id {
-            return;
-        }
-        match client.delete(path, None).await {
-            Ok(()) => return,
-            Err(e) if e.is_no_node() => return,
-            Err(Error::Closed) => return,
-            Err(e) if is_transient(&e) => {
-                attempt += 1;
-                let _ = fw.wait_until_connected(fw.connection_timeout()).await;
-                pause(attempt, None).await;
-            }
-            Err(e) => {
-                tracing::warn!(path, error = %e, "cannot release a queue lock; it stays until the session ends");
-                return;
-            }
-        }
-    }
+async fn release_lock(session: &Session, path: &str) {
+    crate::task::delete_on_session(session, path).await;
 }

@@ -49,8 +49,6 @@ mod priority;
 mod serializer;
 mod simple;
 
-use std::time::Duration;
-
 use corral_core::framework::StateChanges;
 use corral_core::{ConnectionStateChange, Error, Framework, OneshotWatcher, Result};
 use futures::StreamExt;
@@ -70,13 +68,6 @@ pub use simple::{SIMPLE_QUEUE_PREFIX, SimpleDistributedQueue};
 /// Errors worth waiting out: the connection or the session is coming back.
 pub(crate) fn is_transient(e: &Error) -> bool {
     e.is_retryable() || matches!(e, Error::Timeout | Error::SessionExpired | Error::ConnectionLoss)
-}
-
-/// A jittered pause before retry `attempt` (1, 2, …): 100 ms doubling up to 5 s, ±50%.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(100) * 2u32.saturating_pow(attempt.saturating_sub(1).min(6));
-    let base = base.min(Duration::from_secs(5));
-    base / 2 + Duration::from_millis(fastrand::u64(0..=base.as_millis() as u64))
 }
 
 /// The children of `dir` with a watch on them; an empty list and a watch on `dir`'s creation when
@@ -143,9 +134,10 @@ pub(crate) async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// Sleeps a jittered backoff, cut short by `deadline`; false if the deadline passed.
-pub(crate) async fn pause(attempt: u32, deadline: Option<Instant>) -> bool {
-    let until = Instant::now() + backoff(attempt);
+/// Sleeps the recipes' one jittered backoff (see [`crate::task::Backoff`]), cut short by
+/// `deadline`; false if the deadline passed.
+pub(crate) async fn pause(fw: &Framework, attempt: u32, deadline: Option<Instant>) -> bool {
+    let until = Instant::now() + crate::task::backoff_delay(&*fw.retry_policy(), attempt);
     match deadline {
         Some(d) if d <= until => {
             tokio::time::sleep_until(d).await;
@@ -211,7 +203,7 @@ pub(crate) async fn take_node(fw: &Framework, path: &str) -> Result<Taken> {
                 Err(Error::Closed) => return Ok(Taken::Data(data)),
                 Err(e) => {
                     tracing::debug!(path, error = %e, "queue item delete: still looking");
-                    pause(attempt, None).await;
+                    pause(fw, attempt, None).await;
                     attempt += 1;
                 }
             }
@@ -242,7 +234,7 @@ pub(crate) fn requeue_in_background(fw: &Framework, dir: &str, prefix: &str, byt
                         break;
                     }
                     Err(e) if is_transient(&e) => {
-                        pause(attempt, None).await;
+                        pause(&fw, attempt, None).await;
                     }
                     Err(e) => {
                         tracing::error!(dir, error = %e, "cannot put a taken queue item back; it is lost");
@@ -252,19 +244,4 @@ pub(crate) fn requeue_in_background(fw: &Framework, dir: &str, prefix: &str, byt
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_jittered_and_bounded() {
-        for attempt in 1..20 {
-            let d = backoff(attempt);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(7500), "{d:?}");
-        }
-        let distinct: std::collections::HashSet<_> = (0..20).map(|_| backoff(3)).collect();
-        assert!(distinct.len() > 1, "no jitter");
-    }
 }

@@ -3,6 +3,7 @@
 use corral_core::{Framework, Result};
 
 use super::consumer::Order;
+use super::id::keyed_queue;
 use super::{BytesSerializer, Consumer, DistributedQueue, QueueSerializer};
 
 /// The part of a priority queue node's name that encodes `priority` (Curator's
@@ -23,88 +24,14 @@ pub fn priority_name(priority: i32) -> String {
     format!("{}{:08X}", if priority >= 0 { "1" } else { "0" }, priority as u32)
 }
 
-/// A distributed queue whose items come out by priority, lowest first, and in put order within
-/// one priority (Curator's `DistributedPriorityQueue`: node `queue-<priority_name><sequence>`,
-/// data as a [`DistributedQueue`]'s).
-///
-/// A consumer lists the queue again whenever it changed before it takes the next message, so an
-/// urgent item put while others wait goes first (Curator's `refreshOnWatch`). Delivery, lock-safe
-/// mode and connection states are a [`DistributedQueue`]'s.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let server = corral_server::testing::TestingServer::start().await?;
-/// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-/// use bytes::Bytes;
-/// use corral_recipes::queue::DistributedPriorityQueue;
-///
-/// let queue = DistributedPriorityQueue::new(&fw, "/queues/jobs");
-/// queue.put(&Bytes::from("later"), 10).await?;
-/// queue.put(&Bytes::from("urgent"), -1).await?;
-/// let mut consumer = queue.consumer();
-/// assert_eq!(consumer.next_message().await?.items(), [Bytes::from("urgent")]);
-/// assert_eq!(consumer.next_message().await?.items(), [Bytes::from("later")]);
-/// # fw.close().await;
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct DistributedPriorityQueue<S: QueueSerializer = BytesSerializer> {
-    queue: DistributedQueue<S>,
-}
-
-impl<S: QueueSerializer> Clone for DistributedPriorityQueue<S> {
-    fn clone(&self) -> Self {
-        Self { queue: self.queue.clone() }
-    }
-}
-
-impl DistributedPriorityQueue<BytesSerializer> {
-    /// A priority queue of raw byte items at `path`. Nothing is sent yet.
+keyed_queue! {
+    /// A distributed queue whose items come out by priority, lowest first, and in put order within
+    /// one priority (Curator's `DistributedPriorityQueue`: node `queue-<priority_name><sequence>`,
+    /// data as a [`DistributedQueue`]'s).
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::queue::DistributedPriorityQueue;
-    ///
-    /// assert_eq!(DistributedPriorityQueue::new(&fw, "/queues/jobs").path(), "/queues/jobs");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn new(fw: &Framework, path: impl Into<String>) -> Self {
-        Self { queue: DistributedQueue::new(fw, path) }
-    }
-}
-
-impl<S: QueueSerializer> DistributedPriorityQueue<S> {
-    /// A priority queue at `path` whose items `serializer` turns into bytes and back (see
-    /// [`DistributedQueue::with_serializer`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::queue::{BytesSerializer, DistributedPriorityQueue};
-    ///
-    /// let queue = DistributedPriorityQueue::with_serializer(&fw, "/queues/jobs", BytesSerializer);
-    /// assert_eq!(queue.path(), "/queues/jobs");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_serializer(fw: &Framework, path: impl Into<String>, serializer: S) -> Self {
-        Self { queue: DistributedQueue::with_serializer(fw, path, serializer) }
-    }
-
-    /// Consumes in Curator's lock-safe mode, as [`DistributedQueue::lock_path`].
+    /// A consumer lists the queue again whenever it changed before it takes the next message, so an
+    /// urgent item put while others wait goes first (Curator's `refreshOnWatch`). Delivery, lock-safe
+    /// mode and connection states are a [`DistributedQueue`]'s.
     ///
     /// # Examples
     ///
@@ -116,37 +43,21 @@ impl<S: QueueSerializer> DistributedPriorityQueue<S> {
     /// use bytes::Bytes;
     /// use corral_recipes::queue::DistributedPriorityQueue;
     ///
-    /// let queue = DistributedPriorityQueue::new(&fw, "/queues/jobs").lock_path("/queues/jobs-locks");
-    /// queue.put(&Bytes::from("job"), 1).await?;
-    /// let message = queue.consumer().next_message().await?;
-    /// assert!(message.is_locked());
-    /// message.ack().await?;
+    /// let queue = DistributedPriorityQueue::new(&fw, "/queues/jobs");
+    /// queue.put(&Bytes::from("later"), 10).await?;
+    /// queue.put(&Bytes::from("urgent"), -1).await?;
+    /// let mut consumer = queue.consumer();
+    /// assert_eq!(consumer.next_message().await?.items(), [Bytes::from("urgent")]);
+    /// assert_eq!(consumer.next_message().await?.items(), [Bytes::from("later")]);
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub fn lock_path(self, lock_path: impl Into<String>) -> Self {
-        Self { queue: self.queue.lock_path(lock_path) }
-    }
+    pub struct DistributedPriorityQueue;
+    kind = "A priority queue";
+    key = "1";
+}
 
-    /// The queue's path.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::queue::DistributedPriorityQueue;
-    ///
-    /// assert_eq!(DistributedPriorityQueue::new(&fw, "/q").path(), "/q");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn path(&self) -> &str {
-        self.queue.path()
-    }
-
+impl<S: QueueSerializer> DistributedPriorityQueue<S> {
     /// Adds an item with `priority` (lower comes out first); returns its node's path.
     ///
     /// # Errors

@@ -336,7 +336,7 @@ impl SimpleDistributedQueue {
                 Err(e) if wait && is_transient(&e) => {
                     attempt += 1;
                     tracing::debug!(path = %self.shared.path, error = %e, "queue listing failed; retrying");
-                    if !pause(attempt, deadline).await {
+                    if !pause(&fw, attempt, deadline).await {
                         return Ok(None);
                     }
                     continue;
@@ -367,7 +367,7 @@ impl SimpleDistributedQueue {
                     Ok(Ok(false)) => continue,
                     Ok(Err(e)) if wait && is_transient(&e) => {
                         attempt += 1;
-                        if !pause(attempt, deadline).await {
+                        if !pause(&fw, attempt, deadline).await {
                             return Ok(None);
                         }
                         continue;

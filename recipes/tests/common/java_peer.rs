@@ -39,13 +39,28 @@ pub const CURATOR_RECIPES_JARS: &[&str] = &[
 /// The Debian packages that provide [`CURATOR_RECIPES_JARS`].
 pub const CURATOR_RECIPES_PACKAGES: &str = "libcurator-recipes-java zookeeper libslf4j-java";
 
+/// The peer of `curator_interop_discovery.rs` and `curator_interop_read_write_lock.rs`
+/// (`CuratorDiscoveryPeer.java`: Curator's service discovery and `InterProcessReadWriteLock`).
+pub const DISCOVERY_PEER: PeerSpec = PeerSpec {
+    class: "CuratorDiscoveryPeer",
+    jars: &[
+        &["curator-x-discovery.jar"],
+        CURATOR_RECIPES_JARS,
+        &["jackson-databind.jar", "jackson-core.jar", "jackson-annotations.jar"],
+    ],
+    packages: "libcurator-discovery-java libcurator-recipes-java zookeeper libjackson2-databind-java libslf4j-java",
+    tests: "Curator discovery/read-write-lock interop tests",
+    cache: "curator-discovery-peer",
+};
+
 /// Which peer a test binary runs.
 #[derive(Debug)]
 pub struct PeerSpec {
     /// The main class, in `tests/java/<class>.java`.
     pub class: &'static str,
-    /// The jars (in `/usr/share/java`) to compile and run it against.
-    pub jars: &'static [&'static str],
+    /// The jars (in `/usr/share/java`) to compile and run it against, in lists joined in order
+    /// (so that a peer can name [`CURATOR_RECIPES_JARS`] and add its own).
+    pub jars: &'static [&'static [&'static str]],
     /// The Debian packages that provide them, for the message when one is missing.
     pub packages: &'static str,
     /// Which tests skip without Java, for the `skipping:` line.
@@ -110,7 +125,7 @@ impl Java {
                 Err(format!("{} is missing (apt-get install {})", path.display(), spec.packages))
             }
         };
-        let compile_cp = spec.jars.iter().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
+        let compile_cp = spec.jars.iter().copied().flatten().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
         let runtime_cp = RUNTIME_JARS.iter().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
 
         let java_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java");

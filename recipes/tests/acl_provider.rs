@@ -1,0 +1,106 @@
+//! Recipes on an ensemble where `world:anyone` may only read: with an `AclProvider` on the
+//! framework, every node the recipes make is the creator's (and readable by anyone), the
+//! recipes work, and a stranger can neither delete a lock node nor jump a queue.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+use corral_recipes::double_barrier::DistributedDoubleBarrier;
+use corral_recipes::leader_latch::LeaderLatch;
+use corral_recipes::lock::Mutex;
+use corral_recipes::persistent_node::PersistentNode;
+use corral_recipes::queue::DistributedQueue;
+use corral_recipes::semaphore::SemaphoreV2;
+use corral_recipes::shared_count::SharedCount;
+use corral_recipes::{Acl, AclProvider, Client, CreateMode, ErrorCode, Framework, Id, Perms, RetryNTimes};
+
+#[derive(Debug)]
+struct OwnerWritesWorldReads;
+
+impl AclProvider for OwnerWritesWorldReads {
+    fn default_acl(&self) -> Vec<Acl> {
+        vec![Acl::new(Perms::ALL, Id::authenticated()), Acl::new(Perms::READ, Id::anyone())]
+    }
+}
+
+/// Every node below `root`, breadth first.
+async fn all_nodes(client: &Client, root: &str) -> Vec<String> {
+    let (mut out, mut todo) = (Vec::new(), VecDeque::from([root.to_owned()]));
+    while let Some(path) = todo.pop_front() {
+        for child in client.get_children(&path).await.unwrap_or_default() {
+            let child = if path == "/" { format!("/{child}") } else { format!("{path}/{child}") };
+            todo.push_back(child.clone());
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn recipes_work_where_the_world_may_only_read() {
+    for env in common::envs("acl-provider").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = Framework::builder(env.connect_string())
+            .session_timeout(Duration::from_secs(4))
+            .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
+            .digest_auth("app", "secret")
+            .acl_provider(OwnerWritesWorldReads)
+            .start()
+            .unwrap();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        // The application's root: only the application may write below it.
+        fw.create("/app", "", CreateMode::Persistent).await.unwrap();
+
+        let guard = Mutex::new(&fw, "/app/locks/job").acquire().await.unwrap();
+        let lease = SemaphoreV2::new(&fw, "/app/sem", 2).acquire().await.unwrap();
+        let latch = LeaderLatch::start(&fw, "/app/election", "me");
+        latch.await_leadership_timeout(Duration::from_secs(10)).await.unwrap();
+        let node = PersistentNode::start(&fw, "/app/members/me", CreateMode::Ephemeral, "up");
+        node.wait_for_initial_create(Duration::from_secs(10)).await.unwrap();
+        let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/app/services");
+        discovery.register(ServiceInstance::builder("api").id("i1").port(8080).build()).await.unwrap();
+        let queue: DistributedQueue = DistributedQueue::new(&fw, "/app/queue");
+        queue.put(&Bytes::from("job-1")).await.unwrap();
+        let count = SharedCount::start(&fw, "/app/count", 1).await.unwrap();
+        assert!(count.try_set_count(&count.versioned_count(), 2).await.unwrap());
+        let barrier = DistributedDoubleBarrier::new(&fw, "/app/barrier", 1);
+        barrier.enter().await.unwrap();
+
+        // Everything the recipes made has the provider's ACL.
+        let observer = env.client().await;
+        let nodes = all_nodes(&observer, "/app").await;
+        assert!(nodes.len() >= 10, "{nodes:?}");
+        for path in &nodes {
+            let (acl, _) = observer.get_acl(path).await.unwrap();
+            assert!(
+                acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ),
+                "{path} is writable by anyone: {acl:?}"
+            );
+        }
+        // A stranger reads, but cannot take the lock from its holder or put into the queue.
+        assert!(observer.exists(guard.path()).await.unwrap().is_some());
+        let err = observer.delete(guard.path(), None).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NoAuth);
+        let err = observer.create("/app/queue/queue-x", "", CreateMode::PersistentSequential).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NoAuth);
+
+        // And the recipes run to their end.
+        let mut consumer = queue.consumer();
+        let message = consumer.next_message().await.unwrap();
+        assert_eq!(&message.items()[0][..], b"job-1");
+        message.ack().await.unwrap();
+        barrier.leave().await.unwrap();
+        guard.release().await.unwrap();
+        lease.release().await.unwrap();
+        latch.close().await;
+        node.close().await;
+        discovery.close().await;
+        drop(count);
+        observer.close().await;
+        fw.close().await;
+    }
+}

@@ -1,0 +1,256 @@
+//! TLS on a secure client port, as ZooKeeper's `secureClientPort`: the same protocol (and the
+//! same four-letter words) inside TLS, through `rustls` with the `ring` provider.
+//!
+//! [`ServerTls`] holds the server's certificate and key and, for mutual TLS, the CA that client
+//! certificates must chain to; [`crate::ServerBuilder::tls`] opens the port beside the plain one.
+//! A client certificate, when presented and verified, gives its connection the id
+//! `x509:<subject DN>` (ZooKeeper's `X509AuthenticationProvider`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::server::Error;
+
+/// Whether the secure port asks clients for a certificate (ZooKeeper's `ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// Ask for none.
+    None,
+    /// Ask, and verify one if presented; a client without one is served too.
+    Want,
+    /// Require one that chains to the client CA (ZooKeeper's default once a trust store is set).
+    Need,
+}
+
+/// PEM bytes, or the file to read them from when the configuration is built.
+#[derive(Clone)]
+enum Pem {
+    File(PathBuf),
+    Bytes(Arc<[u8]>),
+}
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+        }
+    }
+}
+
+impl Pem {
+    fn load(&self, what: &str) -> Result<Vec<u8>, Error> {
+        match self {
+            Self::Bytes(bytes) => Ok(bytes.to_vec()),
+            Self::File(path) => {
+                std::fs::read(path).map_err(|e| Error::Tls(format!("cannot read the {what} {}: {e}", path.display())))
+            }
+        }
+    }
+
+    fn name(&self, what: &str) -> String {
+        match self {
+            Self::File(path) => format!("{what} {}", path.display()),
+            Self::Bytes(_) => format!("{what} (in memory)"),
+        }
+    }
+
+    fn certs(&self, what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+        let pem = self.load(what)?;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Tls(format!("bad PEM in {}: {e}", self.name(what))))?;
+        if certs.is_empty() {
+            return Err(Error::Tls(format!("no CERTIFICATE in {}", self.name(what))));
+        }
+        Ok(certs)
+    }
+}
+
+/// Builds a [`ServerTls`]. Made by [`ServerTls::builder`]; files are read by
+/// [`ServerTlsBuilder::build`].
+#[derive(Debug, Clone)]
+pub struct ServerTlsBuilder {
+    chain: Pem,
+    key: Pem,
+    client_ca: Option<Pem>,
+    client_auth: Option<ClientAuth>,
+}
+
+impl ServerTlsBuilder {
+    /// Verifies client certificates against the CA certificates of this PEM bundle (ZooKeeper's
+    /// `ssl.trustStore.location`). Client certificates are then required unless
+    /// [`ServerTlsBuilder::client_auth`] says otherwise, as in ZooKeeper.
+    pub fn client_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.client_ca = Some(Pem::Bytes(pem.as_ref().into()));
+        self
+    }
+
+    /// Like [`ServerTlsBuilder::client_ca_pem`], from a file.
+    pub fn client_ca_pem_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.client_ca = Some(Pem::File(path.as_ref().to_owned()));
+        self
+    }
+
+    /// Whether client certificates are asked for: [`ClientAuth::Need`] by default with a
+    /// client CA, [`ClientAuth::None`] without one.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = Some(auth);
+        self
+    }
+
+    /// Reads the files, parses the PEM and builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] naming the part at fault: an unreadable file, no certificate, no usable
+    /// private key, a key that does not match the certificate, or [`ClientAuth::Want`] /
+    /// [`ClientAuth::Need`] without a client CA.
+    pub fn build(self) -> Result<ServerTls, Error> {
+        let chain = self.chain.certs("certificate chain")?;
+        let key_pem = self.key.load("private key")?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| Error::Tls(format!("no usable private key in {}: {e}", self.key.name("private key"))))?;
+        let provider = Arc::new(ring_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        let auth =
+            self.client_auth.unwrap_or(if self.client_ca.is_some() { ClientAuth::Need } else { ClientAuth::None });
+        let builder = match (auth, &self.client_ca) {
+            (ClientAuth::None, _) => builder.with_no_client_auth(),
+            (_, None) => return Err(Error::Tls("client certificates asked for, but no client CA given".into())),
+            (auth, Some(ca)) => {
+                let mut roots = RootCertStore::empty();
+                for cert in ca.certs("client CA bundle")? {
+                    roots.add(cert).map_err(|e| {
+                        Error::Tls(format!("bad CA certificate in {}: {e}", ca.name("client CA bundle")))
+                    })?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
+                let verifier =
+                    verifier.build().map_err(|e| Error::Tls(format!("cannot build the client verifier: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| Error::Tls(format!("certificate and key do not fit: {e}")))?;
+        Ok(ServerTls { config: Arc::new(config), client_auth: auth })
+    }
+}
+
+/// The TLS settings of a secure client port. Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), corral_server::Error> {
+/// use corral_server::{ClientAuth, Server, ServerTls};
+///
+/// let tls = ServerTls::builder_from_files("/etc/zk/server.pem", "/etc/zk/server.key")
+///     .client_ca_pem_file("/etc/zk/ca.pem")
+///     .client_auth(ClientAuth::Need)
+///     .build()?;
+/// let server = Server::builder().tls(tls).secure_port(2281).start().await?;
+/// println!("TLS on {:?}", server.secure_addr());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ServerTls {
+    config: Arc<ServerConfig>,
+    client_auth: ClientAuth,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls").field("client_auth", &self.client_auth).finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// A builder for a server presenting `cert_chain` (PEM, leaf first) with `key` (PEM:
+    /// PKCS#8, PKCS#1 or SEC1), asking clients for no certificate.
+    pub fn builder(cert_chain: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> ServerTlsBuilder {
+        ServerTlsBuilder {
+            chain: Pem::Bytes(cert_chain.as_ref().into()),
+            key: Pem::Bytes(key.as_ref().into()),
+            client_ca: None,
+            client_auth: None,
+        }
+    }
+
+    /// Like [`ServerTls::builder`], from files. ZooKeeper's single-file PEM key store (key and
+    /// certificate in one file) works too: pass the file twice.
+    pub fn builder_from_files(cert_chain: impl AsRef<Path>, key: impl AsRef<Path>) -> ServerTlsBuilder {
+        ServerTlsBuilder {
+            chain: Pem::File(cert_chain.as_ref().to_owned()),
+            key: Pem::File(key.as_ref().to_owned()),
+            client_ca: None,
+            client_auth: None,
+        }
+    }
+
+    /// Uses a `rustls` server configuration as it is.
+    pub fn from_rustls(config: Arc<ServerConfig>) -> Self {
+        Self { config, client_auth: ClientAuth::Want }
+    }
+
+    /// Runs the server side of the handshake within `limit`, and returns the stream with the
+    /// ids the client certificate gives (`x509:<subject>`).
+    pub(crate) async fn accept(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        limit: Duration,
+    ) -> Option<(TlsStream<TcpStream>, Vec<corral_proto::Id>)> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config));
+        match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                let ids = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| crate::x509::subject_dn(leaf))
+                    .map(|dn| vec![corral_proto::Id::new("x509", dn)])
+                    .unwrap_or_default();
+                Some((stream, ids))
+            }
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake failed; closing");
+                None
+            }
+            Err(_) => {
+                tracing::info!(%peer, "no TLS handshake in time; closing");
+                None
+            }
+        }
+    }
+}
+
+/// Fills `buf` from the system's secure random source (through `ring`), for SASL nonces.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    if ring_provider().secure_random.fill(buf).is_err() {
+        buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+}
+
+/// The `ring` provider (rust-deps.md §11).
+#[allow(deprecated, reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange")]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}

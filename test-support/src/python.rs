@@ -1,0 +1,231 @@
+//! Python peers: kazoo 2.11.0 in a virtual environment the tests make themselves, and a peer
+//! process that runs kazoo recipes on command.
+//!
+//! The venv lives in `target/kazoo-venv` (made once, by whichever test binary gets there first:
+//! it is built in a temporary directory and renamed into place, so concurrent binaries never see
+//! half of one). `pip` fetches kazoo from PyPI. As with ZooKeeper, a venv that cannot be made is
+//! a skip outside CI and a failure with `CI` set.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+
+/// The kazoo version the peers run.
+pub const KAZOO_VERSION: &str = "2.11.0";
+
+/// The Python interpreter of a venv with kazoo installed, or `None` (after one `skipping:` line
+/// on stderr) when it cannot be made and `CI` is not set.
+///
+/// # Panics
+///
+/// With `CI` set, when the venv cannot be made.
+pub fn kazoo_python() -> Option<&'static Path> {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match PYTHON.get_or_init(make_venv) {
+        Ok(path) => Some(path),
+        Err(reason) if crate::running_in_ci() => panic!("CI is set, but there is no kazoo to test against: {reason}"),
+        Err(reason) => {
+            static SAID: OnceLock<()> = OnceLock::new();
+            SAID.get_or_init(|| eprintln!("skipping: {reason}"));
+            None
+        }
+    }
+}
+
+fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    // test-support/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("target"), |root| root.join("target"))
+}
+
+fn make_venv() -> Result<PathBuf, String> {
+    let venv = target_dir().join("kazoo-venv");
+    let python = venv.join("bin").join("python");
+    if has_kazoo(&python) {
+        return Ok(python);
+    }
+    let building = target_dir().join(format!("kazoo-venv.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    std::fs::create_dir_all(target_dir()).map_err(|e| format!("cannot create {}: {e}", target_dir().display()))?;
+    run(Command::new("python3").args(["-m", "venv"]).arg(&building), "python3 -m venv")?;
+    let pip = building.join("bin").join("pip");
+    run(
+        Command::new(&pip).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("kazoo=={KAZOO_VERSION}"),
+        ]),
+        "pip install kazoo",
+    )?;
+    // A venv's scripts name its own directory: move it into place only as a whole, then check.
+    match std::fs::rename(&building, &venv) {
+        Ok(()) => {}
+        Err(_) if has_kazoo(&python) => {
+            // Another test binary was first.
+            let _ = std::fs::remove_dir_all(&building);
+        }
+        Err(e) => return Err(format!("cannot move the venv into {}: {e}", venv.display())),
+    }
+    if has_kazoo(&python) { Ok(python) } else { Err(format!("{} cannot import kazoo", python.display())) }
+}
+
+fn has_kazoo(python: &Path) -> bool {
+    python.exists()
+        && Command::new(python)
+            .args(["-c", "import kazoo, sys; sys.exit(0 if kazoo.__version__ == '2.11.0' else 1)"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command.output().map_err(|e| format!("{what}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+/// The peer's program: one JSON command per line on stdin, one JSON answer per line on stdout.
+const PEER: &str = r#"
+import json, sys, logging
+from kazoo.client import KazooClient
+from kazoo.exceptions import LockTimeout
+logging.basicConfig(level=logging.WARNING)
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=15)
+print(json.dumps({"session_id": zk.client_id[0]}), flush=True)
+held = {}
+kinds = {"Lock": zk.Lock, "ReadLock": zk.ReadLock, "WriteLock": zk.WriteLock}
+for line in sys.stdin:
+    c = json.loads(line)
+    op = c["op"]
+    try:
+        if op == "lock":
+            lock = kinds[c["kind"]](c["path"], c["id"])
+            try:
+                got = lock.acquire(timeout=c.get("timeout"))
+            except LockTimeout:
+                got = False
+            if got:
+                held[c["name"]] = lock
+            out = {"acquired": bool(got), "node": lock.node}
+        elif op == "release":
+            held.pop(c["name"]).release()
+            out = {"released": True}
+        elif op == "contenders":
+            out = {"contenders": kinds[c.get("kind", "Lock")](c["path"]).contenders()}
+        elif op == "election_contenders":
+            out = {"contenders": zk.Election(c["path"]).contenders()}
+        elif op in ("counter_add", "counter_value"):
+            default = 0.0 if c.get("float") else 0
+            counter = zk.Counter(c["path"], default=default, support_curator=bool(c.get("curator")))
+            if op == "counter_add":
+                counter += (float(c["delta"]) if c.get("float") else int(c["delta"]))
+                out = {"pre": counter.pre_value, "post": counter.post_value}
+            else:
+                out = {"value": counter.value}
+        elif op == "party_join":
+            party = (zk.ShallowParty if c.get("shallow") else zk.Party)(c["path"], c["id"])
+            party.join()
+            held[c["name"]] = party
+            out = {"joined": True}
+        elif op == "party_leave":
+            held.pop(c["name"]).leave()
+            out = {"left": True}
+        elif op == "party_members":
+            party = (zk.ShallowParty if c.get("shallow") else zk.Party)(c["path"])
+            out = {"members": sorted(party), "len": len(party)}
+        elif op == "exit":
+            break
+        else:
+            out = {"error": "unknown op " + op}
+    except Exception as e:
+        out = {"error": repr(e)}
+    print(json.dumps(out), flush=True)
+zk.stop()
+zk.close()
+"#;
+
+/// A Python process running kazoo against one connect string, answering commands in order.
+/// Dropping it ends the process (its session goes with it).
+#[derive(Debug)]
+pub struct KazooPeer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The peer's session id.
+    pub session_id: i64,
+}
+
+impl KazooPeer {
+    /// Starts a peer connected to `hosts` (`host:port[,…][/chroot]`) and waits for its session.
+    ///
+    /// # Errors
+    ///
+    /// A message if the process cannot start or does not connect.
+    pub fn start(python: &Path, hosts: &str) -> Result<Self, String> {
+        let mut child = Command::new(python)
+            .args(["-u", "-c", PEER, hosts])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start the kazoo peer: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut peer = Self { child, stdin, stdout, session_id: 0 };
+        let hello = peer.read_line()?;
+        peer.session_id = json_i64(&hello, "session_id").ok_or_else(|| format!("the peer did not connect: {hello}"))?;
+        Ok(peer)
+    }
+
+    /// Sends one command (a JSON object, see the peer's program) and returns its answer line.
+    /// Blocks until the peer answers (a lock acquisition waits for the lock).
+    ///
+    /// # Errors
+    ///
+    /// A message if the peer is gone.
+    pub fn request(&mut self, command: &str) -> Result<String, String> {
+        writeln!(self.stdin, "{command}").and_then(|()| self.stdin.flush()).map_err(|e| format!("peer gone: {e}"))?;
+        self.read_line()
+    }
+
+    fn read_line(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) => Err("the kazoo peer exited".into()),
+            Ok(_) => Ok(line.trim_end().to_owned()),
+            Err(e) => Err(format!("reading the peer: {e}")),
+        }
+    }
+}
+
+impl Drop for KazooPeer {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{{\"op\":\"exit\"}}");
+        let _ = self.stdin.flush();
+        // Give it a moment to close its session cleanly, then end it by its PID.
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The integer field `key` of a flat JSON object line (enough for the peer's answers).
+pub fn json_i64(line: &str, key: &str) -> Option<i64> {
+    let rest = &line[line.find(&format!("\"{key}\":"))? + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
