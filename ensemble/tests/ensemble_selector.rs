@@ -76,6 +76,9 @@ async fn ensemble_selector_one_leader_through_member_kills_and_a_leader_stall() 
         w.report.recovered("a leader stall (to a new leader)", took);
         // A little slack over 2 × the session timeout for a loaded 2-core machine.
         assert!(took <= SESSION_TIMEOUT * 2 + Duration::from_secs(2), "a new leader took {took:?}");
+        // The stall lasts at least 1.5 × the session timeout, so the session surely expires (the
+        // leader may have sent its release just before it stopped, and been followed at once).
+        tokio::time::sleep((SESSION_TIMEOUT * 3 / 2).saturating_sub(started.elapsed())).await;
         w.report.count("session expiries");
         contenders[i].resume();
         contenders[i].wait_count("state LOST", lost + 1, PROGRESS_WAIT).await;
