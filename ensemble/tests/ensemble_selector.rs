@@ -1,7 +1,7 @@
-//! Leader selector on a real 3-member ensemble: each leadership term makes fenced writes. The
-//! ensemble's leader is killed, the leading contender is stalled past its session timeout, and a
-//! majority of the ensemble is killed and restarted. Never two leaders whose writes succeed; a
-//! new leader within twice the session timeout of the stall.
+//! Leader selector and leader latch on a real 3-member ensemble: each leadership term makes fenced
+//! writes. The ensemble's leader is killed, the leading contender is stalled past its session
+//! timeout, and a majority of the ensemble is killed and restarted. Never two leaders whose writes
+//! succeed; a new leader within twice the session timeout of the stall.
 
 mod common;
 
@@ -30,10 +30,23 @@ async fn leading(contenders: &[Contender], bound: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_selector_one_leader_through_member_kills_and_a_leader_stall() {
-    let Some(mut w) = Workload::start("selector").await else { return };
+    one_leader("selector").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_latch_one_leader_through_member_kills_and_a_leader_stall() {
+    one_leader("latch").await;
+}
+
+/// The workload, with contenders of `mode` (`selector` or `latch`).
+async fn one_leader(mode: &str) {
+    // One ensemble at a time on a 2-core machine: the two tests of this file take turns.
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = TURN.lock().await;
+    let Some(mut w) = Workload::start(mode).await else { return };
     let connect = w.connect();
     let mut contenders: Vec<_> =
-        (1..=3).map(|i| w.contender(&format!("s{i}"), "selector", &connect, &["writes=5"])).collect();
+        (1..=3).map(|i| w.contender(&format!("{}{i}", &mode[..1]), mode, &connect, &["writes=5"])).collect();
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
     let rounds = if long_mode() { 20 } else { 1 };

@@ -10,6 +10,8 @@
 //! - `hold`: acquire the lock once and print `acquired`; make one fenced increment on `write`;
 //!   exit on `stop`. The test stalls it in between (SIGSTOP) to make a stale holder.
 //! - `selector`: a `LeaderSelector` with auto-requeue; each term makes `writes` fenced increments.
+//! - `latch`: a `LeaderLatch`; while leading, makes `writes` fenced increments with the latch's
+//!   fencing check (`gap_ms` apart, default 50), then closes the latch and joins again.
 //! - `queue`: a lock-safe `DistributedQueue` consumer of [`QUEUE`] (locks in [`QUEUE_LOCKS`]):
 //!   takes each message, waits `gap_ms` (the processing), acknowledges it.
 //! - `discovery`: registers instance `<id>` of service [`SERVICE`] under [`SERVICES`] and keeps a
@@ -21,7 +23,7 @@
 //! ```text
 //! state <STATE> <session id> <epoch>
 //! acquired <token> <session id>           (mutex, hold)
-//! leader <round> <token> <session id>     (selector)
+//! leader <round> <token> <session id>     (selector, latch)
 //! write ok <value> <token>
 //! write rejected <token> <reason>
 //! write unknown <token> <reason>
@@ -43,6 +45,7 @@ use std::time::Duration;
 
 use corral_ensemble_tests::fenced::{LOCK, Outcome, QUEUE, QUEUE_LOCKS, SERVICE, SERVICES, fenced_increment};
 use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
+use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
@@ -84,6 +87,7 @@ async fn main() {
         "hold" => hold(&fw, &id, commands).await,
         "selector" => selector(&fw, &id, writes, gap(50), commands).await,
         "queue" => queue(&fw, gap(0), commands).await,
+        "latch" => latch(&fw, &id, writes, gap(50), commands).await,
         "discovery" => discovery(&fw, &id, commands).await,
         other => println!("error unknown mode {other}"),
     }
@@ -280,4 +284,35 @@ async fn discovery(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiv
     printer.abort();
     cache.close().await;
     discovery.close().await;
+}
+
+async fn latch(fw: &Framework, id: &str, writes: usize, gap: Duration, mut commands: mpsc::UnboundedReceiver<String>) {
+    let mut round = 0;
+    loop {
+        let latch = LeaderLatch::start(fw, LOCK, id);
+        let mut leading = latch.leadership();
+        let led = tokio::select! {
+            led = leading.wait_for(|leads| *leads) => led.is_ok(),
+            _ = commands.recv() => {
+                latch.close().await;
+                return;
+            }
+        };
+        drop(leading);
+        if let Some(hold) = latch.hold().filter(|_| led) {
+            round += 1;
+            let token = hold.fencing_token();
+            println!("leader {round} {token} {}", hold.session_id());
+            for n in 0..writes {
+                if n > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                if !write(fw, hold.fencing_check(), id, token).await {
+                    break;
+                }
+            }
+            println!("released {token}");
+        }
+        latch.close().await;
+    }
 }

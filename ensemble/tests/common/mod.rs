@@ -144,11 +144,12 @@ impl Workload {
     }
 
     /// The session that owns the first node of the lock or election at [`LOCK`] (Curator's sort
-    /// rule: by the sequence number at the end of the name), if any.
+    /// rule: by the sequence number at the end of the name), if any: the holder or the leader.
     pub async fn lock_owner(&self) -> Option<i64> {
         let client = self.fw.client();
         let mut children = client.get_children(LOCK).await.ok()?;
-        children.sort_by_key(|name| name.rsplit_once("lock-").map(|(_, seq)| seq.to_owned()).unwrap_or_default());
+        // Lock (`…lock-<seq>`) and latch (`…latch-<seq>`) nodes end with a 10-digit sequence.
+        children.sort_by_key(|name| name[name.len().saturating_sub(10)..].to_owned());
         let first = children.first()?;
         client.exists(&format!("{LOCK}/{first}")).await.ok()?.map(|stat| stat.ephemeral_owner)
     }
