@@ -41,11 +41,7 @@
 //! # Ok(()) }
 //! ```
 
-mod builder;
 mod client;
-mod client_admin;
-mod client_multi;
-mod client_ops;
 mod connect_string;
 mod error;
 pub mod framework;

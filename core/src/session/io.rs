@@ -20,7 +20,8 @@ use super::{AfterReply, Command, Pending, SessionTask, Terminal};
 use crate::error::{Error, Result};
 use crate::state::{SessionEvent, SessionState};
 use crate::transport::Transport;
-use crate::watcher::{WatchKind, WatchedEvent};
+use crate::session::watch::WatchKind;
+use crate::watcher::WatchedEvent;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -195,18 +196,17 @@ impl SessionTask {
             link.send_request(q.pending);
         }
 
-        self.shared.state.send_replace(if read_only {
-            SessionState::ConnectedReadOnly
-        } else {
-            SessionState::Connected
-        });
-        self.shared.emit(SessionEvent::Connected {
-            session_id: self.session_id,
-            resumed,
-            read_only,
-            negotiated_timeout: self.negotiated,
-            server: addr,
-        });
+        let state = if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected };
+        self.shared.transition(
+            state,
+            Some(SessionEvent::Connected {
+                session_id: self.session_id,
+                resumed,
+                read_only,
+                negotiated_timeout: self.negotiated,
+                server: addr,
+            }),
+        );
 
         let ping_interval = (self.negotiated / 3).min(MAX_PING_INTERVAL);
         let mut last_recv = Instant::now();
@@ -403,7 +403,7 @@ impl SessionTask {
                 } else {
                     // exists on a missing node still leaves a watch: that is how NodeCreated arrives.
                     if header.err == ErrorCode::NoNode
-                        && let Some(w) = watch.filter(|w| w.kind == crate::watcher::WatchKind::Exist)
+                        && let Some(w) = watch.filter(|w| w.kind == crate::session::watch::WatchKind::Exist)
                     {
                         self.register_watch(link, w);
                     }
@@ -421,7 +421,7 @@ impl SessionTask {
     /// request was in flight (the caller gave up on the request), nobody would receive the
     /// event: the watch is removed again at once, the server's side included unless another
     /// watcher still needs it, as if the watcher had been dropped after the reply.
-    fn register_watch(&mut self, link: &mut Link, w: crate::watcher::WatchRegistration) {
+    fn register_watch(&mut self, link: &mut Link, w: crate::session::watch::WatchRegistration) {
         if w.sender.is_closed() {
             let (path, kind, id) = (w.path.clone(), w.kind, w.id);
             self.watches.register(w);

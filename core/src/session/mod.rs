@@ -9,6 +9,7 @@
 mod connect;
 mod io;
 pub(crate) mod probe;
+pub(crate) mod watch;
 mod sasl;
 
 use std::collections::VecDeque;
@@ -18,13 +19,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_proto::{KeeperState, OpCode, Response};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::connect_string::{Chroot, HostPort};
 use crate::error::{Error, Result};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use crate::watcher::{WatchKind, WatchRegistration, WatchRegistry};
+use self::watch::{WatchKind, WatchRegistration, WatchRegistry};
 
 pub(crate) use connect::HandshakeParams;
 
@@ -48,7 +49,7 @@ pub(crate) struct Config {
 /// State shared between the task and the client handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) state: watch::Sender<SessionState>,
+    pub(crate) state: tokio::sync::watch::Sender<SessionState>,
     pub(crate) info: std::sync::Mutex<SessionInfo>,
     pub(crate) subscribers: std::sync::Mutex<Vec<mpsc::UnboundedSender<SessionEvent>>>,
     pub(crate) chroot: Chroot,
@@ -66,9 +67,28 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn emit(&self, event: SessionEvent) {
-        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subs.retain(|tx| tx.send(event.clone()).is_ok());
+    /// The one place the session's state changes: the state channel (a watcher sees a change
+    /// only when the state really changes) and, with it, the event for the event streams. A
+    /// terminal state stays terminal: nothing after Closed, Expired or AuthFailed is published.
+    pub(crate) fn transition(&self, state: SessionState, event: Option<SessionEvent>) {
+        let mut from_terminal = false;
+        self.state.send_if_modified(|current| {
+            if current.is_terminal() {
+                from_terminal = true;
+                return false;
+            }
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+        if from_terminal {
+            tracing::debug!(?state, "ignoring a transition after the session ended");
+            return;
+        }
+        if let Some(event) = event {
+            let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            subs.retain(|tx| tx.send(event.clone()).is_ok());
+        }
     }
 
     pub(crate) fn info(&self) -> SessionInfo {
@@ -249,7 +269,7 @@ impl SessionTask {
         // quick drop in a row doubles a jittered pause, as a failed round of hosts does.
         let mut quick_drops = 0u32;
         let terminal = loop {
-            self.shared.state.send_replace(SessionState::Connecting);
+            self.shared.transition(SessionState::Connecting, None);
             let conn = match self.connect_phase().await {
                 Ok(conn) => conn,
                 Err(terminal) => break terminal,
@@ -258,12 +278,12 @@ impl SessionTask {
             let moving = match self.connection_phase(conn).await {
                 io::ConnEnd::Disconnected(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "disconnected");
-                    self.shared.emit(SessionEvent::Disconnected { reason });
+                    self.shared.transition(SessionState::Connecting, Some(SessionEvent::Disconnected { reason }));
                     false
                 }
                 io::ConnEnd::ReadWriteFound(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "leaving the read-only server");
-                    self.shared.emit(SessionEvent::Disconnected { reason });
+                    self.shared.transition(SessionState::Connecting, Some(SessionEvent::Disconnected { reason }));
                     true
                 }
                 io::ConnEnd::Terminal(terminal) => break terminal,
@@ -274,7 +294,7 @@ impl SessionTask {
                 let max = QUICK_DROP_PAUSE * (1 << quick_drops);
                 let pause = Duration::from_micros(fastrand::u64(0..=max.as_micros() as u64));
                 tracing::debug!(quick_drops, ?pause, "connection dropped right away; pausing before reconnecting");
-                self.shared.state.send_replace(SessionState::Connecting);
+                self.shared.transition(SessionState::Connecting, None);
                 if let Err(terminal) = self.serve_disconnected(tokio::time::sleep(pause)).await {
                     break terminal;
                 }
@@ -395,8 +415,7 @@ impl SessionTask {
     /// Ends the session: terminal state, every waiter answered, every watcher told.
     fn finish(&mut self, terminal: Terminal) {
         tracing::info!(session_id = format_args!("{:#x}", self.session_id), ?terminal, "session ended");
-        self.shared.state.send_replace(terminal.state());
-        self.shared.emit(terminal.event());
+        self.shared.transition(terminal.state(), Some(terminal.event()));
         // The session is over: end every event stream after this last event.
         self.shared.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.commands.close();
