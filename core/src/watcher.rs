@@ -63,7 +63,6 @@ impl WatchedEvent {
     }
 }
 
-
 /// Tells the session task that a watcher was dropped, without keeping the client alive.
 #[derive(Debug)]
 pub(crate) struct DropGuard {

@@ -7,7 +7,6 @@ mod builder;
 mod multi;
 mod ops;
 
-
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,9 +20,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::connect_string::Chroot;
 use crate::error::{Error, Result};
+use crate::session::watch::{WatchKind, WatchRegistration, WatchSender};
 use crate::session::{AfterReply, Command, Pending, Shared};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use crate::session::watch::{WatchKind, WatchRegistration, WatchSender};
 use crate::watcher::DropGuard;
 
 #[derive(Debug)]

@@ -18,9 +18,9 @@ use tracing::Instrument;
 use super::connect::Connection;
 use super::{AfterReply, Command, Pending, SessionTask, Terminal};
 use crate::error::{Error, Result};
+use crate::session::watch::WatchKind;
 use crate::state::{SessionEvent, SessionState};
 use crate::transport::Transport;
-use crate::session::watch::WatchKind;
 use crate::watcher::WatchedEvent;
 
 /// How a connection ended.

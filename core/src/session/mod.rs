@@ -4,13 +4,41 @@
 //! future is created) and get replies over oneshot channels. The task connects (trying every
 //! host in turn, with a jittered pause between full rounds), replays credentials and watches
 //! after each reconnect, pipelines requests, pings when idle, declares the connection dead after
-//! 2T/3 of silence, and stops for good on expiry, authentication failure or close.
+//! 2T/3 of silence, and stops for good on expiry, authentication failure or close. Every change
+//! of the session's state goes through one function, `Shared::transition`, which publishes the
+//! state and its event together and never leaves a terminal state.
+//!
+//! # The reconnect story, in order
+//!
+//! 1. **The connection drops** (read or write error, the server closed it, or nothing arrived
+//!    for 2T/3 — `io.rs`). Requests in flight fail with `ConnectionLoss` (their fate on the
+//!    server is unknown); the state becomes Connecting and `Disconnected` is published
+//!    (`SessionTask::run`). A connection that died right after its handshake counts as a quick
+//!    drop: the next attempt waits a jittered pause that doubles with each quick drop in a row.
+//! 2. **Requests made meanwhile are queued** in order (`serve_disconnected`), each for at most
+//!    the connection timeout (then it fails with `ConnectionLoss`); credentials added meanwhile
+//!    are kept for the next connection, and dropped watchers are forgotten locally.
+//! 3. **Hosts are tried in turn** (`connect_phase`), each within the per-host connect timeout,
+//!    with a jittered exponential pause (50 ms → 2 s) after every full round that failed. Each
+//!    attempt sends the session id and password, the last zxid seen and the timeout
+//!    (`connect.rs`; over TLS when configured).
+//! 4. **The handshake answers**: timeout 0 means the session is expired — the task ends in
+//!    Expired (never quietly a new session: that is the framework's decision); otherwise the
+//!    session goes on, possibly on another server, with the negotiated timeout.
+//! 5. **Before any request** (`connection_phase`): the SASL exchange alone on the wire, if
+//!    configured; then every credential (`addAuth`) again; then every registered watch —
+//!    one-shot, persistent and recursive — with setWatches/setWatches2 relative to the last
+//!    zxid seen, so a change made between the two connections fires at once
+//!    (`restore_watches`, the registry in [`watch`]); then the queued requests, in the order
+//!    they were made.
+//! 6. **Connected is published** (or ConnectedReadOnly), with whether the session was resumed;
+//!    pings resume after T/3 of idleness.
 
 mod connect;
 mod io;
 pub(crate) mod probe;
-pub(crate) mod watch;
 mod sasl;
+pub(crate) mod watch;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,10 +50,10 @@ use corral_proto::{KeeperState, OpCode, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use self::watch::{WatchKind, WatchRegistration, WatchRegistry};
 use crate::connect_string::{Chroot, HostPort};
 use crate::error::{Error, Result};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use self::watch::{WatchKind, WatchRegistration, WatchRegistry};
 
 pub(crate) use connect::HandshakeParams;
 
