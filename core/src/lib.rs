@@ -45,6 +45,7 @@ mod client;
 mod connect_string;
 mod error;
 pub mod framework;
+pub mod metrics;
 mod ops;
 mod retry;
 mod sasl;

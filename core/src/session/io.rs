@@ -46,6 +46,8 @@ struct ConnInfo {
 struct InFlight {
     xid: i32,
     pending: Pending,
+    /// When the request was written, for its round-trip time.
+    sent: Instant,
 }
 
 /// Paths per setWatches frame, counted in bytes (ZooKeeper's client uses about 128 K).
@@ -85,10 +87,12 @@ impl Link {
     }
 
     fn send_frame(&mut self, header: RequestHeader, body: &[u8]) {
+        let before = self.out.len();
         encode_frame(&mut self.out, |b| {
             header.write(b);
             b.extend_from_slice(body);
         });
+        metrics::counter!(crate::metrics::BYTES_SENT_TOTAL).increment((self.out.len() - before) as u64);
         self.last_send = Instant::now();
     }
 
@@ -99,7 +103,9 @@ impl Link {
         if pending.op == OpCode::CloseSession {
             self.close_xid = Some(xid);
         }
-        self.in_flight.push_back(InFlight { xid, pending });
+        metrics::counter!(crate::metrics::REQUESTS_TOTAL, "op" => crate::metrics::op_label(pending.op)).increment(1);
+        metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).increment(1.0);
+        self.in_flight.push_back(InFlight { xid, pending, sent: Instant::now() });
     }
 }
 
@@ -196,6 +202,8 @@ impl SessionTask {
             link.send_request(q.pending);
         }
 
+        metrics::counter!(crate::metrics::CONNECTIONS_TOTAL, "resumed" => if resumed { "true" } else { "false" })
+            .increment(1);
         let state = if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected };
         self.shared.transition(
             state,
@@ -240,7 +248,10 @@ impl SessionTask {
                 biased;
                 read = reader.read_buf(&mut rbuf) => match read {
                     Ok(0) => break ConnEnd::Disconnected("server closed the connection".into()),
-                    Ok(_) => last_recv = Instant::now(),
+                    Ok(n) => {
+                        metrics::counter!(crate::metrics::BYTES_RECEIVED_TOTAL).increment(n as u64);
+                        last_recv = Instant::now();
+                    }
                     Err(e) => break ConnEnd::Disconnected(format!("read failed: {e}")),
                 },
                 // write_buf is cancel safe: a write either happened (and `out` advanced) or not.
@@ -294,6 +305,7 @@ impl SessionTask {
 
         // Whatever was in flight is lost with the connection.
         let closing = link.close_xid.is_some();
+        metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).decrement(link.in_flight.len() as f64);
         for f in link.in_flight.drain(..) {
             let err = if closing { Error::Closed } else { Error::ConnectionLoss };
             let _ = f.pending.reply.send(Err(err));
@@ -379,11 +391,15 @@ impl SessionTask {
                     return Err(protocol(format!("reply for xid {xid} with nothing in flight")));
                 };
                 if front.xid != xid {
+                    metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).decrement(1.0);
                     let _ = front.pending.reply.send(Err(Error::ConnectionLoss));
                     return Err(protocol(format!("reply xid {xid}, expected {}", front.xid)));
                 }
-                let InFlight { pending, .. } = front;
+                let InFlight { pending, sent, .. } = front;
                 let Pending { op, path, reply, watch, after, .. } = pending;
+                let label = crate::metrics::op_label(op);
+                metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).decrement(1.0);
+                metrics::histogram!(crate::metrics::REQUEST_DURATION_SECONDS, "op" => label).record(sent.elapsed());
                 tracing::trace!(xid, ?op, err = %header.err, "reply");
                 if header.err == ErrorCode::Ok {
                     let response = match Response::read_body(op, &mut frame) {

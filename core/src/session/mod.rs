@@ -306,6 +306,7 @@ impl SessionTask {
             let moving = match self.connection_phase(conn).await {
                 io::ConnEnd::Disconnected(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "disconnected");
+                    metrics::counter!(crate::metrics::DISCONNECTS_TOTAL).increment(1);
                     self.shared.transition(SessionState::Connecting, Some(SessionEvent::Disconnected { reason }));
                     false
                 }
@@ -381,6 +382,7 @@ impl SessionTask {
                     }
                     Ok(connect::Handshake::Expired { addr }) => {
                         tracing::warn!(%addr, session_id = format_args!("{:#x}", self.session_id), "session expired");
+                        metrics::counter!(crate::metrics::SESSION_EXPIRIES_TOTAL).increment(1);
                         return Err(Terminal::Expired);
                     }
                     Err(failure) if failure.tls => {

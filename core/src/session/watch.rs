@@ -65,6 +65,13 @@ pub(crate) struct WatchRegistry {
     watches: HashMap<(String, WatchKind), Vec<(u64, WatchSender)>>,
 }
 
+/// Moves the process-wide watch gauge by `delta` watchers.
+fn gauge(delta: isize) {
+    if delta != 0 {
+        metrics::gauge!(crate::metrics::WATCHES_REGISTERED).increment(delta as f64);
+    }
+}
+
 /// Which server paths to restore after a reconnect.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct WatchSet {
@@ -78,6 +85,7 @@ pub(crate) struct WatchSet {
 impl WatchRegistry {
     pub(crate) fn register(&mut self, reg: WatchRegistration) {
         self.watches.entry((reg.path, reg.kind)).or_default().push((reg.id, reg.sender));
+        gauge(1);
     }
 
     /// Removes one watcher. Returns the server watch type to remove on the server if no
@@ -90,6 +98,7 @@ impl WatchRegistry {
         if list.len() == before {
             return None;
         }
+        gauge(list.len() as isize - before as isize);
         if list.is_empty() {
             self.watches.remove(&key);
         }
@@ -147,6 +156,7 @@ impl WatchRegistry {
     fn fire(&mut self, path: &str, kind: WatchKind, event: &WatchedEvent) {
         let key = (path.to_owned(), kind);
         let Some(list) = self.watches.get_mut(&key) else { return };
+        let before = list.len();
         match kind {
             WatchKind::Data | WatchKind::Exist | WatchKind::Child => {
                 for (_, sender) in list.drain(..) {
@@ -162,6 +172,7 @@ impl WatchRegistry {
                 });
             }
         }
+        gauge(list.len() as isize - before as isize);
         if list.is_empty() {
             self.watches.remove(&key);
         }
@@ -182,6 +193,7 @@ impl WatchRegistry {
             let Some(list) = self.watches.remove(&(path.to_owned(), *kind)) else {
                 continue;
             };
+            gauge(-(list.len() as isize));
             let event_type = match kind {
                 Data | Exist => EventType::DataWatchRemoved,
                 Child => EventType::ChildWatchRemoved,
@@ -204,6 +216,7 @@ impl WatchRegistry {
     /// Ends every watcher with a session event (expiry, close, auth failure).
     pub(crate) fn end_all(&mut self, state: KeeperState) {
         let event = WatchedEvent::session_end(state);
+        gauge(-(self.len() as isize));
         for (_, list) in self.watches.drain() {
             for (_, sender) in list {
                 match sender {
@@ -220,6 +233,7 @@ impl WatchRegistry {
 
     /// Drops watchers whose receiving side is gone, and returns what to restore.
     pub(crate) fn watch_set(&mut self, to_server: impl Fn(&str) -> String) -> WatchSet {
+        let before = self.len();
         self.watches.retain(|_, list| {
             list.retain(|(_, s)| match s {
                 WatchSender::Oneshot(tx) => !tx.is_closed(),
@@ -227,6 +241,7 @@ impl WatchRegistry {
             });
             !list.is_empty()
         });
+        gauge(self.len() as isize - before as isize);
         let mut set = WatchSet::default();
         for (path, kind) in self.watches.keys() {
             let target = match kind {
