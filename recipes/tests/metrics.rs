@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use corral_core::metrics as m;
 use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::lock::Mutex;
 use corral_recipes::{CreateMode, Framework, RetryNTimes};
