@@ -41,14 +41,11 @@
 //! # Ok(()) }
 //! ```
 
-mod builder;
 mod client;
-mod client_admin;
-mod client_multi;
-mod client_ops;
 mod connect_string;
 mod error;
 pub mod framework;
+pub mod metrics;
 mod ops;
 mod retry;
 mod sasl;

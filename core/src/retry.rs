@@ -821,6 +821,7 @@ where
             return Err(error);
         };
         tracing::debug!(attempt, ?delay, %error, "retrying");
+        metrics::counter!(crate::metrics::RETRIES_TOTAL).increment(1);
         if is_connection_error(&error) {
             match wait_for_connection().await {
                 Err(wait_error) => {

@@ -652,11 +652,14 @@ async fn run(fw: Framework, path: String, id: String, outputs: Outputs, mut stop
             hold.send_replace(None);
             leading_node.send_replace(None);
         }
-        leader.send_if_modified(|l| {
+        let changed = leader.send_if_modified(|l| {
             let changed = *l != value;
             *l = value;
             changed
         });
+        if changed && value {
+            metrics::counter!(corral_core::metrics::LEADERSHIP_TERMS_TOTAL, "recipe" => "latch").increment(1);
+        }
     };
     loop {
         if *stop.borrow() != Stop::Running {
@@ -685,6 +688,7 @@ async fn run(fw: Framework, path: String, id: String, outputs: Outputs, mut stop
             set(false);
             member = None;
             promoted = None;
+            metrics::counter!(corral_core::metrics::RECIPE_RECREATIONS_TOTAL, "recipe" => "latch").increment(1);
             if !task::pause_unless_stopped(task::recreate_pause(&fw), &mut stop).await {
                 continue;
             }

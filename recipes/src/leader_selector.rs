@@ -600,11 +600,11 @@ async fn run<F, Fut>(
             },
             _ = stop.changed() => continue,
         };
-        if contended_in != 0
-            && epoch != contended_in
-            && !crate::task::pause_unless_stopped(crate::task::recreate_pause(&fw), &mut stop).await
-        {
-            continue;
+        if contended_in != 0 && epoch != contended_in {
+            metrics::counter!(corral_core::metrics::RECIPE_RECREATIONS_TOTAL, "recipe" => "selector").increment(1);
+            if !crate::task::pause_unless_stopped(crate::task::recreate_pause(&fw), &mut stop).await {
+                continue;
+            }
         }
         contended_in = epoch;
         // Cancellable without dropping the acquisition: on close the queued node is deleted
@@ -627,6 +627,7 @@ async fn run<F, Fut>(
         round += 1;
         let guard = Arc::new(guard);
         leading.send_replace(true);
+        metrics::counter!(corral_core::metrics::LEADERSHIP_TERMS_TOTAL, "recipe" => "selector").increment(1);
         let user = task(Leadership { guard: guard.clone(), round });
         tokio::select! {
             _ = user => tracing::debug!(round, "leadership task finished"),

@@ -414,6 +414,8 @@ async fn run(
                 if owner.as_ref().is_some_and(|s| s.epoch() != state.epoch) {
                     actual.send_replace(None);
                     owner = None;
+                    metrics::counter!(corral_core::metrics::RECIPE_RECREATIONS_TOTAL, "recipe" => "persistent_node")
+                        .increment(1);
                     // Spread the re-creations of many clients expired together.
                     if !task::pause_unless_stopped(task::recreate_pause(&fw), &mut stop).await {
                         continue;

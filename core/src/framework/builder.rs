@@ -70,6 +70,42 @@ impl FrameworkBuilder {
         }
     }
 
+    /// Builds every session's client from `client`: all of [`ClientBuilder`]'s settings —
+    /// connect string, session timeout, per-host connect timeout, frame size limit, read-only
+    /// servers, credentials, TLS, SASL, transport — instead of the copies of some of them on
+    /// this builder. The framework's own settings (namespace, retry and error policies,
+    /// connection timeout for operations, jitters, ACL provider) stay this builder's; a setter
+    /// of this builder called afterwards changes the client's settings as before.
+    ///
+    /// A session to resume set with [`ClientBuilder::session`] is ignored: the framework opens
+    /// its own sessions. The framework's default session timeout (60 s) does not apply: the
+    /// client builder's (30 s unless set) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ClientBuilder, Framework};
+    ///
+    /// let client = ClientBuilder::new(server.connect_string())
+    ///     .session_timeout(Duration::from_secs(10))
+    ///     .connect_timeout(Duration::from_secs(2))
+    ///     .max_frame_size(256 * 1024);
+    /// let fw = Framework::builder("unused:2181").client(client).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(10)).await?;
+    /// assert_eq!(fw.client().session().timeout, Duration::from_secs(10));
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn client(mut self, client: ClientBuilder) -> Self {
+        self.connect_string = client.connect_string().to_owned();
+        self.client = client.without_session();
+        self
+    }
+
     /// Every path is relative to `/<namespace>`, which the framework creates (with its
     /// parents) at the start of every session, before posting CONNECTED or RECONNECTED.
     /// Combines with a chroot in the connect string.

@@ -172,6 +172,14 @@ impl StatePublisher {
             return;
         }
         tracing::info!(state = ?change.state, session_id = format_args!("{:#x}", change.session_id), epoch = change.epoch, "connection state");
+        let label = match change.state {
+            ConnectionState::Connected => "connected",
+            ConnectionState::Suspended => "suspended",
+            ConnectionState::Reconnected => "reconnected",
+            ConnectionState::Lost => "lost",
+            ConnectionState::ReadOnly => "read_only",
+        };
+        metrics::counter!(crate::metrics::CONNECTION_STATES_TOTAL, "state" => label).increment(1);
         self.cell.send_modify(|cell| {
             cell.seq += 1;
             cell.latest = change;

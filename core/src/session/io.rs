@@ -18,9 +18,10 @@ use tracing::Instrument;
 use super::connect::Connection;
 use super::{AfterReply, Command, Pending, SessionTask, Terminal};
 use crate::error::{Error, Result};
+use crate::session::watch::WatchKind;
 use crate::state::{SessionEvent, SessionState};
 use crate::transport::Transport;
-use crate::watcher::{WatchKind, WatchedEvent};
+use crate::watcher::WatchedEvent;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ struct ConnInfo {
 struct InFlight {
     xid: i32,
     pending: Pending,
+    /// When the request was written, for its round-trip time.
+    sent: Instant,
 }
 
 /// Paths per setWatches frame, counted in bytes (ZooKeeper's client uses about 128 K).
@@ -84,10 +87,12 @@ impl Link {
     }
 
     fn send_frame(&mut self, header: RequestHeader, body: &[u8]) {
+        let before = self.out.len();
         encode_frame(&mut self.out, |b| {
             header.write(b);
             b.extend_from_slice(body);
         });
+        metrics::counter!(crate::metrics::BYTES_SENT_TOTAL).increment((self.out.len() - before) as u64);
         self.last_send = Instant::now();
     }
 
@@ -98,7 +103,9 @@ impl Link {
         if pending.op == OpCode::CloseSession {
             self.close_xid = Some(xid);
         }
-        self.in_flight.push_back(InFlight { xid, pending });
+        metrics::counter!(crate::metrics::REQUESTS_TOTAL, "op" => crate::metrics::op_label(pending.op)).increment(1);
+        metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).increment(1.0);
+        self.in_flight.push_back(InFlight { xid, pending, sent: Instant::now() });
     }
 }
 
@@ -195,18 +202,19 @@ impl SessionTask {
             link.send_request(q.pending);
         }
 
-        self.shared.state.send_replace(if read_only {
-            SessionState::ConnectedReadOnly
-        } else {
-            SessionState::Connected
-        });
-        self.shared.emit(SessionEvent::Connected {
-            session_id: self.session_id,
-            resumed,
-            read_only,
-            negotiated_timeout: self.negotiated,
-            server: addr,
-        });
+        metrics::counter!(crate::metrics::CONNECTIONS_TOTAL, "resumed" => if resumed { "true" } else { "false" })
+            .increment(1);
+        let state = if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected };
+        self.shared.transition(
+            state,
+            Some(SessionEvent::Connected {
+                session_id: self.session_id,
+                resumed,
+                read_only,
+                negotiated_timeout: self.negotiated,
+                server: addr,
+            }),
+        );
 
         let ping_interval = (self.negotiated / 3).min(MAX_PING_INTERVAL);
         let mut last_recv = Instant::now();
@@ -240,7 +248,10 @@ impl SessionTask {
                 biased;
                 read = reader.read_buf(&mut rbuf) => match read {
                     Ok(0) => break ConnEnd::Disconnected("server closed the connection".into()),
-                    Ok(_) => last_recv = Instant::now(),
+                    Ok(n) => {
+                        metrics::counter!(crate::metrics::BYTES_RECEIVED_TOTAL).increment(n as u64);
+                        last_recv = Instant::now();
+                    }
                     Err(e) => break ConnEnd::Disconnected(format!("read failed: {e}")),
                 },
                 // write_buf is cancel safe: a write either happened (and `out` advanced) or not.
@@ -294,6 +305,7 @@ impl SessionTask {
 
         // Whatever was in flight is lost with the connection.
         let closing = link.close_xid.is_some();
+        metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).decrement(link.in_flight.len() as f64);
         for f in link.in_flight.drain(..) {
             let err = if closing { Error::Closed } else { Error::ConnectionLoss };
             let _ = f.pending.reply.send(Err(err));
@@ -379,11 +391,15 @@ impl SessionTask {
                     return Err(protocol(format!("reply for xid {xid} with nothing in flight")));
                 };
                 if front.xid != xid {
+                    metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).decrement(1.0);
                     let _ = front.pending.reply.send(Err(Error::ConnectionLoss));
                     return Err(protocol(format!("reply xid {xid}, expected {}", front.xid)));
                 }
-                let InFlight { pending, .. } = front;
+                let InFlight { pending, sent, .. } = front;
                 let Pending { op, path, reply, watch, after, .. } = pending;
+                let label = crate::metrics::op_label(op);
+                metrics::gauge!(crate::metrics::REQUESTS_IN_FLIGHT).decrement(1.0);
+                metrics::histogram!(crate::metrics::REQUEST_DURATION_SECONDS, "op" => label).record(sent.elapsed());
                 tracing::trace!(xid, ?op, err = %header.err, "reply");
                 if header.err == ErrorCode::Ok {
                     let response = match Response::read_body(op, &mut frame) {
@@ -403,7 +419,7 @@ impl SessionTask {
                 } else {
                     // exists on a missing node still leaves a watch: that is how NodeCreated arrives.
                     if header.err == ErrorCode::NoNode
-                        && let Some(w) = watch.filter(|w| w.kind == crate::watcher::WatchKind::Exist)
+                        && let Some(w) = watch.filter(|w| w.kind == crate::session::watch::WatchKind::Exist)
                     {
                         self.register_watch(link, w);
                     }
@@ -421,7 +437,7 @@ impl SessionTask {
     /// request was in flight (the caller gave up on the request), nobody would receive the
     /// event: the watch is removed again at once, the server's side included unless another
     /// watcher still needs it, as if the watcher had been dropped after the reply.
-    fn register_watch(&mut self, link: &mut Link, w: crate::watcher::WatchRegistration) {
+    fn register_watch(&mut self, link: &mut Link, w: crate::session::watch::WatchRegistration) {
         if w.sender.is_closed() {
             let (path, kind, id) = (w.path.clone(), w.kind, w.id);
             self.watches.register(w);

@@ -4,12 +4,41 @@
 //! future is created) and get replies over oneshot channels. The task connects (trying every
 //! host in turn, with a jittered pause between full rounds), replays credentials and watches
 //! after each reconnect, pipelines requests, pings when idle, declares the connection dead after
-//! 2T/3 of silence, and stops for good on expiry, authentication failure or close.
+//! 2T/3 of silence, and stops for good on expiry, authentication failure or close. Every change
+//! of the session's state goes through one function, `Shared::transition`, which publishes the
+//! state and its event together and never leaves a terminal state.
+//!
+//! # The reconnect story, in order
+//!
+//! 1. **The connection drops** (read or write error, the server closed it, or nothing arrived
+//!    for 2T/3 — `io.rs`). Requests in flight fail with `ConnectionLoss` (their fate on the
+//!    server is unknown); the state becomes Connecting and `Disconnected` is published
+//!    (`SessionTask::run`). A connection that died right after its handshake counts as a quick
+//!    drop: the next attempt waits a jittered pause that doubles with each quick drop in a row.
+//! 2. **Requests made meanwhile are queued** in order (`serve_disconnected`), each for at most
+//!    the connection timeout (then it fails with `ConnectionLoss`); credentials added meanwhile
+//!    are kept for the next connection, and dropped watchers are forgotten locally.
+//! 3. **Hosts are tried in turn** (`connect_phase`), each within the per-host connect timeout,
+//!    with a jittered exponential pause (50 ms → 2 s) after every full round that failed. Each
+//!    attempt sends the session id and password, the last zxid seen and the timeout
+//!    (`connect.rs`; over TLS when configured).
+//! 4. **The handshake answers**: timeout 0 means the session is expired — the task ends in
+//!    Expired (never quietly a new session: that is the framework's decision); otherwise the
+//!    session goes on, possibly on another server, with the negotiated timeout.
+//! 5. **Before any request** (`connection_phase`): the SASL exchange alone on the wire, if
+//!    configured; then every credential (`addAuth`) again; then every registered watch —
+//!    one-shot, persistent and recursive — with setWatches/setWatches2 relative to the last
+//!    zxid seen, so a change made between the two connections fires at once
+//!    (`restore_watches`, the registry in [`watch`]); then the queued requests, in the order
+//!    they were made.
+//! 6. **Connected is published** (or ConnectedReadOnly), with whether the session was resumed;
+//!    pings resume after T/3 of idleness.
 
 mod connect;
 mod io;
 pub(crate) mod probe;
 mod sasl;
+pub(crate) mod watch;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,13 +47,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_proto::{KeeperState, OpCode, Response};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use self::watch::{WatchKind, WatchRegistration, WatchRegistry};
 use crate::connect_string::{Chroot, HostPort};
 use crate::error::{Error, Result};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use crate::watcher::{WatchKind, WatchRegistration, WatchRegistry};
 
 pub(crate) use connect::HandshakeParams;
 
@@ -48,7 +77,7 @@ pub(crate) struct Config {
 /// State shared between the task and the client handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) state: watch::Sender<SessionState>,
+    pub(crate) state: tokio::sync::watch::Sender<SessionState>,
     pub(crate) info: std::sync::Mutex<SessionInfo>,
     pub(crate) subscribers: std::sync::Mutex<Vec<mpsc::UnboundedSender<SessionEvent>>>,
     pub(crate) chroot: Chroot,
@@ -66,9 +95,28 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn emit(&self, event: SessionEvent) {
-        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subs.retain(|tx| tx.send(event.clone()).is_ok());
+    /// The one place the session's state changes: the state channel (a watcher sees a change
+    /// only when the state really changes) and, with it, the event for the event streams. A
+    /// terminal state stays terminal: nothing after Closed, Expired or AuthFailed is published.
+    pub(crate) fn transition(&self, state: SessionState, event: Option<SessionEvent>) {
+        let mut from_terminal = false;
+        self.state.send_if_modified(|current| {
+            if current.is_terminal() {
+                from_terminal = true;
+                return false;
+            }
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+        if from_terminal {
+            tracing::debug!(?state, "ignoring a transition after the session ended");
+            return;
+        }
+        if let Some(event) = event {
+            let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            subs.retain(|tx| tx.send(event.clone()).is_ok());
+        }
     }
 
     pub(crate) fn info(&self) -> SessionInfo {
@@ -249,7 +297,7 @@ impl SessionTask {
         // quick drop in a row doubles a jittered pause, as a failed round of hosts does.
         let mut quick_drops = 0u32;
         let terminal = loop {
-            self.shared.state.send_replace(SessionState::Connecting);
+            self.shared.transition(SessionState::Connecting, None);
             let conn = match self.connect_phase().await {
                 Ok(conn) => conn,
                 Err(terminal) => break terminal,
@@ -258,12 +306,13 @@ impl SessionTask {
             let moving = match self.connection_phase(conn).await {
                 io::ConnEnd::Disconnected(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "disconnected");
-                    self.shared.emit(SessionEvent::Disconnected { reason });
+                    metrics::counter!(crate::metrics::DISCONNECTS_TOTAL).increment(1);
+                    self.shared.transition(SessionState::Connecting, Some(SessionEvent::Disconnected { reason }));
                     false
                 }
                 io::ConnEnd::ReadWriteFound(reason) => {
                     tracing::info!(session_id = format_args!("{:#x}", self.session_id), %reason, "leaving the read-only server");
-                    self.shared.emit(SessionEvent::Disconnected { reason });
+                    self.shared.transition(SessionState::Connecting, Some(SessionEvent::Disconnected { reason }));
                     true
                 }
                 io::ConnEnd::Terminal(terminal) => break terminal,
@@ -274,7 +323,7 @@ impl SessionTask {
                 let max = QUICK_DROP_PAUSE * (1 << quick_drops);
                 let pause = Duration::from_micros(fastrand::u64(0..=max.as_micros() as u64));
                 tracing::debug!(quick_drops, ?pause, "connection dropped right away; pausing before reconnecting");
-                self.shared.state.send_replace(SessionState::Connecting);
+                self.shared.transition(SessionState::Connecting, None);
                 if let Err(terminal) = self.serve_disconnected(tokio::time::sleep(pause)).await {
                     break terminal;
                 }
@@ -333,6 +382,7 @@ impl SessionTask {
                     }
                     Ok(connect::Handshake::Expired { addr }) => {
                         tracing::warn!(%addr, session_id = format_args!("{:#x}", self.session_id), "session expired");
+                        metrics::counter!(crate::metrics::SESSION_EXPIRIES_TOTAL).increment(1);
                         return Err(Terminal::Expired);
                     }
                     Err(failure) if failure.tls => {
@@ -395,8 +445,7 @@ impl SessionTask {
     /// Ends the session: terminal state, every waiter answered, every watcher told.
     fn finish(&mut self, terminal: Terminal) {
         tracing::info!(session_id = format_args!("{:#x}", self.session_id), ?terminal, "session ended");
-        self.shared.state.send_replace(terminal.state());
-        self.shared.emit(terminal.event());
+        self.shared.transition(terminal.state(), Some(terminal.event()));
         // The session is over: end every event stream after this last event.
         self.shared.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.commands.close();

@@ -76,6 +76,7 @@ impl Engine {
                 match self.resync(&self.fw.client()).await {
                     Ok(()) => {
                         backoff.reset();
+                        metrics::counter!(corral_core::metrics::CACHE_RESYNCS_TOTAL).increment(1);
                         synced_on = Some((state.epoch, state.connection));
                         if !*self.initialized.borrow() {
                             self.initialized.send_replace(true);

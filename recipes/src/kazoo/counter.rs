@@ -169,9 +169,10 @@ impl<T: CounterValue> Counter<T> {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::{CreateMode, kazoo::Counter};
+    /// use corral_recipes::{CreateMode, framework::Create, kazoo::Counter};
     ///
-    /// fw.create("/counters/py", "41", CreateMode::Persistent).await?; // written by kazoo
+    /// let spec = Create::new(CreateMode::Persistent).parents();
+    /// fw.create("/counters/py", "41", spec).await?; // written by kazoo
     /// assert_eq!(Counter::new(&fw, "/counters/py", 0i64).value().await?, 41);
     /// # fw.close().await;
     /// # Ok(()) }

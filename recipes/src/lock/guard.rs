@@ -39,6 +39,9 @@ pub struct MutexGuard {
     fw: Framework,
     path: String,
     hold: Hold,
+    /// The lock metrics' `kind` label, and when the lock was acquired.
+    kind: &'static str,
+    acquired_at: tokio::time::Instant,
     /// [`HELD`], [`RELEASING`] or [`RELEASED`].
     release: AtomicU8,
 }
@@ -52,14 +55,21 @@ const RELEASING: u8 = 1;
 const RELEASED: u8 = 2;
 
 impl MutexGuard {
-    pub(super) fn new(fw: &Framework, path: String, created: Created) -> Self {
+    pub(super) fn new(fw: &Framework, path: String, created: Created, kind: &'static str) -> Self {
         let hold = Hold::new(fw, path.clone(), created.state, created.czxid);
-        MutexGuard { fw: fw.clone(), path, hold, release: AtomicU8::new(HELD) }
+        let acquired_at = tokio::time::Instant::now();
+        MutexGuard { fw: fw.clone(), path, hold, kind, acquired_at, release: AtomicU8::new(HELD) }
     }
 
     /// A guard for a lock node created outside the contention loop (a downgrade's read node).
     pub(crate) fn adopt(fw: &Framework, path: String, state: ConnectionStateChange, czxid: i64) -> Self {
-        Self::new(fw, path, Created { state, czxid })
+        metrics::counter!(corral_core::metrics::LOCK_ACQUISITIONS_TOTAL, "kind" => "read").increment(1);
+        Self::new(fw, path, Created { state, czxid }, "read")
+    }
+
+    fn record_hold(&self) {
+        metrics::histogram!(corral_core::metrics::LOCK_HOLD_SECONDS, "kind" => self.kind)
+            .record(self.acquired_at.elapsed());
     }
 
     /// The hold this guard rests on: the lock node of one session, with the validity rule and
@@ -315,8 +325,10 @@ impl MutexGuard {
     /// [`MutexGuard::release`]: dropped early, the guard's own drop (or a later call) deletes the
     /// node.
     pub(crate) async fn release_shared(&self) -> Result<()> {
-        if self.release.compare_exchange(HELD, RELEASING, Ordering::SeqCst, Ordering::SeqCst) == Err(RELEASED) {
-            return Ok(());
+        match self.release.compare_exchange(HELD, RELEASING, Ordering::SeqCst, Ordering::SeqCst) {
+            Err(RELEASED) => return Ok(()),
+            Ok(_) => self.record_hold(),
+            Err(_) => {}
         }
         let result = self.fw.delete(&self.path, Delete::new().guaranteed().idempotent()).await;
         // Ran to its end: deleted, refused (NoAuth: a retry would fail as well), or still being
@@ -328,6 +340,9 @@ impl MutexGuard {
 
 impl Drop for MutexGuard {
     fn drop(&mut self) {
+        if self.release.load(Ordering::SeqCst) == HELD {
+            self.record_hold();
+        }
         if self.release.load(Ordering::SeqCst) != RELEASED {
             delete_in_background(&self.fw, std::mem::take(&mut self.path));
         }

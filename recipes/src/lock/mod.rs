@@ -180,6 +180,16 @@ impl Kind {
         }
     }
 
+    /// The `kind` label of the lock metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Exclusive => "mutex",
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Kazoo(_) => "kazoo",
+        }
+    }
+
     /// `None` if the contender at `index` holds the lock, otherwise the index to watch.
     fn watch_target(self, children: &[String], index: usize) -> Option<usize> {
         match self {
@@ -450,6 +460,7 @@ impl Mutex {
         deadline: Option<Instant>,
         mut cancel: Option<watch::Receiver<bool>>,
     ) -> Result<Option<MutexGuard>> {
+        let started = Instant::now();
         // Deletes the node on every early return and on drop, until handed to the guard.
         let mut node = ProtectedNode::new(&self.fw, &self.dir);
         let (path, created, mut children) = match self.kind.unique_name() {
@@ -468,7 +479,11 @@ impl Mutex {
                 let Some(watch_index) = self.kind.watch_target(&list, index) else {
                     // No await from here on: the guard owns the node as soon as the cleanup lets go.
                     node.hand_over();
-                    return Ok(Some(MutexGuard::new(&self.fw, path, created)));
+                    let kind = self.kind.label();
+                    metrics::counter!(corral_core::metrics::LOCK_ACQUISITIONS_TOTAL, "kind" => kind).increment(1);
+                    metrics::histogram!(corral_core::metrics::LOCK_WAIT_SECONDS, "kind" => kind)
+                        .record(started.elapsed());
+                    return Ok(Some(MutexGuard::new(&self.fw, path, created, kind)));
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
                 match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {

@@ -264,7 +264,9 @@ impl<S: QueueSerializer> DistributedQueue<S> {
         let serialized: Vec<Bytes> = items.iter().map(|item| self.serializer.serialize(item)).collect();
         let message = encode_message(serialized.iter().map(|b| &b[..]));
         let spec = Create::new(CreateMode::PersistentSequential).parents();
-        self.fw.create(&format!("{}/{QUEUE_ITEM_NAME}{suffix}", self.path), message, spec).await
+        let put = self.fw.create(&format!("{}/{QUEUE_ITEM_NAME}{suffix}", self.path), message, spec).await?;
+        metrics::counter!(corral_core::metrics::QUEUE_PUTS_TOTAL).increment(items.len() as u64);
+        Ok(put)
     }
 
     /// A consumer taking the nodes in `order`.

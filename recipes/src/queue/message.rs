@@ -194,6 +194,7 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
     match hold.session.with_retry(|c| c.multi(ops.clone())).await {
         Ok(_) => {
             hold.done = true;
+            metrics::counter!(corral_core::metrics::QUEUE_TAKES_TOTAL).increment(1);
             Ok(())
         }
         // The item is gone while we hold its lock: our own transaction, applied before its

@@ -174,6 +174,14 @@ pub(crate) fn without_sequence(name: &str) -> &str {
 /// for the connection and looks. A node still there was not deleted: it tries again. A node gone
 /// counts as taken by us (see the module docs for the one race where that duplicates an item).
 pub(crate) async fn take_node(fw: &Framework, path: &str) -> Result<Taken> {
+    let taken = take_node_once(fw, path).await;
+    if let Ok(Taken::Data(_)) = &taken {
+        metrics::counter!(corral_core::metrics::QUEUE_TAKES_TOTAL).increment(1);
+    }
+    taken
+}
+
+async fn take_node_once(fw: &Framework, path: &str) -> Result<Taken> {
     let (data, stat) = match fw.with_retry(|client| client.get_data(path)).await {
         Ok(found) => found,
         Err(e) if e.is_no_node() => return Ok(Taken::Gone),

@@ -157,7 +157,10 @@ impl SimpleDistributedQueue {
     /// ```
     pub async fn offer(&self, item: impl Into<Bytes>) -> Result<String> {
         let spec = Create::new(CreateMode::PersistentSequential).parents();
-        self.shared.fw.create(&format!("{}/{SIMPLE_QUEUE_PREFIX}", self.shared.path), item.into(), spec).await
+        let put =
+            self.shared.fw.create(&format!("{}/{SIMPLE_QUEUE_PREFIX}", self.shared.path), item.into(), spec).await?;
+        metrics::counter!(corral_core::metrics::QUEUE_PUTS_TOTAL).increment(1);
+        Ok(put)
     }
 
     /// Removes and returns the head item, or `None` if the queue is empty now (Curator's `poll`).

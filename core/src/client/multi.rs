@@ -6,7 +6,7 @@ use corral_proto::records::{CheckVersionRequest, DeleteRequest, PathAndWatch, Se
 use corral_proto::{MultiOp, MultiRequest, MultiResult, Request, Response, validate_path, validate_sequential_path};
 
 use crate::client::Client;
-use crate::client_ops::{create_request, fail, unexpected, version};
+use crate::client::ops::{create_request, fail, unexpected, version};
 use crate::error::{Error, Result};
 use crate::ops::{Op, OpResult, ReadOp, ReadResult};
 use crate::session::AfterReply;

@@ -99,6 +99,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The connect string, as given.
+    pub(crate) fn connect_string(&self) -> &str {
+        &self.connect_string
+    }
+
+    /// The same settings without a session to resume.
+    pub(crate) fn without_session(mut self) -> Self {
+        self.session = None;
+        self
+    }
+
     /// The session timeout to ask for (default 30 s).
     ///
     /// The server clamps it to its own `[minSessionTimeout, maxSessionTimeout]`;

@@ -1,6 +1,11 @@
 //! [`Client`], the handle to one ZooKeeper session.
 
-pub use crate::builder::ClientBuilder;
+pub use builder::ClientBuilder;
+
+mod admin;
+mod builder;
+mod multi;
+mod ops;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,9 +20,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::connect_string::Chroot;
 use crate::error::{Error, Result};
+use crate::session::watch::{WatchKind, WatchRegistration, WatchSender};
 use crate::session::{AfterReply, Command, Pending, Shared};
 use crate::state::{SessionEvent, SessionInfo, SessionState};
-use crate::watcher::{DropGuard, WatchKind, WatchRegistration, WatchSender};
+use crate::watcher::DropGuard;
 
 #[derive(Debug)]
 pub(crate) struct Inner {

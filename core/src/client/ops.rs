@@ -17,7 +17,8 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::ops::CreateOptions;
 use crate::session::AfterReply;
-use crate::watcher::{OneshotWatcher, WatchKind};
+use crate::session::watch::WatchKind;
+use crate::watcher::OneshotWatcher;
 
 /// A future that fails at once (argument errors found before sending).
 pub(crate) type Ready<T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'static>>;
@@ -218,7 +219,7 @@ impl Client {
         watch: bool,
         path: &str,
         kind: WatchKind,
-    ) -> (Option<OneshotWatcher>, Option<crate::watcher::WatchRegistration>) {
+    ) -> (Option<OneshotWatcher>, Option<crate::session::watch::WatchRegistration>) {
         if !watch {
             return (None, None);
         }

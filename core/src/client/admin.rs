@@ -7,10 +7,11 @@ use corral_proto::records::{AddWatchRequest, ClientInfo, PathAndWatch, PathReque
 use corral_proto::{AddWatchMode, Request, Response, Stat, WatcherType};
 
 use crate::client::Client;
-use crate::client_ops::{Ready, fail, unexpected};
+use crate::client::ops::{Ready, fail, unexpected};
 use crate::error::{Error, Result};
 use crate::session::AfterReply;
-use crate::watcher::{PersistentWatcher, WatchKind};
+use crate::session::watch::WatchKind;
+use crate::watcher::PersistentWatcher;
 
 impl Client {
     /// Adds a persistent watch (ZooKeeper ≥ 3.6) and returns the stream of its events.
