@@ -64,7 +64,7 @@ impl FrameworkBuilder {
             connection_timeout: Duration::from_secs(15),
             lost_after_percent: 100,
             resession_jitter: Duration::from_millis(100),
-            recreate_jitter: Duration::from_millis(50),
+            recreate_jitter: Duration::from_millis(20),
             acl: Arc::new(super::DefaultAclProvider),
             seed: None,
         }
@@ -327,11 +327,14 @@ impl FrameworkBuilder {
     }
 
     /// The most a recipe waits, uniformly at random, before it re-creates what a lost session
-    /// took with it (a lock contender's node, a latch membership, a registration); 50 ms by
+    /// took with it (a lock contender's node, a latch membership, a registration); 20 ms by
     /// default, zero for none.
     ///
-    /// It comes on top of [`FrameworkBuilder::resession_jitter`]: that one spreads a fleet's new
-    /// sessions, this one the recipes' writes once each session is there.
+    /// It comes on top of [`FrameworkBuilder::resession_jitter`] (100 ms by default): that one
+    /// spreads a fleet's new sessions, this one the recipes' writes once each session is there.
+    /// The default is small because the re-session pause already spreads a fleet, and every
+    /// millisecond here is a millisecond without the node after an expiry; raise it for large
+    /// fleets on one ensemble.
     ///
     /// # Examples
     ///

@@ -312,7 +312,7 @@ impl Framework {
     }
 
     /// The most a recipe waits before re-creating what a lost session took with it (set with
-    /// [`FrameworkBuilder::recreate_jitter`]; 50 ms by default).
+    /// [`FrameworkBuilder::recreate_jitter`]; 20 ms by default).
     ///
     /// # Examples
     ///
@@ -324,7 +324,7 @@ impl Framework {
     /// use corral_core::Framework;
     ///
     /// let fw = Framework::builder(server.connect_string()).start()?;
-    /// assert_eq!(fw.recreate_jitter(), Duration::from_millis(50));
+    /// assert_eq!(fw.recreate_jitter(), Duration::from_millis(20));
     /// fw.close().await;
     /// # Ok(()) }
     /// ```
