@@ -296,3 +296,42 @@ async fn lock_safe_consumer_expired_mid_lock_leaves_no_unowned_lock() {
     }
     observer.close().await;
 }
+
+/// An ack whose session ends while it is in flight never claims "delivered again" (SessionExpired)
+/// for an item it removed: it answers `ConnectionLoss` (outcome unknown) instead.
+#[tokio::test]
+async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
+    use bytes::Bytes;
+    use corral_recipes::Error;
+    use corral_recipes::queue::DistributedQueue;
+    let env = common::embedded("bound-ack").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for run in 0..RUNS {
+        let (dir, locks) = (format!("/aq-{run}"), format!("/aq-{run}-locks"));
+        let fw = env.framework();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        let queue: DistributedQueue = DistributedQueue::new(&fw, dir.clone()).lock_path(locks);
+        queue.put(&Bytes::from("job")).await.unwrap();
+        let mut consumer = queue.consumer();
+        let message = consumer.next_message().await.unwrap();
+        let item = message.path().to_owned();
+        server.set_latency(Duration::from_millis(2));
+        let ack = tokio::spawn(message.ack());
+        expire_mid_request(&server, &fw, Duration::from_micros(run * 500)).await;
+        server.set_latency(Duration::ZERO);
+        let outcome = ack.await.unwrap();
+        let removed = observer.exists(&item).await.unwrap().is_none();
+        match outcome {
+            Ok(()) => assert!(removed, "run {run}: acked but the item is still there"),
+            Err(Error::SessionExpired) => {
+                assert!(!removed, "run {run}: 'delivered again' for an item that was removed")
+            }
+            Err(Error::ConnectionLoss) => {}
+            Err(e) => panic!("run {run}: {e}"),
+        }
+        drop(consumer);
+        fw.close().await;
+    }
+    observer.close().await;
+}

@@ -142,14 +142,17 @@ impl<T> Message<T> {
     ///
     /// # Errors
     ///
-    /// - [`Error::SessionExpired`] if the session that took the lock has ended: its lock is gone
-    ///   and the message is (or will be) delivered again.
+    /// - [`Error::SessionExpired`] if the session that took the lock had ended before the ack
+    ///   was sent (or the lock was gone): the message was not removed, and is (or will be)
+    ///   delivered again.
+    /// - [`Error::ConnectionLoss`] if the outcome is unknown: the transaction was sent, and the
+    ///   connection (or the whole session) was lost before its reply. The message may have been
+    ///   removed, or may be delivered again; make its processing idempotent.
     /// - Server errors such as NoAuth as [`Error::Server`]; the lock is then released and the
     ///   message delivered again.
     ///
-    /// Connection errors are retried within the lock's session, under the framework's retry policy;
-    /// if it gives up (or the session is lost), the lock is released and the message is
-    /// delivered again.
+    /// Connection errors are retried within the lock's session, under the framework's retry
+    /// policy.
     ///
     /// # Cancel safety
     ///
@@ -187,6 +190,11 @@ impl<T> Message<T> {
 /// only (after it ended, a node at the lock's path would be another consumer's), retrying a
 /// connection loss within that session.
 pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
+    if !hold.session.is_live() {
+        // Nothing sent: the lock went with its session, the item stays for another consumer.
+        hold.done = true;
+        return Err(Error::SessionExpired);
+    }
     let ops = vec![
         Op::Delete { path: item.to_owned(), version: None },
         Op::Delete { path: hold.path.clone(), version: None },
@@ -203,9 +211,14 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
             hold.release().await;
             Ok(())
         }
-        Err(Error::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) | Err(Error::SessionLost { .. }) => {
+        Err(Error::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) => {
             hold.done = true;
             Err(Error::SessionExpired)
+        }
+        // Sent, and the session ended before the reply: applied or not, nobody can say.
+        Err(Error::SessionLost { .. }) => {
+            hold.done = true;
+            Err(Error::ConnectionLoss)
         }
         // Dropping the hold releases the lock: the item is delivered again.
         Err(e) => Err(e),
