@@ -22,6 +22,19 @@ pub(crate) struct Target {
     pub(crate) timeout: Duration,
     /// Credentials sent before any request: `(scheme, credentials)`, e.g. `("digest", "app:secret")`.
     pub(crate) auths: Vec<(String, String)>,
+    /// TLS for the session's connections.
+    pub(crate) tls: Option<corral_recipes::ClientTls>,
+    /// A SASL login on every connection.
+    pub(crate) sasl: Option<corral_recipes::Sasl>,
+}
+
+/// The TLS options of the command line.
+#[derive(Debug, Default)]
+pub(crate) struct TlsOptions {
+    pub(crate) ca: Option<std::path::PathBuf>,
+    pub(crate) cert: Option<std::path::PathBuf>,
+    pub(crate) key: Option<std::path::PathBuf>,
+    pub(crate) server_name: Option<String>,
 }
 
 impl Target {
@@ -34,7 +47,45 @@ impl Target {
             }
             other => CliError::usage(other.to_string()),
         })?;
-        Ok(Self { raw: raw.trim().to_owned(), parsed, timeout, auths: Vec::new() })
+        Ok(Self { raw: raw.trim().to_owned(), parsed, timeout, auths: Vec::new(), tls: None, sasl: None })
+    }
+
+    /// Adds TLS (when a CA or a client certificate is given) and a SASL DIGEST-MD5 login (when a
+    /// user is given; the password comes from `CORRAL_SASL_PASSWORD`, never the command line).
+    pub(crate) fn with_security(mut self, tls: TlsOptions, sasl_user: Option<String>) -> CliResult<Self> {
+        if tls.ca.is_some() || tls.cert.is_some() {
+            let mut builder = corral_recipes::ClientTls::builder();
+            if let Some(ca) = &tls.ca {
+                builder = builder.ca_pem_file(ca);
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                builder = builder.identity_pem_files(cert, key);
+            }
+            if let Some(name) = &tls.server_name {
+                builder = builder.server_name(name.clone());
+            }
+            let built = builder.build().map_err(|e| {
+                CliError::usage(format!("TLS settings refused: {e}"))
+                    .with_hint("--tls-ca, --tls-cert and --tls-key take PEM files")
+            })?;
+            self.tls = Some(built);
+        } else if tls.server_name.is_some() {
+            return Err(CliError::usage("--tls-server-name needs --tls-ca (or --tls-cert and --tls-key)"));
+        }
+        if let Some(user) = sasl_user {
+            let password = std::env::var("CORRAL_SASL_PASSWORD").map_err(|_| {
+                CliError::usage("--sasl-user needs the password in CORRAL_SASL_PASSWORD")
+                    .with_hint("the password is never taken from the command line, where `ps` would show it")
+            })?;
+            self.sasl = Some(corral_recipes::Sasl::digest_md5(user, password));
+        }
+        Ok(self)
+    }
+
+    /// Whether the connection uses TLS: four-letter words, which this tool sends in plain text,
+    /// cannot reach such a port.
+    pub(crate) fn is_secured(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Adds credentials given as `SCHEME:CREDENTIALS` (`digest:app:secret`).
@@ -59,11 +110,23 @@ impl Target {
         for (scheme, credentials) in &self.auths {
             builder = builder.auth(scheme.clone(), credentials.clone().into_bytes());
         }
+        if let Some(tls) = &self.tls {
+            builder = builder.tls(tls.clone());
+        }
+        if let Some(sasl) = &self.sasl {
+            builder = builder.sasl(sasl.clone());
+        }
         let connect = builder.connect();
         tokio::select! {
             connected = connect => match connected {
                 Ok(client) => Ok(client),
                 Err(ZkError::Timeout) => Err(self.diagnose(true).await),
+                // Refused credentials or a refused TLS handshake: no session, and why.
+                Err(e @ (ZkError::Tls(_) | ZkError::Sasl(_) | ZkError::AuthFailed)) => Err(CliError::new(
+                    Kind::Connection,
+                    format!("cannot open a session on {}: {e}", self.raw),
+                )
+                .with_hint("check --tls-ca/--tls-cert/--tls-key, --sasl-user and CORRAL_SASL_PASSWORD, --auth")),
                 Err(e) => Err(CliError::zk(e, "/")),
             },
             // Every host refusing outright will not change within a command's patience.

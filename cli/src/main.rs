@@ -45,6 +45,21 @@ struct Cli {
     /// Credentials sent before any request, e.g. digest:user:password (repeatable) [env: CORRAL_AUTH]
     #[arg(long, global = true, value_name = "SCHEME:CREDENTIALS")]
     auth: Vec<String>,
+    /// Connect over TLS, trusting the CAs in this PEM file (a secureClientPort)
+    #[arg(long, global = true, value_name = "PEM_FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --tls-key
+    #[arg(long, global = true, value_name = "PEM_FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Client private key (PEM) for mutual TLS; needs --tls-cert
+    #[arg(long, global = true, value_name = "PEM_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Check the server certificate against this name instead of the host's
+    #[arg(long, global = true, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Log in with SASL DIGEST-MD5 as this user; the password from CORRAL_SASL_PASSWORD
+    #[arg(long, global = true, value_name = "USER")]
+    sasl_user: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -219,7 +234,14 @@ async fn run(cli: Cli, out: Out) -> CliResult<ExitCode> {
     for spec in cli.auth.iter().chain(env_auth.iter()) {
         target = target.with_auth(spec)?;
     }
+    let tls =
+        connect::TlsOptions { ca: cli.tls_ca, cert: cli.tls_cert, key: cli.tls_key, server_name: cli.tls_server_name };
+    target = target.with_security(tls, cli.sasl_user)?;
     if !cli.command.needs_session() {
+        if target.is_secured() {
+            return Err(CliError::usage("health and sessions send four-letter words in plain text, not over TLS")
+                .with_hint("point --zk at the plain client port for them, or use the other commands over TLS"));
+        }
         return match cli.command {
             Command::Health => server::health(&target, &out).await,
             _ => server::sessions(&target, &out).await.map(|()| ExitCode::SUCCESS),

@@ -1,0 +1,84 @@
+//! The `corral` command on a secured server: TLS (with and without a client certificate) and a
+//! SASL DIGEST-MD5 login, and clear errors when the settings do not fit.
+
+mod common;
+
+#[path = "../../core/tests/certs/mod.rs"]
+mod certs;
+
+use std::process::Stdio;
+
+use common::{command, corral};
+use corral_server::testing::TestingServer;
+use corral_server::{ClientAuth, SaslUsers, Server, ServerTls};
+
+fn write(dir: &std::path::Path, name: &str, pem: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).expect("write PEM");
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_over_mutual_tls() {
+    let ca = certs::Ca::new("cli test CA");
+    let server_leaf = ca.server(&["127.0.0.1", "localhost"]);
+    let alice = ca.client("alice");
+    let tls = ServerTls::builder(&server_leaf.cert, &server_leaf.key)
+        .client_ca_pem(&ca.pem)
+        .client_auth(ClientAuth::Need)
+        .build()
+        .expect("server TLS");
+    let server = TestingServer::with_builder(Server::builder().tls(tls)).await.expect("server");
+    let secure = server.secure_addr().expect("secure port").to_string();
+    let dir = certs::temp_dir("cli-tls");
+    let ca_file = write(&dir, "ca.pem", &ca.pem);
+    let (cert, key) = (write(&dir, "alice.pem", &alice.cert), write(&dir, "alice.key", &alice.key));
+
+    let tls = ["--tls-ca", &ca_file, "--tls-cert", &cert, "--tls-key", &key];
+    let created = corral(&secure, &[&tls[..], &["create", "/secured", "over TLS"]].concat());
+    assert_eq!(created.code, 0, "{created:?}");
+    let got = corral(&secure, &[&tls[..], &["--json", "get", "/secured"]].concat()).json();
+    assert_eq!(got["data"], "over TLS", "{got}");
+
+    // Without the client certificate the server refuses: a connection error, not a hang.
+    let refused = corral(&secure, &["--tls-ca", &ca_file, "get", "/secured"]);
+    assert_eq!(refused.code, 4, "{refused:?}");
+    // Four-letter words are plain text: a clear usage error instead of garbage on a TLS port.
+    let health = corral(&secure, &[&tls[..], &["health"]].concat());
+    assert_eq!(health.code, 2, "{health:?}");
+    assert!(health.stderr.contains("plain text"), "{health:?}");
+    // A key without its certificate is refused by the argument parser.
+    let partial = corral(&secure, &["--tls-ca", &ca_file, "--tls-key", &key, "get", "/secured"]);
+    assert_eq!(partial.code, 2, "{partial:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sasl_login_with_the_password_from_the_environment() {
+    let users = SaslUsers::from_jaas(
+        r#"Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob="s3cret"; };"#,
+        "Server",
+    )
+    .expect("JAAS");
+    let server = TestingServer::with_builder(Server::builder().sasl_users(users)).await.expect("server");
+    let zk = server.connect_string();
+
+    let run = |password: Option<&str>, args: &[&str]| {
+        let mut cmd = command(&zk, args);
+        cmd.env_remove("CORRAL_SASL_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("CORRAL_SASL_PASSWORD", p);
+        }
+        let output = cmd.stdin(Stdio::null()).output().expect("run corral");
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = run(Some("s3cret"), &["--sasl-user", "bob", "create", "/bob", "hi"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(Some("wrong"), &["--sasl-user", "bob", "get", "/bob"]);
+    assert_ne!(code, 0, "a wrong password is refused: {stderr}");
+    let (code, stderr) = run(None, &["--sasl-user", "bob", "get", "/bob"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("CORRAL_SASL_PASSWORD"), "{stderr}");
+    server.close().await;
+}
