@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use corral_core::framework::{Create, Delete};
 use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, Framework, RetryNTimes};
+use corral_test_support::Fault;
 use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(30);
 
-fn framework(env: &common::Env, proxy: &common::FaultProxy) -> Framework {
-    Framework::builder(format!("{}{}", proxy.addr, env.chroot))
+fn framework(env: &common::Env, proxy: &corral_test_support::FaultProxy) -> Framework {
+    Framework::builder(format!("{}{}", proxy.addr(), env.chroot))
         .session_timeout(Duration::from_secs(4))
         .connection_timeout(Duration::from_secs(10))
         .retry_policy(RetryNTimes::new(10, Duration::from_millis(50)))
@@ -28,14 +29,15 @@ async fn next_state(changes: &mut corral_core::framework::StateChanges) -> Conne
 async fn dropped_connection_is_suspended_then_reconnected_in_the_same_epoch() {
     for env in common::envs("fw-suspend").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let fw = framework(&env, &proxy);
         let mut changes = fw.state_changes();
         let first = next_state(&mut changes).await;
         assert_eq!((first.state, first.epoch), (ConnectionState::Connected, 1));
         assert_eq!(first.session_id, fw.client().session_id());
 
-        proxy.cut();
+        proxy.drop_connections();
         let s = next_state(&mut changes).await;
         assert_eq!((s.state, s.epoch, s.session_id), (ConnectionState::Suspended, 1, first.session_id));
         let r = next_state(&mut changes).await;
@@ -49,19 +51,19 @@ async fn dropped_connection_is_suspended_then_reconnected_in_the_same_epoch() {
 async fn server_expiry_is_lost_then_reconnected_on_a_new_session() {
     for env in common::envs("fw-expiry").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let fw = framework(&env, &proxy);
         let mut changes = fw.state_changes();
         let first = next_state(&mut changes).await;
         let info = fw.client().session();
 
-        proxy.set_blocked(true);
-        proxy.cut();
+        proxy.set(Fault::Refuse);
         assert_eq!(next_state(&mut changes).await.state, ConnectionState::Suspended);
         let thief =
             corral_core::Client::builder(env.connect_string()).session(info.id, info.password).connect().await.unwrap();
         thief.close().await;
-        proxy.set_blocked(false);
+        proxy.set(Fault::Pass);
 
         let lost = next_state(&mut changes).await;
         assert_eq!((lost.state, lost.epoch, lost.session_id), (ConnectionState::Lost, 1, first.session_id));
@@ -78,12 +80,12 @@ async fn server_expiry_is_lost_then_reconnected_on_a_new_session() {
 async fn a_silent_server_for_longer_than_the_session_timeout_is_lost_without_a_word() {
     for env in common::envs("fw-silent").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let fw = framework(&env, &proxy);
         let mut changes = fw.state_changes();
         let first = next_state(&mut changes).await;
-        proxy.set_blocked(true);
-        proxy.cut();
+        proxy.set(Fault::Refuse);
         let suspended_at = tokio::time::Instant::now();
         assert_eq!(next_state(&mut changes).await.state, ConnectionState::Suspended);
         let lost = next_state(&mut changes).await;
@@ -91,7 +93,7 @@ async fn a_silent_server_for_longer_than_the_session_timeout_is_lost_without_a_w
         assert_eq!(lost.state, ConnectionState::Lost);
         // The negotiated timeout is 4 s: LOST comes once it has elapsed, not before.
         assert!(after >= Duration::from_millis(3900) && after < Duration::from_secs(8), "{after:?}");
-        proxy.set_blocked(false);
+        proxy.set(Fault::Pass);
         let back = next_state(&mut changes).await;
         assert_eq!((back.state, back.epoch), (ConnectionState::Reconnected, 2));
         assert_ne!(back.session_id, first.session_id);
@@ -103,13 +105,14 @@ async fn a_silent_server_for_longer_than_the_session_timeout_is_lost_without_a_w
 async fn a_protected_create_that_loses_its_connection_ends_with_exactly_one_node() {
     for env in common::envs("fw-protected").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let fw = framework(&env, &proxy);
         fw.wait_until_connected(T).await.unwrap();
         fw.ensure_path("/locks").await.unwrap();
 
         // The create reaches the server, its reply is lost, then the connection drops.
-        proxy.set_swallow(true);
+        proxy.set(Fault::CutServerToClient);
         let create = {
             let fw = fw.clone();
             tokio::spawn(async move {
@@ -124,8 +127,8 @@ async fn a_protected_create_that_loses_its_connection_ends_with_exactly_one_node
         })
         .await
         .unwrap();
-        proxy.cut();
-        proxy.set_swallow(false);
+        proxy.drop_connections();
+        proxy.set(Fault::Pass);
         let path = create.await.unwrap().unwrap();
         let children = observer.get_children("/locks").await.unwrap();
         assert_eq!(children.len(), 1, "{children:?}");
@@ -140,8 +143,9 @@ async fn a_protected_create_that_loses_its_connection_ends_with_exactly_one_node
 async fn a_guaranteed_delete_survives_a_dropped_connection() {
     for env in common::envs("fw-guaranteed").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-        let fw = Framework::builder(format!("{}{}", proxy.addr, env.chroot))
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
+        let fw = Framework::builder(format!("{}{}", proxy.addr(), env.chroot))
             .session_timeout(Duration::from_secs(20))
             .connection_timeout(Duration::from_millis(500))
             .retry_policy(RetryNTimes::new(1, Duration::from_millis(10)))
@@ -151,15 +155,14 @@ async fn a_guaranteed_delete_survives_a_dropped_connection() {
         fw.create("/a/b", "", Create::new(CreateMode::Persistent).parents()).await.unwrap();
         fw.create("/a/c/x/y", "", Create::new(CreateMode::Persistent).parents()).await.unwrap();
 
-        proxy.set_blocked(true);
-        proxy.cut();
+        proxy.set(Fault::Refuse);
         let err = fw.delete("/a/b", Delete::new().guaranteed()).await.unwrap_err();
         assert!(err.is_retryable() || matches!(err, corral_core::Error::Timeout), "{err:?}");
         // With its children, in the background too.
         let err = fw.delete("/a/c", Delete::new().guaranteed().children()).await.unwrap_err();
         assert!(err.is_retryable() || matches!(err, corral_core::Error::Timeout), "{err:?}");
         assert_eq!(fw.pending_guaranteed_deletes(), 2);
-        proxy.set_blocked(false);
+        proxy.set(Fault::Pass);
 
         let observer = env.client().await;
         tokio::time::timeout(T, async {

@@ -6,12 +6,13 @@ mod common;
 use std::time::Duration;
 
 use corral_core::{AddWatchMode, Client, CreateMode, Error, EventType, KeeperState, SessionEvent, SessionState};
+use corral_test_support::Fault;
 use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(20);
 
-async fn through_proxy(env: &common::Env, proxy: &common::FaultProxy) -> Client {
-    Client::builder(format!("{}{}", proxy.addr, env.chroot))
+async fn through_proxy(env: &common::Env, proxy: &corral_test_support::FaultProxy) -> Client {
+    Client::builder(format!("{}{}", proxy.addr(), env.chroot))
         .session_timeout(Duration::from_secs(8))
         .connect()
         .await
@@ -22,7 +23,8 @@ async fn through_proxy(env: &common::Env, proxy: &common::FaultProxy) -> Client 
 async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected() {
     for env in common::envs("reconnect").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let c = through_proxy(&env, &proxy).await;
         let other = env.client().await;
         let id = c.session_id();
@@ -37,13 +39,12 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
         let mut recursive = c.add_watch("/kids", AddWatchMode::PersistentRecursive).await.unwrap();
 
         // Cut the connection and refuse new ones while the other client changes everything.
-        proxy.set_blocked(true);
-        proxy.cut();
+        proxy.set(Fault::Refuse);
         common::wait_state(&c, |s| s == SessionState::Connecting).await;
         other.set_data("/data", "2", None).await.unwrap();
         other.create("/kids/a", "", CreateMode::Persistent).await.unwrap();
         other.create("/later", "", CreateMode::Persistent).await.unwrap();
-        proxy.set_blocked(false);
+        proxy.set(Fault::Pass);
 
         // The same session comes back, and every missed change fires.
         let ev = tokio::time::timeout(T, data_watch).await.unwrap();
@@ -79,11 +80,12 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
 async fn in_flight_requests_fail_with_connection_loss_and_none_hang() {
     for env in common::envs("inflight").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let c = through_proxy(&env, &proxy).await;
         c.create("/n", "", CreateMode::Persistent).await.unwrap();
         let futures: Vec<_> = (0..500).map(|_| c.get_data("/n")).collect();
-        proxy.cut();
+        proxy.drop_connections();
         let mut ok = 0;
         let mut lost = 0;
         for f in futures {
@@ -104,7 +106,8 @@ async fn in_flight_requests_fail_with_connection_loss_and_none_hang() {
 async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
     for env in common::envs("expiry").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
         let c = through_proxy(&env, &proxy).await;
         c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
         let (_, _, watch) = c.get_data_and_watch("/eph").await.unwrap();
@@ -112,13 +115,12 @@ async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
         let info = c.session();
 
         // Keep the first client away, expire its session from a second handle, then let it back.
-        proxy.set_blocked(true);
-        proxy.cut();
+        proxy.set(Fault::Refuse);
         let thief =
             Client::builder(env.connect_string()).session(info.id, info.password.clone()).connect().await.unwrap();
         assert_eq!(thief.session_id(), info.id, "a second handle resumes the same session");
         thief.close().await;
-        proxy.set_blocked(false);
+        proxy.set(Fault::Pass);
 
         common::wait_state(&c, |s| s == SessionState::Expired).await;
         let ev = tokio::time::timeout(T, watch).await.unwrap();
@@ -194,9 +196,13 @@ async fn dropping_every_handle_closes_the_session() {
 async fn credentials_are_replayed_after_reconnect_and_bad_ones_end_the_session() {
     for env in common::envs("auth").await {
         eprintln!("-- against the {} server", env.kind);
-        let proxy = common::FaultProxy::start(common::first_addr(&env.hosts)).await;
-        let c =
-            Client::builder(format!("{}{}", proxy.addr, env.chroot)).digest_auth("bob", "pw").connect().await.unwrap();
+        let proxy =
+            corral_test_support::FaultProxy::start(common::first_addr(&env.hosts)).expect("start the fault proxy");
+        let c = Client::builder(format!("{}{}", proxy.addr(), env.chroot))
+            .digest_auth("bob", "pw")
+            .connect()
+            .await
+            .unwrap();
         c.create(
             "/mine",
             "",
@@ -204,7 +210,7 @@ async fn credentials_are_replayed_after_reconnect_and_bad_ones_end_the_session()
         )
         .await
         .unwrap();
-        proxy.cut();
+        proxy.drop_connections();
         // After the reconnect the credentials are sent again before this request.
         tokio::time::timeout(T, async {
             loop {

@@ -1,17 +1,13 @@
 //! Shared helpers for the client's integration tests: a server to talk to (a real ZooKeeper
-//! from `corral-test-support`, or `CORRAL_TEST_ZK`), a private chroot per test, and a TCP
-//! proxy that can cut connections.
+//! from `corral-test-support`, or `CORRAL_TEST_ZK`), a private chroot per test. Faults between
+//! the client and the server go through `corral_test_support::FaultProxy`.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use corral_core::{Client, CreateMode};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 /// A test environment: the server's connect string and this test's chroot.
 pub struct Env {
@@ -66,79 +62,6 @@ pub async fn embedded(name: &str) -> Env {
     root.create(&chroot, "", CreateMode::Persistent).await.expect("create chroot");
     root.close().await;
     Env { hosts, chroot, kind: "embedded", embedded: Some(std::sync::Arc::new(server)) }
-}
-
-/// A TCP proxy in front of the server; `cut()` closes every connection through it, and
-/// `set_blocked(true)` refuses new ones (accepts and closes them at once).
-pub struct FaultProxy {
-    pub addr: SocketAddr,
-    cut: Arc<Notify>,
-    blocked: Arc<AtomicBool>,
-    swallow: Arc<AtomicBool>,
-}
-
-impl FaultProxy {
-    pub async fn start(target: SocketAddr) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let cut = Arc::new(Notify::new());
-        let blocked = Arc::new(AtomicBool::new(false));
-        let swallow = Arc::new(AtomicBool::new(false));
-        let (cut2, blocked2, swallow2) = (cut.clone(), blocked.clone(), swallow.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if blocked2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let cut = cut2.clone();
-                let swallow = swallow2.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = tokio::io::copy(&mut cr, &mut sw);
-                    let down = async {
-                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = sr.read(&mut buf).await?;
-                            if n == 0 {
-                                return Ok::<(), std::io::Error>(());
-                            }
-                            if !swallow.load(Ordering::SeqCst) {
-                                cw.write_all(&buf[..n]).await?;
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = up => {}
-                        _ = down => {}
-                        _ = cut.notified() => {}
-                    }
-                });
-            }
-        });
-        FaultProxy { addr, cut, blocked, swallow }
-    }
-
-    /// Discards (or passes again) everything the server sends: requests still arrive and are
-    /// applied, but their replies are lost.
-    pub fn set_swallow(&self, swallow: bool) {
-        self.swallow.store(swallow, Ordering::SeqCst);
-    }
-
-    /// Closes every connection currently open through the proxy.
-    pub fn cut(&self) {
-        self.cut.notify_waiters();
-    }
-
-    /// Refuses (or accepts again) new connections.
-    pub fn set_blocked(&self, blocked: bool) {
-        self.blocked.store(blocked, Ordering::SeqCst);
-    }
 }
 
 /// The first server address of `hosts`.
