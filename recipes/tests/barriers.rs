@@ -12,6 +12,7 @@ use std::time::Duration;
 use corral_recipes::Client;
 use corral_recipes::barrier::DistributedBarrier;
 use corral_recipes::double_barrier::{DistributedDoubleBarrier, READY_NODE};
+use corral_test_support::Fault;
 use tokio::time::Instant;
 
 const T: Duration = Duration::from_secs(30);
@@ -76,7 +77,6 @@ async fn barrier_timeout_is_exact_on_paused_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barrier_waiter_wakes_when_removed_while_it_was_disconnected() {
     let env = common::embedded("barrier-disconnected").await;
-    let server = env.server.clone().unwrap();
     let (fw, gate) = env.gated_framework();
     fw.wait_until_connected(T).await.unwrap();
     let barrier = DistributedBarrier::new(&fw, "/gate");
@@ -84,8 +84,7 @@ async fn barrier_waiter_wakes_when_removed_while_it_was_disconnected() {
     let waiter = tokio::spawn(async move { barrier.wait_on_barrier().await });
     assert_pending("a waiter on a set barrier", &waiter, &fw.client(), 1).await;
 
-    gate.store(false, std::sync::atomic::Ordering::SeqCst);
-    assert!(server.drop_connection(fw.current_state().session_id));
+    gate.set(Fault::Refuse);
     fw.connection_state().wait_for(|s| !s.state.is_connected()).await.unwrap();
     let observer = env.client().await;
     // The delete's reply says the server applied it; the waiter's session has no connection to
@@ -93,7 +92,7 @@ async fn barrier_waiter_wakes_when_removed_while_it_was_disconnected() {
     observer.delete("/gate", None).await.unwrap();
     assert!(!fw.current_state().state.is_connected(), "the gate is closed");
     assert!(!waiter.is_finished(), "woke without a connection");
-    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    gate.set(Fault::Pass);
     tokio::time::timeout(T, waiter).await.expect("waiter woke after reconnecting").unwrap().unwrap();
     assert_eq!(fw.current_state().epoch, 1, "the same session");
     fw.close().await;

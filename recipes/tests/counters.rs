@@ -6,12 +6,12 @@ mod common;
 #[path = "common/settle.rs"]
 mod settle;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use corral_recipes::atomic::{DistributedAtomicLong, PromotedToLock};
 use corral_recipes::shared_count::SharedCount;
 use corral_recipes::{ConnectionState, CreateMode, RetryNTimes};
+use corral_test_support::Fault;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -197,28 +197,26 @@ async fn shared_count_sees_what_was_set_while_it_was_disconnected() {
     let observer = env.client().await;
 
     // The same session: the connection drops, the count is set meanwhile.
-    gate.store(false, Ordering::SeqCst);
-    assert!(server.drop_connection(fw.current_state().session_id));
+    gate.set(Fault::Refuse);
     fw.connection_state().wait_for(|s| s.state == ConnectionState::Suspended).await.unwrap();
     // The reply says the server applied the write; the count's session has no connection to
     // hear of it through (the gate is closed), so it must still hold the old value.
     observer.set_data("/shared/count", 7i32.to_be_bytes().to_vec(), None).await.unwrap();
     assert_eq!(fw.current_state().state, ConnectionState::Suspended, "the gate is closed");
     assert_eq!(count.count(), 1, "nothing read without a connection");
-    gate.store(true, Ordering::SeqCst);
+    gate.set(Fault::Pass);
     let mut changes = count.changes();
     tokio::time::timeout(T, changes.wait_for(|v| *v.value() == 7)).await.expect("sees 7 after reconnecting").unwrap();
     assert_eq!(count.versioned_count().version(), 1);
     assert_eq!(fw.current_state().epoch, 1);
 
     // A new session: the session expires while disconnected, the count is set meanwhile.
-    gate.store(false, Ordering::SeqCst);
     let session = fw.current_state().session_id;
-    assert!(server.drop_connection(session));
+    gate.set(Fault::Refuse);
     fw.connection_state().wait_for(|s| s.state == ConnectionState::Suspended).await.unwrap();
     assert!(server.expire_session(session));
     observer.set_data("/shared/count", 8i32.to_be_bytes().to_vec(), None).await.unwrap();
-    gate.store(true, Ordering::SeqCst);
+    gate.set(Fault::Pass);
     tokio::time::timeout(T, changes.wait_for(|v| *v.value() == 8)).await.expect("sees 8 on the new session").unwrap();
     assert_eq!(fw.current_state().epoch, 2);
 

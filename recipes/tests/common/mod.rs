@@ -81,41 +81,20 @@ where
     }
 }
 
-/// TCP to one address while its gate is open; refused while it is closed (a client that cannot
-/// reconnect, while the server and other clients carry on).
-#[derive(Debug, Clone)]
-pub struct Gated {
-    pub addr: std::net::SocketAddr,
-    pub open: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl corral_recipes::Connector for Gated {
-    fn connect(&self, _host: &corral_recipes::HostPort) -> corral_recipes::ConnectFuture {
-        let (addr, open) = (self.addr, self.open.load(std::sync::atomic::Ordering::SeqCst));
-        Box::pin(async move {
-            if !open {
-                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "gate closed"));
-            }
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            Ok((Box::new(stream) as corral_recipes::BoxStream, addr))
-        })
-    }
-}
-
 impl Env {
-    /// A framework like [`Env::framework`] whose reconnections go through a gate (embedded only),
-    /// with the gate's switch.
-    pub fn gated_framework(&self) -> (Framework, Arc<std::sync::atomic::AtomicBool>) {
+    /// A framework like [`Env::framework`] whose connections go through a fault proxy in front
+    /// of the embedded server, with the proxy: `Fault::Refuse` cuts the framework off (its
+    /// connection closed, reconnections refused) while the server and other clients carry on.
+    pub fn gated_framework(&self) -> (Framework, corral_test_support::FaultProxy) {
         let server = self.server.as_ref().expect("the embedded server");
-        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let fw = Framework::builder(format!("gated:2181{}", self.chroot))
+        let proxy = corral_test_support::FaultProxy::start(server.addr()).expect("start the fault proxy");
+        let fw = Framework::builder(format!("{}{}", proxy.addr(), self.chroot))
             .session_timeout(Duration::from_secs(4))
             .connection_timeout(Duration::from_secs(10))
             .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
-            .connector(Gated { addr: server.addr(), open: open.clone() })
             .start()
             .expect("start framework");
-        (fw, open)
+        (fw, proxy)
     }
 }
 
