@@ -22,6 +22,7 @@
 //! | `corral_leadership_terms_total` | counter | `recipe` (`latch`, `selector`) | leadership gained |
 //! | `corral_recipe_recreations_total` | counter | `recipe` (`latch`, `selector`, `persistent_node`) | a recipe starting over in a new session (its node made again after the re-create pause) |
 //! | `corral_cache_resyncs_total` | counter | | full reads of a cache's tree (first one and after every reconnect) |
+//! | `corral_cache_nodes` | gauge | | nodes the caches of the process hold (a cache's count leaves with the cache) |
 //! | `corral_queue_puts_total` / `corral_queue_takes_total` | counter | | queue items put and taken |
 //!
 //! # Examples
@@ -69,6 +70,8 @@ pub const LEADERSHIP_TERMS_TOTAL: &str = "corral_leadership_terms_total";
 pub const RECIPE_RECREATIONS_TOTAL: &str = "corral_recipe_recreations_total";
 /// Full reads of a cache's tree.
 pub const CACHE_RESYNCS_TOTAL: &str = "corral_cache_resyncs_total";
+/// Nodes held by caches.
+pub const CACHE_NODES: &str = "corral_cache_nodes";
 /// Queue items put.
 pub const QUEUE_PUTS_TOTAL: &str = "corral_queue_puts_total";
 /// Queue items taken.

@@ -652,14 +652,15 @@ async fn run(fw: Framework, path: String, id: String, outputs: Outputs, mut stop
             hold.send_replace(None);
             leading_node.send_replace(None);
         }
-        let changed = leader.send_if_modified(|l| {
+        // Counted before it is published, so whoever sees the leadership sees the term counted.
+        if value && !*leader.borrow() {
+            metrics::counter!(corral_core::metrics::LEADERSHIP_TERMS_TOTAL, "recipe" => "latch").increment(1);
+        }
+        leader.send_if_modified(|l| {
             let changed = *l != value;
             *l = value;
             changed
         });
-        if changed && value {
-            metrics::counter!(corral_core::metrics::LEADERSHIP_TERMS_TOTAL, "recipe" => "latch").increment(1);
-        }
     };
     loop {
         if *stop.borrow() != Stop::Running {

@@ -626,8 +626,8 @@ async fn run<F, Fut>(
         backoff.reset();
         round += 1;
         let guard = Arc::new(guard);
-        leading.send_replace(true);
         metrics::counter!(corral_core::metrics::LEADERSHIP_TERMS_TOTAL, "recipe" => "selector").increment(1);
+        leading.send_replace(true);
         let user = task(Leadership { guard: guard.clone(), round });
         tokio::select! {
             _ = user => tracing::debug!(round, "leadership task finished"),

@@ -105,11 +105,22 @@ async fn documented_metrics_move_through_a_reconnect_an_expiry_and_the_recipes()
     })
     .await;
 
+    // A cache: its resync and its nodes, which leave the gauge with the cache.
+    let cache = corral_recipes::cache::Cache::builder(&fw, "/m").start();
+    cache.wait_initialized(Duration::from_secs(10)).await.unwrap();
+    let now = read(&snapshotter);
+    assert!(get(&now, "corral_cache_resyncs_total") >= 1.0, "{now:#?}");
+    assert_eq!(get(&now, "corral_cache_nodes"), 1.0, "the cache holds /m: {now:#?}");
+    cache.close().await;
+    drop(cache);
+
     latch.close().await;
     fw.close().await;
-    // Nothing is left in flight, and no watch is held.
+    // Nothing is left in flight, no watch is held, no cache counts.
     eventually("the gauges back at zero", &snapshotter, |now| {
-        get(now, "corral_requests_in_flight") == 0.0 && get(now, "corral_watches_registered") == 0.0
+        get(now, "corral_requests_in_flight") == 0.0
+            && get(now, "corral_watches_registered") == 0.0
+            && get(now, "corral_cache_nodes") == 0.0
     })
     .await;
     server.close().await;

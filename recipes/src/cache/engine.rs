@@ -183,7 +183,7 @@ impl Engine {
             }
             nodes.insert(path, node);
         }
-        self.shared.bump();
+        self.shared.bump(nodes.len());
     }
 
     /// Applies one watch event: re-reads the node (the event says only that it changed).
@@ -222,7 +222,7 @@ impl Engine {
             return;
         }
         nodes.insert(path, node);
-        self.shared.bump();
+        self.shared.bump(nodes.len());
         for event in events {
             let _ = self.shared.events.send(event);
         }
@@ -241,7 +241,7 @@ impl Engine {
             }
         }
         if removed {
-            self.shared.bump();
+            self.shared.bump(nodes.len());
         }
     }
 }

@@ -330,8 +330,12 @@ impl CacheBuilder {
     /// ```
     pub fn start(self) -> Cache {
         let (events, _) = broadcast::channel(1024);
-        let shared =
-            Arc::new(Shared { nodes: RwLock::new(BTreeMap::new()), events, generation: watch::Sender::new(0) });
+        let shared = Arc::new(Shared {
+            nodes: RwLock::new(BTreeMap::new()),
+            events,
+            generation: watch::Sender::new(0),
+            counted: std::sync::atomic::AtomicUsize::new(0),
+        });
         let (initialized_tx, initialized) = watch::channel(false);
         let engine = Engine {
             fw: self.fw.clone(),
@@ -354,11 +358,24 @@ struct Shared {
     /// Counts changes of `nodes`; bumped while the write lock is held, so a value read under
     /// the read lock names exactly the view it was read with.
     generation: watch::Sender<u64>,
+    /// How many of `nodes` the process-wide `corral_cache_nodes` gauge counts for this cache.
+    counted: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
-    fn bump(&self) {
+    /// A change of `nodes`, which now holds `len` nodes (called with the write lock held).
+    fn bump(&self, len: usize) {
         self.generation.send_modify(|g| *g += 1);
+        let before = self.counted.swap(len, std::sync::atomic::Ordering::SeqCst);
+        metrics::gauge!(corral_core::metrics::CACHE_NODES).increment(len as f64 - before as f64);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The cache is gone: its nodes no longer count.
+        let counted = self.counted.load(std::sync::atomic::Ordering::SeqCst);
+        metrics::gauge!(corral_core::metrics::CACHE_NODES).decrement(counted as f64);
     }
 }
 
