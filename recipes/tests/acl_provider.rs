@@ -104,3 +104,28 @@ async fn recipes_work_where_the_world_may_only_read() {
         fw.close().await;
     }
 }
+
+#[tokio::test]
+async fn the_namespace_is_created_with_the_providers_acl() {
+    for env in common::envs("acl-namespace").await {
+        let fw = Framework::builder(env.connect_string())
+            .namespace("app/ns")
+            .digest_auth("app", "secret")
+            .acl_provider(OwnerWritesWorldReads)
+            .start()
+            .unwrap();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        let observer = env.client().await;
+        for path in ["/app", "/app/ns"] {
+            let (acl, _) = observer.get_acl(path).await.unwrap();
+            assert!(
+                acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ),
+                "{path} is writable by anyone: {acl:?}"
+            );
+        }
+        let err = observer.create("/app/ns/x", "", CreateMode::Persistent).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NoAuth);
+        observer.close().await;
+        fw.close().await;
+    }
+}

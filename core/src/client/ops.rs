@@ -79,8 +79,9 @@ impl Client {
     }
 
     /// Creates every node of the chroot itself (outside it), so that a chroot given in the
-    /// connect string or by a framework namespace exists. Nothing to do without a chroot.
-    pub(crate) async fn ensure_chroot(&self) -> Result<()> {
+    /// connect string or by a framework namespace exists, each node with the ACL `acl` gives its
+    /// (full) path. Nothing to do without a chroot.
+    pub(crate) async fn ensure_chroot_with(&self, acl: &(dyn Fn(&str) -> Vec<Acl> + Sync)) -> Result<()> {
         let Some(root) = self.chroot().root() else {
             return Ok(());
         };
@@ -91,7 +92,7 @@ impl Client {
             let request = Request::Create(CreateRequest {
                 path: current.clone(),
                 data: Some(Bytes::new()),
-                acl: Acl::open_unsafe(),
+                acl: acl(&current),
                 flags: CreateMode::Persistent.flags(),
             });
             match self.submit(request, &current, None, AfterReply::Nothing).await {

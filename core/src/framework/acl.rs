@@ -14,7 +14,8 @@ use corral_proto::Acl;
 /// counters, barriers). Curator's `ACLProvider`.
 ///
 /// `path` is the node's path as the application names it (relative to the namespace; for a
-/// protected or sequential create, the path asked for, before the prefix and the sequence).
+/// protected or sequential create, the path asked for, before the prefix and the sequence);
+/// the namespace's own nodes are asked for with their full paths.
 ///
 /// # Examples
 ///

@@ -359,8 +359,9 @@ impl FrameworkBuilder {
     /// nodes, their parents and containers, protected and recipe nodes (Curator's
     /// `ACLProvider`; the open ACL by default). See [`AclProvider`](super::AclProvider).
     ///
-    /// The namespace itself (see [`FrameworkBuilder::namespace`]) is created with the open ACL;
-    /// create it beforehand where that is not wanted.
+    /// The namespace itself (see [`FrameworkBuilder::namespace`]) is created with the provider's
+    /// ACL too; its nodes are asked for with their full paths (the chroot of the connect string
+    /// included), as Curator does.
     ///
     /// # Examples
     ///
@@ -631,6 +632,7 @@ impl FrameworkBuilder {
             resession_jitter: self.resession_jitter,
             seed: self.seed,
             ensure_namespace: self.namespace.is_some(),
+            acl: self.acl.clone(),
         };
         let manager = tokio::spawn(manager::run(shared.clone(), config, close_rx, (first, Box::pin(events))));
         Ok(Framework {

@@ -514,7 +514,7 @@ impl Framework {
 
     pub(super) async fn ensure_path_with(&self, client: &Client, path: &str, mode: CreateMode) -> Result<()> {
         corral_proto::validate_path(path)?;
-        client.ensure_chroot().await?;
+        client.ensure_chroot_with(&|p| self.inner.acl.acl_for_path(p)).await?;
         if path == "/" {
             return Ok(());
         }

@@ -25,6 +25,8 @@ pub(crate) struct ManagerConfig {
     pub(crate) seed: Option<u64>,
     /// Create the namespace (the chroot) at the start of every session.
     pub(crate) ensure_namespace: bool,
+    /// The ACL of the namespace's nodes (asked with their full paths).
+    pub(crate) acl: Arc<dyn super::AclProvider>,
 }
 
 /// Why one client's life ended.
@@ -89,7 +91,7 @@ pub(crate) async fn run(
                             namespace_ready = true;
                             // Curator creates the namespace on first use; here it exists before
                             // CONNECTED is posted, so every operation after it finds it.
-                            match tokio::time::timeout(Duration::from_secs(5), client.ensure_chroot()).await {
+                            match tokio::time::timeout(Duration::from_secs(5), client.ensure_chroot_with(&|p| config.acl.acl_for_path(p))).await {
                                 Ok(Ok(())) => {}
                                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the namespace yet"),
                                 Err(_) => tracing::warn!("creating the namespace timed out"),
