@@ -62,6 +62,9 @@ fi
 wait
 "#;
 
+/// How long a member must look gone before [`Ensemble::wait_serving`] says it is not running.
+const NOT_RUNNING_GRACE: Duration = Duration::from_secs(3);
+
 /// The directory guard: removes `<dir>` once its stdin closes, unless `<dir>/KEEP` exists.
 const CLEANUP: &str = r#"
 cat >/dev/null
@@ -466,10 +469,19 @@ impl Ensemble {
     /// When it did not within `timeout` (or its JVM died), with the end of its log.
     pub fn wait_serving(&self, id: MemberId, timeout: Duration) -> Result<Mode, String> {
         let deadline = Instant::now() + timeout;
+        // A JVM that is being exec'd (the launcher may exec itself again) can look gone for a
+        // moment in /proc: only a member that stays gone for a while counts as not running.
+        let mut gone_since: Option<Instant> = None;
         loop {
+            let running = self.is_running(id);
+            if running {
+                gone_since = None;
+            } else if gone_since.is_none() {
+                gone_since = Some(Instant::now());
+            }
             match self.mode(id) {
                 Some(mode @ (Mode::Leader | Mode::Follower)) => return Ok(mode),
-                _ if !self.is_running(id) => {
+                _ if gone_since.is_some_and(|t| t.elapsed() >= NOT_RUNNING_GRACE) => {
                     return Err(format!("member {id} is not running; {}", self.log_tail(id)));
                 }
                 _ if Instant::now() >= deadline => {
