@@ -183,12 +183,17 @@ impl ReadWriteLock {
             Some(i) if path::parent(write.path()) == Some(dir) => name[i + WRITE_LOCK_NAME.len()..].to_owned(),
             _ => return Err(Error::BadArguments(format!("{} is not a write lock of {dir}", write.path()))),
         };
-        let state = fw.current_state();
-        let client = fw.client();
-        if write.session_id() != state.session_id || client.session_id() != state.session_id {
-            tracing::info!(path = %write.path(), "not downgrading a write lock of an ended session");
-            return Err(Error::SessionExpired);
-        }
+        // The read node is the write lock's session's, or nobody's: made through that session's
+        // handle, its owner checked from the reply.
+        let session = match fw.session().await {
+            Ok(session) if session.id() == write.session_id() => session,
+            Ok(_) | Err(Error::Timeout) => {
+                tracing::info!(path = %write.path(), "not downgrading a write lock of an ended session");
+                return Err(Error::SessionExpired);
+            }
+            Err(e) => return Err(e),
+        };
+        let client = session.client();
         let prefix = format!("{}{}-", corral_core::framework::PROTECTED_PREFIX, uuid::Uuid::new_v4());
         let target = format!("{dir}/{prefix}{READ_LOCK_NAME}{seq}");
         // From here on, a read node may exist: deleted in the background unless handed to a guard.
@@ -212,14 +217,18 @@ impl ReadWriteLock {
         }
         let stat = match created.await {
             Ok(stat) => stat,
-            Err(_) => fw.with_retry(|client| client.exists(&target)).await?,
+            Err(_) => session.with_retry(|client| client.exists(&target)).await?,
         };
         let Some(stat) = stat else {
             tracing::warn!(path = %target, "the read node was deleted right after the downgrade");
             return Err(Error::Server { code: ErrorCode::NoNode, path: target });
         };
+        if stat.ephemeral_owner != session.id() {
+            // Another session's node at our unique name cannot be; a changed session can.
+            return Err(Error::SessionExpired);
+        }
         cleanup.path = None;
-        let read = MutexGuard::adopt(fw, target, state, stat.czxid);
+        let read = MutexGuard::adopt(fw, target, session.started(), stat.czxid);
         write.release().await?;
         Ok(read)
     }

@@ -335,3 +335,58 @@ async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
     }
     observer.close().await;
 }
+
+#[tokio::test]
+async fn read_write_lock_and_selector_expired_mid_create_leave_nothing_unowned() {
+    use corral_recipes::leader_selector::LeaderSelector;
+    use corral_recipes::read_write_lock::ReadWriteLock;
+    let env = common::embedded("bound-rw").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for run in 0..RUNS {
+        let fw = env.framework();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+
+        // A write lock: the acquisition ends in the next session with exactly the guard's node.
+        let dir = format!("/rw-{run}");
+        let lock = ReadWriteLock::new(&fw, dir.clone());
+        server.set_latency(Duration::from_millis(1));
+        let acquire = tokio::spawn(async move { lock.write_lock().acquire().await });
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 400)).await;
+        server.set_latency(Duration::ZERO);
+        next_session(&fw, old).await;
+        if let Ok(guard) = acquire.await.unwrap() {
+            let nodes = live_nodes(&server, &observer, &dir).await;
+            assert_eq!(nodes, vec![(guard.path().to_owned(), fw.client().session_id())], "run {run}");
+            guard.release().await.unwrap();
+        }
+        common::eventually("no rw lock node left", || async {
+            fw.pending_guaranteed_deletes() == 0 && live_nodes(&server, &observer, &dir).await.is_empty()
+        })
+        .await;
+
+        // A selector: it leads in the next session with one node of that session.
+        let dir = format!("/sel-{run}");
+        server.set_latency(Duration::from_millis(1));
+        let selector =
+            LeaderSelector::start(
+                &fw,
+                dir.clone(),
+                "me",
+                true,
+                |leadership| async move { leadership.invalidated().await },
+            );
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 400)).await;
+        server.set_latency(Duration::ZERO);
+        next_session(&fw, old).await;
+        common::eventually("the selector leads with one node of the live session", || async {
+            let nodes = live_nodes(&server, &observer, &dir).await;
+            selector.has_leadership() && nodes.len() == 1 && nodes[0].1 == fw.client().session_id()
+        })
+        .await;
+        selector.close().await;
+        assert!(live_nodes(&server, &observer, &dir).await.is_empty(), "run {run}: close leaves nothing");
+        fw.close().await;
+    }
+    observer.close().await;
+}
