@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use std::{env, fs, thread};
 use crate::fault_proxy::Fault;
 use crate::local::ZOOKEEPER_JAR;
 use crate::peer_links::{PeerLink, PeerLinks};
+use crate::ports::free_port;
 use crate::wire;
 
 /// Set to `1` to keep every ensemble's directory (configuration, data, logs) after the test.
@@ -597,6 +598,15 @@ impl Ensemble {
         self.links.as_ref().map(|links| links.set_around(id, Fault::Refuse)).is_some()
     }
 
+    /// The pairs of members (smaller id first) that talk over a TCP connection of their own,
+    /// past the peer proxies — always empty when the harness works: with
+    /// [`EnsembleBuilder::peer_proxies`] every member-to-member connection goes through a
+    /// [`PeerLink`], so a cut member is cut.
+    pub fn direct_peer_connections(&self) -> Vec<(MemberId, MemberId)> {
+        let pids: Vec<(MemberId, u32)> = self.ids().into_iter().filter_map(|id| Some((id, self.pid(id)?))).collect();
+        crate::peer_links::direct_connections(&pids)
+    }
+
     /// Puts every link between members back to [`Fault::Pass`].
     pub fn heal_peers(&self) {
         if let Some(links) = &self.links {
@@ -756,10 +766,6 @@ fn cmdline_names(pid: u32, cfg: &Path) -> bool {
 fn append_line(path: &Path, line: &str) -> io::Result<()> {
     let mut file = fs::OpenOptions::new().create(true).append(true).open(path)?;
     writeln!(file, "{line}")
-}
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.

@@ -39,6 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BUFFER: usize = 64 * 1024;
 /// How often a held chunk looks whether the hold is over.
 const HOLD_POLL: Duration = Duration::from_millis(2);
+/// The most a client's first message may take before it is passed on unrewritten.
+const FIRST_MESSAGE_LIMIT: usize = 64 * 1024;
 
 /// The fault a [`FaultProxy`] applies (see the module docs for what each does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +115,27 @@ struct State {
     delay: Duration,
     next_id: u64,
     connections: HashMap<u64, Connection>,
+    first_message: Option<FirstMessage>,
+}
+
+/// Rewrites what a client sends first on each new connection: given the bytes so far, `None`
+/// for "not a whole message yet", or the bytes to forward instead (the rest included).
+#[derive(Clone)]
+pub struct FirstMessage(Arc<RewriteFn>);
+
+type RewriteFn = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
+
+impl FirstMessage {
+    /// A rewrite of each connection's first message by `rewrite`.
+    pub fn new(rewrite: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(rewrite))
+    }
+}
+
+impl std::fmt::Debug for FirstMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FirstMessage(..)")
+    }
 }
 
 /// One proxied connection, as the control side sees it: handles to close its sockets.
@@ -148,6 +171,7 @@ impl FaultProxy {
                 delay: Duration::ZERO,
                 next_id: 0,
                 connections: HashMap::new(),
+                first_message: None,
             }),
             stopped: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
@@ -197,6 +221,12 @@ impl FaultProxy {
             }),
             Fault::BlackHole | Fault::CutClientToServer | Fault::CutServerToClient | Fault::Hold => {}
         }
+    }
+
+    /// Rewrites the first message the client sends on every connection accepted from now on
+    /// (a handshake that names an address the proxy must stand in for, say); `None` for none.
+    pub fn set_first_message(&self, rewrite: Option<FirstMessage>) {
+        self.shared.lock().first_message = rewrite;
     }
 
     /// Holds every chunk back by `delay` before writing it on (both directions); zero for none.
@@ -342,6 +372,11 @@ fn pump(direction: Direction, mut src: TcpStream, dst: TcpStream, id: u64, share
         })
     };
     let mut buf = vec![0; BUFFER];
+    // The client's first message, gathered until the rewrite has a whole one.
+    let mut first = match direction {
+        Direction::Up => shared.lock().first_message.clone().map(|rewrite| (rewrite, Vec::new())),
+        Direction::Down => None,
+    };
     loop {
         let read = src.read(&mut buf);
         let (fault, delay, open) = {
@@ -352,7 +387,22 @@ fn pump(direction: Direction, mut src: TcpStream, dst: TcpStream, id: u64, share
             Ok(n) if n > 0 && open => {
                 if fault.discards(direction) {
                     tainted.store(true, Ordering::SeqCst);
-                } else if chunks.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    continue;
+                }
+                let chunk = match first.as_mut() {
+                    None => buf[..n].to_vec(),
+                    Some((rewrite, pending)) => {
+                        pending.extend_from_slice(&buf[..n]);
+                        let Some(chunk) = (rewrite.0)(pending)
+                            .or_else(|| (pending.len() >= FIRST_MESSAGE_LIMIT).then(|| pending.clone()))
+                        else {
+                            continue;
+                        };
+                        first = None;
+                        chunk
+                    }
+                };
+                if chunks.send((Instant::now() + delay, chunk)).is_err() {
                     break;
                 }
             }

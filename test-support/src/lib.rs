@@ -51,6 +51,7 @@ pub mod ensemble;
 pub mod fault_proxy;
 mod local;
 pub mod peer_links;
+mod ports;
 pub mod python;
 mod secured;
 mod wire;
@@ -67,7 +68,7 @@ use crate::local::LocalServer;
 pub use crate::secured::{SecuredConfig, SecuredZookeeper, ZkTls, secured_zookeeper};
 
 pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};
-pub use crate::fault_proxy::{Fault, FaultProxy};
+pub use crate::fault_proxy::{Fault, FaultProxy, FirstMessage};
 pub use crate::peer_links::PeerLink;
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.

@@ -7,12 +7,13 @@
 //! dropped, so nothing in Rust could do this at exit.
 
 use std::io::{self, BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
+use crate::ports::free_port;
 use crate::wire;
 
 /// The ZooKeeper server jar of Debian's `zookeeper` package. Its manifest `Class-Path` pulls in the
@@ -194,11 +195,6 @@ fn start_inner(
         }
     }
     Err(format!("ZooKeeper could not bind a port in {BIND_ATTEMPTS} attempts; the last: {last}"))
-}
-
-/// Asks the kernel for a free port by binding port 0, then releases it for ZooKeeper.
-pub(crate) fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.

@@ -84,7 +84,7 @@ fn start(config: &SecuredConfig) -> Result<SecuredZookeeper, String> {
     let mut extra = Extra::default();
     let mut secure = None;
     if let Some(tls) = &config.tls {
-        let port = local::free_port().map_err(|e| format!("no free port for TLS: {e}"))?;
+        let port = crate::ports::free_port().map_err(|e| format!("no free port for TLS: {e}"))?;
         let key = tls.key_and_cert.display();
         let trust = tls.trust.display();
         let _ = write!(

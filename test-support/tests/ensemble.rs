@@ -16,6 +16,9 @@ fn ensemble_elects_survives_a_leader_kill_and_takes_the_member_back() {
     let leader = zk.leader().expect("a leader after start");
     assert_eq!(zk.serving().len(), 3, "{zk}");
     assert_eq!(zk.connect_string().split(',').count(), 3);
+    // Without peer proxies the members talk directly: each follower to the leader at least.
+    let direct = zk.direct_peer_connections();
+    assert!(direct.iter().filter(|&&(a, b)| a == leader || b == leader).count() == 2, "{direct:?}");
     let pid = zk.pid(leader).expect("the leader runs");
 
     assert_eq!(zk.kill_leader(), Ok(leader));
@@ -59,6 +62,9 @@ fn ensemble_member_cut_off_from_its_peers_stops_serving_and_comes_back() {
     let Some(zk) = Ensemble::builder().peer_proxies(true).start_or_skip() else { return };
     let t = Duration::from_secs(60);
     let leader = zk.wait_for_quorum(t).unwrap();
+    // Every member-to-member connection runs through a proxy (ZooKeeper's election connects
+    // back to the address a handshake names; the proxies rewrite it), or isolation would leak.
+    assert_eq!(zk.direct_peer_connections(), vec![], "{zk}");
     assert!(zk.isolate(leader));
     let others: Vec<_> = zk.ids().into_iter().filter(|&id| id != leader).collect();
     let new_leader = zk.wait_for_leader_among(&others, t).unwrap();
@@ -69,7 +75,9 @@ fn ensemble_member_cut_off_from_its_peers_stops_serving_and_comes_back() {
         assert!(Instant::now() < deadline, "member {leader} still serves: {:?}", zk.mode(leader));
         thread::sleep(POLL_INTERVAL);
     }
+    assert_eq!(zk.direct_peer_connections(), vec![], "{zk}");
     zk.heal_peers();
     assert_eq!(zk.wait_for_quorum(t), Ok(new_leader));
     assert_eq!(zk.mode(leader), Some(Mode::Follower));
+    assert_eq!(zk.direct_peer_connections(), vec![], "{zk}");
 }
