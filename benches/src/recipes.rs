@@ -300,8 +300,8 @@ async fn mutex_contended(t: &Target, cfg: &Config, a: &RecipeArgs, r: &Reporter)
             while shared.tickets.fetch_sub(1, Ordering::SeqCst) > 0 && Instant::now() < deadline {
                 let t0 = Instant::now();
                 let guard = match m.acquire_timeout(Duration::from_secs(30)).await {
-                    Ok(Some(guard)) => guard,
-                    Ok(None) => {
+                    Ok(guard) => guard,
+                    Err(corral_recipes::Error::TimedOut { .. }) => {
                         shared.failures.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use corral_recipes::{Client, ConnectString, Error as ZkError, HostPort};
+use corral_recipes::{Client, ConnectString, CoreError as ZkError, HostPort};
 use tokio::net::TcpStream;
 
 use crate::error::{CliError, CliResult, Kind};

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use corral_recipes::{Error as ZkError, ErrorCode};
+use corral_recipes::{CoreError as ZkError, ErrorCode};
 
 /// What went wrong, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -163,7 +163,7 @@ pub(crate) async fn walk(client: &Client, root: &str, max_depth: Option<usize>) 
 }
 
 /// A getChildren2 answer.
-type ChildrenReply = corral_recipes::Result<(Vec<String>, Stat)>;
+type ChildrenReply = Result<(Vec<String>, Stat), corral_recipes::CoreError>;
 
 fn sorted(mut children: Vec<String>) -> Vec<String> {
     children.sort();

@@ -5,7 +5,7 @@
 //! persistent sequential nodes `w-<seq>` under [`LOG`], so their order is the order in which
 //! ZooKeeper applied the writes.
 
-use corral_recipes::{CreateMode, Error, ErrorCode, Framework, Op};
+use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework, Op};
 
 /// The counter node (relative to the workload's chroot).
 pub const COUNTER: &str = "/counter";
@@ -76,7 +76,7 @@ pub fn initial_counter() -> String {
 /// # Errors
 ///
 /// Any error but NodeExists.
-pub async fn prepare(fw: &Framework) -> corral_recipes::Result<()> {
+pub async fn prepare(fw: &Framework) -> Result<(), Error> {
     for (path, data) in [(COUNTER, initial_counter()), (LOG, String::new())] {
         match fw.client().create(path, data, CreateMode::Persistent).await {
             Ok(_) => {}

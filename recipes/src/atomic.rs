@@ -28,8 +28,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
-use corral_core::{CreateMode, Error, ErrorCode, Framework, Result, RetryNTimes, RetryPolicy, Stat};
+use corral_core::Error as CoreError;
+use corral_core::{CreateMode, ErrorCode, Framework, RetryNTimes, RetryPolicy, Stat};
 use tokio::time::Instant;
 
 use crate::lock::Mutex;
@@ -204,12 +206,12 @@ fn decode(path: &str, data: &[u8]) -> Result<i64> {
     }
     match data.get(..8) {
         Some(b) => Ok(i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
-        None => Err(Error::BadArguments(format!("{path} holds {} bytes, not an 8-byte long", data.len()))),
+        None => Err(Error::corrupt(path, format!("{} bytes, not an 8-byte long", data.len()))),
     }
 }
 
 /// Whether a write lost a race (someone else created, wrote or deleted the node first).
-fn lost_race(e: &Error) -> bool {
+fn lost_race(e: &CoreError) -> bool {
     matches!(e.code(), ErrorCode::BadVersion | ErrorCode::NodeExists | ErrorCode::NoNode)
 }
 
@@ -285,9 +287,9 @@ impl DistributedAtomicLong {
                 if let Some(parent) = corral_core::proto::path::parent(&self.path) {
                     self.fw.ensure_container_path(parent).await?;
                 }
-                self.fw.client().create(&self.path, data, options).await.map(|_| ())
+                self.fw.client().create(&self.path, data, options).await.map(|_| ()).map_err(Error::from)
             }
-            other => other.map(|_| ()),
+            other => other.map(|_| ()).map_err(Error::from),
         }
     }
 
@@ -297,11 +299,17 @@ impl DistributedAtomicLong {
         let post = make(current.value);
         let written = match current.stat {
             None => self.create_once(encode(post)).await,
-            Some(stat) => self.fw.client().set_data(&self.path, encode(post), Some(stat.version)).await.map(|_| ()),
+            Some(stat) => self
+                .fw
+                .client()
+                .set_data(&self.path, encode(post), Some(stat.version))
+                .await
+                .map(|_| ())
+                .map_err(Error::from),
         };
         match written {
             Ok(()) => Ok((current.value, Some(post))),
-            Err(e) if lost_race(&e) => Ok((current.value, None)),
+            Err(e) if e.core().is_some_and(lost_race) => Ok((current.value, None)),
             Err(e) => Err(e),
         }
     }
@@ -340,7 +348,7 @@ impl DistributedAtomicLong {
             let data = crate::default_data::local_address().await;
             let mutex = Mutex::new(&self.fw, promotion.lock_path.clone()).with_data(data);
             let guard = match promotion.max_lock_time {
-                Some(timeout) => mutex.acquire_timeout(timeout).await?,
+                Some(timeout) => crate::within(mutex.acquire_timeout(timeout).await)?,
                 None => Some(mutex.acquire().await?),
             };
             if let Some(guard) = guard {
@@ -362,8 +370,8 @@ impl DistributedAtomicLong {
     ///
     /// # Errors
     ///
-    /// Connection errors once the retry policy gives up; [`Error::BadArguments`] if the node
-    /// holds 1 to 7 bytes; server errors such as NoAuth as [`Error::Server`].
+    /// Connection errors once the retry policy gives up; [`corral_core::Error::BadArguments`] if the node
+    /// holds 1 to 7 bytes; server errors such as NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -448,9 +456,9 @@ impl DistributedAtomicLong {
     /// # Errors
     ///
     /// Connection errors (reads once the retry policy gives up; a write at once, see the module
-    /// docs: the value may or may not have changed); [`Error::BadArguments`] if the node holds
-    /// 1 to 7 bytes; [`Error::SessionExpired`] if the session is lost while waiting for the
-    /// promoted lock; server errors such as NoAuth as [`Error::Server`]. Losing every race is
+    /// docs: the value may or may not have changed); [`corral_core::Error::BadArguments`] if the node holds
+    /// 1 to 7 bytes; [`corral_core::Error::SessionExpired`] if the session is lost while waiting for the
+    /// promoted lock; server errors such as NoAuth as [`corral_core::Error::Server`]. Losing every race is
     /// not an error: see [`AtomicValue::succeeded`].
     ///
     /// # Cancel safety
@@ -566,7 +574,7 @@ impl DistributedAtomicLong {
         match self.fw.client().set_data(&self.path, encode(new), Some(stat.version)).await {
             Ok(_) => Ok(AtomicValue { succeeded: true, post_value: new, ..failed }),
             Err(e) if lost_race(&e) => Ok(failed),
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 
@@ -576,7 +584,7 @@ impl DistributedAtomicLong {
     /// # Errors
     ///
     /// Connection errors: the create is sent once, and after a connection error the node may or
-    /// may not have been created; server errors such as NoAuth as [`Error::Server`].
+    /// may not have been created; server errors such as NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -603,7 +611,7 @@ impl DistributedAtomicLong {
         self.fw.connected().await?;
         match self.create_once(encode(value)).await {
             Ok(()) => Ok(true),
-            Err(e) if e.is_node_exists() => Ok(false),
+            Err(e) if e.code() == ErrorCode::NodeExists => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -614,7 +622,7 @@ impl DistributedAtomicLong {
     /// # Errors
     ///
     /// Connection errors once the retry policy gives up; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -642,14 +650,14 @@ impl DistributedAtomicLong {
             match self.fw.set_data(&self.path, encode(value), None).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is_no_node() => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
             let spec = corral_core::framework::Create::new(CreateMode::Persistent).container_parents();
             match self.fw.create(&self.path, encode(value), spec).await {
                 Ok(_) => return Ok(()),
                 // Created meanwhile by someone else: set it again.
                 Err(e) if e.is_node_exists() => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
         }
     }
@@ -665,6 +673,6 @@ mod tests {
         assert_eq!(&encode(-2)[..], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]);
         assert_eq!(decode("/a", &[]), Ok(0));
         assert_eq!(decode("/a", &[0, 0, 0, 0, 0, 0, 1, 0, 9]), Ok(256), "extra bytes ignored");
-        assert!(matches!(decode("/a", &[0, 0, 1]), Err(Error::BadArguments(_))));
+        assert!(matches!(decode("/a", &[0, 0, 1]), Err(Error::CorruptData { .. })));
     }
 }

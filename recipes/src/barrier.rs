@@ -19,8 +19,9 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result};
 use corral_core::framework::{Create, Delete};
-use corral_core::{CreateMode, Error, Framework, Result};
+use corral_core::{CreateMode, Framework};
 use tokio::time::Instant;
 
 /// A barrier that is closed while its node exists (Curator's `DistributedBarrier`). Cheap to
@@ -42,7 +43,7 @@ use tokio::time::Instant;
 ///     let barrier = barrier.clone();
 ///     async move { barrier.wait_on_barrier().await }
 /// });
-/// assert!(!barrier.wait_on_barrier_timeout(Duration::from_millis(100)).await?);
+/// assert!(matches!(barrier.wait_on_barrier_timeout(Duration::from_millis(100)).await, Err(corral_recipes::Error::TimedOut { .. })));
 /// barrier.remove_barrier().await?;
 /// waiter.await??; // the waiter passes once the barrier is removed
 /// # fw.close().await;
@@ -100,8 +101,8 @@ impl DistributedBarrier {
     ///
     /// # Errors
     ///
-    /// Connection errors once the retry policy gives up; [`Error::InvalidPath`] for a bad path;
-    /// server errors such as NoAuth as [`Error::Server`].
+    /// Connection errors once the retry policy gives up; [`corral_core::Error::InvalidPath`] for a bad path;
+    /// server errors such as NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -129,7 +130,7 @@ impl DistributedBarrier {
         match self.fw.create(&self.path, data, spec).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_node_exists() => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 
@@ -139,7 +140,7 @@ impl DistributedBarrier {
     /// # Errors
     ///
     /// Connection errors once the retry policy gives up; server errors such as NotEmpty (some
-    /// other process created children under the barrier node) or NoAuth as [`Error::Server`].
+    /// other process created children under the barrier node) or NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -163,17 +164,17 @@ impl DistributedBarrier {
     /// # Ok(()) }
     /// ```
     pub async fn remove_barrier(&self) -> Result<()> {
-        self.fw.delete(&self.path, Delete::new().idempotent()).await
+        self.fw.delete(&self.path, Delete::new().idempotent()).await.map_err(Error::from)
     }
 
     /// Waits until the barrier is open (its node does not exist); returns at once if it is.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] if the framework stays disconnected longer than its connection
+    /// [`corral_core::Error::Timeout`] if the framework stays disconnected longer than its connection
     /// timeout while the node is (re-)checked; connection errors once the retry policy gives up;
-    /// [`Error::Closed`] if the framework is closed; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Closed`] if the framework is closed; server errors such as NoAuth as
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -201,15 +202,16 @@ impl DistributedBarrier {
         self.wait_until(None).await.map(|_| ())
     }
 
-    /// Waits at most `timeout` for the barrier to open: `Ok(true)` if it is open, `Ok(false)` if
-    /// it was still set when the time ran out.
+    /// Waits at most `timeout` for the barrier to open: `Ok(())` once it is open,
+    /// [`Error::TimedOut`] if it was still set when the time ran out.
     ///
     /// The node is always checked once, however short `timeout` is (the check is bounded by the
     /// retry policy, not by `timeout`); `timeout` bounds the wait after it.
     ///
     /// # Errors
     ///
-    /// As [`DistributedBarrier::wait_on_barrier`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as
+    /// [`DistributedBarrier::wait_on_barrier`].
     ///
     /// # Cancel safety
     ///
@@ -223,17 +225,22 @@ impl DistributedBarrier {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::barrier::DistributedBarrier;
+    /// use corral_recipes::{Error, barrier::DistributedBarrier};
     ///
     /// let barrier = DistributedBarrier::new(&fw, "/barriers/deploy");
-    /// assert!(barrier.wait_on_barrier_timeout(Duration::ZERO).await?); // open
+    /// barrier.wait_on_barrier_timeout(Duration::ZERO).await?; // open
     /// barrier.set_barrier().await?;
-    /// assert!(!barrier.wait_on_barrier_timeout(Duration::from_millis(50)).await?); // still set
+    /// let waited = barrier.wait_on_barrier_timeout(Duration::from_millis(50)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. }))); // still set
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn wait_on_barrier_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.wait_until(Some(Instant::now() + timeout)).await
+    pub async fn wait_on_barrier_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.wait_until(Some(Instant::now() + timeout)).await? {
+            Ok(())
+        } else {
+            Err(Error::TimedOut { after: timeout })
+        }
     }
 
     async fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
@@ -263,7 +270,7 @@ impl DistributedBarrier {
                 // A new connection (same session or a new one): check again, as Curator does.
                 connected = crate::task::new_connection(&mut states, checked_on) => {
                     if !connected {
-                        return Err(Error::Closed);
+                        return Err(Error::CLOSED);
                     }
                     tracing::debug!(path = %self.path, "reconnected; checking the barrier again");
                 }

@@ -33,9 +33,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::{Create, Delete};
-use corral_core::{CreateMode, Error, ErrorCode, EventType, Framework, Result};
+use corral_core::{CreateMode, ErrorCode, EventType, Framework};
 use tokio::time::Instant;
 
 use crate::lock::delete_in_background;
@@ -208,9 +210,9 @@ impl DistributedDoubleBarrier {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] if the framework stays disconnected longer than its connection
-    /// timeout; connection errors once the retry policy gives up; [`Error::Closed`] if the
-    /// framework is closed; server errors such as NoAuth as [`Error::Server`], or NodeExists if
+    /// [`corral_core::Error::Timeout`] if the framework stays disconnected longer than its connection
+    /// timeout; connection errors once the retry policy gives up; [`corral_core::Error::Closed`] if the
+    /// framework is closed; server errors such as NoAuth as [`corral_core::Error::Server`], or NodeExists if
     /// an older session's node of this member has not been removed yet. On every error this
     /// member's node is deleted (in the background).
     ///
@@ -239,13 +241,14 @@ impl DistributedDoubleBarrier {
         self.enter_until(None).await.map(|_| ())
     }
 
-    /// Enters the barrier and waits at most `timeout` for it to open: `Ok(true)` once it is
-    /// open, `Ok(false)` if it was not open in time — this member's node is then deleted, so it
+    /// Enters the barrier and waits at most `timeout` for it to open: `Ok(())` once it is open,
+    /// [`Error::TimedOut`] if it was not open in time — this member's node is then deleted, so it
     /// is not counted.
     ///
     /// # Errors
     ///
-    /// As [`DistributedDoubleBarrier::enter`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as
+    /// [`DistributedDoubleBarrier::enter`].
     ///
     /// # Cancel safety
     ///
@@ -259,16 +262,21 @@ impl DistributedDoubleBarrier {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    /// use corral_recipes::{Error, double_barrier::DistributedDoubleBarrier};
     ///
     /// let alone = DistributedDoubleBarrier::new(&fw, "/b", 2);
-    /// assert!(!alone.enter_timeout(Duration::from_millis(100)).await?);
+    /// let waited = alone.enter_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// assert!(fw.client().get_children("/b").await?.is_empty()); // not counted
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn enter_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.enter_until(Some(Instant::now() + timeout)).await
+    pub async fn enter_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.enter_until(Some(Instant::now() + timeout)).await? {
+            Ok(())
+        } else {
+            Err(Error::TimedOut { after: timeout })
+        }
     }
 
     async fn enter_until(&self, deadline: Option<Instant>) -> Result<bool> {
@@ -297,7 +305,7 @@ impl DistributedDoubleBarrier {
                 match self.fw.create(&self.ready_path, data.clone(), CreateMode::Persistent).await {
                     Ok(_) => {}
                     Err(e) if e.is_node_exists() => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Error::from(e)),
                 }
                 tracing::debug!(path = %self.path, count, "barrier full; ready");
                 cleanup.armed = false;
@@ -313,7 +321,7 @@ impl DistributedDoubleBarrier {
                 }
                 connected = crate::task::new_connection(&mut states, seen.connection) => {
                     if !connected {
-                        return Err(Error::Closed);
+                        return Err(Error::CLOSED);
                     }
                 }
                 _ = sleep_until_opt(deadline) => {
@@ -347,8 +355,8 @@ impl DistributedDoubleBarrier {
                     self.joined.store(session.epoch(), Ordering::SeqCst);
                     return Ok(());
                 }
-                Err(Error::SessionLost { .. }) => continue,
-                Err(e) => return Err(e),
+                Err(CoreError::SessionLost { .. }) => continue,
+                Err(e) => return Err(Error::from(e)),
             }
         }
     }
@@ -358,11 +366,11 @@ impl DistributedDoubleBarrier {
     ///
     /// # Errors
     ///
-    /// [`Error::Server`] with [`ErrorCode::NoNode`] for this member's path if its node is
+    /// [`corral_core::Error::Server`] with [`ErrorCode::NoNode`] for this member's path if its node is
     /// missing in the session that created it (deleted by someone else, or the member never
-    /// entered) while other members remain; [`Error::Timeout`] if the framework stays
+    /// entered) while other members remain; [`corral_core::Error::Timeout`] if the framework stays
     /// disconnected longer than its connection timeout; connection errors once the retry policy
-    /// gives up; [`Error::Closed`] if the framework is closed.
+    /// gives up; [`corral_core::Error::Closed`] if the framework is closed.
     ///
     /// # Cancel safety
     ///
@@ -389,13 +397,14 @@ impl DistributedDoubleBarrier {
         self.leave_until(None).await.map(|_| ())
     }
 
-    /// Leaves the barrier and waits at most `timeout` for every member to leave: `Ok(true)` if
-    /// all have, `Ok(false)` if some were still there when the time ran out. Either way this
-    /// member's node is deleted.
+    /// Leaves the barrier and waits at most `timeout` for every member to leave: `Ok(())` once
+    /// all have, [`Error::TimedOut`] if some were still there when the time ran out. Either way
+    /// this member's node is deleted.
     ///
     /// # Errors
     ///
-    /// As [`DistributedDoubleBarrier::leave`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as
+    /// [`DistributedDoubleBarrier::leave`].
     ///
     /// # Cancel safety
     ///
@@ -409,20 +418,25 @@ impl DistributedDoubleBarrier {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::double_barrier::DistributedDoubleBarrier;
+    /// use corral_recipes::{Error, double_barrier::DistributedDoubleBarrier};
     ///
     /// let (a, b) = (DistributedDoubleBarrier::new(&fw, "/b", 2), DistributedDoubleBarrier::new(&fw, "/b", 2));
     /// let (entered_a, entered_b) = tokio::join!(a.enter(), b.enter());
     /// entered_a?;
     /// entered_b?;
     /// // b stays: a cannot see everyone leave.
-    /// assert!(!a.leave_timeout(Duration::from_millis(100)).await?);
-    /// assert!(b.leave_timeout(Duration::from_secs(10)).await?);
+    /// let waited = a.leave_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
+    /// b.leave_timeout(Duration::from_secs(10)).await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn leave_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.leave_until(Some(Instant::now() + timeout)).await
+    pub async fn leave_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.leave_until(Some(Instant::now() + timeout)).await? {
+            Ok(())
+        } else {
+            Err(Error::TimedOut { after: timeout })
+        }
     }
 
     async fn leave_until(&self, deadline: Option<Instant>) -> Result<bool> {
@@ -448,7 +462,10 @@ impl DistributedDoubleBarrier {
                     // Our node went with an earlier session: we have left already.
                     cleanup.armed = false;
                 } else {
-                    return Err(Error::Server { code: ErrorCode::NoNode, path: self.our_path.clone() });
+                    return Err(Error::from(CoreError::Server {
+                        code: ErrorCode::NoNode,
+                        path: self.our_path.clone(),
+                    }));
                 }
             }
             if children.len() == 1 {
@@ -474,7 +491,7 @@ impl DistributedDoubleBarrier {
                     _ = watcher => {}
                     connected = crate::task::new_connection(&mut states, seen.connection) => {
                         if !connected {
-                            return Err(Error::Closed);
+                            return Err(Error::CLOSED);
                         }
                     }
                     _ = sleep_until_opt(deadline) => {

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::Error;
+use crate::Result;
 use bytes::Bytes;
-use corral_core::{CreateMode, Framework, Result};
+use corral_core::{CreateMode, Framework};
 
 use crate::persistent_node::PersistentNode;
 
@@ -100,7 +102,7 @@ impl GroupMember {
     ///
     /// # Errors
     ///
-    /// As [`PersistentNode::wait_for_initial_create`]: [`corral_core::Error::Timeout`] after
+    /// As [`PersistentNode::wait_for_initial_create`]: [`crate::Error::TimedOut`] after
     /// `timeout`; [`corral_core::Error::Closed`] if the member is closed first.
     ///
     /// # Cancel safety
@@ -221,6 +223,7 @@ impl GroupMember {
                 }
             })
             .await
+            .map_err(Error::from)
     }
 
     /// Leaves the group: stops keeping this member's node and deletes it, waiting until that is

@@ -22,7 +22,9 @@
 //! [`Hold::fencing_check`] in the same transaction as every write the hold protects, or compare
 //! [`Hold::fencing_token`] in the protected resource.
 
-use corral_core::{ConnectionStateChange, ErrorPolicy, Framework, Op, Result};
+use crate::Error;
+use crate::Result;
+use corral_core::{ConnectionStateChange, ErrorPolicy, Framework, Op};
 use tokio::sync::watch;
 
 /// One held ephemeral node of one session: a lock, a lease or a leadership. Cheap to clone.
@@ -163,7 +165,7 @@ impl Hold {
     /// let hold = guard.hold().clone();
     /// guard.release().await?;
     /// let late = fw.transaction(vec![hold.fencing_check(), Op::create("/entry", "", CreateMode::Persistent)]).await;
-    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// assert!(matches!(late, Err(corral_recipes::CoreError::MultiFailed { index: 0, .. })));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -242,7 +244,7 @@ impl Hold {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`](corral_core::Error::Server).
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -272,6 +274,7 @@ impl Hold {
                 async move { Ok(client.exists(&path).await?.is_some_and(|s| s.ephemeral_owner == owner)) }
             })
             .await
+            .map_err(Error::from)
     }
 
     fn leads(&self, leading: &Option<String>) -> bool {

@@ -28,10 +28,12 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::EventType;
 use corral_core::framework::{Create, Session};
-use corral_core::{ConnectionState, CreateMode, Error, Framework, Result};
+use corral_core::{ConnectionState, CreateMode, Framework};
 use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
@@ -276,7 +278,7 @@ impl LeaderLatch {
     /// latch.close().await;
     /// assert!(!hold.is_valid());
     /// let late = fw.transaction(vec![hold.fencing_check(), Op::create("/late", "", CreateMode::Persistent)]).await;
-    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// assert!(matches!(late, Err(corral_recipes::CoreError::MultiFailed { index: 0, .. })));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -325,7 +327,7 @@ impl LeaderLatch {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] if the latch is closed first.
+    /// [`corral_core::Error::Closed`] (as [`Error::Core`]) if the latch is closed first.
     ///
     /// # Cancel safety
     ///
@@ -348,14 +350,14 @@ impl LeaderLatch {
     /// ```
     pub async fn await_leadership(&self) -> Result<()> {
         let mut rx = self.leader.clone();
-        rx.wait_for(|l| *l).await.map(|_| ()).map_err(|_| Error::Closed)
+        rx.wait_for(|l| *l).await.map(|_| ()).map_err(|_| CoreError::Closed).map_err(Error::from)
     }
 
     /// Waits at most `timeout` for leadership.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the latch is closed first.
+    /// [`Error::TimedOut`] after `timeout`; [`corral_core::Error::Closed`] (as [`Error::Core`]) if the latch is closed first.
     ///
     /// # Cancel safety
     ///
@@ -375,13 +377,13 @@ impl LeaderLatch {
     /// first.await_leadership_timeout(Duration::from_secs(10)).await?;
     /// let second = LeaderLatch::start(&fw, "/election", "worker-2");
     /// let waited = second.await_leadership_timeout(Duration::from_millis(100)).await;
-    /// assert_eq!(waited, Err(Error::Timeout));
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// # first.close().await; second.close().await;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
     pub async fn await_leadership_timeout(&self, timeout: Duration) -> Result<()> {
-        tokio::time::timeout(timeout, self.await_leadership()).await.unwrap_or(Err(Error::Timeout))
+        tokio::time::timeout(timeout, self.await_leadership()).await.unwrap_or(Err(Error::TimedOut { after: timeout }))
     }
 
     /// Every participant, in election order (the leader first), read from the server; see
@@ -548,7 +550,7 @@ impl Drop for LeaderLatch {
 /// # Errors
 ///
 /// Connection errors after retries (the listing and the reads are retried together); server
-/// errors such as NoAuth as [`Error::Server`].
+/// errors such as NoAuth as [`corral_core::Error::Server`].
 ///
 /// # Cancel safety
 ///
@@ -593,6 +595,7 @@ pub async fn participants(fw: &Framework, path: &str) -> Result<Vec<Participant>
         }
     })
     .await
+    .map_err(Error::from)
 }
 
 /// The participant ids stored in `nodes` (children of `path`, already in election order),
@@ -601,7 +604,7 @@ pub(crate) async fn read_participants(
     client: &corral_core::Client,
     path: &str,
     nodes: &[String],
-) -> Result<Vec<Participant>> {
+) -> corral_core::Result<Vec<Participant>> {
     let reads: Vec<_> = nodes.iter().map(|n| client.get_data(&format!("{path}/{n}"))).collect();
     let mut ids = Vec::new();
     for read in reads {
@@ -833,6 +836,6 @@ async fn check(path: &str, m: &Membership) -> Result<Position> {
         Ok((_, _, predecessor)) => Ok(Position::Behind { predecessor, own, next_in_line: index == 1 }),
         // Gone between the listing and the watch: look again.
         Err(e) if e.is_no_node() => Box::pin(check(path, m)).await,
-        Err(e) => Err(e),
+        Err(e) => Err(Error::from(e)),
     }
 }

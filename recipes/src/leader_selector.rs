@@ -10,7 +10,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use corral_core::{Framework, Result};
+use crate::{Error, Result};
+use corral_core::Framework;
 use tokio::sync::watch;
 
 use crate::hold::Hold;
@@ -471,7 +472,7 @@ impl LeaderSelector {
     /// ```
     pub async fn participants(&self) -> Result<Vec<Participant>> {
         let nodes = Mutex::new(&self.fw, self.path.clone()).participant_nodes().await?;
-        crate::leader_latch::read_participants(&self.fw.client(), &self.path, &nodes).await
+        crate::leader_latch::read_participants(&self.fw.client(), &self.path, &nodes).await.map_err(Error::from)
     }
 
     /// Waits until the selector stops by itself (without auto-requeue: after one term) or is

@@ -57,7 +57,19 @@
 //!   pause up to [`FrameworkBuilder::recreate_jitter`], so a fleet whose sessions expired
 //!   together does not write in the same instant.
 //!
-//! This crate re-exports `corral-core`, so depending on it alone is enough.
+//! # Errors and timeouts
+//!
+//! Every recipe fails with the one [`Error`] of this crate: [`Error::SessionLost`] when the
+//! session its work was bound to is gone, [`Error::CorruptData`] when a node holds what it cannot
+//! read, [`Error::NotRegistered`], [`Error::TimedOut`], and [`Error::Core`] wrapping the client's
+//! own errors ([`CoreError`]). **One timeout convention:** a method whose name ends in `_timeout`
+//! fails with [`Error::TimedOut`] when its deadline passes — never `Ok(None)` or `Ok(false)` —
+//! so `?` cannot mistake "not in time" for success. (`try_acquire` does not wait and answers
+//! `Ok(None)` when the lock is taken.) [`CoreError::Timeout`] inside [`Error::Core`] keeps its
+//! own meaning: the framework waited longer than its connection timeout for a connection.
+//!
+//! This crate re-exports `corral-core`, so depending on it alone is enough; its error type is
+//! [`CoreError`] here.
 
 pub mod atomic;
 pub mod barrier;
@@ -65,6 +77,7 @@ pub mod cache;
 mod default_data;
 pub mod discovery;
 pub mod double_barrier;
+mod error;
 pub mod group_member;
 pub mod hold;
 pub mod kazoo;
@@ -81,3 +94,7 @@ mod sort;
 mod task;
 
 pub use corral_core::*;
+// The recipes' own error and result shadow the client's, which is `CoreError` here.
+pub use corral_core::Error as CoreError;
+pub(crate) use error::within;
+pub use error::{Error, Result};

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use corral_core::{Framework, Op, Result};
+use crate::{Error, Result};
+use corral_core::{Framework, Op};
 use tokio::time::Instant;
 
 use crate::lock::{Mutex, MutexGuard};
@@ -99,14 +100,15 @@ impl MultiLock {
         Ok(MultiGuard { guards })
     }
 
-    /// Waits at most `timeout` (in total) for every lock; `Ok(None)` and nothing held if they
-    /// could not all be taken in time.
+    /// Waits at most `timeout` (in total) for every lock; [`Error::TimedOut`] and nothing held if
+    /// they could not all be taken in time.
     ///
     /// # Errors
     ///
-    /// As [`Mutex::acquire`]. When a lock is not taken in time, the ones already taken are
-    /// released before returning; if such a release fails, its error is returned instead of
-    /// `Ok(None)` (the delete goes on in the background, see [`MutexGuard::release`]).
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`Mutex::acquire`]. When a
+    /// lock is not taken in time, the ones already taken are released before returning; if such
+    /// a release fails, its error is returned instead (the delete goes on in the background, see
+    /// [`MutexGuard::release`]).
     ///
     /// # Cancel safety
     ///
@@ -120,30 +122,32 @@ impl MultiLock {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::{lock::Mutex, multi_lock::MultiLock};
+    /// use corral_recipes::{Error, lock::Mutex, multi_lock::MultiLock};
     ///
     /// let b = Mutex::new(&fw, "/locks/b").acquire().await?; // someone holds b
     /// let both = MultiLock::new(&fw, ["/locks/a", "/locks/b"]);
-    /// assert!(both.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// let waited = both.acquire_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// // a was given back.
     /// assert!(Mutex::new(&fw, "/locks/a").try_acquire().await?.is_some());
     /// # b.release().await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MultiGuard>> {
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<MultiGuard> {
         let deadline = Instant::now() + timeout;
         let mut guards = Vec::with_capacity(self.locks.len());
         for lock in &self.locks {
-            match lock.acquire_timeout(deadline.saturating_duration_since(Instant::now())).await? {
-                Some(g) => guards.push(g),
-                None => {
+            match lock.acquire_timeout(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(g) => guards.push(g),
+                Err(Error::TimedOut { .. }) => {
                     MultiGuard { guards }.release().await?;
-                    return Ok(None);
+                    return Err(Error::TimedOut { after: timeout });
                 }
+                Err(e) => return Err(e),
             }
         }
-        Ok(Some(MultiGuard { guards }))
+        Ok(MultiGuard { guards })
     }
 }
 
@@ -165,7 +169,7 @@ impl MultiLock {
 ///     let guard = both.acquire().await?;
 ///     assert!(guard.is_valid());
 /// } // dropped: both locks released in the background
-/// assert!(both.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// both.acquire_timeout(Duration::from_secs(10)).await?;
 /// # fw.close().await;
 /// # Ok(()) }
 /// ```

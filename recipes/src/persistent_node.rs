@@ -18,9 +18,10 @@
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
 use corral_core::framework::{Create, Delete, Session};
-use corral_core::{CreateMode, Error, EventType, Framework, Result};
+use corral_core::{CreateMode, EventType, Framework};
 use tokio::sync::watch;
 
 use crate::task::{self, RecipeTask};
@@ -236,7 +237,7 @@ impl PersistentNode {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the recipe stops first.
+    /// [`Error::TimedOut`] after `timeout`; [`corral_core::Error::Closed`] (as [`Error::Core`]) if the recipe stops first.
     ///
     /// # Cancel safety
     ///
@@ -262,8 +263,8 @@ impl PersistentNode {
     pub async fn wait_for_initial_create(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.actual.clone();
         match tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::TimedOut { after: timeout }),
+            Ok(Err(_)) => Err(Error::CLOSED),
             Ok(Ok(_)) => Ok(()),
         }
     }
@@ -329,7 +330,7 @@ impl PersistentNode {
                 Ok(_) => Ok(()),
                 // Deleted meanwhile: the task re-creates it with the new data.
                 Err(e) if e.is_no_node() => Ok(()),
-                Err(e) => Err(e),
+                Err(e) => Err(Error::from(e)),
             },
             None => Ok(()),
         }
@@ -551,7 +552,7 @@ async fn create(
                     }
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::from(e)),
         }
     }
 }

@@ -7,10 +7,12 @@
 //! the writer's sequence), created only while the write node still exists. The same
 //! connection-state rules as [`Mutex`] apply to both guards.
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::Delete;
 use corral_core::proto::path;
-use corral_core::{CreateMode, Error, ErrorCode, Framework, Op, Result};
+use corral_core::{CreateMode, ErrorCode, Framework, Op};
 
 use crate::lock::{Kind, Mutex, MutexGuard, READ_LOCK_NAME, WRITE_LOCK_NAME};
 
@@ -126,11 +128,11 @@ impl ReadWriteLock {
     ///
     /// # Errors
     ///
-    /// - [`Error::BadArguments`] if `write`'s node is not a `__WRIT__` node directly under this
+    /// - [`corral_core::Error::BadArguments`] if `write`'s node is not a `__WRIT__` node directly under this
     ///   lock's directory (a guard of `/rw-other` is refused for `/rw`).
-    /// - [`Error::SessionExpired`] if `write` was acquired in an earlier session: the write lock
+    /// - [`corral_core::Error::SessionExpired`] if `write` was acquired in an earlier session: the write lock
     ///   went with that session.
-    /// - [`Error::Server`] with [`ErrorCode::NoNode`] and the
+    /// - [`corral_core::Error::Server`] with [`ErrorCode::NoNode`] and the
     ///   write node's path if the write node is gone (deleted by someone else): the lock is no
     ///   longer held.
     /// - The error of the multi (one request, not retried), e.g. a connection error; the read
@@ -156,7 +158,7 @@ impl ReadWriteLock {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::{Error, read_write_lock::ReadWriteLock};
+    /// use corral_recipes::{CoreError, Error, read_write_lock::ReadWriteLock};
     ///
     /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
     /// let write = lock.write_lock().acquire().await?;
@@ -171,7 +173,7 @@ impl ReadWriteLock {
     /// server.expire_session(write.session_id());
     /// let mut states = fw.connection_state();
     /// states.wait_for(|s| s.state.is_connected() && s.session_id != write.session_id()).await?;
-    /// assert!(matches!(lock.downgrade(write).await, Err(Error::SessionExpired)));
+    /// assert!(matches!(lock.downgrade(write).await, Err(Error::Core(CoreError::SessionExpired))));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -181,17 +183,17 @@ impl ReadWriteLock {
         let name = path::name(write.path()).to_owned();
         let seq = match name.rfind(WRITE_LOCK_NAME) {
             Some(i) if path::parent(write.path()) == Some(dir) => name[i + WRITE_LOCK_NAME.len()..].to_owned(),
-            _ => return Err(Error::BadArguments(format!("{} is not a write lock of {dir}", write.path()))),
+            _ => return Err(Error::bad_arguments(format!("{} is not a write lock of {dir}", write.path()))),
         };
         // The read node is the write lock's session's, or nobody's: made through that session's
         // handle, its owner checked from the reply.
         let session = match fw.session().await {
             Ok(session) if session.id() == write.session_id() => session,
-            Ok(_) | Err(Error::Timeout) => {
+            Ok(_) | Err(CoreError::Timeout) => {
                 tracing::info!(path = %write.path(), "not downgrading a write lock of an ended session");
-                return Err(Error::SessionExpired);
+                return Err(Error::from(CoreError::SessionExpired));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::from(e)),
         };
         let client = session.client();
         let prefix = format!("{}{}-", corral_core::framework::PROTECTED_PREFIX, uuid::Uuid::new_v4());
@@ -205,15 +207,15 @@ impl ReadWriteLock {
         let created = client.exists(&target);
         match applied.await {
             Ok(_) => {}
-            Err(e @ Error::MultiFailed { index, code, .. }) => {
+            Err(e @ CoreError::MultiFailed { index, code, .. }) => {
                 cleanup.path = None; // nothing was applied
                 if index == 0 && code == ErrorCode::NoNode {
                     tracing::warn!(path = %write.path(), "not downgrading: the write node is gone");
-                    return Err(Error::Server { code, path: write.path().to_owned() });
+                    return Err(Error::from(CoreError::Server { code, path: write.path().to_owned() }));
                 }
-                return Err(e);
+                return Err(Error::from(e));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::from(e)),
         }
         let stat = match created.await {
             Ok(stat) => stat,
@@ -221,11 +223,11 @@ impl ReadWriteLock {
         };
         let Some(stat) = stat else {
             tracing::warn!(path = %target, "the read node was deleted right after the downgrade");
-            return Err(Error::Server { code: ErrorCode::NoNode, path: target });
+            return Err(Error::from(CoreError::Server { code: ErrorCode::NoNode, path: target }));
         };
         if stat.ephemeral_owner != session.id() {
             // Another session's node at our unique name cannot be; a changed session can.
-            return Err(Error::SessionExpired);
+            return Err(Error::from(CoreError::SessionExpired));
         }
         cleanup.path = None;
         let read = MutexGuard::adopt(fw, target, session.started(), stat.czxid);

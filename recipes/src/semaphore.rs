@@ -14,9 +14,11 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
+use corral_core::Framework;
 use corral_core::framework::Delete;
-use corral_core::{Error, Framework, Result};
 use tokio::time::Instant;
 
 use crate::hold::Hold;
@@ -58,7 +60,7 @@ pub const LEASE_NAME: &str = "lease-";
 /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 2);
 /// let a = pool.acquire().await?;
 /// let b = pool.acquire().await?;
-/// assert!(pool.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+/// assert!(matches!(pool.acquire_timeout(Duration::from_millis(100)).await, Err(corral_recipes::Error::TimedOut { .. })));
 /// a.release().await?;
 /// let c = pool.acquire().await?;
 /// # b.release().await?; c.release().await?;
@@ -111,7 +113,7 @@ impl SemaphoreV2 {
     /// # Errors
     ///
     /// - As [`Mutex::acquire`] while taking the inner lock.
-    /// - [`Error::SessionExpired`] if the lease node disappears while waiting (the session was
+    /// - [`corral_core::Error::SessionExpired`] if the lease node disappears while waiting (the session was
     ///   lost).
     /// - Connection errors once the framework's retries give up (creating the lease node and
     ///   listing the leases while waiting are both retried).
@@ -150,17 +152,18 @@ impl SemaphoreV2 {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<Lease> {
-        self.acquire_until(None).await?.ok_or(Error::Timeout)
+        self.acquire_until(None).await?.ok_or(Error::from(CoreError::Timeout))
     }
 
-    /// Waits at most `timeout` for a lease; `Ok(None)` if none came in time (nothing is held then).
+    /// Waits at most `timeout` for a lease; [`Error::TimedOut`] if none came in time (nothing is
+    /// held then).
     ///
     /// `timeout` bounds the waits for the inner lock and for a free lease; the round trips that
     /// create the nodes are not cut short.
     ///
     /// # Errors
     ///
-    /// As [`SemaphoreV2::acquire`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`SemaphoreV2::acquire`].
     ///
     /// # Cancel safety
     ///
@@ -174,18 +177,19 @@ impl SemaphoreV2 {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::semaphore::SemaphoreV2;
+    /// use corral_recipes::{Error, semaphore::SemaphoreV2};
     ///
     /// let pool = SemaphoreV2::new(&fw, "/semaphores/db", 1);
     /// let lease = pool.acquire().await?;
-    /// assert!(pool.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// let waited = pool.acquire_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// lease.release().await?;
-    /// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+    /// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_valid());
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>> {
-        self.acquire_until(Some(Instant::now() + timeout)).await
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Lease> {
+        self.acquire_until(Some(Instant::now() + timeout)).await?.ok_or(Error::TimedOut { after: timeout })
     }
 
     /// The lease nodes' names (not paths), unsorted: the current holders, and at most one waiter;
@@ -194,7 +198,7 @@ impl SemaphoreV2 {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -218,13 +222,13 @@ impl SemaphoreV2 {
     /// # Ok(()) }
     /// ```
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
-        crate::sort::children_or_empty(&self.fw, &format!("{}/leases", self.path)).await
+        crate::sort::children_or_empty(&self.fw, &format!("{}/leases", self.path)).await.map_err(Error::from)
     }
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<Lease>> {
         let lock = match deadline {
             None => Some(self.lock.acquire().await?),
-            Some(d) => self.lock.acquire_timeout(d.saturating_duration_since(Instant::now())).await?,
+            Some(d) => crate::within(self.lock.acquire_timeout(d.saturating_duration_since(Instant::now())).await)?,
         };
         let Some(lock) = lock else { return Ok(None) };
         let result = self.take_lease(deadline).await;
@@ -255,7 +259,7 @@ impl SemaphoreV2 {
                 })
                 .await?;
             if !children.contains(&name) {
-                return Err(Error::SessionExpired);
+                return Err(Error::from(CoreError::SessionExpired));
             }
             if children.len() <= self.max_leases {
                 return Ok(lease.take());
@@ -301,7 +305,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 ///     let lease = pool.acquire().await?;
 ///     assert!(lease.is_valid());
 /// } // dropped: released in the background
-/// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// pool.acquire_timeout(Duration::from_secs(10)).await?;
 /// # fw.close().await;
 /// # Ok(()) }
 /// ```
@@ -457,7 +461,7 @@ impl Lease {
     /// # Errors
     ///
     /// As [`MutexGuard::release`](crate::lock::MutexGuard::release): a connection error or
-    /// [`Error::Timeout`] once the framework's retries give up, and the delete then goes on in the
+    /// [`corral_core::Error::Timeout`] once the framework's retries give up, and the delete then goes on in the
     /// background; a server error such as NoAuth as it is, and the node is left.
     ///
     /// # Cancel safety
@@ -487,7 +491,7 @@ impl Lease {
         // Ran to its end (deleted, refused, or retried by the framework in the background): only
         // now would a drop have nothing left to do.
         self.released = true;
-        result
+        result.map_err(Error::from)
     }
 }
 
@@ -577,11 +581,11 @@ impl SemaphoreMutex {
         self.inner.acquire().await
     }
 
-    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time.
+    /// Waits at most `timeout` for the lock; [`Error::TimedOut`] if it was not acquired in time.
     ///
     /// # Errors
     ///
-    /// As [`SemaphoreV2::acquire`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`SemaphoreV2::acquire`].
     ///
     /// # Cancel safety
     ///
@@ -595,16 +599,17 @@ impl SemaphoreMutex {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::semaphore::SemaphoreMutex;
+    /// use corral_recipes::{Error, semaphore::SemaphoreMutex};
     ///
     /// let lock = SemaphoreMutex::new(&fw, "/locks/report");
     /// let lease = lock.acquire().await?;
-    /// assert!(lock.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// let waited = lock.acquire_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// # lease.release().await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>> {
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Lease> {
         self.inner.acquire_timeout(timeout).await
     }
 
@@ -636,6 +641,6 @@ impl SemaphoreMutex {
     /// # Ok(()) }
     /// ```
     pub async fn try_acquire(&self) -> Result<Option<Lease>> {
-        self.inner.acquire_timeout(Duration::ZERO).await
+        crate::within(self.inner.acquire_timeout(Duration::ZERO).await)
     }
 }

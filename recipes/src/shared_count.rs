@@ -27,9 +27,11 @@
 
 use std::sync::Arc;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::Create;
-use corral_core::{CreateMode, Error, ErrorCode, Framework, Result, Stat};
+use corral_core::{CreateMode, ErrorCode, Framework, Stat};
 use tokio::sync::watch;
 
 use crate::task::RecipeTask;
@@ -166,11 +168,11 @@ impl<T: Clone + Send + Sync + 'static> Node<T> {
                 self.update(&data, &stat);
                 Ok(true)
             }
-            Err(Error::Server { code: ErrorCode::BadVersion, .. }) => {
+            Err(CoreError::Server { code: ErrorCode::BadVersion, .. }) => {
                 self.read().await?;
                 Ok(false)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 }
@@ -188,7 +190,7 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Shared<T> {
         match fw.create(&path, seed, Create::new(CreateMode::Persistent).container_parents()).await {
             Ok(_) => {}
             Err(e) if e.is_node_exists() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::from(e)),
         }
         let read_path = path.clone();
         let (data, stat) = fw
@@ -198,7 +200,7 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> Shared<T> {
             })
             .await?;
         let Some(value) = decode(&data) else {
-            return Err(Error::BadArguments(format!("{path} holds {} bytes, which do not decode", data.len())));
+            return Err(Error::corrupt(path, format!("{} bytes, which do not decode", data.len())));
         };
         let (current, changes) = watch::channel(VersionedValue { version: stat.version, value, mzxid: stat.mzxid });
         let node = Arc::new(Node { fw: fw.clone(), path, decode, current });
@@ -301,8 +303,8 @@ impl SharedValue {
     ///
     /// # Errors
     ///
-    /// Connection errors once the retry policy gives up; [`Error::InvalidPath`] for a bad path;
-    /// server errors such as NoAuth as [`Error::Server`].
+    /// Connection errors once the retry policy gives up; [`corral_core::Error::InvalidPath`] for a bad path;
+    /// server errors such as NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -365,7 +367,7 @@ impl SharedValue {
     /// # Errors
     ///
     /// Connection errors once the retry policy gives up; server errors such as NoNode (the node
-    /// was deleted) or NoAuth as [`Error::Server`].
+    /// was deleted) or NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -397,7 +399,7 @@ impl SharedValue {
     ///
     /// # Errors
     ///
-    /// Server errors such as NoNode or NoAuth as [`Error::Server`]. A connection error is
+    /// Server errors such as NoNode or NoAuth as [`corral_core::Error::Server`]. A connection error is
     /// returned as is, without a retry: the write may or may not have been applied (see
     /// [`SharedValue::changes`] for what happened).
     ///
@@ -501,7 +503,7 @@ impl SharedCount {
     ///
     /// # Errors
     ///
-    /// As [`SharedValue::start`]; [`Error::BadArguments`] if the node holds fewer than 4 bytes.
+    /// As [`SharedValue::start`]; [`corral_core::Error::BadArguments`] if the node holds fewer than 4 bytes.
     ///
     /// # Cancel safety
     ///

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use corral_core::ConnectionStateChange;
+use corral_core::Error as CoreError;
 use tokio::sync::watch;
 
 /// Tells when a spawned task has ended, to any number of waiters.
@@ -174,7 +175,7 @@ pub(crate) async fn delete_on_session(session: &corral_core::framework::Session,
         })
         .await;
     match deleted {
-        Ok(()) | Err(corral_core::Error::SessionLost { .. } | corral_core::Error::Closed) => {}
+        Ok(()) | Err(CoreError::SessionLost { .. } | CoreError::Closed) => {}
         Err(e) => tracing::warn!(path, error = %e, "node not deleted; it stays until its session ends"),
     }
 }

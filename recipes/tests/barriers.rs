@@ -64,12 +64,15 @@ async fn barrier_timeout_is_exact_on_paused_time() {
     let barrier = DistributedBarrier::new(&fw, "/gate");
     barrier.set_barrier().await.unwrap();
     let start = Instant::now();
-    assert!(!barrier.wait_on_barrier_timeout(Duration::from_secs(60)).await.unwrap());
+    assert!(matches!(
+        barrier.wait_on_barrier_timeout(Duration::from_secs(60)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(60) && waited < Duration::from_secs(61), "waited {waited:?}");
     assert_eq!(fw.client().watcher_count().await, 0, "a timed-out waiter holds no watch");
     barrier.remove_barrier().await.unwrap();
-    assert!(barrier.wait_on_barrier_timeout(Duration::from_secs(60)).await.unwrap());
+    barrier.wait_on_barrier_timeout(Duration::from_secs(60)).await.unwrap();
     assert!(start.elapsed() < Duration::from_secs(61), "an open barrier does not wait");
     fw.close().await;
 }
@@ -195,7 +198,7 @@ async fn double_barrier_timeouts_on_paused_time() {
     let (_server, fw) = common::in_memory().await;
     let alone = DistributedDoubleBarrier::new(&fw, "/batch", 2);
     let start = Instant::now();
-    assert!(!alone.enter_timeout(Duration::from_secs(45)).await.unwrap());
+    assert!(matches!(alone.enter_timeout(Duration::from_secs(45)).await, Err(corral_recipes::Error::TimedOut { .. })));
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(45) && waited < Duration::from_secs(46), "waited {waited:?}");
     assert!(fw.client().get_children("/batch").await.unwrap().is_empty(), "a member that gave up is not counted");
@@ -205,10 +208,13 @@ async fn double_barrier_timeouts_on_paused_time() {
     ea.unwrap();
     eb.unwrap();
     let start = Instant::now();
-    assert!(!a.leave_timeout(Duration::from_secs(20)).await.unwrap(), "b is still there");
+    assert!(
+        matches!(a.leave_timeout(Duration::from_secs(20)).await, Err(corral_recipes::Error::TimedOut { .. })),
+        "b is still there"
+    );
     assert!(start.elapsed() >= Duration::from_secs(20));
     assert!(fw.client().exists(a.our_path()).await.unwrap().is_none(), "a left anyway");
-    assert!(b.leave_timeout(Duration::from_secs(20)).await.unwrap());
+    b.leave_timeout(Duration::from_secs(20)).await.unwrap();
     assert!(fw.client().get_children("/batch").await.unwrap().is_empty());
     assert_eq!(fw.client().watcher_count().await, 0);
     fw.close().await;

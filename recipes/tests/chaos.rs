@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::lock::Mutex;
-use corral_recipes::{CreateMode, Error, ErrorCode, Framework, Op};
+use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework, Op};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_exclusion_holds_under_random_faults() {
@@ -37,7 +37,7 @@ async fn mutual_exclusion_holds_under_random_faults() {
         tasks.push(tokio::spawn(async move {
             let mutex = Mutex::new(&fw, "/lock");
             while !done.load(Ordering::SeqCst) {
-                let Ok(Some(guard)) = mutex.acquire_timeout(Duration::from_secs(5)).await else { continue };
+                let Ok(guard) = mutex.acquire_timeout(Duration::from_secs(5)).await else { continue };
                 // Read-increment-write, fenced by the lock: a write from a holder that lost the
                 // lock fails its check; two valid holders at once would collide on the version.
                 let write = async {

@@ -270,7 +270,7 @@ async fn contend(fw: &Framework, who: &'static str) -> (Vec<Hold>, Vec<String>) 
     let mut holds = Vec::new();
     let mut violations = Vec::new();
     for round in 0..ROUNDS {
-        let guard = mutex.acquire_timeout(T).await.expect("acquire").unwrap_or_else(|| panic!("{who} round {round}"));
+        let guard = mutex.acquire_timeout(T).await.unwrap_or_else(|e| panic!("{who} round {round}: {e}"));
         let t0 = now_micros();
         assert!(guard.is_valid());
         let client = fw.client();

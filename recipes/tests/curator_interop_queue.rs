@@ -187,7 +187,10 @@ async fn both_sides_honour_each_others_locks() {
         got.sort();
         assert_eq!(got, [Bytes::from("held"), Bytes::from("nudge")]);
         // Curator deleted what it consumed; our consumer finds nothing left.
-        assert!(consumer.next_message_timeout(Duration::from_millis(500)).await.expect("take").is_none());
+        assert!(matches!(
+            consumer.next_message_timeout(Duration::from_millis(500)).await,
+            Err(corral_recipes::Error::TimedOut { .. })
+        ));
         drop(consumer);
         peer.send("close j");
         peer.expect("CLOSED j").await;

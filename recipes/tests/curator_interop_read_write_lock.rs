@@ -306,8 +306,7 @@ async fn rw_contend(fw: &Framework, path: &str, who: &'static str, write_every: 
     for round in 0..RW_ROUNDS {
         let write = round % write_every == write_every - 1;
         let side = if write { lock.write_lock() } else { lock.read_lock() };
-        let guard: MutexGuard =
-            side.acquire_timeout(T).await.expect("acquire").unwrap_or_else(|| panic!("{who} round {round}"));
+        let guard: MutexGuard = side.acquire_timeout(T).await.unwrap_or_else(|e| panic!("{who} round {round}: {e}"));
         let t0 = now_micros();
         assert!(guard.is_valid());
         if write {

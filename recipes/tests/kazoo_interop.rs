@@ -40,7 +40,13 @@ async fn exclusive_lock_shared_with_kazoo_both_ways() {
             request(peer, r#"{"op":"lock","kind":"Lock","path":"/locks/a","id":"py","name":"a"}"#.into()).await;
         assert!(answer.contains(r#""acquired": true"#), "{answer}");
         let ours = kazoo::lock(&fw, "/locks/a", "rust");
-        assert!(ours.acquire_timeout(Duration::from_millis(300)).await.unwrap().is_none(), "both held the lock");
+        assert!(
+            matches!(
+                ours.acquire_timeout(Duration::from_millis(300)).await,
+                Err(corral_recipes::Error::TimedOut { .. })
+            ),
+            "both held the lock"
+        );
         let waiting = tokio::spawn(async move { ours.acquire_timeout(Duration::from_secs(20)).await });
         common::eventually("our contender queued", || async {
             kazoo::contenders(&fw, "/locks/a").await.unwrap() == ["py", "rust"]
@@ -49,7 +55,7 @@ async fn exclusive_lock_shared_with_kazoo_both_ways() {
         let (peer, answer) = request(peer, r#"{"op":"contenders","path":"/locks/a"}"#.into()).await;
         assert!(answer.contains(r#"["py", "rust"]"#), "kazoo sees our contender: {answer}");
         let (peer, _) = request(peer, r#"{"op":"release","name":"a"}"#.into()).await;
-        let guard = waiting.await.unwrap().unwrap().expect("we hold once kazoo released");
+        let guard = waiting.await.unwrap().expect("we hold once kazoo released");
         let name = guard.path().rsplit('/').next().unwrap().to_owned();
         assert!(is_kazoo_name(&name, kazoo::LOCK_NODE_NAME), "kazoo's node name: {name}");
 
@@ -88,12 +94,19 @@ async fn read_and_write_locks_shared_with_kazoo() {
         let (peer, answer) =
             request(peer, r#"{"op":"lock","kind":"ReadLock","path":"/rw","id":"py-reader","name":"r"}"#.into()).await;
         assert!(answer.contains(r#""acquired": true"#), "{answer}");
-        let reader =
-            kazoo::read_lock(&fw, "/rw", "rust-reader").acquire_timeout(Duration::from_secs(10)).await.unwrap();
-        let reader = reader.expect("readers share the lock");
+        let reader = kazoo::read_lock(&fw, "/rw", "rust-reader")
+            .acquire_timeout(Duration::from_secs(10))
+            .await
+            .expect("readers share the lock");
         assert!(is_kazoo_name(reader.path().rsplit('/').next().unwrap(), kazoo::READ_LOCK_NODE_NAME));
         let writer = kazoo::write_lock(&fw, "/rw", "rust-writer");
-        assert!(writer.acquire_timeout(Duration::from_millis(300)).await.unwrap().is_none(), "a writer beside readers");
+        assert!(
+            matches!(
+                writer.acquire_timeout(Duration::from_millis(300)).await,
+                Err(corral_recipes::Error::TimedOut { .. })
+            ),
+            "a writer beside readers"
+        );
 
         // A kazoo writer waits for our reader.
         let (peer, answer) = request(peer, r#"{"op":"release","name":"r"}"#.into()).await;
@@ -114,7 +127,7 @@ async fn read_and_write_locks_shared_with_kazoo() {
         // Our writer waits for kazoo's, then holds.
         let waiting = tokio::spawn(async move { writer.acquire_timeout(Duration::from_secs(20)).await });
         let (peer, _) = request(peer, r#"{"op":"release","name":"w"}"#.into()).await;
-        let guard = waiting.await.unwrap().unwrap().expect("our writer holds once kazoo's released");
+        let guard = waiting.await.unwrap().expect("our writer holds once kazoo's released");
         guard.release().await.unwrap();
         drop(peer);
         fw.close().await;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral_recipes::lock::Mutex;
-use corral_recipes::{ConnectionState, CreateMode, Error, Op};
+use corral_recipes::{ConnectionState, CoreError, CreateMode, Op};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -57,7 +57,10 @@ async fn try_and_timeout_leave_nothing_behind_and_names_follow_curator() {
 
         let contender = Mutex::new(&other, "/lock");
         assert!(contender.try_acquire().await.unwrap().is_none());
-        assert!(contender.acquire_timeout(Duration::from_millis(200)).await.unwrap().is_none());
+        assert!(matches!(
+            contender.acquire_timeout(Duration::from_millis(200)).await,
+            Err(corral_recipes::Error::TimedOut { .. })
+        ));
         assert_eq!(contender.participant_nodes().await.unwrap(), vec![name.clone()]);
 
         // A dropped acquire future removes its node too.
@@ -147,11 +150,11 @@ async fn a_guard_is_invalid_once_suspended_and_the_fencing_check_fails_after_exp
         .transaction(vec![guard.fencing_check(), Op::create("/write", "x", CreateMode::Persistent)])
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::MultiFailed { index: 0, .. }), "{err:?}");
+    assert!(matches!(err, CoreError::MultiFailed { index: 0, .. }), "{err:?}");
     assert!(!guard.check_ownership().await.unwrap());
     // Someone else can take the lock now.
     let other = env.framework();
-    let g2 = Mutex::new(&other, "/lock").acquire_timeout(T).await.unwrap().expect("free after expiry");
+    let g2 = Mutex::new(&other, "/lock").acquire_timeout(T).await.expect("free after expiry");
     drop(guard);
     g2.release().await.unwrap();
     other.close().await;

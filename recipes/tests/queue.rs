@@ -14,6 +14,15 @@ use corral_recipes::queue::{DistributedQueue, QueueEvent, SimpleDistributedQueue
 use corral_recipes::{ConnectionState, CreateMode, Error, Framework};
 use futures::StreamExt;
 
+/// What a `*_timeout` take gave: the item, or `None` when the time ran out; any other error fails.
+fn in_time<T>(taken: corral_recipes::Result<T>) -> Option<T> {
+    match taken {
+        Ok(item) => Some(item),
+        Err(Error::TimedOut { .. }) => None,
+        Err(e) => panic!("take: {e}"),
+    }
+}
+
 const T: Duration = Duration::from_secs(30);
 
 async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
@@ -68,7 +77,7 @@ async fn simple_queue_delivers_every_item_once_to_many_consumers() {
             let mut got = Vec::new();
             // Until everything was delivered (a lost item makes the test time out).
             while delivered.load(Ordering::SeqCst) < total {
-                if let Some(item) = queue.take_timeout(Duration::from_millis(100)).await.expect("take") {
+                if let Some(item) = in_time(queue.take_timeout(Duration::from_millis(100)).await) {
                     got.push(item);
                     delivered.fetch_add(1, Ordering::SeqCst);
                 }
@@ -151,9 +160,7 @@ async fn many_to_many(name: &str, lock: bool) {
             let mut got = Vec::new();
             // Until everything was delivered (a lost item makes the test time out).
             while delivered.load(Ordering::SeqCst) < total {
-                if let Some(mut message) =
-                    consumer.next_message_timeout(Duration::from_millis(100)).await.expect("take")
-                {
+                if let Some(mut message) = in_time(consumer.next_message_timeout(Duration::from_millis(100)).await) {
                     let items = message.take_items();
                     message.ack().await.expect("ack");
                     delivered.fetch_add(items.len(), Ordering::SeqCst);
@@ -219,14 +226,20 @@ async fn lock_safe_message_dropped_without_ack_is_delivered_again() {
     let message = bounded("take", first.next_message()).await.unwrap();
     assert!(message.is_locked());
     // Locked: the other consumer does not get it.
-    assert!(second.next_message_timeout(Duration::from_millis(500)).await.unwrap().is_none());
+    assert!(matches!(
+        second.next_message_timeout(Duration::from_millis(500)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
     drop(message);
     // The lock's deletion wakes the other consumer (no new put needed).
     let again = bounded("redelivery", second.next_message()).await.unwrap();
     assert_eq!(again.items(), [item(0, 0)]);
     again.ack().await.unwrap();
     assert!(fw1.client().get_children("/q").await.unwrap().is_empty());
-    assert!(first.next_message_timeout(Duration::from_millis(300)).await.unwrap().is_none());
+    assert!(matches!(
+        first.next_message_timeout(Duration::from_millis(300)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
     drop((first, second));
     fw1.close().await;
     fw2.close().await;
@@ -243,13 +256,16 @@ async fn lock_safe_message_of_an_expired_session_is_delivered_again() {
     let mut first = queue1.consumer();
     let message = bounded("take", first.next_message()).await.unwrap();
     let mut second = queue2.consumer();
-    assert!(second.next_message_timeout(Duration::from_millis(300)).await.unwrap().is_none());
+    assert!(matches!(
+        second.next_message_timeout(Duration::from_millis(300)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
     server.expire_session(connected(&fw1).await);
     let again = bounded("redelivery after expiry", second.next_message()).await.unwrap();
     assert_eq!(again.items(), [item(0, 0)]);
     // The first consumer's session is gone: its ack must not delete what the second one holds.
     bounded("new session", fw1.connection_state().wait_for(|s| s.epoch == 2 && s.state.is_connected())).await.unwrap();
-    assert_eq!(message.ack().await, Err(Error::SessionExpired));
+    assert_eq!(message.ack().await, Err(Error::Core(corral_recipes::CoreError::SessionExpired)));
     assert_eq!(fw2.client().get_children("/q-locks").await.unwrap().len(), 1, "the second lock is intact");
     again.ack().await.unwrap();
     assert!(fw2.client().get_children("/q").await.unwrap().is_empty());
@@ -272,7 +288,10 @@ async fn a_waiting_take_survives_a_dropped_connection_and_a_session_expiry() {
     });
     let mut consumer = distributed.consumer();
     // Let both wait on their watches.
-    assert!(consumer.next_message_timeout(Duration::from_millis(300)).await.unwrap().is_none());
+    assert!(matches!(
+        consumer.next_message_timeout(Duration::from_millis(300)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
 
     // A dropped connection: the same session comes back.
     server.drop_connection(session);
@@ -288,7 +307,10 @@ async fn a_waiting_take_survives_a_dropped_connection_and_a_session_expiry() {
         let simple = simple.clone();
         async move { simple.take().await }
     });
-    assert!(consumer.next_message_timeout(Duration::from_millis(300)).await.unwrap().is_none());
+    assert!(matches!(
+        consumer.next_message_timeout(Duration::from_millis(300)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
     server.expire_session(connected(&consumer_fw).await);
     producer_simple.offer("two").await.unwrap();
     producer_dq.put(&Bytes::from("two")).await.unwrap();
@@ -308,7 +330,10 @@ async fn the_consumer_reports_connection_states_in_its_stream() {
     let session = connected(&fw).await;
     let queue = DistributedQueue::new(&fw, "/q");
     let mut consumer = queue.consumer();
-    assert!(consumer.next_message_timeout(Duration::from_millis(200)).await.unwrap().is_none());
+    assert!(matches!(
+        consumer.next_message_timeout(Duration::from_millis(200)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
     server.drop_connection(session);
     let mut states = Vec::new();
     while states.last() != Some(&ConnectionState::Reconnected) {
@@ -352,11 +377,11 @@ async fn dropped_takes_lose_nothing() {
         drop(consumer);
     }
     server.set_latency(Duration::ZERO);
-    while let Some(taken) = simple.take_timeout(Duration::from_secs(1)).await.unwrap() {
+    while let Some(taken) = in_time(simple.take_timeout(Duration::from_secs(1)).await) {
         from_simple.push(taken);
     }
     let mut consumer = dq.consumer();
-    while let Some(mut message) = consumer.next_message_timeout(Duration::from_secs(1)).await.unwrap() {
+    while let Some(mut message) = in_time(consumer.next_message_timeout(Duration::from_secs(1)).await) {
         from_dq.extend(message.take_items());
     }
     for (what, got) in [("simple", from_simple), ("distributed", from_dq)] {
@@ -433,7 +458,7 @@ async fn id_queue_removes_by_id_and_keeps_put_order() {
     assert_eq!(queue.remove("x/y").await.unwrap(), 1, "ids are compared as stored");
     let mut consumer = queue.consumer();
     let mut got = Vec::new();
-    while let Some(mut message) = consumer.next_message_timeout(Duration::from_millis(500)).await.unwrap() {
+    while let Some(mut message) = in_time(consumer.next_message_timeout(Duration::from_millis(500)).await) {
         got.extend(message.take_items());
     }
     assert_eq!(got, ["a", "c"].map(Bytes::from), "put order, whatever the ids");

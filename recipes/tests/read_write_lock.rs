@@ -73,8 +73,11 @@ async fn a_downgrade_lets_no_writer_in_and_names_follow_curator() {
         settle::settled(&other.client(), 1).await;
         assert!(!waiting.is_finished(), "a writer got in during the downgrade");
         // A new reader queues behind the waiting writer, as in Curator.
-        let r2 = theirs.read_lock().acquire_timeout(Duration::from_millis(300)).await.unwrap();
-        assert!(r2.is_none(), "a reader behind a waiting writer waits too");
+        let r2 = theirs.read_lock().acquire_timeout(Duration::from_millis(300)).await;
+        assert!(
+            matches!(r2, Err(corral_recipes::Error::TimedOut { .. })),
+            "a reader behind a waiting writer waits too"
+        );
         r.release().await.unwrap();
         let w2 = tokio::time::timeout(T, waiting).await.unwrap().unwrap().unwrap();
         w2.release().await.unwrap();
@@ -96,11 +99,14 @@ async fn a_write_lock_lost_with_its_session_is_not_downgraded() {
     tokio::time::timeout(T, states.wait_for(|s| s.state.is_connected() && s.session_id != old)).await.unwrap().unwrap();
     // The write lock went with the old session: another writer takes it.
     let theirs = ReadWriteLock::new(&other, "/rw");
-    let w2 = theirs.write_lock().acquire_timeout(T).await.unwrap().expect("the lock is free after the expiry");
+    let w2 = theirs.write_lock().acquire_timeout(T).await.expect("the lock is free after the expiry");
     // Before the fix, this created a read node with the old sequence in the new session and
     // returned a valid read guard: a reader next to a writer.
     let downgraded = lock.downgrade(w).await;
-    assert!(matches!(downgraded, Err(corral_recipes::Error::SessionExpired)), "{downgraded:?}");
+    assert!(
+        matches!(downgraded, Err(corral_recipes::Error::Core(corral_recipes::CoreError::SessionExpired))),
+        "{downgraded:?}"
+    );
     assert!(w2.is_valid() && w2.check_ownership().await.unwrap());
     let w2_name = w2.path().rsplit('/').next().unwrap().to_owned();
     common::eventually("the other writer is the only holder", || async {
@@ -122,10 +128,13 @@ async fn a_write_lock_whose_node_was_deleted_is_not_downgraded() {
         let w = lock.write_lock().acquire().await.unwrap();
         // Same session, but an operator deletes the write node and another writer gets in.
         other.client().delete(w.path(), None).await.unwrap();
-        let w2 = ReadWriteLock::new(&other, "/rw").write_lock().acquire_timeout(T).await.unwrap().expect("free");
+        let w2 = ReadWriteLock::new(&other, "/rw").write_lock().acquire_timeout(T).await.expect("free");
         let path = w.path().to_owned();
         match lock.downgrade(w).await {
-            Err(corral_recipes::Error::Server { code: corral_recipes::ErrorCode::NoNode, path: p }) => {
+            Err(corral_recipes::Error::Core(corral_recipes::CoreError::Server {
+                code: corral_recipes::ErrorCode::NoNode,
+                path: p,
+            })) => {
                 assert_eq!(p, path)
             }
             other => panic!("downgrade of a deleted write node: {other:?}"),
@@ -149,7 +158,10 @@ async fn a_write_lock_of_a_sibling_directory_is_refused() {
         let other_node = w.path().to_owned();
         // "/rw-other/..." starts with "/rw" but is not under "/rw/".
         let downgraded = lock.downgrade(w).await;
-        assert!(matches!(downgraded, Err(corral_recipes::Error::BadArguments(_))), "{downgraded:?}");
+        assert!(
+            matches!(downgraded, Err(corral_recipes::Error::Core(corral_recipes::CoreError::BadArguments(_)))),
+            "{downgraded:?}"
+        );
         assert!(fw.client().get_children("/rw").await.unwrap().is_empty(), "no read node in /rw");
         // The refused guard was consumed and released.
         common::eventually("the refused guard released", || async {

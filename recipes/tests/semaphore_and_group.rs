@@ -47,7 +47,10 @@ async fn a_semaphore_never_hands_out_more_leases_than_it_has() {
         let fw = env.framework();
         let sem = SemaphoreV2::new(&fw, "/sem", 2);
         let (l1, l2) = (sem.acquire().await.unwrap(), sem.acquire().await.unwrap());
-        assert!(sem.acquire_timeout(Duration::from_millis(100)).await.unwrap().is_none());
+        assert!(matches!(
+            sem.acquire_timeout(Duration::from_millis(100)).await,
+            Err(corral_recipes::Error::TimedOut { .. })
+        ));
         l1.release().await.unwrap();
         l2.release().await.unwrap();
         fw.close().await;
@@ -71,7 +74,10 @@ async fn semaphore_mutex_and_multi_lock() {
 
         let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
         let held_b = Mutex::new(&fw, "/m/b").acquire().await.unwrap();
-        assert!(multi.acquire_timeout(Duration::from_millis(200)).await.unwrap().is_none());
+        assert!(matches!(
+            multi.acquire_timeout(Duration::from_millis(200)).await,
+            Err(corral_recipes::Error::TimedOut { .. })
+        ));
         // Nothing is left held after the failed attempt: /m/a is free.
         assert!(Mutex::new(&fw, "/m/a").try_acquire().await.unwrap().is_some());
         held_b.release().await.unwrap();

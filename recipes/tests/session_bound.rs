@@ -215,7 +215,7 @@ async fn mutex_semaphore_and_barrier_expired_mid_create_leave_nothing_unowned() 
 
 #[tokio::test]
 async fn every_hold_fences_a_stale_holder_after_its_session_expired() {
-    use corral_recipes::{Error, Op};
+    use corral_recipes::Op;
     let env = common::embedded("bound-holds").await;
     let server = env.server.clone().unwrap();
     let (stale, other) = (env.framework(), env.framework());
@@ -242,7 +242,7 @@ async fn every_hold_fences_a_stale_holder_after_its_session_expired() {
         tokio::time::timeout(Duration::from_secs(10), hold.invalidated()).await.expect("invalidated in time");
         assert!(!hold.is_valid());
         let late = other.transaction(write(hold, n + 10)).await;
-        assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })), "{late:?}");
+        assert!(matches!(late, Err(corral_recipes::CoreError::MultiFailed { index: 0, .. })), "{late:?}");
     }
     // Tokens grow with every later hold of the same lock.
     let newer = Mutex::new(&other, "/fenced/lock").acquire().await.unwrap();
@@ -302,8 +302,8 @@ async fn lock_safe_consumer_expired_mid_lock_leaves_no_unowned_lock() {
 #[tokio::test]
 async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
     use bytes::Bytes;
-    use corral_recipes::Error;
     use corral_recipes::queue::DistributedQueue;
+    use corral_recipes::{CoreError, Error};
     let env = common::embedded("bound-ack").await;
     let server = env.server.clone().unwrap();
     let observer = env.client().await;
@@ -324,10 +324,10 @@ async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
         let removed = observer.exists(&item).await.unwrap().is_none();
         match outcome {
             Ok(()) => assert!(removed, "run {run}: acked but the item is still there"),
-            Err(Error::SessionExpired) => {
+            Err(Error::Core(CoreError::SessionExpired)) => {
                 assert!(!removed, "run {run}: 'delivered again' for an item that was removed")
             }
-            Err(Error::ConnectionLoss) => {}
+            Err(Error::Core(CoreError::ConnectionLoss)) => {}
             Err(e) => panic!("run {run}: {e}"),
         }
         drop(consumer);

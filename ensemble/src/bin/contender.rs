@@ -49,7 +49,7 @@ use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
-use corral_recipes::{Framework, Op};
+use corral_recipes::{Error, Framework, Op};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -145,7 +145,7 @@ async fn mutex(fw: &Framework, id: &str, writes: usize, gap: Duration, mut comma
             _ = commands.recv() => return,
         };
         match acquired {
-            Ok(Some(guard)) => {
+            Ok(guard) => {
                 let token = guard.fencing_token();
                 println!("acquired {token} {}", guard.session_id());
                 for n in 0..writes {
@@ -161,7 +161,7 @@ async fn mutex(fw: &Framework, id: &str, writes: usize, gap: Duration, mut comma
                     println!("error release {err}");
                 }
             }
-            Ok(None) => {}
+            Err(Error::TimedOut { .. }) => {}
             Err(err) => {
                 println!("error acquire {err}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -173,8 +173,8 @@ async fn mutex(fw: &Framework, id: &str, writes: usize, gap: Duration, mut comma
 async fn hold(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiver<String>) {
     let guard = loop {
         match Mutex::new(fw, LOCK).acquire_timeout(Duration::from_secs(60)).await {
-            Ok(Some(guard)) => break guard,
-            Ok(None) => println!("error acquire: not within 60 s"),
+            Ok(guard) => break guard,
+            Err(Error::TimedOut { .. }) => println!("error acquire: not within 60 s"),
             Err(err) => println!("error acquire {err}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -233,7 +233,7 @@ async fn queue(fw: &Framework, gap: Duration, mut commands: mpsc::UnboundedRecei
             _ = commands.recv() => return,
         };
         match next {
-            Ok(Some(message)) => {
+            Ok(message) => {
                 let items: Vec<String> =
                     message.items().iter().map(|item| String::from_utf8_lossy(item).into_owned()).collect();
                 for item in &items {
@@ -247,7 +247,7 @@ async fn queue(fw: &Framework, gap: Duration, mut commands: mpsc::UnboundedRecei
                     Err(err) => items.iter().for_each(|item| println!("ack-failed {item} {err}")),
                 }
             }
-            Ok(None) => {}
+            Err(Error::TimedOut { .. }) => {}
             Err(err) => {
                 println!("error consume {err}");
                 tokio::time::sleep(Duration::from_millis(100)).await;

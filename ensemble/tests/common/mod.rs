@@ -13,7 +13,7 @@ use corral_ensemble_tests::SESSION_TIMEOUT;
 use corral_ensemble_tests::fenced::{self, COUNTER, Entry, LOCK};
 use corral_ensemble_tests::history::History;
 use corral_ensemble_tests::process::Contender;
-use corral_recipes::{CreateMode, Error, ErrorCode, Framework};
+use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework};
 use corral_test_support::{Ensemble, EnsembleBuilder};
 use tokio::time::Instant;
 

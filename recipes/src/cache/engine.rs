@@ -6,8 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::Error;
+use crate::Result;
 use bytes::Bytes;
-use corral_core::{AddWatchMode, Client, EventType, Framework, PersistentWatcher, Result, WatchedEvent};
+use corral_core::{AddWatchMode, Client, EventType, Framework, PersistentWatcher, WatchedEvent};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -61,7 +63,7 @@ impl Engine {
                     Ok(w) => watcher = Some(w),
                     Err(e) if e.code() == corral_core::ErrorCode::Unimplemented => {
                         tracing::error!(root = %self.root, "the server has no addWatch (ZooKeeper < 3.6); the cache stops");
-                        let _ = self.shared.events.send(CacheEvent::Failed(e));
+                        let _ = self.shared.events.send(CacheEvent::Failed(Error::from(e)));
                         return;
                     }
                     Err(e) => {
@@ -145,13 +147,13 @@ impl Engine {
                         }
                     }
                     Err(e) if e.is_no_node() => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Error::from(e)),
                 }
                 if let Some(list) = list {
                     match list.await {
                         Ok(children) => next.extend(children.into_iter().map(|c| join(path, &c))),
                         Err(e) if e.is_no_node() => {}
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(Error::from(e)),
                     }
                 }
             }
@@ -206,7 +208,7 @@ impl Engine {
                     }
                     // Deleted again before we read it: its NodeDeleted event follows.
                     Err(e) if e.is_no_node() => Ok(()),
-                    Err(e) => Err(e),
+                    Err(e) => Err(Error::from(e)),
                 }
             }
             _ => Ok(()),

@@ -43,8 +43,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
-use corral_core::{ConnectionStateChange, Error, Framework, Result, Stat};
+use corral_core::{ConnectionStateChange, Framework, Stat};
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 
@@ -512,7 +513,7 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] after `timeout`; [`Error::Closed`] if the cache stopped first
+    /// [`Error::TimedOut`] after `timeout`; [`corral_core::Error::Closed`] (as [`Error::Core`]) if the cache stopped first
     /// (closed, or failed: see [`CacheEvent::Failed`]).
     ///
     /// # Cancel safety
@@ -534,7 +535,7 @@ impl Cache {
     ///
     /// let closed = Cache::builder(&fw, "/other").start();
     /// closed.close().await;
-    /// assert_eq!(closed.wait_initialized(Duration::from_secs(10)).await, Err(Error::Closed));
+    /// assert_eq!(closed.wait_initialized(Duration::from_secs(10)).await, Err(Error::Core(corral_recipes::CoreError::Closed)));
     /// # cache.close().await;
     /// # fw.close().await;
     /// # Ok(()) }
@@ -542,8 +543,8 @@ impl Cache {
     pub async fn wait_initialized(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.initialized.clone();
         match tokio::time::timeout(timeout, rx.wait_for(|i| *i)).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::TimedOut { after: timeout }),
+            Ok(Err(_)) => Err(Error::CLOSED),
             Ok(Ok(_)) => Ok(()),
         }
     }

@@ -193,7 +193,7 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceProvider<T> {
     ///
     /// # Errors
     ///
-    /// [`corral_core::Error::Timeout`] after `timeout` (which bounds the whole wait);
+    /// [`crate::Error::TimedOut`] after `timeout` (which bounds the whole wait);
     /// [`corral_core::Error::Closed`] if the cache stopped before its first full read.
     ///
     /// # Cancel safety
@@ -216,16 +216,17 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceProvider<T> {
     /// let provider = discovery.provider("api", ProviderStrategy::Random);
     /// provider.wait_ready(Duration::from_secs(10), 1).await?;
     /// // Nobody else is coming.
-    /// assert_eq!(provider.wait_ready(Duration::from_millis(100), 2).await, Err(Error::Timeout));
+    /// let waited = provider.wait_ready(Duration::from_millis(100), 2).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// # provider.close().await;
     /// # discovery.close().await;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn wait_ready(&self, timeout: Duration, min_instances: usize) -> corral_core::Result<()> {
+    pub async fn wait_ready(&self, timeout: Duration, min_instances: usize) -> crate::Result<()> {
         let deadline = Instant::now() + timeout;
         self.cache.wait_initialized(timeout).await?;
-        self.cache.wait_for_count(min_instances, deadline).await
+        self.cache.wait_for_count(min_instances, deadline, timeout).await
     }
 
     /// Every instance that may be picked now (enabled and not down), in id order.

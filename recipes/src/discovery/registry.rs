@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
-use corral_core::{CreateMode, Error, Framework, Result};
+use crate::{Error, Result};
+use corral_core::{CreateMode, Framework};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -124,8 +125,8 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] for an id already registered by this process or a payload that
-    /// does not serialize; [`Error::Timeout`] if the node could not be created within the
+    /// [`corral_core::Error::BadArguments`] for an id already registered by this process or a payload that
+    /// does not serialize; [`corral_core::Error::Timeout`] if the node could not be created within the
     /// connection timeout (the registration stands and keeps being attempted).
     ///
     /// # Cancel safety
@@ -142,7 +143,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::Error;
+    /// use corral_recipes::{CoreError, Error};
     /// use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
     ///
     /// let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
@@ -150,13 +151,13 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// discovery.register(me.clone()).await?;
     /// assert!(fw.client().exists("/services/api/api-1").await?.is_some());
     /// // The same id twice is refused.
-    /// assert!(matches!(discovery.register(me).await, Err(Error::BadArguments(_))));
+    /// assert!(matches!(discovery.register(me).await, Err(Error::Core(CoreError::BadArguments(_)))));
     /// # discovery.close().await;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
     pub async fn register(&self, instance: ServiceInstance<T>) -> Result<()> {
-        let json = instance.to_json().map_err(|e| Error::BadArguments(format!("payload: {e}")))?;
+        let json = instance.to_json().map_err(|e| Error::bad_arguments(format!("payload: {e}")))?;
         let path = self.instance_path(&instance.name, &instance.id);
         let mode = match instance.service_type {
             ServiceType::Dynamic => CreateMode::Ephemeral,
@@ -167,7 +168,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
         let node = {
             let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
             if registered.contains_key(&instance.id) {
-                return Err(Error::BadArguments(format!("instance {} is registered already", instance.id)));
+                return Err(Error::bad_arguments(format!("instance {} is registered already", instance.id)));
             }
             let node = Arc::new(PersistentNode::start(&self.fw, path, mode, json));
             registered.insert(instance.id.clone(), Registration { instance, node: node.clone() });
@@ -203,7 +204,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] if the instance was not registered by this process; connection
+    /// [`Error::NotRegistered`] if the instance was not registered by this process; connection
     /// errors (the new data is kept and used by the next re-creation).
     ///
     /// # Cancel safety
@@ -233,11 +234,11 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// # Ok(()) }
     /// ```
     pub async fn update(&self, instance: ServiceInstance<T>) -> Result<()> {
-        let json = instance.to_json().map_err(|e| Error::BadArguments(format!("payload: {e}")))?;
+        let json = instance.to_json().map_err(|e| Error::bad_arguments(format!("payload: {e}")))?;
         let node = {
             let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
             let Some(reg) = registered.get_mut(&instance.id) else {
-                return Err(Error::BadArguments(format!("instance {} is not registered here", instance.id)));
+                return Err(Error::NotRegistered { id: instance.id.clone() });
             };
             reg.instance = instance;
             reg.node.clone()
@@ -249,7 +250,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] if the instance was not registered by this process.
+    /// [`Error::NotRegistered`] if the instance was not registered by this process.
     ///
     /// # Cancel safety
     ///
@@ -271,7 +272,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     /// discovery.register(ServiceInstance::builder("api").id("api-1").build()).await?;
     /// discovery.unregister("api-1").await?;
     /// assert!(discovery.query_for_instances("api").await?.is_empty());
-    /// assert!(matches!(discovery.unregister("api-1").await, Err(Error::BadArguments(_))));
+    /// assert!(matches!(discovery.unregister("api-1").await, Err(Error::NotRegistered { .. })));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -282,7 +283,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
                 reg.node.close().await;
                 Ok(())
             }
-            None => Err(Error::BadArguments(format!("instance {id} is not registered here"))),
+            None => Err(Error::NotRegistered { id: id.to_owned() }),
         }
     }
 
@@ -314,7 +315,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// Connection errors after retries; NoAuth as [`Error::Server`].
+    /// Connection errors after retries; NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -349,7 +350,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
     ///
     /// # Errors
     ///
-    /// Connection errors after retries; NoAuth as [`Error::Server`].
+    /// Connection errors after retries; NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -565,7 +566,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> ServiceDis
 
     /// How long to wait for a registration's node (the framework's connection timeout).
     ///
-    /// [`ServiceDiscovery::register`] fails with [`Error::Timeout`] after it.
+    /// [`ServiceDiscovery::register`] fails with [`corral_core::Error::Timeout`] after it.
     ///
     /// # Examples
     ///

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use corral_core::{Framework, Result};
+use crate::Error;
+use crate::Result;
+use corral_core::Framework;
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
@@ -173,8 +175,14 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
         parsed.instances.clone()
     }
 
-    /// Waits until the view has at least `min` instances, or `deadline` passes.
-    pub(crate) async fn wait_for_count(&self, min: usize, deadline: tokio::time::Instant) -> Result<()> {
+    /// Waits until the view has at least `min` instances, or `deadline` (the end of the caller's
+    /// `timeout`) passes.
+    pub(crate) async fn wait_for_count(
+        &self,
+        min: usize,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<()> {
         let mut changes = self.cache.cache().generations();
         loop {
             changes.borrow_and_update();
@@ -182,8 +190,8 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
                 return Ok(());
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Err(_) => return Err(corral_core::Error::Timeout),
-                Ok(Err(_)) => return Err(corral_core::Error::Closed),
+                Err(_) => return Err(Error::TimedOut { after: timeout }),
+                Ok(Err(_)) => return Err(Error::CLOSED),
                 Ok(Ok(())) => {}
             }
         }
@@ -193,7 +201,7 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
     ///
     /// # Errors
     ///
-    /// [`corral_core::Error::Timeout`] after `timeout`; [`corral_core::Error::Closed`] if the
+    /// [`Error::TimedOut`] after `timeout`; [`corral_core::Error::Closed`] (as [`Error::Core`]) if the
     /// cache stopped first.
     ///
     /// # Cancel safety
@@ -216,7 +224,7 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
     /// cache.close().await;
     /// let other: ServiceCache = ServiceCache::start(&fw, "/services/db");
     /// other.close().await;
-    /// assert_eq!(other.wait_initialized(Duration::from_secs(10)).await, Err(Error::Closed));
+    /// assert_eq!(other.wait_initialized(Duration::from_secs(10)).await, Err(Error::Core(corral_recipes::CoreError::Closed)));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```

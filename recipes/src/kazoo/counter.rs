@@ -1,7 +1,9 @@
 //! kazoo's `Counter`: a number in a znode, changed by compare-and-set on the node's version.
 
+use crate::{Error, Result};
 use bytes::Bytes;
-use corral_core::{Error, ErrorCode, Framework, Result};
+use corral_core::Error as CoreError;
+use corral_core::{ErrorCode, Framework};
 
 /// A value a kazoo [`Counter`] can hold, in kazoo's encoding.
 ///
@@ -155,7 +157,7 @@ impl<T: CounterValue> Counter<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] naming the path if the node holds what kazoo could not read
+    /// [`corral_core::Error::BadArguments`] naming the path if the node holds what kazoo could not read
     /// either; connection errors once the framework's retries give up.
     ///
     /// # Cancel safety
@@ -187,7 +189,7 @@ impl<T: CounterValue> Counter<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] if the node holds what cannot be read or the sum overflows (or,
+    /// [`corral_core::Error::BadArguments`] if the node holds what cannot be read or the sum overflows (or,
     /// in Curator mode, leaves the 32-bit range); connection errors once the framework's
     /// retries give up.
     ///
@@ -218,15 +220,15 @@ impl<T: CounterValue> Counter<T> {
             let (pre_value, version) = self.read().await?;
             let post_value = pre_value
                 .checked_add(delta)
-                .ok_or_else(|| Error::BadArguments(format!("{}: {pre_value:?} + {delta:?} overflows", self.path)))?;
+                .ok_or_else(|| Error::bad_arguments(format!("{}: {pre_value:?} + {delta:?} overflows", self.path)))?;
             let data = self.encode(post_value)?;
             match self.fw.set_data(&self.path, data, Some(version)).await {
                 Ok(_) => return Ok(CounterChange { pre_value, post_value }),
-                Err(Error::Server { code: ErrorCode::BadVersion, .. }) => {
+                Err(CoreError::Server { code: ErrorCode::BadVersion, .. }) => {
                     conflicts += 1;
                     tokio::time::sleep(crate::task::backoff_delay(&*policy, conflicts)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
         }
     }
@@ -250,7 +252,7 @@ impl<T: CounterValue> Counter<T> {
             Some(found) => found,
             None => {
                 self.fw.ensure_path(&self.path).await?;
-                read().await?.ok_or_else(|| Error::Server { code: ErrorCode::NoNode, path: self.path.clone() })?
+                read().await?.ok_or_else(|| CoreError::Server { code: ErrorCode::NoNode, path: self.path.clone() })?
             }
         };
         Ok((self.decode(&data)?, stat.version))
@@ -260,7 +262,7 @@ impl<T: CounterValue> Counter<T> {
         if data.is_empty() {
             return Ok(self.default);
         }
-        let bad = || Error::BadArguments(format!("{} holds {data:?}, which a kazoo counter cannot read", self.path));
+        let bad = || Error::corrupt(&self.path, format!("{data:?} is not what a kazoo counter can read"));
         if self.curator {
             let bytes: [u8; 4] = data.try_into().map_err(|_| bad())?;
             return T::from_repr(&i32::from_be_bytes(bytes).to_string()).ok_or_else(bad);
@@ -271,7 +273,7 @@ impl<T: CounterValue> Counter<T> {
     fn encode(&self, value: T) -> Result<Bytes> {
         if self.curator {
             let int: i32 = value.to_repr().parse().map_err(|_| {
-                Error::BadArguments(format!("{}: {value:?} does not fit Curator's 32-bit SharedCount", self.path))
+                Error::bad_arguments(format!("{}: {value:?} does not fit Curator's 32-bit SharedCount", self.path))
             })?;
             return Ok(Bytes::copy_from_slice(&int.to_be_bytes()));
         }

@@ -42,7 +42,8 @@
 
 use std::future::Future;
 
-use corral_core::{Framework, Result};
+use crate::Result;
+use corral_core::Framework;
 
 use crate::leader_selector::{LeaderSelector, Leadership};
 use crate::lock::{Kind, Mutex};
@@ -142,9 +143,9 @@ pub(crate) fn sort_contenders(children: &mut [String]) {
 ///
 /// let first = kazoo::lock(&fw, "/locks/report", "a").acquire().await?;
 /// let second = kazoo::lock(&fw, "/locks/report", "b");
-/// assert!(second.acquire_timeout(Duration::from_millis(50)).await?.is_none());
+/// assert!(matches!(second.acquire_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. })));
 /// first.release().await?;
-/// assert!(second.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// second.acquire_timeout(Duration::from_secs(10)).await?;
 /// # fw.close().await;
 /// # Ok(()) }
 /// ```
@@ -167,9 +168,9 @@ pub fn lock(fw: &Framework, path: impl Into<String>, identifier: impl Into<Strin
 ///
 /// let reader = kazoo::read_lock(&fw, "/locks/table", "r").acquire().await?;
 /// let writer = kazoo::write_lock(&fw, "/locks/table", "w");
-/// assert!(writer.acquire_timeout(Duration::from_millis(50)).await?.is_none());
+/// assert!(matches!(writer.acquire_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. })));
 /// reader.release().await?;
-/// assert!(writer.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// writer.acquire_timeout(Duration::from_secs(10)).await?;
 /// # fw.close().await;
 /// # Ok(()) }
 /// ```

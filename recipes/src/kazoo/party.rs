@@ -1,6 +1,7 @@
 //! kazoo's `Party` and `ShallowParty`: members of a group as ephemeral nodes.
 
-use corral_core::{CreateMode, Framework, Result};
+use crate::Result;
+use corral_core::{CreateMode, Framework};
 
 use crate::persistent_node::PersistentNode;
 

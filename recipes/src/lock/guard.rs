@@ -2,8 +2,10 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::Error;
+use crate::Result;
 use corral_core::framework::Delete;
-use corral_core::{ConnectionStateChange, Framework, Op, Result};
+use corral_core::{ConnectionStateChange, Framework, Op};
 
 use super::{Created, delete_in_background};
 use crate::hold::Hold;
@@ -30,7 +32,7 @@ use crate::hold::Hold;
 ///     let guard = mutex.acquire().await?;
 ///     assert!(guard.is_valid());
 /// } // dropped: released in the background
-/// assert!(mutex.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// mutex.acquire_timeout(Duration::from_secs(10)).await?;
 /// # fw.close().await;
 /// # Ok(()) }
 /// ```
@@ -180,7 +182,7 @@ impl MutexGuard {
     /// guard.release().await?;
     /// // Once the lock is gone, the same write is refused.
     /// let late = fw.transaction(write("/entry-2")).await;
-    /// assert!(matches!(late, Err(Error::MultiFailed { index: 0, .. })));
+    /// assert!(matches!(late, Err(corral_recipes::CoreError::MultiFailed { index: 0, .. })));
     /// assert_eq!(fw.client().exists("/entry-2").await?, None);
     /// # fw.close().await;
     /// # Ok(()) }
@@ -258,7 +260,7 @@ impl MutexGuard {
     ///
     /// Connection errors once the framework's retries give up (a retry after a new session
     /// answers `false`: the node went with the old one); server errors such as NoAuth as
-    /// [`Error::Server`](corral_core::Error::Server).
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -290,7 +292,7 @@ impl MutexGuard {
     ///
     /// # Errors
     ///
-    /// A connection error, or [`Error::Timeout`](corral_core::Error::Timeout) if the connection did not come back within the
+    /// A connection error, or [`corral_core::Error::Timeout`] if the connection did not come back within the
     /// connection timeout, once the framework's retries give up; the delete then goes on in the
     /// background (see [`Framework::pending_guaranteed_deletes`]). A server error such as NoAuth
     /// is returned as it is, and the node is left.
@@ -334,7 +336,7 @@ impl MutexGuard {
         // Ran to its end: deleted, refused (NoAuth: a retry would fail as well), or still being
         // retried by the framework in the background. Until here, dropping the guard deletes it.
         self.release.store(RELEASED, Ordering::SeqCst);
-        result
+        result.map_err(Error::from)
     }
 }
 

@@ -20,7 +20,7 @@
 //! |---|---|
 //! | SUSPENDED | a held lock becomes invalid under [`ErrorPolicy::Standard`](corral_core::ErrorPolicy::Standard) ([`MutexGuard::is_valid`] turns false, [`MutexGuard::invalidated`] resolves); waiters keep waiting (their watch is restored on reconnect) |
 //! | RECONNECTED (same epoch) | nothing: under [`ErrorPolicy::SessionOnly`](corral_core::ErrorPolicy::SessionOnly) the guard stayed valid |
-//! | LOST | the lock node is gone with the session: every guard of that session is invalid for good; waiting `acquire` calls fail with [`Error::SessionExpired`] |
+//! | LOST | the lock node is gone with the session: every guard of that session is invalid for good; waiting `acquire` calls fail with [`corral_core::Error::SessionExpired`] |
 //!
 //! A guard never becomes valid again: after losing the lock, drop it (its node is deleted in the
 //! background if it still exists) and acquire again.
@@ -34,8 +34,10 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
-use corral_core::{ConnectionState, Error, Framework, Result, WatchedEvent};
+use corral_core::Error as CoreError;
+use corral_core::{ConnectionState, Framework, WatchedEvent};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -297,12 +299,12 @@ impl Mutex {
     ///
     /// # Errors
     ///
-    /// - [`Error::SessionExpired`] if the session is lost while waiting (the queue position went
+    /// - [`corral_core::Error::SessionExpired`] if the session is lost while waiting (the queue position went
     ///   with it).
-    /// - [`Error::Timeout`] if the framework is not connected within its connection timeout when
-    ///   the lock node is to be created; [`Error::Closed`] if the framework is closed.
+    /// - [`corral_core::Error::Timeout`] if the framework is not connected within its connection timeout when
+    ///   the lock node is to be created; [`corral_core::Error::Closed`] if the framework is closed.
     /// - Connection errors once the retry policy gives up; server errors such as NoAuth as
-    ///   [`Error::Server`].
+    ///   [`corral_core::Error::Server`].
     ///
     /// On every error this contender's node, if it was created, is deleted in the background.
     ///
@@ -340,19 +342,19 @@ impl Mutex {
     pub async fn acquire(&self) -> Result<MutexGuard> {
         match self.acquire_until(None, None).await? {
             Some(guard) => Ok(guard),
-            None => Err(Error::Timeout),
+            None => Err(Error::from(CoreError::Timeout)),
         }
     }
 
-    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not acquired in time (this
-    /// contender's node is then deleted before returning).
+    /// Waits at most `timeout` for the lock; [`Error::TimedOut`] if it was not acquired in time
+    /// (this contender's node is then deleted before returning).
     ///
     /// The timeout bounds the wait in the queue; creating the node takes a round trip first
     /// however long `timeout` is.
     ///
     /// # Errors
     ///
-    /// As [`Mutex::acquire`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`Mutex::acquire`].
     ///
     /// # Cancel safety
     ///
@@ -366,20 +368,21 @@ impl Mutex {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::lock::Mutex;
+    /// use corral_recipes::{Error, lock::Mutex};
     ///
     /// let mutex = Mutex::new(&fw, "/locks/jobs");
     /// let held = mutex.acquire().await?;
-    /// assert!(mutex.acquire_timeout(Duration::from_millis(100)).await?.is_none());
+    /// let waited = mutex.acquire_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// held.release().await?;
     /// let guard = mutex.acquire_timeout(Duration::from_secs(10)).await?;
-    /// assert!(guard.is_some());
+    /// assert!(guard.is_valid());
     /// # drop(guard);
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MutexGuard>> {
-        self.acquire_until(Some(Instant::now() + timeout), None).await
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<MutexGuard> {
+        self.acquire_until(Some(Instant::now() + timeout), None).await?.ok_or(Error::TimedOut { after: timeout })
     }
 
     /// Takes the lock only if it can be had without waiting; `Ok(None)` otherwise.
@@ -419,7 +422,7 @@ impl Mutex {
     ///
     /// # Errors
     ///
-    /// Connection errors after retries; server errors such as NoAuth as [`Error::Server`].
+    /// Connection errors after retries; server errors such as NoAuth as [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -474,7 +477,7 @@ impl Mutex {
                 self.kind.sort(&mut list);
                 let Some(index) = list.iter().position(|c| *c == name) else {
                     // Our node is gone: the session that made it ended.
-                    return Err(Error::SessionExpired);
+                    return Err(Error::from(CoreError::SessionExpired));
                 };
                 let Some(watch_index) = self.kind.watch_target(&list, index) else {
                     // No await from here on: the guard owns the node as soon as the cleanup lets go.
@@ -495,7 +498,7 @@ impl Mutex {
                 }
             }
             if self.fw.current_state().epoch != created.state.epoch {
-                return Err(Error::SessionExpired);
+                return Err(Error::from(CoreError::SessionExpired));
             }
             let dir = self.dir.clone();
             children = Some(
@@ -552,13 +555,13 @@ impl Mutex {
         tokio::select! {
             event = watcher => {
                 if is_session_end(&event) && self.fw.current_state().epoch != epoch {
-                    return Err(Error::SessionExpired);
+                    return Err(Error::from(CoreError::SessionExpired));
                 }
                 Ok(Wait::Changed)
             }
             _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
             _ = cancelled => Ok(Wait::TimedOut),
-            _ = lost => Err(Error::SessionExpired),
+            _ = lost => Err(Error::from(CoreError::SessionExpired)),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! A contender's node under a protected name: core's [`ProtectedCreate`], tried on the current
 //! session and, while nothing is held yet, on the next one if that session is lost first.
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::{Create, Delete, ProtectedCreate};
-use corral_core::{ConnectionStateChange, CreateMode, Error, Framework, Result};
+use corral_core::{ConnectionStateChange, CreateMode, Framework};
 
 /// What creating a contender's node established: the connection state the create was sent in
 /// (the session's id and epoch, the connection's number) and the node's czxid.
@@ -89,13 +91,13 @@ impl ProtectedNode {
                     let held = Created { state: created.state, czxid: created.stat.czxid };
                     return Ok((created.path, held, children));
                 }
-                Err(Error::SessionLost { .. }) => {
+                Err(CoreError::SessionLost { .. }) => {
                     attempt += 1;
                     if policy.next_delay(attempt, start.elapsed()).is_none() {
-                        return Err(Error::SessionExpired);
+                        return Err(Error::from(CoreError::SessionExpired));
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
         }
     }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::StateChanges;
-use corral_core::{ConnectionStateChange, Error, Framework, OneshotWatcher, Result};
+use corral_core::{ConnectionStateChange, Framework, OneshotWatcher};
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -122,7 +124,7 @@ pub(crate) fn start<S: QueueSerializer>(
             return None;
         }
         let event = run.step().await;
-        if matches!(event, Err(Error::Closed)) {
+        if matches!(event, Err(Error::Core(CoreError::Closed))) {
             run.done = true;
         }
         Some((event, run))
@@ -145,7 +147,7 @@ pub enum QueueEvent<T> {
 ///
 /// The stream waits on a watch of the queue's children (and of the lock directory in lock-safe
 /// mode), never polls, waits out connection errors and session expiry with a jittered backoff,
-/// and ends after yielding [`Error::Closed`] once the framework is closed.
+/// and ends after yielding [`corral_core::Error::Closed`] once the framework is closed.
 ///
 /// # Cancel safety
 ///
@@ -199,8 +201,8 @@ impl<T> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the framework is closed; server errors such as NoAuth as
-    /// [`Error::Server`]. The consumer can be used again after an error.
+    /// [`corral_core::Error::Closed`] once the framework is closed; server errors such as NoAuth as
+    /// [`corral_core::Error::Server`]. The consumer can be used again after an error.
     ///
     /// # Cancel safety
     ///
@@ -229,16 +231,17 @@ impl<T> Consumer<T> {
                 Some(Ok(QueueEvent::Message(message))) => return Ok(message),
                 Some(Ok(QueueEvent::State(_))) => continue,
                 Some(Err(e)) => return Err(e),
-                None => return Err(Error::Closed),
+                None => return Err(Error::CLOSED),
             }
         }
     }
 
-    /// As [`Consumer::next_message`], waiting at most `timeout`; `Ok(None)` if no message came in time.
+    /// As [`Consumer::next_message`], waiting at most `timeout`; [`Error::TimedOut`] if no message
+    /// came in time.
     ///
     /// # Errors
     ///
-    /// As [`Consumer::next_message`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`Consumer::next_message`].
     ///
     /// # Cancel safety
     ///
@@ -253,18 +256,16 @@ impl<T> Consumer<T> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::queue::DistributedQueue;
+    /// use corral_recipes::{Error, queue::DistributedQueue};
     ///
     /// let mut consumer = DistributedQueue::new(&fw, "/queues/jobs").consumer();
-    /// assert!(consumer.next_message_timeout(Duration::from_millis(100)).await?.is_none());
+    /// let waited = consumer.next_message_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn next_message_timeout(&mut self, timeout: Duration) -> Result<Option<Message<T>>> {
-        match tokio::time::timeout(timeout, self.next_message()).await {
-            Ok(taken) => taken.map(Some),
-            Err(_) => Ok(None),
-        }
+    pub async fn next_message_timeout(&mut self, timeout: Duration) -> Result<Message<T>> {
+        tokio::time::timeout(timeout, self.next_message()).await.unwrap_or(Err(Error::TimedOut { after: timeout }))
     }
 }
 
@@ -353,7 +354,7 @@ impl Claimer {
                 }
                 // Processed by the consumer that held the lock before us.
                 Err(e) if e.is_no_node() => hold.release().await,
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
         }
         Ok((None, names))
@@ -420,7 +421,7 @@ impl<S: QueueSerializer> Run<S> {
                         }
                         continue;
                     }
-                    Ok(Err(e)) if is_transient(&e) => {
+                    Ok(Err(e)) if e.core().is_some_and(is_transient) => {
                         self.retry_later(&e).await;
                         continue;
                     }
@@ -429,7 +430,7 @@ impl<S: QueueSerializer> Run<S> {
                         return Err(e);
                     }
                     Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                    Err(_) => return Err(Error::Closed),
+                    Err(_) => return Err(Error::CLOSED),
                 }
             }
             if self.pending.is_empty() {
@@ -441,7 +442,7 @@ impl<S: QueueSerializer> Run<S> {
                         }
                         continue;
                     }
-                    Err(e) if is_transient(&e) => {
+                    Err(e) if e.core().is_some_and(is_transient) => {
                         self.retry_later(&e).await;
                         continue;
                     }

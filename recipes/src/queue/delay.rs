@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use corral_core::{Error, Framework, Result};
+use crate::{Error, Result};
+use corral_core::Framework;
 
 use super::consumer::{Clock, Order};
 use super::{BytesSerializer, Consumer, DistributedQueue, QueueSerializer};
@@ -55,7 +56,7 @@ fn system_clock() -> u64 {
 /// queue.put_after(&Bytes::from("now"), Duration::ZERO).await?;
 /// let mut consumer = queue.consumer();
 /// assert_eq!(consumer.next_message().await?.items(), [Bytes::from("now")]);
-/// assert!(consumer.next_message_timeout(Duration::from_millis(50)).await?.is_none()); // not due yet
+/// assert!(matches!(consumer.next_message_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. }))); // not due yet
 /// assert_eq!(consumer.next_message().await?.items(), [Bytes::from("later")]);
 /// # fw.close().await;
 /// # Ok(()) }
@@ -192,7 +193,7 @@ impl<S: QueueSerializer> DistributedDelayQueue<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] for a time not after the Unix epoch (Curator refuses it too);
+    /// [`corral_core::Error::BadArguments`] for a time not after the Unix epoch (Curator refuses it too);
     /// otherwise as [`DistributedQueue::put`].
     ///
     /// # Cancel safety
@@ -243,7 +244,7 @@ impl<S: QueueSerializer> DistributedDelayQueue<S> {
     ///
     /// let queue = DistributedDelayQueue::new(&fw, "/queues/reminders");
     /// queue.put_after(&Bytes::from("x"), Duration::from_secs(3600)).await?;
-    /// assert!(queue.consumer().next_message_timeout(Duration::from_millis(100)).await?.is_none());
+    /// assert!(matches!(queue.consumer().next_message_timeout(Duration::from_millis(100)).await, Err(corral_recipes::Error::TimedOut { .. })));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -285,7 +286,7 @@ impl<S: QueueSerializer> DistributedDelayQueue<S> {
             .ok()
             .map(|d| d.as_millis() as u64)
             .filter(|&ms| ms > 0)
-            .ok_or_else(|| Error::BadArguments("a delay queue item must be due after the Unix epoch".into()))?;
+            .ok_or_else(|| Error::bad_arguments("a delay queue item must be due after the Unix epoch"))?;
         self.put_due(items, due).await
     }
 

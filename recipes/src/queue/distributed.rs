@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::Result;
 use bytes::Bytes;
 use corral_core::framework::Create;
-use corral_core::{CreateMode, Framework, Result};
+use corral_core::{CreateMode, Framework};
 
 use super::consumer::{self, Order};
 use super::{BytesSerializer, Consumer, QueueSerializer, encode_message};
@@ -200,7 +201,7 @@ impl<S: QueueSerializer> DistributedQueue<S> {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`](corral_core::Error::Server).
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///

@@ -1,6 +1,7 @@
 //! [`DistributedIdQueue`]: Curator's `DistributedIdQueue`, items with an id they can be removed by.
 
-use corral_core::{Error, Framework, Result};
+use crate::{Error, Result};
+use corral_core::Framework;
 
 use super::consumer::{Order, parse_id};
 use super::message::take_lock;
@@ -175,7 +176,7 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] for an empty id (Curator refuses it too); otherwise as
+    /// [`corral_core::Error::BadArguments`] for an empty id (Curator refuses it too); otherwise as
     /// [`DistributedQueue::put`].
     ///
     /// # Cancel safety
@@ -200,7 +201,7 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
     /// ```
     pub async fn put(&self, item: &S::Item, id: &str) -> Result<String> {
         if id.is_empty() {
-            return Err(Error::BadArguments("an id queue item needs a non-empty id".into()));
+            return Err(Error::bad_arguments("an id queue item needs a non-empty id"));
         }
         self.queue.put_named(&id_name(id), std::slice::from_ref(item)).await
     }
@@ -214,7 +215,7 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -287,7 +288,7 @@ impl<S: QueueSerializer> DistributedIdQueue<S> {
             match result {
                 Ok(()) => removed += 1,
                 Err(e) if e.is_no_node() => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
         }
         Ok(removed)

@@ -1,9 +1,11 @@
 //! [`Message`]: the items of one queue node as a consumer hands them out, with, in lock-safe mode,
 //! the node's lock until the caller acknowledges it.
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::{Create, Session};
-use corral_core::{CreateMode, Error, ErrorCode, Framework, Op, Result};
+use corral_core::{CreateMode, ErrorCode, Framework, Op};
 
 /// The items of one queue node, taken by a [`Consumer`](super::Consumer).
 ///
@@ -142,13 +144,13 @@ impl<T> Message<T> {
     ///
     /// # Errors
     ///
-    /// - [`Error::SessionExpired`] if the session that took the lock had ended before the ack
+    /// - [`corral_core::Error::SessionExpired`] if the session that took the lock had ended before the ack
     ///   was sent (or the lock was gone): the message was not removed, and is (or will be)
     ///   delivered again.
-    /// - [`Error::ConnectionLoss`] if the outcome is unknown: the transaction was sent, and the
+    /// - [`corral_core::Error::ConnectionLoss`] if the outcome is unknown: the transaction was sent, and the
     ///   connection (or the whole session) was lost before its reply. The message may have been
     ///   removed, or may be delivered again; make its processing idempotent.
-    /// - Server errors such as NoAuth as [`Error::Server`]; the lock is then released and the
+    /// - Server errors such as NoAuth as [`corral_core::Error::Server`]; the lock is then released and the
     ///   message delivered again.
     ///
     /// Connection errors are retried within the lock's session, under the framework's retry
@@ -193,7 +195,7 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
     if !hold.session.is_live() {
         // Nothing sent: the lock went with its session, the item stays for another consumer.
         hold.done = true;
-        return Err(Error::SessionExpired);
+        return Err(Error::from(CoreError::SessionExpired));
     }
     let ops = vec![
         Op::Delete { path: item.to_owned(), version: None },
@@ -207,21 +209,21 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
         }
         // The item is gone while we hold its lock: our own transaction, applied before its
         // reply was lost (or a consumer that ignores locks took it). Only the lock is left.
-        Err(Error::MultiFailed { index: 0, code: ErrorCode::NoNode, .. }) => {
+        Err(CoreError::MultiFailed { index: 0, code: ErrorCode::NoNode, .. }) => {
             hold.release().await;
             Ok(())
         }
-        Err(Error::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) => {
+        Err(CoreError::MultiFailed { index: 1, code: ErrorCode::NoNode, .. }) => {
             hold.done = true;
-            Err(Error::SessionExpired)
+            Err(Error::from(CoreError::SessionExpired))
         }
         // Sent, and the session ended before the reply: applied or not, nobody can say.
-        Err(Error::SessionLost { .. }) => {
+        Err(CoreError::SessionLost { .. }) => {
             hold.done = true;
-            Err(Error::ConnectionLoss)
+            Err(Error::from(CoreError::ConnectionLoss))
         }
         // Dropping the hold releases the lock: the item is delivered again.
-        Err(e) => Err(e),
+        Err(e) => Err(Error::from(e)),
     }
 }
 
@@ -237,8 +239,8 @@ pub(crate) async fn take_lock(fw: &Framework, path: String, data: Bytes) -> Resu
         // From here a drop releases it (on this session only).
         Ok(_) => Ok(Some(LockHold { session, path, done: false })),
         Err(e) if e.is_node_exists() => Ok(None),
-        Err(Error::SessionLost { .. }) => Ok(None),
-        Err(e) => Err(e),
+        Err(CoreError::SessionLost { .. }) => Ok(None),
+        Err(e) => Err(Error::from(e)),
     }
 }
 

@@ -49,8 +49,10 @@ mod priority;
 mod serializer;
 mod simple;
 
+use crate::{Error, Result};
+use corral_core::Error as CoreError;
 use corral_core::framework::StateChanges;
-use corral_core::{ConnectionStateChange, Error, Framework, OneshotWatcher, Result};
+use corral_core::{ConnectionStateChange, Framework, OneshotWatcher};
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -66,8 +68,8 @@ pub use serializer::{
 pub use simple::{SIMPLE_QUEUE_PREFIX, SimpleDistributedQueue};
 
 /// Errors worth waiting out: the connection or the session is coming back.
-pub(crate) fn is_transient(e: &Error) -> bool {
-    e.is_retryable() || matches!(e, Error::Timeout | Error::SessionExpired | Error::ConnectionLoss)
+pub(crate) fn is_transient(e: &CoreError) -> bool {
+    e.is_retryable() || matches!(e, CoreError::Timeout | CoreError::SessionExpired | CoreError::ConnectionLoss)
 }
 
 /// The children of `dir` with a watch on them; an empty list and a watch on `dir`'s creation when
@@ -91,6 +93,7 @@ pub(crate) async fn list_and_watch(fw: &Framework, dir: &str) -> Result<(Vec<Str
         }
     })
     .await
+    .map_err(Error::from)
 }
 
 /// Why a wait ended.
@@ -185,7 +188,7 @@ async fn take_node_once(fw: &Framework, path: &str) -> Result<Taken> {
     let (data, stat) = match fw.with_retry(|client| client.get_data(path)).await {
         Ok(found) => found,
         Err(e) if e.is_no_node() => return Ok(Taken::Gone),
-        Err(e) => return Err(e),
+        Err(e) => return Err(Error::from(e)),
     };
     let mut attempt = 0;
     loop {
@@ -196,8 +199,8 @@ async fn take_node_once(fw: &Framework, path: &str) -> Result<Taken> {
                 return Ok(Taken::Gone);
             }
             Err(e) if is_transient(&e) => e,
-            Err(Error::Closed) => return Ok(Taken::Data(data)),
-            Err(e) => return Err(e),
+            Err(CoreError::Closed) => return Ok(Taken::Data(data)),
+            Err(e) => return Err(Error::from(e)),
         };
         tracing::debug!(path, error = %error, "queue item delete: outcome unknown; looking");
         // Find out whether the delete was applied.
@@ -208,7 +211,7 @@ async fn take_node_once(fw: &Framework, path: &str) -> Result<Taken> {
                     tracing::warn!(path, "queue item gone after a lost delete reply; keeping it");
                     return Ok(Taken::Data(data));
                 }
-                Err(Error::Closed) => return Ok(Taken::Data(data)),
+                Err(CoreError::Closed) => return Ok(Taken::Data(data)),
                 Err(e) => {
                     tracing::debug!(path, error = %e, "queue item delete: still looking");
                     pause(fw, attempt, None).await;

@@ -1,6 +1,7 @@
 //! [`DistributedPriorityQueue`]: Curator's `DistributedPriorityQueue`, the priority in the node name.
 
-use corral_core::{Framework, Result};
+use crate::Result;
+use corral_core::Framework;
 
 use super::consumer::Order;
 use super::id::keyed_queue;

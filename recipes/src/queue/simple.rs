@@ -4,9 +4,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::Create;
-use corral_core::{CreateMode, Error, Framework, Result};
+use corral_core::{CreateMode, Framework};
 use tokio::time::Instant;
 
 use super::{Taken, Woken, is_transient, list_and_watch, pause, requeue_in_background, take_node, wait_for_change};
@@ -133,7 +135,7 @@ impl SimpleDistributedQueue {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -203,8 +205,8 @@ impl SimpleDistributedQueue {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the framework is closed; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Closed`] once the framework is closed; server errors such as NoAuth as
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -232,15 +234,16 @@ impl SimpleDistributedQueue {
     /// # Ok(()) }
     /// ```
     pub async fn take(&self) -> Result<Bytes> {
-        self.take_until(None, true).await?.ok_or(Error::Timeout)
+        self.take_until(None, true).await?.ok_or(Error::from(CoreError::Timeout))
     }
 
-    /// As [`SimpleDistributedQueue::take`], waiting at most `timeout`; `Ok(None)` if no item came
-    /// in time.
+    /// As [`SimpleDistributedQueue::take`], waiting at most `timeout`; [`Error::TimedOut`] if no
+    /// item came in time.
     ///
     /// # Errors
     ///
-    /// As [`SimpleDistributedQueue::take`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as
+    /// [`SimpleDistributedQueue::take`].
     ///
     /// # Cancel safety
     ///
@@ -254,15 +257,16 @@ impl SimpleDistributedQueue {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
     /// use std::time::Duration;
-    /// use corral_recipes::queue::SimpleDistributedQueue;
+    /// use corral_recipes::{Error, queue::SimpleDistributedQueue};
     ///
     /// let queue = SimpleDistributedQueue::new(&fw, "/queues/jobs");
-    /// assert_eq!(queue.take_timeout(Duration::from_millis(100)).await?, None);
+    /// let waited = queue.take_timeout(Duration::from_millis(100)).await;
+    /// assert!(matches!(waited, Err(Error::TimedOut { .. })));
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn take_timeout(&self, timeout: Duration) -> Result<Option<Bytes>> {
-        self.take_until(Some(Instant::now() + timeout), true).await
+    pub async fn take_timeout(&self, timeout: Duration) -> Result<Bytes> {
+        self.take_until(Some(Instant::now() + timeout), true).await?.ok_or(Error::TimedOut { after: timeout })
     }
 
     /// The head item without removing it, or `None` if the queue is empty (Curator's `peek`).
@@ -270,7 +274,7 @@ impl SimpleDistributedQueue {
     /// # Errors
     ///
     /// Connection errors once the framework's retries give up; server errors such as NoAuth as
-    /// [`Error::Server`].
+    /// [`corral_core::Error::Server`].
     ///
     /// # Cancel safety
     ///
@@ -302,7 +306,7 @@ impl SimpleDistributedQueue {
             match fw.with_retry(|client| client.get_data(&path)).await {
                 Ok((data, _)) => return Ok(Some(data)),
                 Err(e) if e.is_no_node() => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::from(e)),
             }
         }
         Ok(None)
@@ -336,7 +340,7 @@ impl SimpleDistributedQueue {
             }
             let (children, watcher) = match list_and_watch(&fw, &self.shared.path).await {
                 Ok(listed) => listed,
-                Err(e) if wait && is_transient(&e) => {
+                Err(e) if wait && e.core().is_some_and(is_transient) => {
                     attempt += 1;
                     tracing::debug!(path = %self.shared.path, error = %e, "queue listing failed; retrying");
                     if !pause(&fw, attempt, deadline).await {
@@ -368,7 +372,7 @@ impl SimpleDistributedQueue {
                     }
                     // Every listed item was taken by others: the watch has fired, list again.
                     Ok(Ok(false)) => continue,
-                    Ok(Err(e)) if wait && is_transient(&e) => {
+                    Ok(Err(e)) if wait && e.core().is_some_and(is_transient) => {
                         attempt += 1;
                         if !pause(&fw, attempt, deadline).await {
                             return Ok(None);
@@ -378,7 +382,7 @@ impl SimpleDistributedQueue {
                     Ok(Err(e)) => return Err(e),
                     Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
                     // The runtime is shutting down.
-                    Err(_) => return Err(Error::Closed),
+                    Err(_) => return Err(Error::CLOSED),
                 }
             }
             if !wait || deadline.is_some_and(|d| d <= Instant::now()) {
