@@ -54,7 +54,11 @@ fn kerberos_against_a_real_zookeeper() {
         ("KRB5_CLIENT_KTNAME".into(), format!("FILE:{}", kdc.dir().join("none.keytab").display()).into()),
     ];
     child("client::no_credentials_fail_once_with_a_clear_error", &hosts, nothing);
-    child("client::an_unknown_service_principal_fails_with_a_clear_error", &hosts, kdc.client_env("client", &client_keytab));
+    child(
+        "client::an_unknown_service_principal_fails_with_a_clear_error",
+        &hosts,
+        kdc.client_env("client", &client_keytab),
+    );
     // The client's key changes: its keytab is stale.
     kdc.change_key("client").expect("new client key");
     child("client::a_stale_keytab_fails_with_a_clear_error", &hosts, kdc.client_env("client", &client_keytab));
@@ -62,6 +66,15 @@ fn kerberos_against_a_real_zookeeper() {
     // cannot read, and the server answers AUTH_FAILED.
     kdc.change_key("zookeeper/localhost").expect("new service key");
     child("client::a_server_that_refuses_the_ticket_is_auth_failed", &hosts, kdc.client_env("other", &other_keytab));
+    // The server's side of it: logins by principal, and the refusal.
+    let log = std::fs::read_to_string(zk.dir().join("zookeeper.log")).expect("zookeeper.log");
+    for said in [
+        "Successfully authenticated client: authenticationID=client@CORRAL.TEST",
+        "Successfully authenticated client: authenticationID=other@CORRAL.TEST",
+        "failed to SASL authenticate",
+    ] {
+        assert!(log.contains(said), "zookeeper.log does not say {said:?}");
+    }
     drop(zk);
 }
 
@@ -91,6 +104,8 @@ fn child(name: &str, hosts: &str, env: Vec<(OsString, OsString)>) {
     let output = process.wait_with_output().expect("output");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success() && text.contains("1 passed"), "{name} failed:\n{text}");
+    // Visible with --nocapture.
+    eprintln!("{name}:\n{text}");
 }
 
 /// What is only run by [`kerberos_against_a_real_zookeeper`], with a Kerberos identity.
@@ -174,15 +189,29 @@ mod client {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
     async fn ticket_cache_login() {
-        let client = login(&hosts()).await;
+        // By address, with the service principal named.
+        let by_address = hosts().replace("localhost", "127.0.0.1");
+        let client = Client::builder(&by_address)
+            .sasl(Sasl::gssapi().service("zookeeper", "localhost"))
+            .connect()
+            .await
+            .expect("Kerberos login");
         assert_eq!(principal(&client).await, [CLIENT]);
         assert_eq!(&client.get_data(NODE).await.expect("read as the owner").0[..], b"still mine");
         client.close().await;
     }
 
-    /// Fails once through a proxy, with `Error::Sasl` saying `expect`, and never connects
-    /// again; the framework sees the session LOST.
-    async fn fails_once(sasl: Sasl, expect: &[&str]) {
+    /// Who refuses a login.
+    enum Refusal {
+        /// The client's Kerberos library: `Error::Sasl` saying one of these.
+        Client(&'static [&'static str]),
+        /// The server: AUTH_FAILED.
+        Server,
+    }
+
+    /// A login `refusal` refuses: the session ends in `AuthFailed` at the first connection
+    /// and never connects again, `connect` says why, and the framework sees the session LOST.
+    async fn refused(sasl: Sasl, refusal: Refusal) {
         let hosts = hosts();
         let port: u16 = hosts.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         let proxy = FaultProxy::start(([127, 0, 0, 1], port).into()).expect("proxy");
@@ -197,13 +226,15 @@ mod client {
             .expect("state");
         assert_eq!(end, SessionState::AuthFailed);
         client.close().await;
+
         let result = Client::builder(&through_proxy).sasl(sasl.clone()).connect().await;
-        match result {
-            Err(Error::Sasl(reason)) => {
+        match (refusal, result) {
+            (Refusal::Client(expect), Err(Error::Sasl(reason))) => {
                 assert!(expect.iter().any(|e| reason.contains(e)), "{reason:?} says none of {expect:?}");
                 eprintln!("the error: {reason}");
             }
-            other => panic!("expected a SASL error, got {other:?}"),
+            (Refusal::Server, Err(Error::AuthFailed)) => {}
+            (_, other) => panic!("expected the login to be refused, got {other:?}"),
         }
         // One connection each, no retries: the sessions ended at the first refusal.
         assert_eq!(proxy.accepted(), 2);
@@ -221,25 +252,25 @@ mod client {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
     async fn no_credentials_fail_once_with_a_clear_error() {
-        fails_once(Sasl::gssapi(), &["No Kerberos credentials available", "credentials"]).await;
+        refused(Sasl::gssapi(), Refusal::Client(&["No Kerberos credentials available"])).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
     async fn an_unknown_service_principal_fails_with_a_clear_error() {
-        fails_once(Sasl::gssapi().service("zookeeper", "nowhere.invalid"), &["not found in Kerberos database"]).await;
+        let refusal = Refusal::Client(&["kafka/localhost@CORRAL.TEST not found in Kerberos database"]);
+        refused(Sasl::gssapi().service_name("kafka"), refusal).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
     async fn a_stale_keytab_fails_with_a_clear_error() {
-        fails_once(Sasl::gssapi(), &["Decrypt integrity check failed", "Preauthentication failed"]).await;
+        refused(Sasl::gssapi(), Refusal::Client(&["Decrypt integrity check failed", "Preauthentication failed"])).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
     async fn a_server_that_refuses_the_ticket_is_auth_failed() {
-        let result = Client::builder(hosts()).sasl(Sasl::gssapi()).connect().await;
-        assert_eq!(result.err(), Some(Error::AuthFailed));
+        refused(Sasl::gssapi(), Refusal::Server).await;
     }
 }

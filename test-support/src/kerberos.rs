@@ -344,10 +344,8 @@ fn run(mut command: Command, what: &str) -> Result<String, String> {
         .spawn()
         .map_err(|e| format!("could not run {what}: {e}"))?;
     // Read both pipes on threads, so a chatty command cannot block on a full pipe.
-    let readers: Vec<_> = [child.stdout.take().map(drain), child.stderr.take().map(drain)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let readers: Vec<_> =
+        [child.stdout.take().map(drain), child.stderr.take().map(drain)].into_iter().flatten().collect();
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     let status = loop {
         match child.try_wait() {
@@ -404,4 +402,36 @@ fn fresh_dir() -> Result<PathBuf, String> {
 /// `principal` as a file name: `zookeeper/localhost` → `zookeeper_localhost`.
 fn file_name(principal: &str) -> String {
     principal.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_become_file_names() {
+        assert_eq!(file_name("zookeeper/localhost"), "zookeeper_localhost");
+        assert_eq!(file_name("client"), "client");
+    }
+
+    #[test]
+    fn a_kdc_issues_tickets_and_stops_with_its_directory() {
+        let Some(kdc) = kdc() else { return };
+        let keytab = kdc.add_principal("alice").expect("principal");
+        assert!(keytab.is_file());
+        assert!(kdc.add_principal("alice").is_err(), "a principal that exists already is an error");
+        let cache = kdc.kinit("alice", &keytab).expect("a ticket from the keytab");
+        assert!(cache.is_file());
+        kdc.change_key("alice").expect("new key");
+        let stale = kdc.kinit("alice", &keytab).expect_err("the keytab is stale");
+        assert!(stale.contains("kinit failed"), "{stale}");
+
+        let (dir, pid) = (kdc.dir().to_owned(), kdc.pid);
+        assert!(fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty()), "krb5kdc runs");
+        drop(kdc);
+        // The wrapper is reaped in drop, after it has stopped krb5kdc and removed the directory.
+        assert!(!dir.exists(), "{} is left", dir.display());
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(&dir.display().to_string()), "krb5kdc {pid} still runs");
+    }
 }

@@ -112,7 +112,10 @@ impl Gssapi {
 
 impl Mechanism for Gssapi {
     fn initial(&mut self) -> Result<Vec<u8>, String> {
-        self.run(None)
+        // The first step gets the client's ticket: say where it comes from.
+        self.run(None).map_err(|e| {
+            format!("{e} (the client's credentials: a ticket in KRB5CCNAME's cache, or a key in KRB5_CLIENT_KTNAME's keytab)")
+        })
     }
 
     fn step(&mut self, token: &[u8]) -> Result<Step, String> {
