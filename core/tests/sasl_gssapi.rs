@@ -36,9 +36,22 @@ fn kerberos_against_a_real_zookeeper() {
     let hosts = format!("localhost:{}", zk.addr().port());
 
     // Keytab login; an ACL for the principal; the login again after a dropped connection.
-    child("client::keytab_login_acl_and_reconnect", &hosts, kdc.client_env("client", &client_keytab));
+    child(
+        "client::keytab_login_acl_and_reconnect",
+        &hosts,
+        kdc.client_env("client", &client_keytab).expect("environment"),
+    );
     // Another principal is refused by that ACL.
-    child("client::another_principal_is_refused", &hosts, kdc.client_env("other", &other_keytab));
+    child("client::another_principal_is_refused", &hosts, kdc.client_env("other", &other_keytab).expect("environment"));
+    // A keytab of two principals: the client chooses.
+    let shared_keytab = kdc.dir().join("shared.keytab");
+    kdc.export("client", &shared_keytab).expect("client key");
+    kdc.export("other", &shared_keytab).expect("other key");
+    child(
+        "client::a_principal_chosen_from_a_shared_keytab",
+        &hosts,
+        kdc.client_env("client", &shared_keytab).expect("environment"),
+    );
     // A ticket cache from `kinit`, no keytab.
     let cache = kdc.kinit("client", &client_keytab).expect("kinit");
     let ticket_only = vec![
@@ -57,15 +70,23 @@ fn kerberos_against_a_real_zookeeper() {
     child(
         "client::an_unknown_service_principal_fails_with_a_clear_error",
         &hosts,
-        kdc.client_env("client", &client_keytab),
+        kdc.client_env("client", &client_keytab).expect("environment"),
     );
     // The client's key changes: its keytab is stale.
     kdc.change_key("client").expect("new client key");
-    child("client::a_stale_keytab_fails_with_a_clear_error", &hosts, kdc.client_env("client", &client_keytab));
+    child(
+        "client::a_stale_keytab_fails_with_a_clear_error",
+        &hosts,
+        kdc.client_env("client", &client_keytab).expect("environment"),
+    );
     // The service's key changes under the running server: the KDC issues tickets the server
     // cannot read, and the server answers AUTH_FAILED.
     kdc.change_key("zookeeper/localhost").expect("new service key");
-    child("client::a_server_that_refuses_the_ticket_is_auth_failed", &hosts, kdc.client_env("other", &other_keytab));
+    child(
+        "client::a_server_that_refuses_the_ticket_is_auth_failed",
+        &hosts,
+        kdc.client_env("other", &other_keytab).expect("environment"),
+    );
     // The server's side of it: logins by principal, and the refusal.
     let log = std::fs::read_to_string(zk.dir().join("zookeeper.log")).expect("zookeeper.log");
     for said in [
@@ -75,6 +96,8 @@ fn kerberos_against_a_real_zookeeper() {
     ] {
         assert!(log.contains(said), "zookeeper.log does not say {said:?}");
     }
+    // The client's tickets are forwardable, but it never hands its TGT to the server.
+    assert!(!log.contains("Delegated Creds"), "the client delegated its credentials to the server");
     drop(zk);
 }
 
@@ -132,7 +155,7 @@ mod client {
         Client::builder(hosts).sasl(Sasl::gssapi()).connect().await.expect("Kerberos login")
     }
 
-    async fn principal(client: &Client) -> Vec<String> {
+    async fn sasl_ids(client: &Client) -> Vec<String> {
         let me = client.who_am_i().await.expect("whoami");
         me.into_iter().filter(|id| id.auth_scheme == "sasl").map(|id| id.user).collect()
     }
@@ -146,7 +169,7 @@ mod client {
         let through_proxy = format!("localhost:{}", proxy.addr().port());
 
         let client = login(&through_proxy).await;
-        assert_eq!(principal(&client).await, [CLIENT]);
+        assert_eq!(sasl_ids(&client).await, [CLIENT]);
         let only_client =
             CreateOptions::new(CreateMode::Persistent).with_acl(vec![Acl::new(Perms::ALL, Id::new("sasl", CLIENT))]);
         client.create(NODE, "mine", only_client).await.expect("create with a sasl ACL");
@@ -170,7 +193,7 @@ mod client {
         }
         assert_eq!(client.session_id(), session);
         assert!(proxy.accepted() > accepted, "the write went over a new connection");
-        assert_eq!(principal(&client).await, [CLIENT]);
+        assert_eq!(sasl_ids(&client).await, [CLIENT]);
         assert_eq!(&client.get_data(NODE).await.expect("read").0[..], b"still mine");
         client.close().await;
     }
@@ -179,11 +202,24 @@ mod client {
     #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
     async fn another_principal_is_refused() {
         let other = login(&hosts()).await;
-        assert_eq!(principal(&other).await, ["other@CORRAL.TEST"]);
+        assert_eq!(sasl_ids(&other).await, ["other@CORRAL.TEST"]);
         assert_eq!(other.get_data(NODE).await.unwrap_err().code(), ErrorCode::NoAuth);
         assert_eq!(other.set_data(NODE, "theirs", None).await.unwrap_err().code(), ErrorCode::NoAuth);
         assert!(other.exists(NODE).await.expect("exists").is_some(), "the node is there, only not theirs");
         other.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "run by kerberos_against_a_real_zookeeper with a Kerberos identity"]
+    async fn a_principal_chosen_from_a_shared_keytab() {
+        for principal in ["other@CORRAL.TEST", CLIENT] {
+            let client =
+                Client::builder(hosts()).sasl(Sasl::gssapi_principal(principal)).connect().await.expect("login");
+            assert_eq!(sasl_ids(&client).await, [principal]);
+            client.close().await;
+        }
+        let nobody = Refusal::Client(&["nobody@CORRAL.TEST"]);
+        refused(Sasl::gssapi_principal("nobody@CORRAL.TEST"), nobody).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +232,7 @@ mod client {
             .connect()
             .await
             .expect("Kerberos login");
-        assert_eq!(principal(&client).await, [CLIENT]);
+        assert_eq!(sasl_ids(&client).await, [CLIENT]);
         assert_eq!(&client.get_data(NODE).await.expect("read as the owner").0[..], b"still mine");
         client.close().await;
     }

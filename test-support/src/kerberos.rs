@@ -145,7 +145,8 @@ impl Kdc {
 
     /// The client configuration (`krb5.conf`) for this realm: the KDC on loopback over TCP, no
     /// DNS, host names not canonicalized (`zookeeper/localhost` stays that), the default
-    /// ticket cache in the KDC's directory.
+    /// ticket cache in the KDC's directory, and forwardable tickets (as many sites have them),
+    /// so that a client that delegates its ticket-granting ticket shows in the server's log.
     pub fn krb5_conf(&self) -> PathBuf {
         self.dir.join("krb5.conf")
     }
@@ -159,8 +160,17 @@ impl Kdc {
     pub fn add_principal(&self, principal: &str) -> Result<PathBuf, String> {
         let keytab = self.dir.join(format!("{}.keytab", file_name(principal)));
         self.kadmin(&format!("addprinc -randkey {principal}@{REALM}"))?;
-        self.kadmin(&format!("ktadd -k {} -norandkey {principal}@{REALM}", keytab.display()))?;
+        self.export(principal, &keytab)?;
         Ok(keytab)
+    }
+
+    /// Writes `principal`'s current key to `keytab` too (added to what it holds).
+    ///
+    /// # Errors
+    ///
+    /// When `kadmin.local` fails, with its output.
+    pub fn export(&self, principal: &str, keytab: &Path) -> Result<(), String> {
+        self.kadmin(&format!("ktadd -k {} -norandkey {principal}@{REALM}", keytab.display()))
     }
 
     /// Gives `principal` a new random key, so that keytabs written before hold a stale one.
@@ -196,16 +206,22 @@ impl Kdc {
 
     /// The environment of a process whose Kerberos identity is `principal`, from `keytab`: the
     /// configuration (`KRB5_CONFIG`), the client keytab (`KRB5_CLIENT_KTNAME`) and a ticket
-    /// cache of its own, empty at first (`KRB5CCNAME`), where MIT krb5 keeps the ticket it
-    /// obtains with the key.
-    pub fn client_env(&self, principal: &str, keytab: &Path) -> Vec<(OsString, OsString)> {
+    /// cache collection of its own, empty at first (`KRB5CCNAME=DIR:…`), where MIT krb5 keeps
+    /// the tickets it obtains with the keys (one cache per principal, when the keytab holds
+    /// several).
+    ///
+    /// # Errors
+    ///
+    /// When the collection's directory cannot be made.
+    pub fn client_env(&self, principal: &str, keytab: &Path) -> Result<Vec<(OsString, OsString)>, String> {
         let n = NEXT_CACHE.fetch_add(1, Ordering::Relaxed);
-        let cache = self.dir.join(format!("krb5cc_{}_{n}", file_name(principal)));
-        vec![
+        let caches = self.dir.join(format!("ccaches_{}_{n}", file_name(principal)));
+        fs::create_dir(&caches).map_err(|e| format!("could not create {}: {e}", caches.display()))?;
+        Ok(vec![
             ("KRB5_CONFIG".into(), self.krb5_conf().into()),
             ("KRB5_CLIENT_KTNAME".into(), format!("FILE:{}", keytab.display()).into()),
-            ("KRB5CCNAME".into(), format!("FILE:{}", cache.display()).into()),
-        ]
+            ("KRB5CCNAME".into(), format!("DIR:{}", caches.display()).into()),
+        ])
     }
 
     /// A JAAS `Server` section with which ZooKeeper accepts Kerberos logins as `principal`
@@ -323,7 +339,7 @@ fn write_config(dir: &Path, port: u16) -> io::Result<()> {
         format!(
             "[libdefaults]\n default_realm = {REALM}\n dns_lookup_realm = false\n dns_lookup_kdc = false\n \
              dns_canonicalize_hostname = false\n rdns = false\n udp_preference_limit = 1\n \
-             ticket_lifetime = 2h\n forwardable = false\n kdc_timeout = 5s\n max_retries = 2\n \
+             ticket_lifetime = 2h\n forwardable = true\n kdc_timeout = 5s\n max_retries = 2\n \
              default_ccache_name = FILE:{d}/krb5cc_default\n \
              default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n \
              default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n \

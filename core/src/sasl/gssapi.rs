@@ -1,5 +1,5 @@
-//! The client side of GSSAPI (Kerberos V5, RFC 4752) through `rsasl`'s mechanism, which drives
-//! MIT krb5's GSS-API library (`libgssapi_krb5`).
+//! The client side of GSSAPI (Kerberos V5, RFC 4752) on MIT krb5's GSS-API library
+//! (`libgssapi_krb5`), through the `libgssapi` crate.
 //!
 //! ZooKeeper's server runs the JDK's `GssKrb5Server`; the exchange in its SASL packets:
 //!
@@ -12,126 +12,152 @@
 //! server → client   (empty or null token)   (the server has authorized the principal)
 //! ```
 //!
+//! The context asks for mutual authentication, integrity and confidentiality (what the Java
+//! client asks for) and never for credential delegation: the client's ticket-granting ticket
+//! stays with the client. (`rsasl`'s GSSAPI client asks for every flag, delegation included,
+//! which forwards a forwardable TGT to every ZooKeeper server; that is why it is not used.)
+//!
 //! The client's credentials are the process's Kerberos credentials, found as every MIT krb5
 //! program finds them: the ticket cache (`KRB5CCNAME`, else the default cache), and when it
 //! holds no ticket, the client keytab (`KRB5_CLIENT_KTNAME`, else the default client keytab),
 //! from which the library obtains a ticket itself. `KRB5_CONFIG` names the configuration.
-//! Every step may talk to the KDC, so the session runs them on the blocking pool.
+//! Steps may talk to the KDC, so the session runs them on the blocking pool.
 
-use std::borrow::Cow;
-use std::error::Error as _;
-use std::sync::Arc;
-
-use rsasl::callback::{Context, Request, SessionCallback, SessionData};
-use rsasl::mechanisms::gssapi::GSSAPI;
-use rsasl::mechanisms::gssapi::properties::{GssSecurityLayer, GssService, SecurityLayer};
-use rsasl::prelude::{Mechname, Registry, SASLClient, SASLConfig, Session, SessionError, State};
-use rsasl::property::Hostname;
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
+use libgssapi::credential::{Cred, CredUsage};
+use libgssapi::name::Name;
+use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL, OidSet};
 
 use super::{Mechanism, Step};
 
-/// The mechanisms this client offers `rsasl`: GSSAPI only.
-static MECHANISMS: &[rsasl::prelude::Mechanism] = &[GSSAPI];
+/// RFC 4752 §3.3: the security-layer bit for "no security layer".
+const NO_SECURITY_LAYER: u8 = 1;
 
-/// Answers the mechanism's questions: the service principal's parts, and which security layers
-/// are acceptable (none but "no security layer": ZooKeeper does not wrap its traffic).
-struct Target {
-    service: String,
-    host: String,
-}
-
-impl SessionCallback for Target {
-    fn callback(
-        &self,
-        _session_data: &SessionData,
-        _context: &Context<'_>,
-        request: &mut Request<'_>,
-    ) -> Result<(), SessionError> {
-        if request.is::<GssService>() {
-            request.satisfy::<GssService>(self.service.as_str())?;
-        } else if request.is::<Hostname>() {
-            request.satisfy::<Hostname>(self.host.as_str())?;
-        } else if request.is::<GssSecurityLayer>() {
-            request.satisfy::<GssSecurityLayer>(&SecurityLayer::NO_SECURITY_LAYER)?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Phase {
-    /// The mechanism runs.
-    Running,
-    /// The mechanism has produced its last token; the server's answer to it ends the exchange.
+enum State {
+    /// Nothing sent yet.
+    Start,
+    /// The context is being established.
+    Context(ClientCtx),
+    /// The context is established; the server's security-layer offer comes next.
+    SecurityLayer(ClientCtx),
+    /// The security-layer answer is sent; the server's reply to it ends the exchange.
     LastSent,
     Done,
 }
 
 /// The GSSAPI client of one connection.
 pub(crate) struct Gssapi {
-    session: Session,
-    principal: String,
-    phase: Phase,
+    /// `service/host`, for messages.
+    target: String,
+    /// `service@host`, a GSS host-based service name.
+    service_name: String,
+    /// The client principal to use, else the default one.
+    principal: Option<String>,
+    state: State,
 }
 
 impl std::fmt::Debug for Gssapi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gssapi").field("principal", &self.principal).field("phase", &self.phase).finish()
+        f.debug_struct("Gssapi").field("target", &self.target).field("principal", &self.principal).finish()
     }
 }
 
 impl Gssapi {
-    /// A client for the service principal `service/host`.
-    pub(crate) fn new(service: &str, host: &str) -> Result<Self, String> {
-        let principal = format!("{service}/{host}");
-        let target = Target { service: service.to_owned(), host: host.to_owned() };
-        let config: Arc<SASLConfig> = SASLConfig::builder()
-            .with_registry(Registry::with_mechanisms(MECHANISMS))
-            .with_callback(target)
-            .map_err(|e| format!("GSSAPI for {principal}: {e}"))?;
-        let name = Mechname::parse(b"GSSAPI").map_err(|e| format!("GSSAPI: {e}"))?;
-        let session =
-            SASLClient::new(config).start_suggested(&[name]).map_err(|e| format!("GSSAPI for {principal}: {e}"))?;
-        Ok(Self { session, principal, phase: Phase::Running })
+    /// A client of the service principal `service/host`, as `principal` or the default one.
+    pub(crate) fn new(service: &str, host: &str, principal: Option<&str>) -> Self {
+        Self {
+            target: format!("{service}/{host}"),
+            service_name: format!("{service}@{host}"),
+            principal: principal.map(str::to_owned),
+            state: State::Start,
+        }
     }
 
-    fn run(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        match self.session.step(input, &mut out) {
-            Ok(State::Running) => {}
-            // rsasl's GSSAPI always sends its last token (the security-layer answer).
-            Ok(State::Finished(_)) => self.phase = Phase::LastSent,
-            Err(e) => {
-                self.phase = Phase::Done;
-                return Err(format!("Kerberos (GSSAPI) login to {} failed: {}", self.principal, chain(&e)));
-            }
-        }
-        Ok(out)
+    fn failed(&self, what: &str, e: &libgssapi::error::Error) -> String {
+        format!("Kerberos (GSSAPI) login to {}: {what}: {e}", self.target)
+    }
+
+    /// Acquires the client's credentials and makes the first token.
+    fn start(&mut self) -> Result<Vec<u8>, String> {
+        let hint =
+            "(the client's credentials: a ticket in KRB5CCNAME's cache, or a key in KRB5_CLIENT_KTNAME's keytab)";
+        let mut krb5 = OidSet::new();
+        krb5.add(GSS_MECH_KRB5).map_err(|e| self.failed("no Kerberos mechanism", &e))?;
+        let name = match &self.principal {
+            Some(p) => Some(
+                Name::new(p.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
+                    .map_err(|e| self.failed(&format!("bad client principal {p:?}"), &e))?,
+            ),
+            None => None,
+        };
+        let cred = Cred::acquire(name.as_ref(), None, CredUsage::Initiate, Some(&krb5))
+            .map_err(|e| format!("{} {hint}", self.failed("no credentials", &e)))?;
+        let target = Name::new(self.service_name.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
+            .map_err(|e| self.failed("bad service name", &e))?;
+        let flags = CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_INTEG_FLAG | CtxFlags::GSS_C_CONF_FLAG;
+        let mut ctx = ClientCtx::new(Some(cred), target, flags, Some(GSS_MECH_KRB5));
+        // Gets the tickets: from the cache, else with the keytab's key from the KDC.
+        let token = ctx.step(None, None).map_err(|e| format!("{} {hint}", self.failed("getting a ticket", &e)))?;
+        let token = token.map(|t| t.to_vec()).unwrap_or_default();
+        self.state = if ctx.is_complete() { State::SecurityLayer(ctx) } else { State::Context(ctx) };
+        Ok(token)
     }
 }
 
 impl Mechanism for Gssapi {
     fn initial(&mut self) -> Result<Vec<u8>, String> {
-        // The first step gets the client's ticket: say where it comes from.
-        self.run(None).map_err(|e| {
-            format!("{e} (the client's credentials: a ticket in KRB5CCNAME's cache, or a key in KRB5_CLIENT_KTNAME's keytab)")
-        })
+        match self.state {
+            State::Start => {
+                let result = self.start();
+                if result.is_err() {
+                    self.state = State::Done;
+                }
+                result
+            }
+            _ => Err("GSSAPI already started".into()),
+        }
     }
 
     fn step(&mut self, token: &[u8]) -> Result<Step, String> {
-        match self.phase {
-            Phase::Running => self.run(Some(token)).map(Step::Send),
-            // What the server says after the security-layer answer carries nothing: the server
-            // has accepted the principal (a refusal comes as AUTH_FAILED instead).
-            Phase::LastSent => {
-                self.phase = Phase::Done;
-                if token.is_empty() {
-                    Ok(Step::Done)
-                } else {
-                    Err(format!("the server sent a {}-byte token after GSSAPI completed", token.len()))
-                }
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Context(mut ctx) => {
+                let out = ctx.step(Some(token), None).map_err(|e| self.failed("the server's answer", &e))?;
+                let out = out.map(|t| t.to_vec()).unwrap_or_default();
+                // Once established, the server expects an (empty) token before it makes its
+                // security-layer offer.
+                self.state = if ctx.is_complete() { State::SecurityLayer(ctx) } else { State::Context(ctx) };
+                Ok(Step::Send(out))
             }
-            Phase::Done => Err("the server sent a token after GSSAPI completed".into()),
+            State::SecurityLayer(mut ctx) => {
+                let offer = ctx.unwrap(token).map_err(|e| self.failed("the security-layer offer", &e))?;
+                if offer.len() != 4 {
+                    return Err(format!(
+                        "Kerberos (GSSAPI) login to {}: the security-layer offer has {} bytes, not 4",
+                        self.target,
+                        offer.len()
+                    ));
+                }
+                if offer[0] & NO_SECURITY_LAYER == 0 {
+                    return Err(format!(
+                        "Kerberos (GSSAPI) login to {}: the server insists on a security layer (offer {:#04x}), \
+                         which ZooKeeper's protocol has no room for",
+                        self.target, offer[0]
+                    ));
+                }
+                // No security layer, no receive buffer, no authorization id (the server takes
+                // the authenticated principal).
+                let answer = ctx
+                    .wrap(false, &[NO_SECURITY_LAYER, 0, 0, 0])
+                    .map_err(|e| self.failed("the security-layer answer", &e))?;
+                self.state = State::LastSent;
+                Ok(Step::Send(answer.to_vec()))
+            }
+            // What the server says after the security-layer answer carries nothing: it has
+            // accepted the principal (a refusal comes as AUTH_FAILED instead).
+            State::LastSent if token.is_empty() => Ok(Step::Done),
+            State::LastSent => Err(format!("the server sent a {}-byte token after GSSAPI completed", token.len())),
+            State::Start => Err("GSSAPI has not started".into()),
+            State::Done => Err("the server sent a token after GSSAPI completed".into()),
         }
     }
 
@@ -140,32 +166,20 @@ impl Mechanism for Gssapi {
     }
 }
 
-/// `e` and its sources, joined: the GSS-API major and minor messages are in the sources.
-fn chain(e: &SessionError) -> String {
-    let mut parts: Vec<Cow<'_, str>> = vec![Cow::Owned(e.to_string())];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(Cow::Owned(text));
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_token_after_completion_is_an_error() {
-        let mut m = Gssapi::new("zookeeper", "localhost").expect("session");
-        m.phase = Phase::LastSent;
+    fn tokens_out_of_turn_are_errors() {
+        let mut m = Gssapi::new("zookeeper", "localhost", None);
+        assert!(m.step(b"").is_err(), "before the start");
+        let mut m = Gssapi::new("zookeeper", "localhost", None);
+        m.state = State::LastSent;
         assert!(m.step(b"unexpected").is_err());
-        let mut m = Gssapi::new("zookeeper", "localhost").expect("session");
-        m.phase = Phase::LastSent;
+        let mut m = Gssapi::new("zookeeper", "localhost", None);
+        m.state = State::LastSent;
         assert_eq!(m.step(b"").expect("done"), Step::Done);
-        assert!(m.step(b"").is_err());
+        assert!(m.step(b"").is_err(), "after the end");
     }
 }

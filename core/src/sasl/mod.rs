@@ -8,9 +8,9 @@
 //! credentials answers AUTH_FAILED: the session ends in
 //! [`SessionState::AuthFailed`](crate::SessionState::AuthFailed).
 //!
-//! GSSAPI (Kerberos), behind the `gssapi` cargo feature, is `rsasl`'s mechanism on MIT krb5's
-//! GSS-API library: the client token first, then the server's, and at the end the security
-//! layer the server offers answered with "none" (see the `gssapi` module).
+//! GSSAPI (Kerberos), behind the `gssapi` cargo feature, runs on MIT krb5's GSS-API library
+//! (the `libgssapi` crate): the client token first, then the server's, and at the end the
+//! security layer the server offers answered with "none" (see the `gssapi` module).
 
 mod digest_md5;
 #[cfg(feature = "gssapi")]
@@ -65,6 +65,7 @@ enum Kind {
     Gssapi {
         service: String,
         host: Option<String>,
+        principal: Option<String>,
     },
 }
 
@@ -79,10 +80,11 @@ impl fmt::Debug for Sasl {
                 .field("digest_uri", &format_args!("{protocol}/{server_name}"))
                 .finish_non_exhaustive(),
             #[cfg(feature = "gssapi")]
-            Kind::Gssapi { service, host } => f
+            Kind::Gssapi { service, host, principal } => f
                 .debug_struct("Sasl")
                 .field("mechanism", &"GSSAPI")
                 .field("service", &format_args!("{service}/{}", host.as_deref().unwrap_or("<server host>")))
+                .field("principal", principal)
                 .finish(),
         }
     }
@@ -139,7 +141,21 @@ impl Sasl {
     /// ```
     #[cfg(feature = "gssapi")]
     pub fn gssapi() -> Self {
-        Self { kind: Kind::Gssapi { service: "zookeeper".into(), host: None } }
+        Self { kind: Kind::Gssapi { service: "zookeeper".into(), host: None, principal: None } }
+    }
+
+    /// Kerberos as [`Sasl::gssapi`], as the client principal `principal` (e.g.
+    /// `app@EXAMPLE.COM`) rather than the default one: its ticket from the ticket cache (or
+    /// cache collection), else its key from the client keytab, which may hold several
+    /// principals' keys (as the `principal` of a Java client's JAAS `Krb5LoginModule`).
+    ///
+    /// A principal with neither ends the session in
+    /// [`SessionState::AuthFailed`](crate::SessionState::AuthFailed), and
+    /// [`ClientBuilder::connect`](crate::ClientBuilder::connect) says so with
+    /// [`Error::Sasl`](crate::Error::Sasl).
+    #[cfg(feature = "gssapi")]
+    pub fn gssapi_principal(principal: impl Into<String>) -> Self {
+        Self { kind: Kind::Gssapi { service: "zookeeper".into(), host: None, principal: Some(principal.into()) } }
     }
 
     /// The primary of the server's Kerberos principal, `zookeeper` by default (the Java
@@ -166,7 +182,7 @@ impl Sasl {
                 *s = server_name.into();
             }
             #[cfg(feature = "gssapi")]
-            Kind::Gssapi { service, host } => {
+            Kind::Gssapi { service, host, .. } => {
                 *service = protocol.into();
                 *host = Some(server_name.into());
             }
@@ -186,8 +202,8 @@ impl Sasl {
                 Ok(Box::new(DigestMd5::new(username, password, &format!("{protocol}/{server_name}"))))
             }
             #[cfg(feature = "gssapi")]
-            Kind::Gssapi { service, host: fixed } => {
-                Ok(Box::new(gssapi::Gssapi::new(service, fixed.as_deref().unwrap_or(host))?))
+            Kind::Gssapi { service, host: fixed, principal } => {
+                Ok(Box::new(gssapi::Gssapi::new(service, fixed.as_deref().unwrap_or(host), principal.as_deref())))
             }
         }
     }
