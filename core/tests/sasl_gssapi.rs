@@ -235,6 +235,15 @@ mod client {
         assert_eq!(sasl_ids(&client).await, [CLIENT]);
         assert_eq!(&client.get_data(NODE).await.expect("read as the owner").0[..], b"still mine");
         client.close().await;
+
+        // The framework's sessions log in the same way.
+        let fw = Framework::builder(&by_address)
+            .sasl(Sasl::gssapi().service("zookeeper", "localhost"))
+            .start()
+            .expect("start");
+        fw.wait_until_connected(Duration::from_secs(30)).await.expect("connected");
+        assert_eq!(&fw.client().get_data(NODE).await.expect("read as the owner").0[..], b"still mine");
+        fw.close().await;
     }
 
     /// Who refuses a login.
