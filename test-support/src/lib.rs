@@ -49,6 +49,7 @@
 
 pub mod ensemble;
 pub mod fault_proxy;
+pub mod kerberos;
 mod local;
 pub mod peer_links;
 mod ports;
@@ -69,6 +70,7 @@ pub use crate::secured::{SecuredConfig, SecuredZookeeper, ZkTls, secured_zookeep
 
 pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};
 pub use crate::fault_proxy::{Fault, FaultProxy, FirstMessage};
+pub use crate::kerberos::{Kdc, kdc};
 pub use crate::peer_links::PeerLink;
 
 /// The environment variable naming an external server or ensemble: `host:port[,host:port…]`.

@@ -1,5 +1,6 @@
 //! A private ZooKeeper 3.8 for security tests: TLS on a Netty `secureClientPort` with PEM key
-//! and trust stores, and SASL (DIGEST-MD5) from a JAAS file.
+//! and trust stores, and SASL from a JAAS file: DIGEST-MD5, or Kerberos against a KDC of the
+//! `kerberos` module ([`SecuredConfig::krb5_conf`]).
 //!
 //! Unlike [`crate::zookeeper()`], every call starts a server of its own (its configuration is
 //! the test's), which stops when the returned [`SecuredZookeeper`] is dropped.
@@ -33,6 +34,10 @@ pub struct SecuredConfig {
     /// A JAAS file for SASL (`-Djava.security.auth.login.config`), with ZooKeeper's
     /// `SASLAuthenticationProvider` registered.
     pub jaas: Option<PathBuf>,
+    /// The Kerberos configuration the JVM uses (`-Djava.security.krb5.conf`), for a JAAS
+    /// `Server` section with `Krb5LoginModule` (see [`crate::Kdc::krb5_conf`] and
+    /// [`crate::Kdc::jaas_server`]).
+    pub krb5_conf: Option<PathBuf>,
     /// More `zoo.cfg` lines.
     pub extra_cfg: Vec<String>,
 }
@@ -111,6 +116,11 @@ fn start(config: &SecuredConfig) -> Result<SecuredZookeeper, String> {
     if let Some(jaas) = &config.jaas {
         extra.cfg.push_str("authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n");
         extra.jvm.push(format!("-Djava.security.auth.login.config={}", jaas.display()));
+    }
+    if let Some(krb5_conf) = &config.krb5_conf {
+        extra.jvm.push(format!("-Djava.security.krb5.conf={}", krb5_conf.display()));
+        // The KDC's answers and the logins, in zookeeper.log, for when a test fails.
+        extra.jvm.push("-Dsun.security.krb5.debug=true".to_owned());
     }
     for line in &config.extra_cfg {
         extra.cfg.push_str(line);

@@ -419,9 +419,11 @@ impl ClientBuilder {
     ///
     /// If the server refuses the credentials the session ends in
     /// [`SessionState::AuthFailed`] and [`ClientBuilder::connect`] fails with
-    /// [`Error::AuthFailed`]; a server whose answers make no sense to the mechanism (or that
-    /// cannot prove it knows the password) ends it the same way, and `connect` says why with
-    /// [`Error::Sasl`].
+    /// [`Error::AuthFailed`]; a mechanism that cannot go on ends it the same way, and `connect`
+    /// says why with [`Error::Sasl`]: a server whose answers make no sense to it or that cannot
+    /// prove who it is (it does not know the password, it does not hold the service key), and
+    /// for Kerberos no credentials or a service principal the KDC does not know. There is no
+    /// retry: the session ends at the first refusal.
     ///
     /// # Examples
     ///

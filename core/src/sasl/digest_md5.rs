@@ -95,8 +95,8 @@ impl DigestMd5 {
 }
 
 impl Mechanism for DigestMd5 {
-    fn initial(&mut self) -> Vec<u8> {
-        Vec::new()
+    fn initial(&mut self) -> Result<Vec<u8>, String> {
+        Ok(Vec::new())
     }
 
     fn step(&mut self, token: &[u8]) -> Result<Step, String> {

@@ -167,17 +167,22 @@ impl SessionTask {
         // Before anything else: SASL (alone on the wire until it completes), then credentials,
         // then watches, then what queued up meanwhile.
         if let Some(sasl) = &self.config.sasl {
-            let mut mechanism = sasl.start();
-            let done = super::sasl::exchange(
-                mechanism.as_mut(),
-                &mut link.next_xid,
-                &mut reader,
-                &mut writer,
-                &mut rbuf,
-                &mut decoder,
-                read_timeout,
-            )
-            .await;
+            let host = self.config.hosts.get(self.connected_host).map_or("", |h| h.host.as_str());
+            let done = match sasl.start(host) {
+                Ok(mechanism) => {
+                    super::sasl::exchange(
+                        mechanism,
+                        &mut link.next_xid,
+                        &mut reader,
+                        &mut writer,
+                        &mut rbuf,
+                        &mut decoder,
+                        read_timeout,
+                    )
+                    .await
+                }
+                Err(reason) => Err(super::sasl::SaslEnd::Mechanism(reason)),
+            };
             match done {
                 Ok(()) => tracing::debug!("SASL login complete"),
                 Err(super::sasl::SaslEnd::AuthFailed) => {

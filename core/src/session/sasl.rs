@@ -23,9 +23,36 @@ pub(super) enum SaslEnd {
     Disconnected(String),
 }
 
+/// Runs one step of `mechanism`: on the blocking pool if it may block.
+async fn run<T: Send + 'static>(
+    mechanism: &mut Option<Box<dyn Mechanism>>,
+    f: impl FnOnce(&mut dyn Mechanism) -> Result<T, String> + Send + 'static,
+) -> Result<T, SaslEnd> {
+    let Some(mut m) = mechanism.take() else {
+        return Err(SaslEnd::Mechanism("the SASL mechanism failed in an earlier step".into()));
+    };
+    if !m.blocking() {
+        let result = f(m.as_mut());
+        *mechanism = Some(m);
+        return result.map_err(SaslEnd::Mechanism);
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        let result = f(m.as_mut());
+        (m, result)
+    })
+    .await;
+    match joined {
+        Ok((m, result)) => {
+            *mechanism = Some(m);
+            result.map_err(SaslEnd::Mechanism)
+        }
+        Err(e) => Err(SaslEnd::Mechanism(format!("the SASL mechanism failed: {e}"))),
+    }
+}
+
 /// Runs the exchange on a fresh connection within `limit`, with xids from `next_xid` on.
 pub(super) async fn exchange<R, W>(
-    mechanism: &mut dyn Mechanism,
+    mechanism: Box<dyn Mechanism>,
     next_xid: &mut i32,
     reader: &mut R,
     writer: &mut W,
@@ -37,8 +64,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let run = async {
-        let mut token = mechanism.initial();
+    let mut mechanism = Some(mechanism);
+    let exchange = async {
+        let mut token = run(&mut mechanism, |m| m.initial()).await?;
         loop {
             let xid = *next_xid;
             *next_xid += 1;
@@ -74,13 +102,14 @@ where
             }
             let reply =
                 SaslToken::read(&mut frame).map_err(|e| SaslEnd::Mechanism(format!("undecodable SASL reply: {e}")))?;
-            match mechanism.step(&reply.token).map_err(SaslEnd::Mechanism)? {
+            let reply = reply.token;
+            match run(&mut mechanism, move |m| m.step(&reply)).await? {
                 Step::Send(next) => token = next,
                 Step::Done => return Ok(()),
             }
         }
     };
-    match tokio::time::timeout(limit, run).await {
+    match tokio::time::timeout(limit, exchange).await {
         Ok(result) => result,
         Err(_) => Err(SaslEnd::Disconnected(format!("no SASL answer within {limit:?}"))),
     }
