@@ -5,7 +5,9 @@
 //! sessions with ZooKeeper's ids, passwords and expiry buckets; persistent, ephemeral,
 //! sequential, container and TTL nodes with exact `Stat`s; one-shot, persistent and recursive
 //! watches; atomic multi; ACLs with the `world`, `auth`, `digest` and `ip` schemes; and the
-//! four-letter admin words. It keeps everything in memory and replicates nothing: production
+//! four-letter admin words. It keeps everything in memory unless given a data directory
+//! ([`ServerBuilder::data_dir`]: a transaction log fsynced before every reply, snapshots, and
+//! recovery on start, in ZooKeeper's own file format), and replicates nothing: production
 //! runs against a real ensemble.
 //!
 //! - [`Server`] runs in-process (`Server::builder()...start().await`), on `127.0.0.1` and a
@@ -26,7 +28,9 @@
 //! # Where it differs from ZooKeeper on purpose
 //!
 //! - Every four-letter word is enabled by default (ZooKeeper enables only `srvr`).
-//! - Nothing is persisted; a [`testing::TestingServer`] restart keeps the state in memory.
+//! - Nothing is persisted unless a data directory is given; without one, a
+//!   [`testing::TestingServer`] restart keeps the state in memory, with one it reloads it from
+//!   disk.
 //! - SASL is not supported: a SASL packet is answered AuthFailed and the connection closed.
 //! - A read-only member ([`ServerBuilder::read_only`]) always grants new read-only sessions (a
 //!   ZooKeeper server does only with `localSessionsEnabled=true`), and serves the one shared
@@ -57,6 +61,7 @@ mod config;
 mod conn;
 mod fourlw;
 mod ops;
+mod persist;
 mod sasl;
 mod server;
 mod session;
