@@ -90,10 +90,8 @@ impl SessionTracker {
         let expires_at = self.bucket_for(now, timeout_ms);
         self.buckets.entry(expires_at).or_default().insert(id);
         let password = self.password_of(id);
-        self.sessions.insert(
-            id,
-            Session { id, password, timeout_ms, expires_at, closing: false, conn: None, local_to: None },
-        );
+        self.sessions
+            .insert(id, Session { id, password, timeout_ms, expires_at, closing: false, conn: None, local_to: None });
         if id >= self.next_id && (id ^ self.next_id) >> 56 == 0 {
             self.next_id = id.wrapping_add(1);
         }

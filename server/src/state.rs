@@ -543,9 +543,8 @@ impl State {
             .collect();
         let mut deleted = 0;
         for path in due {
-            let (_, result) = self.write(wall, config.extended_types, Origin::default(), |txn| {
-                txn.delete_container(&path)
-            });
+            let (_, result) =
+                self.write(wall, config.extended_types, Origin::default(), |txn| txn.delete_container(&path));
             if result.is_ok() {
                 tracing::debug!(path = %path, "swept container or TTL node");
                 deleted += 1;

@@ -185,13 +185,7 @@ impl<'a> Txn<'a> {
             }
             None => return Err(ErrorCode::NoNode),
         };
-        self.record(|| TxnOp::Create {
-            path: final_path.clone(),
-            data,
-            acl: Arc::clone(&acl),
-            kind,
-            parent_cversion,
-        });
+        self.record(|| TxnOp::Create { path: final_path.clone(), data, acl: Arc::clone(&acl), kind, parent_cversion });
         self.changes.push(Change::Created(final_path.clone(), acl));
         self.changes.push(Change::ChildrenChanged(parent_path.to_owned(), parent_acl));
         Ok((final_path, stat))

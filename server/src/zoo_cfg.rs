@@ -79,9 +79,7 @@ impl ServerBuilder {
                     _ => return Err(bad("not yes or no")),
                 },
                 "snapCount" => self.snap_count(value.parse().map_err(|_| bad("not a number"))?),
-                "autopurge.snapRetainCount" => {
-                    self.snap_retain_count(value.parse().map_err(|_| bad("not a number"))?)
-                }
+                "autopurge.snapRetainCount" => self.snap_retain_count(value.parse().map_err(|_| bad("not a number"))?),
                 "ssl.keyStore.location" => {
                     key_store = Some(base.join(&value));
                     self
@@ -169,7 +167,8 @@ mod tests {
                    SASLAuthenticationProvider\nmaxClientCnxns=60\nssl.keyStore.type=PEM\n";
         let (_, ignored) = ServerBuilder::default().zoo_cfg(cfg, ".").expect("zoo.cfg");
         assert_eq!(ignored, ["initLimit", "maxClientCnxns"]);
-        let durable = "dataDir=data\nforceSync=no\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\n";
+        let durable =
+            "dataDir=data\nforceSync=no\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\n";
         let (builder, ignored) = ServerBuilder::default().zoo_cfg(durable, "/srv/zk").expect("zoo.cfg");
         assert_eq!(ignored, ["autopurge.purgeInterval"]);
         let config = builder.into_config();

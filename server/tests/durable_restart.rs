@@ -159,7 +159,8 @@ async fn a_session_that_comes_back_keeps_its_ephemerals_the_others_lose_them() {
     let connect = server.connect_string();
     let timeout = Duration::from_millis(4000);
     let keeper = Client::connector().with_session_timeout(timeout).connect(&connect).await.expect("keeper");
-    let leaver = Client::connector().with_session_timeout(timeout).with_detached().connect(&connect).await.expect("leaver");
+    let leaver =
+        Client::connector().with_session_timeout(timeout).with_detached().connect(&connect).await.expect("leaver");
     let ephemeral = CreateMode::Ephemeral.with_acls(open());
     keeper.create("/keep", b"k", &ephemeral).await.expect("create");
     leaver.create("/leave", b"l", &ephemeral).await.expect("create");
@@ -167,7 +168,15 @@ async fn a_session_that_comes_back_keeps_its_ephemerals_the_others_lose_them() {
     drop(leaver); // detached: the session is not closed, only left
 
     server.restart().await.expect("restart");
-    assert_eq!(server.sessions(), [keeper_id, leaver_id].iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        server.sessions(),
+        [keeper_id, leaver_id]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
     until_connected(&keeper).await;
     assert_eq!(keeper.session_id().0, keeper_id, "the same session, resumed after the restart");
     let (stat, watcher) = keeper.check_and_watch_stat("/leave").await.expect("watch");

@@ -111,7 +111,14 @@ async fn zookeepers_tools_and_server_read_the_data_directory() {
     let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
     client.create("/hello", b"world", &open).await.expect("create");
     for i in 0..4 {
-        client.create("/hello/seq-", format!("{i}").as_bytes(), &CreateMode::PersistentSequential.with_acls(Acls::anyone_all())).await.expect("seq");
+        client
+            .create(
+                "/hello/seq-",
+                format!("{i}").as_bytes(),
+                &CreateMode::PersistentSequential.with_acls(Acls::anyone_all()),
+            )
+            .await
+            .expect("seq");
     }
     client.set_data("/hello", b"there", None).await.expect("set");
     client.delete("/hello/seq-0000000000", None).await.expect("delete");
@@ -126,7 +133,12 @@ async fn zookeepers_tools_and_server_read_the_data_directory() {
     drop(client);
     server.shutdown().await;
 
-    let log = run_tool(&java, &classpath, "org.apache.zookeeper.server.persistence.TxnLogToolkit", &newest(dir.path(), "log"));
+    let log = run_tool(
+        &java,
+        &classpath,
+        "org.apache.zookeeper.server.persistence.TxnLogToolkit",
+        &newest(dir.path(), "log"),
+    );
     assert!(log.contains("ZooKeeper Transactional Log File with dbid 0 txnlog format version 2"), "{log}");
     assert!(log.contains("EOF reached after"), "{log}");
     let snapshot = newest(dir.path(), "snapshot");

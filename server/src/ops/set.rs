@@ -10,9 +10,9 @@ use crate::acl::{self, Authz};
 pub(super) fn set_data(ctx: &mut Ctx<'_>, req: SetDataRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
     let origin = ctx.origin();
-    let (zxid, result) = ctx
-        .state
-        .write(ctx.wall, ctx.config.extended_types, origin, |txn| txn.set_data(&req.path, req.data, req.version, &authz));
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| {
+        txn.set_data(&req.path, req.data, req.version, &authz)
+    });
     Reply::from_result(zxid, result.map(Response::Stat))
 }
 
@@ -20,9 +20,9 @@ pub(super) fn set_data(ctx: &mut Ctx<'_>, req: SetDataRequest) -> Reply {
 pub(super) fn set_acl(ctx: &mut Ctx<'_>, req: &SetAclRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
     let origin = ctx.origin();
-    let (zxid, result) = ctx
-        .state
-        .write(ctx.wall, ctx.config.extended_types, origin, |txn| txn.set_acl(&req.path, &req.acl, req.version, &authz));
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| {
+        txn.set_acl(&req.path, &req.acl, req.version, &authz)
+    });
     Reply::from_result(zxid, result.map(Response::Stat))
 }
 

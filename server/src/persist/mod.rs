@@ -197,7 +197,10 @@ pub(crate) fn open(settings: &Settings) -> Result<Restored, Error> {
         if let Some(why) = &log.bad_tail {
             let later = contents[i + 1..].iter().any(|c| !c.txns.is_empty());
             if later {
-                return Err(data_error(path, format!("bad entry at offset {} ({why}) with transactions after it", log.end)));
+                return Err(data_error(
+                    path,
+                    format!("bad entry at offset {} ({why}) with transactions after it", log.end),
+                ));
             }
             tracing::warn!(
                 file = %path.display(),
@@ -384,8 +387,10 @@ mod tests {
             std::fs::write(dir.path().join(name), b"").expect("write");
         }
         purge(dir.path(), 3).expect("purge");
-        let mut left: Vec<String> =
-            std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name().into_string().expect("utf8")).collect();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .collect();
         left.sort();
         // snapshot.10 (0x10) is the oldest kept: it needs 0x11 on, which log.11 starts with.
         assert_eq!(left, ["log.11", "log.1a", "log.2b", "snapshot.10", "snapshot.20", "snapshot.30"]);

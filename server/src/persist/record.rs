@@ -183,11 +183,9 @@ impl TxnOp {
             op::DELETE | op::DELETE_CONTAINER => {
                 TxnOp::Delete { path: String::read(buf)?, container: kind == op::DELETE_CONTAINER }
             }
-            op::SET_DATA => TxnOp::SetData {
-                path: String::read(buf)?,
-                data: Option::<Bytes>::read(buf)?,
-                version: i32::read(buf)?,
-            },
+            op::SET_DATA => {
+                TxnOp::SetData { path: String::read(buf)?, data: Option::<Bytes>::read(buf)?, version: i32::read(buf)? }
+            }
             op::SET_ACL => TxnOp::SetAcl {
                 path: String::read(buf)?,
                 acl: Arc::new(Vec::<Acl>::read(buf)?),

@@ -22,9 +22,8 @@ pub(crate) fn apply(tree: &mut DataTree, sessions: &mut HashMap<i64, i32>, heade
         }
         TxnBody::CloseSession { paths } => {
             let mut doomed = tree.ephemerals_of(header.client_id);
-            doomed.extend(
-                paths.iter().filter(|p| tree.get(p).and_then(Node::owner) == Some(header.client_id)).cloned(),
-            );
+            doomed
+                .extend(paths.iter().filter(|p| tree.get(p).and_then(Node::owner) == Some(header.client_id)).cloned());
             doomed.sort_unstable();
             doomed.dedup();
             for path in doomed {

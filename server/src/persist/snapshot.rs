@@ -252,7 +252,8 @@ mod tests {
 
     fn sample() -> DataTree {
         let mut tree = DataTree::new();
-        let digest = Arc::new(vec![Acl { perms: corral_proto::Perms::ALL, id: corral_proto::Id::new("digest", "u:x") }]);
+        let digest =
+            Arc::new(vec![Acl { perms: corral_proto::Perms::ALL, id: corral_proto::Id::new("digest", "u:x") }]);
         let mut a = Node::new(Some(Bytes::from_static(b"a")), digest, NodeKind::Container, 5, 50);
         a.child_creates = 3;
         a.children.insert("e".into());
@@ -266,7 +267,9 @@ mod tests {
     }
 
     fn dump(tree: &DataTree) -> Vec<String> {
-        tree.iter().map(|(p, n)| format!("{p} {:?} {:?} {:?} {:?} {:?}", n.stat(), n.kind, n.data, n.acl, n.children)).collect()
+        tree.iter()
+            .map(|(p, n)| format!("{p} {:?} {:?} {:?} {:?} {:?}", n.stat(), n.kind, n.data, n.acl, n.children))
+            .collect()
     }
 
     #[test]
