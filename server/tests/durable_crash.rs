@@ -24,7 +24,13 @@ struct Running {
 
 fn start(dir: &Path, log: &Path) -> Running {
     let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("stderr file");
+    // A snapshot (and a log roll, and a purge) every 150 transactions: the kills also land in
+    // the middle of fuzzy snapshots, and restarts read snapshots taken under load.
+    let cfg = dir.with_extension("cfg");
+    std::fs::write(&cfg, "snapCount=150\nautopurge.snapRetainCount=3\n").expect("zoo.cfg");
     let mut child = Command::new(env!("CARGO_BIN_EXE_corral-server"))
+        .arg("--config")
+        .arg(&cfg)
         .args(["--port", "0", "--tick-time", "500", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
@@ -190,4 +196,18 @@ async fn acknowledged_writes_survive_kill_9() {
     let warnings = stderr.matches("truncating it at the last good entry").count();
     assert!(warnings >= cuts, "a warning for every cut tail ({warnings} of {cuts}):\n{stderr}");
     assert!(stderr.contains("version-2/log."), "the warning names the file:\n{stderr}");
+    let snapshots: Vec<String> = std::fs::read_dir(data.join("version-2"))
+        .expect("version-2")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("snapshot."))
+        .collect();
+    eprintln!(
+        "{rounds} kills: {} acknowledged creates, {} multis; snapshots left {snapshots:?}",
+        acked.nodes.len(),
+        acked.pairs.len()
+    );
+    assert!(snapshots.len() <= 3, "purged to 3: {snapshots:?}");
+    if acked.nodes.len() > 400 {
+        assert!(snapshots.iter().any(|s| s != "snapshot.0"), "snapshots under load: {snapshots:?}");
+    }
 }
