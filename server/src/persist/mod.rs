@@ -266,6 +266,7 @@ pub(crate) struct Snapshotter {
     wake: Arc<Notify>,
     dir: PathBuf,
     retain: usize,
+    durable: watch::Receiver<i64>,
 }
 
 /// Sets up the log and snapshot machinery after [`open`] restored `zxid`.
@@ -274,12 +275,18 @@ pub(crate) fn durability(settings: &Settings, zxid: i64, replayed: u64) -> Durab
     let (tx, rx) = mpsc::unbounded_channel();
     let (durable_tx, durable) = watch::channel(zxid);
     let wake = Arc::new(Notify::new());
+    let snapshotter = Snapshotter {
+        wake: Arc::clone(&wake),
+        dir: dir.clone(),
+        retain: settings.retain.max(3),
+        durable: durable.clone(),
+    };
     let snap_count = settings.snap_count.max(1);
     Durability {
         journal: Journal { tx, since_snapshot: replayed % snap_count, snap_count, snapshot_wake: Arc::clone(&wake) },
         durable,
-        writer: Writer { rx, log: log::LogWriter::new(dir.clone(), settings.force_sync), durable: durable_tx },
-        snapshotter: Snapshotter { wake, dir, retain: settings.retain.max(3) },
+        writer: Writer { rx, log: log::LogWriter::new(dir, settings.force_sync), durable: durable_tx },
+        snapshotter,
     }
 }
 
@@ -326,21 +333,29 @@ impl Writer {
 }
 
 impl Snapshotter {
-    /// Takes a fuzzy snapshot each time the journal asks, then purges.
-    pub(crate) async fn run(self, shared: Arc<Shared>) {
+    /// Takes a fuzzy snapshot each time the journal asks, publishes it once the log is
+    /// durable past everything it may hold, then purges.
+    pub(crate) async fn run(mut self, shared: Arc<Shared>) {
         loop {
             self.wake.notified().await;
-            let (dir, shared, retain) = (self.dir.clone(), Arc::clone(&shared), self.retain);
+            let (dir, walked) = (self.dir.clone(), Arc::clone(&shared));
+            let Ok(Some(taken)) = tokio::task::spawn_blocking(move || snapshot::take_fuzzy(&dir, &walked)).await else {
+                continue;
+            };
+            if self.durable.wait_for(|d| *d >= taken.last_seen).await.is_err() {
+                tracing::error!("the transaction log stopped; snapshot abandoned");
+                return;
+            }
+            let (dir, retain) = (self.dir.clone(), self.retain);
             let job = tokio::task::spawn_blocking(move || {
-                let taken = snapshot::write_fuzzy(&dir, &shared)?;
+                let path = snapshot::publish(&dir, &taken)?;
                 purge(&dir, retain)?;
-                Ok::<_, std::io::Error>(taken)
+                Ok::<_, std::io::Error>((taken.zxid, path))
             });
             match job.await {
-                Ok(Ok(Some((zxid, path)))) => {
+                Ok(Ok((zxid, path))) => {
                     tracing::info!(file = %path.display(), zxid = format_args!("{zxid:#x}"), "snapshot taken");
                 }
-                Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "snapshot failed"),
                 Err(e) => tracing::error!(error = %e, "snapshot task failed"),
             }

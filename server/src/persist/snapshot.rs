@@ -110,21 +110,37 @@ pub(crate) fn write_whole(dir: &Path, zxid: i64, tree: &DataTree, sessions: &[(i
     write_file(dir, zxid, &writer.finish(sessions))
 }
 
+/// A fuzzy snapshot serialized in memory, not yet on disk.
+#[derive(Debug)]
+pub(crate) struct Fuzzy {
+    /// The zxid it is named after: every transaction up to it is in it.
+    pub(crate) zxid: i64,
+    /// The last zxid applied when the walk ended: the snapshot may hold effects of any
+    /// transaction up to it, so it may be published only once the log is durable that far.
+    pub(crate) last_seen: i64,
+    bytes: Vec<u8>,
+}
+
 /// Takes a fuzzy snapshot of a running server, as ZooKeeper does: the zxid and the sessions
 /// are read at one instant, then the tree is walked a chunk of nodes per hold of the state
 /// lock, so writes go on meanwhile. A node may thus hold changes newer than the zxid; replaying
-/// the log from the zxid on start makes it exact (see `replay`). Returns the file written, or
-/// `None` if a snapshot of this zxid exists already.
-pub(crate) fn write_fuzzy(dir: &Path, shared: &Shared) -> std::io::Result<Option<(i64, PathBuf)>> {
+/// the log from the zxid on start makes it exact (see `replay`). Returns `None` if a snapshot
+/// of this zxid exists already.
+///
+/// Unlike ZooKeeper's, this server applies a transaction before its log entry is on disk, so
+/// the walk may see transactions that a crash would lose: [`publish`] it only once the log is
+/// durable up to [`Fuzzy::last_seen`], or a restart could find half of a transaction.
+pub(crate) fn take_fuzzy(dir: &Path, shared: &Shared) -> Option<Fuzzy> {
     let (zxid, sessions) = {
         let state = shared.lock();
         (state.zxid, state.sessions.global_timeouts())
     };
     if dir.join(file_name(zxid)).exists() {
-        return Ok(None);
+        return None;
     }
     let mut writer = Writer::default();
     let mut stack = vec!["/".to_owned()];
+    let mut last_seen = zxid;
     while !stack.is_empty() {
         let state = shared.lock();
         for _ in 0..CHUNK {
@@ -134,9 +150,14 @@ pub(crate) fn write_fuzzy(dir: &Path, shared: &Shared) -> std::io::Result<Option
                 push_children(&mut stack, &path, node);
             }
         }
+        last_seen = state.zxid;
     }
-    let path = write_file(dir, zxid, &writer.finish(&sessions))?;
-    Ok(Some((zxid, path)))
+    Some(Fuzzy { zxid, last_seen, bytes: writer.finish(&sessions) })
+}
+
+/// Writes a fuzzy snapshot to its file (see [`take_fuzzy`] for when).
+pub(crate) fn publish(dir: &Path, snapshot: &Fuzzy) -> std::io::Result<PathBuf> {
+    write_file(dir, snapshot.zxid, &snapshot.bytes)
 }
 
 fn push_children(stack: &mut Vec<String>, path: &str, node: &Node) {
