@@ -211,6 +211,10 @@ pub(crate) fn open(settings: &Settings) -> Result<Restored, Error> {
             log::truncate(path, log.end).map_err(|e| data_error(path, e))?;
         }
     }
+    let orphans = replay::drop_orphan_ephemerals(&mut tree, &sessions, zxid);
+    if orphans > 0 {
+        tracing::info!(orphans, "deleted ephemerals of sessions that no longer exist");
+    }
     let sessions: Vec<(i64, i32)> = sessions.into_iter().collect();
     if !had_snapshot {
         snapshot::write_whole(&dir, zxid, &tree, &sessions).map_err(|e| data_error(&dir, e))?;
