@@ -93,6 +93,18 @@ fn apply_op(tree: &mut DataTree, header: &TxnHeader, op: &TxnOp) {
     }
 }
 
+fn delete(tree: &mut DataTree, path: &str, zxid: i64) {
+    if tree.put(path, None).is_none() {
+        return;
+    }
+    if let Some(parent) = parent_of(path).and_then(|p| tree.get_mut(p)) {
+        parent.children.remove(name_of(path));
+        if zxid > parent.pzxid {
+            parent.pzxid = zxid;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -153,17 +165,5 @@ mod tests {
         apply(&mut tree, &mut sessions, &header(3, 8, op::CREATE), &create("/orphan", NodeKind::Ephemeral(0), 2));
         assert_eq!(drop_orphan_ephemerals(&mut tree, &sessions, 3), 1);
         assert!(tree.get("/mine").is_some() && tree.get("/orphan").is_none());
-    }
-}
-
-fn delete(tree: &mut DataTree, path: &str, zxid: i64) {
-    if tree.put(path, None).is_none() {
-        return;
-    }
-    if let Some(parent) = parent_of(path).and_then(|p| tree.get_mut(p)) {
-        parent.children.remove(name_of(path));
-        if zxid > parent.pzxid {
-            parent.pzxid = zxid;
-        }
     }
 }
