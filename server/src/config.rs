@@ -94,6 +94,14 @@ pub(crate) struct Config {
     pub(crate) secure_port: u16,
     /// SASL DIGEST-MD5 users (from a JAAS file's `Server` section).
     pub(crate) sasl: Option<std::sync::Arc<crate::sasl::SaslUsers>>,
+    /// The data directory; `None` keeps everything in memory.
+    pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// Whether the log is fsynced before replies (`forceSync`).
+    pub(crate) force_sync: bool,
+    /// Transactions between snapshots (`snapCount`).
+    pub(crate) snap_count: u64,
+    /// Snapshots kept by the purge (`autopurge.snapRetainCount`, at least 3).
+    pub(crate) snap_retain_count: usize,
 }
 
 impl Default for Config {
@@ -118,11 +126,25 @@ impl Default for Config {
             tls: None,
             secure_port: 0,
             sasl: None,
+            data_dir: None,
+            force_sync: true,
+            snap_count: 100_000,
+            snap_retain_count: 3,
         }
     }
 }
 
 impl Config {
+    /// The persistence settings, with a data directory.
+    pub(crate) fn persistence(&self) -> Option<crate::persist::Settings> {
+        self.data_dir.as_ref().map(|dir| crate::persist::Settings {
+            dir: dir.clone(),
+            force_sync: self.force_sync,
+            snap_count: self.snap_count,
+            retain: self.snap_retain_count,
+        })
+    }
+
     pub(crate) fn tick_ms(&self) -> u64 {
         u64::try_from(self.tick.as_millis()).unwrap_or(u64::MAX).max(1)
     }

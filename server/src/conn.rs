@@ -150,6 +150,7 @@ pub(crate) async fn serve_with_ids<S>(
         session: None,
         closing: false,
         sasl: None,
+        out_zxid: 0,
     };
     conn.decoder = FrameDecoder::new(conn.shared.config.max_frame);
     async move {
@@ -189,6 +190,9 @@ struct Connection<S> {
     closing: bool,
     /// The SASL exchange in progress on this connection, if one started.
     sasl: Option<crate::sasl::DigestServer>,
+    /// The server's last zxid when the newest reply in `out` was made: with a data directory,
+    /// `out` is written only once the log is durable up to it.
+    out_zxid: i64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -306,6 +310,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Writes the replies in `out`. The buffer is kept for the next ones unless a large reply
     /// made it grow.
     async fn write_out(&mut self) -> std::io::Result<()> {
+        self.durable(self.out_zxid).await?;
         self.stream.write_all(&self.out).await?;
         self.stream.flush().await?;
         if self.out.capacity() > OUT_KEEP {
@@ -320,6 +325,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if frames.is_empty() {
             return Ok(());
         }
+        if self.shared.durable.is_some() {
+            // Frames from the channel carry no zxid: the server's last one bounds them all.
+            let last = self.shared.lock().zxid;
+            self.durable(last).await?;
+        }
         if let [one] = frames {
             self.stream.write_all(one).await?;
         } else {
@@ -328,6 +338,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.stream.write_all(&out).await?;
         }
         self.stream.flush().await
+    }
+
+    /// Waits until the transaction log is durable up to `zxid` (at once without a data
+    /// directory): nothing that reflects a transaction leaves before the transaction is on
+    /// disk. Fails if the log writer stopped (a write or fsync failed): then nothing more is
+    /// acknowledged, and the connection closes.
+    async fn durable(&self, zxid: i64) -> std::io::Result<()> {
+        let Some(durable) = &self.shared.durable else {
+            return Ok(());
+        };
+        if *durable.borrow() >= zxid {
+            return Ok(());
+        }
+        let mut durable = durable.clone();
+        match durable.wait_for(|d| *d >= zxid).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(std::io::Error::other("the transaction log stopped")),
+        }
     }
 
     /// Handles every whole frame in the buffer.
@@ -427,7 +455,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             if !read_only {
                 // createSession is a transaction; a read-only server's local session is not.
-                state.next_zxid();
+                let zxid = state.next_zxid();
+                let origin = crate::state::Origin { session: id, xid: 0 };
+                state.log(origin, zxid, shared.wall_ms(), crate::persist::TxnBody::CreateSession { timeout });
             }
             shared.expirer_wake.notify_one();
             tracing::info!(session = format_args!("{id:#x}"), timeout, read_only, "session created");
@@ -538,6 +568,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // still at hand. Its body, if any, is ignored (as Request::read_body ignores it) and
             // its reply carries the last zxid, as ZooKeeper's does.
             let reply = Reply::err(state.zxid, ErrorCode::Ok);
+            self.out_zxid = state.zxid;
             if send_reply(info, &self.rx, &mut self.out, header.xid, &reply) {
                 state.sent += 1;
             }
@@ -561,7 +592,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         } else {
             match Request::read_body(header.op, &mut body) {
                 Ok(request) => {
-                    let mut ctx = Ctx { state, config: &shared.config, conn: self.id, session, auth, wall };
+                    let mut ctx =
+                        Ctx { state, config: &shared.config, conn: self.id, session, auth, wall, xid: header.xid };
                     ops::dispatch(&mut ctx, request)
                 }
                 Err(e) => {
@@ -571,6 +603,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         };
         tracing::debug!(xid = header.xid, op = ?header.op, err = %reply.err, zxid = reply.zxid, "request");
+        self.out_zxid = state.zxid;
         let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         state.latency.record(elapsed);
         if let Some(info) = state.conns.get_mut(&self.id) {

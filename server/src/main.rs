@@ -3,8 +3,12 @@
 //! ```text
 //! corral-server --port PORT [--host ADDR] [--tick-time MS] [--min-session-timeout MS] [--max-session-timeout MS]
 //!               [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--jaas FILE]
-//!               [--config zoo.cfg]
+//!               [--data-dir DIR] [--config zoo.cfg]
 //! ```
+//!
+//! `--data-dir` makes the server durable: a transaction log fsynced before every reply and
+//! snapshots in DIR (ZooKeeper's `dataDir`, in its format); started again on DIR, it restores
+//! the tree and the sessions. Without it everything is kept in memory.
 //!
 //! `--config` applies the keys of a ZooKeeper `zoo.cfg` that the server supports (see
 //! `ServerBuilder::zoo_cfg`) and names every key it ignores on stderr; options after it
@@ -28,7 +32,7 @@ use corral_server::{SaslUsers, Server, ServerBuilder, ServerTls};
 const USAGE: &str = "usage: corral-server [--port PORT] [--host ADDR] [--tick-time MS] \
                      [--min-session-timeout MS] [--max-session-timeout MS] \
                      [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--jaas FILE] \
-                     [--config zoo.cfg]";
+                     [--data-dir DIR] [--config zoo.cfg]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, String> {
     let mut builder = Server::builder();
@@ -58,6 +62,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, S
                 ca = Some(value);
                 builder
             }
+            "--data-dir" => builder.data_dir(value),
             "--jaas" => builder.sasl_users(SaslUsers::from_jaas_file(&value, "Server").map_err(|e| e.to_string())?),
             "--config" => {
                 let text = std::fs::read_to_string(&value).map_err(|e| format!("--config {value}: {e}"))?;
@@ -87,6 +92,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, S
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Warnings (a truncated log tail, a failed fsync) on stderr; RUST_LOG for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let builder = match parse_args(std::env::args().skip(1)) {
         Ok(builder) => builder,
         Err(message) => {
@@ -127,6 +136,7 @@ mod tests {
         assert!(
             parse_args(args("--port 2181 --tick-time 100 --min-session-timeout 200 --max-session-timeout 900")).is_ok()
         );
+        assert!(parse_args(args("--port 0 --data-dir /tmp/zk")).is_ok());
         assert!(parse_args(args("--port")).is_err());
         assert!(parse_args(args("--port x")).is_err());
         assert!(parse_args(args("--bogus 1")).is_err());

@@ -41,6 +41,16 @@ pub enum Error {
     /// A configuration value could not be used ([`ServerBuilder::zoo_cfg`]).
     #[error("configuration: {0}")]
     Config(String),
+    /// The data directory could not be opened or restored ([`ServerBuilder::data_dir`]): an
+    /// I/O error, a corrupt snapshot, a log that cannot be replayed. The server does not start
+    /// rather than start without what the directory holds.
+    #[error("data directory: {}: {message}", path.display())]
+    DataDir {
+        /// The file (or directory) at fault.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Configures and starts a [`Server`]. Made by [`Server::builder`].
@@ -243,17 +253,80 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps the tree and the sessions in `dir` (ZooKeeper's `dataDir`), made if missing:
+    /// every transaction is appended to a log there and fsynced before its reply, snapshots
+    /// are taken every [`snap_count`](Self::snap_count) transactions, and a server started on
+    /// the directory again restores the tree, the zxid and the sessions (each with its whole
+    /// timeout afresh, as ZooKeeper does). The files are ZooKeeper's own (`version-2/log.*`,
+    /// `version-2/snapshot.*`), readable by its `zkTxnLogToolkit.sh` and
+    /// `zkSnapShotToolkit.sh`, plus `corral.secret`, from which session passwords derive.
+    ///
+    /// Without it (the default) everything stays in memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::Server;
+    /// use zookeeper_client::{Acls, Client, CreateMode};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let server = Server::builder().data_dir(dir.path()).start().await?;
+    /// let client = Client::connect(&server.connect_string()).await?;
+    /// client.create("/kept", b"on disk", &CreateMode::Persistent.with_acls(Acls::anyone_all())).await?;
+    /// drop(client);
+    /// server.shutdown().await;
+    ///
+    /// let server = Server::builder().data_dir(dir.path()).start().await?;
+    /// let client = Client::connect(&server.connect_string()).await?;
+    /// assert_eq!(client.get_data("/kept").await?.0, b"on disk");
+    /// server.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether the transaction log is fsynced before replies (`forceSync`). Default true.
+    ///
+    /// **Unsafe for data when false**: replies no longer wait for the disk, so a crash of the
+    /// machine (power, kernel) can lose writes clients were told succeeded. A crash of the
+    /// server process alone loses nothing the kernel has already taken. Meant for CI runs
+    /// that want a data directory's behaviour at memory speed.
+    pub fn force_sync(mut self, force: bool) -> Self {
+        self.config.force_sync = force;
+        self
+    }
+
+    /// How many transactions go between two snapshots (`snapCount`). Default 100,000. Each
+    /// snapshot starts a new log file; a restart replays the log written since the last one.
+    pub fn snap_count(mut self, count: u64) -> Self {
+        self.config.snap_count = count.max(1);
+        self
+    }
+
+    /// How many snapshots (and the logs they need) are kept when older ones are purged after
+    /// each snapshot (`autopurge.snapRetainCount`). Default 3, and never fewer.
+    pub fn snap_retain_count(mut self, count: usize) -> Self {
+        self.config.snap_retain_count = count.max(3);
+        self
+    }
+
     /// Binds the listener and starts serving.
     ///
-    /// The server accepts connections as soon as this returns.
+    /// The server accepts connections as soon as this returns. With a
+    /// [data directory](Self::data_dir), what it holds is restored first.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if the address cannot be bound.
+    /// [`Error::Bind`] if the address cannot be bound; [`Error::DataDir`] if the data
+    /// directory cannot be opened or restored (the error names the file).
     pub async fn start(self) -> Result<Server, Error> {
         let addr = SocketAddr::new(self.config.host, self.config.port);
         let read_only = self.config.read_only;
-        let core = Core::start(self.config);
+        let core = Core::open(self.config).await?;
         let member = Member::bind(&core.shared, Arc::new(MemberCtl::new(0, read_only)), addr).await?;
         tracing::info!(addr = %member.addr, "corral server listening");
         Ok(Server { core, member })
@@ -325,6 +398,7 @@ impl Server {
     /// Dropping this future stops everything at once instead of waiting for it.
     pub async fn shutdown(mut self) {
         self.member.stop(&self.core.shared).await;
+        self.core.close().await;
         tracing::info!("corral server stopped");
     }
 }
@@ -335,11 +409,16 @@ impl Server {
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
+    /// The transaction log writer, with a data directory.
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Drop for Core {
     fn drop(&mut self) {
         self.tasks.iter().for_each(JoinHandle::abort);
+        if let Some(writer) = &self.writer {
+            writer.abort();
+        }
     }
 }
 
@@ -347,7 +426,40 @@ impl Core {
     pub(crate) fn start(config: Config) -> Self {
         let shared = Arc::new(Shared::new(config));
         let tasks = vec![tokio::spawn(expirer(Arc::clone(&shared))), tokio::spawn(sweeper(Arc::clone(&shared)))];
-        Self { shared, tasks }
+        Self { shared, tasks, writer: None }
+    }
+
+    /// [`Core::start`], restoring the data directory first if the configuration has one.
+    pub(crate) async fn open(config: Config) -> Result<Self, Error> {
+        let Some(settings) = config.persistence() else {
+            return Ok(Self::start(config));
+        };
+        let restored = {
+            let (settings, dir) = (settings.clone(), settings.dir.clone());
+            tokio::task::spawn_blocking(move || crate::persist::open(&settings))
+                .await
+                .map_err(|e| Error::DataDir { path: dir, message: e.to_string() })??
+        };
+        let durability = crate::persist::durability(&settings, restored.zxid, restored.replayed);
+        let shared = Arc::new(Shared::restored(config, restored, durability.journal, durability.durable));
+        let writer = tokio::spawn(durability.writer.run());
+        let tasks = vec![
+            tokio::spawn(expirer(Arc::clone(&shared))),
+            tokio::spawn(sweeper(Arc::clone(&shared))),
+            tokio::spawn(durability.snapshotter.run(Arc::clone(&shared))),
+        ];
+        Ok(Self { shared, tasks, writer: Some(writer) })
+    }
+
+    /// Stops the background tasks and, with a data directory, waits until everything logged
+    /// is on disk.
+    pub(crate) async fn close(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+        // Dropping the journal ends the writer once it has written what was queued.
+        drop(self.shared.lock().journal.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
     }
 
     pub(crate) fn sweep_now(&self) -> usize {

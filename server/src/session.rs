@@ -42,6 +42,9 @@ pub(crate) struct SessionTracker {
     buckets: BTreeMap<u64, IdSet<i64>>,
     next_id: i64,
     tick_ms: u64,
+    /// Passwords derive from it and the session id, so that a server restored from its data
+    /// directory (which keeps the secret) gives a session back its password.
+    secret: [u8; crate::persist::SECRET_LEN],
 }
 
 /// The first session id: the server id in the top byte, then the low 40 bits of the clock in
@@ -60,7 +63,46 @@ impl SessionTracker {
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, wall_ms),
             tick_ms: tick_ms.max(1),
+            secret: std::array::from_fn(|_| fastrand::u8(..)),
         }
+    }
+
+    /// Uses `secret` for passwords (a data directory's): call before any session exists.
+    pub(crate) fn set_secret(&mut self, secret: [u8; crate::persist::SECRET_LEN]) {
+        self.secret = secret;
+    }
+
+    /// The password of session `id`: the first bytes of SHA-1(secret ‖ id).
+    fn password_of(&self, id: i64) -> [u8; PASSWORD_LEN] {
+        use sha1::Digest;
+        let mut hasher = sha1::Sha1::new();
+        hasher.update(self.secret);
+        hasher.update(id.to_be_bytes());
+        let digest = hasher.finalize();
+        let mut password = [0u8; PASSWORD_LEN];
+        password.copy_from_slice(&digest[..PASSWORD_LEN]);
+        password
+    }
+
+    /// Brings back a session read from the data directory, with its whole timeout from `now`
+    /// (its client could not reach the stopped server). Later new ids come after it.
+    pub(crate) fn restore(&mut self, id: i64, timeout_ms: i32, now: u64) {
+        let expires_at = self.bucket_for(now, timeout_ms);
+        self.buckets.entry(expires_at).or_default().insert(id);
+        let password = self.password_of(id);
+        self.sessions
+            .insert(id, Session { id, password, timeout_ms, expires_at, closing: false, conn: None, local_to: None });
+        if id >= self.next_id && (id ^ self.next_id) >> 56 == 0 {
+            self.next_id = id.wrapping_add(1);
+        }
+    }
+
+    /// `(id, timeout)` of every read/write session, sorted (what a snapshot keeps).
+    pub(crate) fn global_timeouts(&self) -> Vec<(i64, i32)> {
+        let mut all: Vec<(i64, i32)> =
+            self.sessions.values().filter(|s| s.local_to.is_none()).map(|s| (s.id, s.timeout_ms)).collect();
+        all.sort_unstable();
+        all
     }
 
     /// The bucket of a session touched at `now` with timeout `timeout_ms`: the next multiple of
@@ -77,8 +119,7 @@ impl SessionTracker {
             id = id.wrapping_add(1);
         }
         self.next_id = id.wrapping_add(1);
-        let mut password = [0u8; PASSWORD_LEN];
-        password.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        let password = self.password_of(id);
         let expires_at = self.bucket_for(now, timeout_ms);
         self.buckets.entry(expires_at).or_default().insert(id);
         self.sessions.entry(id).or_insert(Session {

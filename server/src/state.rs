@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::acl::Authz;
 use crate::config::Config;
+use crate::persist::{Journal, TxnBody, TxnHeader, TxnOp, op};
 use crate::session::SessionTracker;
 use crate::tree::DataTree;
 use crate::txn::{Change, Txn};
@@ -157,6 +158,17 @@ pub(crate) struct State {
     /// When recent ConnectRequests arrived (the newest [`HANDSHAKE_LOG`] of them), for the test
     /// kit's connection-rate measurements.
     pub(crate) handshakes: std::collections::VecDeque<Instant>,
+    /// The transaction log, when the server has a data directory.
+    pub(crate) journal: Option<Journal>,
+}
+
+/// Who a transaction is for, as its log header names it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Origin {
+    /// The session (0 for the server's own transactions).
+    pub(crate) session: i64,
+    /// The request's xid.
+    pub(crate) xid: i32,
 }
 
 /// How many handshake times the server remembers.
@@ -171,25 +183,59 @@ pub(crate) struct Shared {
     pub(crate) start: Instant,
     /// Wakes the session expirer when an earlier bucket may exist.
     pub(crate) expirer_wake: Notify,
+    /// The last zxid on disk, with a data directory: nothing that reflects a later one may
+    /// leave the server (see `conn`).
+    pub(crate) durable: Option<tokio::sync::watch::Receiver<i64>>,
 }
 
 impl Shared {
     pub(crate) fn new(config: Config) -> Self {
+        Self::with(config, None, None)
+    }
+
+    /// A server restored from its data directory, with the log to append to.
+    pub(crate) fn restored(
+        config: Config,
+        restored: crate::persist::Restored,
+        journal: Journal,
+        durable: tokio::sync::watch::Receiver<i64>,
+    ) -> Self {
+        Self::with(config, Some((restored, journal)), Some(durable))
+    }
+
+    fn with(
+        config: Config,
+        restored: Option<(crate::persist::Restored, Journal)>,
+        durable: Option<tokio::sync::watch::Receiver<i64>>,
+    ) -> Self {
         let start_wall = config.clock.now_ms();
+        let start = Instant::now();
+        let mut sessions = SessionTracker::new(config.server_id, start_wall, config.tick_ms());
+        let (tree, zxid, journal) = match restored {
+            None => (DataTree::new(), 0, None),
+            Some((restored, journal)) => {
+                sessions.set_secret(restored.secret);
+                for (id, timeout) in &restored.sessions {
+                    sessions.restore(*id, *timeout, 0);
+                }
+                (restored.tree, restored.zxid, Some(journal))
+            }
+        };
         let state = State {
-            tree: DataTree::new(),
-            sessions: SessionTracker::new(config.server_id, start_wall, config.tick_ms()),
+            tree,
+            sessions,
             watches: Watches::default(),
             conns: IdMap::default(),
             next_conn: 1,
-            zxid: 0,
+            zxid,
             received: 0,
             sent: 0,
             latency: Latency::default(),
             expiry_enabled: true,
             handshakes: std::collections::VecDeque::new(),
+            journal,
         };
-        Self { state: Mutex::new(state), config, start: Instant::now(), expirer_wake: Notify::new() }
+        Self { state: Mutex::new(state), config, start, expirer_wake: Notify::new(), durable }
     }
 
     /// Locks the state. A panic while locked cannot leave it half-written in a way later
@@ -264,6 +310,34 @@ impl State {
     pub(crate) fn next_zxid(&mut self) -> i64 {
         self.zxid += 1;
         self.zxid
+    }
+
+    /// Appends transaction `zxid` to the log, if the server has one. Every zxid assigned must
+    /// be logged, in order, under the same hold of the lock.
+    pub(crate) fn log(&mut self, origin: Origin, zxid: i64, time: i64, body: TxnBody) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        let kind = match &body {
+            TxnBody::Op(op) => op.opcode(),
+            TxnBody::CreateSession { .. } => op::CREATE_SESSION,
+            TxnBody::CloseSession { .. } => op::CLOSE_SESSION,
+            TxnBody::Multi(_) => op::MULTI,
+        };
+        journal.append(&TxnHeader { client_id: origin.session, cxid: origin.xid, zxid, time, kind }, &body);
+    }
+
+    /// Consumes a zxid for a write that failed before it touched anything, and logs it as
+    /// failed (ZooKeeper's ErrorTxn). Returns the zxid.
+    pub(crate) fn fail(&mut self, origin: Origin, wall: i64, code: ErrorCode) -> i64 {
+        let zxid = self.next_zxid();
+        self.log(origin, zxid, wall, TxnBody::Op(TxnOp::Error(code.code())));
+        zxid
+    }
+
+    /// Whether transactions are logged (so they should record what they do).
+    pub(crate) fn journaling(&self) -> bool {
+        self.journal.is_some()
     }
 
     /// Registers a new connection and returns its id.
@@ -374,9 +448,19 @@ impl State {
             return self.zxid;
         }
         let zxid = self.next_zxid();
-        let mut txn = Txn::single(&mut self.tree, zxid, wall, config.extended_types);
+        let journaling = self.journaling();
+        let mut txn = Txn::single(&mut self.tree, zxid, wall, config.extended_types).recording(journaling);
         txn.delete_ephemerals(id);
+        let paths = txn
+            .take_ops()
+            .into_iter()
+            .filter_map(|op| match op {
+                TxnOp::Delete { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
         let changes = txn.commit();
+        self.log(Origin { session: id, xid: 0 }, zxid, wall, TxnBody::CloseSession { paths });
         self.deliver(&changes);
         if let Some(session) = self.sessions.remove(id)
             && let Some(conn) = session.conn
@@ -414,20 +498,27 @@ impl State {
         &mut self,
         wall: i64,
         extended_types: bool,
+        origin: Origin,
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, ErrorCode>,
     ) -> (i64, Result<T, ErrorCode>) {
         let zxid = self.next_zxid();
+        let journaling = self.journaling();
         // Single operations validate before changing anything: no undo log needed.
-        let mut txn = Txn::single(&mut self.tree, zxid, wall, extended_types);
+        let mut txn = Txn::single(&mut self.tree, zxid, wall, extended_types).recording(journaling);
         let result = f(&mut txn);
         match result {
             Ok(value) => {
+                let ops = txn.take_ops();
                 let changes = txn.commit();
+                // A successful write records exactly one operation.
+                let op = ops.into_iter().next().unwrap_or(TxnOp::Error(0));
+                self.log(origin, zxid, wall, TxnBody::Op(op));
                 self.deliver(&changes);
                 (zxid, Ok(value))
             }
             Err(code) => {
                 txn.rollback();
+                self.log(origin, zxid, wall, TxnBody::Op(TxnOp::Error(code.code())));
                 (zxid, Err(code))
             }
         }
@@ -452,7 +543,8 @@ impl State {
             .collect();
         let mut deleted = 0;
         for path in due {
-            let (_, result) = self.write(wall, config.extended_types, |txn| txn.delete_container(&path));
+            let (_, result) =
+                self.write(wall, config.extended_types, Origin::default(), |txn| txn.delete_container(&path));
             if result.is_ok() {
                 tracing::debug!(path = %path, "swept container or TTL node");
                 deleted += 1;

@@ -169,7 +169,7 @@ impl Default for DataTree {
 impl DataTree {
     /// A fresh tree holding only `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub(crate) fn new() -> Self {
-        let mut tree = Self { nodes: BTreeMap::new(), ephemerals: HashMap::new(), acls: AclTable::default() };
+        let mut tree = Self::empty();
         let open = Arc::new(Acl::open_unsafe());
         let special = |acl: &Arc<Vec<Acl>>| Node::new(Some(Bytes::new()), Arc::clone(acl), NodeKind::Persistent, 0, 0);
         let mut root = special(&open);
@@ -182,6 +182,11 @@ impl DataTree {
         tree.put("/zookeeper/quota", Some(special(&open)));
         tree.put("/zookeeper/config", Some(special(&Arc::new(Acl::read_unsafe()))));
         tree
+    }
+
+    /// A tree without even a root, to load a snapshot into.
+    pub(crate) fn empty() -> Self {
+        Self { nodes: BTreeMap::new(), ephemerals: HashMap::new(), acls: AclTable::default() }
     }
 
     /// The node at `path`.

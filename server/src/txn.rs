@@ -13,6 +13,7 @@ use bytes::Bytes;
 use corral_proto::{Acl, CreateMode, ErrorCode, MAX_TTL_MS, Perms, Stat, validate_path};
 
 use crate::acl::{self, Authz};
+use crate::persist::TxnOp;
 use crate::tree::{DataTree, Node, NodeKind, SPECIAL_PATHS, name_of, next_version, parent_of};
 
 /// A change that may fire watches, with the ACL that filters its delivery.
@@ -53,6 +54,8 @@ pub(crate) struct Txn<'a> {
     /// everything before it changes anything, and copying a parent (with its whole child list)
     /// on every create or delete made writes slow down with the size of the directory.
     keep_undo: bool,
+    /// What the transaction did, as log records, when the server has a data directory.
+    ops: Option<Vec<TxnOp>>,
 }
 
 impl<'a> Txn<'a> {
@@ -67,6 +70,24 @@ impl<'a> Txn<'a> {
             saved: HashSet::new(),
             changes: Vec::new(),
             keep_undo: true,
+            ops: None,
+        }
+    }
+
+    /// Keeps a log record of each operation (for the transaction log) when `on`.
+    pub(crate) fn recording(mut self, on: bool) -> Self {
+        self.ops = on.then(Vec::new);
+        self
+    }
+
+    /// The log records of what the transaction did so far (empty unless recording).
+    pub(crate) fn take_ops(&mut self) -> Vec<TxnOp> {
+        self.ops.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn record(&mut self, op: impl FnOnce() -> TxnOp) {
+        if let Some(ops) = &mut self.ops {
+            ops.push(op());
         }
     }
 
@@ -148,21 +169,23 @@ impl<'a> Txn<'a> {
             _ => NodeKind::Persistent,
         };
         // 11. Create, and update the parent.
+        let data = if self.ops.is_some() { spec.data.clone() } else { None };
         let node = Node::new(spec.data, Arc::clone(&acl), kind, self.zxid, self.now);
         let stat = node.stat();
         self.save(parent_path);
         self.save(&final_path);
         self.tree.put(&final_path, Some(node));
         let zxid = self.zxid;
-        let parent_acl = match self.tree.get_mut(parent_path) {
+        let (parent_acl, parent_cversion) = match self.tree.get_mut(parent_path) {
             Some(parent) => {
                 parent.children.insert(name_of(&final_path).to_owned());
                 parent.child_creates = parent.child_creates.wrapping_add(1);
                 parent.pzxid = zxid;
-                Arc::clone(&parent.acl)
+                (Arc::clone(&parent.acl), parent.child_creates)
             }
             None => return Err(ErrorCode::NoNode),
         };
+        self.record(|| TxnOp::Create { path: final_path.clone(), data, acl: Arc::clone(&acl), kind, parent_cversion });
         self.changes.push(Change::Created(final_path.clone(), acl));
         self.changes.push(Change::ChildrenChanged(parent_path.to_owned(), parent_acl));
         Ok((final_path, stat))
@@ -183,7 +206,7 @@ impl<'a> Txn<'a> {
         if !node.children.is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
-        self.remove(path, parent_path);
+        self.remove(path, parent_path, false);
         Ok(())
     }
 
@@ -200,7 +223,7 @@ impl<'a> Txn<'a> {
         if !node.children.is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
-        self.remove(path, parent_path);
+        self.remove(path, parent_path, true);
         Ok(())
     }
 
@@ -208,17 +231,18 @@ impl<'a> Txn<'a> {
     pub(crate) fn delete_ephemerals(&mut self, session: i64) {
         for path in self.tree.ephemerals_of(session) {
             if let Some(parent_path) = parent_of(&path) {
-                self.remove(&path, parent_path);
+                self.remove(&path, parent_path, false);
             }
         }
     }
 
-    fn remove(&mut self, path: &str, parent_path: &str) {
+    fn remove(&mut self, path: &str, parent_path: &str, container: bool) {
         self.save(parent_path);
         self.save(path);
         let Some(node) = self.tree.put(path, None) else {
             return;
         };
+        self.record(|| TxnOp::Delete { path: path.to_owned(), container });
         let zxid = self.zxid;
         let parent_acl = self.tree.get_mut(parent_path).map(|parent| {
             parent.children.remove(name_of(path));
@@ -248,11 +272,15 @@ impl<'a> Txn<'a> {
         self.save(path);
         let (zxid, now) = (self.zxid, self.now);
         let node = self.tree.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let logged = self.ops.is_some().then(|| data.clone());
         node.data = data;
         node.version = next_version(node.version);
         node.mzxid = zxid;
         node.mtime = now;
-        let (stat, acl) = (node.stat(), Arc::clone(&node.acl));
+        let (stat, acl, version) = (node.stat(), Arc::clone(&node.acl), node.version);
+        if let Some(data) = logged {
+            self.record(|| TxnOp::SetData { path: path.to_owned(), data, version });
+        }
         self.changes.push(Change::DataChanged(path.to_owned(), acl));
         Ok(stat)
     }
@@ -275,17 +303,20 @@ impl<'a> Txn<'a> {
         self.save(path);
         let node = self.tree.set_acl(path, &Arc::new(acl)).ok_or(ErrorCode::NoNode)?;
         node.aversion = next_version(node.aversion);
-        Ok(node.stat())
+        let (stat, acl, version) = (node.stat(), Arc::clone(&node.acl), node.aversion);
+        self.record(|| TxnOp::SetAcl { path: path.to_owned(), acl, version });
+        Ok(stat)
     }
 
     /// check (inside a multi).
-    pub(crate) fn check(&self, path: &str, version: i32, authz: &Authz<'_>) -> Result<(), ErrorCode> {
+    pub(crate) fn check(&mut self, path: &str, version: i32, authz: &Authz<'_>) -> Result<(), ErrorCode> {
         validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
         let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
         authz.check(&node.acl, Perms::READ)?;
         if version != -1 && version != node.version {
             return Err(ErrorCode::BadVersion);
         }
+        self.record(|| TxnOp::Check { path: path.to_owned(), version });
         Ok(())
     }
 }

@@ -9,7 +9,8 @@ use crate::tls::{ClientAuth, ServerTls};
 
 /// Keys that mean nothing to an in-process, single-member server, accepted without effect
 /// (and still named in the ignored list, so nothing is silently dropped).
-const NO_EFFECT: &[&str] = &["serverCnxnFactory", "dataDir", "dataLogDir", "initLimit", "syncLimit"];
+const NO_EFFECT: &[&str] =
+    &["serverCnxnFactory", "dataLogDir", "initLimit", "syncLimit", "autopurge.purgeInterval", "preAllocSize"];
 
 impl ServerBuilder {
     /// Applies the keys of a ZooKeeper `zoo.cfg` (Java properties: `key=value` lines, `#` and
@@ -19,7 +20,11 @@ impl ServerBuilder {
     /// Supported: `clientPort`, `clientPortAddress`, `secureClientPort`, `tickTime`,
     /// `minSessionTimeout`, `maxSessionTimeout`, `4lw.commands.whitelist`,
     /// `extendedTypesEnabled` (also as `zookeeper.extendedTypesEnabled`), `reconfigEnabled`,
-    /// `jute.maxbuffer`, and TLS in PEM form: `ssl.keyStore.location` (the private key and the
+    /// `jute.maxbuffer`, `dataDir` (see [`ServerBuilder::data_dir`]; relative to `base_dir`),
+    /// `forceSync` (`yes`/`no`, see [`ServerBuilder::force_sync`]), `snapCount`,
+    /// `autopurge.snapRetainCount` (the purge runs after every snapshot, so
+    /// `autopurge.purgeInterval` is ignored; logs always live in `dataDir`, so is
+    /// `dataLogDir`), and TLS in PEM form: `ssl.keyStore.location` (the private key and the
     /// certificate chain in one file, as ZooKeeper reads it with `ssl.keyStore.type=PEM`),
     /// `ssl.trustStore.location`, `ssl.clientAuth` (`none`, `want`, `need`), and both `type`
     /// keys when they say `PEM`. `authProvider.N` naming ZooKeeper's SASL or X509 provider is
@@ -36,9 +41,9 @@ impl ServerBuilder {
     /// ```
     /// use corral_server::Server;
     ///
-    /// let cfg = "tickTime=500\nclientPort=0\ndataDir=/var/lib/zookeeper\n4lw.commands.whitelist=ruok, srvr\n";
+    /// let cfg = "tickTime=500\nclientPort=0\ninitLimit=5\n4lw.commands.whitelist=ruok, srvr\n";
     /// let (builder, ignored) = Server::builder().zoo_cfg(cfg, ".")?;
-    /// assert_eq!(ignored, ["dataDir"]);
+    /// assert_eq!(ignored, ["initLimit"]);
     /// # drop(builder);
     /// # Ok::<(), corral_server::Error>(())
     /// ```
@@ -67,6 +72,14 @@ impl ServerBuilder {
                 "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => self.extended_types(flag()?),
                 "reconfigEnabled" => self.reconfig_enabled(flag()?),
                 "jute.maxbuffer" => self.max_frame_size(value.parse().map_err(|_| bad("not a number"))?),
+                "dataDir" => self.data_dir(base.join(&value)),
+                "forceSync" => match value.as_str() {
+                    "yes" => self.force_sync(true),
+                    "no" => self.force_sync(false),
+                    _ => return Err(bad("not yes or no")),
+                },
+                "snapCount" => self.snap_count(value.parse().map_err(|_| bad("not a number"))?),
+                "autopurge.snapRetainCount" => self.snap_retain_count(value.parse().map_err(|_| bad("not a number"))?),
                 "ssl.keyStore.location" => {
                     key_store = Some(base.join(&value));
                     self
@@ -154,7 +167,21 @@ mod tests {
                    SASLAuthenticationProvider\nmaxClientCnxns=60\nssl.keyStore.type=PEM\n";
         let (_, ignored) = ServerBuilder::default().zoo_cfg(cfg, ".").expect("zoo.cfg");
         assert_eq!(ignored, ["initLimit", "maxClientCnxns"]);
-        for bad in ["tickTime=soon", "clientPort=99999", "ssl.keyStore.type=JKS", "ssl.trustStore.location=ca.pem"] {
+        let durable =
+            "dataDir=data\nforceSync=no\nsnapCount=10\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\n";
+        let (builder, ignored) = ServerBuilder::default().zoo_cfg(durable, "/srv/zk").expect("zoo.cfg");
+        assert_eq!(ignored, ["autopurge.purgeInterval"]);
+        let config = builder.into_config();
+        assert_eq!(config.data_dir.as_deref(), Some(Path::new("/srv/zk/data")));
+        assert_eq!((config.force_sync, config.snap_count, config.snap_retain_count), (false, 10, 5));
+        for bad in [
+            "tickTime=soon",
+            "clientPort=99999",
+            "ssl.keyStore.type=JKS",
+            "ssl.trustStore.location=ca.pem",
+            "forceSync=maybe",
+            "snapCount=-1",
+        ] {
             assert!(ServerBuilder::default().zoo_cfg(bad, ".").is_err(), "{bad}");
         }
         let missing = "ssl.keyStore.location=/nonexistent/key.pem";

@@ -10,6 +10,8 @@
 //! notifications are printed by the CLI's event thread, so they are taken out of the
 //! transcript and compared as their own sequence.
 //!
+//! With a data directory, the CLI reads back after a restart what it wrote before it.
+//!
 //! The embedded server's transcripts are also compared with ones recorded from ZooKeeper
 //! 3.8.0, so the test still means something where no real ZooKeeper could be started. Without
 //! Java or the ZooKeeper jar the tests skip (with a `skipping:` line on stderr), except under
@@ -443,4 +445,46 @@ fn watch_commands_deliver_what_zookeeper_delivers() {
     let (embedded, real) = servers.run(cli, &[script]);
     compare(&servers, "watch", &embedded, real.as_deref());
     servers.shutdown();
+}
+
+/// ZooKeeper's CLI reads back from a restarted durable server (a data directory) what it wrote
+/// before the restart: the same reads print the same transcript before and after.
+#[test]
+fn a_restarted_durable_server_serves_what_the_cli_wrote() {
+    let Some(cli) = cli() else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = || runtime.block_on(Server::builder().data_dir(dir.path()).start()).expect("start the durable server");
+    let write: &[&str] = &[
+        "create /d hello",
+        "create -s /d/q- a",
+        "create -s /d/q- b",
+        "set /d world",
+        "create -t 600000 /d/ttl t",
+        "create -c /d/cont",
+        "create /d/cont/c",
+        "create /d/nodata",
+        "setAcl /d/q-0000000000 world:anyone:r",
+        "delete /d/q-0000000001",
+    ];
+    let read: &[&str] = &[
+        "get -s /d",
+        "ls -R /d",
+        "get -s /d/q-0000000000",
+        "getAcl -s /d/q-0000000000",
+        "stat /d/ttl",
+        "stat /d/cont",
+        "get -s /d/nodata",
+        "getAllChildrenNumber /d",
+    ];
+    let server = start();
+    let written = cli.run(&server.connect_string(), write);
+    assert_eq!(written.exit, Some(0), "{written:?}");
+    let before = cli.run(&server.connect_string(), read);
+    runtime.block_on(server.shutdown());
+    let server = start();
+    let after = cli.run(&server.connect_string(), read);
+    assert_transcripts_eq("reads after the restart vs before", &after, &before);
+    assert!(before.lines.iter().any(|l| l == "world"), "{before:?}");
+    runtime.block_on(server.shutdown());
 }

@@ -12,7 +12,9 @@ pub(super) fn create(ctx: &mut Ctx<'_>, op: OpCode, req: CreateRequest, ttl: Opt
     let authz = Authz::new(&ctx.auth);
     let session = ctx.session;
     let spec = CreateSpec { path: &req.path, data: req.data, acl: &req.acl, flags: req.flags, ttl };
-    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| txn.create(spec, &authz, session));
+    let origin = ctx.origin();
+    let (zxid, result) =
+        ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| txn.create(spec, &authz, session));
     Reply::from_result(
         zxid,
         result.map(|(path, stat)| match op {

@@ -9,8 +9,9 @@ use crate::acl::Authz;
 /// Deletes a node.
 pub(super) fn delete(ctx: &mut Ctx<'_>, req: &DeleteRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
+    let origin = ctx.origin();
     let (zxid, result) =
-        ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| txn.delete(&req.path, req.version, &authz));
+        ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| txn.delete(&req.path, req.version, &authz));
     Reply::from_result(zxid, result.map(|()| Response::Empty))
 }
 
@@ -18,9 +19,10 @@ pub(super) fn delete(ctx: &mut Ctx<'_>, req: &DeleteRequest) -> Reply {
 /// may send it too, as ZooKeeper allows).
 pub(super) fn delete_container(ctx: &mut Ctx<'_>, path: &[u8]) -> Reply {
     let Ok(path) = std::str::from_utf8(path) else {
-        let zxid = ctx.state.next_zxid();
+        let zxid = ctx.state.fail(ctx.origin(), ctx.wall, ErrorCode::BadArguments);
         return Reply::err(zxid, ErrorCode::BadArguments);
     };
-    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, |txn| txn.delete_container(path));
+    let origin = ctx.origin();
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| txn.delete_container(path));
     Reply::from_result(zxid, result.map(|()| Response::Empty))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use corral_proto::{ErrorCode, Id, OpCode, Request, Response};
 
 use crate::config::Config;
-use crate::state::{ConnId, State};
+use crate::state::{ConnId, Origin, State};
 
 mod create;
 mod delete;
@@ -28,6 +28,15 @@ pub(crate) struct Ctx<'a> {
     pub(crate) auth: Arc<Vec<Id>>,
     /// Wall-clock ms, for ctime/mtime.
     pub(crate) wall: i64,
+    /// The request's xid.
+    pub(crate) xid: i32,
+}
+
+impl Ctx<'_> {
+    /// Who the request's transaction is for, as the log names it.
+    pub(crate) fn origin(&self) -> Origin {
+        Origin { session: self.session, xid: self.xid }
+    }
 }
 
 /// What to send back, and whether to close the connection afterwards.

@@ -5,6 +5,7 @@ use corral_proto::{ErrorCode, MultiOp, MultiRequest, MultiResponse, MultiResult,
 
 use super::{Ctx, Reply, read};
 use crate::acl::Authz;
+use crate::persist::{TxnBody, TxnOp};
 use crate::txn::{CreateSpec, Txn};
 
 fn spec(r: &CreateRequest, ttl: Option<i64>) -> CreateSpec<'_> {
@@ -21,7 +22,8 @@ pub(super) fn multi(ctx: &mut Ctx<'_>, req: MultiRequest) -> Reply {
     let session = ctx.session;
     let count = req.ops.len();
     let zxid = ctx.state.next_zxid();
-    let mut txn = Txn::new(&mut ctx.state.tree, zxid, ctx.wall, ctx.config.extended_types);
+    let journaling = ctx.state.journaling();
+    let mut txn = Txn::new(&mut ctx.state.tree, zxid, ctx.wall, ctx.config.extended_types).recording(journaling);
     let mut results = Vec::with_capacity(count);
     let mut failure = None;
     for (index, op) in req.ops.iter().enumerate() {
@@ -53,22 +55,26 @@ pub(super) fn multi(ctx: &mut Ctx<'_>, req: MultiRequest) -> Reply {
     }
     let results = match failure {
         None => {
+            let ops = txn.take_ops();
             let changes = txn.commit();
+            ctx.state.log(ctx.origin(), zxid, ctx.wall, TxnBody::Multi(ops));
             ctx.state.deliver(&changes);
             results
         }
         Some((failed, code)) => {
             txn.rollback();
             tracing::debug!(failed, %code, "multi rolled back");
-            (0..count)
-                .map(|i| {
-                    MultiResult::Error(match i.cmp(&failed) {
-                        std::cmp::Ordering::Less => ErrorCode::Ok,
-                        std::cmp::Ordering::Equal => code,
-                        std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
-                    })
+            let codes: Vec<ErrorCode> = (0..count)
+                .map(|i| match i.cmp(&failed) {
+                    std::cmp::Ordering::Less => ErrorCode::Ok,
+                    std::cmp::Ordering::Equal => code,
+                    std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
                 })
-                .collect()
+                .collect();
+            // Logged as ZooKeeper logs a failed multi: one ErrorTxn per operation.
+            let failed_ops = codes.iter().map(|c| TxnOp::Error(c.code())).collect();
+            ctx.state.log(ctx.origin(), zxid, ctx.wall, TxnBody::Multi(failed_ops));
+            codes.into_iter().map(MultiResult::Error).collect()
         }
     };
     Reply::ok(zxid, Response::Multi(MultiResponse { results }))

@@ -50,10 +50,7 @@ pub(super) fn close_session(ctx: &mut Ctx<'_>) -> Reply {
 /// reconfig: ReconfigDisabled unless enabled, and then Unimplemented, as on a standalone
 /// ZooKeeper. Either way the failed write consumes a zxid.
 pub(super) fn reconfig(ctx: &mut Ctx<'_>) -> Reply {
-    let zxid = ctx.state.next_zxid();
-    if ctx.config.reconfig_enabled {
-        Reply::err(zxid, ErrorCode::Unimplemented)
-    } else {
-        Reply::err(zxid, ErrorCode::ReconfigDisabled)
-    }
+    let code = if ctx.config.reconfig_enabled { ErrorCode::Unimplemented } else { ErrorCode::ReconfigDisabled };
+    let zxid = ctx.state.fail(ctx.origin(), ctx.wall, code);
+    Reply::err(zxid, code)
 }

@@ -9,18 +9,20 @@ use crate::acl::{self, Authz};
 /// setData: the new stat.
 pub(super) fn set_data(ctx: &mut Ctx<'_>, req: SetDataRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
-    let (zxid, result) = ctx
-        .state
-        .write(ctx.wall, ctx.config.extended_types, |txn| txn.set_data(&req.path, req.data, req.version, &authz));
+    let origin = ctx.origin();
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| {
+        txn.set_data(&req.path, req.data, req.version, &authz)
+    });
     Reply::from_result(zxid, result.map(Response::Stat))
 }
 
 /// setACL: the new stat. The version is compared with the ACL version.
 pub(super) fn set_acl(ctx: &mut Ctx<'_>, req: &SetAclRequest) -> Reply {
     let authz = Authz::new(&ctx.auth);
-    let (zxid, result) = ctx
-        .state
-        .write(ctx.wall, ctx.config.extended_types, |txn| txn.set_acl(&req.path, &req.acl, req.version, &authz));
+    let origin = ctx.origin();
+    let (zxid, result) = ctx.state.write(ctx.wall, ctx.config.extended_types, origin, |txn| {
+        txn.set_acl(&req.path, &req.acl, req.version, &authz)
+    });
     Reply::from_result(zxid, result.map(Response::Stat))
 }
 

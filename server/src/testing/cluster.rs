@@ -87,7 +87,8 @@ impl TestingCluster {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if a port cannot be bound.
+    /// [`Error::Bind`] if a port cannot be bound; [`Error::Config`] if `builder` has a
+    /// [data directory](ServerBuilder::data_dir) (a simulated cluster is not durable).
     ///
     /// # Cancel safety
     ///
@@ -112,6 +113,13 @@ impl TestingCluster {
     /// ```
     pub async fn with_builder(members: usize, builder: ServerBuilder) -> Result<Self, Error> {
         let config = builder.into_config();
+        if config.data_dir.is_some() {
+            return Err(Error::Config(
+                "a TestingCluster keeps its shared state in memory: ServerBuilder::data_dir is for a Server or a \
+                 TestingServer"
+                    .into(),
+            ));
+        }
         let host = config.host;
         let read_only = config.read_only;
         let core = Core::start(config);

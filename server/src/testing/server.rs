@@ -70,11 +70,14 @@ impl TestingServer {
         Self::with_builder(ServerBuilder::default()).await
     }
 
-    /// Starts a server with the settings of `builder`.
+    /// Starts a server with the settings of `builder`. With a
+    /// [data directory](ServerBuilder::data_dir), the server is durable and a
+    /// [restart](TestingServer::restart) reloads it from disk.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if the address cannot be bound.
+    /// [`Error::Bind`] if the address cannot be bound; [`Error::DataDir`] if the data
+    /// directory cannot be restored.
     ///
     /// # Cancel safety
     ///
@@ -101,7 +104,7 @@ impl TestingServer {
         let config = builder.into_config();
         let addr = SocketAddr::new(config.host, config.port);
         let read_only = config.read_only;
-        let core = Core::start(config);
+        let core = Core::open(config).await?;
         let ctl = Arc::new(MemberCtl::new(0, read_only));
         let member = Member::bind(&core.shared, Arc::clone(&ctl), addr).await?;
         let addr = member.addr;
@@ -259,9 +262,14 @@ impl TestingServer {
     /// Restarts the server on the same port (stopping it first if it runs). Every session's
     /// timeout starts afresh, as when ZooKeeper reloads its sessions.
     ///
+    /// With a [data directory](ServerBuilder::data_dir) this is a real restart: the log is
+    /// flushed, everything in memory is dropped, and the tree and sessions are restored from
+    /// the directory as a new process would restore them.
+    ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if the port was taken meanwhile.
+    /// [`Error::Bind`] if the port was taken meanwhile; [`Error::DataDir`] if the data
+    /// directory cannot be restored.
     ///
     /// # Cancel safety
     ///
@@ -292,6 +300,10 @@ impl TestingServer {
     /// ```
     pub async fn restart(&mut self) -> Result<(), Error> {
         self.stop().await;
+        if self.core.shared.config.data_dir.is_some() {
+            self.core.close().await;
+            self.core = Core::open(self.core.shared.config.clone()).await?;
+        }
         let secure_port = self.secure_port.unwrap_or(self.core.shared.config.secure_port);
         let member = Member::bind_ports(&self.core.shared, Arc::clone(&self.ctl), self.addr, secure_port).await?;
         self.member = Some(member);
@@ -570,5 +582,6 @@ impl TestingServer {
     /// ```
     pub async fn close(mut self) {
         self.stop().await;
+        self.core.close().await;
     }
 }
