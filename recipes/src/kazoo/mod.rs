@@ -49,9 +49,11 @@ use crate::lock::{Kind, Mutex};
 
 mod counter;
 mod party;
+mod semaphore;
 
 pub use counter::{Counter, CounterChange, CounterValue};
 pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
+pub use semaphore::{Semaphore, SemaphoreLease};
 
 /// kazoo's exclusive lock node name (after the uuid hex, before the sequence).
 pub const LOCK_NODE_NAME: &str = "__lock__";
@@ -297,6 +299,43 @@ pub async fn contenders(fw: &Framework, path: &str) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// `<parent>/<name>`.
+pub(crate) fn child_path(parent: &str, name: &str) -> String {
+    format!("{}/{name}", parent.trim_end_matches('/'))
+}
+
+/// The data and stat of `path`, or `None` if it does not exist, with the framework's retries.
+pub(crate) async fn data_or_none(fw: &Framework, path: &str) -> Result<Option<(bytes::Bytes, corral_core::Stat)>> {
+    fw.with_retry(|client| async move {
+        match client.get_data(path).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.is_no_node() => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+/// The errors the kazoo recipes make, made here only.
+pub(crate) mod errors {
+    use corral_core::Error;
+
+    /// A node holds what kazoo would not accept either (`what` says what and where).
+    pub(crate) fn corrupt(what: String) -> Error {
+        Error::BadArguments(what)
+    }
+
+    /// An argument kazoo refuses too.
+    pub(crate) fn bad_argument(what: String) -> Error {
+        Error::BadArguments(what)
+    }
+
+    /// What a recipe held through `session_id` went with that session.
+    pub(crate) fn session_lost(session_id: i64) -> Error {
+        Error::SessionLost { session_id }
+    }
 }
 
 #[cfg(test)]
