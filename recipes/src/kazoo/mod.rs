@@ -47,10 +47,12 @@ use corral_core::{Framework, Result};
 use crate::leader_selector::{LeaderSelector, Leadership};
 use crate::lock::{Kind, Mutex};
 
+mod barrier;
 mod counter;
 mod party;
 mod semaphore;
 
+pub use barrier::{Barrier, DoubleBarrier, READY_NODE_NAME};
 pub use counter::{Counter, CounterChange, CounterValue};
 pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
 pub use semaphore::{Semaphore, SemaphoreLease};
