@@ -50,11 +50,13 @@ use crate::lock::{Kind, Mutex};
 mod barrier;
 mod counter;
 mod party;
+mod queue;
 mod semaphore;
 
 pub use barrier::{Barrier, DoubleBarrier, READY_NODE_NAME};
 pub use counter::{Counter, CounterChange, CounterValue};
 pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
+pub use queue::{DEFAULT_PRIORITY, ENTRY_PREFIX, LockingQueue, Queue, QueueEntry};
 pub use semaphore::{Semaphore, SemaphoreLease};
 
 /// kazoo's exclusive lock node name (after the uuid hex, before the sequence).
