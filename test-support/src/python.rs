@@ -203,6 +203,9 @@ for line in sys.stdin:
             else:
                 lease = zk.NonBlockingLease(c["path"], duration, identifier=c["id"], utcnow=utcnow)
             out = {"obtained": bool(lease)}
+        elif op == "lease_holder":
+            raw, _ = zk.get(c["path"] + "/lease_holder")
+            out = {"raw": raw.decode(), "redumped": json.dumps(json.loads(raw.decode()))}
         elif op == "exit":
             break
         else:

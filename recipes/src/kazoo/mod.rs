@@ -49,12 +49,14 @@ use crate::lock::{Kind, Mutex};
 
 mod barrier;
 mod counter;
+mod lease;
 mod party;
 mod queue;
 mod semaphore;
 
 pub use barrier::{Barrier, DoubleBarrier, READY_NODE_NAME};
 pub use counter::{Counter, CounterChange, CounterValue};
+pub use lease::{LEASE_HOLDER_NODE_NAME, LEASE_VERSION, LeaseHolder, MultiNonBlockingLease, NonBlockingLease};
 pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
 pub use queue::{DEFAULT_PRIORITY, ENTRY_PREFIX, LockingQueue, Queue, QueueEntry};
 pub use semaphore::{Semaphore, SemaphoreLease};
