@@ -206,6 +206,21 @@ for line in sys.stdin:
         elif op == "lease_holder":
             raw, _ = zk.get(c["path"] + "/lease_holder")
             out = {"raw": raw.decode(), "redumped": json.dumps(json.loads(raw.decode()))}
+        elif op == "part_start":
+            held[c["name"]] = zk.SetPartitioner(
+                c["path"], set=c["set"], identifier=c["id"],
+                time_boundary=c.get("time_boundary", 30), max_reaction_time=c.get("max_reaction_time", 1))
+            out = {"state": held[c["name"]].state}
+        elif op == "part_poll":
+            qp = held[c["name"]]
+            if qp.release:
+                qp.release_set()
+            if qp.allocating:
+                qp.wait_for_acquire(c.get("timeout", 30))
+            out = {"state": qp.state, "set": sorted(qp) if qp.acquired else []}
+        elif op == "part_finish":
+            held.pop(c["name"]).finish()
+            out = {"finished": True}
         elif op == "exit":
             break
         else:

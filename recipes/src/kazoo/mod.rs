@@ -12,7 +12,15 @@
 //! | `Election(path, identifier).run(func)` | [`election`] | `__lock__` nodes (it is a `Lock`) | the identifier |
 //! | `Counter(path, default)` | [`Counter`] | `<path>` | `repr(value)` in ASCII, or 4 bytes big-endian with `support_curator` |
 //! | `Party(path, identifier)` | [`Party::join`], [`party_members`] | `<path>/<uuid hex>__party__` (ephemeral) | the identifier |
-//! | `ShallowParty(path, identifier)` | [`Party::join_shallow`], [`shallow_party_members`] | `<path>/<uuid hex>-<identifier>` | empty |
+//! | `ShallowParty(path, identifier)` | [`Party::join_shallow`], [`shallow_party_members`] | `<path>/<uuid hex>-<identifier>` | the identifier |
+//! | `Semaphore(path, identifier, max_leases)` | [`Semaphore`] | `<path>` (`max_leases`), `<path>/<uuid hex>` leases, a `Lock` at `<path>-__lock__` | the identifier (the lock's: `b'identifier'`) |
+//! | `Barrier(path)` | [`Barrier`] | `<path>` | empty |
+//! | `DoubleBarrier(path, num_clients, identifier)` | [`DoubleBarrier`] | `<path>/<uuid hex>` (ephemeral), `<path>/ready` | the identifier; empty |
+//! | `Queue(path)` | [`Queue`] | `<path>/entry-<ppp>-<seq>` | the item |
+//! | `LockingQueue(path)` | [`LockingQueue`] | `<path>/entries/entry-<ppp>-<seq>`, `<path>/taken/<entry>` (ephemeral) | the item; the consumer's id |
+//! | `NonBlockingLease(path, duration, identifier)` | [`NonBlockingLease`] | a `Lock` on `<path>`, `<path>/lease_holder` | `{"version": 1, "holder": …, "end": …}` |
+//! | `MultiNonBlockingLease(count, path, …)` | [`MultiNonBlockingLease`] | `<path>/<n>` leases | as above |
+//! | `SetPartitioner(path, set, identifier=…)` | [`SetPartitioner`] | `<path>/party` (a `ShallowParty`), `<path>/locks/<item>` (a `Lock` each) | the identifier; empty |
 //!
 //! Contenders are matched and ordered as kazoo does: a child counts if its name ends in
 //! `__lock__` or `__rlock__` followed by a ten-digit sequence number (`-?\d{10}`), and they are
@@ -50,6 +58,7 @@ use crate::lock::{Kind, Mutex};
 mod barrier;
 mod counter;
 mod lease;
+mod partitioner;
 mod party;
 mod queue;
 mod semaphore;
@@ -57,6 +66,7 @@ mod semaphore;
 pub use barrier::{Barrier, DoubleBarrier, READY_NODE_NAME};
 pub use counter::{Counter, CounterChange, CounterValue};
 pub use lease::{LEASE_HOLDER_NODE_NAME, LEASE_VERSION, LeaseHolder, MultiNonBlockingLease, NonBlockingLease};
+pub use partitioner::{PartitionFn, PartitionState, SetPartitioner, SetPartitionerBuilder, kazoo_partition};
 pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
 pub use queue::{DEFAULT_PRIORITY, ENTRY_PREFIX, LockingQueue, Queue, QueueEntry};
 pub use semaphore::{Semaphore, SemaphoreLease};
