@@ -69,8 +69,10 @@ async fn a_double_barrier_shared_with_kazoo_both_ways() {
             let first = first.clone();
             async move { first.enter_timeout(Duration::from_secs(30)).await }
         });
-        let kazoo_enters =
-            tokio::spawn(ask(peer, json!({"op": "dbarrier_enter", "path": "/round", "num": 3, "id": "py", "name": "d"})));
+        let kazoo_enters = tokio::spawn(ask(
+            peer,
+            json!({"op": "dbarrier_enter", "path": "/round", "num": 3, "id": "py", "name": "d"}),
+        ));
         common::eventually("two members in", || async {
             fw.client().get_children("/round").await.map(|c| c.len() == 2).unwrap_or(false)
         })
@@ -80,7 +82,9 @@ async fn a_double_barrier_shared_with_kazoo_both_ways() {
         let mut members = Vec::new();
         for name in fw.client().get_children("/round").await.unwrap() {
             assert!(is_uuid_hex(&name), "kazoo's member name: {name}");
-            members.push(String::from_utf8(fw.client().get_data(&format!("/round/{name}")).await.unwrap().0.to_vec()).unwrap());
+            members.push(
+                String::from_utf8(fw.client().get_data(&format!("/round/{name}")).await.unwrap().0.to_vec()).unwrap(),
+            );
         }
         members.sort();
         assert_eq!(members, ["py", "rust-1"]);
@@ -109,8 +113,10 @@ async fn a_double_barrier_shared_with_kazoo_both_ways() {
         assert!(fw.client().get_children("/round").await.unwrap().is_empty());
 
         // Two members, kazoo first this time.
-        let kazoo_enters =
-            tokio::spawn(ask(peer, json!({"op": "dbarrier_enter", "path": "/pair", "num": 2, "id": "py", "name": "e"})));
+        let kazoo_enters = tokio::spawn(ask(
+            peer,
+            json!({"op": "dbarrier_enter", "path": "/pair", "num": 2, "id": "py", "name": "e"}),
+        ));
         common::eventually("kazoo's member in", || async {
             fw.client().get_children("/pair").await.map(|c| c.len() == 1).unwrap_or(false)
         })

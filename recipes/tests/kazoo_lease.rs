@@ -70,13 +70,16 @@ async fn multi_leases_shared_with_kazoo() {
         let peer = KazooPeer::start(python, &env.connect_string()).expect("kazoo peer");
         let lease = |id: &str| MultiNonBlockingLease::new(&fw, 3, "/crawl", MINUTE, id);
 
-        let (peer, answer) = ok(peer, json!({"op": "lease", "path": "/crawl", "count": 3, "seconds": 60, "id": "py-1"})).await;
+        let (peer, answer) =
+            ok(peer, json!({"op": "lease", "path": "/crawl", "count": 3, "seconds": 60, "id": "py-1"})).await;
         assert_eq!(answer["obtained"], true);
         assert_eq!(lease("rust-1").obtain().await.unwrap(), Some(1), "kazoo holds /crawl/0");
-        let (peer, answer) = ok(peer, json!({"op": "lease", "path": "/crawl", "count": 3, "seconds": 60, "id": "py-2"})).await;
+        let (peer, answer) =
+            ok(peer, json!({"op": "lease", "path": "/crawl", "count": 3, "seconds": 60, "id": "py-2"})).await;
         assert_eq!(answer["obtained"], true);
         assert_eq!(lease("rust-2").obtain().await.unwrap(), None, "three hosts at most");
-        let (peer, answer) = ok(peer, json!({"op": "lease", "path": "/crawl", "count": 3, "seconds": 60, "id": "py-3"})).await;
+        let (peer, answer) =
+            ok(peer, json!({"op": "lease", "path": "/crawl", "count": 3, "seconds": 60, "id": "py-3"})).await;
         assert_eq!(answer["obtained"], false, "three hosts at most");
         assert_eq!(lease("py-2").obtain().await.unwrap(), Some(2), "kazoo's py-2 took /crawl/2");
         let mut holders = Vec::new();

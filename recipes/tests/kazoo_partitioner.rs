@@ -100,7 +100,8 @@ async fn a_set_split_with_kazoo_both_ways() {
         let part = json!({"op": "part_start", "path": "/part", "set": SET, "id": "py", "name": "p",
             "time_boundary": 0.3, "max_reaction_time": 0.3});
         let (peer, _) = ok(peer, part).await;
-        let ((), peer) = tokio::join!(until_acquired(&ours, &["b", "d"]), py_until_acquired(peer, "p", &["a", "c"], Some(&ours)));
+        let ((), peer) =
+            tokio::join!(until_acquired(&ours, &["b", "d"]), py_until_acquired(peer, "p", &["a", "c"], Some(&ours)));
         each_item_locked_once(&fw).await;
         let mut members = kazoo::shallow_party_members(&fw, "/part/party").await.unwrap();
         members.sort();
@@ -118,7 +119,8 @@ async fn a_set_split_with_kazoo_both_ways() {
 
         // We come back: kazoo releases on our arrival and the set is split again.
         let ours = start(&fw, "rust");
-        let ((), peer) = tokio::join!(until_acquired(&ours, &["b", "d"]), py_until_acquired(peer, "p", &["a", "c"], Some(&ours)));
+        let ((), peer) =
+            tokio::join!(until_acquired(&ours, &["b", "d"]), py_until_acquired(peer, "p", &["a", "c"], Some(&ours)));
         each_item_locked_once(&fw).await;
         let (peer, _) = ok(peer, json!({"op": "part_finish", "name": "p"})).await;
         until_acquired(&ours, &SET).await;
@@ -162,7 +164,8 @@ async fn shallow_party_members_carry_the_identifier_as_data_as_kazoos_do() {
     let env = common::embedded("kazoo-shallow-party-data").await;
     let fw = env.framework();
     let peer = KazooPeer::start(python, &env.connect_string()).expect("kazoo peer");
-    let (peer, _) = ok(peer, json!({"op": "party_join", "path": "/party", "id": "py", "name": "s", "shallow": true})).await;
+    let (peer, _) =
+        ok(peer, json!({"op": "party_join", "path": "/party", "id": "py", "name": "s", "shallow": true})).await;
     let ours = kazoo::Party::join_shallow(&fw, "/party", "rust");
     ours.wait_joined(Duration::from_secs(10)).await.unwrap();
     for name in fw.client().get_children("/party").await.unwrap() {

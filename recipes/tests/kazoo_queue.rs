@@ -91,7 +91,8 @@ async fn a_locking_queue_shared_with_kazoo_both_ways() {
         assert_eq!(answer["value"], serde_json::Value::Null, "all three are locked");
 
         // Our release hands "c" to kazoo; kazoo's consume and ours delete entries and locks.
-        let kazoo_waits = tokio::spawn(ask(peer, json!({"op": "lqueue_get", "path": "/lq", "name": "k2", "timeout": 20})));
+        let kazoo_waits =
+            tokio::spawn(ask(peer, json!({"op": "lqueue_get", "path": "/lq", "name": "k2", "timeout": 20})));
         assert!(c.release().await.unwrap());
         let (peer, answer) = kazoo_waits.await.unwrap();
         assert_eq!(answer["value"], "c", "{answer}");
@@ -106,7 +107,8 @@ async fn a_locking_queue_shared_with_kazoo_both_ways() {
         assert!(fw.client().get_children("/lq/taken").await.unwrap().is_empty());
 
         // kazoo waits for an entry we put; it releases; we get it.
-        let kazoo_waits = tokio::spawn(ask(peer, json!({"op": "lqueue_get", "path": "/lq", "name": "k3", "timeout": 20})));
+        let kazoo_waits =
+            tokio::spawn(ask(peer, json!({"op": "lqueue_get", "path": "/lq", "name": "k3", "timeout": 20})));
         queue.put("d", 100).await.unwrap();
         let (peer, answer) = kazoo_waits.await.unwrap();
         assert_eq!(answer["value"], "d");

@@ -37,9 +37,11 @@ async fn a_pool_shared_with_kazoo_both_ways() {
 
         // Full: neither side gets a third lease.
         assert!(pool.try_acquire().await.unwrap().is_none(), "three leases of two");
-        let (peer, answer) =
-            ok(peer, json!({"op": "sem_acquire", "path": "/pool", "id": "py", "max": 2, "name": "b", "blocking": false}))
-                .await;
+        let (peer, answer) = ok(
+            peer,
+            json!({"op": "sem_acquire", "path": "/pool", "id": "py", "max": 2, "name": "b", "blocking": false}),
+        )
+        .await;
         assert_eq!(answer["acquired"], false, "kazoo took a third lease of two: {answer}");
         let (peer, answer) = ok(peer, json!({"op": "sem_holders", "path": "/pool", "max": 2})).await;
         assert_eq!(answer["holders"], json!(["py", "rust"]));
@@ -105,9 +107,13 @@ async fn another_max_leases_is_refused_on_both_sides() {
         lease.release().await.unwrap();
 
         // kazoo made another with 1; ours with 3 refuses it, with kazoo's words.
-        let (peer, _) = ok(peer, json!({"op": "sem_acquire", "path": "/other", "id": "py", "max": 1, "name": "b"})).await;
+        let (peer, _) =
+            ok(peer, json!({"op": "sem_acquire", "path": "/other", "id": "py", "max": 1, "name": "b"})).await;
         let err = Semaphore::new(&fw, "/other", "rust", 3).acquire().await.unwrap_err();
-        assert!(matches!(&err, Error::BadArguments(m) if m.contains("inconsistent max leases: 1, expected: 3")), "{err}");
+        assert!(
+            matches!(&err, Error::BadArguments(m) if m.contains("inconsistent max leases: 1, expected: 3")),
+            "{err}"
+        );
         // Data that is no number is someone else's and ignored, by both.
         fw.client().set_data("/other", "not a number", None).await.unwrap();
         let (peer, _) = ok(peer, json!({"op": "sem_release", "name": "b"})).await;

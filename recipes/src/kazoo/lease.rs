@@ -202,11 +202,9 @@ impl NonBlockingLease {
             }
             ops.push(Op::delete(holder_path.clone(), Some(stat.version)));
         }
-        let end = now
-            .checked_add(self.duration)
-            .map(unix_seconds)
-            .filter(|s| *s <= MAX_SECONDS)
-            .ok_or_else(|| errors::bad_argument(format!("{}: a lease of {:?} ends past 9999", self.path, self.duration)))?;
+        let end = now.checked_add(self.duration).map(unix_seconds).filter(|s| *s <= MAX_SECONDS).ok_or_else(|| {
+            errors::bad_argument(format!("{}: a lease of {:?} ends past 9999", self.path, self.duration))
+        })?;
         let data = encode(&self.identifier, end);
         // The framework's ACL provider chooses the node's ACL, as for every recipe node.
         let options =
@@ -319,8 +317,9 @@ impl MultiNonBlockingLease {
         identifier: impl Into<String>,
     ) -> Self {
         let (path, identifier) = (path.into(), identifier.into());
-        let leases =
-            (0..count).map(|n| NonBlockingLease::new(fw, child_path(&path, &n.to_string()), duration, &identifier)).collect();
+        let leases = (0..count)
+            .map(|n| NonBlockingLease::new(fw, child_path(&path, &n.to_string()), duration, &identifier))
+            .collect();
         Self { leases }
     }
 
@@ -398,7 +397,9 @@ fn decode(path: &str, raw: &[u8]) -> Result<Stored> {
     let bad = |why: &str| errors::corrupt(format!("{path} holds {raw:?}, which kazoo's lease cannot read: {why}"));
     let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| bad(&e.to_string()))?;
     let version = match &value["version"] {
-        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        serde_json::Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        }
         serde_json::Value::Null => return Err(bad("no version")),
         _ => None,
     };
@@ -542,10 +543,7 @@ mod tests {
 
     #[test]
     fn json_as_python_dumps_it() {
-        assert_eq!(
-            &encode("host-a", 0)[..],
-            br#"{"version": 1, "holder": "host-a", "end": "1970-01-01T00:00:00"}"#
-        );
+        assert_eq!(&encode("host-a", 0)[..], br#"{"version": 1, "holder": "host-a", "end": "1970-01-01T00:00:00"}"#);
         assert_eq!(python_json_string("a\"b\\c\n\t\u{8}\u{c}\r"), r#""a\"b\\c\n\t\b\f\r""#);
         assert_eq!(python_json_string("ü\u{7f}\u{1}😀"), r#""\u00fc\u007f\u0001\ud83d\ude00""#);
     }

@@ -426,8 +426,10 @@ impl SetPartitioner {
     /// ```
     pub async fn wait_for_acquire(&self) -> PartitionState {
         let mut rx = self.state.clone();
-        let waited =
-            rx.wait_for(|s| matches!(s, PartitionState::Acquired(_) | PartitionState::Failure)).await.map(|s| s.clone());
+        let waited = rx
+            .wait_for(|s| matches!(s, PartitionState::Acquired(_) | PartitionState::Failure))
+            .await
+            .map(|s| s.clone());
         waited.unwrap_or(PartitionState::Failure)
     }
 
@@ -669,8 +671,7 @@ impl Member {
             };
             if settled {
                 // kazoo's ShallowParty: the identifier follows the first `-`.
-                let members =
-                    children.iter().map(|c| c.split_once('-').map_or("", |(_, id)| id).to_owned()).collect();
+                let members = children.iter().map(|c| c.split_once('-').map_or("", |(_, id)| id).to_owned()).collect();
                 return Ok(Some((members, watcher)));
             }
         }

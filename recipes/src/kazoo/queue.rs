@@ -339,8 +339,8 @@ impl LockingQueue {
         let prefix = entry_prefix(&self.entries, priority)?;
         self.ensure_paths().await?;
         // The framework's ACL provider chooses the entries' ACL, as for every recipe node.
-        let options = CreateOptions::new(CreateMode::PersistentSequential)
-            .with_acl(self.fw.acl_provider().acl_for_path(&prefix));
+        let options =
+            CreateOptions::new(CreateMode::PersistentSequential).with_acl(self.fw.acl_provider().acl_for_path(&prefix));
         let ops: Vec<Op> = values.into_iter().map(|v| Op::create(prefix.clone(), v.into(), options.clone())).collect();
         if ops.is_empty() {
             return Ok(());
