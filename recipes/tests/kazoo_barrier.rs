@@ -27,7 +27,7 @@ async fn a_barrier_shared_with_kazoo_both_ways() {
             let ours = ours.clone();
             async move { ours.wait_timeout(Duration::from_secs(20)).await }
         });
-        let (peer, answer) = ok(peer, json!({"op": "barrier_wait", "path": "/gate/a", "timeout": 0.2})).await;
+        let (peer, answer) = ok(peer, json!({"op": "barrier_wait", "path": "/gate/a", "timeout": 0})).await;
         assert_eq!(answer["cleared"], false, "{answer}");
         assert!(!waiting.is_finished(), "we passed a barrier kazoo put up");
         let kazoo_waits = tokio::spawn(ask(peer, json!({"op": "barrier_wait", "path": "/gate/a", "timeout": 20})));
