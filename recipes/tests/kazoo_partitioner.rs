@@ -95,6 +95,10 @@ async fn a_set_split_with_kazoo_both_ways() {
         let ours = start(&fw, "rust");
         until_acquired(&ours, &SET).await;
         each_item_locked_once(&fw).await;
+        for item in SET {
+            let dir = fw.client().exists(&format!("/part/locks/{item}")).await.unwrap().unwrap();
+            assert_eq!(dir.ephemeral_owner, 0, "a persistent lock directory, as kazoo makes it");
+        }
 
         // kazoo joins: we release on its arrival and each side holds its share.
         let part = json!({"op": "part_start", "path": "/part", "set": SET, "id": "py", "name": "p",

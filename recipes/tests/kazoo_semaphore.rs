@@ -29,6 +29,12 @@ async fn a_pool_shared_with_kazoo_both_ways() {
         let (peer, answer) = ok(peer, sem).await;
         assert_eq!(answer["acquired"], true, "{answer}");
         assert_eq!(&fw.client().get_data("/pool").await.unwrap().0[..], b"2");
+        // kazoo's lock directory is persistent, never a container (ZooKeeper marks those with
+        // an ephemeral owner of i64::MIN): kazoo does not retry a create whose parent was swept.
+        let ours_first = Semaphore::new(&fw, "/pool2", "rust", 1).acquire().await.unwrap();
+        let lock_dir = fw.client().exists("/pool2-__lock__").await.unwrap().unwrap();
+        assert_eq!(lock_dir.ephemeral_owner, 0, "a persistent lock directory");
+        ours_first.release().await.unwrap();
         let pool = Semaphore::new(&fw, "/pool", "rust", 2);
         let ours = pool.try_acquire().await.unwrap().expect("a second lease beside kazoo's");
         let name = ours.path().rsplit('/').next().unwrap();

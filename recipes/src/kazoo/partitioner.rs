@@ -545,7 +545,8 @@ impl Member {
         let session = self.fw.session().await?;
         let name = format!("{}-{}", uuid::Uuid::new_v4().simple(), self.identifier);
         let node = child_path(&child_path(&self.path, "party"), &name);
-        let created = session.create(&node, self.identifier.clone(), Create::new(CreateMode::Ephemeral)).await?;
+        let spec = Create::new(CreateMode::Ephemeral).idempotent();
+        let created = session.create(&node, self.identifier.clone(), spec).await?;
         Ok((session, created.path))
     }
 
@@ -596,7 +597,11 @@ impl Member {
         }
         let share = (self.partition)(&self.identifier, &members, &self.set);
         for item in &share {
-            let mutex = super::lock(&self.fw, child_path(&child_path(&self.path, "locks"), item), "");
+            let dir = child_path(&child_path(&self.path, "locks"), item);
+            // Persistent, as kazoo's `Lock` makes it: a container could be swept between a
+            // kazoo member's `ensure_path` and its create, which kazoo does not retry.
+            self.fw.ensure_path(&dir).await?;
+            let mutex = super::lock(&self.fw, dir, "");
             loop {
                 let attempt = tokio::select! {
                     got = mutex.acquire_timeout(self.max_reaction_time) => got?,

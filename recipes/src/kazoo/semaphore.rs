@@ -263,6 +263,9 @@ impl Semaphore {
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<SemaphoreLease>> {
         self.ensure_pool().await?;
+        // Persistent, as kazoo's `Lock` makes it: a container could be swept between a kazoo
+        // acquirer's `ensure_path` and its create, which kazoo does not retry.
+        self.fw.ensure_path(self.lock.path()).await?;
         let lock = match deadline {
             None => Some(self.lock.acquire().await?),
             Some(d) if d <= Instant::now() => self.lock.try_acquire().await?,
