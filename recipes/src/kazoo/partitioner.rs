@@ -40,7 +40,7 @@ use std::time::Duration;
 use corral_core::framework::{Create, Session};
 use corral_core::{ConnectionState, CreateMode, Framework, OneshotWatcher, Result};
 use futures::{FutureExt, Stream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::child_path;
 use crate::lock::MutexGuard;
@@ -239,7 +239,8 @@ impl SetPartitionerBuilder {
     /// ```
     pub fn start(self) -> SetPartitioner {
         let (state_tx, state) = watch::channel(PartitionState::Allocating);
-        let release = Arc::new(Notify::new());
+        // How many times the application called `release_set`.
+        let (release, release_rx) = watch::channel(0u64);
         let member = Member {
             fw: self.fw,
             path: self.path,
@@ -249,7 +250,7 @@ impl SetPartitionerBuilder {
             max_reaction_time: self.max_reaction_time,
             partition: self.partition,
             state: state_tx,
-            release: release.clone(),
+            release: release_rx,
             locks: Vec::new(),
         };
         let task = RecipeTask::spawn(move |stop| member.run(stop));
@@ -294,7 +295,7 @@ impl SetPartitionerBuilder {
 #[derive(Debug)]
 pub struct SetPartitioner {
     state: watch::Receiver<PartitionState>,
-    release: Arc<Notify>,
+    release: watch::Sender<u64>,
     task: RecipeTask,
 }
 
@@ -435,7 +436,7 @@ impl SetPartitioner {
 
     /// Releases the items after a [`PartitionState::Release`] (kazoo's `release_set`): the locks
     /// are deleted and the set is allocated again. Call it once the application has stopped
-    /// working on the items. Called in another state, it takes effect at the next `Release`.
+    /// working on the items. Called in another state, it does nothing.
     ///
     /// # Examples
     ///
@@ -462,7 +463,7 @@ impl SetPartitioner {
     /// # Ok(()) }
     /// ```
     pub fn release_set(&self) {
-        self.release.notify_one();
+        self.release.send_modify(|n| *n += 1);
     }
 
     /// Releases the items, leaves the party and ends in [`PartitionState::Failure`] (kazoo's
@@ -505,7 +506,7 @@ struct Member {
     max_reaction_time: Duration,
     partition: PartitionFn,
     state: watch::Sender<PartitionState>,
-    release: Arc<Notify>,
+    release: watch::Receiver<u64>,
     locks: Vec<MutexGuard>,
 }
 
@@ -571,10 +572,12 @@ impl Member {
                 Outcome::End => return,
                 Outcome::Release => {}
             }
+            // Only a `release_set` from now on counts.
+            self.release.borrow_and_update();
             self.state.send_replace(PartitionState::Release);
-            let release = self.release.clone();
+            let mut release = self.release.clone();
             tokio::select! {
-                _ = release.notified() => {}
+                Ok(()) = release.changed() => {}
                 _ = session.gone() => return,
                 _ = stop.wait_for(|s| *s) => return,
             }
