@@ -163,3 +163,23 @@ async fn an_entering_member_joins_again_in_a_new_session() {
     fw.close().await;
     other.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_enter_takes_its_member_node_away() {
+    let env = common::embedded("kazoo-double-barrier-cancel").await;
+    let fw = env.framework();
+    let member = std::sync::Arc::new(DoubleBarrier::new(&fw, "/round", 2, "rust-1"));
+    let entering = tokio::spawn({
+        let member = member.clone();
+        async move { member.enter().await }
+    });
+    common::eventually("our member in", || async { fw.client().exists(member.node_path()).await.unwrap().is_some() })
+        .await;
+    entering.abort();
+    let _ = entering.await;
+    common::eventually("our member node deleted", || async {
+        fw.client().get_children("/round").await.unwrap().is_empty()
+    })
+    .await;
+    fw.close().await;
+}

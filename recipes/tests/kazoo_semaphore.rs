@@ -195,3 +195,29 @@ async fn a_waiting_acquirer_fails_with_its_session_and_leaves_nothing() {
     fw.close().await;
     other.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_acquisition_leaves_no_node() {
+    let env = common::embedded("kazoo-semaphore-cancel").await;
+    let fw = env.framework();
+    let pool = Semaphore::new(&fw, "/pool", "rust", 1);
+    let held = pool.acquire().await.unwrap();
+    let waiting = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.acquire().await }
+    });
+    common::eventually("the second acquirer holds the lock and waits", || async {
+        kazoo::contenders(&fw, "/pool-__lock__").await.unwrap() == ["b'rust'"]
+    })
+    .await;
+    waiting.abort();
+    let _ = waiting.await;
+    common::eventually("its lock node deleted", || async {
+        kazoo::contenders(&fw, "/pool-__lock__").await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(pool.lease_holders().await.unwrap(), ["rust"], "one lease: the held one");
+    held.release().await.unwrap();
+    assert!(pool.lease_holders().await.unwrap().is_empty());
+    fw.close().await;
+}

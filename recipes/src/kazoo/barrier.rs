@@ -439,7 +439,7 @@ impl DoubleBarrier {
                         return Err(Error::Closed);
                     }
                 }
-                _ = sleep_until_opt(deadline) => {
+                _ = crate::queue::sleep_until_opt(deadline) => {
                     // One last look: the barrier may have opened as the time ran out.
                     if matches!(self.fw.client().exists(&self.ready_path).await, Ok(Some(_))) {
                         cleanup.armed = false;
@@ -605,7 +605,7 @@ impl DoubleBarrier {
                         return Err(Error::Closed);
                     }
                 }
-                _ = sleep_until_opt(deadline) => {
+                _ = crate::queue::sleep_until_opt(deadline) => {
                     self.delete_ours().await?;
                     return Ok(false);
                 }
@@ -656,12 +656,5 @@ impl Drop for Cleanup<'_> {
         if let Some(session) = self.barrier.joined.lock().unwrap_or_else(|e| e.into_inner()).take() {
             spawn_delete(session, self.barrier.node_path.clone());
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

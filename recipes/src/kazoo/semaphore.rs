@@ -324,7 +324,7 @@ impl Semaphore {
             }
             tokio::select! {
                 _ = watcher => {}
-                _ = sleep_until_opt(deadline) => return Ok(None),
+                _ = crate::queue::sleep_until_opt(deadline) => return Ok(None),
                 _ = session_gone(fw, lock.session_id()) => return Err(errors::session_lost(lock.session_id())),
             }
         }
@@ -354,13 +354,6 @@ async fn session_gone(fw: &Framework, session_id: i64) {
             s.state == corral_core::ConnectionState::Lost || (s.state.is_connected() && s.session_id != session_id)
         })
         .await;
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Python's `repr()` of a bytes value, as `str(identifier_bytes)` writes it: `b'…'` (double
