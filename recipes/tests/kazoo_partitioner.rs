@@ -180,3 +180,30 @@ async fn shallow_party_members_carry_the_identifier_as_data_as_kazoos_do() {
     drop(peer);
     fw.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_asks_for_a_release_and_the_set_is_acquired_again() {
+    let env = common::embedded("kazoo-partitioner-suspended").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let p = start(&fw, "w1");
+    until_acquired(&p, &SET).await;
+    let mut states = p.states();
+    let session = fw.client().session_id();
+    server.drop_connection(session); // SUSPENDED, then RECONNECTED in the same session
+    let released = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(state) = states.next().await {
+            if state == PartitionState::Release {
+                return;
+            }
+        }
+        panic!("the stream ended");
+    });
+    released.await.expect("Release after a dropped connection, as kazoo");
+    p.release_set();
+    until_acquired(&p, &SET).await;
+    assert_eq!(fw.client().session_id(), session, "the same session throughout");
+    each_item_locked_once(&fw).await;
+    p.finish().await;
+    fw.close().await;
+}

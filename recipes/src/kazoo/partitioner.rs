@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_core::framework::{Create, Session};
-use corral_core::{ConnectionState, CreateMode, Framework, OneshotWatcher, Result};
+use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, ErrorPolicy, Framework, OneshotWatcher, Result};
 use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
@@ -590,7 +590,7 @@ impl Member {
         &mut self,
         session: &Session,
         stop: &mut watch::Receiver<bool>,
-        states: &mut watch::Receiver<corral_core::ConnectionStateChange>,
+        states: &mut watch::Receiver<ConnectionStateChange>,
     ) -> Result<Outcome> {
         let Some((members, watcher)) = self.settled_party(session, stop).await? else { return Ok(Outcome::End) };
         let mut changed = Box::pin(watcher);
@@ -599,6 +599,8 @@ impl Member {
             return Ok(Outcome::End);
         }
         let share = (self.partition)(&self.identifier, &members, &self.set);
+        // The connection the locks are taken on.
+        let start = *states.borrow_and_update();
         for item in &share {
             let dir = child_path(&child_path(&self.path, "locks"), item);
             // Persistent, as kazoo's `Lock` makes it: a container could be swept between a
@@ -622,7 +624,7 @@ impl Member {
                 if changed.as_mut().now_or_never().is_some() {
                     return Ok(Outcome::Again);
                 }
-                if self.connection_error(states) {
+                if self.connection_error(&start, states) {
                     return Ok(Outcome::Release);
                 }
             }
@@ -638,7 +640,7 @@ impl Member {
                     if changed.is_err() {
                         return Ok(Outcome::End);
                     }
-                    if self.connection_error(states) {
+                    if self.connection_error(&start, states) {
                         return Ok(Outcome::Release);
                     }
                 }
@@ -648,11 +650,19 @@ impl Member {
         }
     }
 
-    /// Whether the connection state is an error under the framework's policy (LOST is handled
-    /// by the session's end).
-    fn connection_error(&self, states: &mut watch::Receiver<corral_core::ConnectionStateChange>) -> bool {
-        let now = states.borrow_and_update().state;
-        now != ConnectionState::Lost && self.fw.error_policy().is_error(now)
+    /// Whether the connection went wrong since `start` under the framework's error policy:
+    /// under Standard, a SUSPENDED now or in between (the connection is not `start`'s any
+    /// more); LOST is left to the session's end.
+    fn connection_error(
+        &self,
+        start: &ConnectionStateChange,
+        states: &mut watch::Receiver<ConnectionStateChange>,
+    ) -> bool {
+        let now = *states.borrow_and_update();
+        let policy = self.fw.error_policy();
+        now.state != ConnectionState::Lost
+            && (policy.is_error(now.state)
+                || matches!(policy, ErrorPolicy::Standard) && now.connection != start.connection)
     }
 
     /// kazoo's `PatientChildrenWatch`: the party's identifiers once they have not changed for
