@@ -162,3 +162,73 @@ async fn priorities_above_999_are_refused_before_anything_is_sent() {
     assert_eq!(Queue::new(&fw, "/q").put("x", 999).await.unwrap(), "/q/entry-999-0000000000");
     fw.close().await;
 }
+
+/// Rust and kazoo consumers drain one queue at once: every item is taken exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_both_languages_take_each_item_once() {
+    let Some(python) = kazoo_python() else { return };
+    for env in common::envs("kazoo-queue-race").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        for locking in [false, true] {
+            let path = if locking { "/race-locking" } else { "/race" };
+            let items: Vec<String> = (0..60).map(|i| format!("item-{i}")).collect();
+            if locking {
+                LockingQueue::new(&fw, path).put_all(items.iter().map(|i| i.clone().into_bytes()), 100).await.unwrap();
+            } else {
+                for item in &items {
+                    Queue::new(&fw, path).put(item.clone().into_bytes(), 100).await.unwrap();
+                }
+            }
+            let peer = KazooPeer::start(python, &env.connect_string()).expect("kazoo peer");
+            let python_drains =
+                tokio::spawn(ask(peer, json!({"op": "queue_drain", "path": path, "locking": locking, "timeout": 0.2})));
+            // Ours start once kazoo's has taken something, so that they race.
+            common::eventually("kazoo's consumer started", || async {
+                let left =
+                    if locking { LockingQueue::new(&fw, path).len().await } else { Queue::new(&fw, path).len().await };
+                left.unwrap() < items.len()
+            })
+            .await;
+            let rust_drains = (0..2).map(|_| {
+                let fw = fw.clone();
+                tokio::spawn(async move {
+                    let mut taken = Vec::new();
+                    if locking {
+                        let queue = LockingQueue::new(&fw, path);
+                        while let Some(entry) = queue.get_timeout(Duration::ZERO).await.unwrap() {
+                            let value = String::from_utf8(entry.value().to_vec()).unwrap();
+                            if entry.consume().await.unwrap() {
+                                taken.push(value);
+                            }
+                        }
+                    } else {
+                        let queue = Queue::new(&fw, path);
+                        while let Some(value) = queue.get().await.unwrap() {
+                            taken.push(String::from_utf8(value.to_vec()).unwrap());
+                        }
+                    }
+                    taken
+                })
+            });
+            let mut all = Vec::new();
+            for drain in rust_drains.collect::<Vec<_>>() {
+                all.extend(drain.await.unwrap());
+            }
+            let rust_count = all.len();
+            let (peer, answer) = python_drains.await.unwrap();
+            assert!(answer.get("error").is_none(), "{answer}");
+            for value in answer["values"].as_array().unwrap() {
+                all.push(value.as_str().unwrap().to_owned());
+            }
+            eprintln!("locking {locking}: Rust took {rust_count}, kazoo {}", all.len() - rust_count);
+            all.sort();
+            let mut expected = items.clone();
+            expected.sort();
+            assert_eq!(all, expected, "each item exactly once");
+            drop(peer);
+        }
+        fw.close().await;
+    }
+}

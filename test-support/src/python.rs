@@ -221,6 +221,24 @@ for line in sys.stdin:
         elif op == "part_finish":
             held.pop(c["name"]).finish()
             out = {"finished": True}
+        elif op == "queue_drain":
+            values = []
+            if c.get("locking"):
+                queue = zk.LockingQueue(c["path"])
+                while True:
+                    value = queue.get(c.get("timeout", 1))
+                    if value is None:
+                        break
+                    if queue.consume():
+                        values.append(value.decode())
+            else:
+                queue = zk.Queue(c["path"])
+                while True:
+                    value = queue.get()
+                    if value is None:
+                        break
+                    values.append(value.decode())
+            out = {"values": values}
         elif op == "exit":
             break
         else:

@@ -487,7 +487,9 @@ impl LockingQueue {
         let spec = Create::new(CreateMode::Ephemeral).idempotent();
         match session.create(&lock_path, id.clone(), spec).await {
             Ok(_) => {}
-            Err(e) if e.is_node_exists() => return Ok(None),
+            // Someone else's lock; or, NoNode, a lock found and gone again before the create
+            // could tell whose it was (its entry consumed or released meanwhile): look again.
+            Err(e) if e.is_node_exists() || e.is_no_node() => return Ok(None),
             Err(Error::SessionLost { .. }) => return Ok(None),
             Err(e) => return Err(e),
         }
