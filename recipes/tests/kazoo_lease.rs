@@ -114,3 +114,43 @@ async fn an_obtain_whose_session_ends_while_it_waits_for_the_lock_fails_and_writ
     fw.close().await;
     other.close().await;
 }
+
+/// Rust and kazoo processes race for one lease: exactly one gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_holder_when_both_languages_race() {
+    let Some(python) = kazoo_python() else { return };
+    let env = common::embedded("kazoo-lease-race").await;
+    let fw = env.framework();
+    fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+    for round in 0..5 {
+        let path = format!("/race/{round}");
+        let peers: Vec<KazooPeer> =
+            (0..2).map(|_| KazooPeer::start(python, &env.connect_string()).expect("kazoo peer")).collect();
+        let kazoo = peers.into_iter().enumerate().map(|(i, peer)| {
+            tokio::spawn(ok(peer, json!({"op": "lease", "path": path, "seconds": 60, "id": format!("py-{i}")})))
+        });
+        let kazoo: Vec<_> = kazoo.collect();
+        let rust: Vec<_> = (0..3)
+            .map(|i| {
+                let lease = NonBlockingLease::new(&fw, path.clone(), MINUTE, format!("rust-{i}"));
+                tokio::spawn(async move { lease.obtain().await.unwrap() })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, task) in rust.into_iter().enumerate() {
+            if task.await.unwrap() {
+                winners.push(format!("rust-{i}"));
+            }
+        }
+        for (i, task) in kazoo.into_iter().enumerate() {
+            let (_peer, answer) = task.await.unwrap();
+            if answer["obtained"] == true {
+                winners.push(format!("py-{i}"));
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let holder = NonBlockingLease::new(&fw, path.clone(), MINUTE, "x").holder().await.unwrap().unwrap();
+        assert_eq!(holder.holder, winners[0], "the stored holder is the one winner");
+    }
+    fw.close().await;
+}
