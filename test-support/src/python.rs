@@ -94,7 +94,8 @@ fn run(command: &mut Command, what: &str) -> Result<(), String> {
 
 /// The peer's program: one JSON command per line on stdin, one JSON answer per line on stdout.
 const PEER: &str = r#"
-import json, sys, logging
+import json, sys, logging, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
 from kazoo.client import KazooClient
 from kazoo.exceptions import LockTimeout
 logging.basicConfig(level=logging.WARNING)
@@ -142,6 +143,102 @@ for line in sys.stdin:
         elif op == "party_members":
             party = (zk.ShallowParty if c.get("shallow") else zk.Party)(c["path"])
             out = {"members": sorted(party), "len": len(party)}
+        elif op == "sem_acquire":
+            sem = zk.Semaphore(c["path"], c["id"], max_leases=c.get("max", 1))
+            try:
+                got = sem.acquire(blocking=c.get("blocking", True), timeout=c.get("timeout"))
+            except LockTimeout:
+                got = False
+            if got:
+                held[c["name"]] = sem
+            out = {"acquired": bool(got)}
+        elif op == "sem_release":
+            out = {"released": held.pop(c["name"]).release()}
+        elif op == "sem_holders":
+            out = {"holders": sorted(zk.Semaphore(c["path"], max_leases=c.get("max", 1)).lease_holders())}
+        elif op == "barrier_create":
+            zk.Barrier(c["path"]).create()
+            out = {"created": True}
+        elif op == "barrier_remove":
+            out = {"removed": zk.Barrier(c["path"]).remove()}
+        elif op == "barrier_wait":
+            out = {"cleared": zk.Barrier(c["path"]).wait(c.get("timeout"))}
+        elif op == "dbarrier_enter":
+            barrier = zk.DoubleBarrier(c["path"], c["num"], identifier=c["id"])
+            held[c["name"]] = barrier
+            barrier.enter()
+            out = {"entered": barrier.participating, "node": barrier.node_name}
+        elif op == "dbarrier_leave":
+            held.pop(c["name"]).leave()
+            out = {"left": True}
+        elif op == "queue_put":
+            queue = (zk.LockingQueue if c.get("locking") else zk.Queue)(c["path"])
+            if "values" in c:
+                queue.put_all([v.encode() for v in c["values"]], priority=c.get("priority", 100))
+            else:
+                queue.put(c["value"].encode(), priority=c.get("priority", 100))
+            out = {"put": True}
+        elif op == "queue_get":
+            value = zk.Queue(c["path"]).get()
+            out = {"value": None if value is None else value.decode()}
+        elif op == "queue_len":
+            out = {"len": len((zk.LockingQueue if c.get("locking") else zk.Queue)(c["path"]))}
+        elif op == "lqueue_get":
+            queue = held.setdefault(c["name"], zk.LockingQueue(c["path"]))
+            value = queue.get(c.get("timeout"))
+            out = {"value": None if value is None else value.decode()}
+        elif op == "lqueue_consume":
+            out = {"consumed": held.pop(c["name"]).consume()}
+        elif op == "lqueue_release":
+            out = {"released": held.pop(c["name"]).release()}
+        elif op == "lqueue_holds":
+            out = {"holds": held[c["name"]].holds_lock()}
+        elif op == "lease":
+            import datetime
+            offset = datetime.timedelta(seconds=c.get("clock_offset", 0))
+            utcnow = lambda: datetime.datetime.utcnow() + offset
+            duration = datetime.timedelta(seconds=c["seconds"])
+            if "count" in c:
+                lease = zk.MultiNonBlockingLease(c["count"], c["path"], duration, identifier=c["id"], utcnow=utcnow)
+            else:
+                lease = zk.NonBlockingLease(c["path"], duration, identifier=c["id"], utcnow=utcnow)
+            out = {"obtained": bool(lease)}
+        elif op == "lease_holder":
+            raw, _ = zk.get(c["path"] + "/lease_holder")
+            out = {"raw": raw.decode(), "redumped": json.dumps(json.loads(raw.decode()))}
+        elif op == "part_start":
+            held[c["name"]] = zk.SetPartitioner(
+                c["path"], set=c["set"], identifier=c["id"],
+                time_boundary=c.get("time_boundary", 30), max_reaction_time=c.get("max_reaction_time", 1))
+            out = {"state": held[c["name"]].state}
+        elif op == "part_poll":
+            qp = held[c["name"]]
+            if qp.release:
+                qp.release_set()
+            if qp.allocating:
+                qp.wait_for_acquire(c.get("timeout", 30))
+            out = {"state": qp.state, "set": sorted(qp) if qp.acquired else []}
+        elif op == "part_finish":
+            held.pop(c["name"]).finish()
+            out = {"finished": True}
+        elif op == "queue_drain":
+            values = []
+            if c.get("locking"):
+                queue = zk.LockingQueue(c["path"])
+                while True:
+                    value = queue.get(c.get("timeout", 1))
+                    if value is None:
+                        break
+                    if queue.consume():
+                        values.append(value.decode())
+            else:
+                queue = zk.Queue(c["path"])
+                while True:
+                    value = queue.get()
+                    if value is None:
+                        break
+                    values.append(value.decode())
+            out = {"values": values}
         elif op == "exit":
             break
         else:

@@ -12,7 +12,15 @@
 //! | `Election(path, identifier).run(func)` | [`election`] | `__lock__` nodes (it is a `Lock`) | the identifier |
 //! | `Counter(path, default)` | [`Counter`] | `<path>` | `repr(value)` in ASCII, or 4 bytes big-endian with `support_curator` |
 //! | `Party(path, identifier)` | [`Party::join`], [`party_members`] | `<path>/<uuid hex>__party__` (ephemeral) | the identifier |
-//! | `ShallowParty(path, identifier)` | [`Party::join_shallow`], [`shallow_party_members`] | `<path>/<uuid hex>-<identifier>` | empty |
+//! | `ShallowParty(path, identifier)` | [`Party::join_shallow`], [`shallow_party_members`] | `<path>/<uuid hex>-<identifier>` | the identifier |
+//! | `Semaphore(path, identifier, max_leases)` | [`Semaphore`] | `<path>` (`max_leases`), `<path>/<uuid hex>` leases, a `Lock` at `<path>-__lock__` | the identifier (the lock's: `b'identifier'`) |
+//! | `Barrier(path)` | [`Barrier`] | `<path>` | empty |
+//! | `DoubleBarrier(path, num_clients, identifier)` | [`DoubleBarrier`] | `<path>/<uuid hex>` (ephemeral), `<path>/ready` | the identifier; empty |
+//! | `Queue(path)` | [`Queue`] | `<path>/entry-<ppp>-<seq>` | the item |
+//! | `LockingQueue(path)` | [`LockingQueue`] | `<path>/entries/entry-<ppp>-<seq>`, `<path>/taken/<entry>` (ephemeral) | the item; the consumer's id |
+//! | `NonBlockingLease(path, duration, identifier)` | [`NonBlockingLease`] | a `Lock` on `<path>`, `<path>/lease_holder` | `{"version": 1, "holder": …, "end": …}` |
+//! | `MultiNonBlockingLease(count, path, …)` | [`MultiNonBlockingLease`] | `<path>/<n>` leases | as above |
+//! | `SetPartitioner(path, set, identifier=…)` | [`SetPartitioner`] | `<path>/party` (a `ShallowParty`), `<path>/locks/<item>` (a `Lock` each) | the identifier; empty |
 //!
 //! Contenders are matched and ordered as kazoo does: a child counts if its name ends in
 //! `__lock__` or `__rlock__` followed by a ten-digit sequence number (`-?\d{10}`), and they are
@@ -48,11 +56,21 @@ use corral_core::Framework;
 use crate::leader_selector::{LeaderSelector, Leadership};
 use crate::lock::{Kind, Mutex};
 
+mod barrier;
 mod counter;
+mod lease;
+mod partitioner;
 mod party;
+mod queue;
+mod semaphore;
 
+pub use barrier::{Barrier, DoubleBarrier, READY_NODE_NAME};
 pub use counter::{Counter, CounterChange, CounterValue};
+pub use lease::{LEASE_HOLDER_NODE_NAME, LEASE_VERSION, LeaseHolder, MultiNonBlockingLease, NonBlockingLease};
+pub use partitioner::{PartitionFn, PartitionState, SetPartitioner, SetPartitionerBuilder, kazoo_partition};
 pub use party::{PARTY_NODE_NAME, Party, party_members, shallow_party_members};
+pub use queue::{DEFAULT_PRIORITY, ENTRY_PREFIX, LockingQueue, Queue, QueueEntry};
+pub use semaphore::{Semaphore, SemaphoreLease};
 
 /// kazoo's exclusive lock node name (after the uuid hex, before the sequence).
 pub const LOCK_NODE_NAME: &str = "__lock__";
@@ -298,6 +316,43 @@ pub async fn contenders(fw: &Framework, path: &str) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// `<parent>/<name>`.
+pub(crate) fn child_path(parent: &str, name: &str) -> String {
+    format!("{}/{name}", parent.trim_end_matches('/'))
+}
+
+/// The data and stat of `path`, or `None` if it does not exist, with the framework's retries.
+pub(crate) async fn data_or_none(fw: &Framework, path: &str) -> Result<Option<(bytes::Bytes, corral_core::Stat)>> {
+    fw.with_retry(|client| async move {
+        match client.get_data(path).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.is_no_node() => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+/// The errors the kazoo recipes make, made here only.
+pub(crate) mod errors {
+    use corral_core::Error;
+
+    /// A node holds what kazoo would not accept either (`what` says what and where).
+    pub(crate) fn corrupt(what: String) -> Error {
+        Error::BadArguments(what)
+    }
+
+    /// An argument kazoo refuses too.
+    pub(crate) fn bad_argument(what: String) -> Error {
+        Error::BadArguments(what)
+    }
+
+    /// What a recipe held through `session_id` went with that session.
+    pub(crate) fn session_lost(session_id: i64) -> Error {
+        Error::SessionLost { session_id }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::persistent_node::PersistentNode;
 pub const PARTY_NODE_NAME: &str = "__party__";
 
 /// A member of a kazoo `Party` (`<path>/<uuid hex>__party__`, the identifier as data) or
-/// `ShallowParty` (`<path>/<uuid hex>-<identifier>`, no data).
+/// `ShallowParty` (`<path>/<uuid hex>-<identifier>`, the identifier as data too).
 ///
 /// Unlike kazoo's, the membership outlives a session: the node is an ephemeral
 /// [`PersistentNode`], created again in every new session (and after a delete) until
@@ -92,7 +92,8 @@ impl Party {
     /// ```
     pub fn join_shallow(fw: &Framework, path: &str, identifier: &str) -> Self {
         let name = format!("{}-{identifier}", uuid::Uuid::new_v4().simple());
-        Self::start(fw, path, &name, Vec::new())
+        // kazoo's ShallowParty writes the identifier as data too (BaseParty's `data`).
+        Self::start(fw, path, &name, identifier.as_bytes().to_vec())
     }
 
     fn start(fw: &Framework, path: &str, name: &str, data: Vec<u8>) -> Self {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod java_peer;
+pub mod kazoo_peer;
 
 use std::sync::Arc;
 use std::time::Duration;
