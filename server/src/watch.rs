@@ -136,6 +136,10 @@ impl Watches {
                 at = crate::tree::parent_of(p).filter(|parent| *parent != p);
             }
         }
+        // In connection order, not the hash map's (which differs from run to run): the order in
+        // which connections are notified is then the same on every run, as a deterministic
+        // simulation needs.
+        fired.sort_unstable();
         fired
     }
 
