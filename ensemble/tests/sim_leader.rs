@@ -7,10 +7,10 @@ use corral_ensemble_tests::sim::Workload;
 
 #[test]
 fn sim_selector_one_leader_at_a_time_under_every_fault() {
-    sim_common::run_workload(Workload::Selector, "sim_leader");
+    sim_common::run_workload(Workload::Selector, "sim_leader sim_selector_one_leader_at_a_time_under_every_fault");
 }
 
 #[test]
 fn sim_latch_one_leader_at_a_time_under_every_fault() {
-    sim_common::run_workload(Workload::Latch, "sim_leader");
+    sim_common::run_workload(Workload::Latch, "sim_leader sim_latch_one_leader_at_a_time_under_every_fault");
 }

@@ -6,5 +6,5 @@ use corral_ensemble_tests::sim::Workload;
 
 #[test]
 fn sim_mutex_fenced_counter_holds_under_every_fault() {
-    sim_common::run_workload(Workload::Mutex, "sim_mutex");
+    sim_common::run_workload(Workload::Mutex, "sim_mutex sim_mutex_fenced_counter_holds_under_every_fault");
 }

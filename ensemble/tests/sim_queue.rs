@@ -7,5 +7,8 @@ use corral_ensemble_tests::sim::Workload;
 
 #[test]
 fn sim_queue_every_item_acknowledged_exactly_once_under_every_fault() {
-    sim_common::run_workload(Workload::Queue, "sim_queue");
+    sim_common::run_workload(
+        Workload::Queue,
+        "sim_queue sim_queue_every_item_acknowledged_exactly_once_under_every_fault",
+    );
 }

@@ -155,7 +155,18 @@ pub(crate) async fn run(world: &Arc<World>, count: usize, kinds: &[FaultKind], b
         let ended = apply(world, kind).await;
         let from = world.progress_count();
         match world.progress_after(from, bound).await {
-            Some(at) => world.report(|r| r.recovered(kind.name(), at.duration_since(ended))),
+            Some(at) => {
+                let took = at.duration_since(ended);
+                world.report(|r| r.recovered(kind.name(), took));
+                // As on a real ensemble: a new holder (or leader, or consumer) within twice the
+                // session timeout of a session's loss.
+                if kind == FaultKind::SessionExpiry && took > world.session_timeout * 2 {
+                    world.violation(format!(
+                        "progress took {} ms after a session expiry (more than twice the session timeout)",
+                        took.as_millis()
+                    ));
+                }
+            }
             None => {
                 world.violation(format!("no progress within {} s after a {}", bound.as_secs(), kind.name()));
                 return;

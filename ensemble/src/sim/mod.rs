@@ -133,10 +133,18 @@ impl SeedRun {
         hasher.finish()
     }
 
-    /// The command that runs this seed again.
+    /// The command that runs this seed again; `test` is the test's file and name.
     pub fn rerun_command(&self, test: &str) -> String {
         format!("{SEED_ENV}={} cargo test -p corral-ensemble-tests --test {test} -- --nocapture", self.seed)
     }
+}
+
+/// Whether Tokio's own random choices are seeded too: only when built with
+/// `--cfg tokio_unstable` (which the repository's `.cargo/config.toml` sets), the one way Tokio
+/// offers (`Builder::rng_seed`). Without it, a `select!` with two branches ready at once picks
+/// one at random, and a seed's interleaving can vary from run to run where that happens.
+pub fn tokio_seeded() -> bool {
+    cfg!(tokio_unstable)
 }
 
 /// Runs `workload` with `seed` in a new single-threaded runtime on paused time.
@@ -170,8 +178,21 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Runs `workload` for every seed of `seeds`.
-    pub fn run(workload: Workload, seeds: impl IntoIterator<Item = u64>) -> Self {
+    /// Runs `workload` for every seed of `seeds`, on `threads` threads (each seed on one
+    /// thread, in a runtime of its own: the threads change how fast, never what, a seed runs).
+    pub fn run(workload: Workload, seeds: impl IntoIterator<Item = u64>, threads: usize) -> Self {
+        let seeds: Vec<u64> = seeds.into_iter().collect();
+        let threads = threads.clamp(1, seeds.len().max(1));
+        let mut runs: Vec<SeedRun> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|k| {
+                    let mine: Vec<u64> = seeds.iter().copied().skip(k).step_by(threads).collect();
+                    scope.spawn(move || mine.into_iter().map(|seed| run_seed(workload, seed)).collect::<Vec<_>>())
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().expect("a simulation thread panicked")).collect()
+        });
+        runs.sort_by_key(|run| run.seed);
         let mut batch = Self {
             report: FaultsReport::new(format!("simulation, {}", workload.name())),
             tally: Tally::default(),
@@ -179,13 +200,12 @@ impl Batch {
             hashes: Vec::new(),
         };
         batch.report.set("seeds", 0);
-        for seed in seeds {
-            let run = run_seed(workload, seed);
+        for run in runs {
             batch.report.merge(&run.report);
             batch.report.add("seeds", 1);
             batch.report.add("virtual seconds", run.virtual_time.as_secs());
             batch.tally.record(run.passed());
-            batch.hashes.push((seed, run.trace_hash()));
+            batch.hashes.push((run.seed, run.trace_hash()));
             if !run.passed() && batch.failed.len() < 5 {
                 batch.failed.push(run);
             }
@@ -352,11 +372,14 @@ impl World {
         }
     }
 
-    /// Records what client `c` holds (or leads) now: the session of its hold.
-    pub(crate) fn set_holding(&self, c: usize, session: Option<i64>) {
+    /// Records that client `c` holds (or leads, or has a message in hand) in `session` until
+    /// the returned guard is dropped — also when the recipe cancels the work (a leader's task
+    /// ends when its leadership is lost).
+    pub(crate) fn holding(&self, c: usize, session: i64) -> Holding<'_> {
         if let Some(slot) = lock(&self.holding).get_mut(c) {
-            *slot = session;
+            *slot = Some(session);
         }
+        Holding { world: self, c }
     }
 
     /// The clients that hold or lead now.
@@ -430,6 +453,21 @@ impl World {
                 self.violation(format!("{}: {what}", self.name(c)));
                 false
             }
+        }
+    }
+}
+
+/// See [`World::holding`].
+#[derive(Debug)]
+pub(crate) struct Holding<'a> {
+    world: &'a World,
+    c: usize,
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = lock(&self.world.holding).get_mut(self.c) {
+            *slot = None;
         }
     }
 }

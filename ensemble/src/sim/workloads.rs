@@ -141,9 +141,9 @@ async fn mutex(world: Arc<World>, c: usize) {
                 let (token, session) = (guard.fencing_token(), guard.session_id());
                 world.event_of(c, format!("acquired {token} {session:#x}"));
                 world.report(|r| r.add("acquisitions", 1));
-                world.set_holding(c, Some(session));
+                let holding = world.holding(c, session);
                 hold_and_write(&world, c, &fw, || guard.fencing_check(), token, session).await;
-                world.set_holding(c, None);
+                drop(holding);
                 world.event_of(c, format!("released {token}"));
                 if let Err(err) = guard.release().await {
                     world.event_of(c, format!("release failed {}", error_kind(&err)));
@@ -168,9 +168,9 @@ async fn selector(world: Arc<World>, c: usize) {
             let (token, session) = (leadership.fencing_token(), leadership.hold().session_id());
             world.event_of(c, format!("leader {} {token} {session:#x}", leadership.round()));
             world.report(|r| r.add("leader terms", 1));
-            world.set_holding(c, Some(session));
+            let holding = world.holding(c, session);
             hold_and_write(&world, c, &fw, || leadership.fencing_check(), token, session).await;
-            world.set_holding(c, None);
+            drop(holding);
             world.event_of(c, format!("released {token}"));
             tokio::time::sleep(world.think_time(c)).await;
         }
@@ -195,9 +195,9 @@ async fn latch(world: Arc<World>, c: usize) {
             let (token, session) = (hold.fencing_token(), hold.session_id());
             world.event_of(c, format!("leader {token} {session:#x}"));
             world.report(|r| r.add("leader terms", 1));
-            world.set_holding(c, Some(session));
+            let holding = world.holding(c, session);
             hold_and_write(&world, c, &fw, || hold.fencing_check(), token, session).await;
-            world.set_holding(c, None);
+            drop(holding);
             world.event_of(c, format!("released {token}"));
         }
         latch.close().await;
@@ -243,12 +243,12 @@ async fn consumer(world: Arc<World>, c: usize) {
                 for item in &items {
                     world.event_of(c, format!("took {item}"));
                 }
-                world.set_holding(c, Some(session));
+                let holding = world.holding(c, session);
                 // The processing; a stall can strike with the message in hand.
                 tokio::time::sleep(world.rand_duration(c, Duration::ZERO, Duration::from_millis(100))).await;
                 world.stall_point(c).await;
                 let acked = message.ack().await;
-                world.set_holding(c, None);
+                drop(holding);
                 match acked {
                     Ok(()) => {
                         for item in &items {
