@@ -235,6 +235,16 @@ mod tests {
     }
 
     #[test]
+    fn connections_are_notified_in_connection_order() {
+        let mut w = Watches::default();
+        for conn in [9, 3, 27, 1, 14, 6, 30, 2] {
+            w.add("/a", conn, WatchKind::Child);
+        }
+        w.add("/a", 5, WatchKind::PersistentRecursive);
+        assert_eq!(w.trigger(EventType::NodeDeleted, "/a"), vec![1, 2, 3, 5, 6, 9, 14, 27, 30]);
+    }
+
+    #[test]
     fn delete_fires_data_and_child_once_per_connection() {
         let mut w = Watches::default();
         w.add("/a", 1, WatchKind::Data);
