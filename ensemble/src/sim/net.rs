@@ -190,11 +190,15 @@ impl Net {
 
     /// Opens a link from `client` to `member`: the client's end of the pipe.
     fn open(&self, client: usize, member: usize) -> io::Result<DuplexStream> {
+        if self.state().member_down[member] {
+            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("member {member} is down")));
+        }
+        let server = self
+            .cluster
+            .connect_in_memory(member)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, format!("member {member} is stopped")))?;
         let (id, rng, close) = {
             let mut state = self.state();
-            if state.member_down[member] {
-                return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("member {member} is down")));
-            }
             let id = state.next_link;
             state.next_link += 1;
             if let Some(slot) = state.last_member.get_mut(client) {
@@ -211,10 +215,6 @@ impl Net {
             let rng = fastrand::Rng::with_seed(mix(state.seed, (client as u64) << 32 | nth));
             (id, rng, close)
         };
-        let server = self
-            .cluster
-            .connect_in_memory(member)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, format!("member {member} is stopped")))?;
         let (client_end, link_end) = tokio::io::duplex(PIPE_BUFFER);
         let (client_read, client_write) = tokio::io::split(link_end);
         let (server_read, server_write) = tokio::io::split(server);
