@@ -8,7 +8,7 @@ use std::time::Instant;
 use corral_ensemble_tests::sim::{self, Batch, FaultKind, Workload};
 
 /// Seeds per workload in the default run, and in the long mode (`CORRAL_SIM_LONG=1`).
-pub const DEFAULT_SEEDS: u64 = 50;
+pub const DEFAULT_SEEDS: u64 = 75;
 pub const LONG_SEEDS: u64 = 25_000;
 
 /// The threads a batch runs on: `CORRAL_SIM_THREADS`, or the machine's cores, at most 4.
