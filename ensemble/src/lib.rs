@@ -13,10 +13,15 @@
 //! token after a newer one.
 //!
 //! Set `CORRAL_ENSEMBLE_LONG=1` for the long runs (more faults of every kind).
+//!
+//! [`sim`] is the deterministic simulation of the same workloads (the embedded server, paused
+//! time, in-memory links, one seed per interleaving), and [`report`] the faults report both print.
 
 pub mod fenced;
 pub mod history;
 pub mod process;
+pub mod report;
+pub mod sim;
 
 use std::time::Duration;
 

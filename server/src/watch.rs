@@ -136,6 +136,10 @@ impl Watches {
                 at = crate::tree::parent_of(p).filter(|parent| *parent != p);
             }
         }
+        // In connection order, not the hash map's (which differs from run to run): the order in
+        // which connections are notified is then the same on every run, as a deterministic
+        // simulation needs.
+        fired.sort_unstable();
         fired
     }
 
@@ -228,6 +232,16 @@ mod tests {
         fired.sort_unstable();
         assert_eq!(fired, vec![1, 2]);
         assert!(w.trigger(EventType::NodeDataChanged, "/a").is_empty());
+    }
+
+    #[test]
+    fn connections_are_notified_in_connection_order() {
+        let mut w = Watches::default();
+        for conn in [9, 3, 27, 1, 14, 6, 30, 2] {
+            w.add("/a", conn, WatchKind::Child);
+        }
+        w.add("/a", 5, WatchKind::PersistentRecursive);
+        assert_eq!(w.trigger(EventType::NodeDeleted, "/a"), vec![1, 2, 3, 5, 6, 9, 14, 27, 30]);
     }
 
     #[test]

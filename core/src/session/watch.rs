@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::watcher::WatchedEvent;
 
 /// The kinds of watch a client can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum WatchKind {
     /// Left by getData (fires on data change and delete).
     Data,
@@ -217,7 +217,11 @@ impl WatchRegistry {
     pub(crate) fn end_all(&mut self, state: KeeperState) {
         let event = WatchedEvent::session_end(state);
         gauge(-(self.len() as isize));
-        for (_, list) in self.watches.drain() {
+        // In path order, not the hash map's (which differs from run to run): the watchers wake
+        // in the same order on every run, as a deterministic simulation needs.
+        let mut all: Vec<_> = self.watches.drain().collect();
+        all.sort_by(|(a, _), (b, _)| a.cmp(b));
+        for (_, list) in all {
             for (_, sender) in list {
                 match sender {
                     WatchSender::Oneshot(tx) => {

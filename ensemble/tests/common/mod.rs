@@ -5,7 +5,6 @@
 
 pub mod java;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use corral_ensemble_tests::SESSION_TIMEOUT;
 use corral_ensemble_tests::fenced::{self, COUNTER, Entry, LOCK};
 use corral_ensemble_tests::history::History;
 use corral_ensemble_tests::process::Contender;
+use corral_ensemble_tests::report::{FaultsReport, Tally};
 use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework};
 use corral_test_support::{Ensemble, EnsembleBuilder};
 use tokio::time::Instant;
@@ -186,66 +186,35 @@ impl Workload {
     }
 }
 
-/// The table a run prints: faults by kind, workload counts, the longest recovery.
-pub struct Report {
-    name: String,
-    rows: Vec<(String, u64)>,
-    recoveries: Vec<(String, Duration)>,
-}
+/// The table a run prints: the faults report of [`corral_ensemble_tests::report`] (faults by
+/// kind, workload counts, recoveries), shared with the simulation.
+pub struct Report(FaultsReport);
 
 impl Report {
     fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), rows: Vec::new(), recoveries: Vec::new() }
+        Self(FaultsReport::new(format!("ensemble, {name}")))
     }
 
-    /// Adds one to the count of `what`.
+    /// Counts one fault of kind `what`.
     pub fn count(&mut self, what: &str) {
-        match self.rows.iter_mut().find(|(name, _)| name == what) {
-            Some((_, n)) => *n += 1,
-            None => self.rows.push((what.to_owned(), 1)),
-        }
+        self.0.fault(what);
     }
 
     /// Sets the value of `what`.
     pub fn set(&mut self, what: &str, value: u64) {
-        match self.rows.iter_mut().find(|(name, _)| name == what) {
-            Some((_, n)) => *n = value,
-            None => self.rows.push((what.to_owned(), value)),
-        }
+        self.0.set(what, value);
     }
 
     /// Records how long the workload took to make progress after a fault of kind `what`.
     pub fn recovered(&mut self, what: &str, took: Duration) {
-        self.recoveries.push((what.to_owned(), took));
+        self.0.recovered(what, took);
     }
 
     fn print(&self, history: &History) {
-        let mut out = format!("faults report: {}\n", self.name);
-        for (what, n) in &self.rows {
-            let _ = writeln!(out, "  {what:<48} {n:>8}");
-        }
-        let mut kinds: Vec<&str> = Vec::new();
-        for (kind, _) in &self.recoveries {
-            if !kinds.contains(&kind.as_str()) {
-                kinds.push(kind);
-            }
-        }
-        for kind in kinds {
-            let mut took: Vec<Duration> = self.recoveries.iter().filter(|(k, _)| k == kind).map(|(_, d)| *d).collect();
-            took.sort();
-            let p99 = took[(took.len() * 99).div_ceil(100).saturating_sub(1)];
-            let max = took[took.len() - 1];
-            let _ = writeln!(
-                out,
-                "  recovery after {kind}: n={} p50={}ms p99={}ms max={}ms",
-                took.len(),
-                took[took.len() / 2].as_millis(),
-                p99.as_millis(),
-                max.as_millis()
-            );
-        }
-        let _ = writeln!(out, "  writes by contender: {:?}", history.writes_by());
+        let mut tally = Tally::default();
+        tally.record(self.0.violations() == 0);
         // Captured by libtest: shown with --nocapture, and with the output of a failed test.
-        eprint!("{out}");
+        eprint!("{}", self.0);
+        eprintln!("  writes by contender: {:?}\n{tally}", history.writes_by());
     }
 }
