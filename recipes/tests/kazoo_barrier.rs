@@ -32,7 +32,7 @@ async fn a_barrier_shared_with_kazoo_both_ways() {
         assert!(!waiting.is_finished(), "we passed a barrier kazoo put up");
         let kazoo_waits = tokio::spawn(ask(peer, json!({"op": "barrier_wait", "path": "/gate/a", "timeout": 20})));
         assert!(ours.remove().await.unwrap());
-        assert!(waiting.await.unwrap().unwrap(), "we cleared once it went");
+        waiting.await.unwrap().expect("we cleared once it went");
         let (peer, answer) = kazoo_waits.await.unwrap();
         assert_eq!(answer["cleared"], true, "{answer}");
         let (peer, answer) = ok(peer, json!({"op": "barrier_remove", "path": "/gate/a"})).await;
@@ -47,7 +47,7 @@ async fn a_barrier_shared_with_kazoo_both_ways() {
         });
         let (peer, answer) = ok(peer, json!({"op": "barrier_remove", "path": "/gate/a"})).await;
         assert_eq!(answer["removed"], true, "{answer}");
-        assert!(waiting.await.unwrap().unwrap());
+        waiting.await.unwrap().expect("in time");
         assert!(!ours.remove().await.unwrap());
         drop(peer);
         fw.close().await;
@@ -89,8 +89,8 @@ async fn a_double_barrier_shared_with_kazoo_both_ways() {
         members.sort();
         assert_eq!(members, ["py", "rust-1"]);
         let last = DoubleBarrier::new(&fw, "/round", 3, "rust-2");
-        assert!(last.enter_timeout(Duration::from_secs(20)).await.unwrap());
-        assert!(entering.await.unwrap().unwrap(), "the waiting Rust member entered");
+        last.enter_timeout(Duration::from_secs(20)).await.unwrap();
+        entering.await.unwrap().expect("the waiting Rust member entered");
         let (peer, answer) = kazoo_enters.await.unwrap();
         assert_eq!(answer["entered"], true, "{answer}");
         assert!(fw.client().get_data("/round/ready").await.unwrap().0.is_empty());
@@ -106,8 +106,8 @@ async fn a_double_barrier_shared_with_kazoo_both_ways() {
         })
         .await;
         assert!(!leaving.is_finished() && !kazoo_leaves.is_finished(), "out before the last member left");
-        assert!(last.leave_timeout(Duration::from_secs(20)).await.unwrap());
-        assert!(leaving.await.unwrap().unwrap());
+        last.leave_timeout(Duration::from_secs(20)).await.unwrap();
+        leaving.await.unwrap().expect("in time");
         let (peer, answer) = kazoo_leaves.await.unwrap();
         assert_eq!(answer["left"], true, "{answer}");
         assert!(fw.client().get_children("/round").await.unwrap().is_empty());
@@ -122,11 +122,11 @@ async fn a_double_barrier_shared_with_kazoo_both_ways() {
         })
         .await;
         let ours = DoubleBarrier::new(&fw, "/pair", 2, "rust");
-        assert!(ours.enter_timeout(Duration::from_secs(20)).await.unwrap());
+        ours.enter_timeout(Duration::from_secs(20)).await.unwrap();
         let (peer, answer) = kazoo_enters.await.unwrap();
         assert_eq!(answer["entered"], true, "{answer}");
         let kazoo_leaves = tokio::spawn(ask(peer, json!({"op": "dbarrier_leave", "name": "e"})));
-        assert!(ours.leave_timeout(Duration::from_secs(20)).await.unwrap());
+        ours.leave_timeout(Duration::from_secs(20)).await.unwrap();
         let (peer, _) = kazoo_leaves.await.unwrap();
         assert!(fw.client().get_children("/pair").await.unwrap().is_empty());
         drop(peer);
@@ -154,8 +154,8 @@ async fn an_entering_member_joins_again_in_a_new_session() {
     .await;
     let other = env.framework();
     let second = DoubleBarrier::new(&other, "/round", 2, "rust-2");
-    assert!(second.enter_timeout(Duration::from_secs(20)).await.unwrap());
-    assert!(entering.await.unwrap().unwrap());
+    second.enter_timeout(Duration::from_secs(20)).await.unwrap();
+    entering.await.unwrap().expect("in time");
     let (a, b) = tokio::join!(member.leave(), second.leave());
     a.unwrap();
     b.unwrap();

@@ -75,7 +75,7 @@ async fn a_locking_queue_shared_with_kazoo_both_ways() {
         }
 
         // We lock the first (by priority); kazoo skips it and locks the next.
-        let c = queue.get_timeout(Duration::from_secs(10)).await.unwrap().expect("an entry");
+        let c = queue.get_timeout(Duration::from_secs(10)).await.expect("an entry");
         assert_eq!(c.value(), "c");
         let lock = fw.client().get_data(c.lock_path()).await.unwrap();
         assert!(is_uuid_hex(std::str::from_utf8(&lock.0).unwrap()), "the consumer id as kazoo writes it");
@@ -84,9 +84,12 @@ async fn a_locking_queue_shared_with_kazoo_both_ways() {
         let (peer, answer) = ok(peer, json!({"op": "lqueue_holds", "name": "k1"})).await;
         assert_eq!(answer["holds"], true);
         assert!(c.holds_lock().await.unwrap());
-        let b = queue.get_timeout(Duration::from_secs(10)).await.unwrap().expect("we skip kazoo's locked entry");
+        let b = queue.get_timeout(Duration::from_secs(10)).await.expect("we skip kazoo's locked entry");
         assert_eq!(b.value(), "b");
-        assert!(queue.get_timeout(Duration::ZERO).await.unwrap().is_none(), "all three are locked");
+        assert!(
+            matches!(queue.get_timeout(Duration::ZERO).await, Err(corral_recipes::Error::TimedOut { .. })),
+            "all three are locked"
+        );
         let (peer, answer) = ok(peer, json!({"op": "lqueue_get", "path": "/lq", "name": "k2", "timeout": 0})).await;
         assert_eq!(answer["value"], serde_json::Value::Null, "all three are locked");
 
@@ -118,7 +121,7 @@ async fn a_locking_queue_shared_with_kazoo_both_ways() {
         });
         let (peer, answer) = ok(peer, json!({"op": "lqueue_release", "name": "k3"})).await;
         assert_eq!(answer["released"], true);
-        let d = waiting.await.unwrap().unwrap().expect("kazoo's released entry");
+        let d = waiting.await.unwrap().expect("kazoo's released entry");
         assert_eq!(d.value(), "d");
         assert!(d.consume().await.unwrap());
         assert_eq!(queue.len().await.unwrap(), 0);
@@ -136,10 +139,10 @@ async fn an_entry_locked_by_a_lost_session_goes_to_another_consumer() {
     queue.put("job", 100).await.unwrap();
     let entry = queue.get().await.unwrap();
     let theirs = LockingQueue::new(&other, "/lq");
-    assert!(theirs.get_timeout(Duration::ZERO).await.unwrap().is_none(), "locked");
+    assert!(matches!(theirs.get_timeout(Duration::ZERO).await, Err(corral_recipes::Error::TimedOut { .. })), "locked");
     let waiting = tokio::spawn(async move { theirs.get_timeout(Duration::from_secs(20)).await });
     server.expire_session(fw.client().session_id());
-    let got = waiting.await.unwrap().unwrap().expect("the entry comes free with the session");
+    let got = waiting.await.unwrap().expect("the entry comes free with the session");
     assert_eq!(got.value(), "job");
     // The old consumer holds nothing and consumes nothing.
     assert!(!entry.holds_lock().await.unwrap());
@@ -155,9 +158,12 @@ async fn priorities_above_999_are_refused_before_anything_is_sent() {
     let env = common::embedded("kazoo-queue-priority").await;
     let fw = env.framework();
     let err = Queue::new(&fw, "/q").put("x", 1000).await.unwrap_err();
-    assert!(matches!(&err, Error::BadArguments(m) if m.contains("between 0 and 999")), "{err}");
+    assert!(
+        matches!(&err, Error::Core(corral_recipes::CoreError::BadArguments(m)) if m.contains("between 0 and 999")),
+        "{err}"
+    );
     let err = LockingQueue::new(&fw, "/lq").put_all(["x"], 1000).await.unwrap_err();
-    assert!(matches!(err, Error::BadArguments(_)));
+    assert!(matches!(err, Error::Core(corral_recipes::CoreError::BadArguments(_))));
     assert!(fw.client().exists("/q").await.unwrap().is_none());
     assert_eq!(Queue::new(&fw, "/q").put("x", 999).await.unwrap(), "/q/entry-999-0000000000");
     fw.close().await;
@@ -197,7 +203,7 @@ async fn consumers_of_both_languages_take_each_item_once() {
                     let mut taken = Vec::new();
                     if locking {
                         let queue = LockingQueue::new(&fw, path);
-                        while let Some(entry) = queue.get_timeout(Duration::ZERO).await.unwrap() {
+                        while let Some(entry) = in_time(queue.get_timeout(Duration::ZERO).await) {
                             let value = String::from_utf8(entry.value().to_vec()).unwrap();
                             if entry.consume().await.unwrap() {
                                 taken.push(value);
@@ -230,5 +236,14 @@ async fn consumers_of_both_languages_take_each_item_once() {
             drop(peer);
         }
         fw.close().await;
+    }
+}
+
+/// What a `*_timeout` get gave: the entry, or `None` when the time ran out; any other error fails.
+fn in_time<T>(got: corral_recipes::Result<T>) -> Option<T> {
+    match got {
+        Ok(entry) => Some(entry),
+        Err(Error::TimedOut { .. }) => None,
+        Err(e) => panic!("get: {e}"),
     }
 }

@@ -11,8 +11,8 @@ use corral_recipes::{Error, kazoo::SemaphoreLease};
 use corral_test_support::python::{KazooPeer, kazoo_python};
 use serde_json::json;
 
-async fn acquired(lease: tokio::task::JoinHandle<corral_recipes::Result<Option<SemaphoreLease>>>) -> SemaphoreLease {
-    lease.await.unwrap().unwrap().expect("the lease came")
+async fn acquired(lease: tokio::task::JoinHandle<corral_recipes::Result<SemaphoreLease>>) -> SemaphoreLease {
+    lease.await.unwrap().expect("the lease came")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +117,7 @@ async fn another_max_leases_is_refused_on_both_sides() {
             ok(peer, json!({"op": "sem_acquire", "path": "/other", "id": "py", "max": 1, "name": "b"})).await;
         let err = Semaphore::new(&fw, "/other", "rust", 3).acquire().await.unwrap_err();
         assert!(
-            matches!(&err, Error::BadArguments(m) if m.contains("inconsistent max leases: 1, expected: 3")),
+            matches!(&err, Error::Core(corral_recipes::CoreError::BadArguments(m)) if m.contains("inconsistent max leases: 1, expected: 3")),
             "{err}"
         );
         // Data that is no number is someone else's and ignored, by both.

@@ -475,7 +475,11 @@ impl Drop for Holding<'_> {
 /// A short, stable description of an error for the trace: its variant (paths can hold random
 /// protection prefixes).
 pub(crate) fn error_kind(err: &corral_recipes::Error) -> String {
-    let debug = format!("{err:?}");
+    // The client's error inside, if that is what it is: `ConnectionLoss`, not `Core`.
+    let debug = match err.core() {
+        Some(core) => format!("{core:?}"),
+        None => format!("{err:?}"),
+    };
     let end = debug.find(['(', '{', ' ']).unwrap_or(debug.len());
     debug[..end].to_owned()
 }

@@ -10,7 +10,7 @@ use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
-use corral_recipes::{CreateMode, Error, ErrorCode, Framework};
+use corral_recipes::{CoreError, CreateMode, Error, ErrorCode, Framework};
 use tokio::task::JoinHandle;
 
 use super::faults::{self, FaultKind};
@@ -83,8 +83,8 @@ pub(super) async fn run(workload: Workload, world: &Arc<World>) {
 async fn prepare(fw: &Framework) -> corral_recipes::Result<()> {
     fenced::prepare(fw).await?;
     match fw.client().create(LOCK, "", CreateMode::Persistent).await {
-        Ok(_) | Err(Error::Server { code: ErrorCode::NodeExists, .. }) => Ok(()),
-        Err(err) => Err(err),
+        Ok(_) | Err(CoreError::Server { code: ErrorCode::NodeExists, .. }) => Ok(()),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -137,7 +137,7 @@ async fn mutex(world: Arc<World>, c: usize) {
             acquired = mutex.acquire_timeout(Duration::from_secs(5)) => acquired,
         };
         match acquired {
-            Ok(Some(guard)) => {
+            Ok(guard) => {
                 let (token, session) = (guard.fencing_token(), guard.session_id());
                 world.event_of(c, format!("acquired {token} {session:#x}"));
                 world.report(|r| r.add("acquisitions", 1));
@@ -150,7 +150,7 @@ async fn mutex(world: Arc<World>, c: usize) {
                 }
                 tokio::time::sleep(world.think_time(c)).await;
             }
-            Ok(None) => world.event_of(c, "acquire timed out".to_owned()),
+            Err(Error::TimedOut { .. }) => world.event_of(c, "acquire timed out".to_owned()),
             Err(err) => {
                 world.event_of(c, format!("acquire failed {}", error_kind(&err)));
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -237,7 +237,7 @@ async fn consumer(world: Arc<World>, c: usize) {
             next = consumer.next_message_timeout(Duration::from_secs(1)) => next,
         };
         match next {
-            Ok(Some(message)) => {
+            Ok(message) => {
                 // Each item with the queue node that carried it: a put retried after a lost reply
                 // can leave two nodes with the same item, and each must be acknowledged once.
                 let node = message.path().rsplit('/').next().unwrap_or_default().to_owned();
@@ -265,14 +265,14 @@ async fn consumer(world: Arc<World>, c: usize) {
                         for item in &items {
                             world.event_of(c, format!("ack-failed {item} {kind}"));
                         }
-                        let unknown = matches!(err, Error::ConnectionLoss);
+                        let unknown = matches!(err, Error::Core(CoreError::ConnectionLoss));
                         world.report(|r| {
                             r.add(if unknown { "acks of unknown outcome" } else { "acks refused (lock lost)" }, 1)
                         });
                     }
                 }
             }
-            Ok(None) => {}
+            Err(Error::TimedOut { .. }) => {}
             Err(err) => {
                 world.event_of(c, format!("take failed {}", error_kind(&err)));
                 tokio::time::sleep(Duration::from_millis(100)).await;

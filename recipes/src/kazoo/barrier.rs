@@ -29,8 +29,10 @@
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
+use crate::{Error, Result};
+use corral_core::Error as CoreError;
 use corral_core::framework::{Create, Session};
-use corral_core::{CreateMode, Error, EventType, Framework, Result};
+use corral_core::{CreateMode, EventType, Framework};
 use tokio::time::Instant;
 
 use super::child_path;
@@ -55,7 +57,7 @@ pub const READY_NODE_NAME: &str = "ready";
 ///
 /// let barrier = Barrier::new(&fw, "/barriers/deploy");
 /// barrier.create().await?;
-/// assert!(!barrier.wait_timeout(Duration::from_millis(50)).await?);
+/// assert!(matches!(barrier.wait_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. })));
 /// assert!(barrier.remove().await?);
 /// barrier.wait().await?; // cleared
 /// # fw.close().await;
@@ -132,7 +134,7 @@ impl Barrier {
     /// # Ok(()) }
     /// ```
     pub async fn create(&self) -> Result<()> {
-        self.fw.ensure_path(self.path()).await
+        self.fw.ensure_path(self.path()).await.map_err(Error::from)
     }
 
     /// Takes the barrier down (kazoo's `remove()`); `false` if it was not up.
@@ -174,7 +176,7 @@ impl Barrier {
         match deleted {
             Ok(()) => Ok(true),
             Err(e) if e.is_no_node() => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 
@@ -234,11 +236,11 @@ impl Barrier {
     /// use corral_recipes::kazoo::Barrier;
     ///
     /// let barrier = Barrier::new(&fw, "/barriers/deploy");
-    /// assert!(barrier.wait_timeout(Duration::from_secs(1)).await?); // not up: cleared
+    /// barrier.wait_timeout(Duration::from_secs(1)).await?; // not up: cleared
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+    pub async fn wait_timeout(&self, timeout: Duration) -> Result<()> {
         self.inner.wait_on_barrier_timeout(timeout).await
     }
 }
@@ -342,7 +344,7 @@ impl DoubleBarrier {
     /// # Errors
     ///
     /// Server errors such as NoAuth; connection errors once the framework's retries give up;
-    /// [`Error::Closed`] if the framework closes.
+    /// [`corral_core::Error::Closed`] if the framework closes.
     ///
     /// # Cancel safety
     ///
@@ -390,13 +392,17 @@ impl DoubleBarrier {
     /// use corral_recipes::kazoo::DoubleBarrier;
     ///
     /// let member = DoubleBarrier::new(&fw, "/barriers/job", 2, "a");
-    /// assert!(!member.enter_timeout(Duration::from_millis(50)).await?); // alone
+    /// assert!(matches!(member.enter_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. }))); // alone
     /// assert!(fw.client().get_children("/barriers/job").await?.is_empty());
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn enter_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.enter_until(Some(Instant::now() + timeout)).await
+    pub async fn enter_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.enter_until(Some(Instant::now() + timeout)).await? {
+            Ok(())
+        } else {
+            Err(Error::TimedOut { after: timeout })
+        }
     }
 
     async fn enter_until(&self, deadline: Option<Instant>) -> Result<bool> {
@@ -436,7 +442,7 @@ impl DoubleBarrier {
                 }
                 connected = crate::task::new_connection(&mut states, seen.connection) => {
                     if !connected {
-                        return Err(Error::Closed);
+                        return Err(Error::from(CoreError::Closed));
                     }
                 }
                 _ = crate::queue::sleep_until_opt(deadline) => {
@@ -466,8 +472,8 @@ impl DoubleBarrier {
                     *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
                     return Ok(());
                 }
-                Err(Error::SessionLost { .. }) => continue,
-                Err(e) => return Err(e),
+                Err(CoreError::SessionLost { .. }) => continue,
+                Err(e) => return Err(Error::from(e)),
             }
         }
     }
@@ -492,11 +498,11 @@ impl DoubleBarrier {
             })
             .await;
         match deleted {
-            Ok(()) | Err(Error::SessionLost { .. }) => Ok(()),
+            Ok(()) | Err(CoreError::SessionLost { .. }) => Ok(()),
             Err(e) => {
                 // Not gone: keep it ours, so that a drop or a later call tries again.
                 *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
-                Err(e)
+                Err(Error::from(e))
             }
         }
     }
@@ -506,7 +512,7 @@ impl DoubleBarrier {
     /// # Errors
     ///
     /// Server errors such as NoAuth; connection errors once the framework's retries give up;
-    /// [`Error::Closed`] if the framework closes.
+    /// [`corral_core::Error::Closed`] if the framework closes.
     ///
     /// # Cancel safety
     ///
@@ -555,12 +561,16 @@ impl DoubleBarrier {
     ///
     /// let member = DoubleBarrier::new(&fw, "/barriers/job", 1, "a");
     /// member.enter().await?;
-    /// assert!(member.leave_timeout(Duration::from_secs(10)).await?);
+    /// member.leave_timeout(Duration::from_secs(10)).await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn leave_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.leave_until(Some(Instant::now() + timeout)).await
+    pub async fn leave_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.leave_until(Some(Instant::now() + timeout)).await? {
+            Ok(())
+        } else {
+            Err(Error::TimedOut { after: timeout })
+        }
     }
 
     async fn leave_until(&self, deadline: Option<Instant>) -> Result<bool> {
@@ -602,7 +612,7 @@ impl DoubleBarrier {
                 _ = watcher => {}
                 connected = crate::task::new_connection(&mut states, seen.connection) => {
                     if !connected {
-                        return Err(Error::Closed);
+                        return Err(Error::from(CoreError::Closed));
                     }
                 }
                 _ = crate::queue::sleep_until_opt(deadline) => {
@@ -622,6 +632,7 @@ impl DoubleBarrier {
                 }
             })
             .await
+            .map_err(Error::from)
     }
 }
 

@@ -29,8 +29,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::{Error, Result};
 use bytes::Bytes;
-use corral_core::{CreateMode, CreateOptions, Error, Framework, Op, Result};
+use corral_core::Error as CoreError;
+use corral_core::{CreateMode, CreateOptions, Framework, Op};
 
 use super::{child_path, data_or_none, errors};
 
@@ -152,7 +154,7 @@ impl NonBlockingLease {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] if the holder node holds what kazoo cannot read either, or the
+    /// [`corral_core::Error::BadArguments`] if the holder node holds what kazoo cannot read either, or the
     /// end would pass the year 9999; server errors such as NoAuth; connection errors once the
     /// framework's retries give up; as [`Mutex::acquire`](crate::lock::Mutex::acquire) while
     /// taking the lock.
@@ -213,13 +215,13 @@ impl NonBlockingLease {
         match self.fw.transaction(ops).await {
             Ok(_) => Ok(true),
             // The lock went (its session ended) while we looked: not ours to write.
-            Err(Error::MultiFailed { index: 0, .. }) => Ok(false),
+            Err(CoreError::MultiFailed { index: 0, .. }) => Ok(false),
             // A try whose reply was lost may have been applied: then the holder is our data.
-            Err(e @ Error::MultiFailed { .. }) => match data_or_none(&self.fw, &holder_path).await? {
+            Err(e @ CoreError::MultiFailed { .. }) => match data_or_none(&self.fw, &holder_path).await? {
                 Some((raw, _)) if raw == data => Ok(true),
-                _ => Err(e),
+                _ => Err(Error::from(e)),
             },
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 
@@ -228,7 +230,7 @@ impl NonBlockingLease {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] if the holder node holds what kazoo cannot read either;
+    /// [`corral_core::Error::BadArguments`] if the holder node holds what kazoo cannot read either;
     /// connection errors once the framework's retries give up.
     ///
     /// # Cancel safety
@@ -394,7 +396,7 @@ struct Stored {
 }
 
 fn decode(path: &str, raw: &[u8]) -> Result<Stored> {
-    let bad = |why: &str| errors::corrupt(format!("{path} holds {raw:?}, which kazoo's lease cannot read: {why}"));
+    let bad = |why: &str| errors::corrupt(path, format!("{raw:?}, which kazoo's lease cannot read: {why}"));
     let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| bad(&e.to_string()))?;
     let version = match &value["version"] {
         serde_json::Value::Number(n) => {

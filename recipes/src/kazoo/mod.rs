@@ -50,6 +50,7 @@
 
 use std::future::Future;
 
+use crate::Error;
 use crate::Result;
 use corral_core::Framework;
 
@@ -333,20 +334,21 @@ pub(crate) async fn data_or_none(fw: &Framework, path: &str) -> Result<Option<(b
         }
     })
     .await
+    .map_err(Error::from)
 }
 
 /// The errors the kazoo recipes make, made here only.
 pub(crate) mod errors {
-    use corral_core::Error;
+    use crate::Error;
 
-    /// A node holds what kazoo would not accept either (`what` says what and where).
-    pub(crate) fn corrupt(what: String) -> Error {
-        Error::BadArguments(what)
+    /// `path` holds what kazoo would not accept either (`why` says what).
+    pub(crate) fn corrupt(path: &str, why: String) -> Error {
+        Error::corrupt(path, why)
     }
 
     /// An argument kazoo refuses too.
     pub(crate) fn bad_argument(what: String) -> Error {
-        Error::BadArguments(what)
+        Error::bad_arguments(what)
     }
 
     /// What a recipe held through `session_id` went with that session.

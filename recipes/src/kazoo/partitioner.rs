@@ -37,8 +37,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Result;
 use corral_core::framework::{Create, Session};
-use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, ErrorPolicy, Framework, OneshotWatcher, Result};
+use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, ErrorPolicy, Framework, OneshotWatcher};
 use futures::{FutureExt, Stream};
 use tokio::sync::watch;
 
@@ -609,7 +610,7 @@ impl Member {
             let mutex = super::lock(&self.fw, dir, "");
             loop {
                 let attempt = tokio::select! {
-                    got = mutex.acquire_timeout(self.max_reaction_time) => got?,
+                    got = mutex.acquire_timeout(self.max_reaction_time) => crate::within(got)?,
                     _ = session.gone() => return Ok(Outcome::End),
                     _ = stop.wait_for(|s| *s) => return Ok(Outcome::End),
                 };

@@ -21,9 +21,11 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result};
 use bytes::Bytes;
+use corral_core::Error as CoreError;
 use corral_core::framework::{Create, Session};
-use corral_core::{CreateMode, CreateOptions, Error, Framework, Op, Result};
+use corral_core::{CreateMode, CreateOptions, Framework, Op};
 use tokio::time::Instant;
 
 use super::{child_path, data_or_none, errors};
@@ -120,7 +122,7 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`Error::BadArguments`] for a priority above 999 (nothing is sent); server errors such as
+    /// [`corral_core::Error::BadArguments`] for a priority above 999 (nothing is sent); server errors such as
     /// NoAuth; connection errors once the framework's retries give up.
     ///
     /// # Cancel safety
@@ -144,7 +146,7 @@ impl Queue {
     pub async fn put(&self, value: impl Into<Bytes>, priority: u16) -> Result<String> {
         let prefix = entry_prefix(&self.path, priority)?;
         let spec = Create::new(CreateMode::PersistentSequential).parents();
-        self.fw.create(&prefix, value.into(), spec).await
+        self.fw.create(&prefix, value.into(), spec).await.map_err(Error::from)
     }
 
     /// Takes the first item and deletes it (kazoo's `get()`); `None` at once if the queue is
@@ -275,7 +277,7 @@ impl LockingQueue {
 
     async fn ensure_paths(&self) -> Result<()> {
         self.fw.ensure_path(&self.taken).await?;
-        self.fw.ensure_path(&self.entries).await
+        self.fw.ensure_path(&self.entries).await.map_err(Error::from)
     }
 
     /// Puts an entry (kazoo's `put(value, priority)`); returns its node's path.
@@ -307,14 +309,14 @@ impl LockingQueue {
     pub async fn put(&self, value: impl Into<Bytes>, priority: u16) -> Result<String> {
         let prefix = entry_prefix(&self.entries, priority)?;
         self.ensure_paths().await?;
-        self.fw.create(&prefix, value.into(), CreateMode::PersistentSequential).await
+        self.fw.create(&prefix, value.into(), CreateMode::PersistentSequential).await.map_err(Error::from)
     }
 
     /// Puts several entries in one transaction (kazoo's `put_all`): all or none.
     ///
     /// # Errors
     ///
-    /// As [`Queue::put`]; [`Error::MultiFailed`] if the transaction was refused.
+    /// As [`Queue::put`]; [`corral_core::Error::MultiFailed`] if the transaction was refused.
     ///
     /// # Cancel safety
     ///
@@ -345,7 +347,7 @@ impl LockingQueue {
         if ops.is_empty() {
             return Ok(());
         }
-        self.fw.transaction(ops).await.map(|_| ())
+        self.fw.transaction(ops).await.map(|_| ()).map_err(Error::from)
     }
 
     /// Locks and returns the first entry no one holds, waiting for one (kazoo's `get()`).
@@ -353,7 +355,7 @@ impl LockingQueue {
     /// # Errors
     ///
     /// Server errors such as NoAuth; connection errors once the framework's retries give up;
-    /// [`Error::Closed`] if the framework closes.
+    /// [`corral_core::Error::Closed`] if the framework closes.
     ///
     /// # Cancel safety
     ///
@@ -381,7 +383,7 @@ impl LockingQueue {
     /// # Ok(()) }
     /// ```
     pub async fn get(&self) -> Result<QueueEntry> {
-        self.get_until(None).await?.ok_or(Error::Timeout)
+        self.get_until(None).await?.ok_or(Error::from(CoreError::Timeout))
     }
 
     /// As [`LockingQueue::get`], waiting at most `timeout` (kazoo's `get(timeout)`); `None` if
@@ -407,16 +409,16 @@ impl LockingQueue {
     ///
     /// let queue = LockingQueue::new(&fw, "/queues/jobs");
     /// queue.put("job-1", 100).await?;
-    /// let entry = queue.get_timeout(Duration::from_secs(5)).await?.unwrap();
+    /// let entry = queue.get_timeout(Duration::from_secs(5)).await?;
     /// // Locked by us: nobody else gets it.
-    /// assert!(queue.get_timeout(Duration::from_millis(50)).await?.is_none());
+    /// assert!(matches!(queue.get_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. })));
     /// entry.release().await?; // back to the others
-    /// assert!(queue.get_timeout(Duration::from_secs(5)).await?.is_some());
+    /// queue.get_timeout(Duration::from_secs(5)).await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn get_timeout(&self, timeout: Duration) -> Result<Option<QueueEntry>> {
-        self.get_until(Some(Instant::now() + timeout)).await
+    pub async fn get_timeout(&self, timeout: Duration) -> Result<QueueEntry> {
+        self.get_until(Some(Instant::now() + timeout)).await?.ok_or(Error::TimedOut { after: timeout })
     }
 
     /// The number of entries, locked ones included (kazoo's `len(queue)`).
@@ -477,8 +479,8 @@ impl LockingQueue {
     async fn take(&self, name: &str) -> Result<Option<QueueEntry>> {
         let session = match self.fw.session().await {
             Ok(session) => session,
-            Err(Error::Timeout) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(CoreError::Timeout) => return Ok(None),
+            Err(e) => return Err(Error::from(e)),
         };
         // A fresh id per lock: an idempotent create that finds a node with it after a lost
         // reply knows the node is its own.
@@ -490,8 +492,8 @@ impl LockingQueue {
             // Someone else's lock; or, NoNode, a lock found and gone again before the create
             // could tell whose it was (its entry consumed or released meanwhile): look again.
             Err(e) if e.is_node_exists() || e.is_no_node() => return Ok(None),
-            Err(Error::SessionLost { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(CoreError::SessionLost { .. }) => return Ok(None),
+            Err(e) => return Err(Error::from(e)),
         }
         // From here the entry owns the lock: dropped, it unlocks.
         let mut entry = QueueEntry {
@@ -739,11 +741,11 @@ impl QueueEntry {
             .await;
         let stat = match found {
             Ok(Some((data, stat))) if data == self.id.as_bytes() && stat.ephemeral_owner == self.session.id() => stat,
-            Ok(_) | Err(Error::SessionLost { .. }) => {
+            Ok(_) | Err(CoreError::SessionLost { .. }) => {
                 self.done = true;
                 return Ok(false);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::from(e)),
         };
         let mut ops = vec![Op::delete(self.lock_path.clone(), Some(stat.version))];
         if consume {
@@ -755,16 +757,16 @@ impl QueueEntry {
                 self.done = true;
                 Ok(true)
             }
-            Err(Error::MultiFailed { .. }) if !self.lock_still_ours().await? => {
+            Err(CoreError::MultiFailed { .. }) if !self.lock_still_ours().await? => {
                 // A try whose reply was lost was applied (nothing else deletes our lock).
                 self.done = true;
                 Ok(true)
             }
-            Err(Error::SessionLost { .. }) => {
+            Err(CoreError::SessionLost { .. }) => {
                 self.done = true;
                 Ok(false)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 

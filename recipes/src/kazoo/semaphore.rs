@@ -26,8 +26,10 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result};
+use corral_core::Error as CoreError;
 use corral_core::framework::{Create, ProtectedCreate, Session};
-use corral_core::{CreateMode, Framework, Result};
+use corral_core::{CreateMode, Framework};
 use tokio::time::Instant;
 
 use super::{child_path, data_or_none, errors};
@@ -51,7 +53,7 @@ use crate::lock::{Mutex, MutexGuard};
 /// let pool = Semaphore::new(&fw, "/pools/db", "rust-1", 2);
 /// let a = pool.acquire().await?;
 /// let b = pool.acquire().await?;
-/// assert!(pool.acquire_timeout(Duration::from_millis(50)).await?.is_none());
+/// assert!(matches!(pool.acquire_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. })));
 /// assert_eq!(pool.lease_holders().await?, ["rust-1", "rust-1"]);
 /// a.release().await?;
 /// let c = pool.acquire().await?;
@@ -156,7 +158,7 @@ impl Semaphore {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<SemaphoreLease> {
-        self.acquire_until(None).await?.ok_or(corral_core::Error::Timeout)
+        self.acquire_until(None).await?.ok_or(Error::from(CoreError::Timeout))
     }
 
     /// Waits at most `timeout` for a lease (kazoo's `acquire(timeout=…)`); `Ok(None)` if none
@@ -182,14 +184,14 @@ impl Semaphore {
     ///
     /// let pool = Semaphore::new(&fw, "/pools/db", "rust-1", 1);
     /// let lease = pool.acquire().await?;
-    /// assert!(pool.acquire_timeout(Duration::from_millis(50)).await?.is_none());
+    /// assert!(matches!(pool.acquire_timeout(Duration::from_millis(50)).await, Err(corral_recipes::Error::TimedOut { .. })));
     /// lease.release().await?;
-    /// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+    /// pool.acquire_timeout(Duration::from_secs(10)).await?;
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<SemaphoreLease>> {
-        self.acquire_until(Some(Instant::now() + timeout)).await
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreLease> {
+        self.acquire_until(Some(Instant::now() + timeout)).await?.ok_or(Error::TimedOut { after: timeout })
     }
 
     /// Takes a lease only if one is free now and no other process is acquiring (kazoo's
@@ -269,7 +271,7 @@ impl Semaphore {
         let lock = match deadline {
             None => Some(self.lock.acquire().await?),
             Some(d) if d <= Instant::now() => self.lock.try_acquire().await?,
-            Some(d) => self.lock.acquire_timeout(d.saturating_duration_since(Instant::now())).await?,
+            Some(d) => crate::within(self.lock.acquire_timeout(d.saturating_duration_since(Instant::now())).await)?,
         };
         let Some(lock) = lock else { return Ok(None) };
         let result = self.take_lease(&lock, deadline).await;
@@ -290,7 +292,7 @@ impl Semaphore {
                     Err(e) if e.is_node_exists() => {
                         data_or_none(&self.fw, &self.path).await?.map(|(d, _)| d).unwrap_or_default()
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Error::from(e)),
                 }
             }
         };
@@ -401,7 +403,7 @@ pub(crate) fn python_bytes_repr(bytes: &[u8]) -> String {
 ///     let lease = pool.acquire().await?;
 ///     assert!(lease.is_valid());
 /// } // dropped: released in the background
-/// assert!(pool.acquire_timeout(Duration::from_secs(10)).await?.is_some());
+/// pool.acquire_timeout(Duration::from_secs(10)).await?;
 /// # fw.close().await;
 /// # Ok(()) }
 /// ```
@@ -530,7 +532,7 @@ impl SemaphoreLease {
                 self.released = true;
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(Error::from(e)),
         }
     }
 }
