@@ -239,6 +239,16 @@ for line in sys.stdin:
                         break
                     values.append(value.decode())
             out = {"values": values}
+        elif op == "create":
+            made = zk.create(c["path"], c.get("data", "").encode(), ephemeral=c.get("ephemeral", False),
+                             makepath=True)
+            out = {"path": made}
+        elif op == "get":
+            data, stat = zk.get(c["path"])
+            out = {"data": data.decode(), "version": stat.version, "czxid": stat.czxid,
+                   "mzxid": stat.mzxid, "ephemeral_owner": stat.ephemeralOwner}
+        elif op == "session":
+            out = {"session_id": zk.client_id[0], "state": zk.state}
         elif op == "exit":
             break
         else:
