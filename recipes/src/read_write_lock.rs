@@ -12,7 +12,7 @@ use bytes::Bytes;
 use corral_core::Error as CoreError;
 use corral_core::framework::Delete;
 use corral_core::proto::path;
-use corral_core::{CreateMode, ErrorCode, Framework, Op};
+use corral_core::{CreateMode, CreateOptions, ErrorCode, Framework, Op};
 
 use crate::lock::{Kind, Mutex, MutexGuard, READ_LOCK_NAME, WRITE_LOCK_NAME};
 
@@ -201,7 +201,9 @@ impl ReadWriteLock {
         // From here on, a read node may exist: deleted in the background unless handed to a guard.
         let mut cleanup = Cleanup { fw: fw.clone(), path: Some(target.clone()) };
         // Only while the write node exists, that is, while this session holds the write lock.
-        let ops = vec![write.fencing_check(), Op::create(target.clone(), Bytes::new(), CreateMode::Ephemeral)];
+        // With the framework's ACL for it, as every node a recipe makes.
+        let options = CreateOptions::new(CreateMode::Ephemeral).with_acl(fw.acl_provider().acl_for_path(&target));
+        let ops = vec![write.fencing_check(), Op::create(target.clone(), Bytes::new(), options)];
         let applied = client.multi(ops);
         // Queued behind the multi (requests are answered in order): the read node's czxid.
         let created = client.exists(&target);

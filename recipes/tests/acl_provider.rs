@@ -14,6 +14,7 @@ use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::lock::Mutex;
 use corral_recipes::persistent_node::PersistentNode;
 use corral_recipes::queue::DistributedQueue;
+use corral_recipes::read_write_lock::ReadWriteLock;
 use corral_recipes::semaphore::SemaphoreV2;
 use corral_recipes::shared_count::SharedCount;
 use corral_recipes::{Acl, AclProvider, Client, CreateMode, ErrorCode, Framework, Id, Perms, RetryNTimes};
@@ -69,6 +70,9 @@ async fn recipes_work_where_the_world_may_only_read() {
         assert!(count.try_set_count(&count.versioned_count(), 2).await.unwrap());
         let barrier = DistributedDoubleBarrier::new(&fw, "/app/barrier", 1);
         barrier.enter().await.unwrap();
+        // A downgrade's read node is made in a multi of its own: the provider's ACL too.
+        let rw = ReadWriteLock::new(&fw, "/app/rw");
+        let read = rw.downgrade(rw.write_lock().acquire().await.unwrap()).await.unwrap();
 
         // Everything the recipes made has the provider's ACL.
         let observer = env.client().await;
@@ -94,6 +98,7 @@ async fn recipes_work_where_the_world_may_only_read() {
         assert_eq!(&message.items()[0][..], b"job-1");
         message.ack().await.unwrap();
         barrier.leave().await.unwrap();
+        read.release().await.unwrap();
         guard.release().await.unwrap();
         lease.release().await.unwrap();
         latch.close().await;
