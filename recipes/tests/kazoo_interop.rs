@@ -218,3 +218,24 @@ async fn counters_parties_and_elections_shared_with_kazoo() {
         fw.close().await;
     }
 }
+
+#[tokio::test]
+async fn kazoo_lock_directories_are_persistent_as_kazoo_makes_them() {
+    // A kazoo peer between its `ensure_path` and its create fails if a container sweep took the
+    // directory meanwhile; kazoo makes persistent ones, so our kazoo layout does too. (A Stat
+    // cannot tell a container from a persistent node: the sweep can.)
+    let server = corral_server::testing::TestingServer::start().await.unwrap();
+    let fw = corral_recipes::Framework::builder(server.connect_string()).start().unwrap();
+    let guard = kazoo::lock(&fw, "/fresh/kazoo/lock", "rust").acquire().await.unwrap();
+    let curator = corral_recipes::lock::Mutex::new(&fw, "/fresh/curator/lock").acquire().await.unwrap();
+    guard.release().await.unwrap();
+    curator.release().await.unwrap();
+    server.sweep_now();
+    server.sweep_now(); // the emptied parent of a swept container goes in the next round
+    for dir in ["/fresh/kazoo/lock", "/fresh/kazoo"] {
+        assert!(fw.client().exists(dir).await.unwrap().is_some(), "{dir} was swept: not persistent");
+    }
+    assert!(fw.client().exists("/fresh/curator/lock").await.unwrap().is_none(), "Curator's stays a container");
+    fw.close().await;
+    server.close().await;
+}

@@ -40,7 +40,8 @@ impl ProtectedNode {
         Self { fw: fw.clone(), dir: dir.to_owned(), node: None }
     }
 
-    /// Creates the node (creating `dir` as a container if needed) in the current session and,
+    /// Creates the node (creating `dir` as a container if needed — persistent parents for
+    /// kazoo's layout, as kazoo makes them) in the current session and,
     /// with `list`, lists `dir` in the same round trip. If the session is lost before the
     /// create is answered, nothing is held yet: the node (if made) went with that session, and
     /// a fresh one is created in the next session, the retry policy permitting.
@@ -70,7 +71,13 @@ impl ProtectedNode {
         data: Bytes,
         list: bool,
     ) -> Result<(String, Created, Option<Vec<String>>)> {
-        let spec = Create::new(CreateMode::EphemeralSequential).container_parents();
+        // Curator makes a lock's directory a container; kazoo's `ensure_path` makes persistent
+        // nodes, and a kazoo contender whose directory a container sweep took between its
+        // `ensure_path` and its create fails: in kazoo's layout, persistent parents.
+        let spec = match name {
+            Name::Curator(_) => Create::new(CreateMode::EphemeralSequential).container_parents(),
+            Name::Unique(_) => Create::new(CreateMode::EphemeralSequential).parents(),
+        };
         let policy = self.fw.retry_policy();
         let start = tokio::time::Instant::now();
         let mut attempt = 0u32;
