@@ -44,6 +44,7 @@ mod consumer;
 mod delay;
 mod distributed;
 mod id;
+mod keyed;
 mod message;
 mod priority;
 mod serializer;

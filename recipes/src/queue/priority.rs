@@ -4,7 +4,7 @@ use crate::Result;
 use corral_core::Framework;
 
 use super::consumer::Order;
-use super::id::keyed_queue;
+use super::keyed::keyed_queue;
 use super::{BytesSerializer, Consumer, DistributedQueue, QueueSerializer};
 
 /// The part of a priority queue node's name that encodes `priority` (Curator's
