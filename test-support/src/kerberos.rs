@@ -28,6 +28,8 @@ use std::{env, fs, io, thread};
 /// The realm of every KDC started here.
 pub const REALM: &str = "CORRAL.TEST";
 
+/// How long the KDC's process must stay gone before it counts as exited.
+const GONE_FOR: Duration = Duration::from_secs(1);
 /// How long the KDC may take to open its port.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one `kdb5_util`, `kadmin.local` or `kinit` may run.
@@ -303,11 +305,16 @@ fn launch(dir: &Path, port: u16, krb5kdc: &Path, kdb5_util: &Path, kadmin: &Path
             .unwrap_or(!Path::new("/proc/self").exists())
     };
     let deadline = Instant::now() + START_TIMEOUT;
+    // A process in the middle of its exec can show an empty command line for a moment (CI saw
+    // "exited at start" with nothing logged): it counts as gone only when it stays so.
+    let mut gone_since: Option<Instant> = None;
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
             return Ok(kdc);
         }
-        if !cmdline_names_dir(kdc.pid) {
+        if cmdline_names_dir(kdc.pid) {
+            gone_since = None;
+        } else if gone_since.get_or_insert_with(Instant::now).elapsed() >= GONE_FOR {
             let out = fs::read_to_string(dir.join("krb5kdc.out")).unwrap_or_default();
             let log = fs::read_to_string(dir.join("kdc.log")).unwrap_or_default();
             let taken = out.contains("in use") || log.contains("in use");

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,7 +36,10 @@ pub(crate) fn free_port() -> io::Result<u16> {
         if given.ports.contains(&port) {
             continue;
         }
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        // Free for TCP and UDP (a KDC listens on both).
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+            && UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        {
             given.ports.insert(port);
             return Ok(port);
         }
