@@ -390,3 +390,86 @@ async fn read_write_lock_and_selector_expired_mid_create_leave_nothing_unowned()
     }
     observer.close().await;
 }
+
+#[tokio::test]
+async fn kazoo_semaphore_barrier_and_locking_queue_expired_mid_create_leave_nothing_unowned() {
+    use corral_recipes::kazoo::{DoubleBarrier as KazooDoubleBarrier, LockingQueue, Semaphore as KazooSemaphore};
+
+    let env = common::embedded("bound-kazoo").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for run in 0..RUNS {
+        let fw = env.framework();
+        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+        let lost =
+            |e: &corral_recipes::Error| e.is_retryable() || e.code() == corral_recipes::ErrorCode::SessionExpired;
+
+        // kazoo's Semaphore: the lease (and its lock's node) is the current session's, or gone.
+        let dir = format!("/ksem-{run}");
+        let semaphore = KazooSemaphore::new(&fw, dir.clone(), "rust", 2);
+        server.set_latency(Duration::from_millis(1));
+        let acquire = tokio::spawn(async move { semaphore.acquire().await.map(|l| (l, semaphore)) });
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 400)).await;
+        server.set_latency(Duration::ZERO);
+        next_session(&fw, old).await;
+        match acquire.await.unwrap() {
+            Ok((lease, _semaphore)) => {
+                let leases = live_nodes(&server, &observer, &dir).await;
+                assert_eq!(leases, vec![(lease.path().to_owned(), fw.client().session_id())], "run {run}");
+                lease.release().await.unwrap();
+            }
+            Err(e) => assert!(lost(&e), "run {run}: {e}"),
+        }
+        common::eventually("no lease or lock node left", || async {
+            fw.pending_guaranteed_deletes() == 0
+                && live_nodes(&server, &observer, &dir).await.is_empty()
+                && live_nodes(&server, &observer, &format!("{dir}-__lock__")).await.is_empty()
+        })
+        .await;
+
+        // kazoo's DoubleBarrier: our member node exists once, in the current session.
+        let dir = format!("/kbarrier-{run}");
+        let barrier = KazooDoubleBarrier::new(&fw, dir.clone(), 1, "rust");
+        let ours = barrier.node_path().to_owned();
+        server.set_latency(Duration::from_millis(1));
+        let enter = tokio::spawn(async move { barrier.enter().await.map(|()| barrier) });
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 400)).await;
+        server.set_latency(Duration::ZERO);
+        next_session(&fw, old).await;
+        match enter.await.unwrap() {
+            Ok(barrier) => {
+                let nodes = live_nodes(&server, &observer, &dir).await;
+                assert_eq!(nodes, vec![(ours.clone(), fw.client().session_id())], "run {run}");
+                barrier.leave().await.unwrap();
+            }
+            Err(e) => assert!(lost(&e), "run {run}: {e}"),
+        }
+        common::eventually("no member node left", || async { live_nodes(&server, &observer, &dir).await.is_empty() })
+            .await;
+
+        // kazoo's LockingQueue: the taken lock is the current session's, or nobody's.
+        let dir = format!("/kqueue-{run}");
+        let queue = LockingQueue::new(&fw, dir.clone());
+        queue.put("job", 100).await.unwrap();
+        server.set_latency(Duration::from_millis(1));
+        let get = tokio::spawn(async move { queue.get().await.map(|entry| (entry, queue)) });
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 400)).await;
+        server.set_latency(Duration::ZERO);
+        next_session(&fw, old).await;
+        let taken = format!("{dir}/taken");
+        match get.await.unwrap() {
+            Ok((entry, _queue)) => {
+                let locks = live_nodes(&server, &observer, &taken).await;
+                assert_eq!(locks, vec![(entry.lock_path().to_owned(), fw.client().session_id())], "run {run}");
+                entry.release().await.unwrap();
+            }
+            Err(e) => assert!(lost(&e), "run {run}: {e}"),
+        }
+        common::eventually("no taken lock left", || async {
+            fw.pending_guaranteed_deletes() == 0 && live_nodes(&server, &observer, &taken).await.is_empty()
+        })
+        .await;
+        fw.close().await;
+    }
+    observer.close().await;
+}
