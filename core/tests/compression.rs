@@ -249,11 +249,10 @@ async fn both_sides_refuse_the_same_bad_data() {
     }
 }
 
-fn framework(env: &common::Env, compression_enabled: bool) -> Framework {
+fn framework(env: &common::Env) -> Framework {
     Framework::builder(env.connect_string())
         .session_timeout(Duration::from_secs(10))
         .retry_policy(RetryNTimes::new(10, Duration::from_millis(50)))
-        .compression_enabled(compression_enabled)
         .start()
         .expect("start framework")
 }
@@ -263,16 +262,19 @@ async fn curator_reads_our_compressed_nodes_and_we_read_its() {
     let Some(java) = java() else { return };
     for env in common::envs("compression-interop").await {
         eprintln!("-- against the {} server", env.kind);
-        let fw = framework(&env, false);
+        let fw = framework(&env);
         fw.wait_until_connected(Duration::from_secs(30)).await.expect("connected");
-        let every = framework(&env, true);
         let report = "line of a report\n".repeat(200);
         fw.create("/rust-created", report.clone(), Create::new(CreateMode::Persistent).compressed())
             .await
             .expect("create");
         fw.create("/rust-set", "", CreateMode::Persistent).await.expect("create");
         fw.set_data_compressed("/rust-set", "set by Rust", Some(0)).await.expect("set");
-        every.create("/rust-enabled", "compressed by default", CreateMode::Persistent).await.expect("create");
+        let session = fw.session().await.expect("session");
+        let spec = Create::new(CreateMode::Ephemeral).compressed();
+        session.create("/rust-ephemeral", "ephemeral and compressed", spec).await.expect("create");
+        let spec = Create::new(CreateMode::PersistentSequential).protected().compressed();
+        let protected = fw.create("/rust-protected-", "protected and compressed", spec).await.expect("create");
         fw.create("/java-set", "plain", CreateMode::Persistent).await.expect("create");
 
         let answers = run(
@@ -281,7 +283,8 @@ async fn curator_reads_our_compressed_nodes_and_we_read_its() {
             vec![
                 "read /rust-created".into(),
                 "read /rust-set".into(),
-                "read /rust-enabled".into(),
+                "read /rust-ephemeral".into(),
+                format!("read {protected}"),
                 format!("write /java-created {}", hex(report.as_bytes())),
                 format!("set /java-set {}", hex(b"set by Curator")),
                 "write /java-empty -".into(),
@@ -290,11 +293,12 @@ async fn curator_reads_our_compressed_nodes_and_we_read_its() {
         .await;
         assert_eq!(unhex(payload(&answers[0], "READ")), report.as_bytes());
         assert_eq!(unhex(payload(&answers[1], "READ")), b"set by Rust");
-        assert_eq!(unhex(payload(&answers[2], "READ")), b"compressed by default");
+        assert_eq!(unhex(payload(&answers[2], "READ")), b"ephemeral and compressed");
+        assert_eq!(unhex(payload(&answers[3], "READ")), b"protected and compressed");
 
         let (data, _) = fw.get_data_decompressed("/java-created").await.expect("read");
         assert_eq!(data, report.as_bytes());
-        assert_eq!(&every.get_data("/java-set").await.expect("read").0[..], b"set by Curator");
+        assert_eq!(&fw.get_data_decompressed("/java-set").await.expect("read").0[..], b"set by Curator");
         let (raw, _) = fw.client().get_data("/java-empty").await.expect("read");
         assert_eq!(
             raw,
@@ -305,7 +309,6 @@ async fn curator_reads_our_compressed_nodes_and_we_read_its() {
         // Plain data is not gzip: an error, not garbage.
         fw.create("/plain", "not compressed", CreateMode::Persistent).await.expect("create");
         assert!(matches!(fw.get_data_decompressed("/plain").await, Err(Error::Compression { .. })));
-        every.close().await;
         fw.close().await;
     }
 }

@@ -51,7 +51,6 @@ pub struct FrameworkBuilder {
     recreate_jitter: Duration,
     acl: Arc<dyn super::AclProvider>,
     compression: Arc<dyn super::CompressionProvider>,
-    compression_enabled: bool,
     seed: Option<u64>,
 }
 
@@ -69,7 +68,6 @@ impl FrameworkBuilder {
             recreate_jitter: Duration::from_millis(20),
             acl: Arc::new(super::DefaultAclProvider),
             compression: Arc::new(super::GzipCompressionProvider::new()),
-            compression_enabled: false,
             seed: None,
         }
     }
@@ -415,36 +413,6 @@ impl FrameworkBuilder {
         self
     }
 
-    /// Compresses the data of every create and set and decompresses every get of the
-    /// framework's own operations ([`Framework::create`], [`Session::create`](super::Session::create),
-    /// [`Framework::set_data`], [`Framework::get_data`]), as Curator's `enableCompression()`;
-    /// off by default.
-    ///
-    /// Recipes read and write their nodes through the client and keep their formats (which
-    /// Curator's recipes share) uncompressed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// use std::time::Duration;
-    /// use corral_core::{CreateMode, Framework};
-    ///
-    /// let fw = Framework::builder(server.connect_string()).compression_enabled(true).start()?;
-    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
-    /// fw.create("/config", "x".repeat(1000), CreateMode::Persistent).await?;
-    /// assert!(fw.client().get_data("/config").await?.0.len() < 100);
-    /// assert_eq!(fw.get_data("/config").await?.0.len(), 1000);
-    /// fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn compression_enabled(mut self, enabled: bool) -> Self {
-        self.compression_enabled = enabled;
-        self
-    }
-
     /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
     ///
     /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
@@ -703,7 +671,6 @@ impl FrameworkBuilder {
                 recreate_jitter: self.recreate_jitter,
                 acl: self.acl,
                 compression: self.compression,
-                compression_enabled: self.compression_enabled,
                 close: close_tx,
                 manager: std::sync::Mutex::new(Some(manager)),
                 namespaced: self.namespace.is_some(),

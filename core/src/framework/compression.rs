@@ -3,9 +3,11 @@
 //! A node written with [`Create::compressed`](super::Create::compressed) or
 //! [`Framework::set_data_compressed`] holds its data compressed by the framework's provider
 //! (set with [`FrameworkBuilder::compression_provider`](super::FrameworkBuilder::compression_provider));
-//! [`Framework::get_data_decompressed`] reads it back. With
-//! [`FrameworkBuilder::compression_enabled`](super::FrameworkBuilder::compression_enabled) the
-//! framework's own create, set and get do so for every node, as Curator's `enableCompression()`.
+//! [`Framework::get_data_decompressed`] reads it back.
+//!
+//! Compression is chosen per operation. There is no switch that compresses every node (as
+//! Curator's `enableCompression()`): recipes write their nodes through the same framework
+//! operations, and their formats are shared uncompressed with Curator's and kazoo's recipes.
 //!
 //! The default provider writes what Curator 5.4's `GzipCompressionProvider` writes: one gzip
 //! member with a fixed 10-byte header (no name, no time, `XFL` 0, `OS` 0), a raw deflate
@@ -223,35 +225,9 @@ impl Framework {
         self.inner.compression.clone()
     }
 
-    /// Whether the framework's create, set and get compress and decompress every node's data
-    /// (set with
-    /// [`FrameworkBuilder::compression_enabled`](super::FrameworkBuilder::compression_enabled)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// use corral_core::Framework;
-    ///
-    /// let fw = Framework::builder(server.connect_string()).start()?;
-    /// assert!(!fw.compression_enabled());
-    /// fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn compression_enabled(&self) -> bool {
-        self.inner.compression_enabled
-    }
-
-    /// `data` as it is to be written at `path`: compressed when `compressed` is set or
-    /// compression is enabled for every node.
+    /// `data` as it is to be written at `path`: compressed when `compressed` is set.
     pub(super) fn encode(&self, path: &str, data: Bytes, compressed: bool) -> Result<Bytes> {
-        if compressed || self.inner.compression_enabled {
-            self.inner.compression.compress(path, &data)
-        } else {
-            Ok(data)
-        }
+        if compressed { self.inner.compression.compress(path, &data) } else { Ok(data) }
     }
 
     /// Sets a node's data compressed by the framework's provider (Curator's
@@ -295,50 +271,14 @@ impl Framework {
         self.set_data_raw(path, data, version).await
     }
 
-    /// Reads a node's data, retrying under the retry policy; decompressed by the framework's
-    /// provider when compression is enabled for every node
-    /// ([`FrameworkBuilder::compression_enabled`](super::FrameworkBuilder::compression_enabled)),
-    /// as it is otherwise.
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::get_data`](crate::Client::get_data) after retries (NoNode as
-    /// [`Error::Server`]); [`Error::Compression`] when compression is enabled and the data is
-    /// not the provider's.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only reads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// use std::time::Duration;
-    /// use corral_core::{CreateMode, Framework};
-    ///
-    /// let fw = Framework::builder(server.connect_string()).compression_enabled(true).start()?;
-    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
-    /// fw.create("/config", "hello", CreateMode::Persistent).await?;
-    /// let (raw, _) = fw.client().get_data("/config").await?;
-    /// assert_eq!(&raw[..2], [0x1f, 0x8b]); // stored compressed
-    /// assert_eq!(&fw.get_data("/config").await?.0[..], b"hello");
-    /// fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn get_data(&self, path: &str) -> Result<(Bytes, corral_proto::Stat)> {
-        self.get_data_with(path, self.inner.compression_enabled).await
-    }
-
     /// Reads a node's data and decompresses it with the framework's provider (Curator's
     /// `getData().decompressed()`), retrying under the retry policy.
     ///
     /// # Errors
     ///
-    /// As [`Framework::get_data`]; [`Error::Compression`] when the node's data is not the
-    /// provider's (for example it was written uncompressed).
+    /// As [`Client::get_data`](crate::Client::get_data) after retries (NoNode as
+    /// [`Error::Server`]); [`Error::Compression`] when the node's data is not the provider's
+    /// (for example it was written uncompressed).
     ///
     /// # Cancel safety
     ///
@@ -362,12 +302,8 @@ impl Framework {
     /// # Ok(()) }
     /// ```
     pub async fn get_data_decompressed(&self, path: &str) -> Result<(Bytes, corral_proto::Stat)> {
-        self.get_data_with(path, true).await
-    }
-
-    async fn get_data_with(&self, path: &str, decompress: bool) -> Result<(Bytes, corral_proto::Stat)> {
         let (data, stat) = self.with_retry(|client| async move { client.get_data(path).await }).await?;
-        if decompress { Ok((self.inner.compression.decompress(path, &data)?, stat)) } else { Ok((data, stat)) }
+        Ok((self.inner.compression.decompress(path, &data)?, stat))
     }
 }
 

@@ -598,13 +598,11 @@ impl Framework {
     /// already equal to `data` counts as success (the first attempt was applied before the
     /// connection dropped).
     ///
-    /// Compressed when compression is enabled for every node
-    /// ([`FrameworkBuilder::compression_enabled`](super::FrameworkBuilder::compression_enabled));
-    /// see [`Framework::set_data_compressed`] for one node.
+    /// See [`Framework::set_data_compressed`] for data compressed by the framework's provider.
     ///
     /// # Errors
     ///
-    /// As [`Client::set_data`], after retries; [`Error::Compression`] before anything is sent.
+    /// As [`Client::set_data`], after retries.
     ///
     /// # Cancel safety
     ///
@@ -634,8 +632,7 @@ impl Framework {
         data: impl Into<Bytes>,
         version: Option<i32>,
     ) -> Result<corral_proto::Stat> {
-        let data = self.encode(path, data.into(), false)?;
-        self.set_data_raw(path, data, version).await
+        self.set_data_raw(path, data.into(), version).await
     }
 
     /// [`Framework::set_data`] of data as it is to be stored.

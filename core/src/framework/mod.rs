@@ -80,7 +80,6 @@ pub(crate) struct Inner {
     recreate_jitter: Duration,
     acl: Arc<dyn AclProvider>,
     compression: Arc<dyn CompressionProvider>,
-    compression_enabled: bool,
     close: watch::Sender<bool>,
     manager: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     namespaced: bool,
