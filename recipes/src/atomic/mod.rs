@@ -1,11 +1,19 @@
-//! [`DistributedAtomicLong`]: a 64-bit counter changed by compare-and-set on its node's version
-//! (Curator's `DistributedAtomicLong`, with `AtomicValue`, `AtomicStats` and `PromotedToLock`).
+//! Values changed by compare-and-set on their node's version: [`DistributedAtomicLong`],
+//! [`DistributedAtomicInteger`] and [`DistributedAtomicValue`] (Curator's, with `AtomicValue`,
+//! `AtomicStats` and `PromotedToLock`).
 //!
 //! # How it works
 //!
-//! The value is an 8-byte big-endian signed integer in one persistent node (a missing or empty
-//! node reads as 0), Curator's encoding, so a Java process using Curator's
-//! `DistributedAtomicLong` on the same path changes the same counter. An update reads the node,
+//! The value is in one persistent node, in Curator's encoding, so a Java process using
+//! Curator's recipe of the same name on the same path changes the same value:
+//!
+//! | type | node data | a missing or empty node reads as |
+//! |---|---|---|
+//! | [`DistributedAtomicLong`] | 8-byte big-endian signed integer | 0 |
+//! | [`DistributedAtomicInteger`] | 4-byte big-endian signed integer | 0 |
+//! | [`DistributedAtomicValue`] | the bytes themselves | empty |
+//!
+//! The three share one engine; only the encoding differs. An update reads the node,
 //! computes the new value and writes it at the version it read (or creates the node, missing
 //! parents as containers). If someone else wrote first, the update tries again as the retry
 //! policy allows (Curator's optimistic mode). Optionally ([`PromotedToLock`]), once the
@@ -25,6 +33,10 @@
 //! another writer's equal value as its own. After such an error the value may or may not have
 //! changed; [`DistributedAtomicLong::get`] tells.
 
+mod numeric;
+mod value;
+
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +47,9 @@ use corral_core::{CreateMode, ErrorCode, Framework, RetryNTimes, RetryPolicy, St
 use tokio::time::Instant;
 
 use crate::lock::Mutex;
+
+pub use numeric::{DistributedAtomicInteger, DistributedAtomicLong};
+pub use value::DistributedAtomicValue;
 
 /// How an update went (Curator's `AtomicStats`).
 ///
@@ -66,7 +81,8 @@ pub struct AtomicStats {
     pub promoted_time: Duration,
 }
 
-/// The result of an operation on a [`DistributedAtomicLong`] (Curator's `AtomicValue`).
+/// The result of an operation on a [`DistributedAtomicLong`], [`DistributedAtomicInteger`] or
+/// [`DistributedAtomicValue`] (Curator's `AtomicValue`).
 ///
 /// # Examples
 ///
@@ -88,7 +104,7 @@ pub struct AtomicStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AtomicValue<T> {
     /// Whether the operation was applied. `false` when every try lost a race (or, for
-    /// [`DistributedAtomicLong::compare_and_set`], the value was not the expected one).
+    /// `compare_and_set`, the value was not the expected one).
     pub succeeded: bool,
     /// The value before the operation (the last one read).
     pub pre_value: T,
@@ -159,55 +175,42 @@ impl PromotedToLock {
     }
 }
 
-/// A distributed 64-bit counter (Curator's `DistributedAtomicLong`). Cheap to clone.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let server = corral_server::testing::TestingServer::start().await?;
-/// use std::time::Duration;
-/// use corral_recipes::{Framework, RetryNTimes, atomic::DistributedAtomicLong};
-///
-/// let fw = Framework::builder(server.connect_string()).start()?;
-/// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(10, Duration::from_millis(10)));
-/// let result = counter.increment().await?;
-/// assert!(result.succeeded, "every try lost a race");
-/// assert_eq!(result.post_value, 1);
-/// assert_eq!(&fw.client().get_data("/counters/hits").await?.0[..], 1i64.to_be_bytes());
-/// # fw.close().await;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct DistributedAtomicLong {
+/// How a value is kept in its node: Curator's encoding of one of the atomic types.
+trait Codec: std::fmt::Debug + Send + Sync + 'static {
+    type Value: Clone + PartialEq + Send + Sync + 'static;
+
+    fn encode(value: &Self::Value) -> Bytes;
+
+    /// The value `data` holds; empty data (and a missing node) is the type's zero.
+    fn decode(path: &str, data: &[u8]) -> Result<Self::Value>;
+}
+
+/// The one engine of the atomic types: reads, optimistic versioned writes, promotion to a lock.
+#[derive(Debug)]
+struct Engine<C: Codec> {
     fw: Framework,
     path: String,
     retry: Arc<dyn RetryPolicy>,
     promoted: Option<PromotedToLock>,
+    codec: PhantomData<fn() -> C>,
 }
 
-/// What a read found: the value and the node's stat (`None`: no node, which reads as 0).
-struct Current {
-    value: i64,
+impl<C: Codec> Clone for Engine<C> {
+    fn clone(&self) -> Self {
+        Self {
+            fw: self.fw.clone(),
+            path: self.path.clone(),
+            retry: self.retry.clone(),
+            promoted: self.promoted.clone(),
+            codec: PhantomData,
+        }
+    }
+}
+
+/// What a read found: the value and the node's stat (`None`: no node, which reads as zero).
+struct Current<V> {
+    value: V,
     stat: Option<Stat>,
-}
-
-/// Curator's encoding: 8 bytes, big-endian.
-fn encode(value: i64) -> Bytes {
-    Bytes::copy_from_slice(&value.to_be_bytes())
-}
-
-/// Curator's decoding: no data is 0; otherwise the first 8 bytes (fewer is an error, as
-/// Java's `ByteBuffer.getLong` throws).
-fn decode(path: &str, data: &[u8]) -> Result<i64> {
-    if data.is_empty() {
-        return Ok(0);
-    }
-    match data.get(..8) {
-        Some(b) => Ok(i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
-        None => Err(Error::corrupt(path, format!("{} bytes, not an 8-byte long", data.len()))),
-    }
 }
 
 /// Whether a write lost a race (someone else created, wrote or deleted the node first).
@@ -215,48 +218,15 @@ fn lost_race(e: &CoreError) -> bool {
     matches!(e.code(), ErrorCode::BadVersion | ErrorCode::NodeExists | ErrorCode::NoNode)
 }
 
-impl DistributedAtomicLong {
-    /// A counter at `path`, whose optimistic tries are retried under `retry` (Curator's
-    /// `RetryNTimes(n, sleep)` makes `n + 1` tries). Nothing is sent yet.
-    ///
-    /// # Examples
-    ///
-    /// See [`DistributedAtomicLong`].
-    pub fn new(fw: &Framework, path: impl Into<String>, retry: impl RetryPolicy + 'static) -> Self {
-        Self { fw: fw.clone(), path: path.into(), retry: Arc::new(retry), promoted: None }
+/// A new value from the current one.
+type Make<'a, V> = &'a (dyn Fn(&V) -> V + Sync);
+
+impl<C: Codec> Engine<C> {
+    fn new(fw: &Framework, path: String, retry: Arc<dyn RetryPolicy>) -> Self {
+        Self { fw: fw.clone(), path, retry, promoted: None, codec: PhantomData }
     }
 
-    /// Promotes updates to a lock once the optimistic tries run out.
-    ///
-    /// # Examples
-    ///
-    /// See [`PromotedToLock`].
-    pub fn promoted_to_lock(mut self, promotion: PromotedToLock) -> Self {
-        self.promoted = Some(promotion);
-        self
-    }
-
-    /// The counter's path.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::{RetryOneTime, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryOneTime::new(Default::default()));
-    /// assert_eq!(counter.path(), "/counters/hits");
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    async fn read(&self) -> Result<Current> {
+    async fn read(&self) -> Result<Current<C::Value>> {
         let path = self.path.clone();
         let found = self
             .fw
@@ -272,8 +242,8 @@ impl DistributedAtomicLong {
             })
             .await?;
         match found {
-            Some((data, stat)) => Ok(Current { value: decode(&self.path, &data)?, stat: Some(stat) }),
-            None => Ok(Current { value: 0, stat: None }),
+            Some((data, stat)) => Ok(Current { value: C::decode(&self.path, &data)?, stat: Some(stat) }),
+            None => Ok(Current { value: C::decode(&self.path, &[])?, stat: None }),
         }
     }
 
@@ -294,15 +264,15 @@ impl DistributedAtomicLong {
     }
 
     /// One optimistic try: `(pre, Some(post))` if written, `(pre, None)` if it lost a race.
-    async fn try_once(&self, make: &(dyn Fn(i64) -> i64 + Sync)) -> Result<(i64, Option<i64>)> {
+    async fn try_once(&self, make: Make<'_, C::Value>) -> Result<(C::Value, Option<C::Value>)> {
         let current = self.read().await?;
-        let post = make(current.value);
+        let post = make(&current.value);
         let written = match current.stat {
-            None => self.create_once(encode(post)).await,
+            None => self.create_once(C::encode(&post)).await,
             Some(stat) => self
                 .fw
                 .client()
-                .set_data(&self.path, encode(post), Some(stat.version))
+                .set_data(&self.path, C::encode(&post), Some(stat.version))
                 .await
                 .map(|_| ())
                 .map_err(Error::from),
@@ -318,9 +288,9 @@ impl DistributedAtomicLong {
     async fn tries(
         &self,
         policy: &dyn RetryPolicy,
-        make: &(dyn Fn(i64) -> i64 + Sync),
+        make: Make<'_, C::Value>,
         count: &mut u32,
-    ) -> Result<(i64, Option<i64>)> {
+    ) -> Result<(C::Value, Option<C::Value>)> {
         let start = Instant::now();
         let mut failures = 0u32;
         loop {
@@ -338,12 +308,12 @@ impl DistributedAtomicLong {
     }
 
     /// Curator's `trySet`: optimistic tries, then (if configured) tries under the lock.
-    async fn update(&self, make: &(dyn Fn(i64) -> i64 + Sync)) -> Result<AtomicValue<i64>> {
+    async fn update(&self, make: Make<'_, C::Value>) -> Result<AtomicValue<C::Value>> {
         let mut stats = AtomicStats::default();
         let start = Instant::now();
         let (mut pre, mut post) = self.tries(&*self.retry, make, &mut stats.optimistic_tries).await?;
         stats.optimistic_time = start.elapsed();
-        if let (None, Some(promotion)) = (post, &self.promoted) {
+        if let (None, Some(promotion)) = (&post, &self.promoted) {
             let start = Instant::now();
             let data = crate::default_data::local_address().await;
             let mutex = Mutex::new(&self.fw, promotion.lock_path.clone()).with_data(data);
@@ -362,317 +332,65 @@ impl DistributedAtomicLong {
             }
             stats.promoted_time = start.elapsed();
         }
-        Ok(AtomicValue { succeeded: post.is_some(), pre_value: pre, post_value: post.unwrap_or(pre), stats })
+        let succeeded = post.is_some();
+        let post_value = post.unwrap_or_else(|| pre.clone());
+        Ok(AtomicValue { succeeded, pre_value: pre, post_value, stats })
     }
 
-    /// Reads the counter: `pre_value == post_value`, always succeeded; 0 if the node does not
-    /// exist.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors once the retry policy gives up; [`corral_core::Error::BadArguments`] if the node
-    /// holds 1 to 7 bytes; server errors such as NoAuth as [`corral_core::Error::Server`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only reads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// assert_eq!(counter.get().await?.post_value, 0); // no node yet
-    /// counter.add(5).await?;
-    /// assert_eq!(counter.get().await?.post_value, 5);
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn get(&self) -> Result<AtomicValue<i64>> {
+    async fn get(&self) -> Result<AtomicValue<C::Value>> {
         let current = self.read().await?;
         Ok(AtomicValue {
             succeeded: true,
-            pre_value: current.value,
+            pre_value: current.value.clone(),
             post_value: current.value,
             stats: AtomicStats::default(),
         })
     }
 
-    /// Adds 1 (wrapping on overflow, as Java's `long`).
-    ///
-    /// # Errors
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Examples
-    ///
-    /// See [`DistributedAtomicLong`].
-    pub async fn increment(&self) -> Result<AtomicValue<i64>> {
-        self.add(1).await
-    }
-
-    /// Subtracts 1 (wrapping on overflow).
-    ///
-    /// # Errors
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// assert_eq!(counter.decrement().await?.post_value, -1);
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn decrement(&self) -> Result<AtomicValue<i64>> {
-        self.add(-1).await
-    }
-
-    /// Adds `delta` (wrapping on overflow): optimistic tries under the retry policy, then tries
-    /// under the promoted lock if configured and needed.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors (reads once the retry policy gives up; a write at once, see the module
-    /// docs: the value may or may not have changed); [`corral_core::Error::BadArguments`] if the node holds
-    /// 1 to 7 bytes; [`corral_core::Error::SessionExpired`] if the session is lost while waiting for the
-    /// promoted lock; server errors such as NoAuth as [`corral_core::Error::Server`]. Losing every race is
-    /// not an error: see [`AtomicValue::succeeded`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Not cancel safe: a write may have been applied when the future is dropped. A promoted
-    /// lock being waited for or held is released in the background.
-    ///
-    /// # Examples
-    ///
-    /// See [`AtomicValue`].
-    pub async fn add(&self, delta: i64) -> Result<AtomicValue<i64>> {
-        self.update(&move |v: i64| v.wrapping_add(delta)).await
-    }
-
-    /// Subtracts `delta` (wrapping on overflow).
-    ///
-    /// # Errors
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// counter.force_set(10).await?;
-    /// assert_eq!(counter.subtract(4).await?.post_value, 6);
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn subtract(&self, delta: i64) -> Result<AtomicValue<i64>> {
-        self.update(&move |v: i64| v.wrapping_sub(delta)).await
-    }
-
-    /// Sets the value to `value`, whatever it is, with the same tries as an update (Curator's
-    /// `trySet`).
-    ///
-    /// # Errors
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// let result = counter.try_set(7).await?;
-    /// assert_eq!((result.succeeded, result.pre_value, result.post_value), (true, 0, 7));
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn try_set(&self, value: i64) -> Result<AtomicValue<i64>> {
-        self.update(&move |_| value).await
-    }
-
-    /// Sets the value to `new` only if it is `expected` now, in one try (no retry, no lock, and
-    /// a missing node is not created — as Curator's `compareAndSet`).
-    ///
-    /// # Errors
-    ///
-    /// As [`DistributedAtomicLong::add`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Not cancel safe: the write may have been applied when the future is dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// counter.force_set(3).await?;
-    /// assert!(!counter.compare_and_set(2, 10).await?.succeeded);
-    /// let result = counter.compare_and_set(3, 10).await?;
-    /// assert_eq!((result.succeeded, result.pre_value, result.post_value), (true, 3, 10));
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn compare_and_set(&self, expected: i64, new: i64) -> Result<AtomicValue<i64>> {
+    /// Curator's `compareAndSet`: one try, no lock, a missing node is not created.
+    async fn compare_and_set(&self, expected: &C::Value, new: C::Value) -> Result<AtomicValue<C::Value>> {
         let current = self.read().await?;
         let stats = AtomicStats { optimistic_tries: 1, ..AtomicStats::default() };
-        let failed = AtomicValue { succeeded: false, pre_value: current.value, post_value: current.value, stats };
+        let failed =
+            AtomicValue { succeeded: false, pre_value: current.value.clone(), post_value: current.value, stats };
         let Some(stat) = current.stat else { return Ok(failed) };
-        if current.value != expected {
+        if failed.pre_value != *expected {
             return Ok(failed);
         }
-        match self.fw.client().set_data(&self.path, encode(new), Some(stat.version)).await {
+        match self.fw.client().set_data(&self.path, C::encode(&new), Some(stat.version)).await {
             Ok(_) => Ok(AtomicValue { succeeded: true, post_value: new, ..failed }),
             Err(e) if lost_race(&e) => Ok(failed),
             Err(e) => Err(Error::from(e)),
         }
     }
 
-    /// Creates the counter with `value` if it does not exist yet (Curator's `initialize`):
-    /// `Ok(true)` if this call created it, `Ok(false)` if it existed.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors: the create is sent once, and after a connection error the node may or
-    /// may not have been created; server errors such as NoAuth as [`corral_core::Error::Server`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Not cancel safe: the node may have been created when the future is dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// assert!(counter.try_initialize(100).await?);
-    /// assert!(!counter.try_initialize(5).await?);
-    /// assert_eq!(counter.get().await?.post_value, 100);
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn try_initialize(&self, value: i64) -> Result<bool> {
+    /// Curator's `initialize`.
+    async fn try_initialize(&self, value: &C::Value) -> Result<bool> {
         self.fw.connected().await?;
-        match self.create_once(encode(value)).await {
+        match self.create_once(C::encode(value)).await {
             Ok(()) => Ok(true),
             Err(e) if e.code() == ErrorCode::NodeExists => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Sets the value to `value` unconditionally, creating the node if needed (Curator's
-    /// `forceSet`).
-    ///
-    /// # Errors
-    ///
-    /// Connection errors once the retry policy gives up; server errors such as NoAuth as
-    /// [`corral_core::Error::Server`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Not cancel safe: the value may have been written when the future is dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::time::Duration;
-    /// use corral_recipes::{RetryNTimes, atomic::DistributedAtomicLong};
-    ///
-    /// let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(3, Duration::from_millis(10)));
-    /// counter.force_set(i64::MAX).await?;
-    /// assert_eq!(counter.increment().await?.post_value, i64::MIN); // wraps, as Java's long
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn force_set(&self, value: i64) -> Result<()> {
+    /// Curator's `forceSet`.
+    async fn force_set(&self, value: &C::Value) -> Result<()> {
+        let data = C::encode(value);
         // Unconditional writes are safe to retry: the last write wins either way.
         loop {
-            match self.fw.set_data(&self.path, encode(value), None).await {
+            match self.fw.set_data(&self.path, data.clone(), None).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is_no_node() => {}
                 Err(e) => return Err(Error::from(e)),
             }
             let spec = corral_core::framework::Create::new(CreateMode::Persistent).container_parents();
-            match self.fw.create(&self.path, encode(value), spec).await {
+            match self.fw.create(&self.path, data.clone(), spec).await {
                 Ok(_) => return Ok(()),
                 // Created meanwhile by someone else: set it again.
                 Err(e) if e.is_node_exists() => {}
                 Err(e) => return Err(Error::from(e)),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn longs_are_curators_bytes() {
-        assert_eq!(&encode(1)[..], [0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(&encode(-2)[..], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]);
-        assert_eq!(decode("/a", &[]), Ok(0));
-        assert_eq!(decode("/a", &[0, 0, 0, 0, 0, 0, 1, 0, 9]), Ok(256), "extra bytes ignored");
-        assert!(matches!(decode("/a", &[0, 0, 1]), Err(Error::CorruptData { .. })));
     }
 }
