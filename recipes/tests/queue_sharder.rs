@@ -1,6 +1,9 @@
 //! `QueueSharder`: Curator's layout (`<path>/queue-<uuid>` shards, a leader latch), a shard added
 //! by the leader only when one is over the threshold and only up to the maximum, preferred
-//! shards for producers, followers learning the leader's shards, and the periodic check.
+//! shards for producers, followers learning the leader's shards, and the periodic check; and the
+//! same shards shared with Curator 5.4's own `QueueSharder` (a Java peer,
+//! `tests/java/CuratorSharderPeer.java`, driven by `common::java_peer`: without Java or the jars
+//! that test skips with a `skipping:` line, except under `CI=true` (or `1`), where it fails).
 
 mod common;
 
@@ -8,6 +11,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_recipes::queue::{DistributedQueue, QueueSharder, QueueSharderPolicies, SimpleDistributedQueue};
+
+use common::java_peer::{self, Peer, PeerSpec, hex};
+
+const SPEC: PeerSpec = PeerSpec {
+    class: "CuratorSharderPeer",
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
+    packages: java_peer::CURATOR_RECIPES_PACKAGES,
+    tests: "Curator QueueSharder interop test",
+    cache: "curator-sharder-peer",
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -161,4 +174,65 @@ async fn the_periodic_check_adds_shards_and_consumers_see_every_item() {
     assert_eq!(taken, put, "every item is in some shard");
     sharder.close().await;
     fw.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_are_shared_with_curators_queue_sharder() {
+    let Some(java) = java_peer::java(&SPEC) else { return };
+    let mut peer = Peer::start(java).await;
+    for env in common::envs("interop-sharder").await {
+        eprintln!("-- against the {} server", env.kind);
+        peer.connect(&env).await;
+        let fw = env.framework();
+        // Curator's sharder first: it makes the first shard and leads.
+        peer.send("sharder /shared /shared-leader 3 100 5");
+        peer.expect("SHARDER_STARTED").await;
+        common::eventually("Curator's shard and latch node", || async {
+            let shards = fw.client().get_children("/shared").await.unwrap_or_default();
+            let latch = fw.client().get_children("/shared-leader").await.unwrap_or_default();
+            shards.len() == 1 && latch.len() == 1
+        })
+        .await;
+        let policies =
+            QueueSharderPolicies::default().with_new_queue_threshold(3).with_threshold_check(Duration::from_secs(3600));
+        let rust =
+            QueueSharder::start(&fw, "/shared", "/shared-leader", policies, |fw, path| DistributedQueue::new(fw, path))
+                .await
+                .expect("start");
+        peer.send("shards");
+        let line = peer.expect("SHARDS").await;
+        let java_shards: Vec<String> = line.split_whitespace().skip(2).map(str::to_owned).collect();
+        assert_eq!(rust.queue_paths(), java_shards, "Rust adopted Curator's shard and made none");
+
+        // Rust fills the shard; Curator's leader adds one at its next check, Rust learns it.
+        for i in 0..3 {
+            rust.queue().put(&Bytes::from(format!("rust {i}"))).await.expect("put");
+        }
+        common::eventually("Curator adds a shard and Rust learns it", || async {
+            rust.check_threshold().await.expect("check");
+            rust.queue_paths().len() == 2
+        })
+        .await;
+        assert!(!*rust.leadership().borrow(), "Curator leads");
+        peer.send("shards");
+        let line = peer.expect("SHARDS").await;
+        let java_shards: Vec<String> = line.split_whitespace().skip(2).map(str::to_owned).collect();
+        assert_eq!(rust.queue_paths(), java_shards);
+        assert!(java_shards.iter().all(|p| p.starts_with("/shared/queue-")), "{java_shards:?}");
+
+        // Both sides now prefer the new shard; Curator's items there reach a Rust consumer.
+        let new = rust.queue().path().to_owned();
+        peer.send(&format!("put {}", hex(b"from curator")));
+        assert_eq!(peer.expect("PUT").await, format!("PUT {new}"), "Curator prefers the same shard");
+        let mut consumer = rust.queue().consumer();
+        let message = tokio::time::timeout(T, consumer.next_message()).await.expect("in time").expect("message");
+        assert_eq!(message.items(), [Bytes::from_static(b"from curator")]);
+
+        peer.send("closesharder");
+        peer.expect("SHARDER_CLOSED").await;
+        rust.close().await;
+        fw.close().await;
+        peer.disconnect().await;
+    }
+    peer.quit().await;
 }
