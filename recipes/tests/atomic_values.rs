@@ -29,12 +29,6 @@ fn java() -> Option<&'static Java> {
     java_peer::java(&SPEC)
 }
 
-/// The words after `head` in the next line that starts with it.
-async fn words(peer: &mut Peer, head: &str) -> Vec<String> {
-    let line = peer.expect(head).await;
-    line[head.len()..].split_whitespace().map(str::to_owned).collect()
-}
-
 /// The peer's hex for `data` (`-` for empty).
 fn peer_hex(data: &[u8]) -> String {
     if data.is_empty() { "-".to_owned() } else { hex(data) }
@@ -138,15 +132,11 @@ async fn integer_increments_add_up_with_curator() {
         for task in rust {
             within("Rust increments", task).await.expect("task");
         }
-        assert_eq!(words(&mut peer, "INT_ADDED java").await, [EACH.to_string(), "0".into()], "Curator gave up");
+        assert_eq!(peer.words("INT_ADDED java").await, [EACH.to_string(), "0".into()], "Curator gave up");
         let counter = DistributedAtomicInteger::new(&fw, "/counters/slots", no_retry());
         assert_eq!(counter.get().await.expect("get").post_value, 3 * EACH, "no increment lost");
         peer.send("getint /counters/slots");
-        assert_eq!(
-            words(&mut peer, "INT /counters/slots").await,
-            [(3 * EACH).to_string()],
-            "Curator reads Rust's bytes"
-        );
+        assert_eq!(peer.words("INT /counters/slots").await, [(3 * EACH).to_string()], "Curator reads Rust's bytes");
         let (data, _) = fw.client().get_data("/counters/slots").await.expect("read");
         assert_eq!(&data[..], (3 * EACH).to_be_bytes(), "Curator's 4-byte big-endian int");
 
@@ -155,16 +145,16 @@ async fn integer_increments_add_up_with_curator() {
         // A failed compareAndSet: Curator reports its post value as 0 (null bytes), where ours
         // repeats the value read; whether it succeeded and the value before agree.
         peer.send("casint /counters/slots 1 2");
-        assert_eq!(words(&mut peer, "INT_CAS /counters/slots").await, ["false", &i32::MAX.to_string(), "0"]);
+        assert_eq!(peer.words("INT_CAS /counters/slots").await, ["false", &i32::MAX.to_string(), "0"]);
         peer.send(&format!("casint /counters/slots {} 7", i32::MAX));
-        assert_eq!(words(&mut peer, "INT_CAS /counters/slots").await, ["true", &i32::MAX.to_string(), "7"]);
+        assert_eq!(peer.words("INT_CAS /counters/slots").await, ["true", &i32::MAX.to_string(), "7"]);
         let result = counter.compare_and_set(7, -3).await.expect("cas");
         assert_eq!((result.succeeded, result.pre_value, result.post_value), (true, 7, -3));
         peer.send("setint /counters/slots 11");
-        assert_eq!(words(&mut peer, "INT_SET /counters/slots").await, ["true", "-3", "11"]);
+        assert_eq!(peer.words("INT_SET /counters/slots").await, ["true", "-3", "11"]);
         assert_eq!(counter.get().await.expect("get").post_value, 11);
         peer.send("casint /counters/missing 0 1");
-        assert_eq!(words(&mut peer, "INT_CAS /counters/missing").await, ["false", "0", "0"]);
+        assert_eq!(peer.words("INT_CAS /counters/missing").await, ["false", "0", "0"]);
         let missing = DistributedAtomicInteger::new(&fw, "/counters/missing", no_retry());
         let result = missing.compare_and_set(0, 1).await.expect("cas");
         assert_eq!((result.succeeded, result.pre_value, result.post_value), (false, 0, 0), "as Curator");
@@ -187,16 +177,16 @@ async fn value_bytes_and_compare_and_set_are_shared_with_curator() {
         let value = DistributedAtomicValue::new(&fw, "/config/owner", RetryNTimes::new(10, Duration::from_millis(1)));
 
         peer.send("getvalue /config/owner");
-        assert_eq!(words(&mut peer, "VALUE /config/owner").await, ["null"], "Curator's missing value");
+        assert_eq!(peer.words("VALUE /config/owner").await, ["null"], "Curator's missing value");
         assert!(value.get().await.expect("get").post_value.is_empty(), "ours: empty");
 
         let binary = Bytes::from_static(&[0, 0xff, 0x10, b'r', b's']);
         assert!(value.try_set(binary.clone()).await.expect("set").succeeded);
         peer.send("getvalue /config/owner");
-        assert_eq!(words(&mut peer, "VALUE /config/owner").await, [hex(&binary)], "the bytes themselves");
+        assert_eq!(peer.words("VALUE /config/owner").await, [hex(&binary)], "the bytes themselves");
 
         peer.send(&format!("setvalue /config/owner {}", hex(b"java")));
-        assert_eq!(words(&mut peer, "VALUE_SET /config/owner").await, ["true", &hex(&binary), &hex(b"java")]);
+        assert_eq!(peer.words("VALUE_SET /config/owner").await, ["true", &hex(&binary), &hex(b"java")]);
         assert_eq!(&value.get().await.expect("get").post_value[..], b"java");
 
         // Rust's compare-and-set against what Curator wrote, and Curator's against Rust's.
@@ -204,9 +194,9 @@ async fn value_bytes_and_compare_and_set_are_shared_with_curator() {
         assert!(value.compare_and_set(b"java", "rust").await.expect("cas").succeeded);
         peer.send(&format!("casvalue /config/owner {} {}", hex(b"java"), hex(b"late")));
         // Curator's failed compareAndSet reports a null post value; ours repeats the value read.
-        assert_eq!(words(&mut peer, "VALUE_CAS /config/owner").await, ["false", &hex(b"rust"), "null"]);
+        assert_eq!(peer.words("VALUE_CAS /config/owner").await, ["false", &hex(b"rust"), "null"]);
         peer.send(&format!("casvalue /config/owner {} -", hex(b"rust")));
-        assert_eq!(words(&mut peer, "VALUE_CAS /config/owner").await, ["true", &hex(b"rust"), "-"]);
+        assert_eq!(peer.words("VALUE_CAS /config/owner").await, ["true", &hex(b"rust"), "-"]);
         assert!(value.get().await.expect("get").post_value.is_empty(), "Curator wrote empty bytes");
 
         // A decimal counter in the bytes, incremented by compare-and-set loops on both sides at
@@ -226,10 +216,10 @@ async fn value_bytes_and_compare_and_set_are_shared_with_curator() {
             }
         });
         within("Rust's compare-and-set loop", rust).await.expect("task");
-        assert_eq!(words(&mut peer, "VALUE_COUNTED java").await[0], EACH.to_string());
+        assert_eq!(peer.words("VALUE_COUNTED java").await[0], EACH.to_string());
         assert_eq!(value.get().await.expect("get").post_value, (2 * EACH).to_string().as_bytes());
         peer.send("getvalue /config/owner");
-        assert_eq!(words(&mut peer, "VALUE /config/owner").await, [peer_hex((2 * EACH).to_string().as_bytes())]);
+        assert_eq!(peer.words("VALUE /config/owner").await, [peer_hex((2 * EACH).to_string().as_bytes())]);
 
         fw.close().await;
         peer.disconnect().await;

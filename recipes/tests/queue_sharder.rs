@@ -200,8 +200,7 @@ async fn shards_are_shared_with_curators_queue_sharder() {
                 .await
                 .expect("start");
         peer.send("shards");
-        let line = peer.expect("SHARDS").await;
-        let java_shards: Vec<String> = line.split_whitespace().skip(2).map(str::to_owned).collect();
+        let java_shards: Vec<String> = peer.words("SHARDS").await.split_off(1);
         assert_eq!(rust.queue_paths(), java_shards, "Rust adopted Curator's shard and made none");
 
         // Rust fills the shard; Curator's leader adds one at its next check, Rust learns it.
@@ -215,8 +214,7 @@ async fn shards_are_shared_with_curators_queue_sharder() {
         .await;
         assert!(!*rust.leadership().borrow(), "Curator leads");
         peer.send("shards");
-        let line = peer.expect("SHARDS").await;
-        let java_shards: Vec<String> = line.split_whitespace().skip(2).map(str::to_owned).collect();
+        let java_shards: Vec<String> = peer.words("SHARDS").await.split_off(1);
         assert_eq!(rust.queue_paths(), java_shards);
         assert!(java_shards.iter().all(|p| p.starts_with("/shared/queue-")), "{java_shards:?}");
 

@@ -28,17 +28,6 @@ public final class CuratorAtomicPeer {
         PeerIo.serve(CuratorAtomicPeer::handle, () -> {});
     }
 
-    static byte[] unhex(String s) {
-        if (s.equals("-")) {
-            return new byte[0];
-        }
-        byte[] out = new byte[s.length() / 2];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
-        }
-        return out;
-    }
-
     static String hex(byte[] data) {
         if (data == null) {
             return "null";
@@ -89,13 +78,13 @@ public final class CuratorAtomicPeer {
             }
             case "setvalue": {
                 DistributedAtomicValue value = new DistributedAtomicValue(client, a[1], new RetryNTimes(10, 1));
-                AtomicValue<byte[]> r = value.trySet(unhex(a[2]));
+                AtomicValue<byte[]> r = value.trySet(PeerIo.unhex(a[2]));
                 PeerIo.out("VALUE_SET " + a[1] + " " + r.succeeded() + " " + hex(r.preValue()) + " " + hex(r.postValue()));
                 break;
             }
             case "casvalue": {
                 DistributedAtomicValue value = new DistributedAtomicValue(client, a[1], new RetryNTimes(0, 0));
-                AtomicValue<byte[]> r = value.compareAndSet(unhex(a[2]), unhex(a[3]));
+                AtomicValue<byte[]> r = value.compareAndSet(PeerIo.unhex(a[2]), PeerIo.unhex(a[3]));
                 PeerIo.out("VALUE_CAS " + a[1] + " " + r.succeeded() + " " + hex(r.preValue()) + " " + hex(r.postValue()));
                 break;
             }

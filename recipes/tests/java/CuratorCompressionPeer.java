@@ -22,17 +22,6 @@ public final class CuratorCompressionPeer {
         PeerIo.serve(CuratorCompressionPeer::handle, () -> {});
     }
 
-    static byte[] unhex(String s) {
-        if (s.equals("-")) {
-            return new byte[0];
-        }
-        byte[] out = new byte[s.length() / 2];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
-        }
-        return out;
-    }
-
     static String hex(byte[] data) {
         return data.length == 0 ? "-" : PeerIo.hex(data);
     }
@@ -40,11 +29,11 @@ public final class CuratorCompressionPeer {
     static void handle(String[] a) throws Exception {
         switch (a[0]) {
             case "compress":
-                PeerIo.out("COMPRESSED " + hex(GZIP.compress("/", unhex(a[1]))));
+                PeerIo.out("COMPRESSED " + hex(GZIP.compress("/", PeerIo.unhex(a[1]))));
                 break;
             case "decompress":
                 try {
-                    PeerIo.out("DECOMPRESSED " + hex(GZIP.decompress("/", unhex(a[1]))));
+                    PeerIo.out("DECOMPRESSED " + hex(GZIP.decompress("/", PeerIo.unhex(a[1]))));
                 } catch (IOException e) {
                     PeerIo.out("DECOMPRESSED REFUSED " + e.getClass().getSimpleName());
                 }
@@ -53,11 +42,11 @@ public final class CuratorCompressionPeer {
                 PeerIo.out("READ " + a[1] + " " + hex(PeerIo.client.getData().decompressed().forPath(a[1])));
                 break;
             case "write":
-                PeerIo.client.create().compressed().forPath(a[1], unhex(a[2]));
+                PeerIo.client.create().compressed().forPath(a[1], PeerIo.unhex(a[2]));
                 PeerIo.out("WROTE " + a[1]);
                 break;
             case "set":
-                PeerIo.client.setData().compressed().forPath(a[1], unhex(a[2]));
+                PeerIo.client.setData().compressed().forPath(a[1], PeerIo.unhex(a[2]));
                 PeerIo.out("SET " + a[1]);
                 break;
             default:

@@ -14,7 +14,6 @@ import java.util.List;
 
 import org.apache.curator.framework.recipes.queue.DistributedQueue;
 import org.apache.curator.framework.recipes.queue.QueueBuilder;
-import org.apache.curator.framework.recipes.queue.QueueSerializer;
 import org.apache.curator.framework.recipes.queue.QueueSharder;
 import org.apache.curator.framework.recipes.queue.QueueSharderPolicies;
 
@@ -23,28 +22,8 @@ public final class CuratorSharderPeer {
 
     private CuratorSharderPeer() {}
 
-    private static final QueueSerializer<byte[]> RAW = new QueueSerializer<byte[]>() {
-        @Override
-        public byte[] serialize(byte[] item) {
-            return item;
-        }
-
-        @Override
-        public byte[] deserialize(byte[] bytes) {
-            return bytes;
-        }
-    };
-
     public static void main(String[] args) throws Exception {
         PeerIo.serve(CuratorSharderPeer::handle, CuratorSharderPeer::closeRecipes);
-    }
-
-    static byte[] unhex(String s) {
-        byte[] out = new byte[s.length() / 2];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
-        }
-        return out;
     }
 
     static void handle(String[] a) throws Exception {
@@ -56,7 +35,7 @@ public final class CuratorSharderPeer {
                         .maxQueues(Integer.parseInt(a[5]))
                         .build();
                 QueueSharder<byte[], DistributedQueue<byte[]>> s = new QueueSharder<>(PeerIo.client,
-                        (client, path) -> QueueBuilder.builder(client, null, RAW, path).buildQueue(), a[1], a[2], policies);
+                        (client, path) -> QueueBuilder.builder(client, null, new PeerIo.Raw(), path).buildQueue(), a[1], a[2], policies);
                 s.start();
                 sharder = s;
                 PeerIo.out("SHARDER_STARTED");
@@ -70,7 +49,7 @@ public final class CuratorSharderPeer {
             }
             case "put": {
                 DistributedQueue<byte[]> queue = sharder.getQueue();
-                queue.put(unhex(a[1]));
+                queue.put(PeerIo.unhex(a[1]));
                 PeerIo.out("PUT " + queuePathOf(queue));
                 break;
             }
