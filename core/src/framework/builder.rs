@@ -50,6 +50,7 @@ pub struct FrameworkBuilder {
     resession_jitter: Duration,
     recreate_jitter: Duration,
     acl: Arc<dyn super::AclProvider>,
+    compression: Arc<dyn super::CompressionProvider>,
     seed: Option<u64>,
 }
 
@@ -66,6 +67,7 @@ impl FrameworkBuilder {
             resession_jitter: Duration::from_millis(100),
             recreate_jitter: Duration::from_millis(20),
             acl: Arc::new(super::DefaultAclProvider),
+            compression: Arc::new(super::GzipCompressionProvider::new()),
             seed: None,
         }
     }
@@ -386,6 +388,31 @@ impl FrameworkBuilder {
         self
     }
 
+    /// The provider that compresses node data for [`Create::compressed`](super::Create::compressed),
+    /// [`Framework::set_data_compressed`] and [`Framework::get_data_decompressed`] (Curator's
+    /// `compressionProvider`); [`GzipCompressionProvider`](super::GzipCompressionProvider), in
+    /// Curator's format, by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::Framework;
+    /// use corral_core::framework::GzipCompressionProvider;
+    ///
+    /// let gzip = GzipCompressionProvider::new().with_max_decompressed_len(1 << 20);
+    /// let fw = Framework::builder(server.connect_string()).compression_provider(gzip).start()?;
+    /// assert!(fw.compression_provider().decompress("/x", &[0u8; 20]).is_err());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn compression_provider(mut self, provider: impl super::CompressionProvider) -> Self {
+        self.compression = Arc::new(provider);
+        self
+    }
+
     /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
     ///
     /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
@@ -643,6 +670,7 @@ impl FrameworkBuilder {
                 connection_timeout: self.connection_timeout,
                 recreate_jitter: self.recreate_jitter,
                 acl: self.acl,
+                compression: self.compression,
                 close: close_tx,
                 manager: std::sync::Mutex::new(Some(manager)),
                 namespaced: self.namespace.is_some(),

@@ -35,6 +35,7 @@
 
 mod acl;
 mod builder;
+mod compression;
 mod create;
 mod delete;
 mod manager;
@@ -50,6 +51,7 @@ use tokio::sync::watch;
 
 pub use acl::{AclProvider, DefaultAclProvider, FixedAclProvider};
 pub use builder::FrameworkBuilder;
+pub use compression::{CompressionProvider, DEFAULT_MAX_DECOMPRESSED_LEN, GzipCompressionProvider};
 pub use create::{Create, PROTECTED_PREFIX};
 pub use delete::Delete;
 pub use protected::ProtectedCreate;
@@ -77,6 +79,7 @@ pub(crate) struct Inner {
     connection_timeout: Duration,
     recreate_jitter: Duration,
     acl: Arc<dyn AclProvider>,
+    compression: Arc<dyn CompressionProvider>,
     close: watch::Sender<bool>,
     manager: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     namespaced: bool,
