@@ -29,13 +29,15 @@
 //!   barriers (a node that holds waiters back; members that enter and leave together).
 //! - [`shared_count::SharedValue`] and [`shared_count::SharedCount`]: a value every process sees,
 //!   as a watch channel, with compare-and-set on the node's version.
-//! - [`atomic::DistributedAtomicLong`]: a 64-bit counter updated by compare-and-set, optionally
-//!   promoted to a lock when contention is high.
+//! - [`atomic::DistributedAtomicLong`], [`atomic::DistributedAtomicInteger`] and
+//!   [`atomic::DistributedAtomicValue`]: a 64-bit or 32-bit counter or raw bytes updated by
+//!   compare-and-set, optionally promoted to a lock when contention is high (one engine, Curator's
+//!   encodings).
 //!
 //! - [`queue`]: Curator's distributed queues — [`queue::SimpleDistributedQueue`] (`qn-` nodes)
 //!   and [`queue::DistributedQueue`] (`queue-` nodes of Curator's item messages, with the
 //!   lock-safe mode as a message to acknowledge) with its priority, delay and id variants —
-//!   consumed as streams.
+//!   consumed as streams; [`queue::QueueSharder`] spreads items over shards as Curator's does.
 //!
 //! # Sessions, holds and the recipe runtime
 //!
