@@ -651,6 +651,7 @@ impl FrameworkBuilder {
             client: std::sync::Mutex::new(first.clone()),
             states: StatePublisher::new(),
             guaranteed_deletes: std::sync::atomic::AtomicUsize::new(0),
+            hosts: std::sync::Mutex::new(None),
         });
         let (close_tx, close_rx) = watch::channel(false);
         let config = ManagerConfig {

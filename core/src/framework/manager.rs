@@ -56,7 +56,7 @@ pub(crate) async fn run(
     loop {
         let (client, mut events) = match next.take() {
             Some(pair) => pair,
-            None => match config.template.clone().build_with_events() {
+            None => match with_updated_hosts(&shared, config.template.clone()).build_with_events() {
                 Ok((client, events)) => (client, Box::pin(events) as Events),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build a client; the framework stops");
@@ -159,6 +159,14 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// The template with the servers of the last [`Framework::update_server_list`](crate::Framework::update_server_list), if any.
+fn with_updated_hosts(shared: &Shared, template: ClientBuilder) -> ClientBuilder {
+    match shared.hosts.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+        Some(hosts) => template.with_hosts(hosts),
+        None => template,
     }
 }
 

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     client: std::sync::Mutex<Client>,
     states: StatePublisher,
     guaranteed_deletes: std::sync::atomic::AtomicUsize,
+    /// The servers given by [`Framework::update_server_list`], for the clients of later sessions.
+    hosts: std::sync::Mutex<Option<Vec<crate::HostPort>>>,
 }
 
 #[derive(Debug)]
@@ -194,6 +196,44 @@ impl Framework {
     /// ```
     pub fn connection_state(&self) -> watch::Receiver<ConnectionStateChange> {
         self.inner.shared.states.subscribe()
+    }
+
+    /// Gives the framework a new list of servers (after an ensemble was reconfigured): the
+    /// current session's client moves to it as [`Client::update_server_list`] says, and every
+    /// later session's client starts with it instead of the builder's connect string.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectString`](crate::Error::InvalidConnectString) for a string that
+    /// does not parse, [`Error::BadArguments`](crate::Error::BadArguments) for another chroot.
+    /// A session that has just ended is no error: the next one uses the list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::testing::TestingCluster;
+    ///
+    /// let cluster = TestingCluster::start(2).await?;
+    /// let fw = corral_core::Framework::builder(cluster.addr(0).to_string()).start()?;
+    /// fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// fw.update_server_list(&cluster.addr(1).to_string())?;
+    /// fw.client().sync("/").await?;
+    /// assert_eq!(cluster.member_of_session(fw.client().session_id()), Some(1));
+    /// # fw.close().await;
+    /// # cluster.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn update_server_list(&self, connect_string: &str) -> crate::Result<()> {
+        let parsed: crate::ConnectString = connect_string.parse()?;
+        let client = self.client();
+        match client.update_server_list(connect_string) {
+            Ok(()) | Err(crate::Error::SessionExpired | crate::Error::Closed | crate::Error::AuthFailed) => {}
+            Err(e) => return Err(e),
+        }
+        *self.inner.shared.hosts.lock().unwrap_or_else(|e| e.into_inner()) = Some(parsed.hosts);
+        Ok(())
     }
 
     /// The current connection state.

@@ -341,6 +341,11 @@ impl SessionTask {
                 let _ = reply.send(self.watches.len());
             }
             Command::Disconnect => return Err(ConnEnd::Disconnected("disconnect requested".into())),
+            Command::UpdateHosts(hosts) => {
+                if !self.set_hosts(hosts) {
+                    return Err(ConnEnd::Disconnected("the server left the host list".into()));
+                }
+            }
             Command::Close(reply) => {
                 self.closers.push(reply);
                 if link.close_xid.is_none() {
