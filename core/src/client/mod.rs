@@ -391,7 +391,12 @@ impl Client {
                 self.chroot().root().unwrap_or("none")
             )));
         }
-        self.inner.commands.send(Command::UpdateHosts(parsed.hosts)).map_err(|_| self.ended_error())
+        self.update_hosts(parsed.hosts)
+    }
+
+    /// [`update_server_list`](Self::update_server_list) with the hosts parsed.
+    pub(crate) fn update_hosts(&self, hosts: Vec<crate::HostPort>) -> Result<()> {
+        self.inner.commands.send(Command::UpdateHosts(hosts)).map_err(|_| self.ended_error())
     }
 
     /// The number of watchers this client holds (one-shot and persistent). Recipes' tests use

@@ -52,6 +52,7 @@ pub struct FrameworkBuilder {
     acl: Arc<dyn super::AclProvider>,
     compression: Arc<dyn super::CompressionProvider>,
     seed: Option<u64>,
+    ensemble_tracker: bool,
 }
 
 impl FrameworkBuilder {
@@ -69,6 +70,7 @@ impl FrameworkBuilder {
             acl: Arc::new(super::DefaultAclProvider),
             compression: Arc::new(super::GzipCompressionProvider::new()),
             seed: None,
+            ensemble_tracker: false,
         }
     }
 
@@ -444,6 +446,35 @@ impl FrameworkBuilder {
         self
     }
 
+    /// Follows the ensemble's configuration (Curator's `EnsembleTracker`): on every connection
+    /// the framework reads `/zookeeper/config` with a watch, and when a reconfiguration changes
+    /// the servers clients should use, it moves to them
+    /// ([`Framework::update_server_list`]) — the current session only if its server left, every
+    /// later session from the start. Off by default here (Curator turns it on): it costs a read
+    /// and a watch per session, and only ensembles reconfigured while clients run need it. A
+    /// standalone server's empty configuration changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).ensemble_tracker(true).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// // A standalone server has no dynamic configuration: the servers stay as given.
+    /// assert_eq!(fw.current_connection_string(), server.connect_string());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn ensemble_tracker(mut self, on: bool) -> Self {
+        self.ensemble_tracker = on;
+        self
+    }
+
     /// Adds `digest` credentials (`user:password`), sent on every connection of every session.
     ///
     /// # Examples
@@ -645,6 +676,7 @@ impl FrameworkBuilder {
         }
         // Validate the connect string now rather than in the background.
         let _: crate::ConnectString = self.connect_string.parse()?;
+        let initial: crate::ConnectString = template.connect_string().parse()?;
         // The first session's client exists before `start` returns, so `client()` always has one.
         let (first, events) = template.clone().build_with_events()?;
         let shared = Arc::new(Shared {
@@ -652,8 +684,12 @@ impl FrameworkBuilder {
             states: StatePublisher::new(),
             guaranteed_deletes: std::sync::atomic::AtomicUsize::new(0),
             hosts: std::sync::Mutex::new(None),
+            initial,
         });
         let (close_tx, close_rx) = watch::channel(false);
+        if self.ensemble_tracker {
+            tokio::spawn(super::ensemble_tracker::run(shared.clone(), close_rx.clone()));
+        }
         let config = ManagerConfig {
             template,
             lost_after_percent: self.lost_after_percent,

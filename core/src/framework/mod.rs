@@ -38,6 +38,7 @@ mod builder;
 mod compression;
 mod create;
 mod delete;
+mod ensemble_tracker;
 mod manager;
 mod protected;
 mod session;
@@ -69,8 +70,33 @@ pub(crate) struct Shared {
     client: std::sync::Mutex<Client>,
     states: StatePublisher,
     guaranteed_deletes: std::sync::atomic::AtomicUsize,
-    /// The servers given by [`Framework::update_server_list`], for the clients of later sessions.
+    /// The servers given by [`Framework::update_server_list`] or the ensemble tracker, for the
+    /// clients of later sessions.
     hosts: std::sync::Mutex<Option<Vec<crate::HostPort>>>,
+    /// The connect string the framework was built with.
+    initial: crate::ConnectString,
+}
+
+impl Shared {
+    fn client(&self) -> Client {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Uses `hosts` from now on: the current client moves to them if its server is not among
+    /// them, later sessions' clients start with them.
+    fn use_hosts(&self, hosts: Vec<crate::HostPort>) {
+        *self.hosts.lock().unwrap_or_else(|e| e.into_inner()) = Some(hosts.clone());
+        // A client whose session just ended takes no list; the next session's client will.
+        let _ = self.client().update_hosts(hosts);
+    }
+
+    /// The servers in use, with the chroot: `host:port,…[/chroot]`.
+    fn connection_string(&self) -> String {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let hosts = hosts.unwrap_or_else(|| self.initial.hosts.clone());
+        let list = hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        format!("{list}{}", self.initial.chroot.as_deref().unwrap_or(""))
+    }
 }
 
 #[derive(Debug)]
@@ -227,13 +253,39 @@ impl Framework {
     /// ```
     pub fn update_server_list(&self, connect_string: &str) -> crate::Result<()> {
         let parsed: crate::ConnectString = connect_string.parse()?;
-        let client = self.client();
-        match client.update_server_list(connect_string) {
-            Ok(()) | Err(crate::Error::SessionExpired | crate::Error::Closed | crate::Error::AuthFailed) => {}
-            Err(e) => return Err(e),
+        if let Some(chroot) = parsed.chroot.as_deref()
+            && Some(chroot) != self.inner.shared.initial.chroot.as_deref()
+        {
+            return Err(crate::Error::BadArguments(format!(
+                "the chroot cannot change ({chroot} given, the framework's is {})",
+                self.inner.shared.initial.chroot.as_deref().unwrap_or("none")
+            )));
         }
-        *self.inner.shared.hosts.lock().unwrap_or_else(|e| e.into_inner()) = Some(parsed.hosts);
+        self.inner.shared.use_hosts(parsed.hosts);
         Ok(())
+    }
+
+    /// The servers the framework uses now, with its chroot (`host:port,…[/chroot]`): the
+    /// builder's connect string until [`update_server_list`](Self::update_server_list) or the
+    /// [ensemble tracker](crate::FrameworkBuilder::ensemble_tracker) changed them (Curator's
+    /// `getCurrentConnectionString`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let other = corral_server::testing::TestingServer::start().await?;
+    /// let fw = corral_core::Framework::builder(format!("{}/app", server.connect_string())).start()?;
+    /// assert_eq!(fw.current_connection_string(), format!("{}/app", server.connect_string()));
+    /// fw.update_server_list(&other.connect_string())?;
+    /// assert_eq!(fw.current_connection_string(), format!("{}/app", other.connect_string()));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn current_connection_string(&self) -> String {
+        self.inner.shared.connection_string()
     }
 
     /// The current connection state.
