@@ -35,10 +35,8 @@ async fn re_entries_share_one_node_and_only_the_last_release_lets_the_next_in() 
             let mutex = Mutex::new(&other, "/lock");
             async move { mutex.acquire().await }
         });
-        common::eventually("the contender queued", || async {
-            mutex.participant_nodes().await.unwrap().len() == 2
-        })
-        .await;
+        common::eventually("the contender queued", || async { mutex.participant_nodes().await.unwrap().len() == 2 })
+            .await;
 
         // Inner releases, in any order, only count down: the node stays, the contender waits.
         inner.release().await.unwrap();

@@ -155,10 +155,10 @@ async fn a_revocable_acquisition_expired_mid_flight_leaves_nothing_unowned() {
                 let mut nodes = Vec::new();
                 for child in children {
                     let path = format!("{dir}/{child}");
-                    if let Some(stat) = observer.exists(&path).await.unwrap() {
-                        if sessions.contains(&stat.ephemeral_owner) {
-                            nodes.push((path, stat.ephemeral_owner));
-                        }
+                    if let Some(stat) = observer.exists(&path).await.unwrap()
+                        && sessions.contains(&stat.ephemeral_owner)
+                    {
+                        nodes.push((path, stat.ephemeral_owner));
                     }
                 }
                 nodes

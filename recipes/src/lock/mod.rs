@@ -60,9 +60,9 @@ mod protected;
 mod revoke;
 
 pub use guard::MutexGuard;
-pub use revoke::{REVOKE_MESSAGE, Revoker};
 pub(crate) use protected::{Created, ProtectedNode, delete_in_background};
 use revoke::Revocation;
+pub use revoke::{REVOKE_MESSAGE, Revoker};
 
 /// Curator's lock node name: a [`Mutex`] contender's node is `<dir>/_c_<uuid>-lock-<sequence>`.
 ///

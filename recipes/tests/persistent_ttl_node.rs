@@ -1,0 +1,95 @@
+//! PersistentTtlNode in Curator's layout — a container with the data and a TTL `touch` child —
+//! against the embedded server and (when available) a real ZooKeeper started with extended
+//! types.
+
+mod common;
+
+use std::time::Duration;
+
+use corral_recipes::persistent_ttl_node::{PersistentTtlNode, TOUCH_NODE_NAME};
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_nodes_have_curators_shape_and_come_back_after_a_delete() {
+    for env in common::envs("ttl-node-shape").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        // Touched every second: a delete is repaired within one.
+        let node = PersistentTtlNode::start(&fw, "/workers/w1", Duration::from_secs(2), "ready");
+        node.wait_for_initial_create(T).await.unwrap();
+        let client = fw.client();
+        // (ZooKeeper shows containers and TTL nodes to clients with an ephemeral owner of 0: their
+        // kinds are proven by the server's sweeps in the expiry test.)
+        let (data, stat) = client.get_data("/workers/w1").await.unwrap();
+        assert_eq!((&data[..], stat.ephemeral_owner), (&b"ready"[..], 0), "the data on the container");
+        assert_eq!(client.get_children("/workers/w1").await.unwrap(), [TOUCH_NODE_NAME]);
+        let (stamp, touch) = client.get_data("/workers/w1/touch").await.unwrap();
+        assert_eq!(touch.ephemeral_owner, 0, "bound to no session");
+        assert!(!stamp.is_empty(), "the touch carries Curator's default data (the local address)");
+
+        node.set_data("busy").await.unwrap();
+        assert_eq!(&client.get_data("/workers/w1").await.unwrap().0[..], b"busy");
+
+        // Deleted by someone: both come back, with the latest data, at the next touch.
+        client.delete("/workers/w1/touch", None).await.unwrap();
+        client.delete("/workers/w1", None).await.unwrap();
+        common::eventually("re-created", || async { client.exists("/workers/w1/touch").await.unwrap().is_some() })
+            .await;
+        assert_eq!(&client.get_data("/workers/w1").await.unwrap().0[..], b"busy");
+        node.close().await;
+        fw.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_existing_container_is_adopted_with_our_data() {
+    let env = common::embedded("ttl-node-adopt").await;
+    let fw = env.framework();
+    let client = fw.client();
+    client.create("/w2", "theirs", corral_recipes::CreateMode::Container).await.unwrap();
+    client.create("/w2/other", "", corral_recipes::CreateMode::Persistent).await.unwrap();
+    let node = PersistentTtlNode::start(&fw, "/w2", Duration::from_secs(20), "ours");
+    node.wait_for_initial_create(T).await.unwrap();
+    assert_eq!(&client.get_data("/w2").await.unwrap().0[..], b"ours");
+    assert!(client.exists("/w2/touch").await.unwrap().is_some());
+    node.close().await;
+    fw.close().await;
+}
+
+#[tokio::test]
+async fn touched_it_outlives_its_ttl_and_closed_the_server_takes_both_nodes() {
+    let env = common::embedded("ttl-node-expiry").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let ttl = Duration::from_millis(300);
+    let node = PersistentTtlNode::start(&fw, "/w3", ttl, "ready");
+    node.wait_for_initial_create(T).await.unwrap();
+    let client = fw.client();
+    let first = client.exists("/w3/touch").await.unwrap().unwrap();
+    // Touched again and again: each touch is a new modification, and past several TTLs the
+    // server's sweeps have left both nodes alone.
+    let mut last = first.mzxid;
+    for _ in 0..4 {
+        let seen = last;
+        common::eventually("touched", || async {
+            server.sweep_now();
+            client.exists("/w3/touch").await.unwrap().expect("the touch node stays").mzxid > seen
+        })
+        .await;
+        last = client.exists("/w3/touch").await.unwrap().unwrap().mzxid;
+    }
+    assert!(client.exists("/w3").await.unwrap().is_some());
+    assert_eq!(client.exists("/w3/touch").await.unwrap().unwrap().czxid, first.czxid, "never re-created");
+
+    // Closed: nothing deleted now, but once the TTL passes the sweeps take the child, then the
+    // emptied container.
+    node.close().await;
+    assert!(client.exists("/w3/touch").await.unwrap().is_some(), "close deleted the node (Curator leaves it)");
+    common::eventually("both gone", || async {
+        server.sweep_now();
+        client.exists("/w3").await.unwrap().is_none()
+    })
+    .await;
+    fw.close().await;
+}
