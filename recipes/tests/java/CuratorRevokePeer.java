@@ -25,17 +25,6 @@ public final class CuratorRevokePeer {
 
     private CuratorRevokePeer() {}
 
-    /** InterProcessMutex, with the node it holds made visible. */
-    static final class Mutex extends InterProcessMutex {
-        Mutex(CuratorFramework client, String path) {
-            super(client, path);
-        }
-
-        String heldNode() {
-            return getLockPath();
-        }
-    }
-
     public static void main(String[] args) throws Exception {
         PeerIo.serve(CuratorRevokePeer::handle, CuratorRevokePeer::closeRecipes);
     }
@@ -45,7 +34,7 @@ public final class CuratorRevokePeer {
         switch (a[0]) {
             case "hold": {
                 String tag = a[1];
-                Mutex mutex = new Mutex(client, a[2]);
+                InterProcessMutex mutex = new InterProcessMutex(client, a[2]);
                 CountDownLatch release = new CountDownLatch(1);
                 letGo.put(tag, release);
                 if (Boolean.parseBoolean(a[3])) {
@@ -60,7 +49,9 @@ public final class CuratorRevokePeer {
                     if (!mutex.acquire(PeerIo.WAIT_SECONDS, TimeUnit.SECONDS)) {
                         throw new IllegalStateException("hold " + tag + " timed out");
                     }
-                    PeerIo.out("ACQUIRED " + tag + " " + PeerIo.name(mutex.heldNode()));
+                    // The holder is first in line: our own node.
+                    String node = mutex.getParticipantNodes().iterator().next();
+                    PeerIo.out("ACQUIRED " + tag + " " + PeerIo.name(node));
                     try {
                         release.await();
                     } finally {
