@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::java_peer;
+
 use std::time::Duration;
 
 use corral_recipes::persistent_ttl_node::{PersistentTtlNode, TOUCH_NODE_NAME};
@@ -92,4 +94,71 @@ async fn touched_it_outlives_its_ttl_and_closed_the_server_takes_both_nodes() {
     })
     .await;
     fw.close().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Interop with Curator's PersistentTtlNode (`tests/java/CuratorTtlNodePeer.java`)
+
+const SPEC: java_peer::PeerSpec = java_peer::PeerSpec {
+    class: "CuratorTtlNodePeer",
+    jars: &[java_peer::CURATOR_RECIPES_JARS],
+    packages: java_peer::CURATOR_RECIPES_PACKAGES,
+    tests: "Curator PersistentTtlNode interop tests",
+    cache: "curator-ttl-node-peer",
+};
+
+/// The container's data, its children and the `touch` child's data.
+async fn shape(client: &corral_recipes::Client, path: &str) -> (Vec<u8>, Vec<String>, Vec<u8>) {
+    let data = client.get_data(path).await.unwrap().0.to_vec();
+    let children = client.get_children(path).await.unwrap();
+    let touch = client.get_data(&format!("{path}/{TOUCH_NODE_NAME}")).await.unwrap().0.to_vec();
+    (data, children, touch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_and_corral_make_the_same_nodes_and_share_one() {
+    let Some(java) = java_peer::java(&SPEC) else { return };
+    let mut peer = java_peer::Peer::start(java).await;
+    for env in common::envs("ttl-node-interop").await {
+        eprintln!("-- against the {} server", env.kind);
+        peer.connect(&env).await;
+        let fw = env.framework();
+        let client = fw.client();
+
+        // Side by side: the same nodes, byte for byte (the touch holds each library's default
+        // data, the local address).
+        peer.send(&format!("ttl-node java /java 2000 {}", java_peer::hex(b"ready")));
+        peer.expect("TTL_NODE_STARTED java").await;
+        // (Curator's first touch comes `ttl / 2` after the container; ours with it.)
+        common::eventually("Curator's first touch", || async { client.exists("/java/touch").await.unwrap().is_some() })
+            .await;
+        let ours = PersistentTtlNode::start(&fw, "/rust", Duration::from_secs(2), "ready");
+        ours.wait_for_initial_create(T).await.unwrap();
+        let (java_shape, rust_shape) = (shape(&client, "/java").await, shape(&client, "/rust").await);
+        assert_eq!(rust_shape, java_shape, "Curator's and Corral's PersistentTtlNode differ");
+        // Curator reads ours as it reads its own.
+        peer.send("shape /rust");
+        let line = peer.expect("SHAPE /rust").await;
+        let (data, children, touch) = rust_shape;
+        assert_eq!(
+            line,
+            format!("SHAPE /rust {} {} {}", java_peer::hex(&data), children.join(","), java_peer::hex(&touch))
+        );
+
+        // One path, both libraries: Corral adopts Curator's nodes instead of making others.
+        let before = client.exists("/java/touch").await.unwrap().unwrap();
+        let shared = PersistentTtlNode::start(&fw, "/java", Duration::from_secs(2), "ready");
+        shared.wait_for_initial_create(T).await.unwrap();
+        let after = client.exists("/java/touch").await.unwrap().unwrap();
+        assert_eq!(after.czxid, before.czxid, "the touch node was made again");
+        assert_eq!(client.get_children("/java").await.unwrap(), [TOUCH_NODE_NAME]);
+
+        shared.close().await;
+        ours.close().await;
+        peer.send("close java");
+        peer.expect("CLOSED java").await;
+        fw.close().await;
+        peer.disconnect().await;
+    }
+    peer.quit().await;
 }
