@@ -731,6 +731,11 @@ async fn run<F, Fut>(
             let _ = guard.release().await;
             break;
         }
+        if in_line.borrow().interrupted {
+            // Interrupted as the lock came: no term; the attempt ends at the top.
+            let _ = guard.release().await;
+            continue;
+        }
         backoff.reset();
         round += 1;
         let guard = Arc::new(guard);
