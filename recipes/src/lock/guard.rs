@@ -16,6 +16,9 @@ use crate::hold::Hold;
 /// in the background (on the current Tokio runtime; dropped outside any runtime, it logs a
 /// warning and the node stays until the session ends).
 ///
+/// The holder may take the lock again through its guard ([`MutexGuard::reenter`]); the lock
+/// node then goes with the last of the guards.
+///
 /// A guard knows when it stops being valid: under [`ErrorPolicy::Standard`](corral_core::ErrorPolicy::Standard) as soon as the
 /// connection is SUSPENDED, under [`ErrorPolicy::SessionOnly`](corral_core::ErrorPolicy::SessionOnly) when the session is LOST.
 ///
