@@ -6,8 +6,9 @@
 //! protected prefixes, `lock-`, Curator's sort rule), so a Java service using Curator and a
 //! Rust service using Corral can share one lock.
 //!
-//! - [`lock::Mutex`]: Curator's `InterProcessMutex` (minus re-entrancy), with guards that know
-//!   when they stop being valid and a fencing check for your own transactions.
+//! - [`lock::Mutex`]: Curator's `InterProcessMutex` (re-entrant through its guard, revocable),
+//!   with guards that know when they stop being valid and a fencing check for your own
+//!   transactions.
 //! - [`leader_latch::LeaderLatch`]: Curator's `LeaderLatch`, granting leadership only to a node
 //!   of the current session.
 //! - [`leader_selector::LeaderSelector`]: runs an async task while leading and cancels it when
@@ -88,6 +89,7 @@ pub mod leader_selector;
 pub mod lock;
 pub mod multi_lock;
 pub mod persistent_node;
+pub mod persistent_ttl_node;
 pub mod queue;
 pub mod read_write_lock;
 pub mod semaphore;
