@@ -25,7 +25,8 @@
 //!   `ServiceProvider`).
 //! - [`group_member::GroupMember`]: group membership with member data.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
-//!   with its latest data; TTL variant included.
+//!   with its latest data; TTL variant included. [`persistent_ttl_node::PersistentTtlNode`]:
+//!   Curator's layout of a node that lives while touched (a container and a TTL `touch` child).
 //! - [`barrier::DistributedBarrier`] and [`double_barrier::DistributedDoubleBarrier`]: Curator's
 //!   barriers (a node that holds waiters back; members that enter and leave together).
 //! - [`shared_count::SharedValue`] and [`shared_count::SharedCount`]: a value every process sees,
