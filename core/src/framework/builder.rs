@@ -53,6 +53,7 @@ pub struct FrameworkBuilder {
     compression: Arc<dyn super::CompressionProvider>,
     seed: Option<u64>,
     ensemble_tracker: bool,
+    circuit_breaker: Option<Arc<dyn RetryPolicy>>,
 }
 
 impl FrameworkBuilder {
@@ -71,6 +72,7 @@ impl FrameworkBuilder {
             compression: Arc::new(super::GzipCompressionProvider::new()),
             seed: None,
             ensemble_tracker: false,
+            circuit_breaker: None,
         }
     }
 
@@ -446,6 +448,38 @@ impl FrameworkBuilder {
         self
     }
 
+    /// Circuit-breaking connection states (Curator's `CircuitBreakingConnectionStateListener`,
+    /// here for the whole framework): while the connection flaps, the first SUSPENDED (or
+    /// LOST) is published and then the states hold still until the connection has been back
+    /// at one of `policy`'s checks (after each of its delays), instead of a SUSPENDED and a
+    /// RECONNECTED every time — so recipes do not give up and take back their locks and
+    /// leadership on every flap. A lost session is never hidden: LOST is published at once,
+    /// once per session. When the policy gives up, the breaker closes with the last state.
+    ///
+    /// Off by default: every transition is published as it happens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework, RetryForever};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .circuit_breaking(RetryForever::new(Duration::from_secs(1)))
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// assert_eq!(fw.current_state().state, ConnectionState::Connected);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn circuit_breaking(mut self, policy: impl RetryPolicy + 'static) -> Self {
+        self.circuit_breaker = Some(Arc::new(policy));
+        self
+    }
+
     /// Follows the ensemble's configuration (Curator's `EnsembleTracker`): on every connection
     /// the framework reads `/zookeeper/config` with a watch, and when a reconfiguration changes
     /// the servers clients should use, it moves to them
@@ -697,8 +731,24 @@ impl FrameworkBuilder {
             seed: self.seed,
             ensure_namespace: self.namespace.is_some(),
             acl: self.acl.clone(),
+            breaker: None,
         };
-        let manager = tokio::spawn(manager::run(shared.clone(), config, close_rx, (first, Box::pin(events))));
+        let (config, breaker) = match self.circuit_breaker {
+            None => (config, None),
+            Some(policy) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let breaker = tokio::spawn(super::circuit_breaker::run(shared.clone(), rx, policy));
+                (ManagerConfig { breaker: Some(tx), ..config }, Some(breaker))
+            }
+        };
+        let manager = manager::run(shared.clone(), config, close_rx, (first, Box::pin(events)));
+        let manager = tokio::spawn(async move {
+            manager.await;
+            // The breaker ends once the manager has dropped its sender, with the last state out.
+            if let Some(breaker) = breaker {
+                let _ = breaker.await;
+            }
+        });
         Ok(Framework {
             inner: Arc::new(Inner {
                 shared,

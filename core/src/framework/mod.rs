@@ -35,6 +35,7 @@
 
 mod acl;
 mod builder;
+mod circuit_breaker;
 mod compression;
 mod create;
 mod delete;
