@@ -38,7 +38,7 @@ impl Engine {
             let state = *states.borrow_and_update();
             if state != posted {
                 posted = state;
-                let _ = self.shared.events.send(CacheEvent::ConnectionState(state));
+                self.shared.send(CacheEvent::ConnectionState(state));
             }
             if !state.state.is_connected() {
                 tokio::select! {
@@ -63,7 +63,7 @@ impl Engine {
                     Ok(w) => watcher = Some(w),
                     Err(e) if e.code() == corral_core::ErrorCode::Unimplemented => {
                         tracing::error!(root = %self.root, "the server has no addWatch (ZooKeeper < 3.6); the cache stops");
-                        let _ = self.shared.events.send(CacheEvent::Failed(Error::from(e)));
+                        self.shared.send(CacheEvent::Failed(Error::from(e)));
                         return;
                     }
                     Err(e) => {
@@ -82,7 +82,7 @@ impl Engine {
                         synced_on = Some((state.epoch, state.connection));
                         if !*self.initialized.borrow() {
                             self.initialized.send_replace(true);
-                            let _ = self.shared.events.send(CacheEvent::Initialized);
+                            self.shared.send(CacheEvent::Initialized);
                         }
                     }
                     Err(e) => {
@@ -172,7 +172,7 @@ impl Engine {
         // Deepest first, as ZooKeeper deletes.
         for path in gone.iter().rev() {
             if let Some(old) = nodes.remove(path) {
-                let _ = self.shared.events.send(CacheEvent::Deleted { path: path.clone(), old });
+                self.shared.send(CacheEvent::Deleted { path: path.clone(), old });
             }
         }
         for (path, node) in fresh {
@@ -181,7 +181,7 @@ impl Engine {
                 continue;
             }
             for event in events {
-                let _ = self.shared.events.send(event);
+                self.shared.send(event);
             }
             nodes.insert(path, node);
         }
@@ -226,7 +226,7 @@ impl Engine {
         nodes.insert(path, node);
         self.shared.bump(nodes.len());
         for event in events {
-            let _ = self.shared.events.send(event);
+            self.shared.send(event);
         }
     }
 
@@ -239,7 +239,7 @@ impl Engine {
         for p in below.iter().rev().chain(std::iter::once(&path.to_owned())) {
             if let Some(old) = nodes.remove(p) {
                 removed = true;
-                let _ = self.shared.events.send(CacheEvent::Deleted { path: p.clone(), old });
+                self.shared.send(CacheEvent::Deleted { path: p.clone(), old });
             }
         }
         if removed {

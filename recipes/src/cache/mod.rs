@@ -165,6 +165,22 @@ pub enum CacheEvent {
     ConnectionState(ConnectionStateChange),
     /// The cache cannot work (for example, the server has no `addWatch`); it has stopped.
     Failed(Error),
+    /// This stream fell more than 1024 events behind: instead of the node events it missed,
+    /// the whole view as it is now. A reader that mirrors the cache replaces its mirror with
+    /// `nodes`; the node events that follow are the changes made after it.
+    Resynced {
+        /// The view.
+        nodes: BTreeMap<String, CachedNode>,
+        /// How many events this stream did not see.
+        skipped: u64,
+    },
+}
+
+impl CacheEvent {
+    /// Whether the event is about a node (created, changed, deleted).
+    fn is_node_event(&self) -> bool {
+        matches!(self, Self::Created { .. } | Self::Changed { .. } | Self::Deleted { .. })
+    }
 }
 
 /// Which nodes a cache keeps.
@@ -334,6 +350,7 @@ impl CacheBuilder {
         let shared = Arc::new(Shared {
             nodes: RwLock::new(BTreeMap::new()),
             events,
+            seq: std::sync::atomic::AtomicU64::new(0),
             generation: watch::Sender::new(0),
             counted: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -355,7 +372,12 @@ impl CacheBuilder {
 #[derive(Debug)]
 struct Shared {
     nodes: RwLock<BTreeMap<String, CachedNode>>,
-    events: broadcast::Sender<CacheEvent>,
+    /// Events with their sequence numbers (see [`Shared::send`]).
+    events: broadcast::Sender<(u64, CacheEvent)>,
+    /// The sequence number of the last event sent. Node events are numbered and sent with
+    /// the write lock of `nodes` held, so the number read under the read lock says which node
+    /// events the view already holds.
+    seq: std::sync::atomic::AtomicU64,
     /// Counts changes of `nodes`; bumped while the write lock is held, so a value read under
     /// the read lock names exactly the view it was read with.
     generation: watch::Sender<u64>,
@@ -364,6 +386,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// Numbers `event` and sends it to every stream (node events: with the write lock held).
+    fn send(&self, event: CacheEvent) {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let _ = self.events.send((seq, event));
+    }
+
     /// A change of `nodes`, which now holds `len` nodes (called with the write lock held).
     fn bump(&self, len: usize) {
         self.generation.send_modify(|g| *g += 1);
@@ -462,8 +490,9 @@ impl Cache {
         &self.root
     }
 
-    /// The events from now on. A receiver that falls more than 1024 events behind skips the
-    /// oldest (the stream yields what is left); the view itself is always complete.
+    /// The events from now on. A stream that falls more than 1024 events behind loses none
+    /// silently: it yields [`CacheEvent::Resynced`] with the whole view instead of the node
+    /// events it missed, then the changes made after that view.
     ///
     /// Events are not replayed: a stream taken as the cache starts (before its task first runs)
     /// sees a [`CacheEvent::Created`] for every node the first read finds, then
@@ -495,12 +524,25 @@ impl Cache {
     /// ```
     pub fn events(&self) -> impl Stream<Item = CacheEvent> + Send + Unpin + 'static {
         let rx = self.shared.events.subscribe();
-        futures::stream::unfold(rx, |mut rx| async move {
+        // Weak: the stream must end when the cache (and with it the sender) is gone.
+        let shared = Arc::downgrade(&self.shared);
+        // Node events up to this number are in a `Resynced` view already sent.
+        let resynced_up_to = 0u64;
+        futures::stream::unfold((rx, shared, resynced_up_to), |(mut rx, shared, mut up_to)| async move {
             loop {
                 match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "cache event receiver fell behind");
+                    Ok((seq, event)) if seq <= up_to && event.is_node_event() => {}
+                    Ok((_, event)) => return Some((event, (rx, shared, up_to))),
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        let cache = shared.upgrade()?;
+                        let (nodes, seq) = {
+                            let nodes = cache.nodes.read().unwrap_or_else(|e| e.into_inner());
+                            (nodes.clone(), cache.seq.load(std::sync::atomic::Ordering::SeqCst))
+                        };
+                        drop(cache);
+                        tracing::debug!(skipped, "cache event stream fell behind; sending the whole view");
+                        up_to = seq;
+                        return Some((CacheEvent::Resynced { nodes, skipped }, (rx, shared, up_to)));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
