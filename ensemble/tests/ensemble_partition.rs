@@ -5,37 +5,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use corral_ensemble_tests::long_mode;
 use corral_test_support::{Fault, FaultProxy, MemberId};
 use tokio::time::Instant;
 
-use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
-
-/// Waits until at least `n` connections are open through `proxy`.
-async fn connections(proxy: &FaultProxy, n: usize, what: &str) {
-    let started = Instant::now();
-    while proxy.open_connections() < n {
-        assert!(
-            started.elapsed() < PROGRESS_WAIT,
-            "{what}: {} connections through {} after {PROGRESS_WAIT:?}, wanted {n}",
-            proxy.open_connections(),
-            proxy.addr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Applies `faults` (member id → fault); members not named pass.
-fn apply(proxies: &[(MemberId, FaultProxy)], faults: &[(MemberId, Fault)]) {
-    for (id, proxy) in proxies {
-        let fault = faults.iter().find(|(f, _)| f == id).map_or(Fault::Pass, |(_, fault)| *fault);
-        if proxy.fault() != fault {
-            proxy.set(fault);
-        }
-    }
-}
+use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, apply, blocking, connections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_partitions_move_clients_to_another_member() {
