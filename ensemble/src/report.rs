@@ -36,8 +36,11 @@ pub struct FaultsReport {
     recoveries: Vec<(String, Vec<Duration>)>,
     /// Per measure (say "a new leader after a leader kill"): per side ("Corral", "Curator"),
     /// every time measured.
-    comparisons: Vec<(String, Vec<(String, Vec<Duration>)>)>,
+    comparisons: Vec<(String, Sides)>,
 }
+
+/// Per side of a comparison, every time measured.
+type Sides = Vec<(String, Vec<Duration>)>;
 
 fn bump(rows: &mut Vec<(String, u64)>, what: &str, by: u64) {
     match rows.iter_mut().find(|(name, _)| name == what) {
