@@ -126,13 +126,7 @@ async fn ensemble_long_run_every_fault_kind_with_curator_side_by_side() {
     let rounds = sized(ROUNDS_ENV, 110, 1);
     let acquisitions = sized(ACQUISITIONS_ENV, 10_000, 0);
     let Some(mut w) = Workload::start("long run").await else { return };
-    let proxies: Vec<(MemberId, FaultProxy)> =
-        w.zk.ids()
-            .into_iter()
-            .map(|id| (id, FaultProxy::start(w.zk.client_addr(id)).expect("start a proxy")))
-            .collect();
-    let hosts: Vec<String> = proxies.iter().map(|(_, p)| p.addr().to_string()).collect();
-    let through_proxies = format!("{}{}", hosts.join(","), common::ROOT);
+    let (proxies, through_proxies) = w.client_proxies();
     let extra = ["writes=1"];
     let mut contenders: Vec<_> =
         (1..=3).map(|i| w.contender(&format!("m{i}"), "mutex", &through_proxies, &extra)).collect();

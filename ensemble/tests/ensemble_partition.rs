@@ -1,12 +1,13 @@
 //! Partitions between clients and members: each contender reaches the ensemble only through one
-//! [`FaultProxy`] per member. The clients are herded onto one member, which is then black-holed,
-//! cut one way (its replies lost; then the clients' requests lost), and stalled (SIGSTOP); each
-//! time the clients must move to another member and the mutex go on with 0 violations.
+//! [`FaultProxy`](corral_test_support::FaultProxy) per member. The clients are herded onto one
+//! member, which is then black-holed, cut one way (its replies lost; then the clients' requests
+//! lost), and stalled (SIGSTOP); each time the clients must move to another member and the mutex
+//! go on with 0 violations.
 
 mod common;
 
 use corral_ensemble_tests::long_mode;
-use corral_test_support::{Fault, FaultProxy, MemberId};
+use corral_test_support::{Fault, MemberId};
 use tokio::time::Instant;
 
 use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, apply, blocking, connections};
@@ -14,13 +15,7 @@ use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, apply, blocking, connections}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_partitions_move_clients_to_another_member() {
     let Some(mut w) = Workload::start("partition").await else { return };
-    let proxies: Vec<(MemberId, FaultProxy)> =
-        w.zk.ids()
-            .into_iter()
-            .map(|id| (id, FaultProxy::start(w.zk.client_addr(id)).expect("start a proxy")))
-            .collect();
-    let hosts: Vec<String> = proxies.iter().map(|(_, p)| p.addr().to_string()).collect();
-    let connect = format!("{}{}", hosts.join(","), common::ROOT);
+    let (proxies, connect) = w.client_proxies();
     let mut contenders: Vec<_> =
         (1..=3).map(|i| w.contender(&format!("p{i}"), "mutex", &connect, &["writes=3"])).collect();
     w.progress(10, PROGRESS_WAIT, "the start").await;

@@ -267,6 +267,15 @@ async fn queue(fw: &Framework, gap: Duration, mut commands: mpsc::UnboundedRecei
     }
 }
 
+/// Registers `me`, trying again until it is done, and prints `registered`.
+async fn register(discovery: &ServiceDiscovery, me: &ServiceInstance) {
+    while let Err(err) = discovery.register(me.clone()).await {
+        println!("error register {err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("registered");
+}
+
 async fn discovery(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiver<String>) {
     let discovery: ServiceDiscovery = ServiceDiscovery::new(fw, SERVICES);
     let cache = Arc::new(discovery.service_cache(SERVICE));
@@ -279,14 +288,7 @@ async fn discovery(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiv
         }
     });
     let me = ServiceInstance::builder(SERVICE).id(id).port(8080).build();
-    loop {
-        match discovery.register(me.clone()).await {
-            Ok(()) => break,
-            Err(err) => println!("error register {err}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("registered");
+    register(&discovery, &me).await;
     while let Some(command) = commands.recv().await {
         if command == "stop" {
             break;
@@ -346,14 +348,7 @@ async fn compare(
     });
     let discovery: ServiceDiscovery = ServiceDiscovery::new(fw, SERVICES);
     let me = ServiceInstance::builder(service).id(id).port(8080).build();
-    loop {
-        match discovery.register(me.clone()).await {
-            Ok(()) => break,
-            Err(err) => println!("error register {err}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("registered");
+    register(&discovery, &me).await;
     loop {
         tokio::select! {
             change = states.next() => match change {

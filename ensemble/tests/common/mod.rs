@@ -110,6 +110,20 @@ impl Workload {
         format!("{}{ROOT}", self.zk.connect_string())
     }
 
+    /// One [`FaultProxy`] per member, and the connect string that reaches the ensemble only
+    /// through them (with [`ROOT`]).
+    pub fn client_proxies(&self) -> (Vec<(MemberId, FaultProxy)>, String) {
+        let proxies: Vec<(MemberId, FaultProxy)> = self
+            .zk
+            .ids()
+            .into_iter()
+            .map(|id| (id, FaultProxy::start(self.zk.client_addr(id)).expect("start a proxy")))
+            .collect();
+        let hosts: Vec<String> = proxies.iter().map(|(_, p)| p.addr().to_string()).collect();
+        let connect = format!("{}{ROOT}", hosts.join(","));
+        (proxies, connect)
+    }
+
     /// Starts contender `name` in `mode` on `connect`.
     pub fn contender(&self, name: &str, mode: &str, connect: &str, extra: &[&str]) -> Contender {
         let mut args = vec![
