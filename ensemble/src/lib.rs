@@ -12,7 +12,10 @@
 //! finds every violation: a lost or duplicated update, or a write carrying an older fencing
 //! token after a newer one.
 //!
-//! Set `CORRAL_ENSEMBLE_LONG=1` for the long runs (more faults of every kind).
+//! Set `CORRAL_ENSEMBLE_LONG=1` for the long runs (more faults of every kind). The long run of
+//! `tests/ensemble_long_run.rs` (every fault kind round after round, Corral and Curator side by
+//! side) is sized by `CORRAL_ENSEMBLE_ROUNDS` and `CORRAL_ENSEMBLE_ACQUISITIONS` (110 rounds and
+//! 10,000 fenced acquisitions in the long mode).
 //!
 //! [`sim`] is the deterministic simulation of the same workloads (the embedded server, paused
 //! time, in-memory links, one seed per interleaving), and [`report`] the faults report both print.

@@ -23,7 +23,8 @@ pub struct Contender {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::UnboundedReceiver<String>,
-    seen: Arc<Mutex<Vec<String>>>,
+    /// Every line printed, with when the test read it.
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
     stderr: PathBuf,
     paused: bool,
 }
@@ -65,7 +66,7 @@ impl Contender {
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                all.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
+                all.lock().unwrap_or_else(|p| p.into_inner()).push((Instant::now(), line.clone()));
                 if tx.send(line).is_err() {
                     return;
                 }
@@ -87,7 +88,14 @@ impl Contender {
 
     /// Every line the contender printed so far.
     pub fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, line)| line.clone()).collect()
+    }
+
+    /// When the contender first printed a line starting with `prefix` at or after `since` (as
+    /// the test read it: the lines come through a pipe, so a few milliseconds late at most).
+    pub fn first_since(&self, prefix: &str, since: Instant) -> Option<Instant> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().find(|(at, line)| *at >= since && line.starts_with(prefix)).map(|(at, _)| *at)
     }
 
     /// How many lines printed so far start with `prefix`.

@@ -34,7 +34,13 @@ pub struct FaultsReport {
     faults: Vec<(String, u64)>,
     counts: Vec<(String, u64)>,
     recoveries: Vec<(String, Vec<Duration>)>,
+    /// Per measure (say "a new leader after a leader kill"): per side ("Corral", "Curator"),
+    /// every time measured.
+    comparisons: Vec<(String, Sides)>,
 }
+
+/// Per side of a comparison, every time measured.
+type Sides = Vec<(String, Vec<Duration>)>;
 
 fn bump(rows: &mut Vec<(String, u64)>, what: &str, by: u64) {
     match rows.iter_mut().find(|(name, _)| name == what) {
@@ -95,6 +101,36 @@ impl FaultsReport {
         }
     }
 
+    /// The times of recovery measured after faults of `kind` (empty if none).
+    pub fn recoveries_of(&self, kind: &str) -> &[Duration] {
+        self.recoveries.iter().find(|(k, _)| k == kind).map_or(&[], |(_, all)| all.as_slice())
+    }
+
+    /// Records one time of `measure` for `side`, to print side by side with the other sides'
+    /// (Corral's and Curator's time to a new leader after the same fault, say).
+    pub fn compare(&mut self, measure: &str, side: &str, took: Duration) {
+        let sides = match self.comparisons.iter_mut().position(|(m, _)| m == measure) {
+            Some(i) => &mut self.comparisons[i].1,
+            None => {
+                self.comparisons.push((measure.to_owned(), Vec::new()));
+                &mut self.comparisons.last_mut().expect("just pushed").1
+            }
+        };
+        match sides.iter_mut().find(|(s, _)| s == side) {
+            Some((_, all)) => all.push(took),
+            None => sides.push((side.to_owned(), vec![took])),
+        }
+    }
+
+    /// The times of `measure` recorded for `side` (empty if none).
+    pub fn compared(&self, measure: &str, side: &str) -> &[Duration] {
+        self.comparisons
+            .iter()
+            .find(|(m, _)| m == measure)
+            .and_then(|(_, sides)| sides.iter().find(|(s, _)| s == side))
+            .map_or(&[], |(_, all)| all.as_slice())
+    }
+
     /// The longest recovery over every fault kind, if any was measured.
     pub fn max_recovery(&self) -> Option<Duration> {
         self.recoveries.iter().flat_map(|(_, all)| all.iter().copied()).max()
@@ -113,7 +149,34 @@ impl FaultsReport {
                 self.recovered(kind, *took);
             }
         }
+        for (measure, sides) in &other.comparisons {
+            for (side, all) in sides {
+                for took in all {
+                    self.compare(measure, side, *took);
+                }
+            }
+        }
     }
+}
+
+/// The `p`-th percentile (nearest rank) of `times`, `None` when there are none.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use corral_ensemble_tests::report::percentile;
+///
+/// let times: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+/// assert_eq!(percentile(&times, 50), Some(Duration::from_millis(50)));
+/// assert_eq!(percentile(&times, 99), Some(Duration::from_millis(99)));
+/// assert_eq!(percentile(&[], 99), None);
+/// ```
+pub fn percentile(times: &[Duration], p: usize) -> Option<Duration> {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let rank = (sorted.len() * p.min(100)).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
 }
 
 fn millis(d: Duration) -> String {
@@ -139,17 +202,34 @@ impl fmt::Display for FaultsReport {
             writeln!(f, "  {VIOLATIONS:<44} {:>10}", 0)?;
         }
         for (kind, all) in &self.recoveries {
-            let mut sorted = all.clone();
-            sorted.sort();
-            let p99 = sorted[(sorted.len() * 99).div_ceil(100).saturating_sub(1)];
+            let (Some(p50), Some(p99), Some(max)) = (percentile(all, 50), percentile(all, 99), all.iter().max()) else {
+                continue;
+            };
             writeln!(
                 f,
                 "  recovery after {kind:<29} n={:<6} p50={:<9} p99={:<9} max={}",
-                sorted.len(),
-                millis(sorted[sorted.len() / 2]),
+                all.len(),
+                millis(p50),
                 millis(p99),
-                millis(sorted[sorted.len() - 1])
+                millis(*max)
             )?;
+        }
+        for (measure, sides) in &self.comparisons {
+            writeln!(f, "  side by side: {measure}")?;
+            for (side, all) in sides {
+                let (Some(p50), Some(p99), Some(max)) = (percentile(all, 50), percentile(all, 99), all.iter().max())
+                else {
+                    continue;
+                };
+                writeln!(
+                    f,
+                    "    {side:<12} n={:<6} p50={:<9} p99={:<9} max={}",
+                    all.len(),
+                    millis(p50),
+                    millis(p99),
+                    millis(*max)
+                )?;
+            }
         }
         match self.max_recovery() {
             Some(max) => writeln!(f, "  {:<44} {:>10}", "max time to recovery", millis(max)),
@@ -215,6 +295,24 @@ mod tests {
         tally.record(false);
         tally.record(true);
         assert_eq!(tally.to_string(), "2 passed, 1 failed");
+    }
+
+    #[test]
+    fn comparisons_print_side_by_side_and_merge() {
+        let mut a = FaultsReport::new("compare");
+        a.compare("a new leader", "Corral", Duration::from_millis(100));
+        a.compare("a new leader", "Curator", Duration::from_millis(900));
+        let mut b = FaultsReport::new("more");
+        b.compare("a new leader", "Corral", Duration::from_millis(300));
+        a.merge(&b);
+        assert_eq!(a.compared("a new leader", "Corral"), [Duration::from_millis(100), Duration::from_millis(300)]);
+        assert_eq!(a.compared("a new leader", "Curator"), [Duration::from_millis(900)]);
+        assert!(a.compared("instance back", "Corral").is_empty());
+        let text = a.to_string();
+        assert!(text.contains("side by side: a new leader"), "{text}");
+        assert!(text.contains("Corral       n=2      p50=100 ms"), "{text}");
+        assert!(text.contains("Curator      n=1      p50=900 ms"), "{text}");
+        assert_eq!(percentile(&[Duration::from_millis(7)], 99), Some(Duration::from_millis(7)));
     }
 
     #[test]

@@ -5,29 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use corral_ensemble_tests::process::Contender;
 use corral_ensemble_tests::{SESSION_TIMEOUT, long_mode};
 use tokio::time::Instant;
 
-use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
-
-/// The contender that holds the lock now: its last `acquired` line is later than its last
-/// `released` line.
-async fn holding(contenders: &[Contender], bound: Duration) -> usize {
-    let started = Instant::now();
-    loop {
-        for (i, c) in contenders.iter().enumerate() {
-            let last = c.seen().into_iter().rev().find(|l| l.starts_with("acquired") || l.starts_with("released"));
-            if last.is_some_and(|l| l.starts_with("acquired")) {
-                return i;
-            }
-        }
-        assert!(started.elapsed() < bound, "no contender held the lock within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking, holding};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {

@@ -1,52 +1,21 @@
 //! Partitions between clients and members: each contender reaches the ensemble only through one
-//! [`FaultProxy`] per member. The clients are herded onto one member, which is then black-holed,
-//! cut one way (its replies lost; then the clients' requests lost), and stalled (SIGSTOP); each
-//! time the clients must move to another member and the mutex go on with 0 violations.
+//! [`FaultProxy`](corral_test_support::FaultProxy) per member. The clients are herded onto one
+//! member, which is then black-holed, cut one way (its replies lost; then the clients' requests
+//! lost), and stalled (SIGSTOP); each time the clients must move to another member and the mutex
+//! go on with 0 violations.
 
 mod common;
 
-use std::time::Duration;
-
 use corral_ensemble_tests::long_mode;
-use corral_test_support::{Fault, FaultProxy, MemberId};
+use corral_test_support::{Fault, MemberId};
 use tokio::time::Instant;
 
-use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
-
-/// Waits until at least `n` connections are open through `proxy`.
-async fn connections(proxy: &FaultProxy, n: usize, what: &str) {
-    let started = Instant::now();
-    while proxy.open_connections() < n {
-        assert!(
-            started.elapsed() < PROGRESS_WAIT,
-            "{what}: {} connections through {} after {PROGRESS_WAIT:?}, wanted {n}",
-            proxy.open_connections(),
-            proxy.addr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Applies `faults` (member id → fault); members not named pass.
-fn apply(proxies: &[(MemberId, FaultProxy)], faults: &[(MemberId, Fault)]) {
-    for (id, proxy) in proxies {
-        let fault = faults.iter().find(|(f, _)| f == id).map_or(Fault::Pass, |(_, fault)| *fault);
-        if proxy.fault() != fault {
-            proxy.set(fault);
-        }
-    }
-}
+use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, apply, blocking, connections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_partitions_move_clients_to_another_member() {
     let Some(mut w) = Workload::start("partition").await else { return };
-    let proxies: Vec<(MemberId, FaultProxy)> =
-        w.zk.ids()
-            .into_iter()
-            .map(|id| (id, FaultProxy::start(w.zk.client_addr(id)).expect("start a proxy")))
-            .collect();
-    let hosts: Vec<String> = proxies.iter().map(|(_, p)| p.addr().to_string()).collect();
-    let connect = format!("{}{}", hosts.join(","), common::ROOT);
+    let (proxies, connect) = w.client_proxies();
     let mut contenders: Vec<_> =
         (1..=3).map(|i| w.contender(&format!("p{i}"), "mutex", &connect, &["writes=3"])).collect();
     w.progress(10, PROGRESS_WAIT, "the start").await;

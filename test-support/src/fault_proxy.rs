@@ -303,7 +303,8 @@ fn accept_loop(listener: &TcpListener, target: SocketAddr, shared: &Arc<Shared>)
     }
 }
 
-/// Records a connection for the control side; `None` if the sockets could not be cloned.
+/// Records a connection for the control side; `None` if the sockets could not be cloned, or if
+/// the proxy refuses connections now (then both sides are shut down).
 fn register(shared: &Shared, client: &TcpStream, server: Option<&TcpStream>) -> Option<(u64, Arc<AtomicBool>)> {
     let client = client.try_clone().ok()?;
     let server = match server {
@@ -311,10 +312,17 @@ fn register(shared: &Shared, client: &TcpStream, server: Option<&TcpStream>) -> 
         None => None,
     };
     let tainted = Arc::new(AtomicBool::new(false));
+    let connection = Connection { client, server, tainted: tainted.clone() };
     let mut state = shared.lock();
+    // Accepted under another fault, but `set(Refuse)` came while the server side was being
+    // connected: its sweep missed this connection, so it must not live on.
+    if state.fault == Fault::Refuse {
+        connection.close();
+        return None;
+    }
     let id = state.next_id;
     state.next_id += 1;
-    state.connections.insert(id, Connection { client, server, tainted: tainted.clone() });
+    state.connections.insert(id, connection);
     Some((id, tainted))
 }
 

@@ -16,6 +16,10 @@
 //!   takes each message, waits `gap_ms` (the processing), acknowledges it.
 //! - `discovery`: registers instance `<id>` of service [`SERVICE`] under [`SERVICES`] and keeps a
 //!   service cache of it, printing the cache's ids after every change.
+//! - `compare` (the side-by-side measures against Curator): joins the `LeaderLatch` at
+//!   `election=<path>` and holds it, printing every leadership change; registers instance `<id>`
+//!   of service `service=<name>` under [`SERVICES`]; after every CONNECTED or RECONNECTED it reads
+//!   its own instance back and prints `instance-back` once it is there.
 //!
 //! Commands, one per line on stdin: `write`, `stop` (end of input is `stop`). Events, one per
 //! line on stdout:
@@ -32,7 +36,9 @@
 //! took <item>                             (queue)
 //! acked <item>
 //! ack-failed <item> <why>
-//! registered                              (discovery)
+//! registered                              (discovery, compare)
+//! leader | not-leader                     (compare)
+//! instance-back                           (compare)
 //! cache <id>,<id>,…
 //! error <what>
 //! stopped
@@ -49,7 +55,7 @@ use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
-use corral_recipes::{Error, Framework, Op};
+use corral_recipes::{ConnectionState, Error, Framework, Op};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -89,6 +95,11 @@ async fn main() {
         "queue" => queue(&fw, gap(0), commands).await,
         "latch" => latch(&fw, &id, writes, gap(50), commands).await,
         "discovery" => discovery(&fw, &id, commands).await,
+        "compare" => {
+            let election = arg("election").unwrap_or_else(|| "/election".to_owned());
+            let service = arg("service").unwrap_or_else(|| "compared".to_owned());
+            compare(&fw, &id, &election, &service, commands).await;
+        }
         other => println!("error unknown mode {other}"),
     }
     let _ = tokio::time::timeout(session, fw.close()).await;
@@ -256,6 +267,15 @@ async fn queue(fw: &Framework, gap: Duration, mut commands: mpsc::UnboundedRecei
     }
 }
 
+/// Registers `me`, trying again until it is done, and prints `registered`.
+async fn register(discovery: &ServiceDiscovery, me: &ServiceInstance) {
+    while let Err(err) = discovery.register(me.clone()).await {
+        println!("error register {err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("registered");
+}
+
 async fn discovery(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiver<String>) {
     let discovery: ServiceDiscovery = ServiceDiscovery::new(fw, SERVICES);
     let cache = Arc::new(discovery.service_cache(SERVICE));
@@ -268,14 +288,7 @@ async fn discovery(fw: &Framework, id: &str, mut commands: mpsc::UnboundedReceiv
         }
     });
     let me = ServiceInstance::builder(SERVICE).id(id).port(8080).build();
-    loop {
-        match discovery.register(me.clone()).await {
-            Ok(()) => break,
-            Err(err) => println!("error register {err}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("registered");
+    register(&discovery, &me).await;
     while let Some(command) = commands.recv().await {
         if command == "stop" {
             break;
@@ -315,4 +328,51 @@ async fn latch(fw: &Framework, id: &str, writes: usize, gap: Duration, mut comma
         }
         latch.close().await;
     }
+}
+
+async fn compare(
+    fw: &Framework,
+    id: &str,
+    election: &str,
+    service: &str,
+    mut commands: mpsc::UnboundedReceiver<String>,
+) {
+    // Subscribed first, so that no reconnection after the registration goes unseen.
+    let mut states = fw.state_changes();
+    let latch = LeaderLatch::start(fw, election, id);
+    let mut changes = Box::pin(latch.leadership_changes());
+    let printer = tokio::spawn(async move {
+        while let Some(leads) = changes.next().await {
+            println!("{}", if leads { "leader" } else { "not-leader" });
+        }
+    });
+    let discovery: ServiceDiscovery = ServiceDiscovery::new(fw, SERVICES);
+    let me = ServiceInstance::builder(service).id(id).port(8080).build();
+    register(&discovery, &me).await;
+    loop {
+        tokio::select! {
+            change = states.next() => match change {
+                Some(change) if matches!(change.state, ConnectionState::Connected | ConnectionState::Reconnected) => {
+                    // Read back until the instance is there (re-registered after a new session).
+                    loop {
+                        match discovery.query_for_instance(service, id).await {
+                            Ok(Some(_)) => break,
+                            Ok(None) => {}
+                            Err(err) => println!("error query {err}"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    println!("instance-back");
+                }
+                Some(_) => {}
+                None => break,
+            },
+            command = commands.recv() => if command.is_none_or(|c| c == "stop") {
+                break;
+            },
+        }
+    }
+    printer.abort();
+    discovery.close().await;
+    latch.close().await;
 }

@@ -14,8 +14,10 @@
 //! after the server ended its session is refused), a leader selector and a leader latch (never
 //! two leaders whose fenced writes succeed), and a lock-safe queue (every item acknowledged
 //! exactly once, none lost). The faults ([`FaultKind`]) are dropped connections, black holes,
-//! one-way cuts, session expiries, client stalls past the session timeout, server-side delays
-//! and member kills; after each one the workload must make progress again within a bound.
+//! one-way cuts, session expiries, client stalls past the session timeout, server-side delays,
+//! member kills and simulated elections (every member cuts its clients at once, see
+//! [`FaultKind::Election`] for what that models and what not); after each one the workload must
+//! make progress again within a bound.
 //!
 //! Environment: [`SEED_ENV`] (`CORRAL_SIM_SEED=N`) runs exactly seed `N` and keeps its trace;
 //! [`LONG_ENV`] (`CORRAL_SIM_LONG=1`) runs many more seeds; [`SEEDS_ENV`] sets the count.

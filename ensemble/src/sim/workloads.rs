@@ -12,6 +12,7 @@ use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
 use corral_recipes::{CoreError, CreateMode, Error, ErrorCode, Framework};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::faults::{self, FaultKind};
 use super::{PROGRESS_BOUND, Workload, World, error_kind};
@@ -90,16 +91,31 @@ async fn prepare(fw: &Framework) -> corral_recipes::Result<()> {
 
 /// Reads the write log and records its violations and counts.
 async fn check_history(world: &World, observer: &Framework) {
-    match History::read(observer).await {
-        Ok(history) => {
-            for v in &history.violations {
-                world.violation(format!("history: {v}"));
+    let started = Instant::now();
+    let history = loop {
+        match History::read(observer).await {
+            Ok(history) => break history,
+            // The observer only reads: a session it lost (say, to an election window shorter
+            // than the session timeout, when its reconnect pause outlasted the rest of it) breaks
+            // none of the workload's promises. It reads again in its next session, and the
+            // report counts it.
+            Err(err) if started.elapsed() < PROGRESS_BOUND => {
+                world.event(format!("obs history read failed, reading again: {err}"));
+                world.report(|r| r.add("observer's history reads failed (read again)", 1));
+                let _ = observer.wait_until_connected(PROGRESS_BOUND).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            world.report(|r| r.add("fencing tokens that wrote (holds, terms)", history.terms() as u64));
-            world.event(format!("history {} writes, {} terms", history.entries.len(), history.terms()));
+            Err(err) => {
+                world.violation(format!("reading the history failed: {err}"));
+                return;
+            }
         }
-        Err(err) => world.violation(format!("reading the history failed: {err}")),
+    };
+    for v in &history.violations {
+        world.violation(format!("history: {v}"));
     }
+    world.report(|r| r.add("fencing tokens that wrote (holds, terms)", history.terms() as u64));
+    world.event(format!("history {} writes, {} terms", history.entries.len(), history.terms()));
 }
 
 /// Makes `writes` fenced writes as client `c` holding `token` (session `session`), stopping at

@@ -14,6 +14,10 @@ const JAR_DIR: &str = "/usr/share/java";
 /// Compile and run time: Curator's recipes and what they need.
 const JARS: &[&str] = &[
     "curator-recipes.jar",
+    "curator-x-discovery.jar",
+    "jackson-databind.jar",
+    "jackson-core.jar",
+    "jackson-annotations.jar",
     "curator-framework.jar",
     "curator-client.jar",
     "zookeeper.jar",
@@ -22,7 +26,7 @@ const JARS: &[&str] = &[
     "slf4j-api.jar",
     "slf4j-simple.jar",
 ];
-const PACKAGES: &str = "openjdk-17-jdk-headless libcurator-recipes-java zookeeper libslf4j-java";
+const PACKAGES: &str = "openjdk-17-jdk-headless libcurator-recipes-java libcurator-discovery-java libjackson2-databind-java zookeeper libslf4j-java";
 const CLASS: &str = "CuratorContender";
 
 /// How to start the compiled Curator contender.

@@ -14,7 +14,7 @@ use corral_ensemble_tests::history::History;
 use corral_ensemble_tests::process::Contender;
 use corral_ensemble_tests::report::{FaultsReport, Tally};
 use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework};
-use corral_test_support::{Ensemble, EnsembleBuilder};
+use corral_test_support::{Ensemble, EnsembleBuilder, Fault, FaultProxy, MemberId};
 use tokio::time::Instant;
 
 /// The bound on waiting for the ensemble to (re)form.
@@ -28,6 +28,46 @@ pub const ROOT: &str = "/workload";
 /// Runs blocking harness work (ensemble starts, kills, waits) off the async workers' backs.
 pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
+}
+
+/// Waits until at least `n` connections are open through `proxy`.
+pub async fn connections(proxy: &FaultProxy, n: usize, what: &str) {
+    let started = Instant::now();
+    while proxy.open_connections() < n {
+        assert!(
+            started.elapsed() < PROGRESS_WAIT,
+            "{what}: {} connections through {} after {PROGRESS_WAIT:?}, wanted {n}",
+            proxy.open_connections(),
+            proxy.addr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Applies `faults` (member id → fault); members not named pass.
+pub fn apply(proxies: &[(MemberId, FaultProxy)], faults: &[(MemberId, Fault)]) {
+    for (id, proxy) in proxies {
+        let fault = faults.iter().find(|(f, _)| f == id).map_or(Fault::Pass, |(_, fault)| *fault);
+        if proxy.fault() != fault {
+            proxy.set(fault);
+        }
+    }
+}
+
+/// The contender that holds the lock now: its last `acquired` line is later than its last
+/// `released` line.
+pub async fn holding(contenders: &[Contender], bound: Duration) -> usize {
+    let started = Instant::now();
+    loop {
+        for (i, c) in contenders.iter().enumerate() {
+            let last = c.seen().into_iter().rev().find(|l| l.starts_with("acquired") || l.starts_with("released"));
+            if last.is_some_and(|l| l.starts_with("acquired")) {
+                return i;
+            }
+        }
+        assert!(started.elapsed() < bound, "no contender held the lock within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A started ensemble with the workload's nodes, and a framework of the test's own.
@@ -68,6 +108,20 @@ impl Workload {
     /// The connect string a contender gets for direct connections to every member.
     pub fn connect(&self) -> String {
         format!("{}{ROOT}", self.zk.connect_string())
+    }
+
+    /// One [`FaultProxy`] per member, and the connect string that reaches the ensemble only
+    /// through them (with [`ROOT`]).
+    pub fn client_proxies(&self) -> (Vec<(MemberId, FaultProxy)>, String) {
+        let proxies: Vec<(MemberId, FaultProxy)> = self
+            .zk
+            .ids()
+            .into_iter()
+            .map(|id| (id, FaultProxy::start(self.zk.client_addr(id)).expect("start a proxy")))
+            .collect();
+        let hosts: Vec<String> = proxies.iter().map(|(_, p)| p.addr().to_string()).collect();
+        let connect = format!("{}{ROOT}", hosts.join(","));
+        (proxies, connect)
     }
 
     /// Starts contender `name` in `mode` on `connect`.
@@ -203,6 +257,16 @@ impl Report {
     /// Sets the value of `what`.
     pub fn set(&mut self, what: &str, value: u64) {
         self.0.set(what, value);
+    }
+
+    /// Records one time of `measure` for `side`, printed side by side with the other sides'.
+    pub fn compare(&mut self, measure: &str, side: &str, took: Duration) {
+        self.0.compare(measure, side, took);
+    }
+
+    /// The table so far.
+    pub fn table(&self) -> &FaultsReport {
+        &self.0
     }
 
     /// Records how long the workload took to make progress after a fault of kind `what`.

@@ -1,8 +1,12 @@
 // A Curator contender for the ensemble fault tests: the same workload and the same line
 // protocol as the Rust `contender` binary in `mutex` mode (see ensemble/src/bin/contender.rs),
-// with Curator's InterProcessMutex on the same lock.
+// with Curator's InterProcessMutex on the same lock. With mode=compare, the Rust contender's
+// `compare` mode: Curator's LeaderLatch at election=<path>, held, printing `leader` and
+// `not-leader`; Curator's ServiceDiscovery registering instance <id> of service=<name> under
+// /services, and after every CONNECTED or RECONNECTED reading it back: `instance-back`.
 //
-// Arguments: id=<writer> connect=<hosts/chroot> session_ms=<ms> writes=<n> gap_ms=<ms>.
+// Arguments: id=<writer> connect=<hosts/chroot> session_ms=<ms> writes=<n> gap_ms=<ms>
+// [mode=mutex|compare election=<path> service=<name>].
 // Commands on stdin: `stop` (the end of stdin too). Events on stdout, one per line:
 //   state <STATE> <session id> 0 | acquired <token> <session id> | write ok <value> <token>
 //   | write rejected <token> <why> | write unknown <token> <why> | violation <token> <what>
@@ -18,14 +22,22 @@ import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.api.transaction.CuratorOp;
+import org.apache.curator.framework.recipes.leader.LeaderLatch;
+import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.retry.ExponentialBackoffRetry;
+import org.apache.curator.x.discovery.ServiceDiscovery;
+import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
+import org.apache.curator.x.discovery.ServiceInstance;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.OpResult;
@@ -94,6 +106,13 @@ public final class CuratorContender {
                 .build();
         client.getConnectionStateListenable().addListener((c, state) -> out("state " + state + " " + session(c) + " 0"));
         client.start();
+
+        if (args.getOrDefault("mode", "mutex").equals("compare")) {
+            compare(client, id, args.getOrDefault("election", "/election"), args.getOrDefault("service", "compared"), stop);
+            client.close();
+            out("stopped");
+            return;
+        }
 
         FencedMutex mutex = new FencedMutex(client, "/lock");
         while (!stop.get()) {
@@ -192,5 +211,58 @@ public final class CuratorContender {
             out("write unknown " + token + " " + e);
             return false;
         }
+    }
+
+    static void compare(CuratorFramework client, String id, String election, String service, AtomicBoolean stop)
+            throws Exception {
+        ServiceDiscovery<Void> discovery = ServiceDiscoveryBuilder.builder(Void.class)
+                .client(client)
+                .basePath("/services")
+                .build();
+        ExecutorService checks = Executors.newSingleThreadExecutor();
+        // Registered before the start, so that no reconnection after the registration goes unseen.
+        client.getConnectionStateListenable().addListener((c, state) -> {
+            if (state == ConnectionState.CONNECTED || state == ConnectionState.RECONNECTED) {
+                checks.submit(() -> {
+                    while (!stop.get()) {
+                        try {
+                            if (discovery.queryForInstance(service, id) != null) {
+                                out("instance-back");
+                                return;
+                            }
+                        } catch (Exception e) {
+                            out("error query " + e);
+                        }
+                        try {
+                            Thread.sleep(10);
+                        } catch (InterruptedException e) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        LeaderLatch latch = new LeaderLatch(client, election, id);
+        latch.addListener(new LeaderLatchListener() {
+            @Override
+            public void isLeader() {
+                out("leader");
+            }
+
+            @Override
+            public void notLeader() {
+                out("not-leader");
+            }
+        });
+        latch.start();
+        discovery.start();
+        discovery.registerService(ServiceInstance.<Void>builder().name(service).id(id).port(8080).build());
+        out("registered");
+        while (!stop.get()) {
+            Thread.sleep(20);
+        }
+        checks.shutdownNow();
+        latch.close();
+        discovery.close();
     }
 }
