@@ -184,6 +184,22 @@ const QUICK_DROP: Duration = Duration::from_millis(500);
 /// The base of the jittered pause after quick drops in a row (doubles each time, up to 64×).
 const QUICK_DROP_PAUSE: Duration = Duration::from_millis(10);
 
+/// The longest pause between two failed rounds of hosts (Java's client sleeps at most 1 s).
+const MAX_ROUND_PAUSE: Duration = Duration::from_secs(1);
+
+/// The pause before the next round of hosts: the backoff's, but never more than
+/// [`MAX_ROUND_PAUSE`] or a quarter of the session timeout — an outage shorter than the
+/// session must not cost it — and still jittered once capped, so that clients that failed
+/// together do not come back in step.
+fn round_pause(backoff: Duration, session_timeout: Duration) -> Duration {
+    let cap = MAX_ROUND_PAUSE.min(session_timeout / 4).max(Duration::from_millis(10));
+    if backoff <= cap {
+        return backoff;
+    }
+    let half = cap / 2;
+    half + Duration::from_micros(fastrand::u64(0..=half.as_micros() as u64))
+}
+
 /// How the task ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Terminal {
@@ -369,6 +385,11 @@ impl SessionTask {
         }
     }
 
+    /// The negotiated session timeout, or the requested one before any handshake.
+    fn timeout(&self) -> Duration {
+        if self.negotiated.is_zero() { self.config.session_timeout } else { self.negotiated }
+    }
+
     fn handshake_params(&self) -> HandshakeParams {
         // A session only read-only servers have seen is a local session of one of them: ask
         // for a new session instead (Java's ClientCnxn sends id 0 until seenRwServerBefore).
@@ -403,7 +424,7 @@ impl SessionTask {
                 self.host_cursor = (self.host_cursor + 1) % n;
                 let params = self.handshake_params();
                 let per_host = self.config.connect_timeout.unwrap_or_else(|| {
-                    let t = if self.negotiated.is_zero() { self.config.session_timeout } else { self.negotiated };
+                    let t = self.timeout();
                     (t / n as u32).max(Duration::from_millis(100))
                 });
                 tracing::debug!(%host, ?per_host, "connecting");
@@ -430,7 +451,7 @@ impl SessionTask {
                     Err(failure) => tracing::debug!(reason = %failure, "connection attempt failed"),
                 }
             }
-            let pause = pauses.next().unwrap_or(Duration::from_secs(2));
+            let pause = round_pause(pauses.next().unwrap_or(MAX_ROUND_PAUSE), self.timeout());
             tracing::debug!(?pause, "every host failed; pausing before the next round");
             self.serve_disconnected(tokio::time::sleep(pause)).await?;
         }
@@ -522,5 +543,21 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_pauses_stay_under_a_quarter_of_the_session_and_a_second_jittered() {
+        assert_eq!(round_pause(Duration::from_millis(50), Duration::from_secs(30)), Duration::from_millis(50));
+        for _ in 0..200 {
+            let long = round_pause(Duration::from_secs(4), Duration::from_secs(30));
+            assert!(long >= Duration::from_millis(500) && long <= MAX_ROUND_PAUSE, "{long:?}");
+            let short = round_pause(Duration::from_secs(4), Duration::from_secs(2));
+            assert!(short >= Duration::from_millis(250) && short <= Duration::from_millis(500), "{short:?}");
+        }
     }
 }
