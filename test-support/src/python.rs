@@ -249,6 +249,22 @@ for line in sys.stdin:
                    "mzxid": stat.mzxid, "ephemeral_owner": stat.ephemeralOwner}
         elif op == "session":
             out = {"session_id": zk.client_id[0], "state": zk.state}
+        elif op == "tree_start":
+            from kazoo.recipe.cache import TreeCache, TreeEvent
+            names = {getattr(TreeEvent, n): n for n in ("NODE_ADDED", "NODE_UPDATED", "NODE_REMOVED",
+                     "CONNECTION_SUSPENDED", "CONNECTION_RECONNECTED", "CONNECTION_LOST", "INITIALIZED")}
+            events = []
+            tree = TreeCache(zk, c["path"])
+            tree.listen(lambda e, names=names, events=events: events.append(
+                [names.get(e.event_type, str(e.event_type)), e.event_data.path if e.event_data is not None else None]))
+            tree.start()
+            held[c["name"]] = (tree, events)
+            out = {"started": True}
+        elif op == "tree_events":
+            out = {"events": list(held[c["name"]][1])}
+        elif op == "tree_close":
+            held.pop(c["name"])[0].close()
+            out = {"closed": True}
         elif op == "exit":
             break
         else:

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 use bytes::Bytes;
-use corral_core::{ConnectionStateChange, Framework, Stat};
+use corral_core::{ConnectionState, ConnectionStateChange, Framework, Stat};
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 
@@ -177,6 +177,39 @@ pub enum CacheEvent {
 }
 
 impl CacheEvent {
+    /// The event of kazoo's `TreeCache` that means the same, by its `TreeEvent` name, for
+    /// fleets that mix Python and Rust code over one tree: `NODE_ADDED`, `NODE_UPDATED`,
+    /// `NODE_REMOVED`, `INITIALIZED`, and `CONNECTION_SUSPENDED`, `CONNECTION_RECONNECTED`,
+    /// `CONNECTION_LOST` for those connection states. `None` for what kazoo has no event for
+    /// (the first CONNECTED, READ_ONLY, [`CacheEvent::Resynced`], [`CacheEvent::Failed`]).
+    ///
+    /// For the same changes, kazoo's cache and this one report the same events for the same
+    /// paths in the same order (`recipes/tests/kazoo_tree_cache.rs` checks it against kazoo
+    /// 2.11).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_recipes::cache::CacheEvent;
+    ///
+    /// assert_eq!(CacheEvent::Initialized.kazoo_name(), Some("INITIALIZED"));
+    /// ```
+    pub fn kazoo_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Created { .. } => "NODE_ADDED",
+            Self::Changed { .. } => "NODE_UPDATED",
+            Self::Deleted { .. } => "NODE_REMOVED",
+            Self::Initialized => "INITIALIZED",
+            Self::ConnectionState(change) => match change.state {
+                ConnectionState::Suspended => "CONNECTION_SUSPENDED",
+                ConnectionState::Reconnected => "CONNECTION_RECONNECTED",
+                ConnectionState::Lost => "CONNECTION_LOST",
+                ConnectionState::Connected | ConnectionState::ReadOnly => return None,
+            },
+            Self::Failed(_) | Self::Resynced { .. } => return None,
+        })
+    }
+
     /// Whether the event is about a node (created, changed, deleted).
     fn is_node_event(&self) -> bool {
         matches!(self, Self::Created { .. } | Self::Changed { .. } | Self::Deleted { .. })
