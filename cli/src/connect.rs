@@ -224,6 +224,28 @@ pub(crate) fn humanize(d: Duration) -> String {
     if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
+/// A Kerberos login with the process's credentials (`KRB5CCNAME`, `KRB5_CLIENT_KTNAME`,
+/// `KRB5_CONFIG`).
+#[cfg(feature = "gssapi")]
+fn kerberos(principal: Option<String>, service: Option<String>) -> CliResult<corral_recipes::Sasl> {
+    let sasl = match principal {
+        Some(principal) => corral_recipes::Sasl::gssapi_principal(principal),
+        None => corral_recipes::Sasl::gssapi(),
+    };
+    Ok(match service {
+        Some(service) => sasl.service_name(service),
+        None => sasl,
+    })
+}
+
+/// Without the `gssapi` feature there is no Kerberos: say how to get it.
+#[cfg(not(feature = "gssapi"))]
+fn kerberos(_principal: Option<String>, _service: Option<String>) -> CliResult<corral_recipes::Sasl> {
+    Err(CliError::usage("this corral was built without Kerberos (SASL GSSAPI)").with_hint(
+        "install it with `cargo install --path cli --features gssapi` (needs MIT krb5: libkrb5-dev, libclang-dev, pkg-config)",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,26 +272,4 @@ mod tests {
         assert_eq!(with_auth.auths, [("digest".to_owned(), "app:secret".to_owned())]);
         assert_eq!(with_auth.with_auth("nocolon").unwrap_err().kind, Kind::Usage);
     }
-}
-
-/// A Kerberos login with the process's credentials (`KRB5CCNAME`, `KRB5_CLIENT_KTNAME`,
-/// `KRB5_CONFIG`).
-#[cfg(feature = "gssapi")]
-fn kerberos(principal: Option<String>, service: Option<String>) -> CliResult<corral_recipes::Sasl> {
-    let sasl = match principal {
-        Some(principal) => corral_recipes::Sasl::gssapi_principal(principal),
-        None => corral_recipes::Sasl::gssapi(),
-    };
-    Ok(match service {
-        Some(service) => sasl.service_name(service),
-        None => sasl,
-    })
-}
-
-/// Without the `gssapi` feature there is no Kerberos: say how to get it.
-#[cfg(not(feature = "gssapi"))]
-fn kerberos(_principal: Option<String>, _service: Option<String>) -> CliResult<corral_recipes::Sasl> {
-    Err(CliError::usage("this corral was built without Kerberos (SASL GSSAPI)").with_hint(
-        "install it with `cargo install --path cli --features gssapi` (needs MIT krb5: libkrb5-dev, libclang-dev, pkg-config)",
-    ))
 }
