@@ -297,7 +297,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The `ring` provider (rust-deps.md §11: lighter to build than aws-lc-rs, no cmake).
 #[allow(deprecated, reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange")]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    // rustls 0.23.48 puts P-384 first for ring, whose P-384 is generic big-number code: its key
+    // share cost about 1 ms per handshake here, against some 50 µs for X25519, and made TLS
+    // connects several times slower (benches/README.md, "TLS"). X25519 first, then P-256, as
+    // OpenSSL and Java order them; the key share sent is the first, and a TLS 1.2 server (ZooKeeper
+    // 3.8's default) picks the first it supports.
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    provider
 }
 
 /// Fills `buf` from the system's secure random source (through `ring`), for SASL nonces.
@@ -464,5 +472,14 @@ impl ServerCertVerifier for AnyHostname {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn key_exchange_prefers_x25519() {
+        let groups: Vec<_> = super::ring_provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(groups[0], rustls::NamedGroup::X25519, "{groups:?}");
     }
 }

@@ -323,5 +323,13 @@ pub(crate) fn random_bytes(buf: &mut [u8]) {
 /// The `ring` provider (rust-deps.md §11).
 #[allow(deprecated, reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange")]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    // rustls 0.23.48 puts P-384 first for ring, whose P-384 is generic big-number code: its key
+    // share cost about 1 ms per handshake here, against some 50 µs for X25519, and made TLS
+    // connects several times slower (benches/README.md, "TLS"). X25519 first, then P-256, as
+    // OpenSSL and Java order them; the key share sent is the first, and a TLS 1.2 server (ZooKeeper
+    // 3.8's default) picks the first it supports.
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    provider
 }
