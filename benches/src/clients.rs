@@ -70,7 +70,7 @@ pub(crate) trait BenchClient: Sized + Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) struct Corral(corral_core::Client);
 
-fn corral_error(e: corral_core::Error) -> OpError {
+pub(crate) fn corral_error(e: corral_core::Error) -> OpError {
     if e.is_no_node() {
         OpError::NoNode
     } else if e.is_node_exists() {

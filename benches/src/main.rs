@@ -17,6 +17,7 @@ mod recipes;
 mod report;
 mod server;
 mod server_bench;
+mod tls_bench;
 mod workloads;
 
 use std::process::ExitCode;
@@ -96,6 +97,9 @@ struct Args {
     /// The recipe benchmarks' and the herd's flags.
     #[command(flatten)]
     recipes: recipes::RecipeArgs,
+    /// The tls benchmark's flags.
+    #[command(flatten)]
+    tls: tls_bench::TlsArgs,
     /// Benchmarks to run, in order.
     #[arg(required = true, value_enum)]
     benches: Vec<Bench>,
@@ -171,6 +175,9 @@ enum Bench {
     Cache,
     /// mutex, mutex-contended, leader, discovery, expiry, cache.
     Recipes,
+    /// Issue 13: plain vs TLS on one real ZooKeeper it starts (connect, get latency, pipelined
+    /// gets), Corral and Curator (tls_bench.rs).
+    Tls,
 }
 
 impl Bench {
@@ -195,6 +202,7 @@ impl Bench {
             Bench::Expiry => "expiry",
             Bench::Cache => "cache",
             Bench::Recipes => "recipes",
+            Bench::Tls => "tls",
         }
     }
 }
@@ -256,6 +264,9 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
             b => benches.push(*b),
         }
     }
+    if args.client != ClientKind::Corral && benches.contains(&Bench::Tls) {
+        return Err("tls measures Corral (and Curator) only; drop --client".to_owned());
+    }
     if args.client != ClientKind::Corral && benches.iter().any(|b| recipes::is_recipe_bench(b.name())) {
         return Err("the recipe benchmarks and herd measure Corral only; drop --client".to_owned());
     }
@@ -272,10 +283,8 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
     let driver = args.driver;
     let task = async move {
         let result = match args.client {
-            ClientKind::Corral => run_benches::<Corral>(&benches, &cfg, &args.server, &args.recipes, &reporter).await,
-            ClientKind::Zkclient => {
-                run_benches::<ZkClient>(&benches, &cfg, &args.server, &args.recipes, &reporter).await
-            }
+            ClientKind::Corral => run_benches::<Corral>(&benches, &cfg, &args, &reporter).await,
+            ClientKind::Zkclient => run_benches::<ZkClient>(&benches, &cfg, &args, &reporter).await,
         };
         // Context last: nothing may delay the startup benchmark's first connect.
         print_context(&args, &cfg).await;
@@ -289,13 +298,8 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
     }
 }
 
-async fn run_benches<C: BenchClient>(
-    benches: &[Bench],
-    cfg: &Config,
-    server: &server_bench::ServerArgs,
-    recipe_args: &recipes::RecipeArgs,
-    r: &Reporter,
-) -> Result<(), String> {
+async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, args: &Args, r: &Reporter) -> Result<(), String> {
+    let (server, recipe_args) = (&args.server, &args.recipes);
     for &bench in benches {
         let t0 = Instant::now();
         note(format_args!("bench {} ({}, zk {})", bench.name(), C::describe(), cfg.zk));
@@ -316,6 +320,7 @@ async fn run_benches<C: BenchClient>(
             | Bench::Discovery
             | Bench::Expiry
             | Bench::Cache => recipes::run(bench.name(), cfg, recipe_args, r).await.map_err(clients::OpError::Other),
+            Bench::Tls => tls_bench::run(cfg, &args.tls).await,
             Bench::All | Bench::Server | Bench::Recipes => Ok(()),
         };
         result.map_err(|e| format!("bench {} failed: {e}", bench.name()))?;

@@ -79,7 +79,7 @@ async fn ensure_path<C: BenchClient>(c: &C, path: &str) -> OpResult {
 }
 
 /// Deletes `path` and everything below it; a missing node is fine.
-async fn delete_tree<C: BenchClient>(c: &C, path: &str) -> OpResult {
+pub(crate) async fn delete_tree<C: BenchClient>(c: &C, path: &str) -> OpResult {
     // Breadth-first listing, then deletion deepest first.
     let mut nodes = vec![path.to_owned()];
     let mut i = 0;
@@ -174,16 +174,16 @@ impl TpOp {
 }
 
 /// Completed and failed requests of one throughput pass, and its length (drain included).
-struct Pass {
-    done: u64,
-    errors: u64,
-    elapsed: Duration,
+pub(crate) struct Pass {
+    pub(crate) done: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
 }
 
 /// Issues `issue(path)` round-robin over `paths` for `length`, keeping `outstanding` requests
 /// in flight, then waits for the rest (the anchors' semaphore loop, with a window of futures
 /// driven by this one task instead of a callback per request).
-async fn pipelined<'a, F, Fut>(issue: F, paths: &'a [String], outstanding: usize, length: Duration) -> Pass
+pub(crate) async fn pipelined<'a, F, Fut>(issue: F, paths: &'a [String], outstanding: usize, length: Duration) -> Pass
 where
     F: Fn(&'a str) -> Fut,
     Fut: Future<Output = OpResult> + 'a,

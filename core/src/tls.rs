@@ -9,7 +9,8 @@
 //! What is checked, by default: the server's certificate chain against the CA certificates
 //! given (and the operating system's with the `native-roots` feature), its validity dates, and
 //! that it names the host of the connect string (a DNS name or an IP address, as written).
-//! Mutual TLS adds a client certificate chain and key.
+//! Mutual TLS adds a client certificate chain and key; the key may be an encrypted PKCS#8 PEM
+//! block (`ENCRYPTED PRIVATE KEY`) with [`ClientTlsBuilder::key_password`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -69,8 +70,19 @@ pub struct ClientTlsBuilder {
     cas: Vec<Pem>,
     native_roots: bool,
     identity: Option<(Pem, Pem)>,
+    key_password: Option<Password>,
     verify_hostname: bool,
     server_name: Option<String>,
+}
+
+/// A private key's password; never printed.
+#[derive(Clone)]
+struct Password(Arc<str>);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 impl ClientTlsBuilder {
@@ -108,6 +120,31 @@ impl ClientTlsBuilder {
         self
     }
 
+    /// The password of the client's private key when it is an encrypted PKCS#8 PEM block
+    /// (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2: PBKDF2 with HMAC-SHA-2 or scrypt, and
+    /// AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it): ZooKeeper's
+    /// `zookeeper.ssl.keyStore.password` for a PEM key store. Ignored for an unencrypted key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{ClientTls, Error};
+    ///
+    /// # let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap().cert.pem();
+    /// let encrypted_key = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    /// let err = ClientTls::builder()
+    ///     .ca_pem(&ca)
+    ///     .identity_pem(&ca, encrypted_key)
+    ///     .key_password("secret")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::Tls(ref m) if m.contains("encrypted private key")), "{err}");
+    /// ```
+    pub fn key_password(mut self, password: impl Into<String>) -> Self {
+        self.key_password = Some(Password(password.into().into()));
+        self
+    }
+
     /// The name to check the server's certificate against (and to send as SNI), instead of the
     /// host of the connect string. Useful when the ensemble is reached through addresses its
     /// certificates do not name, but all carry one known name.
@@ -134,7 +171,8 @@ impl ClientTlsBuilder {
     ///
     /// [`Error::Tls`] naming the file or part at fault: a file that cannot be read, PEM with
     /// no certificate or no private key, a certificate that is not a valid CA, a key that does
-    /// not match, no trusted CA at all, or an invalid [`ClientTlsBuilder::server_name`].
+    /// not match, an encrypted key without [`ClientTlsBuilder::key_password`] or with the wrong
+    /// one, no trusted CA at all, or an invalid [`ClientTlsBuilder::server_name`].
     ///
     /// # Examples
     ///
@@ -190,8 +228,9 @@ impl ClientTlsBuilder {
                     return Err(Error::Tls(format!("no CERTIFICATE in {}", chain.name("client certificate"))));
                 }
                 let key_pem = key.load("client key")?;
-                let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
-                    .map_err(|e| Error::Tls(format!("no usable private key in {}: {e}", key.name("client key"))))?;
+                let password = self.key_password.as_ref().map(|p| &*p.0);
+                let key_der =
+                    private_key(&key_pem, password, "key_password", &key.name("client key")).map_err(Error::Tls)?;
                 builder
                     .with_client_auth_cert(certs, key_der)
                     .map_err(|e| Error::Tls(format!("client certificate and key do not fit: {e}")))?
@@ -208,10 +247,65 @@ impl ClientTlsBuilder {
     }
 }
 
+const ENCRYPTED_BEGIN: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &[u8] = b"-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key of a PEM file: its first unencrypted key (PKCS#8, PKCS#1 or SEC1), or, when
+/// it holds an `ENCRYPTED PRIVATE KEY` block, that key decrypted with `password`. `setting`
+/// names where the password is given, and `name` the file, for the messages.
+///
+/// # Errors
+///
+/// A message naming `name`: no key, an encrypted key without a password, a wrong password, an
+/// encryption scheme that is not supported, or a block that does not parse.
+pub(crate) fn private_key(
+    pem: &[u8],
+    password: Option<&str>,
+    setting: &str,
+    name: &str,
+) -> std::result::Result<PrivateKeyDer<'static>, String> {
+    let Some(start) = find(pem, ENCRYPTED_BEGIN) else {
+        return PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no usable private key in {name}: {e}"));
+    };
+    let Some(password) = password else {
+        return Err(format!("the private key in {name} is encrypted: give its password ({setting})"));
+    };
+    let end = find(&pem[start..], ENCRYPTED_END)
+        .map(|at| start + at + ENCRYPTED_END.len())
+        .ok_or_else(|| format!("the encrypted private key in {name} has no END line"))?;
+    let (_, der) = pkcs8::der::pem::decode_vec(&pem[start..end])
+        .map_err(|e| format!("bad PEM in the encrypted private key in {name}: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+        .map_err(|e| format!("the encrypted private key in {name} does not parse: {e}"))?;
+    let wrong = || format!("cannot decrypt the private key in {name}: wrong password ({setting})?");
+    let plain = info.decrypt(password).map_err(|e| match e {
+        // pkcs5 0.7 reports bad padding after decryption (a wrong password) as EncryptFailed.
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed) => {
+            wrong()
+        }
+        e => format!("cannot decrypt the private key in {name}: {e} (supported: PBES2 with PBKDF2-HMAC-SHA-2 or scrypt, and AES-CBC)"),
+    })?;
+    // A wrong password can still unpad cleanly (about once in 256): what comes out is no key.
+    pkcs8::PrivateKeyInfo::try_from(plain.as_bytes()).map_err(|_| wrong())?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The `ring` provider (rust-deps.md §11: lighter to build than aws-lc-rs, no cmake).
 #[allow(deprecated, reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange")]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    // rustls 0.23.48 puts P-384 first for ring, whose P-384 is generic big-number code: its key
+    // share cost about 1 ms per handshake here, against some 50 µs for X25519, and made TLS
+    // connects several times slower (benches/README.md, "TLS"). X25519 first, then P-256, as
+    // OpenSSL and Java order them; the key share sent is the first, and a TLS 1.2 server (ZooKeeper
+    // 3.8's default) picks the first it supports.
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    provider
 }
 
 /// Fills `buf` from the system's secure random source (through `ring`), for SASL nonces.
@@ -278,6 +372,7 @@ impl ClientTls {
             cas: Vec::new(),
             native_roots: false,
             identity: None,
+            key_password: None,
             verify_hostname: true,
             server_name: None,
         }
@@ -417,5 +512,14 @@ impl ServerCertVerifier for AnyHostname {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn key_exchange_prefers_x25519() {
+        let groups: Vec<_> = super::ring_provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(groups[0], rustls::NamedGroup::X25519, "{groups:?}");
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! corral-server --port PORT [--host ADDR] [--tick-time MS] [--min-session-timeout MS] [--max-session-timeout MS]
-//!               [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--jaas FILE]
-//!               [--data-dir DIR] [--config zoo.cfg]
+//!               [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-key-password-file FILE] [--tls-ca FILE]]
+//!               [--jaas FILE] [--data-dir DIR] [--config zoo.cfg]
 //! ```
 //!
 //! `--data-dir` makes the server durable: a transaction log fsynced before every reply and
@@ -13,7 +13,9 @@
 //! `--config` applies the keys of a ZooKeeper `zoo.cfg` that the server supports (see
 //! `ServerBuilder::zoo_cfg`) and names every key it ignores on stderr; options after it
 //! override it. `--tls-cert` and `--tls-key` open a secure (TLS) client port (`--secure-port`,
-//! 0 by default); `--tls-ca` requires client certificates signed by that CA. `--jaas` reads
+//! 0 by default); `--tls-key-password-file` names a file holding the password of an encrypted
+//! PKCS#8 key (never the password itself: the command line is visible to every local user);
+//! `--tls-ca` requires client certificates signed by that CA. `--jaas` reads
 //! SASL DIGEST-MD5 users from the `Server` section of a ZooKeeper JAAS file.
 //!
 //! It prints `listening on HOST:PORT` (and `secure port on HOST:PORT`) once it accepts
@@ -31,12 +33,12 @@ use corral_server::{SaslUsers, Server, ServerBuilder, ServerTls};
 
 const USAGE: &str = "usage: corral-server [--port PORT] [--host ADDR] [--tick-time MS] \
                      [--min-session-timeout MS] [--max-session-timeout MS] \
-                     [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--jaas FILE] \
-                     [--data-dir DIR] [--config zoo.cfg]";
+                     [--secure-port PORT --tls-cert FILE --tls-key FILE [--tls-key-password-file FILE] \
+                     [--tls-ca FILE]] [--jaas FILE] [--data-dir DIR] [--config zoo.cfg]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, String> {
     let mut builder = Server::builder();
-    let (mut cert, mut key, mut ca) = (None, None, None);
+    let (mut cert, mut key, mut ca, mut password) = (None, None, None, None);
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
@@ -62,6 +64,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, S
                 ca = Some(value);
                 builder
             }
+            "--tls-key-password-file" => {
+                let text =
+                    std::fs::read_to_string(&value).map_err(|e| format!("--tls-key-password-file {value}: {e}"))?;
+                password = Some(text.trim_end_matches(['\r', '\n']).to_owned());
+                builder
+            }
             "--data-dir" => builder.data_dir(value),
             "--jaas" => builder.sasl_users(SaslUsers::from_jaas_file(&value, "Server").map_err(|e| e.to_string())?),
             "--config" => {
@@ -82,10 +90,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerBuilder, S
             if let Some(ca) = ca {
                 tls = tls.client_ca_pem_file(ca);
             }
+            if let Some(password) = password {
+                tls = tls.key_password(password);
+            }
             builder = builder.tls(tls.build().map_err(|e| e.to_string())?);
         }
-        (None, None) if ca.is_none() => {}
-        _ => return Err("--tls-cert and --tls-key go together (and --tls-ca needs them)".into()),
+        (None, None) if ca.is_none() && password.is_none() => {}
+        _ => {
+            return Err(
+                "--tls-cert and --tls-key go together (and --tls-ca and --tls-key-password-file need them)".into()
+            );
+        }
     }
     Ok(builder)
 }
@@ -143,6 +158,13 @@ mod tests {
         assert!(parse_args(args("--tls-cert a.pem")).is_err());
         assert!(parse_args(args("--tls-cert /nonexistent/a.pem --tls-key /nonexistent/a.key")).is_err());
         assert!(parse_args(args("--jaas /nonexistent/jaas.conf")).is_err());
+        let missing = parse_args(args("--tls-key-password-file /nonexistent/password")).err().unwrap_or_default();
+        assert!(missing.contains("/nonexistent/password"), "{missing}");
+        let alone = std::env::temp_dir().join(format!("corral-server-password-{}", std::process::id()));
+        std::fs::write(&alone, "secret\n").expect("write");
+        let err = parse_args(args(&format!("--tls-key-password-file {}", alone.display()))).err().unwrap_or_default();
+        assert!(err.contains("need them"), "a password without a key is an error: {err}");
+        let _ = std::fs::remove_file(alone);
         assert!(parse_args(args("--config /nonexistent/zoo.cfg")).is_err());
     }
 }

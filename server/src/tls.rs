@@ -4,7 +4,8 @@
 //! [`ServerTls`] holds the server's certificate and key and, for mutual TLS, the CA that client
 //! certificates must chain to; [`crate::ServerBuilder::tls`] opens the port beside the plain one.
 //! A client certificate, when presented and verified, gives its connection the id
-//! `x509:<subject DN>` (ZooKeeper's `X509AuthenticationProvider`).
+//! `x509:<subject DN>` (ZooKeeper's `X509AuthenticationProvider`). The server's key may be an
+//! encrypted PKCS#8 PEM block (`ENCRYPTED PRIVATE KEY`) with [`ServerTlsBuilder::key_password`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -86,9 +87,40 @@ pub struct ServerTlsBuilder {
     key: Pem,
     client_ca: Option<Pem>,
     client_auth: Option<ClientAuth>,
+    key_password: Option<Password>,
+}
+
+/// A private key's password; never printed.
+#[derive(Clone)]
+struct Password(Arc<str>);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 impl ServerTlsBuilder {
+    /// The password of the server's private key when it is an encrypted PKCS#8 PEM block
+    /// (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2: PBKDF2 with HMAC-SHA-2 or scrypt, and
+    /// AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it): ZooKeeper's
+    /// `ssl.keyStore.password` for a PEM key store. Ignored for an unencrypted key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_server::{Error, ServerTls};
+    ///
+    /// # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap().cert.pem();
+    /// let encrypted_key = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    /// let err = ServerTls::builder(&cert, encrypted_key).build().unwrap_err();
+    /// assert!(matches!(err, Error::Tls(ref m) if m.contains("is encrypted")), "{err}");
+    /// ```
+    pub fn key_password(mut self, password: impl Into<String>) -> Self {
+        self.key_password = Some(Password(password.into().into()));
+        self
+    }
+
     /// Verifies client certificates against the CA certificates of this PEM bundle (ZooKeeper's
     /// `ssl.trustStore.location`). Client certificates are then required unless
     /// [`ServerTlsBuilder::client_auth`] says otherwise, as in ZooKeeper.
@@ -115,13 +147,14 @@ impl ServerTlsBuilder {
     /// # Errors
     ///
     /// [`Error::Tls`] naming the part at fault: an unreadable file, no certificate, no usable
-    /// private key, a key that does not match the certificate, or [`ClientAuth::Want`] /
+    /// private key, an encrypted key without [`ServerTlsBuilder::key_password`] or with the
+    /// wrong one, a key that does not match the certificate, or [`ClientAuth::Want`] /
     /// [`ClientAuth::Need`] without a client CA.
     pub fn build(self) -> Result<ServerTls, Error> {
         let chain = self.chain.certs("certificate chain")?;
         let key_pem = self.key.load("private key")?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|e| Error::Tls(format!("no usable private key in {}: {e}", self.key.name("private key"))))?;
+        let password = self.key_password.as_ref().map(|p| &*p.0);
+        let key = private_key(&key_pem, password, &self.key.name("private key")).map_err(Error::Tls)?;
         let provider = Arc::new(ring_provider());
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -190,6 +223,7 @@ impl ServerTls {
             key: Pem::Bytes(key.as_ref().into()),
             client_ca: None,
             client_auth: None,
+            key_password: None,
         }
     }
 
@@ -201,6 +235,7 @@ impl ServerTls {
             key: Pem::File(key.as_ref().to_owned()),
             client_ca: None,
             client_auth: None,
+            key_password: None,
         }
     }
 
@@ -242,6 +277,42 @@ impl ServerTls {
     }
 }
 
+const ENCRYPTED_BEGIN: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &[u8] = b"-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key of a PEM file: its first unencrypted key (PKCS#8, PKCS#1 or SEC1), or its
+/// `ENCRYPTED PRIVATE KEY` block decrypted with `password`. (The client's twin is in
+/// corral-core's `tls.rs`; the server does not depend on the client.)
+fn private_key(pem: &[u8], password: Option<&str>, name: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let Some(start) = pem.windows(ENCRYPTED_BEGIN.len()).position(|w| w == ENCRYPTED_BEGIN) else {
+        return PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no usable private key in {name}: {e}"));
+    };
+    let password =
+        password.ok_or_else(|| format!("the private key in {name} is encrypted: give its password (key_password)"))?;
+    let block = &pem[start..];
+    let end = block
+        .windows(ENCRYPTED_END.len())
+        .position(|w| w == ENCRYPTED_END)
+        .ok_or_else(|| format!("the encrypted private key in {name} has no END line"))?;
+    let (_, der) = pkcs8::der::pem::decode_vec(&block[..end + ENCRYPTED_END.len()])
+        .map_err(|e| format!("bad PEM in the encrypted private key in {name}: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+        .map_err(|e| format!("the encrypted private key in {name} does not parse: {e}"))?;
+    let wrong = || format!("cannot decrypt the private key in {name}: wrong password?");
+    let plain = info.decrypt(password).map_err(|e| match e {
+        // pkcs5 0.7 reports bad padding after decryption (a wrong password) as EncryptFailed.
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed) => {
+            wrong()
+        }
+        e => format!(
+            "cannot decrypt the private key in {name}: {e} (supported: PBES2, PBKDF2-HMAC-SHA-2 or scrypt, AES-CBC)"
+        ),
+    })?;
+    // A wrong password can still unpad cleanly (about once in 256): what comes out is no key.
+    pkcs8::PrivateKeyInfo::try_from(plain.as_bytes()).map_err(|_| wrong())?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+}
+
 /// Fills `buf` from the system's secure random source (through `ring`), for SASL nonces.
 pub(crate) fn random_bytes(buf: &mut [u8]) {
     if ring_provider().secure_random.fill(buf).is_err() {
@@ -252,5 +323,13 @@ pub(crate) fn random_bytes(buf: &mut [u8]) {
 /// The `ring` provider (rust-deps.md §11).
 #[allow(deprecated, reason = "rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange")]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    // rustls 0.23.48 puts P-384 first for ring, whose P-384 is generic big-number code: its key
+    // share cost about 1 ms per handshake here, against some 50 µs for X25519, and made TLS
+    // connects several times slower (benches/README.md, "TLS"). X25519 first, then P-256, as
+    // OpenSSL and Java order them; the key share sent is the first, and a TLS 1.2 server (ZooKeeper
+    // 3.8's default) picks the first it supports.
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    provider
 }

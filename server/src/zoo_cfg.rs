@@ -26,7 +26,9 @@ impl ServerBuilder {
     /// `autopurge.purgeInterval` is ignored; logs always live in `dataDir`, so is
     /// `dataLogDir`), and TLS in PEM form: `ssl.keyStore.location` (the private key and the
     /// certificate chain in one file, as ZooKeeper reads it with `ssl.keyStore.type=PEM`),
-    /// `ssl.trustStore.location`, `ssl.clientAuth` (`none`, `want`, `need`), and both `type`
+    /// `ssl.trustStore.location`, `ssl.clientAuth` (`none`, `want`, `need`),
+    /// `ssl.keyStore.password` or `ssl.keyStore.passwordPath` (a file holding it) for an
+    /// encrypted PKCS#8 key (see [`crate::ServerTlsBuilder::key_password`]), and both `type`
     /// keys when they say `PEM`. `authProvider.N` naming ZooKeeper's SASL or X509 provider is
     /// accepted (the embedded server always has both; SASL users come from a JAAS file, see
     /// [`crate::SaslUsers`]). Relative file names are taken from `base_dir`.
@@ -53,6 +55,7 @@ impl ServerBuilder {
         let mut key_store: Option<PathBuf> = None;
         let mut trust_store: Option<PathBuf> = None;
         let mut client_auth: Option<ClientAuth> = None;
+        let mut key_password: Option<String> = None;
         for (key, value) in properties(text) {
             let bad = |why: &str| Error::Config(format!("zoo.cfg {key}={value}: {why}"));
             let millis = || value.parse::<u64>().map(Duration::from_millis).map_err(|_| bad("not a number"));
@@ -86,6 +89,18 @@ impl ServerBuilder {
                 }
                 "ssl.trustStore.location" => {
                     trust_store = Some(base.join(&value));
+                    self
+                }
+                "ssl.keyStore.password" => {
+                    key_password = Some(value.clone());
+                    self
+                }
+                "ssl.keyStore.passwordPath" => {
+                    let path = base.join(&value);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| bad(&format!("cannot read {}: {e}", path.display())))?;
+                    // As ZooKeeper's FileKeyReader: the file's text without its line end.
+                    key_password = Some(text.trim_end_matches(['\r', '\n']).to_owned());
                     self
                 }
                 "ssl.keyStore.type" | "ssl.trustStore.type" if value.eq_ignore_ascii_case("PEM") => self,
@@ -122,6 +137,9 @@ impl ServerBuilder {
                 }
                 if let Some(auth) = client_auth {
                     tls = tls.client_auth(auth);
+                }
+                if let Some(password) = key_password {
+                    tls = tls.key_password(password);
                 }
                 self = self.tls(tls.build()?);
             }

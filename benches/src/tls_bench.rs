@@ -1,0 +1,447 @@
+//! `tls` (issue 13): what TLS costs, on one real ZooKeeper 3.8 with a Netty `secureClientPort`
+//! beside its plain port, started by this mode (`corral-test-support`), with certificates made
+//! here (`rcgen`).
+//!
+//! In each of `--tls-rounds` rounds, plain then TLS (the order alternating between rounds):
+//! warm connects (builder → session established, each closed after timing), sequential
+//! `getData` of a 128 B znode, and pipelined `getData` (the `throughput` benchmark's loop, 1 000
+//! in flight over 100 znodes). Latencies are pooled over the rounds; throughput is the median
+//! round. Then Curator 5.4 does the same in one JVM (`benches/java/CuratorTlsBench.java`,
+//! compiled here with `javac`), its lines prefixed `curator_`. The ratios the issue's targets
+//! are about come last. See `benches/README.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corral_core::{Client, ClientTls, CreateMode};
+use corral_test_support::{SecuredConfig, ZkTls};
+
+use crate::clients::{OpError, OpResult};
+use crate::report::{Reporter, Unit, note};
+use crate::workloads::{self, Config};
+
+/// The `tls` benchmark's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TlsArgs {
+    /// tls: rounds of plain + TLS measurements (their order alternates).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) tls_rounds: usize,
+    /// tls: skip Curator's side (no JVM client).
+    #[arg(long)]
+    pub(crate) tls_no_curator: bool,
+    /// tls: unmeasured connects on each transport before the rounds (the server's JIT warms
+    /// its TLS code, as the anchors warm the server first).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) tls_server_warmup: usize,
+    /// tls: also measure against the embedded server (rustls on both ends), whose metrics are
+    /// prefixed `embedded_`: what TLS costs Corral's client itself.
+    #[arg(long)]
+    pub(crate) tls_embedded: bool,
+}
+
+/// One transport's samples over all rounds.
+#[derive(Default)]
+struct Samples {
+    connects: Vec<Duration>,
+    gets: Vec<Duration>,
+    get_rates: Vec<f64>,
+}
+
+const ROOT: &str = "/corral-tls-bench";
+
+/// Runs the `tls` benchmark (see the module documentation).
+pub(crate) async fn run(cfg: &Config, args: &TlsArgs) -> OpResult {
+    let dir = scratch_dir()?;
+    let result = run_in(cfg, args, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(cfg: &Config, args: &TlsArgs, dir: &Path) -> OpResult {
+    let certs = Certs::make(dir)?;
+    let config = SecuredConfig {
+        tls: Some(ZkTls {
+            key_and_cert: certs.server.clone(),
+            trust: certs.ca.clone(),
+            client_auth: "none".to_owned(),
+        }),
+        ..SecuredConfig::default()
+    };
+    let zk = tokio::task::spawn_blocking(move || corral_test_support::secured_zookeeper(&config))
+        .await
+        .map_err(|e| OpError::Other(format!("starting ZooKeeper: {e}")))?
+        .ok_or_else(|| OpError::Other("tls needs Java and Debian's zookeeper package".to_owned()))?;
+    let plain = zk.addr().to_string();
+    let secure = zk.secure_addr().map(|a| a.to_string()).ok_or_else(|| OpError::Other("no secure port".into()))?;
+    note(format_args!("tls: ZooKeeper with plain port {plain} and Netty secureClientPort {secure}"));
+    let ca_pem = std::fs::read(&certs.ca).map_err(|e| OpError::Other(format!("{}: {e}", certs.ca.display())))?;
+    let tls = ClientTls::builder().ca_pem(ca_pem).build().map_err(|e| OpError::Other(e.to_string()))?;
+
+    let paths = setup(&plain, cfg).await?;
+    let (mut plain_samples, mut tls_samples) = (Samples::default(), Samples::default());
+    for round in 0..args.tls_rounds.max(1) {
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for use_tls in order {
+            let (addr, tls, samples) =
+                if use_tls { (&secure, Some(&tls), &mut tls_samples) } else { (&plain, None, &mut plain_samples) };
+            measure(cfg, addr, tls, &paths, samples).await?;
+        }
+    }
+    let r = Reporter::new("");
+    let report = |name: &str, s: &mut Samples| {
+        r.stats(&format!("{name}_connect"), &mut s.connects, Unit::Millis);
+        r.stats(&format!("{name}_get"), &mut s.gets, Unit::Micros);
+        r.out(&format!("{name}_async_get_ops"), format!("{:.0}", median(&mut s.get_rates)), "ops/s");
+    };
+    report("plain", &mut plain_samples);
+    report("tls", &mut tls_samples);
+
+    if args.tls_no_curator {
+        note("tls: Curator skipped (--tls-no-curator)");
+    } else {
+        let (plain, secure, certs, cfg) = (plain.clone(), secure.clone(), certs.clone(), cfg.clone());
+        let rounds = args.tls_rounds.max(1);
+        tokio::task::spawn_blocking(move || curator(&cfg, rounds, &plain, &secure, &certs))
+            .await
+            .map_err(|e| OpError::Other(format!("the Curator run: {e}")))??;
+    }
+
+    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}", a / b) } else { "-1".to_owned() };
+    r.out(
+        "tls_vs_plain_async_get_ops",
+        ratio(median(&mut tls_samples.get_rates), median(&mut plain_samples.get_rates)),
+        "x (target >= 0.8)",
+    );
+    r.out(
+        "tls_vs_plain_get_p50",
+        ratio(p50(&tls_samples.gets).as_secs_f64(), p50(&plain_samples.gets).as_secs_f64()),
+        "x (target <= 1.2)",
+    );
+    r.out(
+        "tls_connect_p50_target",
+        format!("{:.2}", p50(&tls_samples.connects).as_secs_f64() * 1e3),
+        "ms (target <= 5)",
+    );
+
+    let c = Wrap(connect(&plain, None, cfg.session_timeout).await?);
+    workloads::delete_tree(&c, ROOT).await?;
+    c.0.close().await;
+    drop(zk);
+    if args.tls_embedded {
+        embedded(cfg, args, &certs, &tls).await?;
+    }
+    Ok(())
+}
+
+fn report(r: &Reporter, name: &str, s: &mut Samples) {
+    r.stats(&format!("{name}_connect"), &mut s.connects, Unit::Millis);
+    r.stats(&format!("{name}_get"), &mut s.gets, Unit::Micros);
+    r.out(&format!("{name}_async_get_ops"), format!("{:.0}", median(&mut s.get_rates)), "ops/s");
+}
+
+/// The server warm-up, then the rounds, plain and TLS alternating.
+async fn rounds(
+    cfg: &Config,
+    args: &TlsArgs,
+    plain: &str,
+    secure: &str,
+    tls: &ClientTls,
+) -> OpResult<(Samples, Samples)> {
+    let paths = setup(plain, cfg).await?;
+    for _ in 0..args.tls_server_warmup {
+        connect(plain, None, cfg.session_timeout).await?.close().await;
+        connect(secure, Some(tls), cfg.session_timeout).await?.close().await;
+    }
+    let (mut plain_samples, mut tls_samples) = (Samples::default(), Samples::default());
+    for round in 0..args.tls_rounds.max(1) {
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for use_tls in order {
+            let (addr, tls, samples) =
+                if use_tls { (secure, Some(tls), &mut tls_samples) } else { (plain, None, &mut plain_samples) };
+            measure(cfg, addr, tls, &paths, samples).await?;
+        }
+    }
+    Ok((plain_samples, tls_samples))
+}
+
+/// The same rounds against the embedded server (rustls on its side too), on a thread and
+/// runtime of its own; metrics prefixed `embedded_`.
+async fn embedded(cfg: &Config, args: &TlsArgs, certs: &Certs, tls: &ClientTls) -> OpResult {
+    let server_tls = corral_server::ServerTls::builder_from_files(&certs.server, &certs.server)
+        .build()
+        .map_err(|e| OpError::Other(format!("embedded server TLS: {e}")))?;
+    let (addrs_tx, addrs_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(runtime) = runtime else { return };
+        runtime.block_on(async move {
+            let started = corral_server::Server::builder().tls(server_tls).start().await;
+            let Ok(server) = started else {
+                let _ = addrs_tx.send(None);
+                return;
+            };
+            let _ = addrs_tx.send(Some((server.addr(), server.secure_addr())));
+            let _ = stop_rx.await;
+            drop(server);
+        });
+    });
+    let (plain, secure) = match addrs_rx.await {
+        Ok(Some((plain, Some(secure)))) => (plain.to_string(), secure.to_string()),
+        _ => return Err(OpError::Other("the embedded server did not start".into())),
+    };
+    note(format_args!("tls: embedded server, plain {plain}, TLS {secure}"));
+    let result = rounds(cfg, args, &plain, &secure, tls).await;
+    let _ = stop_tx.send(());
+    let _ = thread.join();
+    let (mut plain_samples, mut tls_samples) = result?;
+    let r = Reporter::new("embedded_");
+    report(&r, "plain", &mut plain_samples);
+    report(&r, "tls", &mut tls_samples);
+    Ok(())
+}
+
+/// Sorted samples' nearest-rank median (the samples were sorted by `Reporter::stats`).
+fn p50(sorted: &[Duration]) -> Duration {
+    if sorted.is_empty() { Duration::ZERO } else { sorted[(sorted.len() - 1) / 2] }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() { 0.0 } else { values[(values.len() - 1) / 2] }
+}
+
+async fn connect(addr: &str, tls: Option<&ClientTls>, session_timeout: Duration) -> OpResult<Client> {
+    let builder = Client::builder(addr).session_timeout(session_timeout);
+    let builder = match tls {
+        Some(tls) => builder.tls(tls.clone()),
+        None => builder,
+    };
+    builder.connect().await.map_err(|e| OpError::Other(format!("connect to {addr}: {e}")))
+}
+
+/// The znodes every measurement reads: `ROOT/n<i>`, `cfg.nodes` of them with `cfg.data_size` B.
+async fn setup(plain: &str, cfg: &Config) -> OpResult<Vec<String>> {
+    let c = Wrap(connect(plain, None, cfg.session_timeout).await?);
+    let data = Bytes::from(vec![0u8; cfg.data_size]);
+    workloads::delete_tree(&c, ROOT).await?;
+    c.0.create(ROOT, Bytes::new(), CreateMode::Persistent).await.map_err(|e| OpError::Other(e.to_string()))?;
+    let paths: Vec<String> = (0..cfg.nodes.max(1)).map(|i| format!("{ROOT}/n{i}")).collect();
+    for p in &paths {
+        c.0.create(p, data.clone(), CreateMode::Persistent).await.map_err(|e| OpError::Other(e.to_string()))?;
+    }
+    c.0.close().await;
+    Ok(paths)
+}
+
+/// One round on one transport: warm connects, sequential gets, pipelined gets.
+async fn measure(cfg: &Config, addr: &str, tls: Option<&ClientTls>, paths: &[String], s: &mut Samples) -> OpResult {
+    for _ in 0..cfg.warm_connects {
+        let t0 = Instant::now();
+        let c = connect(addr, tls, cfg.session_timeout).await?;
+        s.connects.push(t0.elapsed());
+        c.close().await;
+    }
+    let c = connect(addr, tls, cfg.session_timeout).await?;
+    let p = &paths[0];
+    let get = |p: &str| {
+        let reply = c.get_data(p);
+        async move { reply.await.map(|_| ()).map_err(|e| OpError::Other(e.to_string())) }
+    };
+    for _ in 0..cfg.get_warmup {
+        get(p).await?;
+    }
+    let deadline = Instant::now() + cfg.get_limit;
+    let mut n = 0;
+    while n < cfg.gets && Instant::now() < deadline {
+        let t0 = Instant::now();
+        get(p).await?;
+        s.gets.push(t0.elapsed());
+        n += 1;
+    }
+    workloads::pipelined(get, paths, cfg.outstanding, cfg.tp_warmup).await;
+    let pass = workloads::pipelined(get, paths, cfg.outstanding, cfg.tp_window).await;
+    if pass.errors > 0 {
+        return Err(OpError::Other(format!("{} pipelined gets failed", pass.errors)));
+    }
+    s.get_rates.push(pass.done as f64 / pass.elapsed.as_secs_f64());
+    c.close().await;
+    Ok(())
+}
+
+/// `corral_core::Client` as the workloads' client, for their tree helpers.
+struct Wrap(Client);
+
+impl crate::clients::BenchClient for Wrap {
+    fn describe() -> String {
+        String::new()
+    }
+
+    async fn connect(connect_string: &str, session_timeout: Duration) -> OpResult<Self> {
+        connect(connect_string, None, session_timeout).await.map(Wrap)
+    }
+
+    fn get(&self, path: &str) -> impl Future<Output = OpResult> + Send {
+        let reply = self.0.get_data(path);
+        async move { reply.await.map(|_| ()).map_err(crate::clients::corral_error) }
+    }
+
+    fn set(&self, path: &str, data: &Bytes) -> impl Future<Output = OpResult> + Send {
+        let reply = self.0.set_data(path, data.clone(), None);
+        async move { reply.await.map(|_| ()).map_err(crate::clients::corral_error) }
+    }
+
+    fn create<'a>(&'a self, path: &'a str, data: &'a Bytes) -> impl Future<Output = OpResult> + Send + 'a {
+        let reply = self.0.create(path, data.clone(), CreateMode::Persistent);
+        async move { reply.await.map(|_| ()).map_err(crate::clients::corral_error) }
+    }
+
+    fn delete(&self, path: &str) -> impl Future<Output = OpResult> + Send {
+        let reply = self.0.delete(path, None);
+        async move { reply.await.map_err(crate::clients::corral_error) }
+    }
+
+    fn children(&self, path: &str) -> impl Future<Output = OpResult<Vec<String>>> + Send {
+        let reply = self.0.get_children(path);
+        async move { reply.await.map_err(crate::clients::corral_error) }
+    }
+
+    async fn close(self) {
+        self.0.close().await;
+    }
+}
+
+/// The files of the test PKI: the CA bundle, and the server's key + certificate in one PEM file
+/// (ZooKeeper's `ssl.keyStore.type=PEM`).
+#[derive(Debug, Clone)]
+struct Certs {
+    ca: PathBuf,
+    server: PathBuf,
+}
+
+impl Certs {
+    fn make(dir: &Path) -> OpResult<Certs> {
+        let fail = |e: rcgen::Error| OpError::Other(format!("making the test certificates: {e}"));
+        let ca_key = rcgen::KeyPair::generate().map_err(fail)?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "corral-bench CA");
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).map_err(fail)?;
+        let cert = params.signed_by(&key, &issuer).map_err(fail)?;
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map(|()| path).map_err(|e| OpError::Other(format!("{name}: {e}")))
+        };
+        Ok(Certs {
+            ca: write("ca.pem", ca_cert.pem())?,
+            server: write("server.pem", format!("{}{}", key.serialize_pem(), cert.pem()))?,
+        })
+    }
+}
+
+fn scratch_dir() -> OpResult<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("corral-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| OpError::Other(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+const JAR_DIR: &str = "/usr/share/java";
+const CURATOR_JARS: &[&str] = &[
+    "curator-framework.jar",
+    "curator-client.jar",
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "guava.jar",
+    "slf4j-api.jar",
+    "netty-codec.jar",
+    "netty-resolver.jar",
+];
+
+/// Compiles and runs `benches/java/CuratorTlsBench.java` against the same server, and prints
+/// its `metric=value unit` lines prefixed `curator_`.
+fn curator(cfg: &Config, rounds: usize, plain: &str, secure: &str, certs: &Certs) -> OpResult {
+    let skip = |why: String| {
+        note(format_args!("tls: Curator skipped: {why}"));
+        Ok(())
+    };
+    let (Some(java), Some(javac)) = (tool("java"), tool("javac")) else {
+        return skip("no java/javac (openjdk-17-jdk-headless)".to_owned());
+    };
+    let mut cp = Vec::new();
+    for jar in CURATOR_JARS {
+        let path = Path::new(JAR_DIR).join(jar);
+        if !path.is_file() {
+            return skip(format!("{} is missing (libcurator-framework-java zookeeper libnetty-java)", path.display()));
+        }
+        cp.push(path.display().to_string());
+    }
+    let cp = cp.join(":");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("java/CuratorTlsBench.java");
+    let classes = certs.ca.with_file_name("classes");
+    let out = Command::new(javac)
+        .args(["-implicit:none", "-sourcepath", "", "-d"])
+        .arg(&classes)
+        .args(["-cp", &cp])
+        .arg(&source)
+        .output()
+        .map_err(|e| OpError::Other(format!("javac: {e}")))?;
+    if !out.status.success() {
+        return Err(OpError::Other(format!(
+            "javac {} failed:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let simple = Path::new(JAR_DIR).join("slf4j-simple.jar");
+    let runtime_cp = format!("{}:{cp}:{}", classes.display(), simple.display());
+    let out = Command::new(java)
+        .args(["-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"])
+        .arg(format!("-Dzk={plain}"))
+        .arg(format!("-DzkTls={secure}"))
+        .arg(format!("-Dtrust={}", certs.ca.display()))
+        .arg(format!("-Drounds={rounds}"))
+        .arg(format!("-Dconnects={}", cfg.warm_connects))
+        .arg(format!("-DgetWarmup={}", cfg.get_warmup))
+        .arg(format!("-Dgets={}", cfg.gets))
+        .arg(format!("-DgetSecs={}", cfg.get_limit.as_secs_f64()))
+        .arg(format!("-Doutstanding={}", cfg.outstanding))
+        .arg(format!("-DtpWarmupSecs={}", cfg.tp_warmup.as_secs_f64()))
+        .arg(format!("-DtpSecs={}", cfg.tp_window.as_secs_f64()))
+        .arg(format!("-Droot={ROOT}"))
+        .arg(format!("-Dnodes={}", cfg.nodes.max(1)))
+        .args(["-cp", &runtime_cp, "CuratorTlsBench"])
+        .output()
+        .map_err(|e| OpError::Other(format!("java: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r = Reporter::new("curator_");
+    for line in stdout.lines() {
+        match line.split_once('=') {
+            Some((metric, rest)) if !line.starts_with('#') => {
+                let (value, unit) = rest.split_once(' ').unwrap_or((rest, ""));
+                r.out(metric, value, unit);
+            }
+            _ => note(line.trim_start_matches("# ")),
+        }
+    }
+    if !out.status.success() {
+        return Err(OpError::Other(format!(
+            "CuratorTlsBench exited with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("JAVA_HOME").map(|home| Path::new(&home).join("bin").join(name)).filter(|p| p.is_file()).or_else(
+        || std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join(name)).find(|p| p.is_file()),
+    )
+}
