@@ -49,6 +49,7 @@
 
 pub mod ensemble;
 pub mod fault_proxy;
+mod guard;
 pub mod kerberos;
 mod local;
 pub mod peer_links;
