@@ -6,14 +6,22 @@
 //! [`envs`]; a test that needs the embedded server's fault kit takes [`embedded`]; a test on
 //! paused time takes [`in_memory`].
 //!
-//! ```no_run
-//! # async fn doc() {
-//! for env in corral_test_support::env::envs("my-test").await {
-//!     eprintln!("-- against the {} server", env.kind);
-//!     let client = env.client().await;
-//!     client.create("/a", "", corral_core::CreateMode::Persistent).await.unwrap();
-//!     client.close().await;
-//! }
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use corral_core::CreateMode;
+//! use corral_test_support::env;
+//!
+//! // `env::envs("my-test")` gives this and, when there is one, a real ZooKeeper to loop over.
+//! let env = env::embedded("my-test").await;
+//! let client = env.client().await;
+//! client.create("/a", "", CreateMode::Persistent).await.unwrap();
+//! // The client works inside the test's chroot.
+//! let server = env.server.as_ref().expect("the embedded server");
+//! let root = corral_core::Client::connect(&server.connect_string()).await.unwrap();
+//! assert!(root.exists("/my-test/a").await.unwrap().is_some());
+//! root.close().await;
+//! client.close().await;
 //! # }
 //! ```
 
@@ -62,11 +70,7 @@ impl Env {
     ///
     /// If the client does not connect.
     pub async fn client(&self) -> Client {
-        Client::builder(self.connect_string())
-            .session_timeout(CLIENT_SESSION_TIMEOUT)
-            .connect()
-            .await
-            .expect("connect")
+        Client::builder(self.connect_string()).session_timeout(CLIENT_SESSION_TIMEOUT).connect().await.expect("connect")
     }
 
     /// A framework inside the chroot with a [`FRAMEWORK_SESSION_TIMEOUT`] session, a 10 s
@@ -175,10 +179,28 @@ where
 /// If it does not in time, or the client is gone.
 pub async fn wait_state(client: &Client, f: impl Fn(SessionState) -> bool) {
     let mut rx = client.state();
-    tokio::time::timeout(EVENTUALLY, rx.wait_for(|s| f(*s)))
-        .await
-        .expect("state within 30 s")
-        .expect("state channel");
+    tokio::time::timeout(EVENTUALLY, rx.wait_for(|s| f(*s))).await.expect("state within 30 s").expect("state channel");
+}
+
+/// Returns once everything the server had to tell `client`'s session up to now has reached the
+/// client, and the session holds at least `watches` watches (a recipe that is waiting holds the
+/// watch it waits on): the proof a test gives before it checks that something did *not* happen,
+/// instead of waiting a while.
+///
+/// ZooKeeper answers a session's requests in order and sends a watch notification before the
+/// reply to any request made after the change: so a `sync` first (what the server did until now,
+/// notifications included, has arrived), then a bounded poll until the waiter has set its watch
+/// again, then a second `sync` (the replies to what the waiter asked for on its way back to its
+/// watch have arrived). A waiter that is still pending afterwards was not woken by anything
+/// that happened before this call.
+///
+/// # Panics
+///
+/// If a sync fails, or the watches are not there within [`EVENTUALLY`].
+pub async fn settled(client: &Client, watches: usize) {
+    client.sync("/").await.expect("sync");
+    eventually(&format!("{watches} watch(es) set"), || async { client.watcher_count().await >= watches }).await;
+    client.sync("/").await.expect("sync");
 }
 
 /// The embedded server over an in-memory transport, for tests on paused time.
