@@ -172,6 +172,22 @@ struct State {
     hold_waiters: Vec<Waker>,
 }
 
+impl State {
+    /// A proxy's state when it starts: [`Fault::Pass`], no delay, no connection, nothing held.
+    fn new() -> Self {
+        Self {
+            fault: Fault::Pass,
+            delay: Duration::ZERO,
+            next_id: 0,
+            connections: HashMap::new(),
+            first_message: None,
+            trigger: None,
+            holding: false,
+            hold_waiters: Vec::new(),
+        }
+    }
+}
+
 /// The trigger of [`FaultProxy::hold_from`].
 struct HoldTrigger(Box<dyn Fn(i32, &str) -> bool + Send + Sync>);
 
@@ -229,16 +245,7 @@ impl FaultProxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                fault: Fault::Pass,
-                delay: Duration::ZERO,
-                next_id: 0,
-                connections: HashMap::new(),
-                first_message: None,
-                trigger: None,
-                holding: false,
-                hold_waiters: Vec::new(),
-            }),
+            state: Mutex::new(State::new()),
             stopped: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
         });
@@ -837,19 +844,6 @@ mod tests {
         frame
     }
 
-    fn idle_state() -> State {
-        State {
-            fault: Fault::Pass,
-            delay: Duration::ZERO,
-            next_id: 0,
-            connections: HashMap::new(),
-            first_message: None,
-            trigger: None,
-            holding: false,
-            hold_waiters: Vec::new(),
-        }
-    }
-
     #[test]
     fn a_hold_begins_exactly_at_the_request_the_trigger_matches() {
         let handshake = [&20i32.to_be_bytes()[..], &[7; 20]].concat();
@@ -857,7 +851,7 @@ mod tests {
         let stream = [handshake.clone(), a.clone(), b.clone(), c.clone()].concat();
         // Every way of cutting the stream in two reads gives the same pieces.
         for cut in 0..=stream.len() {
-            let mut state = idle_state();
+            let mut state = State::new();
             // The handshake is never matched, even by a trigger that matches everything else.
             state.trigger = Some(HoldTrigger(Box::new(|opcode, path| opcode == 2 && path.starts_with("/lock/"))));
             let (mut frames, mut out) = (RequestFrames::default(), Vec::new());
@@ -873,7 +867,7 @@ mod tests {
 
     #[test]
     fn without_a_trigger_bytes_pass_at_once() {
-        let mut state = idle_state();
+        let mut state = State::new();
         let (mut frames, mut out) = (RequestFrames::default(), Vec::new());
         let frame = request(1, 4, "/a");
         // Even the first bytes of a frame pass before the rest has come.

@@ -115,13 +115,8 @@ impl Guarded {
         let mut line = String::new();
         let read = child.stdout.take().map(|out| BufReader::new(out).read_line(&mut line));
         // From here on, dropping `guarded` stops the program and removes the directory.
-        let mut guarded = Self {
-            child,
-            stdin,
-            pid: 0,
-            dir: spec.dir.to_owned(),
-            marker: spec.marker.as_encoded_bytes().to_vec(),
-        };
+        let mut guarded =
+            Self { child, stdin, pid: 0, dir: spec.dir.to_owned(), marker: spec.marker.as_encoded_bytes().to_vec() };
         guarded.pid = match read {
             Some(Ok(_)) => {
                 line.trim().parse().map_err(|_| format!("the {what} guard printed {line:?} instead of a PID"))?
@@ -158,6 +153,20 @@ impl Drop for Guarded {
         // Closing the pipe makes the guard stop the program and clean up; then reap the guard.
         drop(self.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+/// The last `lines` lines of the log at `log`, for a failure message: `last lines of
+/// <what><path>:` and the lines, or why the log could not be read.
+pub(crate) fn log_tail(log: &Path, what: &str, lines: usize) -> String {
+    match fs::read(log) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            let tail = all[all.len().saturating_sub(lines)..].join("\n");
+            format!("last lines of {what}{}:\n{tail}", log.display())
+        }
+        Err(err) => format!("(could not read {}: {err})", log.display()),
     }
 }
 
@@ -206,8 +215,8 @@ mod tests {
         };
         // A program that runs until it is stopped, with the marker in its command line.
         let program = ["-c", "while :; do sleep 0.1; done"].map(OsStr::new);
-        let guarded =
-            Guarded::spawn(&spec, Path::new("sh"), program.into_iter().chain([marker.as_os_str()]), |_| {}).expect("start");
+        let guarded = Guarded::spawn(&spec, Path::new("sh"), program.into_iter().chain([marker.as_os_str()]), |_| {})
+            .expect("start");
         let pid = guarded.pid();
         assert!(guarded.alive(), "the program runs");
         drop(guarded);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
-use crate::guard::{Guarded, Spec, fresh_dir};
+use crate::guard::{self, Guarded, Spec, fresh_dir};
 use crate::ports::free_port;
 use crate::wire;
 
@@ -61,16 +61,7 @@ impl LocalServer {
 
 /// The last lines of the server's log in `dir`, for failure messages.
 fn log_tail(dir: &Path) -> String {
-    let log = dir.join(LOG_FILE);
-    match fs::read(&log) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-            format!("last lines of {}:\n{tail}", log.display())
-        }
-        Err(err) => format!("(could not read {}: {err})", log.display()),
-    }
+    guard::log_tail(&dir.join(LOG_FILE), "", LOG_TAIL_LINES)
 }
 
 /// Why one start attempt failed.
@@ -218,7 +209,8 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<Lo
         }
     };
     let marker = dir.join("conf").join("zoo.cfg");
-    let spec = Spec { name: "corral-zookeeper", dir: &dir, marker: marker.as_os_str(), log: LOG_FILE, grace: STOP_GRACE };
+    let spec =
+        Spec { name: "corral-zookeeper", dir: &dir, marker: marker.as_os_str(), log: LOG_FILE, grace: STOP_GRACE };
     let process = match Guarded::spawn(&spec, java, args, |_| {}) {
         Ok(process) => process,
         Err(reason) => {
