@@ -28,7 +28,7 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
         let c = through_proxy(&env, &proxy).await;
         let other = env.client().await;
         let id = c.session_id();
-        let mut events = c.session_events();
+        let events = c.session_events();
 
         c.create("/data", "1", CreateMode::Persistent).await.unwrap();
         c.create("/kids", "", CreateMode::Persistent).await.unwrap();
@@ -110,7 +110,7 @@ async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
         let c = through_proxy(&env, &proxy).await;
         c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
         let (_, _, watch) = c.get_data_and_watch("/eph").await.unwrap();
-        let mut events = c.session_events();
+        let events = c.session_events();
         let info = c.session();
 
         // Keep the first client away, expire its session from a second handle, then let it back.

@@ -22,8 +22,6 @@ use corral_recipes::{CreateMode, Framework};
 
 use common::java_peer::{self, Java, Peer, T, assert_curator_layout, name_of, now_micros, unhex, within};
 
-/// How long "still blocked" is watched for.
-
 /// Checks that Curator's `tag` waits: its client holds `watch` (a data watch on the node it waits
 /// for, which is there) after a round trip, so it has heard of every change up to now and set its
 /// watch again; and it has not said it acquired.

@@ -189,7 +189,9 @@ impl State {
 }
 
 /// The trigger of [`FaultProxy::hold_from`].
-struct HoldTrigger(Box<dyn Fn(i32, &str) -> bool + Send + Sync>);
+struct HoldTrigger(Box<TriggerFn>);
+
+type TriggerFn = dyn Fn(i32, &str) -> bool + Send + Sync;
 
 impl std::fmt::Debug for HoldTrigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -527,7 +529,7 @@ fn head_wanted(head: &[u8], deciding: bool) -> usize {
     }
     // length, xid, opcode, path length, path
     let path_end = be_i32(head, 12).map_or(16, |len| 16 + usize::try_from(len).unwrap_or(0));
-    path_end.min(frame_total(head)).min(REQUEST_HEAD_LIMIT).max(4)
+    path_end.min(frame_total(head)).clamp(4, REQUEST_HEAD_LIMIT)
 }
 
 /// `(opcode, path)` of a request frame's head (length prefix included); the path is empty when
