@@ -12,6 +12,7 @@
 mod clients;
 mod expiry;
 mod herd;
+mod herd_zk;
 mod recipes;
 mod report;
 mod server;
@@ -151,6 +152,11 @@ enum Bench {
     Server,
     /// Issue 4: 200 frameworks expired at once on an embedded server; connection rate (recipes.rs, herd.rs).
     Herd,
+    /// Issue 12: the herd against a real ZooKeeper, clients in processes of their own (herd_zk.rs).
+    HerdZk,
+    /// One process of herd-zk's clients (started by herd-zk).
+    #[value(hide = true)]
+    HerdZkChild,
     /// c: uncontended Mutex acquire + release.
     Mutex,
     /// d: 8 clients contending for one Mutex.
@@ -180,6 +186,8 @@ impl Bench {
             Bench::ServerIdle => "server-idle",
             Bench::Server => "server",
             Bench::Herd => "herd",
+            Bench::HerdZk => "herd-zk",
+            Bench::HerdZkChild => "herd-zk-child",
             Bench::Mutex => "mutex",
             Bench::MutexContended => "mutex-contended",
             Bench::Leader => "leader",
@@ -300,6 +308,8 @@ async fn run_benches<C: BenchClient>(
             Bench::ServerRss => server_bench::rss(cfg, server).await,
             Bench::ServerIdle => server_bench::idle(cfg, server).await,
             Bench::Herd
+            | Bench::HerdZk
+            | Bench::HerdZkChild
             | Bench::Mutex
             | Bench::MutexContended
             | Bench::Leader

@@ -81,10 +81,17 @@ pub(crate) struct RecipeArgs {
     /// herd: their requested session timeout, ms.
     #[arg(long, default_value_t = 4_000)]
     pub(crate) herd_session_ms: u64,
+    /// herd-zk: processes the frameworks are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) herd_processes: usize,
+    /// herd-zk-child: the number of this child's first node.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub(crate) herd_offset: usize,
 }
 
 /// The recipe benchmarks, by their command-line names.
-pub(crate) const BENCHES: [&str; 7] = ["herd", "mutex", "mutex-contended", "leader", "discovery", "expiry", "cache"];
+pub(crate) const BENCHES: [&str; 9] =
+    ["herd", "herd-zk", "herd-zk-child", "mutex", "mutex-contended", "leader", "discovery", "expiry", "cache"];
 
 /// Whether `name` is one of this module's benchmarks.
 pub(crate) fn is_recipe_bench(name: &str) -> bool {
@@ -93,8 +100,11 @@ pub(crate) fn is_recipe_bench(name: &str) -> bool {
 
 /// Runs the recipe benchmark `name` (one of [`BENCHES`]).
 pub(crate) async fn run(name: &str, cfg: &Config, args: &RecipeArgs, r: &Reporter) -> Result<(), String> {
-    if name == "herd" {
-        return crate::herd::herd(args, r).await;
+    match name {
+        "herd" => return crate::herd::herd(args, r).await,
+        "herd-zk" => return crate::herd_zk::herd_zk(args, r).await,
+        "herd-zk-child" => return crate::herd_zk::child(&cfg.zk, args).await,
+        _ => {}
     }
     let target = Target::new(cfg, args).await?;
     let result = match name {

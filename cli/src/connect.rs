@@ -37,6 +37,19 @@ pub(crate) struct TlsOptions {
     pub(crate) server_name: Option<String>,
 }
 
+/// The SASL options of the command line.
+#[derive(Debug, Default)]
+pub(crate) struct SaslOptions {
+    /// DIGEST-MD5 as this user, the password from `CORRAL_SASL_PASSWORD`.
+    pub(crate) user: Option<String>,
+    /// Kerberos (GSSAPI) with the process's credentials.
+    pub(crate) gssapi: bool,
+    /// The Kerberos client principal, instead of the credentials' default one.
+    pub(crate) principal: Option<String>,
+    /// The primary of the servers' principal (`zookeeper` by default).
+    pub(crate) service: Option<String>,
+}
+
 impl Target {
     /// Parses `raw`.
     pub(crate) fn new(raw: &str, timeout: Duration) -> CliResult<Self> {
@@ -50,9 +63,10 @@ impl Target {
         Ok(Self { raw: raw.trim().to_owned(), parsed, timeout, auths: Vec::new(), tls: None, sasl: None })
     }
 
-    /// Adds TLS (when a CA or a client certificate is given) and a SASL DIGEST-MD5 login (when a
-    /// user is given; the password comes from `CORRAL_SASL_PASSWORD`, never the command line).
-    pub(crate) fn with_security(mut self, tls: TlsOptions, sasl_user: Option<String>) -> CliResult<Self> {
+    /// Adds TLS (when a CA or a client certificate is given) and a SASL login: DIGEST-MD5 when a
+    /// user is given (the password comes from `CORRAL_SASL_PASSWORD`, never the command line),
+    /// Kerberos with `--sasl-gssapi`.
+    pub(crate) fn with_security(mut self, tls: TlsOptions, sasl: SaslOptions) -> CliResult<Self> {
         if tls.ca.is_some() || tls.cert.is_some() {
             let mut builder = corral_recipes::ClientTls::builder();
             if let Some(ca) = &tls.ca {
@@ -72,20 +86,16 @@ impl Target {
         } else if tls.server_name.is_some() {
             return Err(CliError::usage("--tls-server-name needs --tls-ca (or --tls-cert and --tls-key)"));
         }
-        if let Some(user) = sasl_user {
+        if let Some(user) = sasl.user {
             let password = std::env::var("CORRAL_SASL_PASSWORD").map_err(|_| {
                 CliError::usage("--sasl-user needs the password in CORRAL_SASL_PASSWORD")
                     .with_hint("the password is never taken from the command line, where `ps` would show it")
             })?;
             self.sasl = Some(corral_recipes::Sasl::digest_md5(user, password));
+        } else if sasl.gssapi {
+            self.sasl = Some(kerberos(sasl.principal, sasl.service)?);
         }
         Ok(self)
-    }
-
-    /// Whether the connection uses TLS: four-letter words, which this tool sends in plain text,
-    /// cannot reach such a port.
-    pub(crate) fn is_secured(&self) -> bool {
-        self.tls.is_some()
     }
 
     /// Adds credentials given as `SCHEME:CREDENTIALS` (`digest:app:secret`).
@@ -240,4 +250,26 @@ mod tests {
         assert_eq!(with_auth.auths, [("digest".to_owned(), "app:secret".to_owned())]);
         assert_eq!(with_auth.with_auth("nocolon").unwrap_err().kind, Kind::Usage);
     }
+}
+
+/// A Kerberos login with the process's credentials (`KRB5CCNAME`, `KRB5_CLIENT_KTNAME`,
+/// `KRB5_CONFIG`).
+#[cfg(feature = "gssapi")]
+fn kerberos(principal: Option<String>, service: Option<String>) -> CliResult<corral_recipes::Sasl> {
+    let sasl = match principal {
+        Some(principal) => corral_recipes::Sasl::gssapi_principal(principal),
+        None => corral_recipes::Sasl::gssapi(),
+    };
+    Ok(match service {
+        Some(service) => sasl.service_name(service),
+        None => sasl,
+    })
+}
+
+/// Without the `gssapi` feature there is no Kerberos: say how to get it.
+#[cfg(not(feature = "gssapi"))]
+fn kerberos(_principal: Option<String>, _service: Option<String>) -> CliResult<corral_recipes::Sasl> {
+    Err(CliError::usage("this corral was built without Kerberos (SASL GSSAPI)").with_hint(
+        "install it with `cargo install --path cli --features gssapi` (needs MIT krb5: libkrb5-dev, libclang-dev, pkg-config)",
+    ))
 }

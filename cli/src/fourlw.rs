@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use corral_recipes::HostPort;
+use corral_recipes::{BoxStream, ClientTls, HostPort};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -59,19 +59,44 @@ pub(crate) fn not_allowed(word: &str, host: &HostPort) -> CliError {
 }
 
 /// Sends `word` to `host` and returns the answer and the round trip (connect included).
-pub(crate) async fn ask(host: &HostPort, word: &str, timeout: Duration) -> Result<(String, Duration), WordError> {
+///
+/// With `tls`, the word goes over TLS, as a secured ensemble's `secureClientPort` wants it.
+pub(crate) async fn ask(
+    host: &HostPort,
+    word: &str,
+    timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<(String, Duration), WordError> {
     let started = Instant::now();
     let exchange = async {
-        let mut socket = TcpStream::connect((host.host.as_str(), host.port))
+        let tcp = TcpStream::connect((host.host.as_str(), host.port))
             .await
             .map_err(|e| WordError::Unreachable(io_reason(&e)))?;
+        let mut socket: BoxStream = match tls {
+            None => Box::new(tcp),
+            Some(tls) => tls.handshake(tcp, host).await.map_err(|e| match e {
+                corral_recipes::CoreError::Tls(reason) => WordError::Unreachable(reason),
+                other => WordError::Unreachable(other.to_string()),
+            })?,
+        };
         socket.write_all(word.as_bytes()).await.map_err(|e| WordError::Unreachable(io_reason(&e)))?;
+        socket.flush().await.map_err(|e| WordError::Unreachable(io_reason(&e)))?;
         let mut answer = Vec::new();
-        // A server may reset instead of closing after a refused word: keep what arrived.
+        // A server may reset instead of closing after a refused word, and ZooKeeper's Netty
+        // closes a TLS connection without close_notify: keep what arrived.
         let read = (&mut socket).take(MAX_ANSWER).read_to_end(&mut answer).await;
         if let Err(e) = read
             && answer.is_empty()
         {
+            // TLS 1.3 finishes the client's side of the handshake before the server has checked
+            // the client: a refusal arrives as an alert on the first read.
+            if let Some(refusal) = e.get_ref().and_then(|inner| inner.downcast_ref::<corral_recipes::rustls::Error>()) {
+                let hint = match refusal {
+                    corral_recipes::rustls::Error::AlertReceived(_) => "; does it require a client certificate?",
+                    _ => "",
+                };
+                return Err(WordError::Unreachable(format!("the server refused the TLS connection ({refusal}){hint}")));
+            }
             return Err(WordError::Other(format!("no answer to `{word}` ({})", io_reason(&e))));
         }
         Ok(String::from_utf8_lossy(&answer).into_owned())
@@ -232,8 +257,12 @@ pub(crate) fn parse_dump_ephemerals(text: &str) -> HashMap<i64, Vec<String>> {
 
 /// The client address of every session connected to one of `hosts`, as far as the servers
 /// tell it (`cons`); hosts that refuse or do not answer are skipped.
-pub(crate) async fn session_addresses(hosts: &[HostPort], timeout: Duration) -> HashMap<i64, String> {
-    let answers = futures::future::join_all(hosts.iter().map(|h| ask(h, "cons", timeout))).await;
+pub(crate) async fn session_addresses(
+    hosts: &[HostPort],
+    timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> HashMap<i64, String> {
+    let answers = futures::future::join_all(hosts.iter().map(|h| ask(h, "cons", timeout, tls))).await;
     answers
         .into_iter()
         .filter_map(Result::ok)

@@ -317,7 +317,7 @@ async fn add_addresses<'a>(target: &Target, rows: impl Iterator<Item = (&'a Opti
     if rows.is_empty() {
         return;
     }
-    let addresses: HashMap<String, String> = session_addresses(target.hosts(), target.timeout)
+    let addresses: HashMap<String, String> = session_addresses(target.hosts(), target.timeout, target.tls.as_ref())
         .await
         .into_iter()
         .map(|(id, a)| (session_hex(id), a))

@@ -60,6 +60,16 @@ struct Cli {
     /// Log in with SASL DIGEST-MD5 as this user; the password from CORRAL_SASL_PASSWORD
     #[arg(long, global = true, value_name = "USER")]
     sasl_user: Option<String>,
+    /// Log in with Kerberos (SASL GSSAPI) with this process's credentials (ticket cache
+    /// KRB5CCNAME or keytab KRB5_CLIENT_KTNAME); needs a corral built with `--features gssapi`
+    #[arg(long, global = true, conflicts_with = "sasl_user")]
+    sasl_gssapi: bool,
+    /// The Kerberos principal to log in as, instead of the credentials' default one
+    #[arg(long, global = true, value_name = "PRINCIPAL", requires = "sasl_gssapi")]
+    sasl_principal: Option<String>,
+    /// The primary of the servers' Kerberos principal, `<NAME>/<host>` (default: zookeeper)
+    #[arg(long, global = true, value_name = "NAME", requires = "sasl_gssapi")]
+    sasl_service: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -236,12 +246,16 @@ async fn run(cli: Cli, out: Out) -> CliResult<ExitCode> {
     }
     let tls =
         connect::TlsOptions { ca: cli.tls_ca, cert: cli.tls_cert, key: cli.tls_key, server_name: cli.tls_server_name };
-    target = target.with_security(tls, cli.sasl_user)?;
+    let sasl = connect::SaslOptions {
+        user: cli.sasl_user,
+        gssapi: cli.sasl_gssapi,
+        principal: cli.sasl_principal,
+        service: cli.sasl_service,
+    };
+    target = target.with_security(tls, sasl)?;
     if !cli.command.needs_session() {
-        if target.is_secured() {
-            return Err(CliError::usage("health and sessions send four-letter words in plain text, not over TLS")
-                .with_hint("point --zk at the plain client port for them, or use the other commands over TLS"));
-        }
+        // Four-letter words go over TLS too when it is configured, as ZooKeeper's
+        // secureClientPort answers them.
         return match cli.command {
             Command::Health => server::health(&target, &out).await,
             _ => server::sessions(&target, &out).await.map(|()| ExitCode::SUCCESS),

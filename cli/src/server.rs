@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use corral_recipes::HostPort;
+use corral_recipes::{ClientTls, HostPort};
 use serde::Serialize;
 
 use crate::connect::Target;
@@ -70,7 +70,7 @@ impl HostHealth {
 }
 
 /// Asks one host `ruok`, `srvr` and `mntr`.
-async fn check_host(host: &HostPort, timeout: Duration) -> HostHealth {
+async fn check_host(host: &HostPort, timeout: Duration, tls: Option<&ClientTls>) -> HostHealth {
     let mut health = HostHealth::new(host);
     let latency = |d: Duration, h: &mut HostHealth| {
         if h.latency_ms.is_none() {
@@ -78,7 +78,7 @@ async fn check_host(host: &HostPort, timeout: Duration) -> HostHealth {
         }
     };
     // `ruok` first: it also tells an unreachable host quickly.
-    match ask(host, "ruok", timeout).await {
+    match ask(host, "ruok", timeout, tls).await {
         Ok((answer, took)) => {
             latency(took, &mut health);
             health.ruok = Some(answer.trim() == "imok");
@@ -98,7 +98,7 @@ async fn check_host(host: &HostPort, timeout: Duration) -> HostHealth {
             health.error = Some(other.describe());
         }
     }
-    match ask(host, "srvr", timeout).await {
+    match ask(host, "srvr", timeout, tls).await {
         Ok((answer, took)) => {
             latency(took, &mut health);
             let srvr = Srvr::parse(&answer);
@@ -116,7 +116,7 @@ async fn check_host(host: &HostPort, timeout: Duration) -> HostHealth {
             health.error.get_or_insert(e.describe());
         }
     }
-    match ask(host, "mntr", timeout).await {
+    match ask(host, "mntr", timeout, tls).await {
         Ok((answer, _)) => {
             let mntr = parse_mntr(&answer);
             let number = |key: &str| mntr.get(key).and_then(|v| v.parse::<u64>().ok());
@@ -149,7 +149,9 @@ pub(crate) async fn health(target: &Target, out: &Out) -> CliResult<ExitCode> {
         healthy: bool,
         hosts: Vec<HostHealth>,
     }
-    let hosts = futures::future::join_all(target.hosts().iter().map(|h| check_host(h, target.timeout))).await;
+    let hosts =
+        futures::future::join_all(target.hosts().iter().map(|h| check_host(h, target.timeout, target.tls.as_ref())))
+            .await;
     let healthy = hosts.iter().all(|h| h.status == "ok");
     let none_reachable = hosts.iter().all(|h| h.status == "unreachable");
     let code = if healthy {
@@ -256,8 +258,8 @@ pub(crate) async fn sessions(target: &Target, out: &Out) -> CliResult {
         hosts: Vec<HostSessions>,
     }
     let (answers, dumps) = futures::future::join(
-        futures::future::join_all(target.hosts().iter().map(|h| ask(h, "cons", target.timeout))),
-        futures::future::join_all(target.hosts().iter().map(|h| ask(h, "dump", target.timeout))),
+        futures::future::join_all(target.hosts().iter().map(|h| ask(h, "cons", target.timeout, target.tls.as_ref()))),
+        futures::future::join_all(target.hosts().iter().map(|h| ask(h, "dump", target.timeout, target.tls.as_ref()))),
     )
     .await;
     // Every member has the whole tree, so any dump lists every session's ephemerals.

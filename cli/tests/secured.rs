@@ -43,10 +43,22 @@ async fn commands_over_mutual_tls() {
     // Without the client certificate the server refuses: a connection error, not a hang.
     let refused = corral(&secure, &["--tls-ca", &ca_file, "get", "/secured"]);
     assert_eq!(refused.code, 4, "{refused:?}");
-    // Four-letter words are plain text: a clear usage error instead of garbage on a TLS port.
-    let health = corral(&secure, &[&tls[..], &["health"]].concat());
-    assert_eq!(health.code, 2, "{health:?}");
-    assert!(health.stderr.contains("plain text"), "{health:?}");
+    // Four-letter words go over TLS too: the secure port answers `health` and `sessions`.
+    let health = corral(&secure, &[&tls[..], &["--json", "health"]].concat()).json();
+    let host = &health["hosts"][0];
+    assert_eq!(host["status"], "ok", "{health}");
+    assert_eq!(host["ruok"], true, "{health}");
+    assert_eq!(host["mode"], "standalone", "{health}");
+    let sessions = corral(&secure, &[&tls[..], &["--json", "sessions"]].concat());
+    assert_eq!(sessions.code, 0, "{sessions:?}");
+    // Without the client certificate the words are refused like everything else, per host.
+    let refused = corral(&secure, &["--tls-ca", &ca_file, "--json", "health"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    let doc: serde_json::Value = serde_json::from_str(&refused.stdout).expect("one JSON document");
+    assert_eq!(doc["hosts"][0]["status"], "unreachable", "{refused:?}");
+    // A plain client on the TLS port: no garbage, a clear per-host error.
+    let plain = corral(&secure, &["--json", "health"]);
+    assert_ne!(plain.code, 0, "{plain:?}");
     // A key without its certificate is refused by the argument parser.
     let partial = corral(&secure, &["--tls-ca", &ca_file, "--tls-key", &key, "get", "/secured"]);
     assert_eq!(partial.code, 2, "{partial:?}");
@@ -81,4 +93,13 @@ async fn a_sasl_login_with_the_password_from_the_environment() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("CORRAL_SASL_PASSWORD"), "{stderr}");
     server.close().await;
+}
+
+/// Built without the `gssapi` feature, `--sasl-gssapi` says how to get Kerberos.
+#[cfg(not(feature = "gssapi"))]
+#[test]
+fn kerberos_needs_the_gssapi_feature() {
+    let run = corral("127.0.0.1:1", &["--sasl-gssapi", "get", "/"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--features gssapi"), "{run:?}");
 }

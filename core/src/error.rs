@@ -110,6 +110,16 @@ pub enum Error {
     /// be understood. A server that refuses the credentials gives [`Error::AuthFailed`].
     #[error("SASL: {0}")]
     Sasl(String),
+    /// Node data could not be compressed or decompressed by the framework's
+    /// [`CompressionProvider`](crate::framework::CompressionProvider): not in its format (as a
+    /// node written uncompressed), corrupt, or past its size limit.
+    #[error("compression of {path:?}: {reason}")]
+    Compression {
+        /// The node's path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -137,7 +147,7 @@ impl Error {
             Self::AuthFailed => ErrorCode::AuthFailed,
             Self::Timeout => ErrorCode::OperationTimeout,
             Self::InvalidPath(_) | Self::RequestTooLarge { .. } | Self::BadArguments(_) => ErrorCode::BadArguments,
-            Self::InvalidConnectString { .. } | Self::Tls(_) => ErrorCode::BadArguments,
+            Self::InvalidConnectString { .. } | Self::Tls(_) | Self::Compression { .. } => ErrorCode::BadArguments,
             Self::Sasl(_) => ErrorCode::AuthFailed,
         }
     }

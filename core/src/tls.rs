@@ -23,7 +23,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 
 use crate::connect_string::HostPort;
 use crate::error::{Error, Result};
-use crate::transport::Transport;
+use crate::transport::{AsyncStream, BoxStream, Transport};
 
 /// PEM bytes, or the file to read them from when the configuration is built.
 #[derive(Clone)]
@@ -288,6 +288,46 @@ impl ClientTls {
     /// be empty: ZooKeeper negotiates none.
     pub fn from_rustls(config: Arc<ClientConfig>) -> Self {
         Self { config, server_name: None }
+    }
+
+    /// Runs the TLS handshake over a stream you opened yourself, as the client does for its
+    /// own connections: the certificate is checked against `host` (or the
+    /// [configured server name](ClientTlsBuilder::server_name)). For what speaks to a
+    /// ZooKeeper server outside a session: four-letter words to every member of an ensemble,
+    /// a health probe, a proxy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] with the reason said plainly: an untrusted or expired certificate, a
+    /// certificate that does not name `host`, a server that refused the handshake (for
+    /// example for want of a client certificate), or a connection that ended during it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the stream, half-way through the handshake or not.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use corral_core::{ClientTls, HostPort};
+    /// use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    ///
+    /// # async fn ask() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = ClientTls::builder().ca_pem_file("ca.pem").build()?;
+    /// let host = HostPort { host: "zk1.internal".into(), port: 2281 };
+    /// let tcp = tokio::net::TcpStream::connect(("zk1.internal", 2281)).await?;
+    /// let mut stream = tls.handshake(tcp, &host).await?;
+    /// stream.write_all(b"srvr").await?;
+    /// let mut answer = String::new();
+    /// stream.read_to_string(&mut answer).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn handshake(&self, stream: impl AsyncStream, host: &HostPort) -> Result<BoxStream> {
+        match self.wrap(Transport::Custom(Box::new(stream)), host).await {
+            Ok(Transport::Custom(stream)) => Ok(stream),
+            Ok(Transport::Tcp(stream)) => Ok(Box::new(stream)),
+            Err(TlsFailure(reason)) => Err(Error::Tls(reason)),
+        }
     }
 
     /// Runs the TLS handshake over `stream`, checking the certificate against `host` (or the

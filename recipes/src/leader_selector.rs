@@ -6,6 +6,14 @@
 //! [`corral_core::ErrorPolicy::Standard`], LOST always) — then the task is **cancelled** (its
 //! future is dropped), which Curator can only ask for by interrupting a thread. With
 //! auto-requeue the selector contends again afterwards.
+//!
+//! # Interrupting and requeueing
+//!
+//! As in Curator, [`LeaderSelector::interrupt_leadership`] ends the current attempt — the term
+//! being led (the task's future is dropped and the lock node deleted) or the wait in line — and
+//! [`LeaderSelector::requeue`] puts a selector that is out of line (after a term without
+//! auto-requeue, or after an interrupt) back in line. With auto-requeue, an interrupted selector
+//! goes back in line by itself.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -296,17 +304,29 @@ pub struct LeaderSelector {
     path: String,
     id: String,
     leading: watch::Receiver<bool>,
+    line: watch::Sender<Line>,
     task: RecipeTask,
+}
+
+/// Where the selector stands: in line (waiting or leading: Curator's `isQueued`), and whether
+/// the current attempt is to be interrupted.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    queued: bool,
+    interrupted: bool,
+    closed: bool,
 }
 
 impl LeaderSelector {
     /// Starts contending at `path` as `participant_id` and returns at once; `task` runs, on a
     /// spawned Tokio task, each time leadership is taken. With `auto_requeue`, the selector
-    /// contends again after each term; without it, it stops after the first.
+    /// contends again after each term; without it, it leaves the line after the first (until
+    /// [`LeaderSelector::requeue`]).
     ///
     /// A term ends when the task's future completes, when leadership stops being valid (the
-    /// future is then dropped), or when the selector is closed or dropped (likewise). The lock is
-    /// released after each term. Failures to take the lock are retried with a growing pause (up to
+    /// future is then dropped), when it is interrupted ([`LeaderSelector::interrupt_leadership`],
+    /// likewise), or when the selector is closed or dropped (likewise). The lock is released
+    /// after each term. Failures to take the lock are retried with a growing pause (up to
     /// 1.6 s).
     ///
     /// # Panics
@@ -363,8 +383,13 @@ impl LeaderSelector {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (leading_tx, leading) = watch::channel(false);
-        let task = RecipeTask::spawn(move |stop| run(mutex, Arc::new(task), auto_requeue, leading_tx, stop));
-        Self { fw: fw.clone(), path, id, leading, task }
+        // In line from the start, as Curator's `start()` requeues.
+        let (line, _) = watch::channel(Line { queued: true, interrupted: false, closed: false });
+        let task = RecipeTask::spawn({
+            let line = line.clone();
+            move |stop| run(mutex, Arc::new(task), auto_requeue, leading_tx, line, stop)
+        });
+        Self { fw: fw.clone(), path, id, leading, line, task }
     }
 
     /// This participant's id (stored in its lock node).
@@ -410,7 +435,7 @@ impl LeaderSelector {
     }
 
     /// Leadership as a watch channel: `true` while the task runs. The channel closes when the
-    /// selector stops.
+    /// selector is closed or dropped.
     ///
     /// # Examples
     ///
@@ -475,42 +500,25 @@ impl LeaderSelector {
         crate::leader_latch::read_participants(&self.fw.client(), &self.path, &nodes).await.map_err(Error::from)
     }
 
-    /// Waits until the selector stops by itself (without auto-requeue: after one term) or is
-    /// closed, and its lock node is released; returns at once if it has stopped.
+    /// Waits until the selector is out of line — without auto-requeue after a term, or after an
+    /// [interrupt](LeaderSelector::interrupt_leadership), until [`LeaderSelector::requeue`] — or
+    /// closed, and its lock node is released; returns at once if it is.
     ///
     /// Any number of callers may wait, at the same time or one after another (together with
-    /// [`LeaderSelector::close`] calls): each returns only once the selector has stopped.
+    /// [`LeaderSelector::close`] calls): each returns only once the selector is out of line or
+    /// has stopped.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only waits. Dropping the future affects neither the selector nor any other
     /// `wait_until_done` or `close` call.
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = corral_server::testing::TestingServer::start().await?;
-    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use std::sync::Arc;
-    /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use corral_recipes::leader_selector::LeaderSelector;
-    ///
-    /// let done = Arc::new(AtomicBool::new(false));
-    /// let flag = done.clone();
-    /// let task = move |_| {
-    ///     let flag = flag.clone();
-    ///     async move { flag.store(true, Ordering::SeqCst) }
-    /// };
-    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, task);
-    /// selector.wait_until_done().await;
-    /// assert!(done.load(Ordering::SeqCst));
-    /// # fw.close().await;
-    /// # Ok(()) }
-    /// ```
     pub async fn wait_until_done(&self) {
-        self.task.join().await;
+        let mut line = self.line.subscribe();
+        tokio::select! {
+            _ = self.task.join() => {}
+            _ = until(&mut line, |l| !l.queued) => {}
+        }
     }
 
     /// Stops contending and waits until the selector has stopped: a running leadership task is
@@ -547,7 +555,86 @@ impl LeaderSelector {
     /// # Ok(()) }
     /// ```
     pub async fn close(&self) {
+        self.line.send_modify(|l| l.closed = true);
         self.task.stop().await;
+    }
+
+    /// Ends the current attempt, as Curator's `interruptLeadership()`: a running leadership task
+    /// is cancelled (its future dropped) and the lock node deleted; a selector still waiting in
+    /// line leaves it (its node deleted). With auto-requeue the selector then goes back in line;
+    /// without it, it stays out until [`LeaderSelector::requeue`].
+    ///
+    /// Returns at once; `false` if there was nothing to interrupt (out of line, or closed).
+    /// Watch [`LeaderSelector::leadership`] or await [`LeaderSelector::wait_until_done`] to see
+    /// the attempt end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::{LeaderSelector, Leadership};
+    ///
+    /// let lead = |leadership: Leadership| async move { leadership.lost().await };
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, lead);
+    /// selector.leadership().wait_for(|leading| *leading).await?;
+    /// assert!(selector.interrupt_leadership());
+    /// selector.wait_until_done().await; // the task was cancelled and the node deleted
+    /// assert!(!selector.has_leadership());
+    /// assert!(selector.participants().await?.is_empty());
+    /// assert!(!selector.interrupt_leadership()); // out of line now
+    /// # selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn interrupt_leadership(&self) -> bool {
+        let mut in_line = false;
+        self.line.send_if_modified(|l| {
+            in_line = l.queued && !l.closed;
+            let fresh = in_line && !l.interrupted;
+            l.interrupted |= fresh;
+            fresh
+        });
+        in_line
+    }
+
+    /// Puts the selector back in line, as Curator's `requeue()`: `true` if it was out of line
+    /// (after a term without auto-requeue, or an interrupt) and contends again now; `false` if
+    /// it is in line already — waiting, or leading (a requeue does not queue a term after the
+    /// current one: return from the task, or use auto-requeue, for that) — or closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::leader_selector::LeaderSelector;
+    ///
+    /// let (tx, mut rounds) = tokio::sync::mpsc::unbounded_channel();
+    /// let selector = LeaderSelector::start(&fw, "/scheduler", "node-1", false, move |leadership| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         let _ = tx.send(leadership.round());
+    ///     }
+    /// });
+    /// assert_eq!(rounds.recv().await, Some(1));
+    /// selector.wait_until_done().await; // one term, no auto-requeue: out of line
+    /// assert!(selector.requeue());
+    /// assert_eq!(rounds.recv().await, Some(2));
+    /// # selector.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn requeue(&self) -> bool {
+        self.line.send_if_modified(|l| {
+            let requeued = !l.queued && !l.closed;
+            l.queued |= requeued;
+            requeued
+        })
     }
 
     /// The election path; every participant's lock node is a child of it
@@ -577,6 +664,7 @@ async fn run<F, Fut>(
     task: Arc<F>,
     auto_requeue: bool,
     leading: watch::Sender<bool>,
+    line: watch::Sender<Line>,
     mut stop: watch::Receiver<bool>,
 ) where
     F: Fn(Leadership) -> Fut + Send + Sync + 'static,
@@ -585,11 +673,29 @@ async fn run<F, Fut>(
     let mut round = 0u64;
     let fw = mutex.framework().clone();
     let mut backoff = crate::task::Backoff::new(&fw);
+    let mut in_line = line.subscribe();
     // The session epoch of our last contention: in a new session we contend again only after
     // the jittered re-create pause, so that a fleet whose sessions expired together does not
     // queue up in the same instant.
     let mut contended_in = 0u64;
     while !*stop.borrow() {
+        let now = *in_line.borrow_and_update();
+        if !now.queued {
+            // Out of line until `requeue`.
+            tokio::select! {
+                _ = until(&mut in_line, |l| l.queued) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        if now.interrupted {
+            // Interrupted between terms or while backing off: this attempt ends here.
+            line.send_modify(|l| {
+                l.queued = auto_requeue;
+                l.interrupted = false;
+            });
+            continue;
+        }
         // Contend on a connected session, so that the epoch compared is the one contended in.
         let epoch = tokio::select! {
             session = fw.session() => match session {
@@ -600,6 +706,7 @@ async fn run<F, Fut>(
                 }
             },
             _ = stop.changed() => continue,
+            _ = until(&mut in_line, |l| l.interrupted) => continue,
         };
         if contended_in != 0 && epoch != contended_in {
             metrics::counter!(corral_core::metrics::RECIPE_RECREATIONS_TOTAL, "recipe" => "selector").increment(1);
@@ -608,11 +715,11 @@ async fn run<F, Fut>(
             }
         }
         contended_in = epoch;
-        // Cancellable without dropping the acquisition: on close the queued node is deleted
-        // before `close` returns.
-        let guard = match mutex.acquire_cancellable(stop.clone()).await {
+        // Cancellable without dropping the acquisition: on close or interrupt the queued node is
+        // deleted before the selector says it is out of line.
+        let guard = match acquire_unless_cancelled(&mutex, &mut stop, &mut in_line).await {
             Ok(Some(guard)) => guard,
-            Ok(None) => break,
+            Ok(None) => continue, // stopped, or interrupted: seen at the top
             Err(e) => {
                 tracing::debug!(error = %e, "could not take leadership; contending again");
                 let delay = backoff.next_delay();
@@ -624,6 +731,11 @@ async fn run<F, Fut>(
             let _ = guard.release().await;
             break;
         }
+        if in_line.borrow().interrupted {
+            // Interrupted as the lock came: no term; the attempt ends at the top.
+            let _ = guard.release().await;
+            continue;
+        }
         backoff.reset();
         round += 1;
         let guard = Arc::new(guard);
@@ -633,12 +745,42 @@ async fn run<F, Fut>(
         tokio::select! {
             _ = user => tracing::debug!(round, "leadership task finished"),
             _ = guard.invalidated() => tracing::info!(round, "leadership lost; the task was cancelled"),
+            _ = until(&mut in_line, |l| l.interrupted) => tracing::info!(round, "leadership interrupted; the task was cancelled"),
             _ = stop.changed() => {}
         }
         leading.send_replace(false);
         let _ = guard.release_shared().await;
-        if !auto_requeue {
-            break;
+        // The attempt is over, the node released: back in line only with auto-requeue.
+        line.send_modify(|l| {
+            l.queued = auto_requeue;
+            l.interrupted = false;
+        });
+    }
+    line.send_modify(|l| l.closed = true);
+}
+
+/// Acquires `mutex` unless the selector is stopped or its attempt interrupted first; then the
+/// queued node is deleted before `Ok(None)` is returned.
+async fn acquire_unless_cancelled(
+    mutex: &Mutex,
+    stop: &mut watch::Receiver<bool>,
+    line: &mut watch::Receiver<Line>,
+) -> Result<Option<MutexGuard>> {
+    let (cancel, cancelled) = watch::channel(false);
+    let acquire = mutex.acquire_cancellable(cancelled);
+    tokio::pin!(acquire);
+    loop {
+        tokio::select! {
+            acquired = &mut acquire => return acquired,
+            _ = until(stop, |s| *s), if !*cancel.borrow() => { cancel.send_replace(true); }
+            _ = until(line, |l| l.interrupted), if !*cancel.borrow() => { cancel.send_replace(true); }
         }
+    }
+}
+
+/// Resolves once `rx` holds a value for which `f` is true; never if its sender is gone first.
+async fn until<T>(rx: &mut watch::Receiver<T>, f: impl FnMut(&T) -> bool) {
+    if rx.wait_for(f).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

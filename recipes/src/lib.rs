@@ -6,8 +6,9 @@
 //! protected prefixes, `lock-`, Curator's sort rule), so a Java service using Curator and a
 //! Rust service using Corral can share one lock.
 //!
-//! - [`lock::Mutex`]: Curator's `InterProcessMutex` (minus re-entrancy), with guards that know
-//!   when they stop being valid and a fencing check for your own transactions.
+//! - [`lock::Mutex`]: Curator's `InterProcessMutex` (re-entrant through its guard, revocable),
+//!   with guards that know when they stop being valid and a fencing check for your own
+//!   transactions.
 //! - [`leader_latch::LeaderLatch`]: Curator's `LeaderLatch`, granting leadership only to a node
 //!   of the current session.
 //! - [`leader_selector::LeaderSelector`]: runs an async task while leading and cancels it when
@@ -24,18 +25,21 @@
 //!   `ServiceProvider`).
 //! - [`group_member::GroupMember`]: group membership with member data.
 //! - [`persistent_node::PersistentNode`]: a node re-created after a new session or a delete,
-//!   with its latest data; TTL variant included.
+//!   with its latest data; TTL variant included. [`persistent_ttl_node::PersistentTtlNode`]:
+//!   Curator's layout of a node that lives while touched (a container and a TTL `touch` child).
 //! - [`barrier::DistributedBarrier`] and [`double_barrier::DistributedDoubleBarrier`]: Curator's
 //!   barriers (a node that holds waiters back; members that enter and leave together).
 //! - [`shared_count::SharedValue`] and [`shared_count::SharedCount`]: a value every process sees,
 //!   as a watch channel, with compare-and-set on the node's version.
-//! - [`atomic::DistributedAtomicLong`]: a 64-bit counter updated by compare-and-set, optionally
-//!   promoted to a lock when contention is high.
+//! - [`atomic::DistributedAtomicLong`], [`atomic::DistributedAtomicInteger`] and
+//!   [`atomic::DistributedAtomicValue`]: a 64-bit or 32-bit counter or raw bytes updated by
+//!   compare-and-set, optionally promoted to a lock when contention is high (one engine, Curator's
+//!   encodings).
 //!
 //! - [`queue`]: Curator's distributed queues — [`queue::SimpleDistributedQueue`] (`qn-` nodes)
 //!   and [`queue::DistributedQueue`] (`queue-` nodes of Curator's item messages, with the
 //!   lock-safe mode as a message to acknowledge) with its priority, delay and id variants —
-//!   consumed as streams.
+//!   consumed as streams; [`queue::QueueSharder`] spreads items over shards as Curator's does.
 //!
 //! # Sessions, holds and the recipe runtime
 //!
@@ -86,6 +90,7 @@ pub mod leader_selector;
 pub mod lock;
 pub mod multi_lock;
 pub mod persistent_node;
+pub mod persistent_ttl_node;
 pub mod queue;
 pub mod read_write_lock;
 pub mod semaphore;

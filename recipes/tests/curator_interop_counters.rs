@@ -34,12 +34,6 @@ fn java() -> Option<&'static Java> {
     java_peer::java(&SPEC)
 }
 
-/// The words after `head <tag>` in the next such line.
-async fn words(peer: &mut Peer, head: &str) -> Vec<String> {
-    let line = peer.expect(head).await;
-    line[head.len()..].split_whitespace().map(str::to_owned).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_count_is_shared_with_curator() {
     let Some(java) = java() else { return };
@@ -50,10 +44,10 @@ async fn shared_count_is_shared_with_curator() {
         let fw = env.framework();
         let rust = SharedCount::start(&fw, "/shared/count", 0).await.expect("start");
         peer.send("count java /shared/count 99");
-        assert_eq!(words(&mut peer, "COUNT_STARTED java").await, ["0", "0"], "Curator reads Rust's seed");
+        assert_eq!(peer.words("COUNT_STARTED java").await, ["0", "0"], "Curator reads Rust's seed");
 
         rust.set_count(42).await.expect("set");
-        assert_eq!(words(&mut peer, "COUNT java").await, ["42", "1"]);
+        assert_eq!(peer.words("COUNT java").await, ["42", "1"]);
         let (data, _) = fw.client().get_data("/shared/count").await.expect("read");
         assert_eq!(&data[..], [0x00, 0x00, 0x00, 0x2A], "Curator's 4-byte big-endian int");
 
@@ -61,7 +55,7 @@ async fn shared_count_is_shared_with_curator() {
         peer.send("setcount java -7");
         peer.expect("COUNT_SET java").await;
         // Curator's listener reports its own write too.
-        assert_eq!(words(&mut peer, "COUNT java").await, ["-7", "2"]);
+        assert_eq!(peer.words("COUNT java").await, ["-7", "2"]);
         let mut changes = rust.changes();
         within("Rust sees Curator's count", changes.wait_for(|v| *v.value() == -7)).await.expect("watch");
         assert!(!rust.try_set_count(&stale, 1).await.expect("try"), "Curator moved the version");
@@ -69,11 +63,11 @@ async fn shared_count_is_shared_with_curator() {
         // Curator's compare-and-set against the version Rust wrote.
         let seen = rust.versioned_count();
         assert!(rust.try_set_count(&seen, 8).await.expect("try"));
-        assert_eq!(words(&mut peer, "COUNT java").await, ["8", &(seen.version() + 1).to_string()]);
+        assert_eq!(peer.words("COUNT java").await, ["8", &(seen.version() + 1).to_string()]);
         peer.send(&format!("trysetcount java {} 9", seen.version()));
-        assert_eq!(words(&mut peer, "TRY_SET java").await, ["false"], "a stale version loses in Curator too");
+        assert_eq!(peer.words("TRY_SET java").await, ["false"], "a stale version loses in Curator too");
         peer.send(&format!("trysetcount java {} 9", seen.version() + 1));
-        assert_eq!(words(&mut peer, "TRY_SET java").await, ["true"]);
+        assert_eq!(peer.words("TRY_SET java").await, ["true"]);
         within("Rust sees 9", changes.wait_for(|v| *v.value() == 9)).await.expect("watch");
 
         rust.close().await;
@@ -107,15 +101,11 @@ async fn atomic_long_increments_add_up_with_curator() {
         for task in rust {
             within("Rust increments", task).await.expect("task");
         }
-        assert_eq!(words(&mut peer, "INCREMENTED java").await, [EACH.to_string(), "0".into()], "Curator gave up");
+        assert_eq!(peer.words("INCREMENTED java").await, [EACH.to_string(), "0".into()], "Curator gave up");
         let counter = DistributedAtomicLong::new(&fw, "/counters/hits", RetryNTimes::new(0, Duration::ZERO));
         assert_eq!(counter.get().await.expect("get").post_value, 3 * EACH, "no increment lost");
         peer.send("getlong /counters/hits");
-        assert_eq!(
-            words(&mut peer, "LONG /counters/hits").await,
-            [(3 * EACH).to_string()],
-            "Curator reads Rust's bytes"
-        );
+        assert_eq!(peer.words("LONG /counters/hits").await, [(3 * EACH).to_string()], "Curator reads Rust's bytes");
         let (data, _) = fw.client().get_data("/counters/hits").await.expect("read");
         assert_eq!(&data[..], (3 * EACH).to_be_bytes(), "Curator's 8-byte big-endian long");
         fw.close().await;
@@ -139,7 +129,7 @@ async fn barriers_are_shared_with_curator() {
         peer.expect("BARRIER /gate set").await;
         DistributedBarrier::new(&fw, "/gate-rust").set_barrier().await.expect("set");
         peer.send("data /gate");
-        let java_data = unhex(&words(&mut peer, "DATA /gate").await[0]);
+        let java_data = unhex(&peer.words("DATA /gate").await[0]);
         let (rust_data, _) = fw.client().get_data("/gate-rust").await.expect("read");
         assert_eq!(String::from_utf8_lossy(&rust_data), String::from_utf8_lossy(&java_data), "Curator's default data");
 
@@ -162,7 +152,7 @@ async fn barriers_are_shared_with_curator() {
         peer.until_watching("data:/gate").await;
         assert!(peer.take("BARRIER_PASSED").is_empty(), "Curator passed a barrier Corral set");
         barrier.remove_barrier().await.expect("remove");
-        assert_eq!(words(&mut peer, "BARRIER_PASSED java").await, ["true"]);
+        assert_eq!(peer.words("BARRIER_PASSED java").await, ["true"]);
 
         // DistributedDoubleBarrier with two members, one each; either one arrives first.
         for java_first in [true, false] {
@@ -192,7 +182,7 @@ async fn barriers_are_shared_with_curator() {
                 None => within("Rust enters", rust.enter()).await.expect("enter"),
                 Some(task) => within("Rust enters", task).await.expect("task").expect("enter"),
             }
-            assert_eq!(words(&mut peer, "ENTERED java").await, ["true"]);
+            assert_eq!(peer.words("ENTERED java").await, ["true"]);
             let names = fw.client().get_children("/batch").await.expect("list");
             assert!(names.iter().filter(|n| *n != "ready").all(|n| uuid::Uuid::try_parse(n).is_ok()), "{names:?}");
             // Nobody entered alone: the ready node came after both members' nodes.
@@ -212,7 +202,7 @@ async fn barriers_are_shared_with_curator() {
             settle::settled(&fw.client(), watches + 1).await;
             assert!(!leaving.is_finished(), "left while Curator was still in");
             peer.send("leave java");
-            assert_eq!(words(&mut peer, "LEFT java").await, ["true"]);
+            assert_eq!(peer.words("LEFT java").await, ["true"]);
             within("Rust leaves", leaving).await.expect("task").expect("leave");
             assert!(fw.client().get_children("/batch").await.expect("list").is_empty());
         }

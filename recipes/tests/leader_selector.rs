@@ -146,3 +146,115 @@ async fn every_close_and_wait_returns_after_the_end_even_concurrent_ones_and_aft
     }
     fw.close().await;
 }
+
+/// Counts the drops of what it guards: a leadership task that is cancelled drops its future.
+struct CountDrop(Arc<AtomicUsize>);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A selector whose task leads until cancelled, counting terms started and futures dropped.
+fn forever(
+    fw: &corral_recipes::Framework,
+    id: &str,
+    auto_requeue: bool,
+) -> (LeaderSelector, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (started, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let selector = {
+        let (started, dropped) = (started.clone(), dropped.clone());
+        LeaderSelector::start(fw, "/sel", id, auto_requeue, move |leadership| {
+            let (started, dropped) = (started.clone(), dropped.clone());
+            async move {
+                let _on_drop = CountDrop(dropped);
+                started.fetch_add(1, Ordering::SeqCst);
+                let _keep = leadership;
+                std::future::pending::<()>().await;
+            }
+        })
+    };
+    (selector, started, dropped)
+}
+
+#[tokio::test]
+async fn interrupting_cancels_the_term_and_requeue_puts_the_selector_back_in_line() {
+    for env in common::envs("selector-interrupt").await {
+        eprintln!("-- against the {} server", env.kind);
+        let fw = env.framework();
+        let (selector, started, dropped) = forever(&fw, "once", false);
+        tokio::time::timeout(T, selector.leadership().wait_for(|l| *l)).await.unwrap().unwrap();
+        assert!(!selector.requeue(), "a leading selector is in line already");
+
+        // Interrupted: the task's future is dropped, the node deleted, the selector out of line.
+        assert!(selector.interrupt_leadership());
+        tokio::time::timeout(T, selector.wait_until_done()).await.expect("out of line");
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "the task was not cancelled");
+        assert!(!selector.has_leadership());
+        assert!(selector.participants().await.unwrap().is_empty(), "the lock node stayed");
+        assert!(!selector.interrupt_leadership(), "nothing left to interrupt");
+
+        // Requeued: a second term.
+        assert!(selector.requeue());
+        assert!(!selector.requeue(), "requeued twice");
+        common::eventually("leading again", || async { started.load(Ordering::SeqCst) == 2 }).await;
+        assert!(selector.has_leadership());
+        tokio::time::timeout(T, selector.close()).await.unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+        assert!(!selector.requeue() && !selector.interrupt_leadership(), "a closed selector stays closed");
+        fw.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_leader_with_auto_requeue_goes_to_the_back_of_the_line() {
+    let env = common::embedded("selector-interrupt-requeue").await;
+    let (fw_a, fw_b) = (env.framework(), env.framework());
+    let (a, a_started, a_dropped) = forever(&fw_a, "a", true);
+    tokio::time::timeout(T, a.leadership().wait_for(|l| *l)).await.unwrap().unwrap();
+    let (b, b_started, _) = forever(&fw_b, "b", true);
+    common::eventually("b queued", || async { a.participants().await.unwrap().len() == 2 }).await;
+
+    assert!(a.interrupt_leadership());
+    tokio::time::timeout(T, b.leadership().wait_for(|l| *l)).await.unwrap().unwrap();
+    assert_eq!(b_started.load(Ordering::SeqCst), 1);
+    assert_eq!(a_dropped.load(Ordering::SeqCst), 1);
+    // a is back in line, behind b.
+    common::eventually("a requeued", || async { a.participants().await.unwrap().len() == 2 }).await;
+    let ids: Vec<String> = a.participants().await.unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(a_started.load(Ordering::SeqCst), 1, "a led again before b's term ended");
+
+    // b's term ends by interrupt too: a leads its second term.
+    assert!(b.interrupt_leadership());
+    common::eventually("a leads again", || async { a_started.load(Ordering::SeqCst) == 2 }).await;
+    a.close().await;
+    b.close().await;
+    fw_a.close().await;
+    fw_b.close().await;
+}
+
+#[tokio::test]
+async fn interrupting_a_waiting_selector_takes_it_out_of_line() {
+    let env = common::embedded("selector-interrupt-waiting").await;
+    let (fw_a, fw_b) = (env.framework(), env.framework());
+    let (a, _, _) = forever(&fw_a, "a", true);
+    tokio::time::timeout(T, a.leadership().wait_for(|l| *l)).await.unwrap().unwrap();
+    let (b, b_started, _) = forever(&fw_b, "b", false);
+    common::eventually("b queued", || async { a.participants().await.unwrap().len() == 2 }).await;
+
+    assert!(b.interrupt_leadership(), "a waiting selector is in line");
+    tokio::time::timeout(T, b.wait_until_done()).await.expect("out of line");
+    let ids: Vec<String> = a.participants().await.unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["a"], "b's queued node was deleted before it said it is out of line");
+
+    assert!(b.requeue());
+    common::eventually("b queued again", || async { a.participants().await.unwrap().len() == 2 }).await;
+    a.close().await;
+    tokio::time::timeout(T, b.leadership().wait_for(|l| *l)).await.unwrap().unwrap();
+    assert_eq!(b_started.load(Ordering::SeqCst), 1);
+    b.close().await;
+    fw_a.close().await;
+    fw_b.close().await;
+}

@@ -45,7 +45,9 @@
 //! `<dataDir>/version-2/snapshot.<zxid, hex>` — the header `ZKSN`, version 2; the sessions with
 //! their timeouts, the ACL lists, every node (path, data, ACL id, `StatPersisted`) parents
 //! first, `/`, then the Adler-32 of all of it. `<dataDir>/corral.secret` (16 random bytes) is
-//! ours: session passwords derive from it, so a restored session keeps its password.
+//! ours: session passwords derive from it, so a restored session keeps its password; so is
+//! `<dataDir>/corral.lock`, locked (`flock`) while a server runs, so that a second one refuses
+//! the directory (ZooKeeper itself takes no such lock: do not start one on a directory in use).
 //!
 //! On start the newest snapshot is loaded and the log after it replayed. A torn or corrupt
 //! entry at the end of the last log (a crash mid-write; nothing in it was acknowledged) is cut

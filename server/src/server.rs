@@ -259,7 +259,9 @@ impl ServerBuilder {
     /// the directory again restores the tree, the zxid and the sessions (each with its whole
     /// timeout afresh, as ZooKeeper does). The files are ZooKeeper's own (`version-2/log.*`,
     /// `version-2/snapshot.*`), readable by its `zkTxnLogToolkit.sh` and
-    /// `zkSnapShotToolkit.sh`, plus `corral.secret`, from which session passwords derive.
+    /// `zkSnapShotToolkit.sh`, plus `corral.secret`, from which session passwords derive, and
+    /// `corral.lock`, which a running server holds locked: a second server started on the same
+    /// directory fails with [`Error::DataDir`] instead of corrupting it.
     ///
     /// Without it (the default) everything stays in memory.
     ///
@@ -440,7 +442,11 @@ impl Core {
                 .await
                 .map_err(|e| Error::DataDir { path: dir, message: e.to_string() })??
         };
-        let durability = crate::persist::durability(&settings, restored.zxid, restored.replayed);
+        let lock = restored
+            .lock
+            .try_clone()
+            .map_err(|e| Error::DataDir { path: settings.dir.clone(), message: e.to_string() })?;
+        let durability = crate::persist::durability(&settings, restored.zxid, restored.replayed, lock);
         let shared = Arc::new(Shared::restored(config, restored, durability.journal, durability.durable));
         let writer = tokio::spawn(durability.writer.run());
         let tasks = vec![

@@ -216,6 +216,31 @@ async fn a_corrupt_snapshot_stops_the_start_and_names_the_file() {
     assert!(text.contains(&newest.display().to_string()), "{text}");
 }
 
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Server::builder().data_dir(dir.path()).start().await.expect("start");
+    let client = Client::connect(&first.connect_string()).await.expect("connect");
+    client.create("/first", b"one", &CreateMode::Persistent.with_acls(open())).await.expect("create");
+    match Server::builder().data_dir(dir.path()).start().await {
+        Err(Error::DataDir { path, message }) => {
+            assert_eq!(path, dir.path());
+            assert!(message.contains("in use by another server"), "{message}");
+        }
+        other => panic!("a second server started on a directory in use: {other:?}"),
+    }
+    // The refusal changed nothing: the first server goes on, and its data is whole after it stops.
+    client.create("/second", b"two", &CreateMode::Persistent.with_acls(open())).await.expect("create after");
+    drop(client);
+    first.shutdown().await;
+    let again = Server::builder().data_dir(dir.path()).start().await.expect("start once the first is gone");
+    let client = Client::connect(&again.connect_string()).await.expect("connect again");
+    assert_eq!(client.get_data("/first").await.expect("first").0, b"one");
+    assert_eq!(client.get_data("/second").await.expect("second").0, b"two");
+    drop(client);
+    again.shutdown().await;
+}
+
 /// The offset just past the last entry of a log file (entries end with a non-zero byte; the
 /// preallocated rest is zeros).
 fn end_of_entries(bytes: &[u8]) -> usize {

@@ -59,6 +59,7 @@ mod local;
 pub mod peer_links;
 mod ports;
 pub mod python;
+mod reconfig;
 mod secured;
 mod wire;
 
@@ -71,6 +72,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::local::LocalServer;
+pub use crate::reconfig::{ReconfigurableZookeeper, reconfigurable_zookeeper};
 pub use crate::secured::{SecuredConfig, SecuredZookeeper, ZkTls, secured_zookeeper};
 
 pub use crate::ensemble::{Ensemble, EnsembleBuilder, MemberId, Mode};

@@ -21,6 +21,8 @@ const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
 const SLF4J_LOG4J12_JAR: &str = "/usr/share/java/slf4j-log4j12.jar";
 const LOG4J_JAR: &str = "/usr/share/java/log4j-1.2.jar";
 const MAIN_CLASS: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
+/// The main class of a quorum member (see [`Extra::myid`]).
+const QUORUM_MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 const INSTALL_HINT: &str = "apt-get install zookeeper libslf4j-java";
 
 /// How long a server may take to report a `Mode:` in `srvr`.
@@ -83,9 +85,12 @@ pub(crate) fn start(tick_time_ms: u32) -> Result<LocalServer, String> {
 /// (see the `secured` module).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Extra {
+    /// More `zoo.cfg` lines; `{client_port}` stands for the client port chosen.
     pub(crate) cfg: String,
     pub(crate) jvm: Vec<String>,
     pub(crate) classpath: Vec<String>,
+    /// Run as a quorum member with this `myid` (`QuorumPeerMain`) instead of standalone.
+    pub(crate) myid: Option<u32>,
 }
 
 /// [`start`], with `extra` configuration.
@@ -160,9 +165,12 @@ fn prepare(dir: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> io::Resul
              maxClientCnxns=0\n\
              {}",
             data.display(),
-            extra.cfg
+            extra.cfg.replace("{client_port}", &port.to_string())
         ),
     )?;
+    if let Some(id) = extra.myid {
+        fs::write(data.join("myid"), format!("{id}\n"))?;
+    }
 
     // ZooKeeper logs through slf4j; without a binding it still runs, but silently.
     let mut classpath = vec![conf.display().to_string(), ZOOKEEPER_JAR.to_owned()];
@@ -189,7 +197,7 @@ fn prepare(dir: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> io::Resul
         "-Dzookeeper.extendedTypesEnabled=true".to_owned(),
         "-cp".to_owned(),
         classpath.join(":"),
-        MAIN_CLASS.to_owned(),
+        if extra.myid.is_some() { QUORUM_MAIN_CLASS } else { MAIN_CLASS }.to_owned(),
         cfg.display().to_string(),
     ]);
     Ok(args)

@@ -364,6 +364,48 @@ impl Client {
         }
     }
 
+    /// [`get_config`](Self::get_config) and a one-shot watch on the configuration: it fires
+    /// (`NodeDataChanged`, path `/zookeeper/config`) when the ensemble is reconfigured, and
+    /// survives reconnections like any watch. A chroot does not apply: the configuration is
+    /// always the ensemble's.
+    ///
+    /// # Errors
+    ///
+    /// NoAuth as [`Error::Server`]; connection and session errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// The request is queued when this method returns; dropping the future loses only the
+    /// reply, and the watch with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let client = corral_core::Client::connect(&server.connect_string()).await?;
+    /// let (config, stat, watcher) = client.get_config_and_watch().await?;
+    /// // `watcher` resolves when a reconfiguration changes `config`.
+    /// # let _ = (config, stat, watcher);
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn get_config_and_watch(
+        &self,
+    ) -> impl Future<Output = Result<(Bytes, Stat, crate::OneshotWatcher)>> + Send + use<> {
+        let (watcher, registration) =
+            self.watch(crate::session::watch::CONFIG_KEY, WatchKind::Data, crate::OneshotWatcher::new);
+        let request = Request::GetData(PathAndWatch { path: crate::session::watch::CONFIG_NODE.into(), watch: true });
+        let reply = self.submit(request, crate::session::watch::CONFIG_NODE, Some(registration), AfterReply::Nothing);
+        async move {
+            match reply.await? {
+                Response::GetData(r) => Ok((r.data.unwrap_or_default(), r.stat, watcher)),
+                other => Err(unexpected("getConfig", &other)),
+            }
+        }
+    }
+
     /// Changes the ensemble membership (incremental with `joining`/`leaving`, or a whole
     /// `new_members` list) if the current config version is `from_config` (−1 for any).
     ///

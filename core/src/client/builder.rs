@@ -482,6 +482,14 @@ impl ClientBuilder {
 
     /// Like [`ClientBuilder::build`], with a session-event subscriber registered before the
     /// session task starts, so that not even the first event can be missed.
+    /// The same builder with `hosts` for servers, keeping the connect string's chroot.
+    pub(crate) fn with_hosts(mut self, hosts: &[crate::HostPort]) -> Self {
+        let chroot = self.connect_string.parse::<crate::ConnectString>().ok().and_then(|cs| cs.chroot);
+        let list = hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        self.connect_string = format!("{list}{}", chroot.unwrap_or_default());
+        self
+    }
+
     pub(crate) fn build_with_events(
         self,
     ) -> Result<(Client, impl Stream<Item = SessionEvent> + Send + Unpin + 'static)> {

@@ -351,6 +351,54 @@ impl Client {
         let _ = self.inner.commands.send(Command::Disconnect);
     }
 
+    /// Gives the client a new list of servers, as ZooKeeper's `updateServerList` (what
+    /// Curator's ensemble tracker calls after a reconfiguration): every later connection
+    /// attempt uses it, in a random order, and the session stays. The current connection moves
+    /// only if its server is not in the list; then the session resumes on one that is, with
+    /// its watches. A chroot in `connect_string` must be the client's own; none keeps it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectString`] for a string that does not parse,
+    /// [`Error::BadArguments`] for another chroot, and the session's end
+    /// ([`Error::SessionExpired`], [`Error::Closed`], ...) once it has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::testing::TestingCluster;
+    ///
+    /// let cluster = TestingCluster::start(2).await?;
+    /// let client = corral_core::Client::connect(&cluster.addr(0).to_string()).await?;
+    /// let session = client.session_id();
+    /// // Member 0 leaves the ensemble: the client moves to member 1, keeping its session.
+    /// client.update_server_list(&cluster.addr(1).to_string())?;
+    /// client.sync("/").await?;
+    /// assert_eq!(cluster.member_of_session(session), Some(1));
+    /// # client.close().await;
+    /// # cluster.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn update_server_list(&self, connect_string: &str) -> Result<()> {
+        let parsed: crate::ConnectString = connect_string.parse()?;
+        if let Some(chroot) = parsed.chroot.as_deref()
+            && Some(chroot) != self.chroot().root()
+        {
+            return Err(Error::BadArguments(format!(
+                "the chroot cannot change ({chroot} given, the client's is {})",
+                self.chroot().root().unwrap_or("none")
+            )));
+        }
+        self.update_hosts(parsed.hosts)
+    }
+
+    /// [`update_server_list`](Self::update_server_list) with the hosts parsed.
+    pub(crate) fn update_hosts(&self, hosts: Vec<crate::HostPort>) -> Result<()> {
+        self.inner.commands.send(Command::UpdateHosts(hosts)).map_err(|_| self.ended_error())
+    }
+
     /// The number of watchers this client holds (one-shot and persistent). Recipes' tests use
     /// it to check that closing releases every watch.
     ///

@@ -50,7 +50,10 @@ pub struct FrameworkBuilder {
     resession_jitter: Duration,
     recreate_jitter: Duration,
     acl: Arc<dyn super::AclProvider>,
+    compression: Arc<dyn super::CompressionProvider>,
     seed: Option<u64>,
+    ensemble_tracker: bool,
+    circuit_breaker: Option<Arc<dyn RetryPolicy>>,
 }
 
 impl FrameworkBuilder {
@@ -66,7 +69,10 @@ impl FrameworkBuilder {
             resession_jitter: Duration::from_millis(100),
             recreate_jitter: Duration::from_millis(20),
             acl: Arc::new(super::DefaultAclProvider),
+            compression: Arc::new(super::GzipCompressionProvider::new()),
             seed: None,
+            ensemble_tracker: false,
+            circuit_breaker: None,
         }
     }
 
@@ -386,6 +392,31 @@ impl FrameworkBuilder {
         self
     }
 
+    /// The provider that compresses node data for [`Create::compressed`](super::Create::compressed),
+    /// [`Framework::set_data_compressed`] and [`Framework::get_data_decompressed`] (Curator's
+    /// `compressionProvider`); [`GzipCompressionProvider`](super::GzipCompressionProvider), in
+    /// Curator's format, by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::Framework;
+    /// use corral_core::framework::GzipCompressionProvider;
+    ///
+    /// let gzip = GzipCompressionProvider::new().with_max_decompressed_len(1 << 20);
+    /// let fw = Framework::builder(server.connect_string()).compression_provider(gzip).start()?;
+    /// assert!(fw.compression_provider().decompress("/x", &[0u8; 20]).is_err());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn compression_provider(mut self, provider: impl super::CompressionProvider) -> Self {
+        self.compression = Arc::new(provider);
+        self
+    }
+
     /// Seeds the framework's randomness (re-session pauses), for reproducible tests.
     ///
     /// The retry policy has its own seed (for example [`ExponentialBackoffRetry::with_seed`]).
@@ -414,6 +445,67 @@ impl FrameworkBuilder {
     /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Circuit-breaking connection states (Curator's `CircuitBreakingConnectionStateListener`,
+    /// here for the whole framework): while the connection flaps, the first SUSPENDED (or
+    /// LOST) is published and then the states hold still until the connection has been back
+    /// at one of `policy`'s checks (after each of its delays), instead of a SUSPENDED and a
+    /// RECONNECTED every time — so recipes do not give up and take back their locks and
+    /// leadership on every flap. A lost session is never hidden: LOST is published at once,
+    /// once per session. When the policy gives up, the breaker closes with the last state.
+    ///
+    /// Off by default: every transition is published as it happens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::{ConnectionState, Framework, RetryForever};
+    ///
+    /// let fw = Framework::builder(server.connect_string())
+    ///     .circuit_breaking(RetryForever::new(Duration::from_secs(1)))
+    ///     .start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// assert_eq!(fw.current_state().state, ConnectionState::Connected);
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn circuit_breaking(mut self, policy: impl RetryPolicy + 'static) -> Self {
+        self.circuit_breaker = Some(Arc::new(policy));
+        self
+    }
+
+    /// Follows the ensemble's configuration (Curator's `EnsembleTracker`): on every connection
+    /// the framework reads `/zookeeper/config` with a watch, and when a reconfiguration changes
+    /// the servers clients should use, it moves to them
+    /// ([`Framework::update_server_list`]) — the current session only if its server left, every
+    /// later session from the start. Off by default here (Curator turns it on): it costs a read
+    /// and a watch per session, and only ensembles reconfigured while clients run need it. A
+    /// standalone server's empty configuration changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).ensemble_tracker(true).start()?;
+    /// fw.wait_until_connected(Duration::from_secs(5)).await?;
+    /// // A standalone server has no dynamic configuration: the servers stay as given.
+    /// assert_eq!(fw.current_connection_string(), server.connect_string());
+    /// fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn ensemble_tracker(mut self, on: bool) -> Self {
+        self.ensemble_tracker = on;
         self
     }
 
@@ -618,14 +710,20 @@ impl FrameworkBuilder {
         }
         // Validate the connect string now rather than in the background.
         let _: crate::ConnectString = self.connect_string.parse()?;
+        let initial: crate::ConnectString = template.connect_string().parse()?;
         // The first session's client exists before `start` returns, so `client()` always has one.
         let (first, events) = template.clone().build_with_events()?;
         let shared = Arc::new(Shared {
             client: std::sync::Mutex::new(first.clone()),
             states: StatePublisher::new(),
             guaranteed_deletes: std::sync::atomic::AtomicUsize::new(0),
+            hosts: std::sync::Mutex::new(None),
+            initial,
         });
         let (close_tx, close_rx) = watch::channel(false);
+        if self.ensemble_tracker {
+            tokio::spawn(super::ensemble_tracker::run(shared.clone(), close_rx.clone()));
+        }
         let config = ManagerConfig {
             template,
             lost_after_percent: self.lost_after_percent,
@@ -633,8 +731,24 @@ impl FrameworkBuilder {
             seed: self.seed,
             ensure_namespace: self.namespace.is_some(),
             acl: self.acl.clone(),
+            breaker: None,
         };
-        let manager = tokio::spawn(manager::run(shared.clone(), config, close_rx, (first, Box::pin(events))));
+        let (config, breaker) = match self.circuit_breaker {
+            None => (config, None),
+            Some(policy) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let breaker = tokio::spawn(super::circuit_breaker::run(shared.clone(), rx, policy));
+                (ManagerConfig { breaker: Some(tx), ..config }, Some(breaker))
+            }
+        };
+        let manager = manager::run(shared.clone(), config, close_rx, (first, Box::pin(events)));
+        let manager = tokio::spawn(async move {
+            manager.await;
+            // The breaker ends once the manager has dropped its sender, with the last state out.
+            if let Some(breaker) = breaker {
+                let _ = breaker.await;
+            }
+        });
         Ok(Framework {
             inner: Arc::new(Inner {
                 shared,
@@ -643,6 +757,7 @@ impl FrameworkBuilder {
                 connection_timeout: self.connection_timeout,
                 recreate_jitter: self.recreate_jitter,
                 acl: self.acl,
+                compression: self.compression,
                 close: close_tx,
                 manager: std::sync::Mutex::new(Some(manager)),
                 namespaced: self.namespace.is_some(),

@@ -54,6 +54,8 @@ pub struct Create {
     /// Set by [`Create::with_acl`]; otherwise the framework's [`AclProvider`](super::AclProvider)
     /// chooses.
     explicit_acl: bool,
+    /// Set by [`Create::compressed`].
+    compressed: bool,
 }
 
 impl Create {
@@ -84,6 +86,7 @@ impl Create {
             protected: false,
             idempotent: false,
             explicit_acl: false,
+            compressed: false,
         }
     }
 
@@ -254,6 +257,48 @@ impl Create {
         self
     }
 
+    /// Compresses the data with the framework's
+    /// [`CompressionProvider`](super::CompressionProvider) (Curator's `create().compressed()`;
+    /// gzip in Curator's format by default). Read it back with
+    /// [`Framework::get_data_decompressed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_core::Framework::builder(server.connect_string()).start()?;
+    /// # fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// let spec = Create::new(CreateMode::Persistent).compressed();
+    /// assert!(spec.is_compressed());
+    /// fw.create("/report", "row\n".repeat(500), spec).await?;
+    /// let (raw, _) = fw.client().get_data("/report").await?;
+    /// assert_eq!(&raw[..2], [0x1f, 0x8b]);
+    /// assert_eq!(fw.get_data_decompressed("/report").await?.0.len(), 2000);
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn compressed(mut self) -> Self {
+        self.compressed = true;
+        self
+    }
+
+    /// Whether the data is compressed (see [`Create::compressed`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corral_core::{CreateMode, framework::Create};
+    ///
+    /// assert!(!Create::new(CreateMode::Persistent).is_compressed());
+    /// ```
+    pub fn is_compressed(&self) -> bool {
+        self.compressed
+    }
+
     /// Whether protected mode is on.
     ///
     /// # Examples
@@ -330,8 +375,9 @@ impl Framework {
     /// As [`Client::create`], after retries are exhausted: NoNode for a missing parent without
     /// [`Create::parents`], NodeExists (for an idempotent create: when the node exists with
     /// other data, or is another session's ephemeral), [`Error::InvalidPath`] (also for a
-    /// protected create) and [`Error::BadArguments`] before anything is sent,
-    /// connection errors once the retry policy gives up.
+    /// protected create), [`Error::BadArguments`] and [`Error::Compression`] (for
+    /// [`Create::compressed`]) before anything is sent, connection errors once the retry
+    /// policy gives up.
     ///
     /// # Cancel safety
     ///
@@ -372,6 +418,7 @@ impl Framework {
         if spec.protected {
             return self.create_protected(path, data, spec).await;
         }
+        let data = self.encode(path, data, spec.compressed)?;
         if spec.mode().is_sequential() {
             corral_proto::validate_sequential_path(path)?;
         } else {
@@ -551,6 +598,8 @@ impl Framework {
     /// already equal to `data` counts as success (the first attempt was applied before the
     /// connection dropped).
     ///
+    /// See [`Framework::set_data_compressed`] for data compressed by the framework's provider.
+    ///
     /// # Errors
     ///
     /// As [`Client::set_data`], after retries.
@@ -583,7 +632,16 @@ impl Framework {
         data: impl Into<Bytes>,
         version: Option<i32>,
     ) -> Result<corral_proto::Stat> {
-        let data = data.into();
+        self.set_data_raw(path, data.into(), version).await
+    }
+
+    /// [`Framework::set_data`] of data as it is to be stored.
+    pub(super) async fn set_data_raw(
+        &self,
+        path: &str,
+        data: Bytes,
+        version: Option<i32>,
+    ) -> Result<corral_proto::Stat> {
         let attempts = Arc::new(AtomicU32::new(0));
         self.with_retry(|client| {
             let (data, path, attempts) = (data.clone(), path.to_owned(), attempts.clone());

@@ -27,6 +27,23 @@ pub(crate) struct ManagerConfig {
     pub(crate) ensure_namespace: bool,
     /// The ACL of the namespace's nodes (asked with their full paths).
     pub(crate) acl: Arc<dyn super::AclProvider>,
+    /// With circuit breaking, states go to the breaker's task instead of straight out.
+    pub(crate) breaker: Option<tokio::sync::mpsc::UnboundedSender<ConnectionStateChange>>,
+}
+
+/// Where the manager's states go: out, or to the circuit breaker (which ends when this drops).
+struct Poster {
+    shared: Arc<Shared>,
+    breaker: Option<tokio::sync::mpsc::UnboundedSender<ConnectionStateChange>>,
+}
+
+impl Poster {
+    fn post(&self, change: ConnectionStateChange) {
+        match &self.breaker {
+            Some(tx) if tx.send(change).is_ok() => {}
+            _ => self.shared.states.post(change),
+        }
+    }
 }
 
 /// Why one client's life ended.
@@ -47,6 +64,7 @@ pub(crate) async fn run(
     first: (Client, Events),
 ) {
     let mut rng = config.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+    let poster = Poster { shared: Arc::clone(&shared), breaker: config.breaker.clone() };
     let mut epoch = 0u64;
     let mut connection = 0u64;
     // Whether CONNECTED was posted: as in Curator, the first read/write connection posts it
@@ -56,7 +74,7 @@ pub(crate) async fn run(
     loop {
         let (client, mut events) = match next.take() {
             Some(pair) => pair,
-            None => match config.template.clone().build_with_events() {
+            None => match with_updated_hosts(&shared, config.template.clone()).build_with_events() {
                 Ok((client, events)) => (client, Box::pin(events) as Events),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build a client; the framework stops");
@@ -82,7 +100,7 @@ pub(crate) async fn run(
                             // expiry. Curator cannot tell this case (the same ZooKeeper handle
                             // changes its session id underneath).
                             tracing::info!(old = format_args!("{session_id:#x}"), new = format_args!("{id:#x}"), "the session changed");
-                            shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                            poster.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                             epoch += 1;
                             namespace_ready = false;
                         }
@@ -107,7 +125,7 @@ pub(crate) async fn run(
                             ConnectionState::Connected
                         };
                         connection += 1;
-                        shared.states.post(ConnectionStateChange { state, session_id, epoch, connection });
+                        poster.post(ConnectionStateChange { state, session_id, epoch, connection });
                     }
                     Some(SessionEvent::Disconnected { .. }) => {
                         if suspended_since.is_none() {
@@ -115,32 +133,32 @@ pub(crate) async fn run(
                             let timeout = if timeout.is_zero() { client.requested_timeout() } else { timeout };
                             suspended_since = Some((Instant::now(), timeout));
                         }
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Suspended, session_id, epoch, connection });
+                        poster.post(ConnectionStateChange { state: ConnectionState::Suspended, session_id, epoch, connection });
                     }
                     Some(SessionEvent::Expired) => {
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                        poster.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                         break SessionEnd::Lost;
                     }
                     Some(SessionEvent::AuthFailed) => {
                         tracing::error!("credentials refused; the framework stops");
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                        poster.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                         break SessionEnd::Stop;
                     }
                     Some(SessionEvent::Closed) | None => {
-                        shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                        poster.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                         break SessionEnd::Stop;
                     }
                 },
                 _ = sleep_until_opt(lost_at) => {
                     tracing::warn!(session_id = format_args!("{session_id:#x}"), "session timeout elapsed while suspended; assuming the session is lost");
-                    shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                    poster.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                     // Abandon the old session: its client stops trying; the server expires it.
                     client.close().await;
                     break SessionEnd::Lost;
                 }
                 _ = wait_closed(&mut closing) => {
                     client.close().await;
-                    shared.states.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
+                    poster.post(ConnectionStateChange { state: ConnectionState::Lost, session_id, epoch, connection });
                     break SessionEnd::Stop;
                 }
             }
@@ -159,6 +177,14 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// The template with the servers of the last [`Framework::update_server_list`](crate::Framework::update_server_list), if any.
+fn with_updated_hosts(shared: &Shared, template: ClientBuilder) -> ClientBuilder {
+    match shared.hosts.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+        Some(hosts) => template.with_hosts(hosts),
+        None => template,
     }
 }
 

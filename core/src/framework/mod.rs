@@ -35,8 +35,11 @@
 
 mod acl;
 mod builder;
+mod circuit_breaker;
+mod compression;
 mod create;
 mod delete;
+mod ensemble_tracker;
 mod manager;
 mod protected;
 mod session;
@@ -50,6 +53,7 @@ use tokio::sync::watch;
 
 pub use acl::{AclProvider, DefaultAclProvider, FixedAclProvider};
 pub use builder::FrameworkBuilder;
+pub use compression::{CompressionProvider, DEFAULT_MAX_DECOMPRESSED_LEN, GzipCompressionProvider};
 pub use create::{Create, PROTECTED_PREFIX};
 pub use delete::Delete;
 pub use protected::ProtectedCreate;
@@ -67,6 +71,33 @@ pub(crate) struct Shared {
     client: std::sync::Mutex<Client>,
     states: StatePublisher,
     guaranteed_deletes: std::sync::atomic::AtomicUsize,
+    /// The servers given by [`Framework::update_server_list`] or the ensemble tracker, for the
+    /// clients of later sessions.
+    hosts: std::sync::Mutex<Option<Vec<crate::HostPort>>>,
+    /// The connect string the framework was built with.
+    initial: crate::ConnectString,
+}
+
+impl Shared {
+    fn client(&self) -> Client {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Uses `hosts` from now on: the current client moves to them if its server is not among
+    /// them, later sessions' clients start with them.
+    fn use_hosts(&self, hosts: Vec<crate::HostPort>) {
+        *self.hosts.lock().unwrap_or_else(|e| e.into_inner()) = Some(hosts.clone());
+        // A client whose session just ended takes no list; the next session's client will.
+        let _ = self.client().update_hosts(hosts);
+    }
+
+    /// The servers in use, with the chroot: `host:port,…[/chroot]`.
+    fn connection_string(&self) -> String {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let hosts = hosts.unwrap_or_else(|| self.initial.hosts.clone());
+        let list = hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        format!("{list}{}", self.initial.chroot.as_deref().unwrap_or(""))
+    }
 }
 
 #[derive(Debug)]
@@ -77,6 +108,7 @@ pub(crate) struct Inner {
     connection_timeout: Duration,
     recreate_jitter: Duration,
     acl: Arc<dyn AclProvider>,
+    compression: Arc<dyn CompressionProvider>,
     close: watch::Sender<bool>,
     manager: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     namespaced: bool,
@@ -191,6 +223,70 @@ impl Framework {
     /// ```
     pub fn connection_state(&self) -> watch::Receiver<ConnectionStateChange> {
         self.inner.shared.states.subscribe()
+    }
+
+    /// Gives the framework a new list of servers (after an ensemble was reconfigured): the
+    /// current session's client moves to it as [`Client::update_server_list`] says, and every
+    /// later session's client starts with it instead of the builder's connect string.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectString`](crate::Error::InvalidConnectString) for a string that
+    /// does not parse, [`Error::BadArguments`](crate::Error::BadArguments) for another chroot.
+    /// A session that has just ended is no error: the next one uses the list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::testing::TestingCluster;
+    ///
+    /// let cluster = TestingCluster::start(2).await?;
+    /// let fw = corral_core::Framework::builder(cluster.addr(0).to_string()).start()?;
+    /// fw.wait_until_connected(std::time::Duration::from_secs(5)).await?;
+    /// fw.update_server_list(&cluster.addr(1).to_string())?;
+    /// fw.client().sync("/").await?;
+    /// assert_eq!(cluster.member_of_session(fw.client().session_id()), Some(1));
+    /// # fw.close().await;
+    /// # cluster.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn update_server_list(&self, connect_string: &str) -> crate::Result<()> {
+        let parsed: crate::ConnectString = connect_string.parse()?;
+        if let Some(chroot) = parsed.chroot.as_deref()
+            && Some(chroot) != self.inner.shared.initial.chroot.as_deref()
+        {
+            return Err(crate::Error::BadArguments(format!(
+                "the chroot cannot change ({chroot} given, the framework's is {})",
+                self.inner.shared.initial.chroot.as_deref().unwrap_or("none")
+            )));
+        }
+        self.inner.shared.use_hosts(parsed.hosts);
+        Ok(())
+    }
+
+    /// The servers the framework uses now, with its chroot (`host:port,…[/chroot]`): the
+    /// builder's connect string until [`update_server_list`](Self::update_server_list) or the
+    /// [ensemble tracker](crate::FrameworkBuilder::ensemble_tracker) changed them (Curator's
+    /// `getCurrentConnectionString`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let other = corral_server::testing::TestingServer::start().await?;
+    /// let fw = corral_core::Framework::builder(format!("{}/app", server.connect_string())).start()?;
+    /// assert_eq!(fw.current_connection_string(), format!("{}/app", server.connect_string()));
+    /// fw.update_server_list(&other.connect_string())?;
+    /// assert_eq!(fw.current_connection_string(), format!("{}/app", other.connect_string()));
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn current_connection_string(&self) -> String {
+        self.inner.shared.connection_string()
     }
 
     /// The current connection state.

@@ -267,6 +267,7 @@ impl ProtectedCreate {
         if let Stage::Made { .. } | Stage::Done = self.stage {
             return Err(Error::BadArguments("this protected create has already made its node".into()));
         }
+        let data = self.fw.encode(&self.target, data, self.spec.is_compressed())?;
         let policy = self.fw.retry_policy();
         let start = tokio::time::Instant::now();
         let mut attempt = 0u32;

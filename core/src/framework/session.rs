@@ -506,6 +506,7 @@ impl Session {
             node.keep();
             return Ok(created);
         }
+        let data = self.fw.encode(path, data, spec.is_compressed())?;
         let created = self
             .with_retry(|client| {
                 let (spec, data) = (spec.clone(), data.clone());

@@ -341,6 +341,11 @@ impl SessionTask {
                 let _ = reply.send(self.watches.len());
             }
             Command::Disconnect => return Err(ConnEnd::Disconnected("disconnect requested".into())),
+            Command::UpdateHosts(hosts) => {
+                if !self.set_hosts(hosts) {
+                    return Err(ConnEnd::Disconnected("the server left the host list".into()));
+                }
+            }
             Command::Close(reply) => {
                 self.closers.push(reply);
                 if link.close_xid.is_none() {
@@ -361,14 +366,27 @@ impl SessionTask {
         match header.xid {
             xid::NOTIFICATION => {
                 let event = WatcherEvent::read(&mut frame).map_err(|e| protocol(format!("bad notification: {e}")))?;
-                let event = WatchedEvent {
-                    event_type: event.event_type,
-                    state: event.state,
-                    path: self.shared.chroot.strip(&event.path),
-                    zxid: header.zxid,
-                };
-                tracing::debug!(event = ?event.event_type, path = %event.path, "notification");
-                self.watches.dispatch(&event);
+                let config = event.path == super::watch::CONFIG_NODE;
+                if config {
+                    let config = WatchedEvent {
+                        event_type: event.event_type,
+                        state: event.state,
+                        path: event.path.clone(),
+                        zxid: header.zxid,
+                    };
+                    self.watches.dispatch_config(&config);
+                }
+                // With a chroot the configuration is outside it: only its own watches wanted it.
+                if !config || self.shared.chroot.root().is_none() {
+                    let event = WatchedEvent {
+                        event_type: event.event_type,
+                        state: event.state,
+                        path: self.shared.chroot.strip(&event.path),
+                        zxid: header.zxid,
+                    };
+                    tracing::debug!(event = ?event.event_type, path = %event.path, "notification");
+                    self.watches.dispatch(&event);
+                }
             }
             xid::PING => {}
             xid::AUTH => {
@@ -464,7 +482,7 @@ impl SessionTask {
             && !wanted.iter().any(|w| w.server_type() == watcher_type || watcher_type == WatcherType::Any)
         {
             // Fire and forget: NoWatcher (it fired meanwhile) is fine.
-            let server_path = self.shared.chroot.prepend(&path);
+            let server_path = super::watch::server_path(&self.shared.chroot, &path);
             let body = Request::RemoveWatches(WatchesRequest { path: server_path, watcher_type });
             let mut buf = BytesMut::new();
             body.write_body(&mut buf);
@@ -484,7 +502,7 @@ impl SessionTask {
     /// limit, so that changes made while disconnected fire at once.
     fn restore_watches(&mut self, link: &mut Link) {
         let chroot = self.shared.chroot.clone();
-        let set = self.watches.watch_set(|p| chroot.prepend(p));
+        let set = self.watches.watch_set(|p| super::watch::server_path(&chroot, p));
         let total = set.data.len() + set.exist.len() + set.child.len() + set.persistent.len() + set.recursive.len();
         if total == 0 {
             return;

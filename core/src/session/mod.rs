@@ -173,6 +173,9 @@ pub(crate) enum Command {
     WatchCount(oneshot::Sender<usize>),
     /// Drop the current connection (the session stays); for tests and operators.
     Disconnect,
+    /// A new host list (`Client::update_server_list`): later connections use it; the current
+    /// one moves only if its server is not in it.
+    UpdateHosts(Vec<HostPort>),
     Close(oneshot::Sender<()>),
 }
 
@@ -334,6 +337,38 @@ impl SessionTask {
         self.finish(terminal);
     }
 
+    /// Takes a new host list, in a random order as at the start (so that a fleet given the
+    /// same list spreads over it). Returns whether the server of the current (or last)
+    /// connection is in it; the cursor then goes on after it, else starts over.
+    fn set_hosts(&mut self, mut hosts: Vec<HostPort>) -> bool {
+        if hosts.is_empty() {
+            tracing::warn!("ignoring an empty host list");
+            return true;
+        }
+        let current = self.config.hosts.get(self.connected_host).cloned();
+        fastrand::shuffle(&mut hosts);
+        let kept = current.as_ref().and_then(|c| hosts.iter().position(|h| h == c));
+        tracing::info!(
+            hosts = %hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            current_kept = kept.is_some(),
+            "host list updated"
+        );
+        let n = hosts.len();
+        self.config.hosts = hosts;
+        match kept {
+            Some(i) => {
+                self.connected_host = i;
+                self.host_cursor = (i + 1) % n;
+                true
+            }
+            None => {
+                self.connected_host = 0;
+                self.host_cursor = 0;
+                false
+            }
+        }
+    }
+
     fn handshake_params(&self) -> HandshakeParams {
         // A session only read-only servers have seen is a local session of one of them: ask
         // for a new session instead (Java's ClientCnxn sends id 0 until seenRwServerBefore).
@@ -360,8 +395,9 @@ impl SessionTask {
             .without_max_times()
             .build();
         loop {
-            let n = self.config.hosts.len();
-            for _ in 0..n {
+            for _ in 0..self.config.hosts.len() {
+                // The list may change between attempts (`UpdateHosts`): index it afresh.
+                let n = self.config.hosts.len();
                 let index = self.host_cursor % n;
                 let host = self.config.hosts[index].clone();
                 self.host_cursor = (self.host_cursor + 1) % n;
@@ -425,6 +461,9 @@ impl SessionTask {
                         let _ = reply.send(self.watches.len());
                     }
                     Some(Command::Disconnect) => {}
+                    Some(Command::UpdateHosts(hosts)) => {
+                        self.set_hosts(hosts);
+                    }
                     Some(Command::Close(reply)) => {
                         self.closers.push(reply);
                         return Err(Terminal::Closed);
@@ -469,7 +508,7 @@ impl SessionTask {
                     let _ = reply.send(0);
                 }
                 Command::Close(reply) => self.closers.push(reply),
-                Command::RemoveWatcher { .. } | Command::Disconnect => {}
+                Command::RemoveWatcher { .. } | Command::Disconnect | Command::UpdateHosts(_) => {}
             }
         }
         self.watches.end_all(terminal.keeper_state());

@@ -59,6 +59,17 @@ pub(crate) struct WatchRegistration {
     pub(crate) sender: WatchSender,
 }
 
+/// The ensemble configuration's node, always outside any chroot.
+pub(crate) const CONFIG_NODE: &str = "/zookeeper/config";
+/// The registry key of a watch on [`CONFIG_NODE`] set by `Client::get_config_and_watch`: not
+/// a valid client path, so no watch on a chrooted `/zookeeper/config` can share it.
+pub(crate) const CONFIG_KEY: &str = "zookeeper/config";
+
+/// The server path of a registry key: the chroot prepended, except for [`CONFIG_KEY`].
+pub(crate) fn server_path(chroot: &crate::connect_string::Chroot, key: &str) -> String {
+    if key == CONFIG_KEY { CONFIG_NODE.to_owned() } else { chroot.prepend(key) }
+}
+
 /// The watches a session holds, keyed by client path (the chroot already stripped).
 #[derive(Default)]
 pub(crate) struct WatchRegistry {
@@ -150,6 +161,13 @@ impl WatchRegistry {
                 self.fire(p, PersistentRecursive, event);
                 ancestor = corral_proto::path::parent(p);
             }
+        }
+    }
+
+    /// Fires the watches of `Client::get_config_and_watch` for an event on [`CONFIG_NODE`].
+    pub(crate) fn dispatch_config(&mut self, event: &WatchedEvent) {
+        if matches!(event.event_type, EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted) {
+            self.fire(CONFIG_KEY, WatchKind::Data, event);
         }
     }
 
@@ -347,5 +365,53 @@ mod tests {
         drop(rx);
         let set = reg.watch_set(|p| format!("/root{p}"));
         assert_eq!(set, WatchSet { persistent: vec!["/root/y".into()], ..Default::default() });
+    }
+
+    #[test]
+    fn the_configuration_watch_is_outside_the_chroot_and_apart_from_user_watches() {
+        use crate::connect_string::Chroot;
+        let chroot = Chroot::new(Some("/app".into()));
+        assert_eq!(server_path(&chroot, CONFIG_KEY), "/zookeeper/config");
+        assert_eq!(server_path(&chroot, "/zookeeper/config"), "/app/zookeeper/config");
+        assert_eq!(server_path(&Chroot::default(), "/x"), "/x");
+
+        let mut reg = WatchRegistry::default();
+        let (config_tx, mut config_rx) = oneshot::channel();
+        reg.register(WatchRegistration {
+            path: CONFIG_KEY.into(),
+            kind: WatchKind::Data,
+            id: 1,
+            sender: WatchSender::Oneshot(config_tx),
+        });
+        let (user_tx, mut user_rx) = oneshot::channel();
+        reg.register(WatchRegistration {
+            path: "/zookeeper/config".into(),
+            kind: WatchKind::Data,
+            id: 2,
+            sender: WatchSender::Oneshot(user_tx),
+        });
+        let event = |path: &str| WatchedEvent {
+            event_type: EventType::NodeDataChanged,
+            state: corral_proto::KeeperState::SyncConnected,
+            path: path.into(),
+            zxid: 7,
+        };
+        // A user's watch on a (chrooted) "/zookeeper/config" does not wake the configuration's.
+        reg.dispatch(&event("/zookeeper/config"));
+        assert!(user_rx.try_recv().is_ok());
+        assert!(config_rx.try_recv().is_err());
+        reg.dispatch_config(&event("/zookeeper/config"));
+        assert_eq!(config_rx.try_recv().expect("fired").path, "/zookeeper/config");
+        assert_eq!(reg.len(), 0);
+        // Restored with the configuration's real path.
+        let (tx, _rx) = oneshot::channel();
+        reg.register(WatchRegistration {
+            path: CONFIG_KEY.into(),
+            kind: WatchKind::Data,
+            id: 3,
+            sender: WatchSender::Oneshot(tx),
+        });
+        let set = reg.watch_set(|p| server_path(&chroot, p));
+        assert_eq!(set.data, vec!["/zookeeper/config".to_owned()]);
     }
 }

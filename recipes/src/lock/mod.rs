@@ -1,5 +1,5 @@
-//! [`Mutex`]: a distributed lock with Curator's `InterProcessMutex` layout and semantics
-//! (without re-entrancy), whose guards know when they stop being valid.
+//! [`Mutex`]: a distributed lock with Curator's `InterProcessMutex` layout and semantics,
+//! whose guards know when they stop being valid.
 //!
 //! # How it works
 //!
@@ -25,6 +25,20 @@
 //! A guard never becomes valid again: after losing the lock, drop it (its node is deleted in the
 //! background if it still exists) and acquire again.
 //!
+//! # Re-entrancy
+//!
+//! Curator's mutex is re-entrant for the thread that holds it. Here the guard is the identity:
+//! [`MutexGuard::reenter`] takes the lock again through a guard that holds it, without a round
+//! trip or a new node, and the node is deleted when the last of the guards is released (see
+//! [`MutexGuard::reenter`] for why not per task). A new [`Mutex::acquire`] always contends.
+//!
+//! # Revocation
+//!
+//! A holder of a [`Mutex::revocable`] mutex is told when someone asks it to release the lock —
+//! [`Revoker::attempt_revoke`] here, Curator's `Revoker.attemptRevoke` in Java, both writing
+//! [`REVOKE_MESSAGE`] into the lock node — by [`MutexGuard::revoke_requested`], a future to
+//! select on next to the work. Releasing is up to the holder.
+//!
 //! # Fencing
 //!
 //! A lock in a distributed system can be lost while its holder is paused. Put
@@ -43,9 +57,12 @@ use tokio::time::Instant;
 
 mod guard;
 mod protected;
+mod revoke;
 
 pub use guard::MutexGuard;
 pub(crate) use protected::{Created, ProtectedNode, delete_in_background};
+use revoke::Revocation;
+pub use revoke::{REVOKE_MESSAGE, Revoker};
 
 /// Curator's lock node name: a [`Mutex`] contender's node is `<dir>/_c_<uuid>-lock-<sequence>`.
 ///
@@ -67,8 +84,8 @@ pub(crate) use protected::{Created, ProtectedNode, delete_in_background};
 /// ```
 pub const LOCK_NAME: &str = "lock-";
 
-/// A distributed mutex on a ZooKeeper path (Curator's `InterProcessMutex` without
-/// re-entrancy). Cheap to clone; every clone contends separately.
+/// A distributed mutex on a ZooKeeper path (Curator's `InterProcessMutex`; re-entrant through
+/// [`MutexGuard::reenter`]). Cheap to clone; every clone contends separately.
 ///
 /// # Examples
 ///
@@ -95,6 +112,7 @@ pub struct Mutex {
     dir: String,
     data: Bytes,
     kind: Kind,
+    revocable: bool,
 }
 
 /// Which lock of Curator's family a contender takes part in: the node name, the sort rule and
@@ -218,8 +236,9 @@ impl Mutex {
     /// A mutex whose contenders are the children of `dir`.
     ///
     /// Nothing is sent to the server until the first acquisition, which creates `dir` (and its
-    /// missing parents) as containers if needed. The mutex is not re-entrant: a second acquisition
-    /// through the same value, or a clone, is one more contender and waits like any other.
+    /// missing parents) as containers if needed. A second acquisition through the same value, or a
+    /// clone, is one more contender and waits like any other; to take a held lock again, re-enter
+    /// through its guard ([`MutexGuard::reenter`]).
     ///
     /// # Examples
     ///
@@ -232,8 +251,11 @@ impl Mutex {
     ///
     /// let mutex = Mutex::new(&fw, "/locks/jobs");
     /// let guard = mutex.acquire().await?;
-    /// // Not re-entrant: the same mutex cannot take it twice.
+    /// // A new acquisition contends, even through the same mutex ...
     /// assert!(mutex.try_acquire().await?.is_none());
+    /// // ... while the holder re-enters through its guard.
+    /// let again = guard.reenter();
+    /// again.release().await?;
     /// guard.release().await?;
     /// # fw.close().await;
     /// # Ok(()) }
@@ -243,7 +265,7 @@ impl Mutex {
     }
 
     pub(crate) fn with_kind(fw: &Framework, dir: impl Into<String>, kind: Kind) -> Self {
-        Self { fw: fw.clone(), dir: dir.into(), data: Bytes::new(), kind }
+        Self { fw: fw.clone(), dir: dir.into(), data: Bytes::new(), kind, revocable: false }
     }
 
     pub(crate) fn framework(&self) -> &Framework {
@@ -274,6 +296,36 @@ impl Mutex {
     /// ```
     pub fn with_data(mut self, data: impl Into<Bytes>) -> Self {
         self.data = data.into();
+        self
+    }
+
+    /// Makes the lock revocable (Curator's `makeRevocable`): a holder's guards learn, through
+    /// [`MutexGuard::revoke_requested`], when someone asks for the lock with
+    /// [`Revoker::attempt_revoke`] (or Curator's `Revoker`). It costs one more round trip per
+    /// acquisition (a read of the lock node with a data watch, kept until the guard is gone). A
+    /// request written while this contender still waited counts as well.
+    ///
+    /// The sides of a [`ReadWriteLock`](crate::read_write_lock::ReadWriteLock) are mutexes too:
+    /// `lock.write_lock().clone().revocable()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use corral_recipes::lock::{Mutex, Revoker};
+    ///
+    /// let guard = Mutex::new(&fw, "/locks/jobs").revocable().acquire().await?;
+    /// Revoker::attempt_revoke(&fw, guard.path()).await?;
+    /// guard.revoke_requested().await;
+    /// guard.release().await?;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn revocable(mut self) -> Self {
+        self.revocable = true;
         self
     }
 
@@ -464,6 +516,9 @@ impl Mutex {
         mut cancel: Option<watch::Receiver<bool>>,
     ) -> Result<Option<MutexGuard>> {
         let started = Instant::now();
+        if self.revocable && self.data[..] == *REVOKE_MESSAGE {
+            return Err(Error::bad_arguments("a revocable lock node cannot hold the revocation request as its data"));
+        }
         // Deletes the node on every early return and on drop, until handed to the guard.
         let mut node = ProtectedNode::new(&self.fw, &self.dir);
         let (path, created, mut children) = match self.kind.unique_name() {
@@ -480,13 +535,23 @@ impl Mutex {
                     return Err(Error::from(CoreError::SessionExpired));
                 };
                 let Some(watch_index) = self.kind.watch_target(&list, index) else {
+                    // Held. A revocable lock watches its own node first (a request written
+                    // meanwhile counts); the node is still cleaned up if that fails.
+                    let revocation = if self.revocable {
+                        match Revocation::arm(&self.fw, &path).await? {
+                            Some(revocation) => Some(revocation),
+                            None => return Err(Error::from(CoreError::SessionExpired)),
+                        }
+                    } else {
+                        None
+                    };
                     // No await from here on: the guard owns the node as soon as the cleanup lets go.
                     node.hand_over();
                     let kind = self.kind.label();
                     metrics::counter!(corral_core::metrics::LOCK_ACQUISITIONS_TOTAL, "kind" => kind).increment(1);
                     metrics::histogram!(corral_core::metrics::LOCK_WAIT_SECONDS, "kind" => kind)
                         .record(started.elapsed());
-                    return Ok(Some(MutexGuard::new(&self.fw, path, created, kind)));
+                    return Ok(Some(MutexGuard::new(&self.fw, path, created, kind, revocation)));
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
                 match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {

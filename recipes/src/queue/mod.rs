@@ -48,6 +48,7 @@ mod keyed;
 mod message;
 mod priority;
 mod serializer;
+mod sharder;
 mod simple;
 
 use crate::{Error, Result};
@@ -66,6 +67,7 @@ pub use priority::{DistributedPriorityQueue, priority_name};
 pub use serializer::{
     BytesSerializer, MESSAGE_VERSION, QueueSerializer, SerializeError, decode_message, encode_message,
 };
+pub use sharder::{QueueSharder, QueueSharderPolicies, SHARD_PREFIX};
 pub use simple::{SIMPLE_QUEUE_PREFIX, SimpleDistributedQueue};
 
 /// Errors worth waiting out: the connection or the session is coming back.

@@ -349,6 +349,12 @@ impl Peer {
         taken.into()
     }
 
+    /// The words after `head` in the next line that is `head` or starts with `head `.
+    pub async fn words(&mut self, head: &str) -> Vec<String> {
+        let line = self.expect(head).await;
+        line[head.len()..].split_whitespace().map(str::to_owned).collect()
+    }
+
     /// Sends `command` and parses the JSON after `head ` in its answer.
     pub async fn query(&mut self, command: &str, head: &str) -> serde_json::Value {
         self.send(command);

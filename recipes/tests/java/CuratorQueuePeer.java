@@ -46,19 +46,6 @@ public final class CuratorQueuePeer {
 
     private CuratorQueuePeer() {}
 
-    /** Raw bytes, as Corral's BytesSerializer. */
-    static final class Raw implements QueueSerializer<byte[]> {
-        @Override
-        public byte[] serialize(byte[] item) {
-            return item;
-        }
-
-        @Override
-        public byte[] deserialize(byte[] bytes) {
-            return bytes;
-        }
-    }
-
     public static void main(String[] args) throws Exception {
         PeerIo.serve(CuratorQueuePeer::handle, CuratorQueuePeer::closeRecipes);
     }
@@ -69,7 +56,7 @@ public final class CuratorQueuePeer {
             case "put": {
                 DistributedQueue<byte[]> q = producer(client, a[1]);
                 try {
-                    q.put(unhex(a[2]));
+                    q.put(PeerIo.unhex(a[2]));
                 } finally {
                     q.close();
                 }
@@ -79,7 +66,7 @@ public final class CuratorQueuePeer {
             case "put_multi": {
                 List<byte[]> items = new ArrayList<>();
                 for (int i = 2; i < a.length; i++) {
-                    items.add(unhex(a[i]));
+                    items.add(PeerIo.unhex(a[i]));
                 }
                 Iterator<byte[]> it = items.iterator();
                 DistributedQueue<byte[]> q = producer(client, a[1]);
@@ -107,7 +94,7 @@ public final class CuratorQueuePeer {
                     @Override
                     public void stateChanged(CuratorFramework c, ConnectionState state) {}
                 };
-                QueueBuilder<byte[]> builder = QueueBuilder.builder(client, consumer, new Raw(), a[3]);
+                QueueBuilder<byte[]> builder = QueueBuilder.builder(client, consumer, new PeerIo.Raw(), a[3]);
                 if (!a[4].equals("-")) {
                     builder = builder.lockPath(a[4]);
                 }
@@ -137,7 +124,7 @@ public final class CuratorQueuePeer {
                 DistributedPriorityQueue<byte[]> q = builder(client, a[1]).buildPriorityQueue(0);
                 q.start();
                 try {
-                    q.put(unhex(a[2]), Integer.parseInt(a[3]));
+                    q.put(PeerIo.unhex(a[2]), Integer.parseInt(a[3]));
                 } finally {
                     q.close();
                 }
@@ -148,7 +135,7 @@ public final class CuratorQueuePeer {
                 DistributedDelayQueue<byte[]> q = builder(client, a[1]).buildDelayQueue();
                 q.start();
                 try {
-                    q.put(unhex(a[2]), Long.parseLong(a[3]));
+                    q.put(PeerIo.unhex(a[2]), Long.parseLong(a[3]));
                 } finally {
                     q.close();
                 }
@@ -159,7 +146,7 @@ public final class CuratorQueuePeer {
                 DistributedIdQueue<byte[]> q = builder(client, a[1]).buildIdQueue();
                 q.start();
                 try {
-                    q.put(unhex(a[2]), a[3]);
+                    q.put(PeerIo.unhex(a[2]), a[3]);
                 } finally {
                     q.close();
                 }
@@ -187,7 +174,7 @@ public final class CuratorQueuePeer {
                 break;
             }
             case "offer":
-                new SimpleDistributedQueue(client, a[1]).offer(unhex(a[2]));
+                new SimpleDistributedQueue(client, a[1]).offer(PeerIo.unhex(a[2]));
                 PeerIo.out("OFFERED " + a[1]);
                 break;
             case "take": {
@@ -201,14 +188,14 @@ public final class CuratorQueuePeer {
             case "serialize": {
                 List<byte[]> items = new ArrayList<>();
                 for (int i = 1; i < a.length; i++) {
-                    items.add(unhex(a[i]));
+                    items.add(PeerIo.unhex(a[i]));
                 }
                 Iterator<byte[]> it = items.iterator();
                 MultiItem<byte[]> multi = () -> it.hasNext() ? it.next() : null;
                 Class<?> serializer = Class.forName("org.apache.curator.framework.recipes.queue.ItemSerializer");
                 Method serialize = serializer.getDeclaredMethod("serialize", MultiItem.class, QueueSerializer.class);
                 serialize.setAccessible(true);
-                byte[] bytes = (byte[]) serialize.invoke(null, multi, new Raw());
+                byte[] bytes = (byte[]) serialize.invoke(null, multi, new PeerIo.Raw());
                 PeerIo.out("SERIALIZED " + PeerIo.hex(bytes));
                 break;
             }
@@ -219,7 +206,7 @@ public final class CuratorQueuePeer {
 
     /** A producer-only queue builder (no consumer), putting in the foreground. */
     static QueueBuilder<byte[]> builder(CuratorFramework client, String path) {
-        return QueueBuilder.builder(client, null, new Raw(), path).putInBackground(false);
+        return QueueBuilder.builder(client, null, new PeerIo.Raw(), path).putInBackground(false);
     }
 
     /** A producer-only queue (no consumer), putting in the foreground. */
@@ -227,17 +214,6 @@ public final class CuratorQueuePeer {
         DistributedQueue<byte[]> q = builder(client, path).buildQueue();
         q.start();
         return q;
-    }
-
-    static byte[] unhex(String s) {
-        if (s.equals("-")) {
-            return new byte[0];
-        }
-        byte[] out = new byte[s.length() / 2];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
-        }
-        return out;
     }
 
     static void closeRecipes() {

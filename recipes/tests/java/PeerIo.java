@@ -25,6 +25,7 @@ import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.imps.ProtectedUtils;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.queue.QueueSerializer;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.ZooKeeper;
@@ -241,6 +242,31 @@ final class PeerIo {
 
     static String name(String path) {
         return path.substring(path.lastIndexOf('/') + 1);
+    }
+
+    /** The bytes of lowercase hex; `-` is empty. */
+    static byte[] unhex(String s) {
+        if (s.equals("-")) {
+            return new byte[0];
+        }
+        byte[] out = new byte[s.length() / 2];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
+        }
+        return out;
+    }
+
+    /** Raw bytes as queue items, as Corral's BytesSerializer. */
+    static final class Raw implements QueueSerializer<byte[]> {
+        @Override
+        public byte[] serialize(byte[] item) {
+            return item;
+        }
+
+        @Override
+        public byte[] deserialize(byte[] bytes) {
+            return bytes;
+        }
     }
 
     static String hex(byte[] data) {

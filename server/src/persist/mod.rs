@@ -17,6 +17,7 @@
 //! ```text
 //! <dataDir>/corral.secret             16 random bytes; session passwords derive from them,
 //!                                     so a restored session keeps its password
+//! <dataDir>/corral.lock               empty; locked while a server runs on the directory
 //! <dataDir>/version-2/log.<zxid>      transaction log; <zxid> (hex) is its first entry's
 //! <dataDir>/version-2/snapshot.<zxid> snapshot; <zxid> (hex) is the last transaction
 //!                                     applied when it began
@@ -74,6 +75,9 @@ use crate::tree::DataTree;
 /// The length of the data directory's secret.
 pub(crate) const SECRET_LEN: usize = 16;
 const SECRET_FILE: &str = "corral.secret";
+/// The file a running server holds an exclusive lock on, so that a second server refuses the
+/// same directory instead of interleaving its log with the first one's.
+const LOCK_FILE: &str = "corral.lock";
 const VERSION_DIR: &str = "version-2";
 
 /// The persistence settings of a server with a data directory.
@@ -95,6 +99,8 @@ pub(crate) struct Restored {
     pub(crate) secret: [u8; SECRET_LEN],
     /// Transactions replayed from the log (they count towards the next snapshot).
     pub(crate) replayed: u64,
+    /// The directory's lock, held until the log writer ends.
+    pub(crate) lock: std::fs::File,
 }
 
 fn data_error(path: &Path, message: impl std::fmt::Display) -> Error {
@@ -118,6 +124,28 @@ fn listed(dir: &Path, prefix: &str) -> std::io::Result<Vec<(i64, PathBuf)>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Takes the data directory's lock: an exclusive advisory lock on [`LOCK_FILE`], held by the
+/// open file (the kernel drops it when the process ends, crash or not).
+fn lock(root: &Path) -> Result<std::fs::File, Error> {
+    let path = root.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| data_error(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(data_error(
+            root,
+            format!(
+                "is in use by another server (it holds the lock on {LOCK_FILE}); two servers on one data directory would corrupt it"
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(data_error(&path, format!("cannot lock it: {e}"))),
+    }
 }
 
 /// Reads (or makes) the data directory's secret.
@@ -156,6 +184,7 @@ pub(crate) fn open(settings: &Settings) -> Result<Restored, Error> {
     let root = &settings.dir;
     let dir = root.join(VERSION_DIR);
     std::fs::create_dir_all(&dir).map_err(|e| data_error(&dir, e))?;
+    let lock = lock(root)?;
     let secret = secret(root)?;
     for (_, leftover) in listed(&dir, "tmp.snapshot").map_err(|e| data_error(&dir, e))? {
         tracing::info!(file = %leftover.display(), "removing an unfinished snapshot");
@@ -220,7 +249,7 @@ pub(crate) fn open(settings: &Settings) -> Result<Restored, Error> {
         snapshot::write_whole(&dir, zxid, &tree, &sessions).map_err(|e| data_error(&dir, e))?;
     }
     tracing::info!(dir = %root.display(), zxid = format_args!("{zxid:#x}"), replayed, "data directory restored");
-    Ok(Restored { tree, sessions, zxid, secret, replayed })
+    Ok(Restored { tree, sessions, zxid, secret, replayed, lock })
 }
 
 /// The log side of the state: what the state lock's holder appends to.
@@ -262,6 +291,8 @@ pub(crate) struct Writer {
     rx: mpsc::UnboundedReceiver<LogMsg>,
     log: log::LogWriter,
     durable: watch::Sender<i64>,
+    /// The data directory's lock, released when the writer has written everything and ends.
+    _lock: std::fs::File,
 }
 
 /// The snapshot taker, to run as a task.
@@ -274,7 +305,7 @@ pub(crate) struct Snapshotter {
 }
 
 /// Sets up the log and snapshot machinery after [`open`] restored `zxid`.
-pub(crate) fn durability(settings: &Settings, zxid: i64, replayed: u64) -> Durability {
+pub(crate) fn durability(settings: &Settings, zxid: i64, replayed: u64, lock: std::fs::File) -> Durability {
     let dir = settings.dir.join(VERSION_DIR);
     let (tx, rx) = mpsc::unbounded_channel();
     let (durable_tx, durable) = watch::channel(zxid);
@@ -289,7 +320,7 @@ pub(crate) fn durability(settings: &Settings, zxid: i64, replayed: u64) -> Durab
     Durability {
         journal: Journal { tx, since_snapshot: replayed % snap_count, snap_count, snapshot_wake: Arc::clone(&wake) },
         durable,
-        writer: Writer { rx, log: log::LogWriter::new(dir, settings.force_sync), durable: durable_tx },
+        writer: Writer { rx, log: log::LogWriter::new(dir, settings.force_sync), durable: durable_tx, _lock: lock },
         snapshotter,
     }
 }
