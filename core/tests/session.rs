@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use corral_core::{AddWatchMode, Client, CreateMode, Error, EventType, KeeperState, SessionEvent, SessionState};
 use corral_test_support::Fault;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -28,7 +28,7 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
         let c = through_proxy(&env, &proxy).await;
         let other = env.client().await;
         let id = c.session_id();
-        let mut events = c.session_events();
+        let events = c.session_events();
 
         c.create("/data", "1", CreateMode::Persistent).await.unwrap();
         c.create("/kids", "", CreateMode::Persistent).await.unwrap();
@@ -61,17 +61,16 @@ async fn reconnect_keeps_the_session_and_fires_changes_missed_while_disconnected
         let ev = tokio::time::timeout(T, recursive.next()).await.unwrap().unwrap();
         assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeDataChanged, "/kids/a"));
 
-        let mut saw = Vec::new();
-        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
-            saw.push(e);
-        }
+        // The stream ends after the session's last event (here, closed): everything is in it.
+        c.close().await;
+        let saw: Vec<SessionEvent> =
+            tokio::time::timeout(T, events.collect()).await.expect("the event stream ends after Closed");
         assert!(matches!(saw.first(), Some(SessionEvent::Disconnected { .. })), "{saw:?}");
         assert!(
             saw.iter()
                 .any(|e| matches!(e, SessionEvent::Connected { resumed: true, session_id, .. } if *session_id == id)),
             "{saw:?}"
         );
-        c.close().await;
         other.close().await;
     }
 }
@@ -111,7 +110,7 @@ async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
         let c = through_proxy(&env, &proxy).await;
         c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
         let (_, _, watch) = c.get_data_and_watch("/eph").await.unwrap();
-        let mut events = c.session_events();
+        let events = c.session_events();
         let info = c.session();
 
         // Keep the first client away, expire its session from a second handle, then let it back.
@@ -126,10 +125,9 @@ async fn expiry_is_reported_and_never_replaced_by_a_new_session() {
         let ev = tokio::time::timeout(T, watch).await.unwrap();
         assert_eq!((ev.event_type, ev.state), (EventType::None, KeeperState::Expired));
         assert_eq!(c.get_data("/eph").await.unwrap_err(), Error::SessionExpired);
-        let mut saw = Vec::new();
-        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
-            saw.push(e);
-        }
+        // The stream ends after the session's last event: everything it will ever say is here.
+        let saw: Vec<SessionEvent> =
+            tokio::time::timeout(T, events.collect()).await.expect("the event stream ends after Expired");
         assert!(saw.contains(&SessionEvent::Expired), "{saw:?}");
         assert!(!saw.iter().any(|e| matches!(e, SessionEvent::Connected { .. })), "no new session: {saw:?}");
 
@@ -258,7 +256,8 @@ async fn negotiated_timeout_is_exposed_and_pings_keep_an_idle_session_alive() {
         // Idle for longer than the session timeout: only pings keep it alive.
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(*c.state().borrow(), SessionState::Connected);
-        assert!(tokio::time::timeout(Duration::from_millis(10), events.next()).await.is_err(), "no disconnection");
+        // Events are queued as they happen: a disconnection would be waiting here already.
+        assert!(events.next().now_or_never().is_none(), "no disconnection");
         c.get_data("/").await.unwrap();
         c.close().await;
     }

@@ -226,8 +226,21 @@ async fn a_dropped_enter_removes_its_member_node() {
     let fw = env.framework();
     let member = DistributedDoubleBarrier::new(&fw, "/batch", 2);
     let observer = env.client().await;
-    let enter = tokio::time::timeout(Duration::from_millis(500), member.enter()).await;
-    assert!(enter.is_err(), "entered alone");
+    {
+        let client = fw.client();
+        let mut enter = std::pin::pin!(member.enter());
+        tokio::select! {
+            entered = &mut enter => panic!("entered alone: {entered:?}"),
+            // The member has made its node and waits on its watch for the ready node.
+            () = async {
+                common::eventually("the member node", || async {
+                    observer.get_children("/batch").await.is_ok_and(|names| names.len() == 1)
+                })
+                .await;
+                settle::settled(&client, 1).await;
+            } => {}
+        }
+    } // dropped while it waits
     common::eventually("the abandoned member node is deleted", || async {
         observer.get_children("/batch").await.map(|c| c.is_empty()).unwrap_or(false)
     })

@@ -1,23 +1,18 @@
 //! Cancellation at the worst moments, made deterministic with the embedded server's fault kit and
-//! a holding proxy: an acquisition dropped while its create request is in flight, and a release
+//! a fault proxy that holds traffic from a chosen request: an acquisition dropped while its create request is in flight, and a release
 //! dropped while its delete is lost with the connection. In every case the node must go and the
 //! lock (or lease) must become free while the session lives on.
 
 mod common;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use corral_recipes::lock::Mutex;
 use corral_recipes::semaphore::SemaphoreV2;
 use corral_recipes::{ConnectionStateChange, Framework, RetryNTimes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use corral_test_support::{Fault, FaultProxy};
 
 const T: Duration = Duration::from_secs(30);
 const CREATE: i32 = 1;
@@ -44,142 +39,12 @@ async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
     tokio::time::timeout(T, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
-type Trigger = Box<dyn Fn(i32, &str) -> bool + Send + Sync>;
-
-/// A TCP proxy that forwards whole request frames until one matches its trigger, then holds that
-/// frame and every later one (on every connection) until [`HoldProxy::release`]. `cut` closes
-/// every connection, discarding what is held; `set_blocked` refuses new connections.
-struct HoldProxy {
-    addr: SocketAddr,
-    shared: Arc<ProxyShared>,
-}
-
-struct ProxyShared {
-    trigger: StdMutex<Option<Trigger>>,
-    holding: watch::Sender<bool>,
-    cut: watch::Sender<u64>,
-    blocked: AtomicBool,
-}
-
-impl HoldProxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let shared = Arc::new(ProxyShared {
-            trigger: StdMutex::new(None),
-            holding: watch::Sender::new(false),
-            cut: watch::Sender::new(0),
-            blocked: AtomicBool::new(false),
-        });
-        let accepting = shared.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if accepting.blocked.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                tokio::spawn(proxy_connection(client, target, accepting.clone()));
-            }
-        });
-        Self { addr, shared }
-    }
-
-    /// The connect string through the proxy.
-    fn connect_string(&self, chroot: &str) -> String {
-        format!("{}{chroot}", self.addr)
-    }
-
-    /// Holds, from the first request frame `(opcode, path)` for which `trigger` is true.
-    fn hold_from(&self, trigger: impl Fn(i32, &str) -> bool + Send + Sync + 'static) {
-        *self.shared.trigger.lock().unwrap() = Some(Box::new(trigger));
-    }
-
-    /// Resolves once a frame matched the trigger and is being held.
-    async fn holding(&self) {
-        let _ = self.shared.holding.subscribe().wait_for(|h| *h).await;
-    }
-
-    /// Forwards what is held, in order, and stops holding.
-    fn release(&self) {
-        self.shared.holding.send_replace(false);
-    }
-
-    fn cut(&self) {
-        self.shared.cut.send_modify(|g| *g += 1);
-    }
-
-    fn set_blocked(&self, blocked: bool) {
-        self.shared.blocked.store(blocked, Ordering::SeqCst);
-    }
-}
-
-/// `(opcode, path)` of a request frame (without its length prefix); the path is empty for
-/// requests that do not start with one.
-fn describe(frame: &[u8]) -> (i32, String) {
-    let int = |at: usize| frame.get(at..at + 4).map(|b| i32::from_be_bytes(b.try_into().unwrap()));
-    let op = int(4).unwrap_or(0);
-    let path = int(8)
-        .and_then(|len| usize::try_from(len).ok())
-        .and_then(|len| frame.get(12..12 + len))
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .unwrap_or_default();
-    (op, path)
-}
-
-async fn proxy_connection(client: TcpStream, target: SocketAddr, shared: Arc<ProxyShared>) {
-    let Ok(server) = TcpStream::connect(target).await else { return };
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let mut cut = shared.cut.subscribe();
-    let mut holding = shared.holding.subscribe();
-    let up = async {
-        let (mut input, mut held) = (Vec::new(), Vec::new());
-        let mut handshake_done = false;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let mut out = Vec::new();
-            tokio::select! {
-                n = cr.read(&mut buf) => {
-                    let n = n?;
-                    if n == 0 {
-                        return Ok::<(), std::io::Error>(());
-                    }
-                    input.extend_from_slice(&buf[..n]);
-                    while input.len() >= 4 {
-                        let len = u32::from_be_bytes(input[..4].try_into().unwrap()) as usize;
-                        if input.len() < 4 + len {
-                            break;
-                        }
-                        let frame: Vec<u8> = input.drain(..4 + len).collect();
-                        if handshake_done && !*holding.borrow() {
-                            let (op, path) = describe(&frame[4..]);
-                            let mut trigger = shared.trigger.lock().unwrap();
-                            if trigger.as_ref().is_some_and(|t| t(op, &path)) {
-                                *trigger = None;
-                                shared.holding.send_replace(true);
-                            }
-                        }
-                        handshake_done = true;
-                        if *holding.borrow() { held.extend(frame) } else { out.extend(frame) }
-                    }
-                }
-                _ = holding.changed() => {
-                    if !*holding.borrow_and_update() {
-                        out.append(&mut held);
-                    }
-                }
-            }
-            if !out.is_empty() {
-                sw.write_all(&out).await?;
-            }
-        }
-    };
-    let down = tokio::io::copy(&mut sr, &mut cw);
-    tokio::select! {
-        _ = up => {}
-        _ = down => {}
-        _ = cut.changed() => {}
-    }
+/// A fault proxy in front of `env`'s embedded server, and the connect string through it.
+fn proxy_for(env: &common::Env) -> (FaultProxy, String) {
+    let server = env.server.as_ref().expect("the embedded server");
+    let proxy = FaultProxy::start(server.addr()).expect("start the fault proxy");
+    let connect_string = format!("{}{}", proxy.addr(), env.chroot);
+    (proxy, connect_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,8 +95,8 @@ async fn a_mutex_acquire_dropped_while_its_create_is_in_flight_leaves_no_node() 
 /// then lets the create through, and checks that another acquirer gets the only lease.
 async fn drop_semaphore_acquire_while(held: &'static str, name: &str) {
     let env = common::embedded(name).await;
-    let proxy = HoldProxy::start(common_addr(&env)).await;
-    let fw = framework(proxy.connect_string(&env.chroot));
+    let (proxy, through_proxy) = proxy_for(&env);
+    let fw = framework(through_proxy);
     let other = framework(env.connect_string());
     let sem = SemaphoreV2::new(&fw, "/sem", 1);
     sem.acquire().await.unwrap().release().await.unwrap(); // the directories exist
@@ -250,7 +115,7 @@ async fn drop_semaphore_acquire_while(held: &'static str, name: &str) {
         }
     }
     // The create reaches the server only after the future is gone.
-    proxy.release();
+    proxy.release_hold();
     bounded("the abandoned create is applied", created).await;
 
     let contender = SemaphoreV2::new(&other, "/sem", 1);
@@ -263,10 +128,6 @@ async fn drop_semaphore_acquire_while(held: &'static str, name: &str) {
     observer.close().await;
     fw.close().await;
     other.close().await;
-}
-
-fn common_addr(env: &common::Env) -> SocketAddr {
-    env.server.as_ref().expect("embedded").addr()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +143,7 @@ async fn a_semaphore_acquire_dropped_while_its_lease_create_is_in_flight_leaves_
 /// Holds the delete of `node` at the proxy, cuts the connection (the delete is lost) and refuses
 /// to reconnect while `release` is driven into its wait for a connection, drops it there, lets
 /// the framework reconnect, and checks that the node goes within the same session.
-async fn drop_release_mid_way<F: Future>(proxy: &HoldProxy, fw: &Framework, node: &str, release: F)
+async fn drop_release_mid_way<F: Future>(proxy: &FaultProxy, fw: &Framework, node: &str, release: F)
 where
     F::Output: std::fmt::Debug,
 {
@@ -294,16 +155,15 @@ where
         let mut release = pin!(release);
         assert!(futures::poll!(release.as_mut()).is_pending());
         bounded("the delete reaches the proxy", proxy.holding()).await;
-        proxy.set_blocked(true);
-        proxy.cut();
+        proxy.set(Fault::Refuse); // closes the connection (the held delete is lost) and refuses others
         // Polled only once the framework is SUSPENDED: the delete's ConnectionLoss is already
         // there, so the release goes straight into the retry loop's wait for a connection (a
         // poll before that could retry at once and queue a second delete in the client).
         let _ = bounded("SUSPENDED", states.wait_for(|s| !s.state.is_connected())).await;
         assert!(futures::poll!(release.as_mut()).is_pending(), "waiting for a connection");
     }
-    proxy.release();
-    proxy.set_blocked(false);
+    proxy.release_hold();
+    proxy.set(Fault::Pass);
     let now = connected(fw).await;
     assert_eq!((now.epoch, now.session_id), (session.epoch, session.session_id), "same session");
     common::eventually("the node deleted", || async { fw.client().exists(node).await.unwrap().is_none() }).await;
@@ -313,8 +173,8 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mutex_release_dropped_while_the_delete_waits_for_a_connection_still_releases() {
     let env = common::embedded("cancel-mutex-release").await;
-    let proxy = HoldProxy::start(common_addr(&env)).await;
-    let fw = framework(proxy.connect_string(&env.chroot));
+    let (proxy, through_proxy) = proxy_for(&env);
+    let fw = framework(through_proxy);
     let other = framework(env.connect_string());
     let guard = Mutex::new(&fw, "/lock").acquire().await.unwrap();
     let node = guard.path().to_owned();
@@ -328,8 +188,8 @@ async fn a_mutex_release_dropped_while_the_delete_waits_for_a_connection_still_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_release_dropped_while_the_delete_waits_for_a_connection_still_releases() {
     let env = common::embedded("cancel-lease-release").await;
-    let proxy = HoldProxy::start(common_addr(&env)).await;
-    let fw = framework(proxy.connect_string(&env.chroot));
+    let (proxy, through_proxy) = proxy_for(&env);
+    let fw = framework(through_proxy);
     let other = framework(env.connect_string());
     let lease = SemaphoreV2::new(&fw, "/sem", 1).acquire().await.unwrap();
     let node = lease.path().to_owned();

@@ -307,6 +307,8 @@ async fn contend(fw: &Framework, who: &'static str) -> (Vec<Hold>, Vec<String>) 
 struct Leaders {
     java: Arc<StdMutex<HashMap<String, bool>>>,
     rust: Vec<(String, watch::Receiver<bool>)>,
+    /// The client of each Corral participant, by id.
+    sessions: Vec<(String, corral_recipes::Client)>,
     closing: Arc<StdMutex<HashSet<String>>>,
 }
 
@@ -325,8 +327,8 @@ impl Leaders {
         self.closing.lock().unwrap().insert(id.to_owned());
     }
 
-    /// Samples every 2 ms until `stop`; returns the number of samples and every sample that
-    /// had more than one leader.
+    /// Samples as often as the runtime lets it (yielding between samples) until `stop`; returns
+    /// the number of samples and every sample that had more than one leader.
     fn sample(&self, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<Vec<String>>)> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -337,25 +339,37 @@ impl Leaders {
                     bad.push(now);
                 }
                 samples += 1;
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::task::yield_now().await;
             }
             (samples, bad)
         })
     }
 
     /// Waits until `leader` alone leads (never more than one meanwhile), then checks it stays
-    /// so for 200 ms.
-    async fn settle(&self, leader: &str) {
+    /// so once every participant has heard all the server said until then: a round trip through
+    /// each Corral participant's session, until it has set its watches again (the leader one, on
+    /// its own node; the others two, on their own node and the one ahead), and two syncs through
+    /// Curator's client.
+    async fn settle(&self, peer: &mut Peer, leader: &str) {
         common::eventually(&format!("{leader} alone leads"), || async {
             let now = self.now();
             assert!(now.len() <= 1, "two leaders at once: {now:?}");
             now == [leader]
         })
         .await;
-        for _ in 0..40 {
-            assert_eq!(self.now(), [leader], "leadership flapped");
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let closing = self.closing.lock().unwrap().clone();
+        for (id, client) in &self.sessions {
+            let watches = if closing.contains(id) {
+                0
+            } else if id == leader {
+                1
+            } else {
+                2
+            };
+            settle::settled(client, watches).await;
         }
+        peer.sync().await;
+        assert_eq!(self.now(), [leader], "leadership flapped");
     }
 }
 
@@ -403,13 +417,14 @@ async fn one_latch_leader_across_runtimes(env: &common::Env, peer: &mut Peer) {
     let leaders = Leaders {
         java: peer.leaders.clone(),
         rust: vec![("rust-1".into(), r1.leadership()), ("rust-2".into(), r2.leadership())],
+        sessions: vec![("rust-1".into(), fw1.client()), ("rust-2".into(), fw2.client())],
         closing: Arc::default(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = leaders.sample(stop.clone());
 
     // Same names, same order, same ids on both sides.
-    leaders.settle("java-1").await;
+    leaders.settle(peer, "java-1").await;
     agree_on_participants(&observer, PATH, peer, "java-1", &["java-1", "rust-1", "rust-2"]).await;
     assert_eq!(marked(&r1.participants().await.unwrap()), expected(&["java-1", "rust-1", "rust-2"]));
     assert_eq!(r2.leader().await.unwrap().map(|p| p.id), Some("java-1".to_owned()));
@@ -426,24 +441,24 @@ async fn one_latch_leader_across_runtimes(env: &common::Env, peer: &mut Peer) {
     peer.send("close java-1");
     peer.expect("CLOSED java-1").await;
     assert!(!peer.java_leads("java-1"), "Curator's latch still leads after close");
-    leaders.settle("rust-1").await;
+    leaders.settle(peer, "rust-1").await;
     assert!(!r2.has_leadership());
     peer.send(&format!("latch java-2 {PATH} java-2"));
     peer.expect("LATCH_STARTED java-2").await;
     agree_on_participants(&observer, PATH, peer, "java-2", &["rust-1", "rust-2", "java-2"]).await;
-    leaders.settle("rust-1").await;
+    leaders.settle(peer, "rust-1").await;
 
     // Corral's leader leaves: the next Corral participant leads; Curator still waits.
     leaders.closing("rust-1");
     r1.close().await;
     assert!(!r1.has_leadership());
-    leaders.settle("rust-2").await;
+    leaders.settle(peer, "rust-2").await;
     agree_on_participants(&observer, PATH, peer, "java-2", &["rust-2", "java-2"]).await;
 
     // The last Corral leader leaves: leadership moves to Curator.
     leaders.closing("rust-2");
     r2.close().await;
-    leaders.settle("java-2").await;
+    leaders.settle(peer, "java-2").await;
     agree_on_participants(&observer, PATH, peer, "java-2", &["java-2"]).await;
     peer.send("close java-2");
     peer.expect("CLOSED java-2").await;

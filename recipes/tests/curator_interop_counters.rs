@@ -147,7 +147,10 @@ async fn barriers_are_shared_with_curator() {
         within("Rust passes", waiter).await.expect("task").expect("wait");
         barrier.set_barrier().await.expect("set");
         peer.send("barrierwait java /gate");
-        peer.expect_none_within("BARRIER_PASSED java", Duration::from_millis(300)).await;
+        // Curator's waiter found the barrier (its `exists` left a data watch, not an exist
+        // watch) and waits on it: it cannot pass before the barrier goes.
+        peer.until_watching("data:/gate").await;
+        assert!(peer.take("BARRIER_PASSED").is_empty(), "Curator passed a barrier Corral set");
         barrier.remove_barrier().await.expect("remove");
         assert_eq!(peer.words("BARRIER_PASSED java").await, ["true"]);
 
@@ -156,7 +159,12 @@ async fn barriers_are_shared_with_curator() {
             let rust = Arc::new(DistributedDoubleBarrier::new(&fw, "/batch", 2));
             let entering = if java_first {
                 peer.send("dbarrier java /batch 2");
-                peer.expect_none_within("ENTERED java", Duration::from_millis(300)).await;
+                // Curator's member is in; that it waits for Corral's shows below, in the order
+                // the server made the nodes.
+                common::eventually("Curator's member node", || async {
+                    fw.client().get_children("/batch").await.is_ok_and(|names| names.len() == 1)
+                })
+                .await;
                 None
             } else {
                 let watches = fw.client().watcher_count().await;
@@ -177,6 +185,12 @@ async fn barriers_are_shared_with_curator() {
             assert_eq!(peer.words("ENTERED java").await, ["true"]);
             let names = fw.client().get_children("/batch").await.expect("list");
             assert!(names.iter().filter(|n| *n != "ready").all(|n| uuid::Uuid::try_parse(n).is_ok()), "{names:?}");
+            // Nobody entered alone: the ready node came after both members' nodes.
+            let ready = fw.client().exists("/batch/ready").await.expect("stat").expect("the ready node");
+            for name in names.iter().filter(|n| *n != "ready") {
+                let member = fw.client().exists(&format!("/batch/{name}")).await.expect("stat").expect("member");
+                assert!(ready.czxid > member.czxid, "the ready node was made before member {name} joined");
+            }
 
             // Leaving: Rust first, then Curator; nobody's leave returns before both left.
             let watches = fw.client().watcher_count().await;

@@ -22,8 +22,14 @@ use corral_recipes::{CreateMode, Framework};
 
 use common::java_peer::{self, Java, Peer, T, assert_curator_layout, name_of, now_micros, unhex, within};
 
-/// How long "still blocked" is watched for.
-const BLOCKED: Duration = Duration::from_millis(400);
+/// Checks that Curator's `tag` waits: its client holds `watch` (a data watch on the node it waits
+/// for, which is there) after a round trip, so it has heard of every change up to now and set its
+/// watch again; and it has not said it acquired.
+async fn assert_waits(peer: &mut Peer, tag: &str, watch: &str) {
+    peer.until_watching(watch).await;
+    let acquired = peer.take(&format!("ACQUIRED {tag}"));
+    assert!(acquired.is_empty(), "Curator's {tag} got in: {acquired:?}");
+}
 
 /// The compiled peer, or `None` (after a `skipping:` line) when Java or the jars are missing.
 fn java() -> Option<&'static Java> {
@@ -131,13 +137,16 @@ async fn readers_share_and_a_queued_curator_writer_holds_back_a_later_reader(env
     assert_eq!(java_r1.split(' ').nth(2), Some(order[0].as_str()), "Curator holds with its first node");
     assert_eq!(name_of(rust_r1.path()), order[1]);
 
-    peer.expect_none_within("ACQUIRED java-w1", BLOCKED).await;
+    // Curator's writer waits on the node just ahead of it; the late reader on Curator's writer.
+    let ahead_of_writer = format!("data:{PATH}/{}", order[1]);
+    assert_waits(peer, "java-w1", &ahead_of_writer).await;
+    settle::settled(&fw2.client(), 1).await;
     assert!(!late_reader.is_finished(), "a Corral reader got in past a queued Curator writer");
 
     // The Java reader leaves: the Rust reader still keeps the writer out.
     peer.send("release java-r1");
     peer.expect("RELEASED java-r1").await;
-    peer.expect_none_within("ACQUIRED java-w1", BLOCKED).await;
+    assert_waits(peer, "java-w1", &ahead_of_writer).await;
     // The Rust reader leaves: the Java writer holds; the late reader still waits.
     rust_r1.release().await.expect("release");
     let acquired = peer.expect("ACQUIRED java-w1").await;
@@ -181,7 +190,10 @@ async fn a_queued_corral_writer_holds_back_a_later_curator_reader(env: &common::
     let order =
         same_queue(&lock, peer, PATH, &[("java-r2", "__READ__"), ("rust-w", "__WRIT__"), ("java-r3", "__READ__")])
             .await;
-    peer.expect_none_within("ACQUIRED java-r3", BLOCKED).await;
+    // The late Curator reader waits on Corral's writer, which waits on Curator's first reader.
+    let writer_node = format!("data:{PATH}/{}", order[1]);
+    assert_waits(peer, "java-r3", &writer_node).await;
+    settle::settled(&fw1.client(), 1).await;
     assert!(!writer.is_finished(), "Corral's writer got in past Curator's reader");
     assert!(lock2.read_lock().try_acquire().await.unwrap().is_none(), "a Corral reader got in past a queued writer");
 
@@ -189,7 +201,7 @@ async fn a_queued_corral_writer_holds_back_a_later_curator_reader(env: &common::
     peer.expect("RELEASED java-r2").await;
     let guard = within("Corral's writer gets in", writer).await.expect("task").expect("write lock");
     assert_eq!(name_of(guard.path()), order[1]);
-    peer.expect_none_within("ACQUIRED java-r3", BLOCKED).await;
+    assert_waits(peer, "java-r3", &writer_node).await;
     guard.release().await.expect("release");
     let acquired = peer.expect("ACQUIRED java-r3").await;
     assert_eq!(acquired.split(' ').nth(2), Some(order[2].as_str()));

@@ -72,15 +72,19 @@ async fn a_downgrade_lets_no_writer_in_and_names_follow_curator() {
         // The writer has heard of our write node going and watches its new predecessor.
         settle::settled(&other.client(), 1).await;
         assert!(!waiting.is_finished(), "a writer got in during the downgrade");
-        // A new reader queues behind the waiting writer, as in Curator.
-        let r2 = theirs.read_lock().acquire_timeout(Duration::from_millis(300)).await;
-        assert!(
-            matches!(r2, Err(corral_recipes::Error::TimedOut { .. })),
-            "a reader behind a waiting writer waits too"
-        );
+        // A new reader queues behind the waiting writer, as in Curator: it waits on the writer's
+        // node (a second watch of `other`'s session).
+        let reader = tokio::spawn({
+            let theirs = theirs.clone();
+            async move { theirs.read_lock().acquire().await }
+        });
+        settle::settled(&other.client(), 2).await;
+        assert!(!reader.is_finished(), "a reader behind a waiting writer waits too");
         r.release().await.unwrap();
         let w2 = tokio::time::timeout(T, waiting).await.unwrap().unwrap().unwrap();
         w2.release().await.unwrap();
+        let r2 = tokio::time::timeout(T, reader).await.unwrap().unwrap().unwrap();
+        r2.release().await.unwrap();
         fw.close().await;
         other.close().await;
     }

@@ -625,16 +625,7 @@ impl Ensemble {
     }
 
     fn log_tail(&self, id: MemberId) -> String {
-        let log = self.member(id).log();
-        match fs::read(&log) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-                format!("last lines of member {id}'s log {}:\n{tail}", log.display())
-            }
-            Err(err) => format!("(could not read {}: {err})", log.display()),
-        }
+        crate::guard::log_tail(&self.member(id).log(), &format!("member {id}'s log "), LOG_TAIL_LINES)
     }
 
     fn member(&self, id: MemberId) -> &Member {

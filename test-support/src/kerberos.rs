@@ -7,23 +7,23 @@
 //! to a keytab. Clients use it through [`Kdc::krb5_conf`] (`KRB5_CONFIG` for MIT krb5 programs,
 //! `-Djava.security.krb5.conf` for Java) and [`Kdc::client_env`].
 //!
-//! `krb5kdc` is started by a small `sh` wrapper holding the read end of a pipe, as ZooKeeper is
-//! (see the `local` module): when the test process exits, however it exits, the wrapper stops
-//! `krb5kdc` by its PID (only while `/proc/<pid>/cmdline` still names this KDC's directory) and
-//! removes the directory. Dropping the [`Kdc`] does the same at once. Every command run here
+//! `krb5kdc` runs under the `guard` module's `sh` guard, as ZooKeeper does: when the test process
+//! exits, however it exits, the guard stops `krb5kdc` by its PID (only while `/proc/<pid>/cmdline`
+//! still names this KDC's directory) and removes the directory. Dropping the [`Kdc`] does the same at once. Every command run here
 //! has a time limit, after which it is killed by its PID.
 //!
 //! Needs `apt-get install krb5-kdc krb5-admin-server` (`krb5kdc`, `kdb5_util`,
 //! `kadmin.local`); `krb5-user` brings `kinit` for [`Kdc::kinit`].
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use std::{env, fs, io, thread};
+
+use crate::guard::{Guarded, Spec, fresh_dir};
 
 /// The realm of every KDC started here.
 pub const REALM: &str = "CORRAL.TEST";
@@ -39,47 +39,17 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const BIND_ATTEMPTS: usize = 5;
 const INSTALL_HINT: &str = "apt-get install krb5-kdc krb5-admin-server krb5-user";
 
-/// The wrapper: `sh -c WRAPPER corral-kdc <dir> <krb5kdc> <args>…`, as the ZooKeeper one.
-const WRAPPER: &str = r#"
-dir=$1
-shift
-alive() {
-  if [ -r /proc/self/cmdline ]; then
-    grep -qaF -- "$dir/" "/proc/$pid/cmdline" 2>/dev/null
-  else
-    kill -0 "$pid" 2>/dev/null
-  fi
-}
-"$@" </dev/null >"$dir/krb5kdc.out" 2>&1 &
-pid=$!
-echo "$pid"
-exec >/dev/null
-cat >/dev/null
-if alive; then
-  kill -TERM "$pid" 2>/dev/null
-  n=0
-  while alive && [ "$n" -lt 50 ]; do
-    sleep 0.1
-    n=$((n + 1))
-  done
-  if alive; then
-    kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-wait
-rm -rf -- "$dir"
-"#;
+/// How long `krb5kdc` has between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A KDC started for one test; dropping it stops `krb5kdc` and removes its directory (the
 /// keytabs and ticket caches in it too).
 #[derive(Debug)]
 pub struct Kdc {
-    dir: PathBuf,
     addr: SocketAddr,
     kadmin: PathBuf,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    pid: u32,
+    /// `krb5kdc` under its guard; dropping it stops the KDC and removes its directory.
+    process: Guarded,
 }
 
 /// Starts a KDC for realm [`REALM`], or skips as [`crate::zookeeper()`] does: `None` with a
@@ -114,7 +84,7 @@ impl Kdc {
         let mut last = String::new();
         for _ in 0..BIND_ATTEMPTS {
             let port = crate::ports::free_port().map_err(|e| format!("no free port for the KDC: {e}"))?;
-            let dir = fresh_dir()?;
+            let dir = fresh_dir("corral-kdc")?;
             // From here on the directory is removed on every path: by the wrapper once it runs.
             match launch(&dir, port, &krb5kdc, &kdb5_util, &kadmin) {
                 Ok(kdc) => return Ok(kdc),
@@ -142,7 +112,7 @@ impl Kdc {
 
     /// The KDC's directory: configuration, database, keytabs, ticket caches, `kdc.log`.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.process.dir()
     }
 
     /// The client configuration (`krb5.conf`) for this realm: the KDC on loopback over TCP, no
@@ -150,7 +120,7 @@ impl Kdc {
     /// ticket cache in the KDC's directory, and forwardable tickets (as many sites have them),
     /// so that a client that delegates its ticket-granting ticket shows in the server's log.
     pub fn krb5_conf(&self) -> PathBuf {
-        self.dir.join("krb5.conf")
+        self.dir().join("krb5.conf")
     }
 
     /// Adds `principal` (`name` or `name/instance`, in [`REALM`]) with a random key, and
@@ -160,7 +130,7 @@ impl Kdc {
     ///
     /// When `kadmin.local` fails, with its output.
     pub fn add_principal(&self, principal: &str) -> Result<PathBuf, String> {
-        let keytab = self.dir.join(format!("{}.keytab", file_name(principal)));
+        let keytab = self.dir().join(format!("{}.keytab", file_name(principal)));
         self.kadmin(&format!("addprinc -randkey {principal}@{REALM}"))?;
         self.export(principal, &keytab)?;
         Ok(keytab)
@@ -192,7 +162,7 @@ impl Kdc {
     /// When `kinit` is missing or fails, with its output.
     pub fn kinit(&self, principal: &str, keytab: &Path) -> Result<PathBuf, String> {
         let kinit = find_program("kinit")?;
-        let cache = self.dir.join(format!("krb5cc_{}", file_name(principal)));
+        let cache = self.dir().join(format!("krb5cc_{}", file_name(principal)));
         let mut command = Command::new(kinit);
         command
             .arg("-k")
@@ -217,7 +187,7 @@ impl Kdc {
     /// When the collection's directory cannot be made.
     pub fn client_env(&self, principal: &str, keytab: &Path) -> Result<Vec<(OsString, OsString)>, String> {
         let n = NEXT_CACHE.fetch_add(1, Ordering::Relaxed);
-        let caches = self.dir.join(format!("ccaches_{}_{n}", file_name(principal)));
+        let caches = self.dir().join(format!("ccaches_{}_{n}", file_name(principal)));
         fs::create_dir(&caches).map_err(|e| format!("could not create {}: {e}", caches.display()))?;
         Ok(vec![
             ("KRB5_CONFIG".into(), self.krb5_conf().into()),
@@ -249,15 +219,7 @@ impl Kdc {
     }
 
     fn configure(&self, command: &mut Command) {
-        configure(command, &self.dir);
-    }
-}
-
-impl Drop for Kdc {
-    fn drop(&mut self) {
-        // Closing the pipe makes the wrapper stop krb5kdc by its PID and remove the directory.
-        drop(self.stdin.take());
-        let _ = self.child.wait();
+        configure(command, self.dir());
     }
 }
 
@@ -276,34 +238,13 @@ fn launch(dir: &Path, port: u16, krb5kdc: &Path, kdb5_util: &Path, kadmin: &Path
     configure(&mut create, dir);
     run(create, "kdb5_util create").map_err(|e| (e, false))?;
 
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(WRAPPER)
-        .arg("corral-kdc")
-        .arg(dir)
-        .arg(krb5kdc)
-        .args(["-n", "-r", REALM, "-P"])
-        .arg(dir.join("krb5kdc.pid"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    configure(&mut command, dir);
-    let mut child = command.spawn().map_err(|e| (format!("could not run `sh` to start krb5kdc: {e}"), false))?;
-    let stdin = child.stdin.take();
-    let mut line = String::new();
-    let read = child.stdout.take().map(|out| BufReader::new(out).read_line(&mut line));
+    let marker = format!("{}/", dir.display());
+    let spec = Spec { name: "corral-kdc", dir, marker: marker.as_ref(), log: "krb5kdc.out", grace: STOP_GRACE };
+    let pid_file = dir.join("krb5kdc.pid");
+    let args = ["-n".as_ref(), "-r".as_ref(), REALM.as_ref(), "-P".as_ref(), pid_file.as_os_str()];
+    let process = Guarded::spawn(&spec, krb5kdc, args, |command| configure(command, dir)).map_err(|e| (e, false))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut kdc = Kdc { dir: dir.to_owned(), addr, kadmin: kadmin.to_owned(), child, stdin, pid: 0 };
-    kdc.pid = match read {
-        Some(Ok(_)) => line.trim().parse().map_err(|_| (format!("the KDC wrapper printed {line:?}"), false))?,
-        _ => return Err(("the KDC wrapper did not report krb5kdc's PID".into(), false)),
-    };
-    let cmdline_names_dir = |pid: u32| {
-        fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(&format!("{}/", dir.display())))
-            .unwrap_or(!Path::new("/proc/self").exists())
-    };
+    let kdc = Kdc { addr, kadmin: kadmin.to_owned(), process };
     let deadline = Instant::now() + START_TIMEOUT;
     // A process in the middle of its exec can show an empty command line for a moment (CI saw
     // "exited at start" with nothing logged): it counts as gone only when it stays so.
@@ -312,7 +253,7 @@ fn launch(dir: &Path, port: u16, krb5kdc: &Path, kdb5_util: &Path, kadmin: &Path
         if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
             return Ok(kdc);
         }
-        if cmdline_names_dir(kdc.pid) {
+        if kdc.process.alive() {
             gone_since = None;
         } else if gone_since.get_or_insert_with(Instant::now).elapsed() >= GONE_FOR {
             let out = fs::read_to_string(dir.join("krb5kdc.out")).unwrap_or_default();
@@ -407,21 +348,6 @@ fn find_program(program: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("no `{program}` in PATH or /usr/sbin (MIT Kerberos: `{INSTALL_HINT}`)"))
 }
 
-fn fresh_dir() -> Result<PathBuf, String> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let base = env::temp_dir();
-    let pid = std::process::id();
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = base.join(format!("corral-kdc-{pid}-{n}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => continue,
-            Err(e) => return Err(format!("could not create {}: {e}", dir.display())),
-        }
-    }
-}
-
 /// `principal` as a file name: `zookeeper/localhost` → `zookeeper_localhost`.
 fn file_name(principal: &str) -> String {
     principal.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
@@ -449,7 +375,7 @@ mod tests {
         let stale = kdc.kinit("alice", &keytab).expect_err("the keytab is stale");
         assert!(stale.contains("kinit failed"), "{stale}");
 
-        let (dir, pid) = (kdc.dir().to_owned(), kdc.pid);
+        let (dir, pid) = (kdc.dir().to_owned(), kdc.process.pid());
         assert!(fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty()), "krb5kdc runs");
         drop(kdc);
         // The wrapper is reaped in drop, after it has stopped krb5kdc and removed the directory.

@@ -4,6 +4,8 @@
 //! ([`Ensemble`]: ZooKeeper 3.8 quorum peers on loopback that a test can kill, restart, stall
 //! and cut off from their peers) and injects network faults between a client and a server
 //! ([`FaultProxy`]). The ensemble fault suite in `corral-ensemble-tests` is built on them.
+//! With the `env` feature, [`env`](crate::env) gives the client and recipe suites their test
+//! environments: the embedded server and this real ZooKeeper, a chroot per test.
 //!
 //! [`zookeeper()`] hands every test in a test binary the same server. It is either an external
 //! server named by the `CORRAL_TEST_ZK` environment variable, or Debian's ZooKeeper 3.8
@@ -48,7 +50,10 @@
 //! Debian's `zookeeper` package (`apt-get install zookeeper libslf4j-java`).
 
 pub mod ensemble;
+#[cfg(feature = "env")]
+pub mod env;
 pub mod fault_proxy;
+mod guard;
 pub mod kerberos;
 mod local;
 pub mod peer_links;
@@ -58,7 +63,7 @@ mod reconfig;
 mod secured;
 mod wire;
 
-use std::env::{self, VarError};
+use std::env::VarError;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,7 +137,7 @@ impl ZkServer {
 
     /// Finds or starts the server the environment asks for (see the crate docs).
     fn from_env() -> Result<Self, String> {
-        let server = match env::var(ZK_ENV) {
+        let server = match std::env::var(ZK_ENV) {
             Ok(spec) if !spec.trim().is_empty() => Self::external(&spec)?,
             Ok(_) | Err(VarError::NotPresent) => {
                 let local = local::start(tick_time_from_env()?)?;
@@ -236,11 +241,11 @@ fn skip_notice(reason: &str) {
 }
 
 fn running_in_ci() -> bool {
-    env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 
 fn tick_time_from_env() -> Result<u32, String> {
-    match env::var(TICK_TIME_ENV) {
+    match std::env::var(TICK_TIME_ENV) {
         Ok(value) => parse_tick_time(&value).map_err(|err| format!("{TICK_TIME_ENV}={value:?}: {err}")),
         Err(VarError::NotPresent) => Ok(DEFAULT_TICK_TIME_MS),
         Err(VarError::NotUnicode(_)) => Err(format!("{TICK_TIME_ENV} is not valid UTF-8")),

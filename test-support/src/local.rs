@@ -1,18 +1,16 @@
 //! Starting Debian's ZooKeeper (`/usr/share/java/zookeeper.jar`) as a child of the test process.
 //!
-//! The JVM is started by a small `sh` wrapper that holds the read end of a pipe as its stdin.
-//! The test process keeps the write end. When the test process exits — normally, by a panic,
-//! or killed — the kernel closes that pipe, `cat` in the wrapper sees end-of-file, and the
-//! wrapper stops the JVM by its PID and removes the server's directory. Statics are never
-//! dropped, so nothing in Rust could do this at exit.
+//! The JVM runs under the `guard` module's `sh` guard, so that it stops, and its directory goes,
+//! when the test process exits however it exits (SIGTERM, SIGKILL after 10 s). The guard only
+//! signals the PID while its command line names `<dir>/conf/zoo.cfg`.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
+use crate::guard::{self, Guarded, Spec, fresh_dir};
 use crate::ports::free_port;
 use crate::wire;
 
@@ -35,49 +33,14 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const LOG_FILE: &str = "zookeeper.log";
 const LOG_TAIL_LINES: usize = 25;
-
-/// The wrapper: `sh -c WRAPPER corral-zookeeper <dir> <java> <args>…`.
-///
-/// It starts java in the background (output to `<dir>/zookeeper.log`), prints java's PID, and
-/// blocks reading its stdin. Once stdin is closed it sends SIGTERM to that PID, SIGKILL after
-/// 10 s, and removes `<dir>`. The PID is only signalled while `/proc/<pid>/cmdline` still names
-/// `<dir>/conf/zoo.cfg`, so a PID that was reused after java died on its own is never touched.
-const WRAPPER: &str = r#"
-dir=$1
-shift
-alive() {
-  if [ -r /proc/self/cmdline ]; then
-    grep -qaF -- "$dir/conf/zoo.cfg" "/proc/$pid/cmdline" 2>/dev/null
-  else
-    kill -0 "$pid" 2>/dev/null
-  fi
-}
-"$@" </dev/null >"$dir/zookeeper.log" 2>&1 &
-pid=$!
-echo "$pid"
-exec >/dev/null
-cat >/dev/null
-if alive; then
-  kill -TERM "$pid" 2>/dev/null
-  n=0
-  while alive && [ "$n" -lt 100 ]; do
-    sleep 0.1
-    n=$((n + 1))
-  done
-  if alive; then
-    kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-wait
-rm -rf -- "$dir"
-"#;
+/// How long the JVM has between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A ZooKeeper server process owned by this test process.
 #[derive(Debug)]
 pub(crate) struct LocalServer {
     addr: SocketAddr,
-    #[allow(dead_code, reason = "held for its Drop, which stops the server; only tests read it")]
-    process: Wrapper,
+    process: Guarded,
 }
 
 impl LocalServer {
@@ -88,57 +51,19 @@ impl LocalServer {
 
     /// The directory holding the server's configuration, data and log; removed when the server stops.
     pub(crate) fn dir(&self) -> &Path {
-        &self.process.dir
+        self.process.dir()
     }
 
     /// The JVM's process id.
     #[cfg(test)]
     pub(crate) fn java_pid(&self) -> u32 {
-        self.process.java_pid
+        self.process.pid()
     }
 }
 
-/// The `sh` wrapper process; dropping it stops the JVM and removes its directory.
-#[derive(Debug)]
-struct Wrapper {
-    child: Child,
-    /// The pipe the wrapper blocks on; closing it is the signal to stop.
-    stdin: Option<ChildStdin>,
-    java_pid: u32,
-    dir: PathBuf,
-}
-
-impl Wrapper {
-    fn java_alive(&self) -> bool {
-        match fs::read(format!("/proc/{}/cmdline", self.java_pid)) {
-            // A zombie has an empty command line; a reused PID has someone else's.
-            Ok(cmdline) => contains(&cmdline, self.dir.join("conf").join("zoo.cfg").as_os_str().as_encoded_bytes()),
-            // No /proc (not Linux): rely on the start timeout instead.
-            Err(_) if !Path::new("/proc/self").exists() => true,
-            Err(_) => false,
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.dir.join(LOG_FILE);
-        match fs::read(&log) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-                format!("last lines of {}:\n{tail}", log.display())
-            }
-            Err(err) => format!("(could not read {}: {err})", log.display()),
-        }
-    }
-}
-
-impl Drop for Wrapper {
-    fn drop(&mut self) {
-        // Closing the pipe makes the wrapper stop java and clean up; then reap the wrapper.
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
+/// The last lines of the server's log in `dir`, for failure messages.
+fn log_tail(dir: &Path) -> String {
+    guard::log_tail(&dir.join(LOG_FILE), "", LOG_TAIL_LINES)
 }
 
 /// Why one start attempt failed.
@@ -220,21 +145,6 @@ fn find_java() -> Result<PathBuf, String> {
         })
 }
 
-/// A new, empty directory under the system temp dir, named after this process.
-fn fresh_dir() -> Result<PathBuf, String> {
-    let base = env::temp_dir();
-    let pid = std::process::id();
-    for n in 0..1000 {
-        let dir = base.join(format!("corral-zookeeper-{pid}-{n}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(format!("could not create {}: {err}", dir.display())),
-        }
-    }
-    Err(format!("could not create a fresh corral-zookeeper-{pid}-* directory in {}", base.display()))
-}
-
 /// Writes `conf/zoo.cfg` (and a log4j configuration when log4j is the logging binding) into `dir`,
 /// and returns the java arguments.
 fn prepare(dir: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> io::Result<Vec<String>> {
@@ -295,7 +205,7 @@ fn prepare(dir: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> io::Resul
 
 /// One attempt: start the server on `port` and wait until it serves.
 fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<LocalServer, Failure> {
-    let dir = fresh_dir().map_err(Failure::Fatal)?;
+    let dir = fresh_dir("corral-zookeeper").map_err(Failure::Fatal)?;
     let args = match prepare(&dir, tick_time_ms, port, extra) {
         Ok(args) => args,
         Err(err) => {
@@ -306,46 +216,23 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<Lo
             )));
         }
     };
-    let spawned = Command::new("sh")
-        .arg("-c")
-        .arg(WRAPPER)
-        .arg("corral-zookeeper")
-        .arg(&dir)
-        .arg(java)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(err) => {
+    let marker = dir.join("conf").join("zoo.cfg");
+    let spec =
+        Spec { name: "corral-zookeeper", dir: &dir, marker: marker.as_os_str(), log: LOG_FILE, grace: STOP_GRACE };
+    let process = match Guarded::spawn(&spec, java, args, |_| {}) {
+        Ok(process) => process,
+        Err(reason) => {
+            // `sh` may not have run: the directory is ours to remove (a no-op if the guard did).
             let _ = fs::remove_dir_all(&dir);
-            return Err(Failure::Fatal(format!("could not run `sh` to start ZooKeeper: {err}")));
-        }
-    };
-    let stdin = child.stdin.take();
-    let pid_line = child.stdout.take().map(|stdout| {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    });
-    // From here on, dropping `process` stops java and removes `dir`.
-    let mut process = Wrapper { child, stdin, java_pid: 0, dir };
-    process.java_pid = match pid_line {
-        Some(Ok(line)) => line
-            .trim()
-            .parse()
-            .map_err(|_| Failure::Fatal(format!("the ZooKeeper wrapper printed {line:?} instead of java's PID")))?,
-        _ => {
-            return Err(Failure::Fatal("the ZooKeeper wrapper did not report java's PID".to_owned()));
+            return Err(Failure::Fatal(reason));
         }
     };
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if !process.java_alive() {
-            let tail = process.log_tail();
+        if !process.alive() {
+            let tail = log_tail(process.dir());
             return Err(if tail.contains("Address already in use") {
                 Failure::PortTaken(format!("port {port} was taken"))
             } else if !["Exception", "ERROR", "Error"].iter().any(|w| tail.contains(w)) {
@@ -359,7 +246,7 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<Lo
         if is_serving(addr) {
             // Another process may have bound the port between `free_port` and java's bind (for
             // instance another test binary's ZooKeeper): make sure the server that answers is ours.
-            let data_dir = format!("dataDir={}", process.dir.join("data").display());
+            let data_dir = format!("dataDir={}", process.dir().join("data").display());
             return match wire::four_letter(addr, "conf", PROBE_TIMEOUT) {
                 Ok(conf) if conf.lines().any(|line| line.starts_with(&data_dir)) => Ok(LocalServer { addr, process }),
                 _ => Err(Failure::PortTaken(format!("port {port} is served by another ZooKeeper"))),
@@ -369,7 +256,7 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<Lo
             return Err(Failure::Fatal(format!(
                 "ZooKeeper on {addr} did not report a `Mode:` in `srvr` within {} s; {}",
                 START_TIMEOUT.as_secs(),
-                process.log_tail()
+                log_tail(process.dir())
             )));
         }
         thread::sleep(POLL_INTERVAL);
@@ -379,20 +266,4 @@ fn launch(java: &Path, tick_time_ms: u32, port: u16, extra: &Extra) -> Result<Lo
 /// Whether `srvr` answers with a `Mode:` line. (`ruok` answers `imok` before the server serves.)
 pub(crate) fn is_serving(addr: SocketAddr) -> bool {
     wire::four_letter(addr, "srvr", PROBE_TIMEOUT).is_ok_and(|reply| reply.lines().any(|l| l.starts_with("Mode:")))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn contains_finds_sub_slices() {
-        assert!(contains(b"java\0-cp\0/tmp/corral-zookeeper-1-0/conf\0", b"/tmp/corral-zookeeper-1-0"));
-        assert!(!contains(b"", b"/tmp/x"));
-        assert!(!contains(b"anything", b""));
-    }
 }

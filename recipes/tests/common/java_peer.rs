@@ -308,19 +308,32 @@ impl Peer {
         }
     }
 
-    /// Checks that no line `head` (or starting with `head `) arrives within `limit`.
-    pub async fn expect_none_within(&mut self, head: &str, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
+    /// A round trip through Curator's client (`sync`, twice): what the server told it before
+    /// the call has been handled, and so have the replies to what the handlers asked in turn.
+    pub async fn sync(&mut self) {
+        self.send("sync");
+        self.expect("SYNCED").await;
+    }
+
+    /// The watches Curator's client holds after a [`Peer::sync`], as `<kind>:<path>` (kind
+    /// `data`, `exist` or `child`; paths inside the chroot).
+    pub async fn watches(&mut self) -> Vec<String> {
+        self.send("watches");
+        let line = self.expect("WATCHES").await;
+        line.split(' ').skip(1).map(str::to_owned).collect()
+    }
+
+    /// Waits (bounded by [`T`]) until Curator's client holds `watch` (`<kind>:<path>`): a recipe
+    /// that waits on a node shows this way. A data watch from `exists` says the node was there.
+    pub async fn until_watching(&mut self, watch: &str) {
+        let deadline = tokio::time::Instant::now() + T;
         loop {
-            self.check_errors();
-            if let Some(line) = self.pending.iter().find(|l| Self::matches(l, head)) {
-                panic!("unexpected `{line}` from the Java peer");
+            let watches = self.watches().await;
+            if watches.iter().any(|w| w == watch) {
+                return;
             }
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => self.pending.push_back(line),
-                Ok(None) => panic!("the Java peer exited\nits stderr:\n{}", self.stderr_tail()),
-                Err(_) => return,
-            }
+            assert!(tokio::time::Instant::now() < deadline, "Curator never held {watch}; it holds {watches:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

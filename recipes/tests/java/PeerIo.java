@@ -5,6 +5,11 @@
 // One command per line on stdin; every answer and event is one line on stdout, starting with
 // READY. Any failure is reported as `ERROR <command> <exception>`. A peer exits on `quit` or when
 // stdin closes, after closing everything it holds.
+//
+// Commands every peer has, besides `connect`, `disconnect` and `release <tag>`:
+//   sync                                -> SYNCED   (two syncs through the client, one after the other)
+//   watches                             -> WATCHES <kind>:<path> ...   (after a `sync`: the client's
+//                                          watches, kind data, exist or child, paths without the chroot)
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -23,6 +28,7 @@ import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.queue.QueueSerializer;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.zookeeper.KeeperException;
+import org.apache.zookeeper.ZooKeeper;
 
 final class PeerIo {
     static final long WAIT_SECONDS = 30;
@@ -77,6 +83,13 @@ final class PeerIo {
                     case "release":
                         held.remove(a[1]).countDown();
                         break;
+                    case "sync":
+                        sync(client);
+                        out("SYNCED");
+                        break;
+                    case "watches":
+                        out("WATCHES" + watches(client));
+                        break;
                     default:
                         handler.handle(a);
                 }
@@ -120,6 +133,46 @@ final class PeerIo {
         }
         out("CONNECTED " + Long.toHexString(c.getZookeeperClient().getZooKeeper().getSessionId()));
         return c;
+    }
+
+    /**
+     * Returns once everything the server told this client before the call has been handled by
+     * the client's event thread, and so have the replies to what those handlers asked for in turn
+     * (their first round trip): a sync, whose callback runs on the event thread after every event
+     * that arrived before its reply, then a second one, sent after the handlers' requests.
+     */
+    static void sync(CuratorFramework c) throws Exception {
+        ZooKeeper zk = c.getZookeeperClient().getZooKeeper();
+        for (int i = 0; i < 2; i++) {
+            CountDownLatch done = new CountDownLatch(1);
+            zk.sync("/", (rc, path, ctx) -> done.countDown(), null);
+            if (!done.await(WAIT_SECONDS, TimeUnit.SECONDS)) {
+                throw new IllegalStateException("sync: no answer within " + WAIT_SECONDS + " s");
+            }
+        }
+    }
+
+    /**
+     * ` <kind>:<path>` for every watch the client holds after a {@link #sync}: a recipe waiting on
+     * a node shows here (a data watch from `exists` or `getData` on a node that exists, an exist
+     * watch on one that does not, a child watch from `getChildren`). ZooKeeper keeps these lists
+     * protected; they are read by reflection.
+     */
+    static String watches(CuratorFramework c) throws Exception {
+        sync(c);
+        ZooKeeper zk = c.getZookeeperClient().getZooKeeper();
+        StringBuilder sb = new StringBuilder();
+        String[][] kinds = {{"data", "getDataWatches"}, {"exist", "getExistWatches"}, {"child", "getChildWatches"}};
+        for (String[] kind : kinds) {
+            java.lang.reflect.Method list = ZooKeeper.class.getDeclaredMethod(kind[1]);
+            list.setAccessible(true);
+            @SuppressWarnings("unchecked")
+            List<String> paths = (List<String>) list.invoke(zk);
+            for (String path : paths) {
+                sb.append(' ').append(kind[0]).append(':').append(path);
+            }
+        }
+        return sb.toString();
     }
 
     static synchronized void out(String line) {

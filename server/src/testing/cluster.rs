@@ -221,6 +221,19 @@ impl TestingCluster {
     /// # Panics
     ///
     /// If there is no member `index`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::testing::TestingCluster;
+    ///
+    /// let cluster = TestingCluster::start(3).await?;
+    /// assert_eq!(cluster.secure_addr(0), None, "no TLS configured, no secure port");
+    /// cluster.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn secure_addr(&self, index: usize) -> Option<SocketAddr> {
         self.slot(index).member.as_ref().and_then(|m| m.secure_addr)
     }

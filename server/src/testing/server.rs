@@ -133,6 +133,19 @@ impl TestingServer {
 
     /// The address of the secure (TLS) client port, with [`ServerBuilder::tls`]; while the
     /// server is stopped, `None`. A restart takes the same secure port again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::testing::TestingServer;
+    ///
+    /// let server = TestingServer::start().await?;
+    /// assert_eq!(server.secure_addr(), None, "no TLS configured, no secure port");
+    /// server.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn secure_addr(&self) -> Option<SocketAddr> {
         self.member.as_ref().and_then(|m| m.secure_addr)
     }
