@@ -5,26 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use corral_core::{BoxStream, ConnectFuture, ConnectionState, Connector, Framework, HostPort, RetryForever};
+use corral_core::{ConnectionState, Framework, RetryForever};
 use corral_server::testing::TestingServer;
+use corral_test_support::env::InMemory;
 use futures::StreamExt as _;
 use tokio::time::Instant;
-
-/// Connects to the embedded server in memory, so that time can be paused.
-#[derive(Debug)]
-struct InMemory(Arc<TestingServer>);
-
-impl Connector for InMemory {
-    fn connect(&self, _host: &HostPort) -> ConnectFuture {
-        let server = Arc::clone(&self.0);
-        Box::pin(async move {
-            let stream = server
-                .connect_in_memory()
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "server stopped"))?;
-            Ok((Box::new(stream) as BoxStream, server.addr()))
-        })
-    }
-}
 
 const CHECK: Duration = Duration::from_secs(1);
 
