@@ -169,23 +169,26 @@ impl Engine {
     fn reconcile(&self, fresh: BTreeMap<String, CachedNode>) {
         let mut nodes = self.shared.nodes.write().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<String> = nodes.keys().filter(|p| !fresh.contains_key(*p)).cloned().collect();
+        let mut events = Vec::new();
         // Deepest first, as ZooKeeper deletes.
         for path in gone.iter().rev() {
             if let Some(old) = nodes.remove(path) {
-                self.shared.send(CacheEvent::Deleted { path: path.clone(), old });
+                events.push(CacheEvent::Deleted { path: path.clone(), old });
             }
         }
         for (path, node) in fresh {
-            let events = diff::events(&path, nodes.get(&path), &node);
-            if events.is_empty() {
+            let changes = diff::events(&path, nodes.get(&path), &node);
+            if changes.is_empty() {
                 continue;
             }
-            for event in events {
-                self.shared.send(event);
-            }
+            events.extend(changes);
             nodes.insert(path, node);
         }
+        // The generation first: whoever reacts to an event reads a view that already has it.
         self.shared.bump(nodes.len());
+        for event in events {
+            self.shared.send(event);
+        }
     }
 
     /// Applies one watch event: re-reads the node (the event says only that it changed).
@@ -235,15 +238,18 @@ impl Engine {
         let prefix = format!("{path}/");
         let below: BTreeSet<String> =
             nodes.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect();
-        let mut removed = false;
+        let mut events = Vec::new();
         for p in below.iter().rev().chain(std::iter::once(&path.to_owned())) {
             if let Some(old) = nodes.remove(p) {
-                removed = true;
-                self.shared.send(CacheEvent::Deleted { path: p.clone(), old });
+                events.push(CacheEvent::Deleted { path: p.clone(), old });
             }
         }
-        if removed {
+        if !events.is_empty() {
+            // The generation first: whoever reacts to an event reads a view that already has it.
             self.shared.bump(nodes.len());
+            for event in events {
+                self.shared.send(event);
+            }
         }
     }
 }
