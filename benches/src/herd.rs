@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use corral_recipes::persistent_node::PersistentNode;
-use corral_recipes::{AddWatchMode, Client, CreateMode, EventType, Framework};
+use corral_recipes::{AddWatchMode, Client, ConnectionState, CreateMode, EventType, Framework};
 use corral_server::testing::TestingServer;
 use futures::StreamExt as _;
 use tokio::time::Instant;
@@ -45,6 +45,9 @@ struct HerdRun {
     timeout: Duration,
     /// How long expiring every session took.
     expiring: Duration,
+    /// Per window from the first handshake: clients told their session is lost (the first
+    /// wave's answers), clients on a new session, nodes created again — where the time goes.
+    phases: [Vec<usize>; 3],
 }
 
 /// Handshakes per `width` window from the first one on: the counts (empty for no handshake).
@@ -54,6 +57,19 @@ fn windows(times: &[Instant], width: Duration) -> Vec<usize> {
     let mut counts = vec![0usize; index(last) + 1];
     for t in times {
         counts[index(t)] += 1;
+    }
+    counts
+}
+
+/// Moments per `width` window from `origin` on (moments before it count in the first).
+fn windows_from(origin: Instant, times: &[Instant], width: Duration) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for t in times {
+        let index = (t.saturating_duration_since(origin).as_micros() / width.as_micros().max(1)) as usize;
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
+        }
+        counts[index] += 1;
     }
     counts
 }
@@ -106,6 +122,10 @@ fn report(r: &Reporter, suffix: &str, run: &HerdRun) {
         run.first_handshake.as_secs_f64() * 1e3,
         run.counts
     ));
+    note(format_args!(
+        "herd{suffix} per 100 ms from the first handshake: lost {:?}; new sessions {:?}; nodes back {:?}",
+        run.phases[0], run.phases[1], run.phases[2]
+    ));
 }
 
 async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) -> Result<HerdRun, String> {
@@ -137,12 +157,12 @@ async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) 
         observer.add_watch("/herd", AddWatchMode::PersistentRecursive).await.map_err(ctx("observer's watch"))?;
     let created = tokio::spawn(async move {
         let mut seen = HashSet::new();
-        let mut last = None;
+        let mut times = Vec::with_capacity(clients);
         while seen.len() < clients {
             match watch.next().await {
                 Some(event) if event.event_type == EventType::NodeCreated => {
                     if seen.insert(event.path) {
-                        last = Some(Instant::now());
+                        times.push(Instant::now());
                     }
                 }
                 Some(event) if event.is_session_end() => break,
@@ -150,14 +170,21 @@ async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) 
                 None => break,
             }
         }
-        (seen.len(), last)
+        (seen.len(), times)
     });
     let reconnected: Vec<_> = fws
         .iter()
         .map(|fw| {
             let mut states = fw.connection_state();
             tokio::spawn(async move {
-                states.wait_for(|s| s.epoch >= 2 && s.state.is_connected()).await.ok().map(|_| Instant::now())
+                // A watch channel keeps the latest state only: LOST may be overtaken already.
+                let lost = match states.wait_for(|s| s.state == ConnectionState::Lost || s.epoch >= 2).await {
+                    Ok(s) if s.state == ConnectionState::Lost => Some(Instant::now()),
+                    _ => None,
+                };
+                let back =
+                    states.wait_for(|s| s.epoch >= 2 && s.state.is_connected()).await.ok().map(|_| Instant::now());
+                (lost, back)
             })
         })
         .collect();
@@ -172,25 +199,33 @@ async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) 
 
     let limit = (timeout * 10).max(Duration::from_secs(30));
     let back = tokio::time::timeout(limit, async {
-        let (count, last_created) = created.await.unwrap_or((0, None));
-        let mut last = last_created;
+        let (count, created) = created.await.unwrap_or_default();
+        let mut last = created.iter().max().copied();
         let mut missing = clients.saturating_sub(count);
+        let (mut lost, mut renewed) = (Vec::with_capacity(clients), Vec::with_capacity(clients));
         for task in reconnected {
-            match task.await.ok().flatten() {
-                Some(at) => last = last.max(Some(at)),
+            let (lost_at, back_at) = task.await.unwrap_or_default();
+            lost.extend(lost_at);
+            match back_at {
+                Some(at) => {
+                    last = last.max(Some(at));
+                    renewed.push(at);
+                }
                 None => missing += 1,
             }
         }
-        (missing, last)
+        (missing, last, [lost, renewed, created])
     })
     .await;
-    let all_back = match back {
-        Ok((0, Some(last))) => last - start,
-        Ok((missing, _)) => return Err(format!("herd: {missing} clients or nodes did not come back")),
+    let (all_back, phase_times) = match back {
+        Ok((0, Some(last), phase_times)) => (last - start, phase_times),
+        Ok((missing, ..)) => return Err(format!("herd: {missing} clients or nodes did not come back")),
         Err(_) => return Err(format!("herd: not every client came back within {limit:?}")),
     };
     let times = server.handshake_times(false);
     let first_handshake = times.iter().min().map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
+    let origin = times.iter().min().copied().unwrap_or(start);
+    let phases = phase_times.map(|ts| windows_from(origin, &ts, WINDOW));
     let run = HerdRun {
         counts: windows(&times, WINDOW),
         handshakes: times.len(),
@@ -199,6 +234,7 @@ async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) 
         first_handshake,
         timeout,
         expiring,
+        phases,
     };
 
     for node in &nodes {

@@ -55,6 +55,8 @@ pub struct ClientBuilder {
     connector: Option<Arc<dyn Connector>>,
     tls: Option<ClientTls>,
     sasl: Option<Sasl>,
+    /// What this builder's clients learnt about TCP handshakes to each server, shared by clones.
+    pacing: Arc<crate::transport::ConnectPacing>,
 }
 
 impl ClientBuilder {
@@ -90,6 +92,7 @@ impl ClientBuilder {
             connector: None,
             tls: None,
             sasl: None,
+            pacing: Arc::default(),
         }
     }
 
@@ -503,7 +506,7 @@ impl ClientBuilder {
         if self.session_timeout.is_zero() {
             return Err(Error::BadArguments("session timeout must be positive".into()));
         }
-        let dialer = Dialer { connector: self.connector, tls: self.tls };
+        let dialer = Dialer { connector: self.connector, tls: self.tls, pacing: self.pacing };
         let first_host = cs.hosts.first().cloned().ok_or_else(|| Error::BadArguments("no host".into()))?;
         let (state_tx, _) = watch::channel(SessionState::NotConnected);
         let shared = Arc::new(Shared {

@@ -19,9 +19,13 @@
 //!    the connection timeout (then it fails with `ConnectionLoss`); credentials added meanwhile
 //!    are kept for the next connection, and dropped watchers are forgotten locally.
 //! 3. **Hosts are tried in turn** (`connect_phase`), each within the per-host connect timeout,
-//!    with a jittered exponential pause (50 ms → 2 s) after every full round that failed. Each
-//!    attempt sends the session id and password, the last zxid seen and the timeout
-//!    (`connect.rs`; over TLS when configured).
+//!    with a jittered exponential pause (50 ms → 2 s) after every full round that failed. A TCP
+//!    handshake to an address the builder's clients have connected to before is given only a
+//!    few times its usual time (at least 50 ms, doubling while unanswered): a server with a full
+//!    accept queue drops SYNs, and the kernel would send them again only after 1 s and 3 s,
+//!    bringing a herd back in waves (`transport::ConnectPacing`). Each attempt sends the
+//!    session id and password, the last zxid seen and the timeout (`connect.rs`; over TLS when
+//!    configured).
 //! 4. **The handshake answers**: timeout 0 means the session is expired — the task ends in
 //!    Expired (never quietly a new session: that is the framework's decision); otherwise the
 //!    session goes on, possibly on another server, with the negotiated timeout.
