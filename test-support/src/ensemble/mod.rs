@@ -202,7 +202,11 @@ impl EnsembleBuilder {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// This runs as a doctest where Java and Debian's ZooKeeper are installed (three JVMs, a few
+/// seconds); elsewhere [`EnsembleBuilder::start_or_skip`] skips it with a `skipping:` line, or
+/// fails it under `CI=true`.
+///
+/// ```
 /// use std::time::Duration;
 /// use corral_test_support::ensemble::Ensemble;
 ///
