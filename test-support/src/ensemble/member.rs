@@ -1,6 +1,6 @@
 //! One member on disk and as a process: its directory and `zoo.cfg`, the `sh` wrapper that
 //! holds its JVM (and kills it when the test process goes away), and the small OS helpers
-//! around them (signals, `/proc` checks, finding `java`, fresh directories).
+//! around them (signals, `/proc` checks, fresh directories).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -8,12 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::{env, fs};
 
-use super::{EnsembleBuilder, INSTALL_HINT, LOG_FILE, MemberId};
-use crate::local::ZOOKEEPER_JAR;
-
-const MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
-
-const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+use super::{EnsembleBuilder, LOG_FILE, MemberId};
+use crate::local::{QUORUM_MAIN_CLASS, SLF4J_SIMPLE_JAR, ZOOKEEPER_JAR};
 
 /// The member wrapper: `sh -c WRAPPER corral-zk-member <cfg> <log> <java> <args>…`.
 ///
@@ -131,7 +127,7 @@ pub(super) fn prepare(
         classpath.push(SLF4J_SIMPLE_JAR.to_owned());
         args.push("-Dorg.slf4j.simpleLogger.showDateTime=true".to_owned());
     }
-    args.extend(["-cp".to_owned(), classpath.join(":"), MAIN_CLASS.to_owned(), cfg.display().to_string()]);
+    args.extend(["-cp".to_owned(), classpath.join(":"), QUORUM_MAIN_CLASS.to_owned(), cfg.display().to_string()]);
     Ok(args)
 }
 
@@ -182,22 +178,6 @@ pub(super) fn cmdline_names(pid: u32, cfg: &Path) -> bool {
 pub(super) fn append_line(path: &Path, line: &str) -> io::Result<()> {
     let mut file = fs::OpenOptions::new().create(true).append(true).open(path)?;
     writeln!(file, "{line}")
-}
-
-/// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.
-pub(super) fn find_java() -> Result<PathBuf, String> {
-    if let Some(home) = env::var_os("JAVA_HOME") {
-        let java = Path::new(&home).join("bin").join("java");
-        if java.is_file() {
-            return Ok(java);
-        }
-    }
-    env::var_os("PATH")
-        .iter()
-        .flat_map(env::split_paths)
-        .map(|dir| dir.join("java"))
-        .find(|java| java.is_file())
-        .ok_or_else(|| format!("no `java` in PATH or JAVA_HOME (`{INSTALL_HINT}` brings one)"))
 }
 
 pub(super) fn fresh_dir() -> Result<PathBuf, String> {

@@ -27,19 +27,18 @@ use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
 use crate::fault_proxy::Fault;
-use crate::local::ZOOKEEPER_JAR;
+use crate::local::{INSTALL_HINT, ZOOKEEPER_JAR, find_java};
 use crate::peer_links::{PeerLink, PeerLinks};
 use crate::ports::free_port;
 use crate::wire;
 
-use self::member::{Member, WRAPPER, Wrapper, append_line, find_java, fresh_dir, prepare, signal, spawn_cleanup};
+use self::member::{Member, WRAPPER, Wrapper, append_line, fresh_dir, prepare, signal, spawn_cleanup};
 
 mod member;
 
 /// Set to `1` to keep every ensemble's directory (configuration, data, logs) after the test.
 pub const KEEP_ENV: &str = "CORRAL_ENSEMBLE_KEEP";
 
-const INSTALL_HINT: &str = "apt-get install zookeeper libslf4j-java";
 const LOG_FILE: &str = "zookeeper.log";
 const LOG_TAIL_LINES: usize = 30;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
