@@ -8,6 +8,14 @@
 //! `--json` prints one JSON document per command (one per event for `watch`), with snake_case
 //! field names; session ids are `0x…` strings, times are ms since the epoch (`*_ms`). Errors go
 //! to stderr; the exit codes are listed in [`error`].
+//!
+//! # Layout
+//!
+//! `main.rs` parses the command line and dispatches; `connect` makes the client; `plain`,
+//! `locks` (`locks`, `leader`), `recipes` (`services`, `queue`, `barrier`, `counter`) and
+//! `server` (`health`, `sessions`) are the commands; `layout` reads Curator's node names,
+//! `nodes` what every command knows about a node, `fourlw` the four-letter words, `output` the
+//! tables and JSON, and `error` the exit codes.
 
 mod connect;
 mod error;

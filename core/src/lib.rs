@@ -21,6 +21,27 @@
 //! crate (`corral_server::testing::TestingServer`, started in the hidden first lines); tests can
 //! use it the same way with `corral-server` as a dev-dependency.
 //!
+//! # Layout
+//!
+//! - `client/`: the public [`Client`] — `mod.rs` the handle, `ops.rs` one async method per
+//!   operation, `multi.rs` transactions, `admin.rs` watch management, credentials and
+//!   server-level calls, `builder.rs` [`ClientBuilder`].
+//! - `session/` (private): the session task that owns the connection, the session and the
+//!   watches — `connect.rs` one connection attempt, `io.rs` one live connection, `sasl.rs` the
+//!   SASL exchange, `probe.rs` the search for a read/write server, `watch.rs` the watch
+//!   registry; the reconnect story is told in its module docs.
+//! - `watcher.rs`: the public watcher types; `state.rs`: raw session states and events;
+//!   `ops.rs`: argument and result types of operations; `error.rs`: the one [`Error`].
+//! - `connect_string.rs` (hosts and chroot), `transport.rs` ([`Connector`]), `tls.rs`,
+//!   `sasl/` (DIGEST-MD5 and GSSAPI mechanisms): how a connection is made.
+//! - [`framework`]: [`Framework`], Curator's `CuratorFramework` — connection states (`state.rs`,
+//!   `manager.rs`, `circuit_breaker.rs`), the [`Session`](framework::Session) handle, create,
+//!   delete and protected create, ACL and compression providers, ensemble tracking, and the
+//!   builder.
+//! - `retry/`: [`RetryPolicy`] and the [`retry`] loop (`mod.rs`), the jittered exponential
+//!   policies (`exponential.rs`) and the others (`policies.rs`).
+//! - [`metrics`]: the names of the numbers reported through the `metrics` facade.
+//!
 //! # Examples
 //!
 //! ```

@@ -47,6 +47,7 @@ async fn an_operation_through_an_expired_session_fails_and_never_lands_in_the_ne
         let session = session.clone();
         tokio::spawn(async move { session.create("/late", "", CreateMode::Ephemeral).await })
     };
+    // Fault injection: real time, so that the expiry lands while the delayed request is in flight.
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(server.expire_session(old));
     server.set_latency(Duration::ZERO);
@@ -103,6 +104,7 @@ async fn drop_protected_create_at(server: &TestingServer, fw: &Framework, mode: 
             if create.as_mut().now_or_never().is_some() {
                 break;
             }
+            // Fault injection: each call drops the create at a different point of its real-time way.
             tokio::time::sleep(Duration::from_micros(700)).await;
         }
     }

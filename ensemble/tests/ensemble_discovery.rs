@@ -94,6 +94,7 @@ async fn ensemble_discovery_instances_come_back_and_caches_match_the_tree() {
         w.report.count("contender stalls");
         // The stall lasts at least 1.5 × the session timeout (so the session surely expires; a
         // node missing for another reason, say a re-registration under way, is not enough) ...
+        // Real time: the ensemble is ZooKeeper processes expiring sessions on their own clocks.
         tokio::time::sleep(SESSION_TIMEOUT * 3 / 2).await;
         // ... and until the instance is gone from the tree, the others registered by live sessions.
         let others: Vec<&str> = all.iter().copied().filter(|n| *n != names[i]).collect();

@@ -253,6 +253,7 @@ async fn stall(w: &mut Workload, contenders: &mut [Contender]) {
     w.progress(3, PROGRESS_WAIT, "a holder stall").await;
     w.report.recovered("a holder stall (to the next writes)", stalled.elapsed());
     // The stall lasts at least 1.5 × the session timeout, and until the session is gone.
+    // Real time: the ensemble is ZooKeeper processes expiring sessions on their own clocks.
     tokio::time::sleep((SESSION_TIMEOUT * 3 / 2).saturating_sub(stalled.elapsed())).await;
     w.session_gone(session, PROGRESS_WAIT).await.expect("the stalled holder's session expires");
     contenders[i].resume();

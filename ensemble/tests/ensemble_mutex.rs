@@ -59,6 +59,7 @@ async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
         w.progress(3, PROGRESS_WAIT, "a contender stall").await;
         w.report.recovered("a holder stall (to the next writes)", started.elapsed());
         // The stall lasts at least 1.5 × the session timeout, and until the session is gone.
+        // Real time: the ensemble is ZooKeeper processes expiring sessions on their own clocks.
         tokio::time::sleep((SESSION_TIMEOUT * 3 / 2).saturating_sub(started.elapsed())).await;
         w.session_gone(session, PROGRESS_WAIT).await.expect("the stalled contender's session expires");
         w.report.count("session expiries");

@@ -88,6 +88,7 @@ async fn ensemble_lock_safe_queue_acknowledges_every_item_exactly_once() {
         consumers[i].pause();
         w.report.count("consumer stalls");
         let started = Instant::now();
+        // Fault injection: real time, the ensemble is ZooKeeper processes expiring sessions on their clocks.
         tokio::time::sleep(SESSION_TIMEOUT * 3 / 2).await;
         consumers[i].resume();
         consumers[i].wait_count("state LOST", lost + 1, PROGRESS_WAIT).await;

@@ -91,6 +91,7 @@ async fn one_leader(mode: &str) {
         assert!(took <= SESSION_TIMEOUT * 2 + Duration::from_secs(2), "a new leader took {took:?}");
         // The stall lasts at least 1.5 × the session timeout, so the session surely expires (the
         // leader may have sent its release just before it stopped, and been followed at once).
+        // Real time: the ensemble is ZooKeeper processes expiring sessions on their own clocks.
         tokio::time::sleep((SESSION_TIMEOUT * 3 / 2).saturating_sub(started.elapsed())).await;
         w.report.count("session expiries");
         contenders[i].resume();

@@ -21,6 +21,7 @@ async fn ensemble_stale_holder_write_is_rejected() {
     // The holder stalls; the ensemble expires its session and deletes its lock node.
     stale.pause();
     w.report.count("contender stalls");
+    // Fault injection: real time, the ensemble is ZooKeeper processes expiring sessions on their clocks.
     tokio::time::sleep(SESSION_TIMEOUT + SESSION_TIMEOUT / 2).await;
     w.session_gone(session, PROGRESS_WAIT).await.expect("the stalled holder's session expires");
     w.report.count("session expiries");

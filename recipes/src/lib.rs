@@ -74,6 +74,17 @@
 //!
 //! This crate re-exports `corral-core`, so depending on it alone is enough; its error type is
 //! [`CoreError`] here.
+//!
+//! # Layout
+//!
+//! One module per recipe, named as above; a recipe that needs more than one file is a directory
+//! with the public type in its `mod.rs`: [`lock`] (guard, protected contender, revocation),
+//! [`leader_latch`] (the latch's election task), [`queue`] (one file per queue kind, the
+//! consumer, messages, serializer, sharder), [`cache`] (engine, diff, views), [`discovery`]
+//! (instance, registry, service cache, provider), [`atomic`] (numeric and raw-value engines),
+//! and [`kazoo`] (kazoo's layouts: one file per recipe family). What every recipe shares, written
+//! once: `task` (the recipe runtime), [`hold`] (what a hold rests on), `sort` (Curator's child
+//! ordering), `default_data` (Curator's default node data) and `error` (the one [`Error`]).
 
 pub mod atomic;
 pub mod barrier;

@@ -74,6 +74,7 @@ async fn mutual_exclusion_holds_under_random_faults() {
             let mut faults = 0;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(if long { 1800 } else { 60 });
             while acquisitions.load(Ordering::SeqCst) < target && tokio::time::Instant::now() < deadline {
+                // Fault injection: random real-time gaps between faults (a soak; the assertions are on exclusion).
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(20..80))).await;
                 let victim = &fws[fastrand::usize(..fws.len())];
                 let session = victim.client().session_id();
@@ -133,6 +134,7 @@ async fn a_latch_never_has_two_leaders_with_live_sessions_under_random_faults() 
                 server.drop_connection(session);
             }
         }
+        // A sampling round: each round checks the invariant; progress is checked after the loop.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let live = server.sessions();
         let leading: Vec<usize> = latches

@@ -276,6 +276,7 @@ async fn contend(fw: &Framework, who: &'static str) -> (Vec<Hold>, Vec<String>) 
         let client = fw.client();
         match client.create("/holder", who, CreateMode::Ephemeral).await {
             Ok(_) => {
+                // A hold inside the lock: widens the window a second holder would show in (the marker check).
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 match client.get_data("/holder").await {
                     Ok((data, stat)) if data == who.as_bytes() => {

@@ -324,6 +324,7 @@ async fn rw_contend(fw: &Framework, path: &str, who: &'static str, write_every: 
         if write {
             match client.create(MARKER, who, CreateMode::Ephemeral).await {
                 Ok(_) => {
+                    // A hold inside the lock: widens the window a conflicting holder would show in (the marker).
                     tokio::time::sleep(Duration::from_millis(2)).await;
                     match client.get_data(MARKER).await {
                         Ok((data, stat)) if data == who.as_bytes() => {
@@ -343,6 +344,7 @@ async fn rw_contend(fw: &Framework, path: &str, who: &'static str, write_every: 
             if marker_exists().await {
                 violations.push(format!("{who}: reader found the marker on entry"));
             }
+            // A hold inside the lock: widens the window a conflicting holder would show in (the marker).
             tokio::time::sleep(Duration::from_millis(2)).await;
             if marker_exists().await {
                 violations.push(format!("{who}: reader found the marker on exit"));

@@ -40,18 +40,14 @@ async fn exclusive_lock_shared_with_kazoo_both_ways() {
             request(peer, r#"{"op":"lock","kind":"Lock","path":"/locks/a","id":"py","name":"a"}"#.into()).await;
         assert!(answer.contains(r#""acquired": true"#), "{answer}");
         let ours = kazoo::lock(&fw, "/locks/a", "rust");
-        assert!(
-            matches!(
-                ours.acquire_timeout(Duration::from_millis(300)).await,
-                Err(corral_recipes::Error::TimedOut { .. })
-            ),
-            "both held the lock"
-        );
         let waiting = tokio::spawn(async move { ours.acquire_timeout(Duration::from_secs(20)).await });
         common::eventually("our contender queued", || async {
             kazoo::contenders(&fw, "/locks/a").await.unwrap() == ["py", "rust"]
         })
         .await;
+        // Ours waits on a watch, and nothing the server did so far woke it.
+        common::settled(&fw.client(), 1).await;
+        assert!(!waiting.is_finished(), "both held the lock");
         let (peer, answer) = request(peer, r#"{"op":"contenders","path":"/locks/a"}"#.into()).await;
         assert!(answer.contains(r#"["py", "rust"]"#), "kazoo sees our contender: {answer}");
         let (peer, _) = request(peer, r#"{"op":"release","name":"a"}"#.into()).await;
@@ -100,13 +96,19 @@ async fn read_and_write_locks_shared_with_kazoo() {
             .expect("readers share the lock");
         assert!(is_kazoo_name(reader.path().rsplit('/').next().unwrap(), kazoo::READ_LOCK_NODE_NAME));
         let writer = kazoo::write_lock(&fw, "/rw", "rust-writer");
-        assert!(
-            matches!(
-                writer.acquire_timeout(Duration::from_millis(300)).await,
-                Err(corral_recipes::Error::TimedOut { .. })
-            ),
-            "a writer beside readers"
-        );
+        let beside_readers = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.acquire().await }
+        });
+        common::eventually("our writer queued", || async { fw.client().get_children("/rw").await.unwrap().len() == 3 })
+            .await;
+        // Our writer waits on a watch, and nothing the server did so far woke it; dropped, it
+        // leaves the line (its node deleted).
+        common::settled(&fw.client(), 1).await;
+        assert!(!beside_readers.is_finished(), "a writer beside readers");
+        beside_readers.abort();
+        common::eventually("our writer left", || async { fw.client().get_children("/rw").await.unwrap().len() == 2 })
+            .await;
 
         // A kazoo writer waits for our reader.
         let (peer, answer) = request(peer, r#"{"op":"release","name":"r"}"#.into()).await;

@@ -79,6 +79,7 @@ async fn an_expired_leader_steps_down_and_rejoins_without_two_leaders() {
                     .filter(|(r, fw)| *r.borrow() && live.contains(&fw.client().session_id()))
                     .count();
                 max = max.max(leading);
+                // A sampling round: 300 checks of the invariant while the expiry plays out.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             max

@@ -28,6 +28,7 @@ async fn terms_alternate_and_never_overlap() {
                     async move {
                         assert!(leadership.is_valid());
                         assert_eq!(leaders.fetch_add(1, Ordering::SeqCst), 0, "two leaders");
+                        // A hold inside the term: widens the window an overlap would show in (checked by `leaders`).
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         leaders.fetch_sub(1, Ordering::SeqCst);
                         terms.fetch_add(1, Ordering::SeqCst);

@@ -57,10 +57,7 @@ async fn try_and_timeout_leave_nothing_behind_and_names_follow_curator() {
 
         let contender = Mutex::new(&other, "/lock");
         assert!(contender.try_acquire().await.unwrap().is_none());
-        assert!(matches!(
-            contender.acquire_timeout(Duration::from_millis(200)).await,
-            Err(corral_recipes::Error::TimedOut { .. })
-        ));
+        // A timed-out acquire: `a_timed_out_acquire_leaves_nothing_behind` on paused time.
         assert_eq!(contender.participant_nodes().await.unwrap(), vec![name.clone()]);
 
         // A dropped acquire future removes its node too.
@@ -84,6 +81,28 @@ async fn try_and_timeout_leave_nothing_behind_and_names_follow_curator() {
         fw.close().await;
         other.close().await;
     }
+}
+
+/// On paused time over in-memory connections: the wait is exact, and the timed-out contender's
+/// node is gone with it.
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_acquire_leaves_nothing_behind() {
+    let (server, fw) = common::in_memory().await;
+    let other = common::in_memory_framework(&server).await;
+    let guard = Mutex::new(&fw, "/lock").acquire().await.unwrap();
+    let name = guard.path().rsplit('/').next().unwrap().to_owned();
+    let contender = Mutex::new(&other, "/lock");
+    let start = tokio::time::Instant::now();
+    assert!(matches!(
+        contender.acquire_timeout(Duration::from_secs(600)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
+    assert_eq!(start.elapsed(), Duration::from_secs(600));
+    assert_eq!(contender.participant_nodes().await.unwrap(), vec![name]);
+    guard.release().await.unwrap();
+    contender.acquire().await.unwrap().release().await.unwrap();
+    fw.close().await;
+    other.close().await;
 }
 
 #[tokio::test]

@@ -214,10 +214,14 @@ async fn lock_safe_queue_delivers_every_item_once_to_many_consumers() {
     many_to_many("dq_many_locked", true).await;
 }
 
-#[tokio::test]
+// The tests that check a consumer is *not* given something run on paused time over in-memory
+// connections: a `*_timeout` take that times out there proves the server had nothing for it
+// (virtual time only moves once every task, the server's included, waits).
+
+#[tokio::test(start_paused = true)]
 async fn lock_safe_message_dropped_without_ack_is_delivered_again() {
-    let env = common::embedded("dq_drop_guard").await;
-    let (fw1, fw2) = (env.framework(), env.framework());
+    let (server, fw1) = common::in_memory().await;
+    let fw2 = common::in_memory_framework(&server).await;
     let queue1 = DistributedQueue::new(&fw1, "/q").lock_path("/q-locks");
     let queue2 = DistributedQueue::new(&fw2, "/q").lock_path("/q-locks");
     queue1.put(&item(0, 0)).await.unwrap();
@@ -245,11 +249,10 @@ async fn lock_safe_message_dropped_without_ack_is_delivered_again() {
     fw2.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn lock_safe_message_of_an_expired_session_is_delivered_again() {
-    let env = common::embedded("dq_expired_guard").await;
-    let server = env.server.clone().unwrap();
-    let (fw1, fw2) = (env.framework(), env.framework());
+    let (server, fw1) = common::in_memory().await;
+    let fw2 = common::in_memory_framework(&server).await;
     let queue1 = DistributedQueue::new(&fw1, "/q").lock_path("/q-locks");
     let queue2 = DistributedQueue::new(&fw2, "/q").lock_path("/q-locks");
     queue1.put(&item(0, 0)).await.unwrap();
@@ -274,11 +277,10 @@ async fn lock_safe_message_of_an_expired_session_is_delivered_again() {
     fw2.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_waiting_take_survives_a_dropped_connection_and_a_session_expiry() {
-    let env = common::embedded("take_across_faults").await;
-    let server = env.server.clone().unwrap();
-    let (consumer_fw, producer_fw) = (env.framework(), env.framework());
+    let (server, consumer_fw) = common::in_memory().await;
+    let producer_fw = common::in_memory_framework(&server).await;
     let session = connected(&consumer_fw).await;
     let simple = SimpleDistributedQueue::new(&consumer_fw, "/simple");
     let distributed = DistributedQueue::new(&consumer_fw, "/dq");
@@ -322,11 +324,9 @@ async fn a_waiting_take_survives_a_dropped_connection_and_a_session_expiry() {
     producer_fw.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_consumer_reports_connection_states_in_its_stream() {
-    let env = common::embedded("dq_states").await;
-    let server = env.server.clone().unwrap();
-    let fw = env.framework();
+    let (server, fw) = common::in_memory().await;
     let session = connected(&fw).await;
     let queue = DistributedQueue::new(&fw, "/q");
     let mut consumer = queue.consumer();
@@ -458,10 +458,11 @@ async fn id_queue_removes_by_id_and_keeps_put_order() {
     assert_eq!(queue.remove("x/y").await.unwrap(), 1, "ids are compared as stored");
     let mut consumer = queue.consumer();
     let mut got = Vec::new();
-    while let Some(mut message) = in_time(consumer.next_message_timeout(Duration::from_millis(500)).await) {
-        got.extend(message.take_items());
+    while got.len() < 2 {
+        got.extend(bounded("take", consumer.next_message()).await.unwrap().take_items());
     }
     assert_eq!(got, ["a", "c"].map(Bytes::from), "put order, whatever the ids");
+    assert!(fw.client().get_children("/q").await.unwrap().is_empty(), "nothing else is queued");
 
     // Lock-safe: an item a consumer holds is not removed; one it released is.
     let locked = DistributedIdQueue::new(&fw, "/l").lock_path("/l-locks");
@@ -500,6 +501,7 @@ async fn takes_across_a_connection_lost_mid_delete_return_each_item_once() {
         });
         let (cut, taken) = tokio::join!(
             async {
+                // Fault injection: each round cuts the connection at a different point of the real-time take.
                 tokio::time::sleep(Duration::from_millis(20 + 20 * round)).await;
                 server.drop_connection(session);
                 server.set_latency(Duration::ZERO);

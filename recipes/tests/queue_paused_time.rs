@@ -6,25 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_recipes::queue::{DistributedDelayQueue, DistributedQueue, SimpleDistributedQueue};
-use corral_recipes::{BoxStream, ConnectFuture, Connector, Framework, HostPort, RetryNTimes};
+use corral_recipes::{Framework, RetryNTimes};
 use corral_server::testing::TestingServer;
+use corral_test_support::env::InMemory;
 use tokio::time::Instant;
-
-/// Connects to the embedded server in memory, so that time can be paused.
-#[derive(Debug)]
-struct InMemory(Arc<TestingServer>);
-
-impl Connector for InMemory {
-    fn connect(&self, _host: &HostPort) -> ConnectFuture {
-        let server = Arc::clone(&self.0);
-        Box::pin(async move {
-            let stream = server
-                .connect_in_memory()
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "server stopped"))?;
-            Ok((Box::new(stream) as BoxStream, server.addr()))
-        })
-    }
-}
 
 async fn framework(server: &Arc<TestingServer>) -> Framework {
     let fw = Framework::builder(server.connect_string())

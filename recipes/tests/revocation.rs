@@ -139,6 +139,7 @@ async fn a_revocable_acquisition_expired_mid_flight_leaves_nothing_unowned() {
         let old = fw.client().session_id();
         server.set_latency(Duration::from_millis(1));
         let acquire = tokio::spawn(async move { mutex.acquire().await });
+        // Fault injection: each run expires the session at a different point of the real-time acquisition.
         tokio::time::sleep(Duration::from_micros(run * 500)).await;
         assert!(server.expire_session(old));
         server.set_latency(Duration::ZERO);

@@ -32,6 +32,7 @@ async fn a_semaphore_never_hands_out_more_leases_than_it_has() {
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     assert!(now <= 2, "{now} leases out of 2");
+                    // A hold inside the lease: widens the window an overlap would show in (checked by `inside`).
                     tokio::time::sleep(Duration::from_millis(2)).await;
                     inside.fetch_sub(1, Ordering::SeqCst);
                     lease.release().await.unwrap();
@@ -47,12 +48,17 @@ async fn a_semaphore_never_hands_out_more_leases_than_it_has() {
         let fw = env.framework();
         let sem = SemaphoreV2::new(&fw, "/sem", 2);
         let (l1, l2) = (sem.acquire().await.unwrap(), sem.acquire().await.unwrap());
-        assert!(matches!(
-            sem.acquire_timeout(Duration::from_millis(100)).await,
-            Err(corral_recipes::Error::TimedOut { .. })
-        ));
+        let third = tokio::spawn({
+            let sem = sem.clone();
+            async move { sem.acquire().await }
+        });
+        // The third waits on a watch, and nothing the server did so far woke it.
+        common::settled(&fw.client(), 1).await;
+        assert!(!third.is_finished(), "a third lease out of two");
         l1.release().await.unwrap();
+        let l3 = tokio::time::timeout(T, third).await.expect("the freed lease").unwrap().unwrap();
         l2.release().await.unwrap();
+        l3.release().await.unwrap();
         fw.close().await;
         let observer = env.client().await;
         assert_eq!(observer.get_children("/sem/leases").await.unwrap(), Vec::<String>::new());
@@ -74,12 +80,7 @@ async fn semaphore_mutex_and_multi_lock() {
 
         let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
         let held_b = Mutex::new(&fw, "/m/b").acquire().await.unwrap();
-        assert!(matches!(
-            multi.acquire_timeout(Duration::from_millis(200)).await,
-            Err(corral_recipes::Error::TimedOut { .. })
-        ));
-        // Nothing is left held after the failed attempt: /m/a is free.
-        assert!(Mutex::new(&fw, "/m/a").try_acquire().await.unwrap().is_some());
+        // A timed-out attempt: `a_timed_out_acquisition_leaves_nothing_held` on paused time.
         held_b.release().await.unwrap();
         let both = multi.acquire().await.unwrap();
         assert!(both.is_valid());
@@ -109,4 +110,32 @@ async fn group_members_see_each_other_and_leave() {
             fw.close().await;
         }
     }
+}
+
+/// The timeouts of `SemaphoreV2` and `MultiLock` on paused time over in-memory connections: a
+/// timed-out wait is exact, and leaves nothing held.
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_acquisition_leaves_nothing_held() {
+    let (_server, fw) = common::in_memory().await;
+    let sem = SemaphoreV2::new(&fw, "/sem", 2);
+    let (l1, l2) = (sem.acquire().await.unwrap(), sem.acquire().await.unwrap());
+    let start = tokio::time::Instant::now();
+    assert!(matches!(sem.acquire_timeout(Duration::from_secs(600)).await, Err(corral_recipes::Error::TimedOut { .. })));
+    assert_eq!(start.elapsed(), Duration::from_secs(600));
+    assert_eq!(fw.client().get_children("/sem/leases").await.unwrap().len(), 2, "the timed-out lease is gone");
+    l1.release().await.unwrap();
+    l2.release().await.unwrap();
+
+    let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
+    let held_b = Mutex::new(&fw, "/m/b").acquire().await.unwrap();
+    let start = tokio::time::Instant::now();
+    assert!(matches!(
+        multi.acquire_timeout(Duration::from_secs(600)).await,
+        Err(corral_recipes::Error::TimedOut { .. })
+    ));
+    assert_eq!(start.elapsed(), Duration::from_secs(600));
+    // Nothing is left held after the failed attempt: /m/a is free.
+    assert!(Mutex::new(&fw, "/m/a").try_acquire().await.unwrap().is_some());
+    held_b.release().await.unwrap();
+    fw.close().await;
 }

@@ -50,6 +50,7 @@ async fn live_nodes(server: &TestingServer, observer: &Client, dir: &str) -> Vec
 /// Expires `fw`'s session `after` a moment, while the server delays every request by 1 ms.
 async fn expire_mid_request(server: &TestingServer, fw: &Framework, after: Duration) -> i64 {
     let session = fw.client().session_id();
+    // Fault injection: real time, so that the expiry lands while a delayed request is in flight.
     tokio::time::sleep(after).await;
     assert!(server.expire_session(session), "the session to expire exists");
     session

@@ -25,6 +25,12 @@
 //! buckets; `watch` the watch tables; `acl` the permission checks and auth schemes; `state`
 //! puts them behind one mutex, held for microseconds and never across an `.await`.
 //!
+//! Around them: `server` ([`ServerBuilder`], [`Server`]) and `config` (settings, the injectable
+//! clock); `persist/` the data directory (transaction log, snapshots, replay on start);
+//! `fourlw` the four-letter words; `tls`, `x509`, `sasl` the secure port and its auth schemes;
+//! `zoo_cfg` reading ZooKeeper's own `zoo.cfg`; [`testing`] the test kit (`TestingServer`,
+//! `TestingCluster`); `main.rs` the `corral-server` binary.
+//!
 //! # A data directory
 //!
 //! With [`ServerBuilder::data_dir`] (`--data-dir`, `dataDir` in `zoo.cfg`) the server is

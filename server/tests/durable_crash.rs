@@ -161,6 +161,7 @@ async fn acknowledged_writes_survive_kill_9() {
         let client = Arc::new(Client::connect(&server.addr.to_string()).await.expect("connect"));
         let writers: Vec<_> =
             (0..4).map(|task| tokio::spawn(writer(Arc::clone(&client), task, round, Arc::clone(&acked)))).collect();
+        // Fault injection: SIGKILL at a random real-time point of the writes (a separate process).
         tokio::time::sleep(Duration::from_millis(fastrand::u64(30..400))).await;
         server.child.kill().expect("SIGKILL");
         server.child.wait().expect("reaped");

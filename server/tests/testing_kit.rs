@@ -10,7 +10,7 @@ use corral_proto::{ErrorCode, EventType};
 use corral_server::Server;
 use corral_server::testing::{TestingCluster, TestingServer};
 use tokio::io::DuplexStream;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 async fn session_over(stream: DuplexStream, timeout: i32) -> Raw<DuplexStream> {
     let (raw, resp) = Raw::handshake_over(stream, connect_request(timeout, 0, Bytes::from_static(&[0; 16]))).await;
@@ -174,8 +174,8 @@ async fn cluster_failover_keeps_the_session() {
 async fn shutdown_releases_the_port() {
     let server = Server::start().await.expect("start");
     let addr = server.addr();
+    // `Raw::connect` is a handshake: the server has accepted and serves this connection.
     let mut c = Raw::connect(addr).await;
-    let _ = sleep(Duration::ZERO).await;
     server.shutdown().await;
     c.expect_closed().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());

@@ -225,11 +225,22 @@ impl corral_core::Connector for InMemory {
 /// If the server does not start or the framework does not connect within 10 s.
 pub async fn in_memory() -> (Arc<TestingServer>, Framework) {
     let server = Arc::new(TestingServer::start().await.expect("start embedded server"));
+    let fw = in_memory_framework(&server).await;
+    (server, fw)
+}
+
+/// One more framework connected to `server` in memory, like the one [`in_memory`] returns: a
+/// 10 s session, connected when this returns.
+///
+/// # Panics
+///
+/// If the framework does not connect within 10 s.
+pub async fn in_memory_framework(server: &Arc<TestingServer>) -> Framework {
     let fw = Framework::builder("memory:2181")
         .session_timeout(Duration::from_secs(10))
         .connector(InMemory(server.clone()))
         .start()
         .expect("start framework");
     fw.wait_until_connected(Duration::from_secs(10)).await.expect("connected");
-    (server, fw)
+    fw
 }

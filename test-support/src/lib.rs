@@ -48,6 +48,16 @@
 //! `zookeeper.log` file in that directory. The JVM and the directory go away when the test
 //! process exits, however it exits (see the `local` module). It needs Linux, `sh`, a JRE and
 //! Debian's `zookeeper` package (`apt-get install zookeeper libslf4j-java`).
+//!
+//! # Layout
+//!
+//! `local` the standalone server above (with `guard`, which ties a child program's life to the
+//! test process's, and `ports`); [`ensemble`] replicated ensembles (`member.rs`: one member's
+//! files and JVM), [`peer_links`] the proxies between their members; [`fault_proxy`] the fault
+//! proxy (`frames.rs` reads requests for its holds, `pump.rs` copies the bytes); `secured` (TLS
+//! and SASL) and `reconfig` (reconfigurable) ZooKeepers, [`kerberos`] a KDC; [`python`] the kazoo
+//! peer; `wire` just enough protocol to probe a server; [`env`] (feature `env`) the test
+//! environments of the client and recipe suites.
 
 pub mod ensemble;
 #[cfg(feature = "env")]

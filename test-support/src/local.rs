@@ -17,13 +17,13 @@ use crate::wire;
 /// The ZooKeeper server jar of Debian's `zookeeper` package. Its manifest `Class-Path` pulls in the
 /// rest (jute, netty, slf4j-api, …) from `/usr/share/java`.
 pub(crate) const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
-const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+pub(crate) const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
 const SLF4J_LOG4J12_JAR: &str = "/usr/share/java/slf4j-log4j12.jar";
 const LOG4J_JAR: &str = "/usr/share/java/log4j-1.2.jar";
 const MAIN_CLASS: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
 /// The main class of a quorum member (see [`Extra::myid`]).
-const QUORUM_MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
-const INSTALL_HINT: &str = "apt-get install zookeeper libslf4j-java";
+pub(crate) const QUORUM_MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
+pub(crate) const INSTALL_HINT: &str = "apt-get install zookeeper libslf4j-java";
 
 /// How long a server may take to report a `Mode:` in `srvr`.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -128,7 +128,7 @@ fn start_inner(
 }
 
 /// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.
-fn find_java() -> Result<PathBuf, String> {
+pub(crate) fn find_java() -> Result<PathBuf, String> {
     if let Some(home) = env::var_os("JAVA_HOME") {
         let java = Path::new(&home).join("bin").join("java");
         if java.is_file() {

@@ -121,6 +121,7 @@ public final class CuratorContender {
                 acquired = mutex.acquire(5, TimeUnit.SECONDS);
             } catch (Exception e) {
                 out("error acquire " + e);
+                // Backoff before the next attempt after an error (a retry loop, not a wait for nothing).
                 Thread.sleep(100);
                 continue;
             }
@@ -138,6 +139,7 @@ public final class CuratorContender {
             out("acquired " + token + " " + session(client));
             for (int n = 0; n < writes && token != 0; n++) {
                 if (n > 0 && gapMs > 0) {
+                    // Pacing: the writes of one hold spread over real time, so a stall can fall between them.
                     Thread.sleep(gapMs);
                 }
                 if (!write(client, node, id, token)) {

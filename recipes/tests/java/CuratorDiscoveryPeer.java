@@ -339,6 +339,7 @@ public final class CuratorDiscoveryPeer {
                         violations++;
                         PeerIo.out("VIOLATION " + tag + " writer-found-marker");
                     }
+                    // A hold inside the lock: widens the window a conflicting holder would show in (the marker).
                     Thread.sleep(holdMs);
                     if (created) {
                         Stat stat = new Stat();
@@ -360,6 +361,7 @@ public final class CuratorDiscoveryPeer {
                         violations++;
                         PeerIo.out("VIOLATION " + tag + " reader-found-marker-on-entry");
                     }
+                    // A hold inside the lock: widens the window a conflicting holder would show in (the marker).
                     Thread.sleep(holdMs);
                     if (c.checkExists().forPath(marker) != null) {
                         violations++;

@@ -188,6 +188,7 @@ public final class CuratorPeer {
                     PeerIo.out("VIOLATION " + tag + " holder-exists");
                 }
                 if (holdMs > 0) {
+                    // A hold inside the lock: widens the window a second holder would show in (the marker check).
                     Thread.sleep(holdMs);
                 }
                 if (created) {

@@ -13,28 +13,32 @@
 //! `CORRAL_ENSEMBLE_KEEP=1`; otherwise the directory is removed.
 //!
 //! The JVMs are kept light for small machines: `-Xmx128m`, the serial collector, C1 only.
+//!
+//! `mod.rs` holds the public [`Ensemble`], its builder and what it tells about its members;
+//! `member.rs` one member on disk and as a process (configuration, the JVM's wrapper, `/proc`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
 use crate::fault_proxy::Fault;
-use crate::local::ZOOKEEPER_JAR;
+use crate::local::{INSTALL_HINT, ZOOKEEPER_JAR, find_java};
 use crate::peer_links::{PeerLink, PeerLinks};
 use crate::ports::free_port;
 use crate::wire;
 
+use self::member::{Member, WRAPPER, Wrapper, append_line, fresh_dir, prepare, signal, spawn_cleanup};
+
+mod member;
+
 /// Set to `1` to keep every ensemble's directory (configuration, data, logs) after the test.
 pub const KEEP_ENV: &str = "CORRAL_ENSEMBLE_KEEP";
 
-const MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
-const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
-const INSTALL_HINT: &str = "apt-get install zookeeper libslf4j-java";
 const LOG_FILE: &str = "zookeeper.log";
 const LOG_TAIL_LINES: usize = 30;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -43,34 +47,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// ZooKeeper binds it; then every port is chosen again).
 const START_ATTEMPTS: usize = 3;
 
-/// The member wrapper: `sh -c WRAPPER corral-zk-member <cfg> <log> <java> <args>…`.
-///
-/// It starts java in the background (output appended to `<log>`), prints java's PID and blocks
-/// reading its stdin. Once stdin is closed it kills java with SIGKILL, but only while
-/// `/proc/<pid>/cmdline` still names `<cfg>` (a PID reused after java died is never touched).
-const WRAPPER: &str = r#"
-cfg=$1
-log=$2
-shift 2
-"$@" </dev/null >>"$log" 2>&1 &
-pid=$!
-echo "$pid"
-exec >/dev/null
-cat >/dev/null
-if grep -qaF -- "$cfg" "/proc/$pid/cmdline" 2>/dev/null; then
-  kill -KILL "$pid" 2>/dev/null
-fi
-wait
-"#;
-
 /// How long a member must look gone before [`Ensemble::wait_serving`] says it is not running.
 const NOT_RUNNING_GRACE: Duration = Duration::from_secs(3);
-
-/// The directory guard: removes `<dir>` once its stdin closes, unless `<dir>/KEEP` exists.
-const CLEANUP: &str = r#"
-cat >/dev/null
-[ -e "$1/KEEP" ] || rm -rf -- "$1"
-"#;
 
 /// A member's id: its `myid`, 1 to the ensemble's size.
 pub type MemberId = u32;
@@ -216,46 +194,6 @@ impl EnsembleBuilder {
     }
 }
 
-/// One member: its ports, its directory, and its JVM while it runs.
-#[derive(Debug)]
-struct Member {
-    client: SocketAddr,
-    dir: PathBuf,
-    process: Option<Wrapper>,
-    /// The java command line, kept to restart the member.
-    args: Vec<String>,
-}
-
-impl Member {
-    fn cfg(&self) -> PathBuf {
-        self.dir.join("conf").join("zoo.cfg")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join(LOG_FILE)
-    }
-
-    /// Whether the JVM of this member is alive (a zombie or a reused PID is not).
-    fn alive(&self) -> bool {
-        self.process.as_ref().is_some_and(|p| cmdline_names(p.java_pid, &self.cfg()))
-    }
-}
-
-/// The `sh` wrapper of one JVM; dropping it kills the JVM and reaps the wrapper.
-#[derive(Debug)]
-struct Wrapper {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    java_pid: u32,
-}
-
-impl Drop for Wrapper {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
 /// A running ZooKeeper ensemble of real quorum peers on loopback.
 ///
 /// Members are numbered from 1. Every method that waits takes a bound and says what it waited
@@ -263,7 +201,11 @@ impl Drop for Wrapper {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// This runs as a doctest where Java and Debian's ZooKeeper are installed (three JVMs, a few
+/// seconds); elsewhere [`EnsembleBuilder::start_or_skip`] skips it with a `skipping:` line, or
+/// fails it under `CI=true`.
+///
+/// ```
 /// use std::time::Duration;
 /// use corral_test_support::ensemble::Ensemble;
 ///
@@ -660,133 +602,6 @@ impl fmt::Display for Ensemble {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ensemble {} in {}", self.connect_string(), self.dir.display())
     }
-}
-
-/// Writes one member's `conf/zoo.cfg` and `data/myid`, and returns the java arguments.
-fn prepare(builder: &EnsembleBuilder, dir: &Path, id: MemberId, client: u16, servers: &str) -> io::Result<Vec<String>> {
-    let conf = dir.join("conf");
-    let data = dir.join("data");
-    fs::create_dir_all(&conf)?;
-    fs::create_dir_all(&data)?;
-    fs::write(data.join("myid"), format!("{id}\n"))?;
-    let tick = builder.tick_time.as_millis().max(1);
-    let max_session = builder.max_session_timeout.map_or(tick * 20, |t| t.as_millis());
-    let cfg = conf.join("zoo.cfg");
-    fs::write(
-        &cfg,
-        format!(
-            "tickTime={tick}\n\
-             initLimit=20\n\
-             syncLimit=10\n\
-             maxSessionTimeout={max_session}\n\
-             dataDir={}\n\
-             clientPort={client}\n\
-             clientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n\
-             4lw.commands.whitelist=*\n\
-             maxClientCnxns=0\n\
-             {servers}",
-            data.display()
-        ),
-    )?;
-    let mut classpath = vec![conf.display().to_string(), ZOOKEEPER_JAR.to_owned()];
-    let mut args = vec![
-        format!("-Xmx{}m", builder.heap_mb),
-        "-Xss512k".to_owned(),
-        "-XX:+UseSerialGC".to_owned(),
-        "-XX:TieredStopAtLevel=1".to_owned(),
-        "-XX:-UsePerfData".to_owned(),
-        "-Djava.net.preferIPv4Stack=true".to_owned(),
-        "-Dzookeeper.extendedTypesEnabled=true".to_owned(),
-        // A dead peer is found fast on loopback; keep elections from backing off for a minute.
-        "-Dzookeeper.cnxTimeout=1000".to_owned(),
-        "-Dzookeeper.fastleader.maxNotificationInterval=1000".to_owned(),
-    ];
-    if Path::new(SLF4J_SIMPLE_JAR).is_file() {
-        classpath.push(SLF4J_SIMPLE_JAR.to_owned());
-        args.push("-Dorg.slf4j.simpleLogger.showDateTime=true".to_owned());
-    }
-    args.extend(["-cp".to_owned(), classpath.join(":"), MAIN_CLASS.to_owned(), cfg.display().to_string()]);
-    Ok(args)
-}
-
-/// Starts the `sh` guard that removes `dir` when the test process exits.
-fn spawn_cleanup(dir: &Path) -> Result<Wrapper, String> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(CLEANUP)
-        .arg("corral-ensemble-cleanup")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|err| format!("could not run `sh`: {err}"))?;
-    let stdin = child.stdin.take();
-    Ok(Wrapper { child, stdin, java_pid: 0 })
-}
-
-/// Sends `SIG<name>` to `pid` with `kill(1)`.
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
-    if !status.is_ok_and(|s| s.success()) {
-        tracing::warn!(pid, signal = name, "kill failed");
-    }
-}
-
-/// Whether `pid` is a live process started for `cfg`: not gone, not a zombie, and not a reused
-/// PID (its command line names `cfg`). An empty command line is a process in the middle of
-/// exec (the wrapper reports the PID before java has replaced the shell): alive.
-fn cmdline_names(pid: u32, cfg: &Path) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // The state follows the command name, which is in parentheses and may contain anything.
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
-    if matches!(state, None | Some('Z' | 'X' | 'x')) {
-        return false;
-    }
-    match fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) if cmdline.is_empty() => true,
-        Ok(cmdline) => {
-            let needle = cfg.as_os_str().as_encoded_bytes();
-            cmdline.windows(needle.len()).any(|w| w == needle)
-        }
-        Err(_) => false,
-    }
-}
-
-fn append_line(path: &Path, line: &str) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{line}")
-}
-
-/// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.
-fn find_java() -> Result<PathBuf, String> {
-    if let Some(home) = env::var_os("JAVA_HOME") {
-        let java = Path::new(&home).join("bin").join("java");
-        if java.is_file() {
-            return Ok(java);
-        }
-    }
-    env::var_os("PATH")
-        .iter()
-        .flat_map(env::split_paths)
-        .map(|dir| dir.join("java"))
-        .find(|java| java.is_file())
-        .ok_or_else(|| format!("no `java` in PATH or JAVA_HOME (`{INSTALL_HINT}` brings one)"))
-}
-
-fn fresh_dir() -> Result<PathBuf, String> {
-    let base = env::temp_dir();
-    let pid = std::process::id();
-    for n in 0..1000 {
-        let dir = base.join(format!("corral-ensemble-{pid}-{n}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(format!("could not create {}: {err}", dir.display())),
-        }
-    }
-    Err(format!("could not create a fresh corral-ensemble-{pid}-* directory in {}", base.display()))
 }
 
 #[cfg(test)]
