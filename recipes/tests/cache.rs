@@ -6,8 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use corral_recipes::cache::{Cache, CacheEvent, CachedNode, ChildrenCache, NodeCache};
+use corral_recipes::cache::{Cache, CacheEvent, CachedNode, ChildrenCache, NodeCache, WatchMode};
 use corral_recipes::{Client, ConnectionState, CreateMode, Framework, RetryNTimes};
+use corral_server::Server;
 use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(30);
@@ -30,14 +31,35 @@ fn view(map: &BTreeMap<String, CachedNode>) -> BTreeMap<String, (Vec<u8>, i64, i
     map.iter().map(|(p, n)| (p.clone(), (n.data.to_vec(), n.stat.czxid, n.stat.mzxid))).collect()
 }
 
+/// The watches a cache of `tree` (unlimited depth, no filter) holds in `mode`: one persistent
+/// watch; or a data and a children watch per node (an exists watch alone on a missing root).
+fn watches_for(mode: WatchMode, tree: &BTreeMap<String, (Vec<u8>, i64, i64)>) -> usize {
+    match mode {
+        WatchMode::OneShot => (2 * tree.len()).max(1),
+        _ => 1,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
-    let env = common::embedded("cache-random").await;
+    converges_under_random_changes_and_faults(common::embedded("cache-random").await, WatchMode::Persistent).await;
+}
+
+/// The same on a server without persistent watches (ZooKeeper 3.5's answers): the one-shot
+/// fallback, through the same changes, connection drops and expiries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_shot_cache_converges_to_the_server_under_random_changes_and_faults() {
+    let env = common::embedded_with("cache-random-oneshot", Server::builder().persistent_watches(false)).await;
+    converges_under_random_changes_and_faults(env, WatchMode::OneShot).await;
+}
+
+async fn converges_under_random_changes_and_faults(env: common::Env, mode: WatchMode) {
     let server = env.server.clone().unwrap();
     let fw = env.framework();
     let cache = Cache::builder(&fw, "/tree").start();
     let mut events = cache.events();
     cache.wait_initialized(T).await.unwrap();
+    assert_eq!(cache.watch_mode(), mode);
 
     // Replay the event stream into a map of its own: it must end up equal to the view.
     let replay = tokio::spawn(async move {
@@ -87,11 +109,25 @@ async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
             }
         }
     }
-    // Quiescence: the view equals the server's tree.
+    // Quiescence: the view equals the server's tree, and every node is watched exactly once
+    // per slot (no watch added twice, none lost to a delete-and-recreate or an expiry).
     let expected = server_tree(&writer, "/tree").await;
     common::eventually("the cache matches the server", || {
         let (cache, expected, fw) = (&cache, &expected, &fw);
         async move { fw.current_state().state.is_connected() && view(&cache.snapshot()) == *expected }
+    })
+    .await;
+    let watches = watches_for(mode, &expected);
+    common::eventually(&format!("{watches} watches"), || async { fw.client().watcher_count().await == watches }).await;
+    // Proof that the cache follows changes from here on (its watches are live, not just counted).
+    let _ = writer.create("/tree", "", CreateMode::Persistent).await;
+    let _ = writer.create("/tree/a", "", CreateMode::Persistent).await;
+    writer.create("/tree/a/late", "x", CreateMode::Persistent).await.unwrap();
+    writer.set_data("/tree", "last", None).await.unwrap();
+    let expected = server_tree(&writer, "/tree").await;
+    common::eventually("the cache follows a last change", || {
+        let (cache, expected) = (&cache, &expected);
+        async move { view(&cache.snapshot()) == *expected }
     })
     .await;
     let snapshot = cache.snapshot();
@@ -105,12 +141,19 @@ async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
 
 #[tokio::test]
 async fn delete_and_recreate_while_disconnected_is_never_silent() {
-    let cluster = corral_server::testing::TestingCluster::with_builder(
-        2,
-        corral_server::Server::builder().tick_time(Duration::from_millis(2000)),
-    )
-    .await
-    .unwrap();
+    delete_and_recreate_while_disconnected(Server::builder(), WatchMode::Persistent).await;
+}
+
+#[tokio::test]
+async fn delete_and_recreate_while_disconnected_is_never_silent_with_one_shot_watches() {
+    delete_and_recreate_while_disconnected(Server::builder().persistent_watches(false), WatchMode::OneShot).await;
+}
+
+async fn delete_and_recreate_while_disconnected(builder: corral_server::ServerBuilder, mode: WatchMode) {
+    let cluster =
+        corral_server::testing::TestingCluster::with_builder(2, builder.tick_time(Duration::from_millis(2000)))
+            .await
+            .unwrap();
     let fw = Framework::builder(cluster.addr(0).to_string())
         .session_timeout(Duration::from_secs(20))
         .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
@@ -121,6 +164,7 @@ async fn delete_and_recreate_while_disconnected_is_never_silent() {
     writer.create("/svc/x", "old", CreateMode::Persistent).await.unwrap();
     let cache = Cache::builder(&fw, "/svc").start();
     cache.wait_initialized(T).await.unwrap();
+    assert_eq!(cache.watch_mode(), mode);
     let old_czxid = cache.get("/svc/x").unwrap().stat.czxid;
     let mut events = cache.events();
 
@@ -158,7 +202,16 @@ async fn delete_and_recreate_while_disconnected_is_never_silent() {
 
 #[tokio::test]
 async fn closing_a_cache_leaves_no_watch_on_the_server() {
-    let env = common::embedded("cache-wchs").await;
+    closing_leaves_no_watch(common::embedded("cache-wchs").await).await;
+}
+
+#[tokio::test]
+async fn closing_a_one_shot_cache_leaves_no_watch_on_the_server() {
+    closing_leaves_no_watch(common::embedded_with("cache-wchs", Server::builder().persistent_watches(false)).await)
+        .await;
+}
+
+async fn closing_leaves_no_watch(env: common::Env) {
     let server = env.server.clone().unwrap();
     let fw = env.framework();
     let caches: Vec<Cache> = (0..3).map(|i| Cache::builder(&fw, format!("/c{i}")).start()).collect();
