@@ -87,7 +87,7 @@ async fn converges_under_random_changes_and_faults(env: common::Env, mode: Watch
         .chain(names.iter().map(|n| format!("/tree/{n}")))
         .chain(names.iter().flat_map(|n| names.iter().map(move |m| format!("/tree/{n}/{m}"))))
         .collect();
-    for step in 0..300 {
+    for step in 0..320 {
         let path = &paths[fastrand::usize(..paths.len())];
         match fastrand::u8(..4) {
             0 | 1 => {
@@ -100,13 +100,19 @@ async fn converges_under_random_changes_and_faults(env: common::Env, mode: Watch
                 let _ = writer.delete(path, None).await;
             }
         }
-        if step % 40 == 0 {
+        // A dropped connection and an expiry in turn, every 40 steps; the last step's fault is
+        // an expiry (so the end state is the work of a new session's first resync).
+        if step % 40 == 39 {
+            // Each fault lands: on a connection the framework has made since the last one.
+            let before = fw.current_state();
             let session = fw.client().session_id();
-            if step % 120 == 0 {
-                server.expire_session(session);
-            } else {
-                server.drop_connection(session);
-            }
+            let landed = if step % 80 == 79 { server.expire_session(session) } else { server.drop_connection(session) };
+            assert!(landed, "step {step}: no session {session:#x} to hit");
+            let mut states = fw.connection_state();
+            tokio::time::timeout(T, states.wait_for(|s| s.state.is_connected() && s.connection != before.connection))
+                .await
+                .expect("reconnected after the fault")
+                .unwrap();
         }
     }
     // Quiescence: the view equals the server's tree, and every node is watched exactly once
