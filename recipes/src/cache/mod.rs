@@ -304,8 +304,9 @@ impl CacheBuilder {
 
     /// Keeps nodes at most `depth` levels below the root (0 = the root only).
     ///
-    /// Deeper nodes are neither read nor kept, but the watch still covers them: their changes
-    /// cost an ignored notification each.
+    /// Deeper nodes are neither read nor kept. A persistent watch still covers them (their
+    /// changes cost an ignored notification each); with one-shot watches
+    /// ([`WatchMode::OneShot`]) nothing below the limit is watched.
     ///
     /// # Examples
     ///
