@@ -1,15 +1,15 @@
 //! The caches on a server without persistent watches (the embedded server answering as
 //! ZooKeeper 3.5 does, `persistent_watches(false)`): the one-shot fallback is chosen once per
-//! framework, `NodeCache` and `ChildrenCache` follow their nodes with exactly the watches they
-//! need (none below the depth limit, one per slot, set again after a delete-and-recreate), and
-//! release them on close. The randomized consistency test and the delete-while-disconnected test
-//! run in this mode in `cache.rs`; the service cache's expiry test in `discovery.rs`.
+//! framework, and a filtered-out node's children are still followed. `NodeCache` and
+//! `ChildrenCache`, the randomized consistency test, the delete-while-disconnected test and
+//! the watch release run in this mode in `cache.rs`; the service cache in `discovery.rs` and
+//! `discovery_event_order.rs`; the lagging event stream in `cache_resync.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use corral_recipes::cache::{Cache, ChildrenCache, NodeCache, WatchMode};
+use corral_recipes::cache::{Cache, WatchMode};
 use corral_recipes::framework::PersistentWatches;
 use corral_recipes::{CreateMode, Framework};
 use corral_server::Server;
@@ -64,77 +64,6 @@ async fn the_fallback_is_chosen_once_per_framework() {
     for fw in [fw, other, modern_fw] {
         fw.close().await;
     }
-}
-
-#[tokio::test]
-async fn node_and_children_caches_follow_their_nodes_with_one_shot_watches() {
-    let env = without_add_watch("oneshot-views").await;
-    let fw = env.framework();
-    let writer = env.client().await;
-    writer.create("/p", "root", CreateMode::Persistent).await.unwrap();
-    writer.create("/p/a", "1", CreateMode::Persistent).await.unwrap();
-    writer.create("/p/a/deep", "x", CreateMode::Persistent).await.unwrap();
-    let node = NodeCache::start(&fw, "/p");
-    let children = ChildrenCache::start(&fw, "/p");
-    node.cache().wait_initialized(T).await.unwrap();
-    children.cache().wait_initialized(T).await.unwrap();
-    assert_eq!((node.cache().watch_mode(), children.cache().watch_mode()), (WatchMode::OneShot, WatchMode::OneShot));
-    assert_eq!(&node.current().unwrap().data[..], b"root");
-    assert_eq!(children.current().keys().collect::<Vec<_>>(), ["a"], "depth 1 only");
-    // NodeCache: the data of /p. ChildrenCache: the data and children of /p and the data of
-    // /p/a — nothing at or below /p/a/deep, and no children watch at the depth limit.
-    let watches = 1 + 3;
-    common::eventually("the views' watches", || async { fw.client().watcher_count().await == watches }).await;
-
-    writer.create("/p/b", "2", CreateMode::Persistent).await.unwrap();
-    writer.set_data("/p", "changed", None).await.unwrap();
-    writer.set_data("/p/a", "1b", None).await.unwrap();
-    writer.create("/p/a/deeper", "", CreateMode::Persistent).await.unwrap();
-    common::eventually("the views follow", || async {
-        let current = children.current();
-        current.keys().collect::<Vec<_>>() == ["a", "b"]
-            && &current["a"].data[..] == b"1b"
-            && node.current().is_some_and(|n| &n.data[..] == b"changed")
-    })
-    .await;
-    assert_eq!(children.cache().get("/p/a/deeper"), None);
-
-    // Deleted and created again: followed again, with the same number of watches.
-    writer.delete("/p/a/deep", None).await.unwrap();
-    writer.delete("/p/a/deeper", None).await.unwrap();
-    writer.delete("/p/a", None).await.unwrap();
-    writer.delete("/p/b", None).await.unwrap();
-    writer.create("/p/a", "again", CreateMode::Persistent).await.unwrap();
-    common::eventually("the re-created child", || async {
-        let current = children.current();
-        current.len() == 1 && current.get("a").is_some_and(|n| &n.data[..] == b"again")
-    })
-    .await;
-    common::eventually("the views' watches again", || async { fw.client().watcher_count().await == watches }).await;
-    writer.set_data("/p/a", "followed", None).await.unwrap();
-    common::eventually("the re-created child is watched", || async {
-        children.current().get("a").is_some_and(|n| &n.data[..] == b"followed")
-    })
-    .await;
-
-    // The node itself deleted and created again.
-    writer.delete("/p/a", None).await.unwrap();
-    writer.delete("/p", None).await.unwrap();
-    common::eventually("gone", || async { node.current().is_none() && children.current().is_empty() }).await;
-    // Only the exists watches on the missing root are left (one per cache).
-    common::eventually("exists watches", || async { fw.client().watcher_count().await == 2 }).await;
-    writer.create("/p", "back", CreateMode::Persistent).await.unwrap();
-    writer.create("/p/c", "3", CreateMode::Persistent).await.unwrap();
-    common::eventually("back", || async {
-        node.current().is_some_and(|n| &n.data[..] == b"back") && children.current().keys().collect::<Vec<_>>() == ["c"]
-    })
-    .await;
-
-    node.cache().close().await;
-    children.cache().close().await;
-    common::eventually("watches released", || async { fw.client().watcher_count().await == 0 }).await;
-    writer.close().await;
-    fw.close().await;
 }
 
 #[tokio::test]

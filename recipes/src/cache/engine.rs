@@ -110,14 +110,28 @@ pub(super) struct Follow {
 }
 
 impl Follow {
-    /// The current state, posted as an event first if the cache has not posted it yet.
-    pub(super) fn current(&mut self, shared: &Shared) -> ConnectionStateChange {
+    /// The current state if connected, posted as an event first if the cache has not posted
+    /// it yet; `None` after waiting for the next change (of the state or of `stop`) if not.
+    ///
+    /// Cancel safe: it only watches.
+    pub(super) async fn connected(
+        &mut self,
+        shared: &Shared,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<ConnectionStateChange> {
         let state = *self.states.borrow_and_update();
         if state != self.posted {
             self.posted = state;
             shared.send(CacheEvent::ConnectionState(state));
         }
-        state
+        if state.state.is_connected() {
+            return Some(state);
+        }
+        tokio::select! {
+            _ = self.states.changed() => {}
+            _ = stop.changed() => {}
+        }
+        None
     }
 }
 
@@ -130,14 +144,7 @@ impl Engine {
         let mut synced_on: Option<(u64, u64)> = None;
         let mut watcher: Option<(u64, PersistentWatcher)> = None;
         while !*stop.borrow() {
-            let state = follow.current(&self.shared);
-            if !state.state.is_connected() {
-                tokio::select! {
-                    _ = follow.states.changed() => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
+            let Some(state) = follow.connected(&self.shared, &mut stop).await else { continue };
             // One persistent recursive watch per session; the client restores it on reconnects.
             // The watch is added through the session's own client and recorded with that
             // session's epoch, never with one read before the request.

@@ -152,14 +152,7 @@ pub(super) async fn run(engine: Engine, mut follow: Follow, mut stop: watch::Rec
     let mut session: Option<Session> = None;
     let mut synced_on: Option<(u64, u64)> = None;
     while !*stop.borrow() {
-        let state = follow.current(&engine.shared);
-        if !state.state.is_connected() {
-            tokio::select! {
-                _ = follow.states.changed() => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
+        let Some(state) = follow.connected(&engine.shared, &mut stop).await else { continue };
         // After every (re)connection, read everything again; after a new session, also set
         // every watch again (the old session's are gone with it).
         if synced_on != Some((state.epoch, state.connection)) {
@@ -251,6 +244,21 @@ impl Engine {
         }
     }
 
+    /// Takes a data read of `path`: its watcher, if any, into the data slot; the node, if the
+    /// cache keeps it.
+    fn take_data(
+        &self,
+        w: &mut Watches,
+        path: &str,
+        (data, stat, watcher): (Bytes, Stat, Option<OneshotWatcher>),
+    ) -> Option<CachedNode> {
+        if let Some(watcher) = watcher {
+            w.fill(path, Slot::Data, watcher);
+        }
+        let data = if self.data { data } else { Bytes::new() };
+        self.keeps(path).then_some(CachedNode { stat, data })
+    }
+
     /// Reads the subtrees at `scopes` and brings the view there to what it found, filling every
     /// empty slot on the way; a missing root gets an exists watch (and is read again if it
     /// turns out to exist by then).
@@ -296,13 +304,9 @@ impl Engine {
             for (path, (data, children)) in level.iter().zip(reads) {
                 if let Some(data) = data {
                     match data.await {
-                        Ok((data, stat, watcher)) => {
-                            if let Some(watcher) = watcher {
-                                w.fill(path, Slot::Data, watcher);
-                            }
-                            if self.keeps(path) {
-                                let data = if self.data { data } else { Bytes::new() };
-                                fresh.insert(path.clone(), CachedNode { stat, data });
+                        Ok(read) => {
+                            if let Some(node) = self.take_data(w, path, read) {
+                                fresh.insert(path.clone(), node);
                             }
                         }
                         Err(e) if e.is_no_node() => root_missing |= *path == self.root,
@@ -331,13 +335,9 @@ impl Engine {
     /// its children if nothing does yet (a node just created).
     async fn refresh_node(&self, w: &mut Watches, client: &Client, path: &str) -> Result<()> {
         match self.read_data(w, client, path).await {
-            Ok((data, stat, watcher)) => {
-                if let Some(watcher) = watcher {
-                    w.fill(path, Slot::Data, watcher);
-                }
-                if self.keeps(path) {
-                    let data = if self.data { data } else { Bytes::new() };
-                    self.upsert(path.to_owned(), CachedNode { stat, data });
+            Ok(read) => {
+                if let Some(node) = self.take_data(w, path, read) {
+                    self.upsert(path.to_owned(), node);
                 }
                 if self.children_slot(path) && !w.is_filled(path, Slot::Children) {
                     return self.refresh_children(w, client, path).await;
