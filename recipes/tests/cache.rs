@@ -43,7 +43,8 @@ fn watches_for(mode: WatchMode, tree: &BTreeMap<String, (Vec<u8>, i64, i64)>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
-    converges_under_random_changes_and_faults(common::embedded("cache-random").await, WatchMode::Persistent).await;
+    let env = common::embedded("cache-random").await;
+    converges_under_random_changes_and_faults(&env, false, WatchMode::Persistent).await;
 }
 
 /// The same on a server without persistent watches (ZooKeeper 3.5's answers): the one-shot
@@ -51,13 +52,42 @@ async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_one_shot_cache_converges_to_the_server_under_random_changes_and_faults() {
     let env = common::embedded_with("cache-random-oneshot", Server::builder().persistent_watches(false)).await;
-    converges_under_random_changes_and_faults(env, WatchMode::OneShot).await;
+    converges_under_random_changes_and_faults(&env, false, WatchMode::OneShot).await;
 }
 
-async fn converges_under_random_changes_and_faults(env: common::Env, mode: WatchMode) {
-    let server = env.server.clone().unwrap();
+/// The one-shot engine, forced, against every server at hand: the embedded one and a real
+/// ZooKeeper 3.8, whose one-shot watches and setWatches are the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_one_shot_cache_converges_on_every_server() {
+    for env in common::envs("cache-random-forced").await {
+        eprintln!("-- against the {} server", env.kind);
+        converges_under_random_changes_and_faults(&env, true, WatchMode::OneShot).await;
+    }
+}
+
+/// Ends `fw`'s connection, or (`expire`) its session, on either server: with the embedded
+/// server's fault kit; on a real ZooKeeper from the client side, or by taking the session over
+/// from a second client and closing it (Curator's `KillSession`).
+async fn fault(env: &common::Env, fw: &Framework, expire: bool) {
+    let session = fw.client().session();
+    match &env.server {
+        Some(server) => {
+            let landed = if expire { server.expire_session(session.id) } else { server.drop_connection(session.id) };
+            assert!(landed, "no session {:#x} to hit", session.id);
+        }
+        None if expire => {
+            let thief =
+                Client::builder(env.hosts.clone()).session(session.id, session.password).connect().await.unwrap();
+            thief.close().await;
+        }
+        None => fw.client().drop_connection(),
+    }
+}
+
+async fn converges_under_random_changes_and_faults(env: &common::Env, force_one_shot: bool, mode: WatchMode) {
     let fw = env.framework();
-    let cache = Cache::builder(&fw, "/tree").start();
+    let builder = Cache::builder(&fw, "/tree");
+    let cache = if force_one_shot { builder.one_shot_watches() } else { builder }.start();
     let mut events = cache.events();
     cache.wait_initialized(T).await.unwrap();
     assert_eq!(cache.watch_mode(), mode);
@@ -106,9 +136,7 @@ async fn converges_under_random_changes_and_faults(env: common::Env, mode: Watch
         if step % 40 == 39 {
             // Each fault lands: on a connection the framework has made since the last one.
             let before = fw.current_state();
-            let session = fw.client().session_id();
-            let landed = if step % 80 == 79 { server.expire_session(session) } else { server.drop_connection(session) };
-            assert!(landed, "step {step}: no session {session:#x} to hit");
+            fault(env, &fw, step % 80 == 79).await;
             let mut states = fw.connection_state();
             tokio::time::timeout(T, states.wait_for(|s| s.state.is_connected() && s.connection != before.connection))
                 .await

@@ -97,6 +97,8 @@ pub(super) struct Engine {
     pub(super) data: bool,
     pub(super) max_depth: Option<usize>,
     pub(super) filter: Option<Filter>,
+    /// One-shot watches whatever the server has ([`super::CacheBuilder::one_shot_watches`]).
+    pub(super) one_shot: bool,
     pub(super) shared: Arc<Shared>,
     pub(super) initialized: watch::Sender<bool>,
 }
@@ -140,7 +142,11 @@ impl Engine {
     pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
         let states = self.fw.connection_state();
         let posted = *states.borrow();
-        let mut follow = Follow { states, posted, backoff: Backoff::new(&self.fw) };
+        let follow = Follow { states, posted, backoff: Backoff::new(&self.fw) };
+        if self.one_shot {
+            return self.fall_back(follow, stop).await;
+        }
+        let mut follow = follow;
         let mut synced_on: Option<(u64, u64)> = None;
         let mut watcher: Option<(u64, PersistentWatcher)> = None;
         while !*stop.borrow() {

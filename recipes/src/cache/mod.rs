@@ -258,6 +258,7 @@ pub struct CacheBuilder {
     data: bool,
     max_depth: Option<usize>,
     filter: Option<Filter>,
+    one_shot: bool,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -266,6 +267,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("root", &self.root)
             .field("data", &self.data)
             .field("max_depth", &self.max_depth)
+            .field("one_shot", &self.one_shot)
             .finish_non_exhaustive()
     }
 }
@@ -363,6 +365,32 @@ impl CacheBuilder {
         self
     }
 
+    /// Uses one-shot watches ([`WatchMode::OneShot`]) even if the server has `addWatch`, as
+    /// Curator's `curator-cache-bridge-force-tree-cache` property does: to try the fallback
+    /// against the servers in use before a ZooKeeper 3.5 member joins them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::{Cache, WatchMode}};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/config").one_shot_watches().start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.watch_mode(), WatchMode::OneShot);
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn one_shot_watches(mut self) -> Self {
+        self.one_shot = true;
+        self
+    }
+
     /// Starts the cache in the background. Must be called within a Tokio runtime.
     ///
     /// The cache waits for the framework to be connected, adds its watch and reads the subtree;
@@ -399,6 +427,7 @@ impl CacheBuilder {
             data: self.data,
             max_depth: self.max_depth,
             filter: self.filter.clone(),
+            one_shot: self.one_shot,
             shared: shared.clone(),
             initialized: initialized_tx,
         };
@@ -465,7 +494,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn builder(fw: &Framework, root: impl Into<String>) -> CacheBuilder {
-        CacheBuilder { fw: fw.clone(), root: root.into(), data: true, max_depth: None, filter: None }
+        CacheBuilder { fw: fw.clone(), root: root.into(), data: true, max_depth: None, filter: None, one_shot: false }
     }
 
     /// The cache's root.
