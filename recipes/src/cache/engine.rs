@@ -228,6 +228,8 @@ impl Engine {
     pub(super) fn synced(&self) {
         metrics::counter!(corral_core::metrics::CACHE_RESYNCS_TOTAL).increment(1);
         if !*self.initialized.borrow() {
+            // The flag first: whoever reacts to the event finds the cache initialized. A stream
+            // taken in between (by a waiter the flag woke) leaves the event out (`Cache::events`).
             self.initialized.send_replace(true);
             self.shared.send(CacheEvent::Initialized);
         }

@@ -552,14 +552,18 @@ impl Cache {
     /// ```
     pub fn events(&self) -> impl Stream<Item = CacheEvent> + Send + Unpin + 'static {
         let rx = self.shared.events.subscribe();
+        // The flag turns true just before `Initialized` is sent: read after subscribing, true
+        // means this stream may get that event although it was taken after initialization.
+        let late = *self.initialized.borrow();
         // Weak: the stream must end when the cache (and with it the sender) is gone.
         let shared = Arc::downgrade(&self.shared);
         // Node events up to this number are in a `Resynced` view already sent.
         let resynced_up_to = 0u64;
-        futures::stream::unfold((rx, shared, resynced_up_to), |(mut rx, shared, mut up_to)| async move {
+        futures::stream::unfold((rx, shared, resynced_up_to), move |(mut rx, shared, mut up_to)| async move {
             loop {
                 match rx.recv().await {
                     Ok((seq, event)) if seq <= up_to && event.is_node_event() => {}
+                    Ok((_, CacheEvent::Initialized)) if late => {}
                     Ok((_, event)) => return Some((event, (rx, shared, up_to))),
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         let cache = shared.upgrade()?;
