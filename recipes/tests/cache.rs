@@ -32,6 +32,11 @@ fn view(map: &BTreeMap<String, CachedNode>) -> BTreeMap<String, (Vec<u8>, i64, i
     map.iter().map(|(p, n)| (p.clone(), (n.data.to_vec(), n.stat.czxid, n.stat.mzxid))).collect()
 }
 
+/// An embedded server that answers as ZooKeeper 3.5 does: no persistent watches.
+async fn without_add_watch(name: &str) -> common::Env {
+    corral_test_support::env::embedded_with(name, Server::builder().persistent_watches(false)).await
+}
+
 /// The watches a cache of `tree` (unlimited depth, no filter) holds in `mode`: one persistent
 /// watch; or a data and a children watch per node (an exists watch alone on a missing root).
 fn watches_for(mode: WatchMode, tree: &BTreeMap<String, (Vec<u8>, i64, i64)>) -> usize {
@@ -51,7 +56,7 @@ async fn the_cache_converges_to_the_server_under_random_changes_and_faults() {
 /// fallback, through the same changes, connection drops and expiries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_one_shot_cache_converges_to_the_server_under_random_changes_and_faults() {
-    let env = common::embedded_with("cache-random-oneshot", Server::builder().persistent_watches(false)).await;
+    let env = without_add_watch("cache-random-oneshot").await;
     converges_under_random_changes_and_faults(&env, false, WatchMode::OneShot).await;
 }
 
@@ -242,8 +247,7 @@ async fn closing_a_cache_leaves_no_watch_on_the_server() {
 
 #[tokio::test]
 async fn closing_a_one_shot_cache_leaves_no_watch_on_the_server() {
-    closing_leaves_no_watch(common::embedded_with("cache-wchs", Server::builder().persistent_watches(false)).await)
-        .await;
+    closing_leaves_no_watch(without_add_watch("cache-wchs").await).await;
 }
 
 async fn closing_leaves_no_watch(env: common::Env) {
@@ -324,7 +328,7 @@ async fn node_and_children_views_and_watches_released_on_close() {
 /// delete-and-recreate), and release them on close.
 #[tokio::test]
 async fn node_and_children_caches_follow_their_nodes_with_one_shot_watches() {
-    let env = common::embedded_with("cache-views-oneshot", Server::builder().persistent_watches(false)).await;
+    let env = without_add_watch("cache-views-oneshot").await;
     let fw = env.framework();
     let (writer, node, children) = views_of_p(&env, &fw).await;
     assert_eq!((node.cache().watch_mode(), children.cache().watch_mode()), (WatchMode::OneShot, WatchMode::OneShot));

@@ -17,7 +17,7 @@ use corral_server::Server;
 const T: Duration = Duration::from_secs(30);
 
 async fn without_add_watch(name: &str) -> common::Env {
-    common::embedded_with(name, Server::builder().persistent_watches(false)).await
+    corral_test_support::env::embedded_with(name, Server::builder().persistent_watches(false)).await
 }
 
 #[tokio::test]

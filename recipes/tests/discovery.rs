@@ -71,7 +71,11 @@ async fn after_expiry_the_updated_instance_is_back_and_the_cache_follows() {
 /// cache runs on one-shot watches.
 #[tokio::test]
 async fn after_expiry_the_one_shot_service_cache_follows() {
-    let env = common::embedded_with("disc-expiry", corral_server::Server::builder().persistent_watches(false)).await;
+    let env = corral_test_support::env::embedded_with(
+        "disc-expiry",
+        corral_server::Server::builder().persistent_watches(false),
+    )
+    .await;
     expiry_flow(env, WatchMode::OneShot).await;
 }
 

@@ -7,4 +7,4 @@
 pub mod java_peer;
 pub mod kazoo_peer;
 
-pub use corral_test_support::env::{Env, InMemory, embedded, embedded_with, envs, eventually, in_memory};
+pub use corral_test_support::env::{Env, InMemory, embedded, envs, eventually, in_memory};
