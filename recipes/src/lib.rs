@@ -18,8 +18,8 @@
 //! - [`semaphore::SemaphoreV2`] and [`semaphore::SemaphoreMutex`]: Curator's `locks/` +
 //!   `leases/lease-` layout; [`multi_lock::MultiLock`]: several locks as one.
 //! - [`cache::Cache`]: a subtree mirror on one persistent recursive watch that never misses a
-//!   change (resyncs by czxid/mzxid after every reconnect); [`cache::NodeCache`] and
-//!   [`cache::ChildrenCache`] as views.
+//!   change (resyncs by czxid/mzxid after every reconnect), falling back to one-shot watches
+//!   per node on ZooKeeper 3.5; [`cache::NodeCache`] and [`cache::ChildrenCache`] as views.
 //! - [`discovery`]: service discovery compatible with Curator's `curator-x-discovery`
 //!   (`ServiceDiscovery`, `ServiceInstance` in Curator's JSON, `ServiceCache`,
 //!   `ServiceProvider`).

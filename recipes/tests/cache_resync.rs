@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use corral_recipes::cache::{Cache, CacheEvent, CachedNode};
+use corral_recipes::cache::{Cache, CacheEvent, CachedNode, WatchMode};
 use corral_recipes::{CreateMode, Framework};
 use corral_server::testing::TestingServer;
+use corral_server::{Server, ServerBuilder};
 use futures::StreamExt as _;
 
 const T: Duration = Duration::from_secs(30);
@@ -25,11 +26,22 @@ async fn until_len(cache: &Cache, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_falls_behind_gets_the_whole_view_and_misses_nothing() {
-    let server = TestingServer::start().await.expect("server");
+    falls_behind(Server::builder(), WatchMode::Persistent).await;
+}
+
+/// The same with the one-shot fallback (a server answering as ZooKeeper 3.5 does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_a_one_shot_cache_that_falls_behind_misses_nothing() {
+    falls_behind(Server::builder().persistent_watches(false), WatchMode::OneShot).await;
+}
+
+async fn falls_behind(builder: ServerBuilder, mode: WatchMode) {
+    let server = TestingServer::with_builder(builder).await.expect("server");
     let fw = Framework::builder(server.connect_string()).start().expect("framework");
     fw.create("/big", "", CreateMode::Persistent).await.expect("root");
     let cache = Cache::builder(&fw, "/big").start();
     cache.wait_initialized(T).await.expect("initialized");
+    assert_eq!(cache.watch_mode(), mode);
     let mut mirror: BTreeMap<String, CachedNode> = cache.snapshot();
     let mut events = cache.events();
 

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use corral_recipes::cache::WatchMode;
 use corral_recipes::discovery::{
     DownInstancePolicy, ProviderStrategy, ServiceCacheEvent, ServiceDiscovery, ServiceInstance, ServiceType,
 };
@@ -63,7 +64,22 @@ async fn register_query_update_unregister_with_typed_payloads() {
 
 #[tokio::test]
 async fn after_expiry_the_updated_instance_is_back_and_the_cache_follows() {
-    let env = common::embedded("disc-expiry").await;
+    expiry_flow(common::embedded("disc-expiry").await, WatchMode::Persistent).await;
+}
+
+/// The same on a server without persistent watches (ZooKeeper 3.5's answers): the service
+/// cache runs on one-shot watches.
+#[tokio::test]
+async fn after_expiry_the_one_shot_service_cache_follows() {
+    let env = corral_test_support::env::embedded_with(
+        "disc-expiry",
+        corral_server::Server::builder().persistent_watches(false),
+    )
+    .await;
+    expiry_flow(env, WatchMode::OneShot).await;
+}
+
+async fn expiry_flow(env: common::Env, mode: WatchMode) {
     let server = env.server.clone().unwrap();
     let fw = env.framework();
     let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/services");
@@ -82,6 +98,7 @@ async fn after_expiry_the_updated_instance_is_back_and_the_cache_follows() {
     let cache = watching.service_cache("api");
     cache.wait_initialized(T).await.unwrap();
     assert_eq!(cache.instances().len(), 3);
+    assert_eq!(cache.watch_mode(), mode);
     let mut events = cache.events();
 
     server.expire_session(fw.client().session_id());

@@ -79,6 +79,9 @@ pub(crate) struct Config {
     pub(crate) max_session_timeout: Option<Duration>,
     pub(crate) extended_types: bool,
     pub(crate) reconfig_enabled: bool,
+    /// Whether addWatch and setWatches2 are served (ZooKeeper ≥ 3.6); when false they are
+    /// answered as ZooKeeper 3.5 answers opcodes it does not know.
+    pub(crate) persistent_watches: bool,
     pub(crate) container_check_interval: Duration,
     pub(crate) container_max_never_used: Duration,
     pub(crate) super_digest: Option<String>,
@@ -115,6 +118,7 @@ impl Default for Config {
             max_session_timeout: None,
             extended_types: true,
             reconfig_enabled: false,
+            persistent_watches: true,
             container_check_interval: Duration::from_secs(60),
             container_max_never_used: Duration::from_secs(300),
             super_digest: None,

@@ -586,9 +586,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // As ZooKeeper's ReadOnlyRequestProcessor: by opcode, before the body is read, with
             // the last zxid and no zxid consumed.
             Reply::err(state.zxid, ErrorCode::NotReadOnly)
-        } else if !ops::is_client_op(header.op) {
+        } else if !ops::is_client_op(header.op) || ops::is_refused(header.op, &shared.config) {
             tracing::info!(xid = header.xid, op = header.op.code(), "unknown opcode; closing");
-            Reply::err(state.zxid, ErrorCode::Unimplemented).then_close()
+            // As ZooKeeper's UnimplementedRequestProcessor: before the body is read, with the
+            // request's zxid, which is still −1.
+            Reply::err(-1, ErrorCode::Unimplemented).then_close()
         } else {
             match Request::read_body(header.op, &mut body) {
                 Ok(request) => {

@@ -134,6 +134,36 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether persistent watches are served (ZooKeeper ≥ 3.6). Default true.
+    ///
+    /// When false the server answers like ZooKeeper 3.5, which has no persistent watches, so
+    /// that clients' fallbacks can be tested: `addWatch` (opcode 106) and `setWatches2` (105)
+    /// are unknown opcodes, answered Unimplemented (−6) with zxid −1 and then the connection is
+    /// closed (3.5's `UnimplementedRequestProcessor`; the session stays); `checkWatches` and
+    /// `removeWatches` with the persistent watcher types (4, 5) are answered MarshallingError
+    /// (−5), as 3.5's `WatcherType.fromInt` fails on them. Everything else, one-shot watches
+    /// and `setWatches` (101) included, is served as usual. `zoo.cfg` has no such key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use corral_server::{Server, testing::TestingServer};
+    ///
+    /// // A server that answers as ZooKeeper 3.5 does.
+    /// let server = TestingServer::with_builder(Server::builder().persistent_watches(false)).await?;
+    /// let client = zookeeper_client::Client::connect(&server.connect_string()).await?;
+    /// let refused = client.watch("/", zookeeper_client::AddWatchMode::Persistent).await;
+    /// assert!(matches!(refused, Err(zookeeper_client::Error::Unimplemented)));
+    /// server.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn persistent_watches(mut self, enabled: bool) -> Self {
+        self.config.persistent_watches = enabled;
+        self
+    }
+
     /// How often empty containers and expired TTL nodes are deleted. Default 60 s.
     pub fn container_check_interval(mut self, interval: Duration) -> Self {
         self.config.container_check_interval = interval;

@@ -4,7 +4,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::{Raw, frame};
-use corral_proto::records::{AddWatchRequest, CreateRequest, PathAndWatch, SetWatches2, WatchesRequest};
+use corral_proto::records::{AddWatchRequest, CreateRequest, PathAndWatch, SetWatches, SetWatches2, WatchesRequest};
 use corral_proto::{
     Acl, AddWatchMode, ErrorCode, EventType, Jute, ReplyHeader, Request, RequestHeader, WatcherType, xid,
 };
@@ -204,5 +204,62 @@ async fn pipelined_replies_and_own_notifications_keep_their_order() {
     );
     // Now nothing is queued: a plain ping is answered straight away, after the earlier frames.
     w.sync_events().await;
+    server.shutdown().await;
+}
+
+/// `persistent_watches(false)`: the server answers as ZooKeeper 3.5 (which has no persistent
+/// watches) does — addWatch and setWatches2 are unknown opcodes (Unimplemented with zxid −1,
+/// then the connection closes, the session stays), the persistent watcher types in
+/// checkWatches/removeWatches are a MarshallingError — and serves one-shot watches and
+/// setWatches as usual.
+#[tokio::test]
+async fn without_persistent_watches_the_server_answers_as_zookeeper_3_5() {
+    let server = Server::builder().persistent_watches(false).start().await.expect("start");
+    let mut c = Raw::connect(server.addr()).await;
+    let mut writer = Raw::connect(server.addr()).await;
+    writer.create("/p", b"", 0).await.expect("create");
+    let watches = |ty| WatchesRequest { path: "/p".into(), watcher_type: ty };
+    for ty in [WatcherType::Persistent, WatcherType::PersistentRecursive] {
+        assert_eq!(c.call(Request::CheckWatches(watches(ty))).await, Err(ErrorCode::MarshallingError));
+        assert_eq!(c.call(Request::RemoveWatches(watches(ty))).await, Err(ErrorCode::MarshallingError));
+    }
+    // One-shot watches work, and removing them too.
+    c.get("/p", true).await.expect("get and watch");
+    c.call(Request::CheckWatches(watches(WatcherType::Data))).await.expect("a data watch");
+    writer.set("/p", b"x", -1).await.expect("set");
+    let e = c.event().await;
+    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeDataChanged, "/p"));
+    c.sync_events().await;
+    let seen = c.last_zxid;
+
+    // addWatch: refused as an unknown opcode, then the connection closes.
+    let add = Request::AddWatch(AddWatchRequest { path: "/p".into(), mode: AddWatchMode::PersistentRecursive });
+    let (header, body) = c.request(add).await;
+    assert_eq!((header.err, header.zxid, body), (ErrorCode::Unimplemented, -1, None));
+    c.expect_closed().await;
+
+    // The session is still there; setWatches (v1) restores a watch, setWatches2 is refused.
+    let (mut c, resumed) = c.resume(server.addr()).await;
+    assert_ne!(resumed.timeout, 0, "the session survived the refusal");
+    let set1 = Request::SetWatches(SetWatches {
+        relative_zxid: seen,
+        data_watches: vec!["/p".into()],
+        exist_watches: vec![],
+        child_watches: vec![],
+    });
+    let (header, _) = c.request(set1).await;
+    assert_eq!((header.xid, header.err), (-8, ErrorCode::Ok));
+    c.call(Request::CheckWatches(watches(WatcherType::Data))).await.expect("the restored data watch");
+    let set2 = Request::SetWatches2(SetWatches2 {
+        relative_zxid: seen,
+        data_watches: vec![],
+        exist_watches: vec![],
+        child_watches: vec![],
+        persistent_watches: vec!["/p".into()],
+        persistent_recursive_watches: vec![],
+    });
+    let (header, _) = c.request(set2).await;
+    assert_eq!((header.xid, header.err, header.zxid), (-8, ErrorCode::Unimplemented, -1));
+    c.expect_closed().await;
     server.shutdown().await;
 }

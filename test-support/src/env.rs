@@ -138,7 +138,18 @@ pub async fn envs(name: &str) -> Vec<Env> {
 ///
 /// If the server does not start or the chroot cannot be created.
 pub async fn embedded(name: &str) -> Env {
-    let builder = corral_server::Server::builder().tick_time(Duration::from_millis(2000));
+    embedded_with(name, corral_server::Server::builder()).await
+}
+
+/// Like [`embedded`], with the settings of `builder` (its tick is set to 2000 ms): for a server
+/// configured otherwise, such as one that answers as ZooKeeper 3.5 does
+/// ([`persistent_watches(false)`](corral_server::ServerBuilder::persistent_watches)).
+///
+/// # Panics
+///
+/// If the server does not start or the chroot cannot be created.
+pub async fn embedded_with(name: &str, builder: corral_server::ServerBuilder) -> Env {
+    let builder = builder.tick_time(Duration::from_millis(2000));
     let server = TestingServer::with_builder(builder).await.expect("start embedded server");
     let hosts = server.connect_string();
     let chroot = format!("/{name}");

@@ -719,6 +719,7 @@ impl FrameworkBuilder {
             guaranteed_deletes: std::sync::atomic::AtomicUsize::new(0),
             hosts: std::sync::Mutex::new(None),
             initial,
+            features: Default::default(),
         });
         let (close_tx, close_rx) = watch::channel(false);
         if self.ensemble_tracker {

@@ -40,6 +40,7 @@ mod compression;
 mod create;
 mod delete;
 mod ensemble_tracker;
+mod features;
 mod manager;
 mod protected;
 mod session;
@@ -56,6 +57,7 @@ pub use builder::FrameworkBuilder;
 pub use compression::{CompressionProvider, DEFAULT_MAX_DECOMPRESSED_LEN, GzipCompressionProvider};
 pub use create::{Create, PROTECTED_PREFIX};
 pub use delete::Delete;
+pub use features::PersistentWatches;
 pub use protected::ProtectedCreate;
 pub use session::{Created, Session};
 pub use state::{ConnectionState, ConnectionStateChange, ErrorPolicy, StateChanges};
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     hosts: std::sync::Mutex<Option<Vec<crate::HostPort>>>,
     /// The connect string the framework was built with.
     initial: crate::ConnectString,
+    /// What the servers have shown about their features.
+    features: features::Features,
 }
 
 impl Shared {
@@ -747,7 +751,9 @@ fn async_stream_watch(
             }
             if s.watcher.is_none() {
                 let (path, mode) = (s.path.clone(), s.mode);
-                match s.fw.with_retry(|c| c.add_watch(&path, mode)).await {
+                let added = s.fw.with_retry(|c| c.add_watch(&path, mode)).await;
+                s.fw.note_add_watch(&added);
+                match added {
                     Ok(w) => s.watcher = Some(w),
                     Err(e) if e.is_retryable() || matches!(e, Error::SessionExpired | Error::Timeout) => continue,
                     Err(e) => return Some((Err(e), s)),

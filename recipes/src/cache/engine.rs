@@ -1,19 +1,94 @@
 //! The task behind a [`Cache`](super::Cache): it follows the connection, keeps one persistent
 //! recursive watch per session, reads the whole subtree after every (re)connection and applies
-//! watch events in between. What a fresh read means next to the held view is decided in
-//! [`diff`](super::diff), nowhere else.
+//! watch events in between. On a server without persistent watches it hands over to the
+//! one-shot engine ([`oneshot`](super::oneshot)) for good. What a fresh read means next to the
+//! held view is decided in [`diff`](super::diff), nowhere else; how a view changes (and which
+//! events that sends) is decided here, for both engines.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::Error;
 use crate::Result;
+use crate::task::Backoff;
 use bytes::Bytes;
-use corral_core::{AddWatchMode, Client, EventType, Framework, PersistentWatcher, WatchedEvent};
+use corral_core::framework::PersistentWatches;
+use corral_core::{AddWatchMode, Client, ConnectionStateChange, EventType, Framework, PersistentWatcher, WatchedEvent};
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use super::{CacheEvent, CachedNode, Filter, Shared, diff};
+use super::{CacheEvent, CachedNode, Filter, WatchMode, diff, oneshot};
+
+/// What a cache and its task share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) nodes: RwLock<BTreeMap<String, CachedNode>>,
+    /// Events with their sequence numbers (see [`Shared::send`]).
+    pub(super) events: broadcast::Sender<(u64, CacheEvent)>,
+    /// The sequence number of the last event sent. Node events are numbered and sent with
+    /// the write lock of `nodes` held, so the number read under the read lock says which node
+    /// events the view already holds.
+    pub(super) seq: AtomicU64,
+    /// Counts changes of `nodes`; bumped while the write lock is held, so a value read under
+    /// the read lock names exactly the view it was read with.
+    pub(super) generation: watch::Sender<u64>,
+    /// How many of `nodes` the process-wide `corral_cache_nodes` gauge counts for this cache.
+    pub(super) counted: AtomicUsize,
+    /// The [`WatchMode`] the task runs in, as a number (see [`Shared::mode`]).
+    pub(super) mode: AtomicU8,
+}
+
+impl Shared {
+    /// Numbers `event` and sends it to every stream (node events: with the write lock held).
+    pub(super) fn send(&self, event: CacheEvent) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.events.send((seq, event));
+    }
+
+    /// A change of `nodes`, which now holds `len` nodes (called with the write lock held).
+    pub(super) fn bump(&self, len: usize) {
+        self.generation.send_modify(|g| *g += 1);
+        let before = self.counted.swap(len, Ordering::SeqCst);
+        metrics::gauge!(corral_core::metrics::CACHE_NODES).increment(len as f64 - before as f64);
+    }
+}
+
+impl Shared {
+    /// The view and what the task needs around it, before the task runs.
+    pub(super) fn new() -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            nodes: RwLock::new(BTreeMap::new()),
+            events,
+            seq: AtomicU64::new(0),
+            generation: watch::Sender::new(0),
+            counted: AtomicUsize::new(0),
+            mode: AtomicU8::new(WatchMode::Undecided as u8),
+        }
+    }
+
+    /// The mode the task runs in.
+    pub(super) fn mode(&self) -> WatchMode {
+        match self.mode.load(Ordering::SeqCst) {
+            m if m == WatchMode::Persistent as u8 => WatchMode::Persistent,
+            m if m == WatchMode::OneShot as u8 => WatchMode::OneShot,
+            _ => WatchMode::Undecided,
+        }
+    }
+
+    pub(super) fn set_mode(&self, mode: WatchMode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The cache is gone: its nodes no longer count.
+        let counted = self.counted.load(Ordering::SeqCst);
+        metrics::gauge!(corral_core::metrics::CACHE_NODES).decrement(counted as f64);
+    }
+}
 
 /// The task behind a cache.
 pub(super) struct Engine {
@@ -22,53 +97,89 @@ pub(super) struct Engine {
     pub(super) data: bool,
     pub(super) max_depth: Option<usize>,
     pub(super) filter: Option<Filter>,
+    /// One-shot watches whatever the server has ([`super::CacheBuilder::one_shot_watches`]).
+    pub(super) one_shot: bool,
     pub(super) shared: Arc<Shared>,
     pub(super) initialized: watch::Sender<bool>,
 }
 
+/// How an engine follows the connection: the states it watches, the last one it posted as an
+/// event, its backoff. Handed from the persistent engine to the one-shot one as it is.
+pub(super) struct Follow {
+    pub(super) states: watch::Receiver<ConnectionStateChange>,
+    pub(super) posted: ConnectionStateChange,
+    pub(super) backoff: Backoff,
+}
+
+impl Follow {
+    /// The current state if connected, posted as an event first if the cache has not posted
+    /// it yet; `None` after waiting for the next change (of the state or of `stop`) if not.
+    ///
+    /// Cancel safe: it only watches.
+    pub(super) async fn connected(
+        &mut self,
+        shared: &Shared,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<ConnectionStateChange> {
+        let state = *self.states.borrow_and_update();
+        if state != self.posted {
+            self.posted = state;
+            shared.send(CacheEvent::ConnectionState(state));
+        }
+        if state.state.is_connected() {
+            return Some(state);
+        }
+        tokio::select! {
+            _ = self.states.changed() => {}
+            _ = stop.changed() => {}
+        }
+        None
+    }
+}
+
 impl Engine {
-    /// Runs until `stop` turns true (or the server turns out to have no `addWatch`).
+    /// Runs until `stop` turns true.
     pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut states = self.fw.connection_state();
+        let states = self.fw.connection_state();
+        let posted = *states.borrow();
+        let follow = Follow { states, posted, backoff: Backoff::new(&self.fw) };
+        if self.one_shot {
+            return self.fall_back(follow, stop).await;
+        }
+        let mut follow = follow;
         let mut synced_on: Option<(u64, u64)> = None;
         let mut watcher: Option<(u64, PersistentWatcher)> = None;
-        let mut posted = *states.borrow();
-        let mut backoff = crate::task::Backoff::new(&self.fw);
         while !*stop.borrow() {
-            let state = *states.borrow_and_update();
-            if state != posted {
-                posted = state;
-                self.shared.send(CacheEvent::ConnectionState(state));
-            }
-            if !state.state.is_connected() {
-                tokio::select! {
-                    _ = states.changed() => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
+            let Some(state) = follow.connected(&self.shared, &mut stop).await else { continue };
             // One persistent recursive watch per session; the client restores it on reconnects.
             // The watch is added through the session's own client and recorded with that
             // session's epoch, never with one read before the request.
             if watcher.as_ref().is_none_or(|(epoch, _)| *epoch != state.epoch) {
+                // Once the framework knows its servers have no addWatch, no cache asks again.
+                if self.fw.persistent_watches() == PersistentWatches::Unavailable {
+                    return self.fall_back(follow, stop).await;
+                }
                 let added = match self.fw.session().await {
-                    Ok(session) => session
-                        .client()
-                        .add_watch(&self.root, AddWatchMode::PersistentRecursive)
-                        .await
-                        .map(|w| (session.epoch(), w)),
+                    Ok(session) => {
+                        let added = session.client().add_watch(&self.root, AddWatchMode::PersistentRecursive).await;
+                        self.fw.note_add_watch(&added);
+                        added.map(|w| (session.epoch(), w))
+                    }
                     Err(e) => Err(e),
                 };
                 match added {
-                    Ok(w) => watcher = Some(w),
+                    Ok(w) => {
+                        self.shared.set_mode(WatchMode::Persistent);
+                        watcher = Some(w);
+                    }
+                    // ZooKeeper 3.5 (the framework has logged it): the server closes the
+                    // connection after this answer, and the fallback resyncs on the next one.
                     Err(e) if e.code() == corral_core::ErrorCode::Unimplemented => {
-                        tracing::error!(root = %self.root, "the server has no addWatch (ZooKeeper < 3.6); the cache stops");
-                        self.shared.send(CacheEvent::Failed(Error::from(e)));
-                        return;
+                        return self.fall_back(follow, stop).await;
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "cannot add the cache's watch yet");
-                        backoff.wait(&mut states, &mut stop).await;
+                        follow.backoff.wait(&mut follow.states, &mut stop).await;
                         continue;
                     }
                 }
@@ -77,17 +188,13 @@ impl Engine {
             if synced_on != Some((state.epoch, state.connection)) {
                 match self.resync(&self.fw.client()).await {
                     Ok(()) => {
-                        backoff.reset();
-                        metrics::counter!(corral_core::metrics::CACHE_RESYNCS_TOTAL).increment(1);
+                        follow.backoff.reset();
                         synced_on = Some((state.epoch, state.connection));
-                        if !*self.initialized.borrow() {
-                            self.initialized.send_replace(true);
-                            self.shared.send(CacheEvent::Initialized);
-                        }
+                        self.synced();
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "cache resync failed; retrying");
-                        backoff.wait(&mut states, &mut stop).await;
+                        follow.backoff.wait(&mut follow.states, &mut stop).await;
                         continue;
                     }
                 }
@@ -104,13 +211,31 @@ impl Engine {
                     _ => watcher = None,
                 },
                 // Posted at the top of the loop.
-                _ = states.changed() => {}
+                _ = follow.states.changed() => {}
                 _ = stop.changed() => {}
             }
         }
     }
 
-    fn depth(&self, path: &str) -> usize {
+    /// Hands over to the one-shot engine for the rest of the cache's life.
+    async fn fall_back(self, follow: Follow, stop: watch::Receiver<bool>) {
+        self.shared.set_mode(WatchMode::OneShot);
+        tracing::debug!(root = %self.root, "the cache uses one-shot watches");
+        oneshot::run(self, follow, stop).await;
+    }
+
+    /// A full read is done: counts it, and the first one initializes the cache.
+    pub(super) fn synced(&self) {
+        metrics::counter!(corral_core::metrics::CACHE_RESYNCS_TOTAL).increment(1);
+        if !*self.initialized.borrow() {
+            // The flag first: whoever reacts to the event finds the cache initialized. A stream
+            // taken in between (by a waiter the flag woke) leaves the event out (`Cache::events`).
+            self.initialized.send_replace(true);
+            self.shared.send(CacheEvent::Initialized);
+        }
+    }
+
+    pub(super) fn depth(&self, path: &str) -> usize {
         if path == self.root {
             return 0;
         }
@@ -118,7 +243,7 @@ impl Engine {
         rel.split('/').count()
     }
 
-    fn keeps(&self, path: &str) -> bool {
+    pub(super) fn keeps(&self, path: &str) -> bool {
         let in_tree = path == self.root
             || (path.starts_with(&self.root) && (self.root == "/" || path[self.root.len()..].starts_with('/')));
         in_tree && self.max_depth.is_none_or(|d| self.depth(path) <= d) && self.filter.as_ref().is_none_or(|f| f(path))
@@ -160,15 +285,29 @@ impl Engine {
             level = next;
             depth += 1;
         }
-        self.reconcile(fresh);
+        self.reconcile(std::slice::from_ref(&self.root), fresh);
         Ok(())
     }
 
-    /// Brings the view to `fresh`, sending the events that tell the difference: a node `fresh`
-    /// lacks is deleted, every other one goes through [`diff::events`].
-    fn reconcile(&self, fresh: BTreeMap<String, CachedNode>) {
+    /// Brings the view within the subtrees at `scopes` to `fresh` (a full read of them),
+    /// sending the events that tell the difference: a node there that `fresh` lacks is deleted,
+    /// every other one goes through [`diff::events`].
+    pub(super) fn reconcile(&self, scopes: &[String], fresh: BTreeMap<String, CachedNode>) {
         let mut nodes = self.shared.nodes.write().unwrap_or_else(|e| e.into_inner());
-        let gone: Vec<String> = nodes.keys().filter(|p| !fresh.contains_key(*p)).cloned().collect();
+        let mut gone: Vec<String> = Vec::new();
+        for scope in scopes {
+            let below = if scope == "/" { "/".to_owned() } else { format!("{scope}/") };
+            gone.extend(nodes.get_key_value(scope).map(|(p, _)| p.clone()).filter(|p| !fresh.contains_key(p)));
+            gone.extend(
+                nodes
+                    .range(below.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&below))
+                    .filter(|(p, _)| !fresh.contains_key(*p))
+                    .map(|(p, _)| p.clone()),
+            );
+        }
+        gone.sort();
+        gone.dedup();
         let mut events = Vec::new();
         // Deepest first, as ZooKeeper deletes.
         for path in gone.iter().rev() {
@@ -219,7 +358,7 @@ impl Engine {
     }
 
     /// Puts what a watch event's re-read found into the view, if it is newer than what is held.
-    fn upsert(&self, path: String, node: CachedNode) {
+    pub(super) fn upsert(&self, path: String, node: CachedNode) {
         let mut nodes = self.shared.nodes.write().unwrap_or_else(|e| e.into_inner());
         // Events and resyncs may overlap: only what `diff` calls new replaces what we have.
         let events = diff::events(&path, nodes.get(&path), &node);
@@ -233,9 +372,10 @@ impl Engine {
         }
     }
 
-    fn remove(&self, path: &str) {
+    /// Removes `path` and everything the view holds below it (deepest first).
+    pub(super) fn remove(&self, path: &str) {
         let mut nodes = self.shared.nodes.write().unwrap_or_else(|e| e.into_inner());
-        let prefix = format!("{path}/");
+        let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
         let below: BTreeSet<String> =
             nodes.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, _)| p.clone()).collect();
         let mut events = Vec::new();
@@ -254,6 +394,6 @@ impl Engine {
     }
 }
 
-fn join(parent: &str, child: &str) -> String {
+pub(super) fn join(parent: &str, child: &str) -> String {
     if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") }
 }

@@ -15,8 +15,15 @@
 //! [`Cache::snapshot`] read a consistent view. The cache survives its root being deleted and
 //! created again.
 //!
-//! Servers older than 3.6 have no `addWatch`: the cache refuses to start there, with
-//! [`CacheEvent::Failed`] carrying Unimplemented, rather than silently degrading.
+//! Servers older than 3.6 (ZooKeeper 3.5) have no `addWatch`. There the cache falls back to
+//! Curator's `TreeCache` way: one-shot watches on every node it follows — a data watch on each
+//! (an exists watch on a missing root) and a children watch on each above
+//! [`CacheBuilder::max_depth`] — each set again by the read that follows its event, never twice
+//! for one node. The events, the resync after every (re)connection and the czxid/mzxid rule
+//! are the same; it costs two watches per node instead of one in all. The choice is automatic:
+//! the first cache tries `addWatch`; after an Unimplemented the framework remembers it for its
+//! lifetime ([`Framework::persistent_watches`](corral_core::Framework::persistent_watches)) and
+//! every cache uses one-shot watches. [`Cache::watch_mode`] tells which a cache runs in.
 //!
 //! # Connection states
 //!
@@ -24,7 +31,7 @@
 //! |---|---|
 //! | SUSPENDED | the cache keeps its view (possibly stale) and posts [`CacheEvent::ConnectionState`] |
 //! | RECONNECTED, same session | posts it, then a full resync: changes made meanwhile come out as events |
-//! | LOST, new session | posts LOST and then RECONNECTED; the watch is added again on the new session, then a full resync |
+//! | LOST, new session | posts LOST and then RECONNECTED; the watches are set again on the new session, then a full resync |
 //!
 //! [`CacheEvent::ConnectionState`] reports each connection state the cache notices, as Curator's
 //! `PathChildrenCache` does (`CONNECTION_SUSPENDED`, `CONNECTION_RECONNECTED`,
@@ -36,11 +43,12 @@
 //!
 //! - this file: the public face — [`Cache`], its builder, its nodes and events;
 //! - `engine`: the task that follows the connection, holds the watch, resyncs and applies events;
+//! - `oneshot`: the same with one-shot watches, for servers without `addWatch`, and [`WatchMode`];
 //! - `diff`: the one rule that says whether a fresh read is a new node, changed data, or nothing new;
 //! - `views`: [`NodeCache`] and [`ChildrenCache`], the narrower views on the same engine.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Error, Result};
@@ -53,9 +61,11 @@ use crate::task::RecipeTask;
 
 mod diff;
 mod engine;
+mod oneshot;
 mod views;
 
-use engine::Engine;
+use engine::{Engine, Shared};
+pub use oneshot::WatchMode;
 pub use views::{ChildrenCache, NodeCache};
 
 /// A cached node: its stat and (unless the cache is data-less) its data.
@@ -163,7 +173,8 @@ pub enum CacheEvent {
     /// the latest state; see [`Framework::state_changes`](corral_core::Framework::state_changes)
     /// for every transition.
     ConnectionState(ConnectionStateChange),
-    /// The cache cannot work (for example, the server has no `addWatch`); it has stopped.
+    /// The cache cannot work; it has stopped. (No cause is left today: a server without
+    /// `addWatch` gets the one-shot fallback, see [`Cache::watch_mode`].)
     Failed(Error),
     /// This stream fell more than 1024 events behind: instead of the node events it missed,
     /// the whole view as it is now. A reader that mirrors the cache replaces its mirror with
@@ -247,6 +258,7 @@ pub struct CacheBuilder {
     data: bool,
     max_depth: Option<usize>,
     filter: Option<Filter>,
+    one_shot: bool,
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -255,6 +267,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("root", &self.root)
             .field("data", &self.data)
             .field("max_depth", &self.max_depth)
+            .field("one_shot", &self.one_shot)
             .finish_non_exhaustive()
     }
 }
@@ -293,8 +306,9 @@ impl CacheBuilder {
 
     /// Keeps nodes at most `depth` levels below the root (0 = the root only).
     ///
-    /// Deeper nodes are neither read nor kept, but the watch still covers them: their changes
-    /// cost an ignored notification each.
+    /// Deeper nodes are neither read nor kept. A persistent watch still covers them (their
+    /// changes cost an ignored notification each); with one-shot watches
+    /// ([`WatchMode::OneShot`]) nothing below the limit is watched.
     ///
     /// # Examples
     ///
@@ -351,6 +365,32 @@ impl CacheBuilder {
         self
     }
 
+    /// Uses one-shot watches ([`WatchMode::OneShot`]) even if the server has `addWatch`, as
+    /// Curator's `curator-cache-bridge-force-tree-cache` property does: to try the fallback
+    /// against the servers in use before a ZooKeeper 3.5 member joins them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{Framework, cache::{Cache, WatchMode}};
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// let cache = Cache::builder(&fw, "/config").one_shot_watches().start();
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.watch_mode(), WatchMode::OneShot);
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn one_shot_watches(mut self) -> Self {
+        self.one_shot = true;
+        self
+    }
+
     /// Starts the cache in the background. Must be called within a Tokio runtime.
     ///
     /// The cache waits for the framework to be connected, adds its watch and reads the subtree;
@@ -379,14 +419,7 @@ impl CacheBuilder {
     /// # Ok(()) }
     /// ```
     pub fn start(self) -> Cache {
-        let (events, _) = broadcast::channel(1024);
-        let shared = Arc::new(Shared {
-            nodes: RwLock::new(BTreeMap::new()),
-            events,
-            seq: std::sync::atomic::AtomicU64::new(0),
-            generation: watch::Sender::new(0),
-            counted: std::sync::atomic::AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         let (initialized_tx, initialized) = watch::channel(false);
         let engine = Engine {
             fw: self.fw.clone(),
@@ -394,50 +427,12 @@ impl CacheBuilder {
             data: self.data,
             max_depth: self.max_depth,
             filter: self.filter.clone(),
+            one_shot: self.one_shot,
             shared: shared.clone(),
             initialized: initialized_tx,
         };
         let task = RecipeTask::spawn(|stop| engine.run(stop));
         Cache { root: self.root, shared, initialized, task }
-    }
-}
-
-#[derive(Debug)]
-struct Shared {
-    nodes: RwLock<BTreeMap<String, CachedNode>>,
-    /// Events with their sequence numbers (see [`Shared::send`]).
-    events: broadcast::Sender<(u64, CacheEvent)>,
-    /// The sequence number of the last event sent. Node events are numbered and sent with
-    /// the write lock of `nodes` held, so the number read under the read lock says which node
-    /// events the view already holds.
-    seq: std::sync::atomic::AtomicU64,
-    /// Counts changes of `nodes`; bumped while the write lock is held, so a value read under
-    /// the read lock names exactly the view it was read with.
-    generation: watch::Sender<u64>,
-    /// How many of `nodes` the process-wide `corral_cache_nodes` gauge counts for this cache.
-    counted: std::sync::atomic::AtomicUsize,
-}
-
-impl Shared {
-    /// Numbers `event` and sends it to every stream (node events: with the write lock held).
-    fn send(&self, event: CacheEvent) {
-        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let _ = self.events.send((seq, event));
-    }
-
-    /// A change of `nodes`, which now holds `len` nodes (called with the write lock held).
-    fn bump(&self, len: usize) {
-        self.generation.send_modify(|g| *g += 1);
-        let before = self.counted.swap(len, std::sync::atomic::Ordering::SeqCst);
-        metrics::gauge!(corral_core::metrics::CACHE_NODES).increment(len as f64 - before as f64);
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // The cache is gone: its nodes no longer count.
-        let counted = self.counted.load(std::sync::atomic::Ordering::SeqCst);
-        metrics::gauge!(corral_core::metrics::CACHE_NODES).decrement(counted as f64);
     }
 }
 
@@ -499,7 +494,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn builder(fw: &Framework, root: impl Into<String>) -> CacheBuilder {
-        CacheBuilder { fw: fw.clone(), root: root.into(), data: true, max_depth: None, filter: None }
+        CacheBuilder { fw: fw.clone(), root: root.into(), data: true, max_depth: None, filter: None, one_shot: false }
     }
 
     /// The cache's root.
@@ -557,14 +552,18 @@ impl Cache {
     /// ```
     pub fn events(&self) -> impl Stream<Item = CacheEvent> + Send + Unpin + 'static {
         let rx = self.shared.events.subscribe();
+        // The flag turns true just before `Initialized` is sent: read after subscribing, true
+        // means this stream may get that event although it was taken after initialization.
+        let late = *self.initialized.borrow();
         // Weak: the stream must end when the cache (and with it the sender) is gone.
         let shared = Arc::downgrade(&self.shared);
         // Node events up to this number are in a `Resynced` view already sent.
         let resynced_up_to = 0u64;
-        futures::stream::unfold((rx, shared, resynced_up_to), |(mut rx, shared, mut up_to)| async move {
+        futures::stream::unfold((rx, shared, resynced_up_to), move |(mut rx, shared, mut up_to)| async move {
             loop {
                 match rx.recv().await {
                     Ok((seq, event)) if seq <= up_to && event.is_node_event() => {}
+                    Ok((_, CacheEvent::Initialized)) if late => {}
                     Ok((_, event)) => return Some((event, (rx, shared, up_to))),
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         let cache = shared.upgrade()?;

@@ -8,8 +8,9 @@ use super::{Cache, CachedNode};
 
 /// A cache of one node (Curator's `NodeCache`): the [`Cache`] engine limited to its root.
 ///
-/// Its watch is recursive like every cache's, so changes below the node cost a notification
-/// each (ignored).
+/// A persistent watch is recursive like every cache's, so changes below the node cost a
+/// notification each (ignored); with one-shot watches ([`WatchMode::OneShot`](super::WatchMode))
+/// it holds one data watch on the node and nothing below.
 ///
 /// # Examples
 ///

@@ -322,7 +322,32 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> ServiceCache<T> {
             .boxed()
     }
 
-    /// Stops the cache: its watch is removed; the view keeps its last state.
+    /// How the cache watches the service's instances: one persistent watch, or one-shot
+    /// watches on a server without `addWatch` (ZooKeeper 3.5); see
+    /// [`Cache::watch_mode`](crate::cache::Cache::watch_mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
+    /// use std::time::Duration;
+    /// use corral_recipes::{cache::WatchMode, discovery::ServiceCache};
+    ///
+    /// let cache: ServiceCache = ServiceCache::start(&fw, "/services/api");
+    /// cache.wait_initialized(Duration::from_secs(10)).await?;
+    /// assert_eq!(cache.watch_mode(), WatchMode::Persistent);
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_mode(&self) -> crate::cache::WatchMode {
+        self.cache.cache().watch_mode()
+    }
+
+    /// Stops the cache: its watches are removed; the view keeps its last state.
     ///
     /// # Cancel safety
     ///

@@ -139,6 +139,12 @@ pub(crate) fn is_client_op(op: OpCode) -> bool {
     !matches!(op, OpCode::Notification | OpCode::CreateSession | OpCode::Error | OpCode::Unknown(_))
 }
 
+/// Whether this server answers `op` as an unknown opcode although it knows it: the opcodes
+/// ZooKeeper 3.5 lacks, with [`crate::ServerBuilder::persistent_watches`] off.
+pub(crate) fn is_refused(op: OpCode, config: &Config) -> bool {
+    watches::is_refused(op, config)
+}
+
 /// Whether a read-only server refuses `op` with NotReadOnly: the opcodes ZooKeeper's
 /// `ReadOnlyRequestProcessor` refuses — every write, multi (even one of checks only), check
 /// and sync.

@@ -2,9 +2,10 @@
 //! removeWatches (18).
 
 use corral_proto::records::{AddWatchRequest, ErrorResponse, WatchesRequest};
-use corral_proto::{AddWatchMode, ErrorCode, EventType, Response, WatcherType};
+use corral_proto::{AddWatchMode, ErrorCode, EventType, OpCode, Response, WatcherType};
 
 use super::{Ctx, Reply};
+use crate::config::Config;
 use crate::state::encode_notification;
 use crate::watch::WatchKind;
 
@@ -60,11 +61,28 @@ pub(super) fn add_watch(ctx: &mut Ctx<'_>, req: &AddWatchRequest) -> Reply {
     Reply::ok(last, Response::AddWatch(ErrorResponse { err: ErrorCode::Ok }))
 }
 
+/// Whether `op` is one of the persistent-watch opcodes (addWatch, setWatches2) that ZooKeeper
+/// 3.5 does not know, and the server is told to answer as 3.5 does
+/// ([`crate::ServerBuilder::persistent_watches`]): then the connection answers it as an unknown
+/// opcode (Unimplemented, then close), before its body is read.
+pub(super) fn is_refused(op: OpCode, config: &Config) -> bool {
+    !config.persistent_watches && matches!(op, OpCode::AddWatch | OpCode::SetWatches2)
+}
+
 /// checkWatches (`remove == false`) and removeWatches: NoWatcher if there is no such watch.
+///
+/// Without persistent watches, the persistent watcher types are a MarshallingError, as in
+/// ZooKeeper 3.5, whose `WatcherType.fromInt` throws on them (and its final processor turns
+/// any such exception into MarshallingError).
 pub(super) fn check_watches(ctx: &mut Ctx<'_>, req: &WatchesRequest, remove: bool) -> Reply {
     let last = ctx.state.zxid;
     if matches!(req.watcher_type, WatcherType::Unknown(_)) {
         return Reply::err(last, ErrorCode::BadArguments);
+    }
+    if !ctx.config.persistent_watches
+        && matches!(req.watcher_type, WatcherType::Persistent | WatcherType::PersistentRecursive)
+    {
+        return Reply::err(last, ErrorCode::MarshallingError);
     }
     let found = if remove {
         ctx.state.watches.remove(&req.path, ctx.conn, req.watcher_type)
