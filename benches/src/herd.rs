@@ -89,9 +89,13 @@ pub(crate) async fn herd(a: &RecipeArgs, r: &Reporter) -> Result<(), String> {
         a.herd_clients,
         session.as_millis()
     ));
-    let jittered = herd_once(a.herd_clients, session, None).await?;
+    let threads = a.herd_server_threads;
+    if threads > 0 {
+        note(format_args!("herd: the server runs on a runtime of its own with {threads} worker threads"));
+    }
+    let jittered = herd_once(a.herd_clients, session, None, threads).await?;
     report(r, "", &jittered);
-    let flat = herd_once(a.herd_clients, session, Some(Duration::ZERO)).await?;
+    let flat = herd_once(a.herd_clients, session, Some(Duration::ZERO), threads).await?;
     report(r, "_nojitter", &flat);
     Ok(())
 }
@@ -128,8 +132,29 @@ fn report(r: &Reporter, suffix: &str, run: &HerdRun) {
     ));
 }
 
-async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) -> Result<HerdRun, String> {
-    let server = TestingServer::start().await.map_err(ctx("start the embedded server"))?;
+async fn herd_once(
+    clients: usize,
+    session: Duration,
+    jitter: Option<Duration>,
+    server_threads: usize,
+) -> Result<HerdRun, String> {
+    // The server's tasks live on the runtime that started it.
+    let server_rt = match server_threads {
+        0 => None,
+        n => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .thread_name("herd-server")
+                .enable_all()
+                .build()
+                .map_err(ctx("build the server's runtime"))?,
+        ),
+    };
+    let server = match &server_rt {
+        None => TestingServer::start().await,
+        Some(rt) => rt.spawn(TestingServer::start()).await.map_err(ctx("start the embedded server"))?,
+    }
+    .map_err(ctx("start the embedded server"))?;
     let zk = server.connect_string();
     let observer = Client::connect(&zk).await.map_err(ctx("observer"))?;
     observer.create("/herd", "", CreateMode::Persistent).await.map_err(ctx("create /herd"))?;
@@ -245,6 +270,9 @@ async fn herd_once(clients: usize, session: Duration, jitter: Option<Duration>) 
     }
     observer.close().await;
     server.close().await;
+    if let Some(rt) = server_rt {
+        rt.shutdown_background();
+    }
     Ok(run)
 }
 

@@ -81,6 +81,10 @@ pub(crate) struct RecipeArgs {
     /// herd: their requested session timeout, ms.
     #[arg(long, default_value_t = 4_000)]
     pub(crate) herd_session_ms: u64,
+    /// herd: worker threads of a runtime of the embedded server's own, as if it ran in its own
+    /// process (0: the server shares the clients' runtime).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) herd_server_threads: usize,
     /// herd-zk: processes the frameworks are spread over.
     #[arg(long, default_value_t = 4)]
     pub(crate) herd_processes: usize,

@@ -65,8 +65,7 @@ async fn the_same_changes_make_the_same_events_as_kazoos_tree_cache() {
 
         let peer = KazooPeer::start(python, &env.connect_string()).expect("kazoo peer");
         let (peer, _) = ok(peer, json!({"op": "tree_start", "name": "tree", "path": "/tree"})).await;
-        let cache = Cache::builder(&fw, "/tree").start();
-        let mut events = cache.events();
+        let (cache, mut events) = Cache::builder(&fw, "/tree").start_with_events();
         let mut ours = Vec::new();
         // The first read: every node, then INITIALIZED (kazoo's order of siblings is its own:
         // compare the initial load as a set, the rest in order).

@@ -419,7 +419,10 @@ impl CacheBuilder {
     /// # Ok(()) }
     /// ```
     pub fn start(self) -> Cache {
-        let shared = Arc::new(Shared::new());
+        self.start_on(Arc::new(Shared::new()))
+    }
+
+    fn start_on(self, shared: Arc<Shared>) -> Cache {
         let (initialized_tx, initialized) = watch::channel(false);
         let engine = Engine {
             fw: self.fw.clone(),
@@ -433,6 +436,43 @@ impl CacheBuilder {
         };
         let task = RecipeTask::spawn(|stop| engine.run(stop));
         Cache { root: self.root, shared, initialized, task }
+    }
+
+    /// Starts the cache with an event stream that sees everything from its start, as a Curator
+    /// listener added before `start()` does: a [`CacheEvent::Created`] for every node the first
+    /// read finds, then [`CacheEvent::Initialized`], then the changes.
+    ///
+    /// [`Cache::events`] taken right after [`CacheBuilder::start`] may miss the first read on a
+    /// multi-thread runtime (the cache's task can finish it first); this cannot.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the cache's task is spawned on the current one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_recipes::{CreateMode, Framework, cache::{Cache, CacheEvent}};
+    /// use futures::StreamExt;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// fw.create("/config", "v1", CreateMode::Persistent).await?;
+    /// let (cache, mut events) = Cache::builder(&fw, "/config").start_with_events();
+    /// assert!(matches!(events.next().await, Some(CacheEvent::Created { path, .. }) if path == "/config"));
+    /// assert_eq!(events.next().await, Some(CacheEvent::Initialized));
+    /// # cache.close().await;
+    /// # fw.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn start_with_events(self) -> (Cache, impl Stream<Item = CacheEvent> + Send + Unpin + 'static) {
+        let shared = Arc::new(Shared::new());
+        let rx = shared.events.subscribe();
+        let cache = self.start_on(shared);
+        let events = event_stream(rx, Arc::downgrade(&cache.shared), false);
+        (cache, events)
     }
 }
 
@@ -524,8 +564,9 @@ impl Cache {
     ///
     /// Events are not replayed: a stream taken as the cache starts (before its task first runs)
     /// sees a [`CacheEvent::Created`] for every node the first read finds, then
-    /// [`CacheEvent::Initialized`]; one taken later sees only later changes. The stream ends
-    /// when the cache is dropped.
+    /// [`CacheEvent::Initialized`]; one taken later sees only later changes. On a multi-thread
+    /// runtime the task may run first: [`CacheBuilder::start_with_events`] gives a stream that
+    /// sees the first read whatever runs first. The stream ends when the cache is dropped.
     ///
     /// # Cancel safety
     ///
@@ -555,32 +596,7 @@ impl Cache {
         // The flag turns true just before `Initialized` is sent: read after subscribing, true
         // means this stream may get that event although it was taken after initialization.
         let late = *self.initialized.borrow();
-        // Weak: the stream must end when the cache (and with it the sender) is gone.
-        let shared = Arc::downgrade(&self.shared);
-        // Node events up to this number are in a `Resynced` view already sent.
-        let resynced_up_to = 0u64;
-        futures::stream::unfold((rx, shared, resynced_up_to), move |(mut rx, shared, mut up_to)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok((seq, event)) if seq <= up_to && event.is_node_event() => {}
-                    Ok((_, CacheEvent::Initialized)) if late => {}
-                    Ok((_, event)) => return Some((event, (rx, shared, up_to))),
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        let cache = shared.upgrade()?;
-                        let (nodes, seq) = {
-                            let nodes = cache.nodes.read().unwrap_or_else(|e| e.into_inner());
-                            (nodes.clone(), cache.seq.load(std::sync::atomic::Ordering::SeqCst))
-                        };
-                        drop(cache);
-                        tracing::debug!(skipped, "cache event stream fell behind; sending the whole view");
-                        up_to = seq;
-                        return Some((CacheEvent::Resynced { nodes, skipped }, (rx, shared, up_to)));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed()
+        event_stream(rx, Arc::downgrade(&self.shared), late)
     }
 
     /// Waits until the first full read is done.
@@ -796,4 +812,38 @@ impl Cache {
             .filter(|(name, _)| !name.is_empty() && !name.contains('/'));
         f(generation, &mut children)
     }
+}
+
+/// The events `rx` receives from now on, as a stream; `late`: drop an `Initialized` (the stream
+/// was taken after the flag turned true).
+fn event_stream(
+    rx: broadcast::Receiver<(u64, CacheEvent)>,
+    // Weak: the stream must end when the cache (and with it the sender) is gone.
+    shared: std::sync::Weak<Shared>,
+    late: bool,
+) -> impl Stream<Item = CacheEvent> + Send + Unpin + 'static {
+    // Node events up to this number are in a `Resynced` view already sent.
+    let resynced_up_to = 0u64;
+    futures::stream::unfold((rx, shared, resynced_up_to), move |(mut rx, shared, mut up_to)| async move {
+        loop {
+            match rx.recv().await {
+                Ok((seq, event)) if seq <= up_to && event.is_node_event() => {}
+                Ok((_, CacheEvent::Initialized)) if late => {}
+                Ok((_, event)) => return Some((event, (rx, shared, up_to))),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    let cache = shared.upgrade()?;
+                    let (nodes, seq) = {
+                        let nodes = cache.nodes.read().unwrap_or_else(|e| e.into_inner());
+                        (nodes.clone(), cache.seq.load(std::sync::atomic::Ordering::SeqCst))
+                    };
+                    drop(cache);
+                    tracing::debug!(skipped, "cache event stream fell behind; sending the whole view");
+                    up_to = seq;
+                    return Some((CacheEvent::Resynced { nodes, skipped }, (rx, shared, up_to)));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
 }
