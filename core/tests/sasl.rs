@@ -150,6 +150,58 @@ async fn garbage_sasl_tokens_are_refused_without_harm() {
     bob.close().await;
 }
 
+#[tokio::test]
+async fn oversize_sasl_packets_are_refused_without_harm() {
+    let server = sasl_server().await;
+    let bob = Client::builder(server.connect_string())
+        .sasl(Sasl::digest_md5("bob", "bobsecret"))
+        .connect()
+        .await
+        .expect("login");
+
+    // A SASL packet past the frame limit (1 MiB): the connection is closed unanswered.
+    let mut socket = raw_session(server.addr()).await;
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&(2i32 << 20).to_be_bytes());
+    RequestHeader { xid: 1, op: OpCode::Sasl }.write(&mut out);
+    out.extend_from_slice(&(2i32 << 20).to_be_bytes());
+    out.extend_from_slice(&[b'x'; 4096]);
+    socket.write_all(&out).await.expect("write");
+    assert!(read_frame(&mut socket).await.is_none(), "the connection is closed");
+
+    // A token just inside the limit, as the answer to the server's challenge: refused.
+    let mut socket = raw_session(server.addr()).await;
+    let sasl = |token: Bytes| {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |b| {
+            RequestHeader { xid: 1, op: OpCode::Sasl }.write(b);
+            SaslToken { token }.write(b);
+        });
+        out
+    };
+    socket.write_all(&sasl(Bytes::new())).await.expect("write");
+    let mut challenge = read_frame(&mut socket).await.expect("challenge");
+    assert_eq!(ReplyHeader::read(&mut challenge).expect("header").err, ErrorCode::Ok);
+    socket.write_all(&sasl(Bytes::from(vec![b'a'; 1_000_000]))).await.expect("write");
+    let mut reply = read_frame(&mut socket).await.expect("reply");
+    assert_eq!(ReplyHeader::read(&mut reply).expect("header").err, ErrorCode::AuthFailed);
+    assert!(read_frame(&mut socket).await.is_none(), "the connection is closed");
+
+    // The other way: a server whose SASL answer is past the client's frame limit.
+    let huge: &'static [u8] = Box::leak(vec![b'n'; 2 << 20].into_boxed_slice());
+    let addr = lying_server(huge).await;
+    let result = Client::builder(addr.to_string())
+        .sasl(Sasl::digest_md5("bob", "bobsecret"))
+        .connection_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    assert!(result.is_err(), "{result:?}");
+
+    // The logged-in session is unaffected.
+    assert!(bob.exists("/").await.expect("exists").is_some());
+    bob.close().await;
+}
+
 /// A fake server that grants a session and answers the SASL login with `token`.
 async fn lying_server(token: &'static [u8]) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
