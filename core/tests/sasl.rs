@@ -31,6 +31,11 @@ async fn sasl_server() -> TestingServer {
     TestingServer::with_builder(Server::builder().sasl_users(users)).await.expect("server")
 }
 
+/// A client logged in as `bob`, a bystander of the bad-input tests.
+async fn bob(server: &TestingServer) -> Client {
+    Client::builder(server.connect_string()).sasl(Sasl::digest_md5("bob", "bobsecret")).connect().await.expect("login")
+}
+
 fn bob_only() -> CreateOptions {
     CreateOptions::new(CreateMode::Persistent).with_acl(vec![Acl::new(Perms::ALL, Id::new("sasl", "bob"))])
 }
@@ -114,11 +119,7 @@ async fn read_frame(socket: &mut TcpStream) -> Option<Bytes> {
 #[tokio::test]
 async fn garbage_sasl_tokens_are_refused_without_harm() {
     let server = sasl_server().await;
-    let bob = Client::builder(server.connect_string())
-        .sasl(Sasl::digest_md5("bob", "bobsecret"))
-        .connect()
-        .await
-        .expect("login");
+    let bob = bob(&server).await;
     let garbage: [&[u8]; 4] = [b"\xff\xfe\xfd", b"username=", &[b'"'; 3000], b"rspauth=1"];
     for token in garbage {
         let mut socket = raw_session(server.addr()).await;
@@ -153,11 +154,7 @@ async fn garbage_sasl_tokens_are_refused_without_harm() {
 #[tokio::test]
 async fn oversize_sasl_packets_are_refused_without_harm() {
     let server = sasl_server().await;
-    let bob = Client::builder(server.connect_string())
-        .sasl(Sasl::digest_md5("bob", "bobsecret"))
-        .connect()
-        .await
-        .expect("login");
+    let bob = bob(&server).await;
 
     // A SASL packet past the frame limit (1 MiB): the connection is closed unanswered.
     let mut socket = raw_session(server.addr()).await;

@@ -11,7 +11,6 @@ use corral_core::metrics::TLS_HANDSHAKES_TOTAL;
 use corral_core::{Client, ClientTls};
 use corral_server::testing::TestingServer;
 use corral_server::{Server, ServerTls};
-use corral_test_support::{SecuredConfig, ZkTls, secured_zookeeper};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 /// Handshakes counted since the last call: (full, resumed).
@@ -69,15 +68,7 @@ async fn clones_resume_against_the_embedded_server() {
 #[tokio::test]
 async fn clones_resume_against_a_real_zookeeper() {
     let ca = Ca::new("test CA");
-    let leaf = ca.server(&["127.0.0.1", "localhost"]);
-    let dir = certs::temp_dir("zk-tls-resumption");
-    let key_and_cert = certs::write(&dir, "server.pem", &format!("{}{}", leaf.key, leaf.cert));
-    let trust = certs::write(&dir, "ca.pem", &ca.pem);
-    let config = SecuredConfig {
-        tls: Some(ZkTls { key_and_cert, trust, client_auth: "none".into() }),
-        ..SecuredConfig::default()
-    };
-    let Some(zk) = secured_zookeeper(&config) else { return };
+    let Some((zk, dir)) = certs::zookeeper_with_tls(&ca, "zk-tls-resumption", "none") else { return };
 
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();

@@ -23,7 +23,6 @@ use corral_recipes::shared_count::SharedCount;
 use corral_recipes::{
     Acl, AclProvider, Client, ClientTls, CreateMode, ErrorCode, Framework, FrameworkBuilder, Id, Perms, RetryNTimes,
 };
-use corral_test_support::{SecuredConfig, ZkTls, secured_zookeeper};
 
 #[derive(Debug)]
 struct OwnerWritesWorldReads;
@@ -131,15 +130,7 @@ async fn recipes_work_where_the_world_may_only_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipes_work_over_tls_against_a_real_zookeeper() {
     let ca = certs::Ca::new("test CA");
-    let leaf = ca.server(&["127.0.0.1", "localhost"]);
-    let dir = certs::temp_dir("zk-tls-recipes");
-    let key_and_cert = certs::write(&dir, "server.pem", &format!("{}{}", leaf.key, leaf.cert));
-    let trust = certs::write(&dir, "ca.pem", &ca.pem);
-    let config = SecuredConfig {
-        tls: Some(ZkTls { key_and_cert, trust, client_auth: "none".into() }),
-        ..SecuredConfig::default()
-    };
-    let Some(zk) = secured_zookeeper(&config) else { return };
+    let Some((zk, dir)) = certs::zookeeper_with_tls(&ca, "zk-tls-recipes", "none") else { return };
     let tls = ClientTls::builder().ca_pem(&ca.pem).build().unwrap();
     let fw = secured(Framework::builder(zk.secure_addr().unwrap().to_string()).tls(tls));
     let observer = Client::connect(&zk.addr().to_string()).await.unwrap();
