@@ -11,6 +11,7 @@
 //! | `corral_requests_in_flight` | gauge | | requests written and not yet answered, over every client of the process |
 //! | `corral_bytes_sent_total` / `corral_bytes_received_total` | counter | | bytes of ZooKeeper frames written and read |
 //! | `corral_connections_total` | counter | `resumed` (`true`/`false`) | handshakes that succeeded: `resumed` when an existing session went on |
+//! | `corral_tls_handshakes_total` | counter | `resumed` (`true`/`false`) | TLS handshakes that succeeded: `resumed` when the server took a session ticket (or id) from an earlier handshake of the same [`ClientTls`](crate::ClientTls) or a clone, and no certificate was checked |
 //! | `corral_disconnects_total` | counter | | connections lost while the session went on |
 //! | `corral_session_expiries_total` | counter | | sessions the server answered as expired |
 //! | `corral_connection_states_total` | counter | `state` (`connected`, `suspended`, `reconnected`, `lost`, `read_only`) | connection states the framework posted |
@@ -48,6 +49,8 @@ pub const BYTES_SENT_TOTAL: &str = "corral_bytes_sent_total";
 pub const BYTES_RECEIVED_TOTAL: &str = "corral_bytes_received_total";
 /// Successful handshakes, by `resumed`.
 pub const CONNECTIONS_TOTAL: &str = "corral_connections_total";
+/// Successful TLS handshakes, by `resumed`.
+pub const TLS_HANDSHAKES_TOTAL: &str = "corral_tls_handshakes_total";
 /// Connections lost while the session went on.
 pub const DISCONNECTS_TOTAL: &str = "corral_disconnects_total";
 /// Sessions answered as expired.

@@ -335,6 +335,14 @@ fn add_native_roots(_roots: &mut RootCertStore) -> Result<()> {
 
 /// The TLS settings of a client: what to trust, what to present. Cheap to clone.
 ///
+/// A `ClientTls` and its clones share one TLS session store: after the first full handshake
+/// with a server, later connections to it (reconnects of the session, the other clients and
+/// frameworks given a clone, four-letter words) resume the TLS session from the ticket or id
+/// the server gave, where the server allows it (ZooKeeper on Java 17 does), and skip the
+/// certificate signatures and chain checks on both sides. So build one `ClientTls` per
+/// configuration and clone it for every client; each [`ClientTlsBuilder::build`] starts an empty
+/// store. The store holds the sessions of up to 256 servers, in memory only.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -434,7 +442,22 @@ impl ClientTls {
                 .map_err(|e| TlsFailure(format!("{host} is not a valid TLS server name: {e}")))?,
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.config));
+        let started = tokio::time::Instant::now();
         let stream = connector.connect(name, stream).await.map_err(|e| TlsFailure(describe(&e)))?;
+        // Resumed: the server took a session ticket or id from an earlier handshake of this
+        // `ClientTls` (and its clones), and no certificate was sent or checked this time.
+        let (_, session) = stream.get_ref();
+        let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        metrics::counter!(crate::metrics::TLS_HANDSHAKES_TOTAL, "resumed" => if resumed { "true" } else { "false" })
+            .increment(1);
+        tracing::debug!(
+            %host,
+            resumed,
+            version = ?session.protocol_version(),
+            suite = ?session.negotiated_cipher_suite().map(|s| s.suite()),
+            elapsed = ?started.elapsed(),
+            "TLS handshake done"
+        );
         Ok(Transport::Custom(Box::new(stream)))
     }
 }

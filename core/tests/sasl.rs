@@ -31,6 +31,11 @@ async fn sasl_server() -> TestingServer {
     TestingServer::with_builder(Server::builder().sasl_users(users)).await.expect("server")
 }
 
+/// A client logged in as `bob`, a bystander of the bad-input tests.
+async fn bob(server: &TestingServer) -> Client {
+    Client::builder(server.connect_string()).sasl(Sasl::digest_md5("bob", "bobsecret")).connect().await.expect("login")
+}
+
 fn bob_only() -> CreateOptions {
     CreateOptions::new(CreateMode::Persistent).with_acl(vec![Acl::new(Perms::ALL, Id::new("sasl", "bob"))])
 }
@@ -114,11 +119,7 @@ async fn read_frame(socket: &mut TcpStream) -> Option<Bytes> {
 #[tokio::test]
 async fn garbage_sasl_tokens_are_refused_without_harm() {
     let server = sasl_server().await;
-    let bob = Client::builder(server.connect_string())
-        .sasl(Sasl::digest_md5("bob", "bobsecret"))
-        .connect()
-        .await
-        .expect("login");
+    let bob = bob(&server).await;
     let garbage: [&[u8]; 4] = [b"\xff\xfe\xfd", b"username=", &[b'"'; 3000], b"rspauth=1"];
     for token in garbage {
         let mut socket = raw_session(server.addr()).await;
@@ -144,6 +145,54 @@ async fn garbage_sasl_tokens_are_refused_without_harm() {
     socket.write_all(&out).await.expect("write");
     let mut reply = read_frame(&mut socket).await.expect("reply");
     assert_eq!(ReplyHeader::read(&mut reply).expect("header").err, ErrorCode::AuthFailed);
+
+    // The logged-in session is unaffected.
+    assert!(bob.exists("/").await.expect("exists").is_some());
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn oversize_sasl_packets_are_refused_without_harm() {
+    let server = sasl_server().await;
+    let bob = bob(&server).await;
+
+    // A SASL packet past the frame limit (1 MiB): the connection is closed unanswered.
+    let mut socket = raw_session(server.addr()).await;
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&(2i32 << 20).to_be_bytes());
+    RequestHeader { xid: 1, op: OpCode::Sasl }.write(&mut out);
+    out.extend_from_slice(&(2i32 << 20).to_be_bytes());
+    out.extend_from_slice(&[b'x'; 4096]);
+    socket.write_all(&out).await.expect("write");
+    assert!(read_frame(&mut socket).await.is_none(), "the connection is closed");
+
+    // A token just inside the limit, as the answer to the server's challenge: refused.
+    let mut socket = raw_session(server.addr()).await;
+    let sasl = |token: Bytes| {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |b| {
+            RequestHeader { xid: 1, op: OpCode::Sasl }.write(b);
+            SaslToken { token }.write(b);
+        });
+        out
+    };
+    socket.write_all(&sasl(Bytes::new())).await.expect("write");
+    let mut challenge = read_frame(&mut socket).await.expect("challenge");
+    assert_eq!(ReplyHeader::read(&mut challenge).expect("header").err, ErrorCode::Ok);
+    socket.write_all(&sasl(Bytes::from(vec![b'a'; 1_000_000]))).await.expect("write");
+    let mut reply = read_frame(&mut socket).await.expect("reply");
+    assert_eq!(ReplyHeader::read(&mut reply).expect("header").err, ErrorCode::AuthFailed);
+    assert!(read_frame(&mut socket).await.is_none(), "the connection is closed");
+
+    // The other way: a server whose SASL answer is past the client's frame limit.
+    let huge: &'static [u8] = Box::leak(vec![b'n'; 2 << 20].into_boxed_slice());
+    let addr = lying_server(huge).await;
+    let result = Client::builder(addr.to_string())
+        .sasl(Sasl::digest_md5("bob", "bobsecret"))
+        .connection_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    assert!(result.is_err(), "{result:?}");
 
     // The logged-in session is unaffected.
     assert!(bob.exists("/").await.expect("exists").is_some());

@@ -12,6 +12,7 @@ use corral_core::{
 };
 use corral_server::testing::{TestingCluster, TestingServer};
 use corral_server::{ClientAuth, Server, ServerTls};
+use corral_test_support::FaultProxy;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -97,11 +98,17 @@ async fn mutual_tls_gives_an_x509_id_and_refuses_a_client_without_a_certificate(
 async fn a_server_certificate_from_another_ca_is_refused() {
     let (ca, other) = (Ca::new("test CA"), Ca::new("another CA"));
     let server = tls_server(&ca, &ca.server(&["127.0.0.1"]), None).await;
+    // Through a proxy that counts the connections: the client's retries are paced.
+    let proxy = FaultProxy::start(server.secure_addr().expect("secure port")).expect("proxy");
     let tls = ClientTls::builder().ca_pem(&other.pem).build().expect("TLS");
-    let err = Client::builder(secure(&server)).tls(tls).connection_timeout(GIVE_UP).connect().await.unwrap_err();
+    let err =
+        Client::builder(proxy.addr().to_string()).tls(tls).connection_timeout(GIVE_UP).connect().await.unwrap_err();
     let Error::Tls(reason) = &err else { panic!("expected a TLS error, got {err:?}") };
     assert!(reason.contains("not signed by a trusted CA"), "unclear: {reason}");
     assert!(server.sessions().is_empty());
+    // Backed off (50 ms, then doubling): a handful of handshakes in the second, not a storm.
+    let attempts = proxy.accepted();
+    assert!((1..=10).contains(&attempts), "{attempts} handshakes in {GIVE_UP:?}");
 }
 
 #[tokio::test]

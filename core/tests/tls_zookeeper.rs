@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use certs::Ca;
 use corral_core::{Client, ClientTls, CreateMode, Error, SessionEvent, SessionState};
-use corral_test_support::{SecuredConfig, ZkTls, secured_zookeeper};
+use corral_test_support::{FaultProxy, SecuredConfig, ZkTls, secured_zookeeper};
 use futures::StreamExt;
 
 const GIVE_UP: Duration = Duration::from_secs(2);
@@ -70,9 +70,19 @@ async fn mutual_tls_with_a_real_zookeeper() {
     let other = Ca::new("another CA");
     let mine = other.client("mallory");
     let wrong_ca = ClientTls::builder().ca_pem(&other.pem).identity_pem(&mine.cert, &mine.key).build().expect("TLS");
-    let err = Client::builder(&secure).tls(wrong_ca).connection_timeout(GIVE_UP).connect().await.unwrap_err();
+    // Through a proxy that counts the connections: the client's retries are paced.
+    let proxy = FaultProxy::start(zk.secure_addr().expect("secure port")).expect("proxy");
+    let err = Client::builder(proxy.addr().to_string())
+        .tls(wrong_ca)
+        .connection_timeout(GIVE_UP)
+        .connect()
+        .await
+        .unwrap_err();
     let Error::Tls(reason) = &err else { panic!("expected a TLS error, got {err:?}") };
     assert!(reason.contains("not signed by a trusted CA"), "{reason}");
+    // Backed off (50 ms, then doubling): a handful of handshakes in two seconds, not a storm.
+    let attempts = proxy.accepted();
+    assert!((1..=12).contains(&attempts), "{attempts} handshakes in {GIVE_UP:?}");
 
     // A name the certificate does not carry.
     let port = zk.secure_addr().expect("secure").port();

@@ -1,7 +1,10 @@
 //! Recipes on an ensemble where `world:anyone` may only read: with an `AclProvider` on the
 //! framework, every node the recipes make is the creator's (and readable by anyone), the
-//! recipes work, and a stranger can neither delete a lock node nor jump a queue.
+//! recipes work, and a stranger can neither delete a lock node nor jump a queue; over TLS too,
+//! against a real ZooKeeper's `secureClientPort`.
 
+#[path = "../../core/tests/certs/mod.rs"]
+mod certs;
 mod common;
 
 use std::collections::VecDeque;
@@ -17,7 +20,9 @@ use corral_recipes::queue::DistributedQueue;
 use corral_recipes::read_write_lock::ReadWriteLock;
 use corral_recipes::semaphore::SemaphoreV2;
 use corral_recipes::shared_count::SharedCount;
-use corral_recipes::{Acl, AclProvider, Client, CreateMode, ErrorCode, Framework, Id, Perms, RetryNTimes};
+use corral_recipes::{
+    Acl, AclProvider, Client, ClientTls, CreateMode, ErrorCode, Framework, FrameworkBuilder, Id, Perms, RetryNTimes,
+};
 
 #[derive(Debug)]
 struct OwnerWritesWorldReads;
@@ -41,73 +46,96 @@ async fn all_nodes(client: &Client, root: &str) -> Vec<String> {
     out
 }
 
+/// A framework with the provider's ACL and a digest login, as `builder` connects it.
+fn secured(builder: FrameworkBuilder) -> Framework {
+    builder
+        .session_timeout(Duration::from_secs(4))
+        .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
+        .digest_auth("app", "secret")
+        .acl_provider(OwnerWritesWorldReads)
+        .start()
+        .unwrap()
+}
+
+/// Every recipe's basic flow under `/app` through `fw`; `observer` (another client, no login)
+/// checks the ACLs of what they made.
+async fn recipes_with_acls(fw: Framework, observer: Client) {
+    fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
+    // The application's root: only the application may write below it.
+    fw.create("/app", "", CreateMode::Persistent).await.unwrap();
+
+    let guard = Mutex::new(&fw, "/app/locks/job").acquire().await.unwrap();
+    let lease = SemaphoreV2::new(&fw, "/app/sem", 2).acquire().await.unwrap();
+    let latch = LeaderLatch::start(&fw, "/app/election", "me");
+    latch.await_leadership_timeout(Duration::from_secs(10)).await.unwrap();
+    let node = PersistentNode::start(&fw, "/app/members/me", CreateMode::Ephemeral, "up");
+    node.wait_for_initial_create(Duration::from_secs(10)).await.unwrap();
+    let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/app/services");
+    discovery.register(ServiceInstance::builder("api").id("i1").port(8080).build()).await.unwrap();
+    let queue: DistributedQueue = DistributedQueue::new(&fw, "/app/queue");
+    queue.put(&Bytes::from("job-1")).await.unwrap();
+    let count = SharedCount::start(&fw, "/app/count", 1).await.unwrap();
+    assert!(count.try_set_count(&count.versioned_count(), 2).await.unwrap());
+    let barrier = DistributedDoubleBarrier::new(&fw, "/app/barrier", 1);
+    barrier.enter().await.unwrap();
+    // A downgrade's read node is made in a multi of its own: the provider's ACL too.
+    let rw = ReadWriteLock::new(&fw, "/app/rw");
+    let read = rw.downgrade(rw.write_lock().acquire().await.unwrap()).await.unwrap();
+
+    // Everything the recipes made has the provider's ACL.
+    let nodes = all_nodes(&observer, "/app").await;
+    assert!(nodes.len() >= 10, "{nodes:?}");
+    for path in &nodes {
+        let (acl, _) = observer.get_acl(path).await.unwrap();
+        assert!(
+            acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ),
+            "{path} is writable by anyone: {acl:?}"
+        );
+    }
+    // A stranger reads, but cannot take the lock from its holder or put into the queue.
+    assert!(observer.exists(guard.path()).await.unwrap().is_some());
+    let err = observer.delete(guard.path(), None).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NoAuth);
+    let err = observer.create("/app/queue/queue-x", "", CreateMode::PersistentSequential).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NoAuth);
+
+    // And the recipes run to their end.
+    let mut consumer = queue.consumer();
+    let message = consumer.next_message().await.unwrap();
+    assert_eq!(&message.items()[0][..], b"job-1");
+    message.ack().await.unwrap();
+    barrier.leave().await.unwrap();
+    read.release().await.unwrap();
+    guard.release().await.unwrap();
+    lease.release().await.unwrap();
+    latch.close().await;
+    node.close().await;
+    discovery.close().await;
+    drop(count);
+    observer.close().await;
+    fw.close().await;
+}
+
 #[tokio::test]
 async fn recipes_work_where_the_world_may_only_read() {
     for env in common::envs("acl-provider").await {
         eprintln!("-- against the {} server", env.kind);
-        let fw = Framework::builder(env.connect_string())
-            .session_timeout(Duration::from_secs(4))
-            .retry_policy(RetryNTimes::new(20, Duration::from_millis(50)))
-            .digest_auth("app", "secret")
-            .acl_provider(OwnerWritesWorldReads)
-            .start()
-            .unwrap();
-        fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
-        // The application's root: only the application may write below it.
-        fw.create("/app", "", CreateMode::Persistent).await.unwrap();
-
-        let guard = Mutex::new(&fw, "/app/locks/job").acquire().await.unwrap();
-        let lease = SemaphoreV2::new(&fw, "/app/sem", 2).acquire().await.unwrap();
-        let latch = LeaderLatch::start(&fw, "/app/election", "me");
-        latch.await_leadership_timeout(Duration::from_secs(10)).await.unwrap();
-        let node = PersistentNode::start(&fw, "/app/members/me", CreateMode::Ephemeral, "up");
-        node.wait_for_initial_create(Duration::from_secs(10)).await.unwrap();
-        let discovery: ServiceDiscovery = ServiceDiscovery::new(&fw, "/app/services");
-        discovery.register(ServiceInstance::builder("api").id("i1").port(8080).build()).await.unwrap();
-        let queue: DistributedQueue = DistributedQueue::new(&fw, "/app/queue");
-        queue.put(&Bytes::from("job-1")).await.unwrap();
-        let count = SharedCount::start(&fw, "/app/count", 1).await.unwrap();
-        assert!(count.try_set_count(&count.versioned_count(), 2).await.unwrap());
-        let barrier = DistributedDoubleBarrier::new(&fw, "/app/barrier", 1);
-        barrier.enter().await.unwrap();
-        // A downgrade's read node is made in a multi of its own: the provider's ACL too.
-        let rw = ReadWriteLock::new(&fw, "/app/rw");
-        let read = rw.downgrade(rw.write_lock().acquire().await.unwrap()).await.unwrap();
-
-        // Everything the recipes made has the provider's ACL.
-        let observer = env.client().await;
-        let nodes = all_nodes(&observer, "/app").await;
-        assert!(nodes.len() >= 10, "{nodes:?}");
-        for path in &nodes {
-            let (acl, _) = observer.get_acl(path).await.unwrap();
-            assert!(
-                acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ),
-                "{path} is writable by anyone: {acl:?}"
-            );
-        }
-        // A stranger reads, but cannot take the lock from its holder or put into the queue.
-        assert!(observer.exists(guard.path()).await.unwrap().is_some());
-        let err = observer.delete(guard.path(), None).await.unwrap_err();
-        assert_eq!(err.code(), ErrorCode::NoAuth);
-        let err = observer.create("/app/queue/queue-x", "", CreateMode::PersistentSequential).await.unwrap_err();
-        assert_eq!(err.code(), ErrorCode::NoAuth);
-
-        // And the recipes run to their end.
-        let mut consumer = queue.consumer();
-        let message = consumer.next_message().await.unwrap();
-        assert_eq!(&message.items()[0][..], b"job-1");
-        message.ack().await.unwrap();
-        barrier.leave().await.unwrap();
-        read.release().await.unwrap();
-        guard.release().await.unwrap();
-        lease.release().await.unwrap();
-        latch.close().await;
-        node.close().await;
-        discovery.close().await;
-        drop(count);
-        observer.close().await;
-        fw.close().await;
+        let fw = secured(Framework::builder(env.connect_string()));
+        recipes_with_acls(fw, env.client().await).await;
     }
+}
+
+/// The same over TLS, against a real ZooKeeper 3.8's Netty `secureClientPort` (the observer
+/// on its plain port). Skips (or fails under `CI=true`) without Java and Debian's ZooKeeper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipes_work_over_tls_against_a_real_zookeeper() {
+    let ca = certs::Ca::new("test CA");
+    let Some((zk, dir)) = certs::zookeeper_with_tls(&ca, "zk-tls-recipes", "none") else { return };
+    let tls = ClientTls::builder().ca_pem(&ca.pem).build().unwrap();
+    let fw = secured(Framework::builder(zk.secure_addr().unwrap().to_string()).tls(tls));
+    let observer = Client::connect(&zk.addr().to_string()).await.unwrap();
+    recipes_with_acls(fw, observer).await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

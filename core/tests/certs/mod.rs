@@ -84,3 +84,20 @@ pub(crate) fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write");
     path
 }
+
+/// A real ZooKeeper 3.8 with a Netty `secureClientPort` serving a certificate of `ca` for
+/// `127.0.0.1` and `localhost`, `ssl.clientAuth` as given, and the directory of its PEM files
+/// (to remove after). `None` when it is skipped (no Java or ZooKeeper, never under `CI=true`).
+pub(crate) fn zookeeper_with_tls(
+    ca: &Ca,
+    name: &str,
+    client_auth: &str,
+) -> Option<(corral_test_support::SecuredZookeeper, PathBuf)> {
+    let leaf = ca.server(&["127.0.0.1", "localhost"]);
+    let dir = temp_dir(name);
+    let key_and_cert = write(&dir, "server.pem", &format!("{}{}", leaf.key, leaf.cert));
+    let trust = write(&dir, "ca.pem", &ca.pem);
+    let tls = corral_test_support::ZkTls { key_and_cert, trust, client_auth: client_auth.to_owned() };
+    let config = corral_test_support::SecuredConfig { tls: Some(tls), ..Default::default() };
+    corral_test_support::secured_zookeeper(&config).map(|zk| (zk, dir))
+}
