@@ -271,6 +271,8 @@ impl Bench<'_> {
                 Ok::<_, String>(done)
             }));
         }
+        let host = crate::server::first_host(&self.zk).to_owned();
+        let packets_before = crate::server::packets_received(&host).await;
         barrier.wait().await;
         let start = Instant::now();
         let mut counts = Vec::with_capacity(tasks.len());
@@ -278,7 +280,10 @@ impl Bench<'_> {
             counts.push(task.await.map_err(ctx("contender task"))??);
         }
         let elapsed = start.elapsed();
-        self.rate(&format!("lock_contended{clients}_rate"), counts.iter().sum(), elapsed, "acq/s");
+        let packets_after = crate::server::packets_received(&host).await;
+        let total = counts.iter().sum();
+        self.rate(&format!("lock_contended{clients}_rate"), total, elapsed, "acq/s");
+        self.r.per_op(&format!("lock_contended{clients}_requests_per_cycle"), packets_before, packets_after, total);
         counts.sort_unstable();
         note(format_args!("lock-contended {clients}: acquisitions per client {counts:?}"));
         for fw in fws {

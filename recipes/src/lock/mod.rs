@@ -566,12 +566,15 @@ impl Mutex {
                         if self.kind.arrivals_sort_last() && self.fw.current_state().epoch == created.state.epoch =>
                     {
                         // No contender can appear ahead of ours later: the last listing without
-                        // the deleted node still holds every contender that may be ahead. Look
-                        // at it again without a round trip (a hand-off then costs the deletion's
-                        // event, not one more listing).
+                        // the deleted node still holds every contender that may be ahead. If
+                        // none is left in it, the lock is ours without another listing (a
+                        // hand-off then costs the deletion's event, not one more round trip);
+                        // otherwise those may be gone too: list again rather than watch each.
                         list.remove(watch_index);
-                        children = Some(list);
-                        continue;
+                        if self.kind.watch_target(&list, index - 1).is_none() {
+                            children = Some(list);
+                            continue;
+                        }
                     }
                     Wait::Deleted | Wait::Changed => {}
                     Wait::TimedOut => {
