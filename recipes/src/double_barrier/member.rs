@@ -180,20 +180,8 @@ impl Member {
     /// Deletes our member node on the session that made it (a lost session took it already).
     async fn delete_ours(&self) -> Result<()> {
         let Some(session) = self.take_joined() else { return Ok(()) };
-        let path = self.node_path.clone();
-        let deleted = session
-            .with_retry(|c| {
-                let path = path.clone();
-                async move {
-                    match c.delete(&path, None).await {
-                        Err(e) if e.is_no_node() => Ok(()),
-                        other => other,
-                    }
-                }
-            })
-            .await;
-        match deleted {
-            Ok(()) | Err(CoreError::SessionLost { .. }) => Ok(()),
+        match crate::task::try_delete_on_session(&session, &self.node_path).await {
+            Ok(()) => Ok(()),
             Err(e) => {
                 // Not gone: keep it ours, so that a drop or a later call tries again.
                 *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
