@@ -13,6 +13,7 @@ mod clients;
 mod expiry;
 mod herd;
 mod herd_zk;
+mod kazoo_bench;
 mod recipes;
 mod report;
 mod server;
@@ -100,6 +101,9 @@ struct Args {
     /// The tls benchmark's flags.
     #[command(flatten)]
     tls: tls_bench::TlsArgs,
+    /// The kazoo benchmark's flags.
+    #[command(flatten)]
+    kazoo: kazoo_bench::KazooArgs,
     /// Benchmarks to run, in order.
     #[arg(required = true, value_enum)]
     benches: Vec<Bench>,
@@ -178,6 +182,9 @@ enum Bench {
     /// Issue 13: plain vs TLS on one real ZooKeeper it starts (connect, get latency, pipelined
     /// gets), Corral and Curator (tls_bench.rs).
     Tls,
+    /// Issue 16: the kazoo-layout lock, lease and set partitioner beside kazoo 2.11's own on one
+    /// server (kazoo_bench.rs).
+    Kazoo,
 }
 
 impl Bench {
@@ -203,6 +210,7 @@ impl Bench {
             Bench::Cache => "cache",
             Bench::Recipes => "recipes",
             Bench::Tls => "tls",
+            Bench::Kazoo => "kazoo",
         }
     }
 }
@@ -264,6 +272,9 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
             b => benches.push(*b),
         }
     }
+    if args.client != ClientKind::Corral && benches.contains(&Bench::Kazoo) {
+        return Err("kazoo measures Corral (and kazoo) only; drop --client".to_owned());
+    }
     if args.client != ClientKind::Corral && benches.contains(&Bench::Tls) {
         return Err("tls measures Corral (and Curator) only; drop --client".to_owned());
     }
@@ -321,6 +332,7 @@ async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, args: &Arg
             | Bench::Expiry
             | Bench::Cache => recipes::run(bench.name(), cfg, recipe_args, r).await.map_err(clients::OpError::Other),
             Bench::Tls => tls_bench::run(cfg, &args.tls).await,
+            Bench::Kazoo => kazoo_bench::run(cfg, recipe_args, &args.kazoo, r).await.map_err(clients::OpError::Other),
             Bench::All | Bench::Server | Bench::Recipes => Ok(()),
         };
         result.map_err(|e| format!("bench {} failed: {e}", bench.name()))?;

@@ -54,6 +54,61 @@ pub(crate) async fn version_line(addr: &str) -> String {
     }
 }
 
+/// An embedded server on a thread and current-thread runtime of its own, so that its work does
+/// not share the benchmark's runtime (a peer in another process does not either). Dropping it
+/// stops the server and joins the thread.
+#[derive(Debug)]
+pub(crate) struct Embedded {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Starts the server with the default settings on a free loopback port.
+    pub(crate) fn start() -> Result<Self, String> {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("embedded-server".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => return drop(addr_tx.send(Err(format!("server runtime: {e}")))),
+                };
+                runtime.block_on(async move {
+                    match corral_server::Server::start().await {
+                        Ok(server) => {
+                            let _ = addr_tx.send(Ok(server.addr()));
+                            let _ = stopped.await;
+                            server.shutdown().await;
+                        }
+                        Err(e) => drop(addr_tx.send(Err(format!("cannot start the embedded server: {e}")))),
+                    }
+                });
+            })
+            .map_err(|e| format!("server thread: {e}"))?;
+        let addr = addr_rx.recv().map_err(|_| "the embedded server thread ended".to_owned())??;
+        Ok(Self { addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// `host:port`.
+    pub(crate) fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

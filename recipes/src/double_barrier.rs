@@ -30,17 +30,15 @@
 //! and a [`leave_timeout`](DistributedDoubleBarrier::leave_timeout) that runs out deletes this
 //! member's node too, so that the others are not held back by a member that gave up.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{Error, Result};
-use bytes::Bytes;
-use corral_core::Error as CoreError;
-use corral_core::framework::{Create, Delete};
-use corral_core::{CreateMode, ErrorCode, EventType, Framework};
+use corral_core::Framework;
 use tokio::time::Instant;
 
-use crate::lock::delete_in_background;
+pub(crate) mod member;
+
+use member::{Flavor, Member};
 
 /// The node whose creation lets the members in: `<path>/ready` (Curator's `READY_NODE`).
 ///
@@ -83,39 +81,7 @@ pub const READY_NODE: &str = "ready";
 /// ```
 #[derive(Debug)]
 pub struct DistributedDoubleBarrier {
-    fw: Framework,
-    path: String,
-    member_qty: usize,
-    our_path: String,
-    ready_path: String,
-    /// The session epoch our node was created in (0: not entered).
-    joined: AtomicU64,
-}
-
-/// Deletes our member node in the background when dropped armed: an abandoned enter or leave.
-struct Cleanup<'a> {
-    fw: &'a Framework,
-    path: &'a str,
-    armed: bool,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            delete_in_background(self.fw, self.path.to_owned());
-        }
-    }
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
+    member: Member,
 }
 
 impl DistributedDoubleBarrier {
@@ -143,10 +109,8 @@ impl DistributedDoubleBarrier {
     /// ```
     pub fn new(fw: &Framework, path: impl Into<String>, member_qty: usize) -> Self {
         assert!(member_qty > 0, "member_qty cannot be 0");
-        let path = path.into();
-        let our_path = join(&path, &uuid::Uuid::new_v4().to_string());
-        let ready_path = join(&path, READY_NODE);
-        Self { fw: fw.clone(), path, member_qty, our_path, ready_path, joined: AtomicU64::new(0) }
+        let name = uuid::Uuid::new_v4().to_string();
+        Self { member: Member::new(fw, Flavor::Curator, path.into(), name, member_qty) }
     }
 
     /// The barrier's path.
@@ -164,7 +128,7 @@ impl DistributedDoubleBarrier {
     /// # Ok(()) }
     /// ```
     pub fn path(&self) -> &str {
-        &self.path
+        self.member.path()
     }
 
     /// The number of members that opens the barrier.
@@ -182,7 +146,7 @@ impl DistributedDoubleBarrier {
     /// # Ok(()) }
     /// ```
     pub fn member_qty(&self) -> usize {
-        self.member_qty
+        self.member.threshold()
     }
 
     /// This member's node: `<path>/<random UUID>`.
@@ -203,7 +167,7 @@ impl DistributedDoubleBarrier {
     /// # Ok(()) }
     /// ```
     pub fn our_path(&self) -> &str {
-        &self.our_path
+        self.member.node_path()
     }
 
     /// Enters the barrier and waits until it opens: until `member_qty` members are present.
@@ -281,84 +245,7 @@ impl DistributedDoubleBarrier {
 
     async fn enter_until(&self, deadline: Option<Instant>) -> Result<bool> {
         let data = crate::default_data::local_address().await;
-        let mut cleanup = Cleanup { fw: &self.fw, path: &self.our_path, armed: true };
-        let mut states = self.fw.connection_state();
-        loop {
-            let seen = *states.borrow_and_update();
-            // The ready watch first, then our node, as Curator: a ready node created after the
-            // check fires the watch.
-            let ready_path = self.ready_path.clone();
-            let (ready, ready_watcher) = self
-                .fw
-                .with_retry(move |client| {
-                    let path = ready_path.clone();
-                    async move { client.exists_and_watch(&path).await }
-                })
-                .await?;
-            self.join_in_current_session(&data).await?;
-            if ready.is_some() {
-                cleanup.armed = false;
-                return Ok(true);
-            }
-            let count = crate::sort::children_or_empty(&self.fw, &self.path).await?.len();
-            if count >= self.member_qty {
-                match self.fw.create(&self.ready_path, data.clone(), CreateMode::Persistent).await {
-                    Ok(_) => {}
-                    Err(e) if e.is_node_exists() => {}
-                    Err(e) => return Err(Error::from(e)),
-                }
-                tracing::debug!(path = %self.path, count, "barrier full; ready");
-                cleanup.armed = false;
-                return Ok(true);
-            }
-            tokio::select! {
-                event = ready_watcher => {
-                    // Created counts even if it is gone again by now (everyone entered and left).
-                    if event.event_type == EventType::NodeCreated {
-                        cleanup.armed = false;
-                        return Ok(true);
-                    }
-                }
-                connected = crate::task::new_connection(&mut states, seen.connection) => {
-                    if !connected {
-                        return Err(Error::CLOSED);
-                    }
-                }
-                _ = sleep_until_opt(deadline) => {
-                    // One last look: the barrier may have opened as the time ran out.
-                    if matches!(self.fw.client().exists(&self.ready_path).await, Ok(Some(_))) {
-                        cleanup.armed = false;
-                        return Ok(true);
-                    }
-                    self.fw.delete(&self.our_path, Delete::new().idempotent()).await?;
-                    self.joined.store(0, Ordering::SeqCst);
-                    cleanup.armed = false;
-                    return Ok(false);
-                }
-            }
-        }
-    }
-
-    /// Creates our node unless it exists in the current session already. The create is bound
-    /// to the session it is made in, and the epoch recorded is that session's: if the session
-    /// is lost before the reply, the node (if made) went with it and the next session creates
-    /// it again.
-    async fn join_in_current_session(&self, data: &Bytes) -> Result<()> {
-        let spec = Create::new(CreateMode::Ephemeral).container_parents().idempotent();
-        loop {
-            let session = self.fw.session().await?;
-            if self.joined.load(Ordering::SeqCst) == session.epoch() {
-                return Ok(());
-            }
-            match session.create(&self.our_path, data.clone(), spec.clone()).await {
-                Ok(_) => {
-                    self.joined.store(session.epoch(), Ordering::SeqCst);
-                    return Ok(());
-                }
-                Err(CoreError::SessionLost { .. }) => continue,
-                Err(e) => return Err(Error::from(e)),
-            }
-        }
+        self.member.enter_until(data.clone(), data, deadline).await
     }
 
     /// Leaves the barrier and waits until every member has left (Curator's leave algorithm, see
@@ -366,7 +253,7 @@ impl DistributedDoubleBarrier {
     ///
     /// # Errors
     ///
-    /// [`corral_core::Error::Server`] with [`ErrorCode::NoNode`] for this member's path if its node is
+    /// [`corral_core::Error::Server`] with [`corral_core::ErrorCode::NoNode`] for this member's path if its node is
     /// missing in the session that created it (deleted by someone else, or the member never
     /// entered) while other members remain; [`corral_core::Error::Timeout`] if the framework stays
     /// disconnected longer than its connection timeout; connection errors once the retry policy
@@ -440,78 +327,6 @@ impl DistributedDoubleBarrier {
     }
 
     async fn leave_until(&self, deadline: Option<Instant>) -> Result<bool> {
-        let our_name = corral_core::proto::path::name(&self.our_path).to_owned();
-        let joined = self.joined.load(Ordering::SeqCst);
-        let mut cleanup = Cleanup { fw: &self.fw, path: &self.our_path, armed: true };
-        let mut states = self.fw.connection_state();
-        let mut result = true;
-        loop {
-            let seen = *states.borrow_and_update();
-            let mut children: Vec<String> = crate::sort::children_or_empty(&self.fw, &self.path)
-                .await?
-                .into_iter()
-                .filter(|c| c != READY_NODE)
-                .collect();
-            children.sort();
-            if children.is_empty() {
-                break;
-            }
-            let our_index = children.iter().position(|c| *c == our_name);
-            if our_index.is_none() && cleanup.armed {
-                if joined != 0 && self.fw.current_state().epoch != joined {
-                    // Our node went with an earlier session: we have left already.
-                    cleanup.armed = false;
-                } else {
-                    return Err(Error::from(CoreError::Server {
-                        code: ErrorCode::NoNode,
-                        path: self.our_path.clone(),
-                    }));
-                }
-            }
-            if children.len() == 1 {
-                // The last one: ours (had it been someone else's while ours should exist, our
-                // index would have been missing above).
-                self.delete_ours(&mut cleanup).await?;
-                break;
-            }
-            let is_lowest = our_index == Some(0);
-            let target = join(&self.path, if is_lowest { &children[children.len() - 1] } else { &children[0] });
-            let (stat, watcher) = self
-                .fw
-                .with_retry(move |client| {
-                    let path = target.clone();
-                    async move { client.exists_and_watch(&path).await }
-                })
-                .await?;
-            if !is_lowest {
-                self.delete_ours(&mut cleanup).await?;
-            }
-            if stat.is_some() {
-                tokio::select! {
-                    _ = watcher => {}
-                    connected = crate::task::new_connection(&mut states, seen.connection) => {
-                        if !connected {
-                            return Err(Error::CLOSED);
-                        }
-                    }
-                    _ = sleep_until_opt(deadline) => {
-                        result = false;
-                        self.delete_ours(&mut cleanup).await?;
-                        break;
-                    }
-                }
-            }
-        }
-        self.fw.delete(&self.ready_path, Delete::new().idempotent()).await?;
-        self.joined.store(0, Ordering::SeqCst);
-        Ok(result)
-    }
-
-    async fn delete_ours(&self, cleanup: &mut Cleanup<'_>) -> Result<()> {
-        if cleanup.armed {
-            self.fw.delete(&self.our_path, Delete::new().idempotent()).await?;
-            cleanup.armed = false;
-        }
-        Ok(())
+        self.member.leave_until(deadline).await
     }
 }

@@ -166,6 +166,18 @@ pub(crate) fn backoff_delay(policy: &dyn corral_core::RetryPolicy, failures: u32
 ///
 /// Cancel safe: dropping it stops retrying; a delete already sent may still be applied.
 pub(crate) async fn delete_on_session(session: &corral_core::framework::Session, path: &str) {
+    match try_delete_on_session(session, path).await {
+        Ok(()) | Err(CoreError::Closed) => {}
+        Err(e) => tracing::warn!(path, error = %e, "node not deleted; it stays until its session ends"),
+    }
+}
+
+/// Deletes `path` on `session` (which made it) with the session's retries: `Ok` once it is
+/// gone, also when it was gone already or went with the session.
+pub(crate) async fn try_delete_on_session(
+    session: &corral_core::framework::Session,
+    path: &str,
+) -> std::result::Result<(), CoreError> {
     let deleted = session
         .with_retry(|c| async move {
             match c.delete(path, None).await {
@@ -175,8 +187,8 @@ pub(crate) async fn delete_on_session(session: &corral_core::framework::Session,
         })
         .await;
     match deleted {
-        Ok(()) | Err(CoreError::SessionLost { .. } | CoreError::Closed) => {}
-        Err(e) => tracing::warn!(path, error = %e, "node not deleted; it stays until its session ends"),
+        Err(CoreError::SessionLost { .. }) => Ok(()),
+        other => other,
     }
 }
 

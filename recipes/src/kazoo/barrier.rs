@@ -26,20 +26,18 @@
 //! node, so that it is not counted by the others; and a member that finds `ready` already there
 //! is let in, where kazoo's would wait for the next creation of `ready`.
 
-use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use crate::{Error, Result};
-use corral_core::Error as CoreError;
-use corral_core::framework::{Create, Session};
-use corral_core::{CreateMode, EventType, Framework};
+use bytes::Bytes;
+use corral_core::Framework;
 use tokio::time::Instant;
 
-use super::child_path;
 use crate::barrier::DistributedBarrier;
+use crate::double_barrier::member::{Flavor, Member};
 
-/// The name of a [`DoubleBarrier`]'s ready node.
-pub const READY_NODE_NAME: &str = "ready";
+/// The name of a [`DoubleBarrier`]'s ready node (the same as Curator's).
+pub const READY_NODE_NAME: &str = crate::double_barrier::READY_NODE;
 
 /// kazoo's `Barrier(path)`: holds waiters back while its node exists. The same barrier as
 /// Curator's `DistributedBarrier` (this crate's [`DistributedBarrier`], whose wait it uses),
@@ -271,15 +269,8 @@ impl Barrier {
 /// ```
 #[derive(Debug)]
 pub struct DoubleBarrier {
-    fw: Framework,
-    path: String,
-    num_clients: usize,
+    member: Member,
     identifier: String,
-    node_name: String,
-    node_path: String,
-    ready_path: String,
-    /// The session our member node was made in, while it may exist.
-    joined: StdMutex<Option<Session>>,
 }
 
 impl DoubleBarrier {
@@ -304,19 +295,9 @@ impl DoubleBarrier {
     /// # Ok(()) }
     /// ```
     pub fn new(fw: &Framework, path: impl Into<String>, num_clients: usize, identifier: impl Into<String>) -> Self {
-        let path = path.into();
-        let node_name = uuid::Uuid::new_v4().simple().to_string();
-        let (node_path, ready_path) = (child_path(&path, &node_name), child_path(&path, READY_NODE_NAME));
-        Self {
-            fw: fw.clone(),
-            path,
-            num_clients: num_clients.max(1),
-            identifier: identifier.into(),
-            node_name,
-            node_path,
-            ready_path,
-            joined: StdMutex::new(None),
-        }
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        let member = Member::new(fw, Flavor::Kazoo, path.into(), name, num_clients.max(1));
+        Self { member, identifier: identifier.into() }
     }
 
     /// This member's node, `<path>/<uuid hex>`.
@@ -336,7 +317,7 @@ impl DoubleBarrier {
     /// # Ok(()) }
     /// ```
     pub fn node_path(&self) -> &str {
-        &self.node_path
+        self.member.node_path()
     }
 
     /// Enters: waits until `num_clients` members are in (kazoo's `enter()`).
@@ -406,105 +387,7 @@ impl DoubleBarrier {
     }
 
     async fn enter_until(&self, deadline: Option<Instant>) -> Result<bool> {
-        // Until entered, a drop or an error takes the member node away again.
-        let mut cleanup = Cleanup { barrier: self, armed: true };
-        let mut states = self.fw.connection_state();
-        self.fw.ensure_path(&self.path).await?;
-        loop {
-            let seen = *states.borrow_and_update();
-            self.join_in_current_session().await?;
-            let ready_path = self.ready_path.clone();
-            let (ready, watcher) = self
-                .fw
-                .with_retry(move |c| {
-                    let path = ready_path.clone();
-                    async move { c.exists_and_watch(&path).await }
-                })
-                .await?;
-            if ready.is_some() {
-                cleanup.armed = false;
-                return Ok(true);
-            }
-            let count = crate::sort::children_or_empty(&self.fw, &self.path).await?.len();
-            if count >= self.num_clients {
-                self.fw.ensure_path(&self.ready_path).await?;
-                tracing::debug!(path = %self.path, count, "double barrier full; ready");
-                cleanup.armed = false;
-                return Ok(true);
-            }
-            tokio::select! {
-                event = watcher => {
-                    // Created counts even if it is gone again by now (everyone entered and left).
-                    if event.event_type == EventType::NodeCreated {
-                        cleanup.armed = false;
-                        return Ok(true);
-                    }
-                }
-                connected = crate::task::new_connection(&mut states, seen.connection) => {
-                    if !connected {
-                        return Err(Error::from(CoreError::Closed));
-                    }
-                }
-                _ = crate::queue::sleep_until_opt(deadline) => {
-                    // One last look: the barrier may have opened as the time ran out.
-                    if matches!(self.fw.client().exists(&self.ready_path).await, Ok(Some(_))) {
-                        cleanup.armed = false;
-                        return Ok(true);
-                    }
-                    cleanup.armed = false;
-                    self.delete_ours().await?;
-                    return Ok(false);
-                }
-            }
-        }
-    }
-
-    /// Makes sure our member node exists in the current session, created through its handle.
-    async fn join_in_current_session(&self) -> Result<()> {
-        let spec = Create::new(CreateMode::Ephemeral).idempotent();
-        loop {
-            let session = self.fw.session().await?;
-            if self.joined_session().is_some_and(|s| s.epoch() == session.epoch()) {
-                return Ok(());
-            }
-            match session.create(&self.node_path, self.identifier.clone(), spec.clone()).await {
-                Ok(_) => {
-                    *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
-                    return Ok(());
-                }
-                Err(CoreError::SessionLost { .. }) => continue,
-                Err(e) => return Err(Error::from(e)),
-            }
-        }
-    }
-
-    fn joined_session(&self) -> Option<Session> {
-        self.joined.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Deletes our member node on the session that made it (a lost session took it already).
-    async fn delete_ours(&self) -> Result<()> {
-        let Some(session) = self.joined.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
-        let path = self.node_path.clone();
-        let deleted = session
-            .with_retry(|c| {
-                let path = path.clone();
-                async move {
-                    match c.delete(&path, None).await {
-                        Err(e) if e.is_no_node() => Ok(()),
-                        other => other,
-                    }
-                }
-            })
-            .await;
-        match deleted {
-            Ok(()) | Err(CoreError::SessionLost { .. }) => Ok(()),
-            Err(e) => {
-                // Not gone: keep it ours, so that a drop or a later call tries again.
-                *self.joined.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
-                Err(Error::from(e))
-            }
-        }
+        self.member.enter_until(Bytes::from(self.identifier.clone()), Bytes::new(), deadline).await
     }
 
     /// Leaves: waits until every member has left (kazoo's `leave()`).
@@ -574,98 +457,13 @@ impl DoubleBarrier {
     }
 
     async fn leave_until(&self, deadline: Option<Instant>) -> Result<bool> {
-        // kazoo deletes `ready` first: nobody enters the finished round any more.
-        self.delete_if_there(&self.ready_path).await?;
-        let mut states = self.fw.connection_state();
-        loop {
-            let seen = *states.borrow_and_update();
-            let mut children: Vec<String> = crate::sort::children_or_empty(&self.fw, &self.path)
-                .await?
-                .into_iter()
-                .filter(|c| c != READY_NODE_NAME)
-                .collect();
-            children.sort();
-            if children.is_empty() {
-                return Ok(true);
-            }
-            let ours_there = children.contains(&self.node_name);
-            if children.len() == 1 && ours_there {
-                self.delete_ours().await?;
-                return Ok(true);
-            }
-            let lowest = children[0] == self.node_name;
-            let target = child_path(&self.path, if lowest { &children[children.len() - 1] } else { &children[0] });
-            if !lowest {
-                self.delete_ours().await?;
-            }
-            let (stat, watcher) = self
-                .fw
-                .with_retry(move |c| {
-                    let path = target.clone();
-                    async move { c.exists_and_watch(&path).await }
-                })
-                .await?;
-            if stat.is_none() {
-                continue;
-            }
-            tokio::select! {
-                _ = watcher => {}
-                connected = crate::task::new_connection(&mut states, seen.connection) => {
-                    if !connected {
-                        return Err(Error::from(CoreError::Closed));
-                    }
-                }
-                _ = crate::queue::sleep_until_opt(deadline) => {
-                    self.delete_ours().await?;
-                    return Ok(false);
-                }
-            }
-        }
-    }
-
-    async fn delete_if_there(&self, path: &str) -> Result<()> {
-        self.fw
-            .with_retry(|c| async move {
-                match c.delete(path, None).await {
-                    Err(e) if e.is_no_node() => Ok(()),
-                    other => other,
-                }
-            })
-            .await
-            .map_err(Error::from)
+        self.member.leave_until(deadline).await
     }
 }
 
 impl Drop for DoubleBarrier {
     fn drop(&mut self) {
         // A member dropped while in leaves its node to its session; delete it now.
-        if let Some(session) = self.joined.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
-            spawn_delete(session, self.node_path.clone());
-        }
-    }
-}
-
-/// Deletes `path` on `session` in the background (nothing outside a Tokio runtime: the node
-/// then stays until its session ends).
-fn spawn_delete(session: Session, path: String) {
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(async move { crate::task::delete_on_session(&session, &path).await });
-    }
-}
-
-/// Takes an entering member's node away on an early return or a drop.
-struct Cleanup<'a> {
-    barrier: &'a DoubleBarrier,
-    armed: bool,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some(session) = self.barrier.joined.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            spawn_delete(session, self.barrier.node_path.clone());
-        }
+        self.member.delete_in_background();
     }
 }

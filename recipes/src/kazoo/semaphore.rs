@@ -514,21 +514,8 @@ impl SemaphoreLease {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<()> {
-        let path = self.path.clone();
-        let deleted = self
-            .session
-            .with_retry(|c| {
-                let path = path.clone();
-                async move {
-                    match c.delete(&path, None).await {
-                        Err(e) if e.is_no_node() => Ok(()),
-                        other => other,
-                    }
-                }
-            })
-            .await;
-        match deleted {
-            Ok(()) | Err(corral_core::Error::SessionLost { .. } | corral_core::Error::Closed) => {
+        match crate::task::try_delete_on_session(&self.session, &self.path).await {
+            Ok(()) | Err(corral_core::Error::Closed) => {
                 self.released = true;
                 Ok(())
             }

@@ -51,7 +51,7 @@ use std::time::Duration;
 use crate::{Error, Result};
 use bytes::Bytes;
 use corral_core::Error as CoreError;
-use corral_core::{ConnectionState, Framework, WatchedEvent};
+use corral_core::{ConnectionState, EventType, Framework, WatchedEvent};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -208,6 +208,13 @@ impl Kind {
             Self::Write => "write",
             Self::Kazoo(_) => "kazoo",
         }
+    }
+
+    /// Whether every contender arrives with a fresh sequential node, so that one made after a
+    /// listing always sorts after the contenders in it. Not so for Curator's read-write lock: a
+    /// downgrade makes a read node carrying its write node's (older) sequence number.
+    fn arrivals_sort_last(self) -> bool {
+        matches!(self, Self::Exclusive | Self::Kazoo(_))
     }
 
     /// `None` if the contender at `index` holds the lock, otherwise the index to watch.
@@ -555,7 +562,21 @@ impl Mutex {
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
                 match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {
-                    Wait::Changed => {}
+                    Wait::Deleted
+                        if self.kind.arrivals_sort_last() && self.fw.current_state().epoch == created.state.epoch =>
+                    {
+                        // No contender can appear ahead of ours later: the last listing without
+                        // the deleted node still holds every contender that may be ahead. If
+                        // none is left in it, the lock is ours without another listing (a
+                        // hand-off then costs the deletion's event, not one more round trip);
+                        // otherwise those may be gone too: list again rather than watch each.
+                        list.remove(watch_index);
+                        if self.kind.watch_target(&list, index - 1).is_none() {
+                            children = Some(list);
+                            continue;
+                        }
+                    }
+                    Wait::Deleted | Wait::Changed => {}
                     Wait::TimedOut => {
                         node.delete_now().await;
                         return Ok(None);
@@ -611,7 +632,7 @@ impl Mutex {
             })
             .await?;
         let Some(watcher) = watched else {
-            return Ok(Wait::Changed);
+            return Ok(Wait::Deleted);
         };
         let mut states = self.fw.connection_state();
         let lost = async {
@@ -622,7 +643,9 @@ impl Mutex {
                 if is_session_end(&event) && self.fw.current_state().epoch != epoch {
                     return Err(Error::from(CoreError::SessionExpired));
                 }
-                Ok(Wait::Changed)
+                // A data change (a revocation request on the holder's node) or a session event
+                // says nothing about who is ahead: only a deletion lets the caller skip a listing.
+                Ok(if event.event_type == EventType::NodeDeleted { Wait::Deleted } else { Wait::Changed })
             }
             _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
             _ = cancelled => Ok(Wait::TimedOut),
@@ -643,6 +666,9 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 }
 
 enum Wait {
+    /// The watched contender is gone (deleted, or already gone when the watch was set).
+    Deleted,
+    /// Something else happened to it; list again.
     Changed,
     TimedOut,
 }

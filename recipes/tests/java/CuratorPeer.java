@@ -17,9 +17,12 @@
 //                                          violation; check its data, delete it; VIOLATION <tag> <what> for each one)
 //   nodes <path> <lock-name>            -> NODES <path> <name>:<protected>:<hex data> ...   (Curator's sorted order)
 //   latch <tag> <path> <id>             -> LATCH_STARTED <tag>; LEADER <tag> / NOT_LEADER <tag> on every change
-//   selector <tag> <path> <id>          -> SELECTOR_STARTED <tag>; LEADER <tag> when takeLeadership starts,
-//                                          NOT_LEADER <tag> when it ends (after `stepdown <tag>`); auto-requeue
+//   selector <tag> <path> <id> [once]   -> SELECTOR_STARTED <tag>; LEADER <tag> when takeLeadership starts,
+//                                          NOT_LEADER <tag> when it ends (after `stepdown <tag>` or an interrupt);
+//                                          auto-requeue unless `once`
 //   stepdown <tag>                      -> (the selector's takeLeadership returns)
+//   interrupt <tag>                     -> INTERRUPTED <tag>   (the selector's interruptLeadership())
+//   requeue <tag>                       -> REQUEUED <tag> <true|false>   (the selector's requeue())
 //   participants <tag>                  -> PARTICIPANTS <tag> <id>,<id>,...   (the leader's id prefixed with '*')
 //   close <tag>                         -> CLOSED <tag>   (a latch or a selector)
 //   quit
@@ -128,7 +131,9 @@ public final class CuratorPeer {
                     }
                 });
                 selector.setId(a[3]);
-                selector.autoRequeue();
+                if (a.length < 5 || !a[4].equals("once")) {
+                    selector.autoRequeue();
+                }
                 stepDowns.put(tag, stepDown);
                 selectors.put(tag, selector);
                 selector.start();
@@ -137,6 +142,13 @@ public final class CuratorPeer {
             }
             case "stepdown":
                 stepDowns.get(a[1]).release();
+                break;
+            case "interrupt":
+                selectors.get(a[1]).interruptLeadership();
+                PeerIo.out("INTERRUPTED " + a[1]);
+                break;
+            case "requeue":
+                PeerIo.out("REQUEUED " + a[1] + " " + selectors.get(a[1]).requeue());
                 break;
             case "participants": {
                 String tag = a[1];
