@@ -17,7 +17,7 @@ use corral_core::{CreateMode, CreateOptions, ErrorCode, Framework, Op};
 use crate::lock::{Kind, Mutex, MutexGuard, READ_LOCK_NAME, WRITE_LOCK_NAME};
 
 /// A distributed read-write lock (Curator's `InterProcessReadWriteLock`). Its guards are
-/// [`MutexGuard`](crate::lock::MutexGuard)s: re-entrant with `reenter`, and revocable when
+/// [`MutexGuard`]s: re-entrant with `reenter`, and revocable when
 /// taken through `write_lock().clone().revocable()` (or the read side's).
 ///
 /// # Examples

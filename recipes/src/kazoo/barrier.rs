@@ -245,7 +245,7 @@ impl Barrier {
 
 /// kazoo's `DoubleBarrier(path, num_clients, identifier)`: members enter together once
 /// `num_clients` have arrived and leave together once all are done. See the
-/// [module docs](self) for the layout and what happens on connection changes. Dropping a member
+/// [module docs](crate::kazoo) for the layout and what happens on connection changes. Dropping a member
 /// that is in deletes its node in the background (kazoo leaves it to the session).
 ///
 /// # Examples

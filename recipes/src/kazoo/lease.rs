@@ -58,7 +58,7 @@ pub struct LeaseHolder {
 }
 
 /// kazoo's `NonBlockingLease(path, duration, identifier)`: takes or renews a lease without
-/// waiting for it; see the [module docs](self).
+/// waiting for it; see the [module docs](crate::kazoo).
 ///
 /// # Examples
 ///

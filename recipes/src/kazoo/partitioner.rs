@@ -260,7 +260,7 @@ impl SetPartitionerBuilder {
 }
 
 /// kazoo's `SetPartitioner(path, set, identifier=…)`: this process's member of a party that
-/// splits `set`; see the [module docs](self). Dropping it leaves the party and releases its
+/// splits `set`; see the [module docs](crate::kazoo). Dropping it leaves the party and releases its
 /// locks in the background.
 ///
 /// # Examples
