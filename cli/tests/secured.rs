@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 use common::{command, corral};
 use corral_server::testing::TestingServer;
-use corral_server::{ClientAuth, SaslUsers, Server, ServerTls};
+use corral_server::{SaslUsers, Server};
 
 fn write(dir: &std::path::Path, name: &str, pem: &str) -> String {
     let path = dir.join(name);
@@ -21,14 +21,8 @@ fn write(dir: &std::path::Path, name: &str, pem: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_over_mutual_tls() {
     let ca = certs::Ca::new("cli test CA");
-    let server_leaf = ca.server(&["127.0.0.1", "localhost"]);
     let alice = ca.client("alice");
-    let tls = ServerTls::builder(&server_leaf.cert, &server_leaf.key)
-        .client_ca_pem(&ca.pem)
-        .client_auth(ClientAuth::Need)
-        .build()
-        .expect("server TLS");
-    let server = TestingServer::with_builder(Server::builder().tls(tls)).await.expect("server");
+    let server = certs::mutual_tls_server(&ca).await;
     let secure = server.secure_addr().expect("secure port").to_string();
     let dir = certs::temp_dir("cli-tls");
     let ca_file = write(&dir, "ca.pem", &ca.pem);

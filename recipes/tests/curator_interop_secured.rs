@@ -22,7 +22,7 @@ use corral_recipes::{
     Acl, AclProvider, Client, ClientTls, CreateMode, ErrorCode, Framework, Id, Perms, RetryNTimes, Sasl,
 };
 use corral_server::testing::TestingServer;
-use corral_server::{ClientAuth, SaslUsers, Server, ServerTls};
+use corral_server::{SaslUsers, Server, ServerTls};
 
 use certs::Ca;
 use common::java_peer::{self, Java, PeerSpec, name_of, unhex, within};
@@ -160,13 +160,7 @@ async fn mutex_handoff(fw: &Framework, peer: &mut java_peer::Peer, lock: &str, o
 async fn curator_and_corral_share_a_mutex_over_mutual_tls() {
     let Some(java) = java() else { return };
     let ca = Ca::new("test CA");
-    let leaf = ca.server(&["127.0.0.1", "localhost"]);
-    let tls = ServerTls::builder(&leaf.cert, &leaf.key)
-        .client_ca_pem(&ca.pem)
-        .client_auth(ClientAuth::Need)
-        .build()
-        .expect("server TLS");
-    let server = TestingServer::with_builder(Server::builder().tls(tls)).await.expect("server");
+    let server = certs::mutual_tls_server(&ca).await;
     let secure = server.secure_addr().expect("secure port").to_string();
     let dir = certs::temp_dir("curator-tls");
     let java_leaf = ca.client("java");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use certs::Ca;
 use corral_server::testing::TestingServer;
-use corral_server::{ClientAuth, SaslUsers, Server, ServerTls};
+use corral_server::{SaslUsers, Server};
 
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 const EXTRA_JARS: &[&str] =
@@ -78,13 +78,7 @@ fn run_cli(java: &Path, props: &[String], server: &str, script: &str) -> String 
 async fn java_cli_over_mutual_tls_is_identified_by_its_certificate() {
     let Some(java) = java() else { return };
     let ca = Ca::new("test CA");
-    let leaf = ca.server(&["127.0.0.1", "localhost"]);
-    let tls = ServerTls::builder(&leaf.cert, &leaf.key)
-        .client_ca_pem(&ca.pem)
-        .client_auth(ClientAuth::Need)
-        .build()
-        .expect("server TLS");
-    let server = TestingServer::with_builder(Server::builder().tls(tls)).await.expect("server");
+    let server = certs::mutual_tls_server(&ca).await;
     let dir = certs::temp_dir("java-tls");
     let alice = ca.client("alice");
     let key_store = certs::write(&dir, "client.pem", &format!("{}{}", alice.key, alice.cert));

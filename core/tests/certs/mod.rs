@@ -101,3 +101,17 @@ pub(crate) fn zookeeper_with_tls(
     let config = corral_test_support::SecuredConfig { tls: Some(tls), ..Default::default() };
     corral_test_support::secured_zookeeper(&config).map(|zk| (zk, dir))
 }
+
+/// An embedded server whose TLS port serves a certificate of `ca` for `127.0.0.1` and
+/// `localhost` and requires a client certificate of `ca` (mutual TLS).
+pub(crate) async fn mutual_tls_server(ca: &Ca) -> corral_server::testing::TestingServer {
+    let leaf = ca.server(&["127.0.0.1", "localhost"]);
+    let tls = corral_server::ServerTls::builder(&leaf.cert, &leaf.key)
+        .client_ca_pem(&ca.pem)
+        .client_auth(corral_server::ClientAuth::Need)
+        .build()
+        .expect("server TLS");
+    corral_server::testing::TestingServer::with_builder(corral_server::Server::builder().tls(tls))
+        .await
+        .expect("server")
+}
