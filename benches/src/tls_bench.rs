@@ -24,6 +24,7 @@ use corral_test_support::{SecuredConfig, ZkTls};
 use crate::clients::{OpError, OpResult};
 use crate::report::{Reporter, Unit, note};
 use crate::workloads::{self, Config};
+use corral_test_support::java::{JAR_DIR, classpath, jdk_tool};
 
 /// The `tls` benchmark's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -510,7 +511,6 @@ fn scratch_dir() -> OpResult<PathBuf> {
     Ok(dir)
 }
 
-const JAR_DIR: &str = "/usr/share/java";
 const CURATOR_JARS: &[&str] = &[
     "curator-framework.jar",
     "curator-client.jar",
@@ -529,18 +529,13 @@ fn curator(cfg: &Config, rounds: usize, plain: &str, secure: &str, certs: &Certs
         note(format_args!("tls: Curator skipped: {why}"));
         Ok(())
     };
-    let (Some(java), Some(javac)) = (tool("java"), tool("javac")) else {
+    let (Ok(java), Ok(javac)) = (jdk_tool("java"), jdk_tool("javac")) else {
         return skip("no java/javac (openjdk-17-jdk-headless)".to_owned());
     };
-    let mut cp = Vec::new();
-    for jar in CURATOR_JARS {
-        let path = Path::new(JAR_DIR).join(jar);
-        if !path.is_file() {
-            return skip(format!("{} is missing (libcurator-framework-java zookeeper libnetty-java)", path.display()));
-        }
-        cp.push(path.display().to_string());
-    }
-    let cp = cp.join(":");
+    let cp = match classpath(CURATOR_JARS, "libcurator-framework-java zookeeper libnetty-java") {
+        Ok(cp) => cp,
+        Err(why) => return skip(why),
+    };
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("java/CuratorTlsBench.java");
     let classes = certs.ca.with_file_name("classes");
     let out = Command::new(javac)
@@ -596,10 +591,4 @@ fn curator(cfg: &Config, rounds: usize, plain: &str, secure: &str, certs: &Certs
         )));
     }
     Ok(())
-}
-
-fn tool(name: &str) -> Option<PathBuf> {
-    std::env::var_os("JAVA_HOME").map(|home| Path::new(&home).join("bin").join(name)).filter(|p| p.is_file()).or_else(
-        || std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join(name)).find(|p| p.is_file()),
-    )
 }

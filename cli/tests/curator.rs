@@ -20,8 +20,8 @@ use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
 use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::lock::Mutex;
 use corral_server::testing::TestingServer;
+use corral_test_support::java::{JAR_DIR, classpath, jdk_tool};
 
-const JAR_DIR: &str = "/usr/share/java";
 const JARS: &[&str] = &[
     "curator-x-discovery.jar",
     "curator-recipes.jar",
@@ -48,24 +48,9 @@ fn in_ci() -> bool {
 
 /// `java` and the classpath of the compiled peer, or why not.
 fn compiled_peer() -> Result<(PathBuf, String), String> {
-    let tool = |name: &str| {
-        let from_home = std::env::var_os("JAVA_HOME").map(|h| Path::new(&h).join("bin").join(name));
-        from_home
-            .into_iter()
-            .chain(std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join(name)))
-            .find(|p| p.is_file())
-            .ok_or_else(|| format!("no `{name}` (install openjdk-17-jdk-headless)"))
-    };
-    let (java, javac) = (tool("java")?, tool("javac")?);
-    let mut jars = Vec::new();
-    for jar in JARS {
-        let path = Path::new(JAR_DIR).join(jar);
-        if !path.is_file() {
-            return Err(format!("{} is missing", path.display()));
-        }
-        jars.push(path.display().to_string());
-    }
-    let classpath = jars.join(":");
+    let jdk = |name| jdk_tool(name).map_err(|why| format!("{why} (install openjdk-17-jdk-headless)"));
+    let (java, javac) = (jdk("java")?, jdk("javac")?);
+    let classpath = classpath(JARS, "apt-get install libcurator-recipes-java")?;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CliPeer.java");
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::fs::read(&source).map_err(|e| e.to_string())?.hash(&mut hasher);

@@ -64,6 +64,7 @@ pub mod ensemble;
 pub mod env;
 pub mod fault_proxy;
 mod guard;
+pub mod java;
 pub mod kerberos;
 mod local;
 pub mod peer_links;

@@ -8,7 +8,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use std::{env, fs, thread};
+use std::{fs, thread};
 
 use crate::guard::{self, Guarded, Spec, fresh_dir};
 use crate::ports::free_port;
@@ -129,20 +129,8 @@ fn start_inner(
 
 /// `$JAVA_HOME/bin/java` if it exists, otherwise `java` from `PATH`.
 pub(crate) fn find_java() -> Result<PathBuf, String> {
-    if let Some(home) = env::var_os("JAVA_HOME") {
-        let java = Path::new(&home).join("bin").join("java");
-        if java.is_file() {
-            return Ok(java);
-        }
-    }
-    env::var_os("PATH")
-        .iter()
-        .flat_map(env::split_paths)
-        .map(|dir| dir.join("java"))
-        .find(|java| java.is_file())
-        .ok_or_else(|| {
-            format!("no `java` in PATH or JAVA_HOME (Debian's `zookeeper` package brings one: `{INSTALL_HINT}`)")
-        })
+    crate::java::jdk_tool("java")
+        .map_err(|why| format!("{why} (Debian's `zookeeper` package brings one: `{INSTALL_HINT}`)"))
 }
 
 /// Writes `conf/zoo.cfg` (and a log4j configuration when log4j is the logging binding) into `dir`,

@@ -3,6 +3,7 @@
 //! the Curator part of a test is skipped with a `skipping:` line, except under `CI=true` (or
 //! `1`), where the test fails.
 
+use corral_test_support::java::{classpath, jdk_tool};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const JAR_DIR: &str = "/usr/share/java";
 /// Compile and run time: Curator's recipes and what they need.
 const JARS: &[&str] = &[
     "curator-recipes.jar",
@@ -67,36 +67,10 @@ pub fn curator() -> Option<&'static CuratorJava> {
     }
 }
 
-fn tool(name: &str) -> Result<PathBuf, String> {
-    if let Some(home) = std::env::var_os("JAVA_HOME") {
-        let path = Path::new(&home).join("bin").join(name);
-        if path.is_file() {
-            return Ok(path);
-        }
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("no `{name}` in JAVA_HOME or PATH (apt-get install {PACKAGES})"))
-}
-
 fn prepare() -> Result<CuratorJava, String> {
-    let java = tool("java")?;
-    let javac = tool("javac")?;
-    let jars = JARS
-        .iter()
-        .map(|name| {
-            let path = Path::new(JAR_DIR).join(name);
-            if path.is_file() {
-                Ok(path.display().to_string())
-            } else {
-                Err(format!("{} is missing (apt-get install {PACKAGES})", path.display()))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .join(":");
+    let jdk = |name| jdk_tool(name).map_err(|why| format!("{why} (apt-get install {PACKAGES})"));
+    let (java, javac) = (jdk("java")?, jdk("javac")?);
+    let jars = classpath(JARS, &format!("apt-get install {PACKAGES}"))?;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java").join(format!("{CLASS}.java"));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?.hash(&mut hasher);

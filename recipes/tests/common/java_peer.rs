@@ -15,13 +15,13 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use corral_test_support::java::{classpath, jdk_tool};
 use tokio::sync::mpsc;
 
 /// Bound on every single wait for the other side.
 pub const T: Duration = Duration::from_secs(30);
 /// Runtime only: an slf4j binding, so the peer's warnings reach its stderr (kept for failures).
 const RUNTIME_JARS: &[&str] = &["slf4j-simple.jar"];
-const JAR_DIR: &str = "/usr/share/java";
 /// Compiled together with every peer: the line protocol and helpers the peers share.
 const SUPPORT: &[&str] = &["PeerIo"];
 
@@ -98,35 +98,14 @@ pub fn java(spec: &PeerSpec) -> Option<&'static Java> {
     }
 }
 
-fn tool(name: &str) -> Result<PathBuf, String> {
-    if let Some(home) = std::env::var_os("JAVA_HOME") {
-        let path = Path::new(&home).join("bin").join(name);
-        if path.is_file() {
-            return Ok(path);
-        }
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("no `{name}` in JAVA_HOME or PATH (install openjdk-17-jdk-headless)"))
-}
-
 impl Java {
     fn prepare(spec: &PeerSpec) -> Result<Self, String> {
-        let java = tool("java")?;
-        let javac = tool("javac")?;
-        let jar = |name: &&str| {
-            let path = Path::new(JAR_DIR).join(name);
-            if path.is_file() {
-                Ok(path.display().to_string())
-            } else {
-                Err(format!("{} is missing (apt-get install {})", path.display(), spec.packages))
-            }
-        };
-        let compile_cp = spec.jars.iter().copied().flatten().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
-        let runtime_cp = RUNTIME_JARS.iter().map(jar).collect::<Result<Vec<_>, _>>()?.join(":");
+        let jdk = |name| jdk_tool(name).map_err(|why| format!("{why} (install openjdk-17-jdk-headless)"));
+        let (java, javac) = (jdk("java")?, jdk("javac")?);
+        let install = format!("apt-get install {}", spec.packages);
+        let compile_jars: Vec<&str> = spec.jars.iter().copied().flatten().copied().collect();
+        let compile_cp = classpath(&compile_jars, &install)?;
+        let runtime_cp = classpath(RUNTIME_JARS, &install)?;
 
         let java_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java");
         let sources: Vec<PathBuf> =
