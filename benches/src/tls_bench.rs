@@ -51,6 +51,10 @@ pub(crate) struct TlsArgs {
     /// prefixed `embedded_`: what TLS costs Corral's client itself.
     #[arg(long)]
     pub(crate) tls_embedded: bool,
+    /// tls: one more `zoo.cfg` line for the ZooKeeper it starts (repeatable), for example
+    /// `ssl.protocol=TLSv1.3` or `ssl.ciphersuites=...`: what the server's TLS settings cost.
+    #[arg(long = "tls-server-cfg", value_name = "KEY=VALUE")]
+    pub(crate) tls_server_cfg: Vec<String>,
 }
 
 /// One transport's samples over all rounds.
@@ -59,6 +63,17 @@ struct Samples {
     connects: Vec<Duration>,
     gets: Vec<Duration>,
     get_rates: Vec<f64>,
+    /// Per pipelined window, when the server is a process of its own: its busiest thread's
+    /// share of one CPU and name, and the server's and this process's CPU time per get.
+    server: Vec<ServerLoad>,
+}
+
+/// Where the CPU went during one pipelined window (see [`Samples::server`]).
+struct ServerLoad {
+    busiest_share: f64,
+    busiest_name: String,
+    server_us_per_op: f64,
+    client_us_per_op: f64,
 }
 
 const ROOT: &str = "/corral-tls-bench";
@@ -86,6 +101,7 @@ async fn run_in(cfg: &Config, args: &TlsArgs, dir: &Path) -> OpResult {
             trust: certs.ca.clone(),
             client_auth: "none".to_owned(),
         }),
+        extra_cfg: args.tls_server_cfg.clone(),
         ..SecuredConfig::default()
     };
     let zk = tokio::task::spawn_blocking(move || corral_test_support::secured_zookeeper(&config))
@@ -98,7 +114,8 @@ async fn run_in(cfg: &Config, args: &TlsArgs, dir: &Path) -> OpResult {
     let ca_pem = std::fs::read(&certs.ca).map_err(|e| OpError::Other(format!("{}: {e}", certs.ca.display())))?;
     let tls = ClientTls::builder().ca_pem(&ca_pem).build().map_err(|e| OpError::Other(e.to_string()))?;
 
-    let (mut plain_samples, mut tls_samples) = rounds(cfg, args, &plain, &secure, &tls, &ca_pem).await?;
+    let server_pid = Some(zk.java_pid());
+    let (mut plain_samples, mut tls_samples) = rounds(cfg, args, &plain, &secure, &tls, &ca_pem, server_pid).await?;
     let interleaved_connect = handshakes(&plain, &secure, &tls, &ca_pem, args.tls_handshakes).await?;
     let r = Reporter::new("");
     report(&r, "plain", &mut plain_samples);
@@ -150,6 +167,21 @@ fn report(r: &Reporter, name: &str, s: &mut Samples) {
     r.stats(&format!("{name}_connect"), &mut s.connects, Unit::Millis);
     r.stats(&format!("{name}_get"), &mut s.gets, Unit::Micros);
     r.out(&format!("{name}_async_get_ops"), format!("{:.0}", median(&mut s.get_rates)), "ops/s");
+    if s.server.is_empty() {
+        return;
+    }
+    let mut busiest: Vec<f64> = s.server.iter().map(|l| l.busiest_share).collect();
+    let mut server: Vec<f64> = s.server.iter().map(|l| l.server_us_per_op).collect();
+    let mut client: Vec<f64> = s.server.iter().map(|l| l.client_us_per_op).collect();
+    let mut names: Vec<&str> = s.server.iter().map(|l| l.busiest_name.as_str()).collect();
+    names.dedup();
+    r.out(
+        &format!("{name}_pipelined_server_busiest_thread"),
+        format!("{:.2}", median(&mut busiest)),
+        &format!("of a CPU, median window ({})", names.join(", ")),
+    );
+    r.out(&format!("{name}_pipelined_server_cpu_per_get"), format!("{:.1}", median(&mut server)), "us");
+    r.out(&format!("{name}_pipelined_client_cpu_per_get"), format!("{:.1}", median(&mut client)), "us");
 }
 
 /// The server warm-up, then the rounds, plain and TLS alternating.
@@ -160,6 +192,7 @@ async fn rounds(
     secure: &str,
     tls: &ClientTls,
     ca_pem: &[u8],
+    server_pid: Option<u32>,
 ) -> OpResult<(Samples, Samples)> {
     let fresh = args.tls_fresh_config.then_some(ca_pem);
     let paths = setup(plain, cfg).await?;
@@ -173,7 +206,7 @@ async fn rounds(
         for use_tls in order {
             let (addr, tls, samples) =
                 if use_tls { (secure, Some(tls), &mut tls_samples) } else { (plain, None, &mut plain_samples) };
-            measure(cfg, addr, tls, fresh, &paths, samples).await?;
+            measure(cfg, addr, tls, fresh, &paths, samples, server_pid).await?;
         }
     }
     Ok((plain_samples, tls_samples))
@@ -340,7 +373,7 @@ async fn embedded(cfg: &Config, args: &TlsArgs, certs: &Certs, tls: &ClientTls, 
         _ => return Err(OpError::Other("the embedded server did not start".into())),
     };
     note(format_args!("tls: embedded server, plain {plain}, TLS {secure}"));
-    let result = rounds(cfg, args, &plain, &secure, tls, ca_pem).await;
+    let result = rounds(cfg, args, &plain, &secure, tls, ca_pem, None).await;
     let _ = stop_tx.send(());
     let _ = thread.join();
     let (mut plain_samples, mut tls_samples) = result?;
@@ -391,6 +424,7 @@ async fn measure(
     fresh: Option<&[u8]>,
     paths: &[String],
     s: &mut Samples,
+    server_pid: Option<u32>,
 ) -> OpResult {
     for _ in 0..cfg.warm_connects {
         // The settings as a new builder makes them, outside the timing: a session store of its own.
@@ -421,11 +455,26 @@ async fn measure(
         n += 1;
     }
     workloads::pipelined(get, paths, cfg.outstanding, cfg.tp_warmup).await;
+    let before = server_pid.map(|pid| (workloads::thread_cpu(pid), workloads::process_cpu()));
     let pass = workloads::pipelined(get, paths, cfg.outstanding, cfg.tp_window).await;
     if pass.errors > 0 {
         return Err(OpError::Other(format!("{} pipelined gets failed", pass.errors)));
     }
     s.get_rates.push(pass.done as f64 / pass.elapsed.as_secs_f64());
+    if let (Some(pid), Some((threads, Some(client))), Some(after_client)) =
+        (server_pid, before, workloads::process_cpu())
+    {
+        let after = workloads::thread_cpu(pid);
+        if let Some((name, used)) = workloads::busiest_thread(&threads, &after) {
+            let per_op = |d: Duration| d.as_secs_f64() * 1e6 / pass.done.max(1) as f64;
+            s.server.push(ServerLoad {
+                busiest_share: used.as_secs_f64() / pass.elapsed.as_secs_f64(),
+                busiest_name: name,
+                server_us_per_op: per_op(workloads::total_cpu(&threads, &after)),
+                client_us_per_op: per_op(after_client.saturating_sub(client)),
+            });
+        }
+    }
     c.close().await;
     Ok(())
 }

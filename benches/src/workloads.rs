@@ -218,7 +218,7 @@ where
 
 /// CPU time (user + system) this process has used so far, from `/proc/self/stat` (Linux;
 /// `None` elsewhere). Clock ticks are taken as 1/100 s, the value on every Linux we run on.
-fn process_cpu() -> Option<Duration> {
+pub(crate) fn process_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -226,6 +226,51 @@ fn process_cpu() -> Option<Duration> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time (user + system) of each thread of process `pid` so far, keyed by thread id, with
+/// the thread's name, from `/proc/PID/task/*/stat` (Linux; empty elsewhere). Ticks are taken
+/// as 1/100 s, as in [`process_cpu`].
+pub(crate) fn thread_cpu(pid: u32) -> std::collections::HashMap<u32, (String, Duration)> {
+    let mut threads = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return threads };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let mut fields = stat[close + 1..].split_whitespace().skip(11);
+        let ticks: Option<u64> = fields
+            .next()
+            .and_then(|u| u.parse().ok())
+            .zip(fields.next().and_then(|s| s.parse().ok()))
+            .map(|(u, s): (u64, u64)| u + s);
+        if let Some(ticks) = ticks {
+            threads.insert(tid, (stat[open + 1..close].to_owned(), Duration::from_millis(ticks * 10)));
+        }
+    }
+    threads
+}
+
+/// The busiest thread between two [`thread_cpu`] snapshots: its name and the CPU time it used.
+pub(crate) fn busiest_thread(
+    before: &std::collections::HashMap<u32, (String, Duration)>,
+    after: &std::collections::HashMap<u32, (String, Duration)>,
+) -> Option<(String, Duration)> {
+    after
+        .iter()
+        .map(|(tid, (name, cpu))| {
+            let earlier = before.get(tid).map_or(Duration::ZERO, |(_, c)| *c);
+            (name.clone(), cpu.saturating_sub(earlier))
+        })
+        .max_by_key(|(_, used)| *used)
+}
+
+/// CPU time the threads used between two [`thread_cpu`] snapshots, all together.
+pub(crate) fn total_cpu(
+    before: &std::collections::HashMap<u32, (String, Duration)>,
+    after: &std::collections::HashMap<u32, (String, Duration)>,
+) -> Duration {
+    after.iter().map(|(tid, (_, cpu))| cpu.saturating_sub(before.get(tid).map_or(Duration::ZERO, |(_, c)| *c))).sum()
 }
 
 /// Benchmark b: pipelined `setData` then `getData` over 100 znodes × 128 B with 1 000 requests
@@ -313,6 +358,22 @@ mod tests {
     fn process_cpu_reads_proc() {
         if cfg!(target_os = "linux") {
             assert!(process_cpu().is_some());
+        }
+    }
+
+    #[test]
+    fn thread_cpu_reads_this_process() {
+        if cfg!(target_os = "linux") {
+            let pid = std::process::id();
+            let before = thread_cpu(pid);
+            assert!(!before.is_empty());
+            let spin = std::time::Instant::now();
+            while spin.elapsed() < Duration::from_millis(50) {
+                std::hint::black_box(0u64);
+            }
+            let after = thread_cpu(pid);
+            assert!(busiest_thread(&before, &after).is_some());
+            assert!(total_cpu(&before, &after) <= Duration::from_secs(60));
         }
     }
 

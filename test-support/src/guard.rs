@@ -127,7 +127,6 @@ impl Guarded {
     }
 
     /// The program's process id.
-    #[cfg(test)]
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }

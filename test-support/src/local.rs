@@ -55,7 +55,6 @@ impl LocalServer {
     }
 
     /// The JVM's process id.
-    #[cfg(test)]
     pub(crate) fn java_pid(&self) -> u32 {
         self.process.pid()
     }

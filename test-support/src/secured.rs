@@ -60,6 +60,11 @@ impl SecuredZookeeper {
         self.secure
     }
 
+    /// The server JVM's process id (for sampling its threads' CPU in `/proc`).
+    pub fn java_pid(&self) -> u32 {
+        self.server.java_pid()
+    }
+
     /// The server's directory (configuration, data, `zookeeper.log`).
     pub fn dir(&self) -> &Path {
         self.server.dir()
