@@ -213,6 +213,18 @@ impl Bench {
             Bench::Kazoo => "kazoo",
         }
     }
+
+    /// Whether this benchmark talks to the server of `--zk` (the others start their own).
+    fn uses_zk_flag(self, args: &Args) -> bool {
+        match self {
+            Bench::Herd | Bench::HerdZk | Bench::Tls => false,
+            Bench::Mutex | Bench::MutexContended | Bench::Leader | Bench::Discovery | Bench::Expiry | Bench::Cache => {
+                !args.recipes.embedded
+            }
+            Bench::Kazoo => args.kazoo.kazoo_server == kazoo_bench::KazooServer::Zk,
+            _ => true,
+        }
+    }
 }
 
 fn secs(s: f64, flag: &str) -> Result<Duration, String> {
@@ -298,7 +310,8 @@ fn run(args: Args, main_started: Instant) -> Result<(), String> {
             ClientKind::Zkclient => run_benches::<ZkClient>(&benches, &cfg, &args, &reporter).await,
         };
         // Context last: nothing may delay the startup benchmark's first connect.
-        print_context(&args, &cfg).await;
+        let uses_zk = benches.iter().any(|b| b.uses_zk_flag(&args));
+        print_context(&args, &cfg, uses_zk).await;
         result
     };
     match driver {
@@ -341,8 +354,9 @@ async fn run_benches<C: BenchClient>(benches: &[Bench], cfg: &Config, args: &Arg
     Ok(())
 }
 
-/// Prints `#` lines: versions, date, machine, runtime, server.
-async fn print_context(args: &Args, cfg: &Config) {
+/// Prints `#` lines: versions, date, machine, runtime, and the `--zk` server's version when a
+/// benchmark of the run used it (the others name the servers they start in their own notes).
+async fn print_context(args: &Args, cfg: &Config, uses_zk: bool) {
     let client = match args.client {
         ClientKind::Corral => Corral::describe(),
         ClientKind::Zkclient => ZkClient::describe(),
@@ -373,9 +387,13 @@ async fn print_context(args: &Args, cfg: &Config) {
         report::utc_now(),
         std::thread::available_parallelism().map_or(0, usize::from)
     ));
-    note(format_args!(
-        "server {}: {}",
-        server::first_host(&cfg.zk),
-        server::version_line(server::first_host(&cfg.zk)).await
-    ));
+    if uses_zk {
+        note(format_args!(
+            "server {}: {}",
+            server::first_host(&cfg.zk),
+            server::version_line(server::first_host(&cfg.zk)).await
+        ));
+    } else {
+        note("server: started by the benchmarks themselves (see their notes above); --zk not used");
+    }
 }

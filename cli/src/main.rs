@@ -41,7 +41,7 @@ use crate::output::{Out, Style};
 #[derive(Debug, Parser)]
 #[command(name = "corral", version, about, after_help = EXIT_CODES, args_override_self = true)]
 struct Cli {
-    /// The ensemble: HOST:PORT[,HOST:PORT...][/chroot] [env: CORRAL_ZK] [default: 127.0.0.1:2181]
+    /// The ensemble: `HOST:PORT[,HOST:PORT...][/chroot]` [env: CORRAL_ZK] [default: 127.0.0.1:2181]
     #[arg(long, global = true, value_name = "CONNECT_STRING")]
     zk: Option<String>,
     /// Print one JSON document per command (one per event for `watch`)

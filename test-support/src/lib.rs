@@ -4,7 +4,7 @@
 //! ([`Ensemble`]: ZooKeeper 3.8 quorum peers on loopback that a test can kill, restart, stall
 //! and cut off from their peers) and injects network faults between a client and a server
 //! ([`FaultProxy`]). The ensemble fault suite in `corral-ensemble-tests` is built on them.
-//! With the `env` feature, [`env`](crate::env) gives the client and recipe suites their test
+//! With the `env` feature, its `env` module gives the client and recipe suites their test
 //! environments: the embedded server and this real ZooKeeper, a chroot per test.
 //!
 //! [`zookeeper()`] hands every test in a test binary the same server. It is either an external

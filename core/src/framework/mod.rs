@@ -235,8 +235,8 @@ impl Framework {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConnectString`](crate::Error::InvalidConnectString) for a string that
-    /// does not parse, [`Error::BadArguments`](crate::Error::BadArguments) for another chroot.
+    /// [`Error::InvalidConnectString`] for a string that does not parse,
+    /// [`Error::BadArguments`] for another chroot.
     /// A session that has just ended is no error: the next one uses the list.
     ///
     /// # Examples
