@@ -1,6 +1,7 @@
 //! Recipes on an ensemble where `world:anyone` may only read: with an `AclProvider` on the
 //! framework, every node the recipes make is the creator's (and readable by anyone), the
-//! recipes work, and a stranger can neither delete a lock node nor jump a queue; over TLS too,
+//! recipes work (a tree cache, a selector, a group member and a counter among them), and a
+//! stranger can neither delete a lock node nor jump a queue; over TLS too,
 //! against a real ZooKeeper's `secureClientPort`.
 
 #[path = "../../core/tests/certs/mod.rs"]
@@ -11,9 +12,13 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
+use corral_recipes::atomic::DistributedAtomicLong;
+use corral_recipes::cache::{Cache, CacheEvent};
 use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
 use corral_recipes::double_barrier::DistributedDoubleBarrier;
+use corral_recipes::group_member::GroupMember;
 use corral_recipes::leader_latch::LeaderLatch;
+use corral_recipes::leader_selector::{LeaderSelector, Leadership};
 use corral_recipes::lock::Mutex;
 use corral_recipes::persistent_node::PersistentNode;
 use corral_recipes::queue::DistributedQueue;
@@ -23,6 +28,7 @@ use corral_recipes::shared_count::SharedCount;
 use corral_recipes::{
     Acl, AclProvider, Client, ClientTls, CreateMode, ErrorCode, Framework, FrameworkBuilder, Id, Perms, RetryNTimes,
 };
+use futures::StreamExt;
 
 #[derive(Debug)]
 struct OwnerWritesWorldReads;
@@ -63,6 +69,9 @@ async fn recipes_with_acls(fw: Framework, observer: Client) {
     fw.wait_until_connected(Duration::from_secs(10)).await.unwrap();
     // The application's root: only the application may write below it.
     fw.create("/app", "", CreateMode::Persistent).await.unwrap();
+    // A tree cache over all of it: it sees what the recipes make, through the same ACLs.
+    let (cache, mut events) = Cache::builder(&fw, "/app").start_with_events();
+    cache.wait_initialized(Duration::from_secs(10)).await.unwrap();
 
     let guard = Mutex::new(&fw, "/app/locks/job").acquire().await.unwrap();
     let lease = SemaphoreV2::new(&fw, "/app/sem", 2).acquire().await.unwrap();
@@ -81,6 +90,24 @@ async fn recipes_with_acls(fw: Framework, observer: Client) {
     // A downgrade's read node is made in a multi of its own: the provider's ACL too.
     let rw = ReadWriteLock::new(&fw, "/app/rw");
     let read = rw.downgrade(rw.write_lock().acquire().await.unwrap()).await.unwrap();
+    let selector = LeaderSelector::start(&fw, "/app/scheduler", "me", false, |l: Leadership| async move {
+        l.lost().await;
+    });
+    selector.leadership().wait_for(|leading| *leading).await.unwrap();
+    let member = GroupMember::start(&fw, "/app/group", "me", "up");
+    member.wait_for_membership(Duration::from_secs(10)).await.unwrap();
+    let hits = DistributedAtomicLong::new(&fw, "/app/hits", RetryNTimes::new(10, Duration::from_millis(10)));
+    assert!(hits.increment().await.unwrap().succeeded);
+    // The cache has seen the lock's node and the member's.
+    let wanted = [guard.path().to_owned(), "/app/group/me".to_owned()];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !wanted.iter().all(|p| cache.get(p).is_some()) {
+            let event: CacheEvent = events.next().await.expect("the cache's events ended");
+            drop(event);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the cache never saw {wanted:?}"));
 
     // Everything the recipes made has the provider's ACL.
     let nodes = all_nodes(&observer, "/app").await;
@@ -106,12 +133,15 @@ async fn recipes_with_acls(fw: Framework, observer: Client) {
     message.ack().await.unwrap();
     barrier.leave().await.unwrap();
     read.release().await.unwrap();
+    selector.close().await;
+    member.close().await;
     guard.release().await.unwrap();
     lease.release().await.unwrap();
     latch.close().await;
     node.close().await;
     discovery.close().await;
     drop(count);
+    cache.close().await;
     observer.close().await;
     fw.close().await;
 }
