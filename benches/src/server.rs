@@ -60,6 +60,7 @@ pub(crate) async fn version_line(addr: &str) -> String {
 #[derive(Debug)]
 pub(crate) struct Embedded {
     addr: std::net::SocketAddr,
+    secure: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -67,6 +68,11 @@ pub(crate) struct Embedded {
 impl Embedded {
     /// Starts the server with the default settings on a free loopback port.
     pub(crate) fn start() -> Result<Self, String> {
+        Self::start_from(corral_server::Server::builder())
+    }
+
+    /// Starts the server `builder` describes (a TLS port, say).
+    pub(crate) fn start_from(builder: corral_server::ServerBuilder) -> Result<Self, String> {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -77,9 +83,9 @@ impl Embedded {
                     Err(e) => return drop(addr_tx.send(Err(format!("server runtime: {e}")))),
                 };
                 runtime.block_on(async move {
-                    match corral_server::Server::start().await {
+                    match builder.start().await {
                         Ok(server) => {
-                            let _ = addr_tx.send(Ok(server.addr()));
+                            let _ = addr_tx.send(Ok((server.addr(), server.secure_addr())));
                             let _ = stopped.await;
                             server.shutdown().await;
                         }
@@ -88,13 +94,18 @@ impl Embedded {
                 });
             })
             .map_err(|e| format!("server thread: {e}"))?;
-        let addr = addr_rx.recv().map_err(|_| "the embedded server thread ended".to_owned())??;
-        Ok(Self { addr, stop: Some(stop), thread: Some(thread) })
+        let (addr, secure) = addr_rx.recv().map_err(|_| "the embedded server thread ended".to_owned())??;
+        Ok(Self { addr, secure, stop: Some(stop), thread: Some(thread) })
     }
 
     /// `host:port`.
     pub(crate) fn connect_string(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// `host:port` of the TLS port, when the builder gave it one.
+    pub(crate) fn secure_connect_string(&self) -> Option<String> {
+        self.secure.map(|a| a.to_string())
     }
 }
 

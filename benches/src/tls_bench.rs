@@ -352,30 +352,15 @@ async fn embedded(cfg: &Config, args: &TlsArgs, certs: &Certs, tls: &ClientTls, 
     let server_tls = corral_server::ServerTls::builder_from_files(&certs.server, &certs.server)
         .build()
         .map_err(|e| OpError::Other(format!("embedded server TLS: {e}")))?;
-    let (addrs_tx, addrs_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let Ok(runtime) = runtime else { return };
-        runtime.block_on(async move {
-            let started = corral_server::Server::builder().tls(server_tls).start().await;
-            let Ok(server) = started else {
-                let _ = addrs_tx.send(None);
-                return;
-            };
-            let _ = addrs_tx.send(Some((server.addr(), server.secure_addr())));
-            let _ = stop_rx.await;
-            drop(server);
-        });
-    });
-    let (plain, secure) = match addrs_rx.await {
-        Ok(Some((plain, Some(secure)))) => (plain.to_string(), secure.to_string()),
-        _ => return Err(OpError::Other("the embedded server did not start".into())),
+    let server = crate::server::Embedded::start_from(corral_server::Server::builder().tls(server_tls))
+        .map_err(OpError::Other)?;
+    let (plain, secure) = match server.secure_connect_string() {
+        Some(secure) => (server.connect_string(), secure),
+        None => return Err(OpError::Other("the embedded server has no TLS port".into())),
     };
     note(format_args!("tls: embedded server, plain {plain}, TLS {secure}"));
     let result = rounds(cfg, args, &plain, &secure, tls, ca_pem, None).await;
-    let _ = stop_tx.send(());
-    let _ = thread.join();
+    drop(server);
     let (mut plain_samples, mut tls_samples) = result?;
     let r = Reporter::new("embedded_");
     report(&r, "plain", &mut plain_samples);
