@@ -55,6 +55,11 @@ pub(crate) struct TlsArgs {
     /// `ssl.protocol=TLSv1.3` or `ssl.ciphersuites=...`: what the server's TLS settings cost.
     #[arg(long = "tls-server-cfg", value_name = "KEY=VALUE")]
     pub(crate) tls_server_cfg: Vec<String>,
+    /// tls: give the servers an RSA-2048 key (made with `openssl genpkey`, which must be on the
+    /// PATH) instead of an ECDSA P-256 one: what a full handshake costs with the keys many
+    /// internal PKIs still issue.
+    #[arg(long)]
+    pub(crate) tls_rsa: bool,
 }
 
 /// One transport's samples over all rounds.
@@ -94,7 +99,7 @@ pub(crate) async fn run(cfg: &Config, args: &TlsArgs) -> OpResult {
 }
 
 async fn run_in(cfg: &Config, args: &TlsArgs, dir: &Path) -> OpResult {
-    let certs = Certs::make(dir)?;
+    let certs = Certs::make(dir, args.tls_rsa)?;
     let config = SecuredConfig {
         tls: Some(ZkTls {
             key_and_cert: certs.server.clone(),
@@ -515,7 +520,7 @@ struct Certs {
 }
 
 impl Certs {
-    fn make(dir: &Path) -> OpResult<Certs> {
+    fn make(dir: &Path, rsa: bool) -> OpResult<Certs> {
         let fail = |e: rcgen::Error| OpError::Other(format!("making the test certificates: {e}"));
         let ca_key = rcgen::KeyPair::generate().map_err(fail)?;
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
@@ -524,7 +529,7 @@ impl Certs {
         ca_params.distinguished_name.push(rcgen::DnType::CommonName, "corral-bench CA");
         let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let key = if rsa { rsa_2048(dir)? } else { rcgen::KeyPair::generate().map_err(fail)? };
         let params =
             rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).map_err(fail)?;
         let cert = params.signed_by(&key, &issuer).map_err(fail)?;
@@ -537,6 +542,25 @@ impl Certs {
             server: write("server.pem", format!("{}{}", key.serialize_pem(), cert.pem()))?,
         })
     }
+}
+
+/// A new RSA-2048 key from `openssl genpkey` (ring, rcgen's backend here, signs with RSA keys
+/// but does not make them).
+fn rsa_2048(dir: &Path) -> OpResult<rcgen::KeyPair> {
+    let path = dir.join("rsa-key.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&path)
+        .output()
+        .map_err(|e| OpError::Other(format!("--tls-rsa needs the openssl command: {e}")))?;
+    if !made.status.success() {
+        return Err(OpError::Other(format!(
+            "openssl genpkey failed: {}",
+            String::from_utf8_lossy(&made.stderr).trim()
+        )));
+    }
+    let pem = std::fs::read_to_string(&path).map_err(|e| OpError::Other(format!("{}: {e}", path.display())))?;
+    rcgen::KeyPair::from_pem(&pem).map_err(|e| OpError::Other(format!("the RSA key: {e}")))
 }
 
 fn scratch_dir() -> OpResult<PathBuf> {
