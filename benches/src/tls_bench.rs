@@ -79,6 +79,10 @@ struct ServerLoad {
     busiest_name: String,
     server_us_per_op: f64,
     client_us_per_op: f64,
+    /// Gets per read and per write system call of the server (a JVM's socket I/O is `read`
+    /// and `write`, which `/proc/PID/io` counts; this process's `recv` and `send` are not).
+    server_gets_per_read: f64,
+    server_gets_per_write: f64,
 }
 
 const ROOT: &str = "/corral-tls-bench";
@@ -187,6 +191,14 @@ fn report(r: &Reporter, name: &str, s: &mut Samples) {
     );
     r.out(&format!("{name}_pipelined_server_cpu_per_get"), format!("{:.1}", median(&mut server)), "us");
     r.out(&format!("{name}_pipelined_client_cpu_per_get"), format!("{:.1}", median(&mut client)), "us");
+    let mut reads: Vec<f64> = s.server.iter().map(|l| l.server_gets_per_read).collect();
+    let mut writes: Vec<f64> = s.server.iter().map(|l| l.server_gets_per_write).collect();
+    r.out(&format!("{name}_pipelined_server_gets_per_read"), format!("{:.1}", median(&mut reads)), "gets per read(2)");
+    r.out(
+        &format!("{name}_pipelined_server_gets_per_write"),
+        format!("{:.1}", median(&mut writes)),
+        "gets per write(2)",
+    );
 }
 
 /// The server warm-up, then the rounds, plain and TLS alternating.
@@ -446,6 +458,7 @@ async fn measure(
     }
     workloads::pipelined(get, paths, cfg.outstanding, cfg.tp_warmup).await;
     let before = server_pid.map(|pid| (workloads::thread_cpu(pid), workloads::process_cpu()));
+    let calls_before = server_pid.and_then(|pid| workloads::syscalls(Some(pid)));
     let pass = workloads::pipelined(get, paths, cfg.outstanding, cfg.tp_window).await;
     if pass.errors > 0 {
         return Err(OpError::Other(format!("{} pipelined gets failed", pass.errors)));
@@ -457,11 +470,18 @@ async fn measure(
         let after = workloads::thread_cpu(pid);
         if let Some((name, used)) = workloads::busiest_thread(&threads, &after) {
             let per_op = |d: Duration| d.as_secs_f64() * 1e6 / pass.done.max(1) as f64;
+            let per_call = |n: u64| pass.done as f64 / n.max(1) as f64;
+            let (server_gets_per_read, server_gets_per_write) = match calls_before.zip(workloads::syscalls(Some(pid))) {
+                Some(((r0, w0), (r1, w1))) => (per_call(r1.saturating_sub(r0)), per_call(w1.saturating_sub(w0))),
+                None => (f64::NAN, f64::NAN),
+            };
             s.server.push(ServerLoad {
                 busiest_share: used.as_secs_f64() / pass.elapsed.as_secs_f64(),
                 busiest_name: name,
                 server_us_per_op: per_op(workloads::total_cpu(&threads, &after)),
                 client_us_per_op: per_op(after_client.saturating_sub(client)),
+                server_gets_per_read,
+                server_gets_per_write,
             });
         }
     }

@@ -251,6 +251,15 @@ pub(crate) fn thread_cpu(pid: u32) -> std::collections::HashMap<u32, (String, Du
     threads
 }
 
+/// Read and write system calls process `pid` (this one with `None`) has made so far, from
+/// `/proc/PID/io` (`syscr`, `syscw`; Linux only, and only for a process of the same user).
+pub(crate) fn syscalls(pid: Option<u32>) -> Option<(u64, u64)> {
+    let path = pid.map_or_else(|| "/proc/self/io".to_owned(), |pid| format!("/proc/{pid}/io"));
+    let text = std::fs::read_to_string(path).ok()?;
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok());
+    Some((field("syscr:")?, field("syscw:")?))
+}
+
 /// The busiest thread between two [`thread_cpu`] snapshots: its name and the CPU time it used.
 pub(crate) fn busiest_thread(
     before: &std::collections::HashMap<u32, (String, Duration)>,
@@ -374,6 +383,9 @@ mod tests {
             let after = thread_cpu(pid);
             assert!(busiest_thread(&before, &after).is_some());
             assert!(total_cpu(&before, &after) <= Duration::from_secs(60));
+            let (reads, writes) = syscalls(None).unwrap();
+            assert!(reads > 0 && writes < u64::MAX);
+            assert!(syscalls(Some(pid)).is_some());
         }
     }
 
