@@ -78,7 +78,7 @@ pub fn initial_counter() -> String {
 /// Any error but NodeExists.
 pub async fn prepare(fw: &Framework) -> Result<(), Error> {
     for (path, data) in [(COUNTER, initial_counter()), (LOG, String::new())] {
-        match fw.client().create(path, data, CreateMode::Persistent).await {
+        match fw.create(path, data, CreateMode::Persistent).await {
             Ok(_) => {}
             Err(Error::Server { code: ErrorCode::NodeExists, .. }) => {}
             Err(err) => return Err(err),

@@ -90,37 +90,68 @@ pub fn secured_zookeeper(config: &SecuredConfig) -> Option<SecuredZookeeper> {
     }
 }
 
+/// The `zoo.cfg` lines of a Netty secure client port on `port` with `tls` (shared with the
+/// ensemble's members).
+pub(crate) fn tls_cfg(tls: &ZkTls, port: u16) -> String {
+    let mut cfg = String::new();
+    let _ = write!(
+        cfg,
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         secureClientPort={port}\n\
+         secureClientPortAddress=127.0.0.1\n\
+         ssl.keyStore.location={}\n\
+         ssl.keyStore.type=PEM\n\
+         ssl.trustStore.location={}\n\
+         ssl.trustStore.type=PEM\n\
+         ssl.clientAuth={}\n",
+        tls.key_and_cert.display(),
+        tls.trust.display(),
+        tls.client_auth
+    );
+    cfg
+}
+
+/// The jars the Netty connection factory needs on the class path: Netty's codec and resolver
+/// are not in the Class-Path of Debian's zookeeper.jar.
+///
+/// # Errors
+///
+/// A jar is missing (Debian's libnetty-java).
+pub(crate) fn netty_jars() -> Result<Vec<String>, String> {
+    NETTY_JARS
+        .iter()
+        .map(|jar| {
+            if Path::new(jar).is_file() {
+                Ok((*jar).to_owned())
+            } else {
+                Err(format!("{jar} not found (Debian's libnetty-java)"))
+            }
+        })
+        .collect()
+}
+
+/// SASL from the JAAS file `jaas`: the `zoo.cfg` line that registers ZooKeeper's
+/// `SASLAuthenticationProvider`, and the JVM flag that reads the file.
+pub(crate) fn jaas_settings(jaas: &Path) -> (&'static str, String) {
+    (
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+        format!("-Djava.security.auth.login.config={}", jaas.display()),
+    )
+}
+
 fn start(config: &SecuredConfig) -> Result<SecuredZookeeper, String> {
     let mut extra = Extra::default();
     let mut secure = None;
     if let Some(tls) = &config.tls {
         let port = crate::ports::free_port().map_err(|e| format!("no free port for TLS: {e}"))?;
-        let key = tls.key_and_cert.display();
-        let trust = tls.trust.display();
-        let _ = write!(
-            extra.cfg,
-            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
-             secureClientPort={port}\n\
-             secureClientPortAddress=127.0.0.1\n\
-             ssl.keyStore.location={key}\n\
-             ssl.keyStore.type=PEM\n\
-             ssl.trustStore.location={trust}\n\
-             ssl.trustStore.type=PEM\n\
-             ssl.clientAuth={}\n",
-            tls.client_auth
-        );
+        extra.cfg.push_str(&tls_cfg(tls, port));
         secure = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-        // Netty's codec and resolver are not in the Class-Path of Debian's zookeeper.jar.
-        for jar in NETTY_JARS {
-            if !Path::new(jar).is_file() {
-                return Err(format!("{jar} not found (Debian's libnetty-java)"));
-            }
-            extra.classpath.push((*jar).to_owned());
-        }
+        extra.classpath.extend(netty_jars()?);
     }
     if let Some(jaas) = &config.jaas {
-        extra.cfg.push_str("authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n");
-        extra.jvm.push(format!("-Djava.security.auth.login.config={}", jaas.display()));
+        let (cfg, jvm) = jaas_settings(jaas);
+        extra.cfg.push_str(cfg);
+        extra.jvm.push(jvm);
     }
     if let Some(krb5_conf) = &config.krb5_conf {
         extra.jvm.push(format!("-Djava.security.krb5.conf={}", krb5_conf.display()));

@@ -4,7 +4,9 @@
 //! Arguments are `key=value` words: `id=<writer>`, `connect=<hosts/chroot>`,
 //! `mode=mutex|hold|selector`, `session_ms=<ms>` (default 4000), `writes=<n>` per hold or term
 //! (default 3), `gap_ms=<ms>` between two writes of one hold or term (default 0 for `mutex`, 50
-//! for `selector`).
+//! for `selector`). On a secured ensemble: `tls_ca=<PEM file>` connects over TLS (`connect` then
+//! names the TLS ports), `sasl=<user>:<password>` logs in with SASL DIGEST-MD5, and
+//! `acl=creator` creates every node for the logged-in user alone, readable by anyone.
 //!
 //! - `mutex`: acquire the lock, make `writes` fenced increments, release; again until `stop`.
 //! - `hold`: acquire the lock once and print `acquired`; make one fenced increment on `write`;
@@ -55,7 +57,7 @@ use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::leader_selector::LeaderSelector;
 use corral_recipes::lock::Mutex;
 use corral_recipes::queue::DistributedQueue;
-use corral_recipes::{ConnectionState, Error, Framework, Op};
+use corral_recipes::{Acl, AclProvider, ClientTls, ConnectionState, Error, Framework, Id, Op, Perms, Sasl};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -76,11 +78,17 @@ async fn main() {
     let writes: usize = arg("writes").and_then(|v| v.parse().ok()).unwrap_or(3);
     let gap = |default: u64| Duration::from_millis(arg("gap_ms").and_then(|v| v.parse().ok()).unwrap_or(default));
 
-    let fw = Framework::builder(connect)
-        .session_timeout(session)
-        .connection_timeout(session * 2)
-        .start()
-        .expect("start the framework");
+    let mut builder = Framework::builder(connect).session_timeout(session).connection_timeout(session * 2);
+    if let Some(ca) = arg("tls_ca") {
+        builder = builder.tls(ClientTls::builder().ca_pem_file(ca).build().expect("the TLS settings"));
+    }
+    if let Some((user, password)) = arg("sasl").as_deref().and_then(|d| d.split_once(':')) {
+        builder = builder.sasl(Sasl::digest_md5(user, password));
+    }
+    if arg("acl").as_deref() == Some("creator") {
+        builder = builder.acl_provider(CreatorWritesWorldReads);
+    }
+    let fw = builder.start().expect("start the framework");
     let mut changes = fw.state_changes();
     tokio::spawn(async move {
         while let Some(change) = changes.next().await {
@@ -104,6 +112,16 @@ async fn main() {
     }
     let _ = tokio::time::timeout(session, fw.close()).await;
     println!("stopped");
+}
+
+/// `acl=creator`: every node for the logged-in user alone, readable by anyone.
+#[derive(Debug)]
+struct CreatorWritesWorldReads;
+
+impl AclProvider for CreatorWritesWorldReads {
+    fn default_acl(&self) -> Vec<Acl> {
+        vec![Acl::new(Perms::ALL, Id::authenticated()), Acl::new(Perms::READ, Id::anyone())]
+    }
 }
 
 /// Lines from stdin; `stop` at its end.

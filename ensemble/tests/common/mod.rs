@@ -13,7 +13,7 @@ use corral_ensemble_tests::fenced::{self, COUNTER, Entry, LOCK};
 use corral_ensemble_tests::history::History;
 use corral_ensemble_tests::process::Contender;
 use corral_ensemble_tests::report::{FaultsReport, Tally};
-use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework};
+use corral_recipes::{CoreError as Error, CreateMode, ErrorCode, Framework, FrameworkBuilder};
 use corral_test_support::{Ensemble, EnsembleBuilder, Fault, FaultProxy, MemberId};
 use tokio::time::Instant;
 
@@ -86,19 +86,29 @@ impl Workload {
 
     /// Like [`Workload::start`], with the ensemble built by `configure`.
     pub async fn start_with(name: &str, configure: impl FnOnce(EnsembleBuilder) -> EnsembleBuilder) -> Option<Self> {
+        Self::start_secured(name, configure, |builder| builder).await
+    }
+
+    /// Like [`Workload::start_with`], with the test's own frameworks (the one that makes
+    /// [`ROOT`], and [`Workload::fw`]) built by `login` too: a login and an ACL provider, say.
+    pub async fn start_secured(
+        name: &str,
+        configure: impl FnOnce(EnsembleBuilder) -> EnsembleBuilder,
+        login: impl Fn(FrameworkBuilder) -> FrameworkBuilder,
+    ) -> Option<Self> {
         let zk = blocking(|| configure(Ensemble::builder()).start_or_skip())?;
         let logs = zk.dir().join("contenders");
         std::fs::create_dir_all(&logs).expect("contenders' log dir");
-        let root = Framework::builder(zk.connect_string()).start().expect("framework");
+        let root = login(Framework::builder(zk.connect_string())).start().expect("framework");
         root.wait_until_connected(QUORUM_WAIT).await.expect("the test's client connects");
-        root.client().create(ROOT, "", CreateMode::Persistent).await.expect("create the workload root");
+        root.create(ROOT, "", CreateMode::Persistent).await.expect("create the workload root");
         root.close().await;
-        let fw = Framework::builder(format!("{}{ROOT}", zk.connect_string()))
+        let fw = login(Framework::builder(format!("{}{ROOT}", zk.connect_string())))
             .session_timeout(Duration::from_secs(20))
             .start()
             .expect("framework");
         fenced::prepare(&fw).await.expect("create the counter and the log");
-        match fw.client().create(LOCK, "", CreateMode::Persistent).await {
+        match fw.create(LOCK, "", CreateMode::Persistent).await {
             Ok(_) | Err(Error::Server { code: ErrorCode::NodeExists, .. }) => {}
             Err(err) => panic!("create {LOCK}: {err}"),
         }
@@ -108,6 +118,11 @@ impl Workload {
     /// The connect string a contender gets for direct connections to every member.
     pub fn connect(&self) -> String {
         format!("{}{ROOT}", self.zk.connect_string())
+    }
+
+    /// The same through every member's TLS port, when the ensemble has them.
+    pub fn secure_connect(&self) -> Option<String> {
+        self.zk.secure_connect_string().map(|hosts| format!("{hosts}{ROOT}"))
     }
 
     /// One [`FaultProxy`] per member, and the connect string that reaches the ensemble only

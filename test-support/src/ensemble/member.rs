@@ -41,6 +41,8 @@ cat >/dev/null
 #[derive(Debug)]
 pub(super) struct Member {
     pub(super) client: SocketAddr,
+    /// The TLS client port, with [`EnsembleBuilder::tls`].
+    pub(super) secure: Option<SocketAddr>,
     pub(super) dir: PathBuf,
     pub(super) process: Option<Wrapper>,
     /// The java command line, kept to restart the member.
@@ -78,12 +80,14 @@ impl Drop for Wrapper {
 }
 
 /// Writes one member's `conf/zoo.cfg` and `data/myid`, and returns the java arguments.
+/// `ports` are the plain and the TLS client port (the second used with [`EnsembleBuilder::tls`]).
 pub(super) fn prepare(
     builder: &EnsembleBuilder,
     dir: &Path,
     id: MemberId,
-    client: u16,
+    [client, secure]: [u16; 2],
     servers: &str,
+    netty_jars: &[String],
 ) -> io::Result<Vec<String>> {
     let conf = dir.join("conf");
     let data = dir.join("data");
@@ -106,11 +110,14 @@ pub(super) fn prepare(
              admin.enableServer=false\n\
              4lw.commands.whitelist=*\n\
              maxClientCnxns=0\n\
-             {servers}",
-            data.display()
+             {}{}{servers}",
+            data.display(),
+            builder.tls.as_ref().map(|tls| crate::secured::tls_cfg(tls, secure)).unwrap_or_default(),
+            builder.jaas.as_deref().map(|jaas| crate::secured::jaas_settings(jaas).0).unwrap_or_default(),
         ),
     )?;
     let mut classpath = vec![conf.display().to_string(), ZOOKEEPER_JAR.to_owned()];
+    classpath.extend(netty_jars.iter().cloned());
     let mut args = vec![
         format!("-Xmx{}m", builder.heap_mb),
         "-Xss512k".to_owned(),
@@ -123,6 +130,9 @@ pub(super) fn prepare(
         "-Dzookeeper.cnxTimeout=1000".to_owned(),
         "-Dzookeeper.fastleader.maxNotificationInterval=1000".to_owned(),
     ];
+    if let Some(jaas) = &builder.jaas {
+        args.push(crate::secured::jaas_settings(jaas).1);
+    }
     if Path::new(SLF4J_SIMPLE_JAR).is_file() {
         classpath.push(SLF4J_SIMPLE_JAR.to_owned());
         args.push("-Dorg.slf4j.simpleLogger.showDateTime=true".to_owned());

@@ -92,6 +92,8 @@ pub struct EnsembleBuilder {
     heap_mb: u32,
     start_timeout: Duration,
     peer_proxies: bool,
+    tls: Option<crate::ZkTls>,
+    jaas: Option<PathBuf>,
 }
 
 impl Default for EnsembleBuilder {
@@ -103,6 +105,8 @@ impl Default for EnsembleBuilder {
             heap_mb: 128,
             start_timeout: Duration::from_secs(90),
             peer_proxies: false,
+            tls: None,
+            jaas: None,
         }
     }
 }
@@ -145,6 +149,21 @@ impl EnsembleBuilder {
     /// members off from their peers.
     pub fn peer_proxies(mut self, on: bool) -> Self {
         self.peer_proxies = on;
+        self
+    }
+
+    /// Gives every member a Netty `secureClientPort` beside its plain one, with these TLS
+    /// settings (the same certificate for all: name `127.0.0.1` in it). Clients reach them
+    /// through [`Ensemble::secure_connect_string`]; the harness keeps using the plain ports.
+    pub fn tls(mut self, tls: crate::ZkTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// SASL on every member from this JAAS file (its `Server` section: DIGEST-MD5 users, or
+    /// Kerberos), with ZooKeeper's `SASLAuthenticationProvider` registered.
+    pub fn jaas(mut self, jaas: impl Into<PathBuf>) -> Self {
+        self.jaas = Some(jaas.into());
         self
     }
 
@@ -257,13 +276,22 @@ impl Ensemble {
             ensemble.links = Some(links);
         }
         let direct = PeerLinks::default();
+        let netty_jars = match builder.tls {
+            Some(_) => crate::secured::netty_jars()?,
+            None => Vec::new(),
+        };
         for &(id, [client, _, _]) in &ports {
             let servers = ensemble.links.as_ref().unwrap_or(&direct).servers_for(id, &ports);
             let member_dir = ensemble.dir.join(format!("member-{id}"));
-            let args = prepare(builder, &member_dir, id, client, &servers)
+            let secure = match builder.tls {
+                Some(_) => Some(free_port().map_err(|err| format!("no free port for TLS: {err}"))?),
+                None => None,
+            };
+            let args = prepare(builder, &member_dir, id, [client, secure.unwrap_or(0)], &servers, &netty_jars)
                 .map_err(|err| format!("could not write member {id}'s configuration: {err}"))?;
+            let secure = secure.map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
             let client = SocketAddr::from((Ipv4Addr::LOCALHOST, client));
-            ensemble.members.insert(id, Member { client, dir: member_dir, process: None, args });
+            ensemble.members.insert(id, Member { client, secure, dir: member_dir, process: None, args });
         }
         for id in ids {
             ensemble.restart(id)?;
@@ -284,6 +312,12 @@ impl Ensemble {
     /// The connect string naming every member, `127.0.0.1:p1,127.0.0.1:p2,…`, without a chroot.
     pub fn connect_string(&self) -> String {
         self.members.values().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The connect string of every member's TLS port, with [`EnsembleBuilder::tls`].
+    pub fn secure_connect_string(&self) -> Option<String> {
+        let hosts: Option<Vec<String>> = self.members.values().map(|m| m.secure.map(|a| a.to_string())).collect();
+        hosts.map(|hosts| hosts.join(","))
     }
 
     /// The client address of one member.
