@@ -9,8 +9,9 @@
 //! Latencies are pooled over the rounds; throughput is the median round. Then the parts of a
 //! TLS connect, timed on their own and interleaved (`tls_phase_*`: TCP, full and resumed
 //! handshakes, the ConnectRequest exchange on TLS and on plain, a whole client connect). Then
-//! Curator 5.4 does the same in one JVM (`benches/java/CuratorTlsBench.java`,
-//! compiled here with `javac`), its lines prefixed `curator_`. The ratios the targets
+//! Curator 5.4 does the same in one JVM (`benches/java/CuratorTlsBench.java`, compiled with
+//! `javac` once per source, `corral_test_support::java::compiled_classes`), its lines prefixed
+//! `curator_`. The ratios the targets
 //! are about come last. See `benches/README.md`.
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use corral_test_support::{SecuredConfig, ZkTls};
 use crate::clients::{OpError, OpResult};
 use crate::report::{Reporter, Unit, note};
 use crate::workloads::{self, Config};
-use corral_test_support::java::{JAR_DIR, classpath, jdk_tool};
+use corral_test_support::java::{CompileError, JAR_DIR, classpath, compiled_classes, jdk_tool};
 
 /// The `tls` benchmark's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -607,29 +608,19 @@ fn curator(cfg: &Config, rounds: usize, plain: &str, secure: &str, certs: &Certs
         note(format_args!("tls: Curator skipped: {why}"));
         Ok(())
     };
-    let (Ok(java), Ok(javac)) = (jdk_tool("java"), jdk_tool("javac")) else {
-        return skip("no java/javac (openjdk-17-jdk-headless)".to_owned());
+    let Ok(java) = jdk_tool("java") else {
+        return skip("no java (openjdk-17-jdk-headless)".to_owned());
     };
     let cp = match classpath(CURATOR_JARS, "libcurator-framework-java zookeeper libnetty-java") {
         Ok(cp) => cp,
         Err(why) => return skip(why),
     };
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("java/CuratorTlsBench.java");
-    let classes = certs.ca.with_file_name("classes");
-    let out = Command::new(javac)
-        .args(["-implicit:none", "-sourcepath", "", "-d"])
-        .arg(&classes)
-        .args(["-cp", &cp])
-        .arg(&source)
-        .output()
-        .map_err(|e| OpError::Other(format!("javac: {e}")))?;
-    if !out.status.success() {
-        return Err(OpError::Other(format!(
-            "javac {} failed:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
+    let classes = match compiled_classes("curator-tls-bench", &[source], &cp) {
+        Ok(classes) => classes,
+        Err(CompileError::Unavailable(why)) => return skip(why),
+        Err(failed) => return Err(OpError::Other(failed.to_string())),
+    };
     let simple = Path::new(JAR_DIR).join("slf4j-simple.jar");
     let runtime_cp = format!("{}:{cp}:{}", classes.display(), simple.display());
     let out = Command::new(java)

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -20,7 +19,7 @@ use corral_recipes::discovery::{ServiceDiscovery, ServiceInstance};
 use corral_recipes::leader_latch::LeaderLatch;
 use corral_recipes::lock::Mutex;
 use corral_server::testing::TestingServer;
-use corral_test_support::java::{JAR_DIR, classpath, jdk_tool};
+use corral_test_support::java::{CompileError, JAR_DIR, classpath, compiled_classes, jdk_tool};
 
 const JARS: &[&str] = &[
     "curator-x-discovery.jar",
@@ -48,30 +47,10 @@ fn in_ci() -> bool {
 
 /// `java` and the classpath of the compiled peer, or why not.
 fn compiled_peer() -> Result<(PathBuf, String), String> {
-    let jdk = |name| jdk_tool(name).map_err(|why| format!("{why} (install openjdk-17-jdk-headless)"));
-    let (java, javac) = (jdk("java")?, jdk("javac")?);
+    let java = jdk_tool("java").map_err(|why| format!("{why} (install openjdk-17-jdk-headless)"))?;
     let classpath = classpath(JARS, "apt-get install libcurator-recipes-java")?;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CliPeer.java");
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::fs::read(&source).map_err(|e| e.to_string())?.hash(&mut hasher);
-    classpath.hash(&mut hasher);
-    let classes = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-peer-{:016x}", hasher.finish()));
-    if !classes.join("CliPeer.class").is_file() {
-        let scratch = classes.with_extension(format!("tmp-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
-        let output = Command::new(javac)
-            .args(["-implicit:none", "-d"])
-            .arg(&scratch)
-            .args(["-cp", &classpath])
-            .arg(&source)
-            .output()
-            .map_err(|e| format!("javac: {e}"))?;
-        // A compile error is a bug in the peer, not a missing prerequisite.
-        assert!(output.status.success(), "javac failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        if std::fs::rename(&scratch, &classes).is_err() {
-            let _ = std::fs::remove_dir_all(&scratch);
-        }
-    }
+    let classes = compiled_classes("cli-peer", &[source], &classpath).map_err(CompileError::skip_reason)?;
     let runtime = Path::new(JAR_DIR).join("slf4j-simple.jar");
     Ok((java, format!("{}:{classpath}:{}", classes.display(), runtime.display())))
 }

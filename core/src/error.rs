@@ -120,6 +120,19 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The server has no persistent watches: ZooKeeper before 3.6 has no `addWatch` (it answers
+    /// the unknown opcode Unimplemented and closes the connection). Returned by
+    /// [`Framework::watch`](crate::Framework::watch) instead of asking such a server again;
+    /// [`Error::code`] is [`ErrorCode::Unimplemented`]. Watch with one-shot watches instead, as
+    /// the caches of `corral-recipes` do by themselves on such a server.
+    #[error(
+        "the server has no persistent watches (addWatch needs ZooKeeper 3.6 or later), so {path:?} cannot be watched \
+         persistently; use one-shot watches instead, as corral-recipes' caches fall back to by themselves"
+    )]
+    NoPersistentWatches {
+        /// The path that was to be watched.
+        path: String,
+    },
 }
 
 impl Error {
@@ -149,6 +162,7 @@ impl Error {
             Self::InvalidPath(_) | Self::RequestTooLarge { .. } | Self::BadArguments(_) => ErrorCode::BadArguments,
             Self::InvalidConnectString { .. } | Self::Tls(_) | Self::Compression { .. } => ErrorCode::BadArguments,
             Self::Sasl(_) => ErrorCode::AuthFailed,
+            Self::NoPersistentWatches { .. } => ErrorCode::Unimplemented,
         }
     }
 
@@ -241,5 +255,9 @@ mod tests {
         assert!(Error::server(ErrorCode::NoNode, "/a").is_no_node());
         assert_eq!(Error::server(ErrorCode::SessionExpired, "/a"), Error::SessionExpired);
         assert_eq!(Error::Closed.code(), ErrorCode::SessionExpired);
+        let none = Error::NoPersistentWatches { path: "/a".into() };
+        assert_eq!(none.code(), ErrorCode::Unimplemented);
+        assert!(!none.is_retryable());
+        assert!(none.to_string().contains("no persistent watches") && none.to_string().contains("one-shot"));
     }
 }

@@ -247,6 +247,16 @@ pub fn unique_chroot(prefix: &str) -> String {
 
 /// Prints `skipping: <reason>` on stderr, visibly: straight to the stderr handle, because libtest
 /// captures `eprintln!` of passing tests, and in one write, so it does not interleave with libtest's output.
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
+fn target_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return dir.into();
+    }
+    // test-support/ is one level below the workspace root.
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or_else(|| "target".into(), |root| root.join("target"))
+}
+
 fn skip_notice(reason: &str) {
     let _ = io::stderr().lock().write_all(format!("skipping: {reason}\n").as_bytes());
 }

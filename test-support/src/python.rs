@@ -33,23 +33,16 @@ pub fn kazoo_python() -> Option<&'static Path> {
     }
 }
 
-fn target_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    // test-support/ is one level below the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("target"), |root| root.join("target"))
-}
-
 fn make_venv() -> Result<PathBuf, String> {
-    let venv = target_dir().join("kazoo-venv");
+    let venv = crate::target_dir().join("kazoo-venv");
     let python = venv.join("bin").join("python");
     if has_kazoo(&python) {
         return Ok(python);
     }
-    let building = target_dir().join(format!("kazoo-venv.tmp-{}", std::process::id()));
+    let building = crate::target_dir().join(format!("kazoo-venv.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
-    std::fs::create_dir_all(target_dir()).map_err(|e| format!("cannot create {}: {e}", target_dir().display()))?;
+    std::fs::create_dir_all(crate::target_dir())
+        .map_err(|e| format!("cannot create {}: {e}", crate::target_dir().display()))?;
     run(Command::new("python3").args(["-m", "venv"]).arg(&building), "python3 -m venv")?;
     let pip = building.join("bin").join("pip");
     run(

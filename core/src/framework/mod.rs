@@ -689,8 +689,17 @@ impl Framework {
     /// NoAuth), and [`Error::Closed`] if the framework is closed while the watch is being
     /// (re-)added; otherwise it runs until dropped, and ends once the framework is closed.
     /// Connection errors, timeouts and session expiry while (re-)adding are retried, not
-    /// yielded. After an error item the stream does not end: polling it again tries to add the
-    /// watch again.
+    /// yielded. After such an error item the stream does not end: polling it again tries to add
+    /// the watch again.
+    ///
+    /// A server without persistent watches (ZooKeeper 3.5, which answers `addWatch`
+    /// Unimplemented and closes the connection) gives one [`Error::NoPersistentWatches`] item,
+    /// whose [`code`](Error::code) is [`ErrorCode::Unimplemented`](crate::ErrorCode::Unimplemented),
+    /// and then the stream ends. Once the framework knows its servers lack `addWatch`
+    /// ([`Framework::persistent_watches`] is [`PersistentWatches::Unavailable`]) the stream
+    /// sends nothing and gives that error at once, so the probe costs the session one
+    /// connection per framework, not one per stream or per poll. Watch with one-shot watches
+    /// there instead, as the caches of `corral-recipes` do by themselves.
     ///
     /// The stream is lazy: the watch is added when it is first polled, and again when a new
     /// session starts. Changes made before that (or between two sessions) are not reported, so
@@ -743,19 +752,33 @@ fn async_stream_watch(
         path: String,
         mode: crate::AddWatchMode,
         watcher: Option<crate::PersistentWatcher>,
+        /// The server has no `addWatch` and that was said: the stream has ended.
+        ended: bool,
     }
-    futures::stream::unfold(S { fw, path, mode, watcher: None }, |mut s| async move {
+    let state = S { fw, path, mode, watcher: None, ended: false };
+    futures::stream::unfold(state, |mut s| async move {
         loop {
-            if s.fw.is_closed() {
+            if s.ended || s.fw.is_closed() {
                 return None;
             }
             if s.watcher.is_none() {
+                let no_persistent_watches = || Error::NoPersistentWatches { path: s.path.clone() };
+                // Asking a server known to lack addWatch would only cost another connection.
+                if s.fw.persistent_watches() == PersistentWatches::Unavailable {
+                    s.ended = true;
+                    return Some((Err(no_persistent_watches()), s));
+                }
                 let (path, mode) = (s.path.clone(), s.mode);
                 let added = s.fw.with_retry(|c| c.add_watch(&path, mode)).await;
                 s.fw.note_add_watch(&added);
                 match added {
                     Ok(w) => s.watcher = Some(w),
                     Err(e) if e.is_retryable() || matches!(e, Error::SessionExpired | Error::Timeout) => continue,
+                    Err(e) if e.code() == crate::ErrorCode::Unimplemented => {
+                        let e = no_persistent_watches();
+                        s.ended = true;
+                        return Some((Err(e), s));
+                    }
                     Err(e) => return Some((Err(e), s)),
                 }
             }

@@ -1,21 +1,19 @@
 //! A Java peer for the Curator interop tests (`curator_interop*.rs`): compiles one of
-//! `tests/java/<class>.java` (with its support class `PeerIo.java`) with `javac` once per test
-//! binary, cached under Cargo's target tmp dir keyed by the sources and the classpath, and drives
-//! the JVM over stdin/stdout, one command line in, one answer or event line out, every wait
-//! bounded. Without Java, javac or the jars the tests skip with a `skipping:` line on stderr,
+//! `tests/java/<class>.java` (with its support class `PeerIo.java`) with `javac` once per source
+//! and classpath (`corral_test_support::java::compiled_classes`), and drives the JVM over
+//! stdin/stdout, one command line in, one answer or event line out, every wait bounded. Without Java, javac or the jars the tests skip with a `skipping:` line on stderr,
 //! except under `CI=true` (or `1`), where they fail.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use corral_test_support::java::{classpath, jdk_tool};
+use corral_test_support::java::{CompileError, classpath, compiled_classes, jdk_tool};
 use tokio::sync::mpsc;
 
 /// Bound on every single wait for the other side.
@@ -65,7 +63,8 @@ pub struct PeerSpec {
     pub packages: &'static str,
     /// Which tests skip without Java, for the `skipping:` line.
     pub tests: &'static str,
-    /// The compiled classes' directory name (before the hash) under Cargo's target tmp dir.
+    /// The compiled classes' directory name (before the hash), for
+    /// `corral_test_support::java::compiled_classes`.
     pub cache: &'static str,
 }
 
@@ -101,7 +100,7 @@ pub fn java(spec: &PeerSpec) -> Option<&'static Java> {
 impl Java {
     fn prepare(spec: &PeerSpec) -> Result<Self, String> {
         let jdk = |name| jdk_tool(name).map_err(|why| format!("{why} (install openjdk-17-jdk-headless)"));
-        let (java, javac) = (jdk("java")?, jdk("javac")?);
+        let java = jdk("java")?;
         let install = format!("apt-get install {}", spec.packages);
         let compile_jars: Vec<&str> = spec.jars.iter().copied().flatten().copied().collect();
         let compile_cp = classpath(&compile_jars, &install)?;
@@ -110,54 +109,8 @@ impl Java {
         let java_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java");
         let sources: Vec<PathBuf> =
             std::iter::once(&spec.class).chain(SUPPORT).map(|class| java_dir.join(format!("{class}.java"))).collect();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for source in &sources {
-            std::fs::read(source).map_err(|e| format!("{}: {e}", source.display()))?.hash(&mut hasher);
-        }
-        compile_cp.hash(&mut hasher);
-        let classes = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{:016x}", spec.cache, hasher.finish()));
-        if !classes.join(format!("{}.class", spec.class)).is_file() {
-            // Compile next to the final place and rename, so concurrent test binaries never see
-            // half-written classes.
-            let scratch = classes.with_extension(format!("tmp-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&scratch);
-            std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-            let log = scratch.join("javac.log");
-            let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-            let mut javac = Command::new(&javac);
-            javac.args(["-implicit:none", "-sourcepath", "", "-d"]).arg(&scratch).args(["-cp", &compile_cp]);
-            javac.args(&sources).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file);
-            let status = run_bounded(javac, Duration::from_secs(120))?;
-            // A compile error is a bug in the peer, not a missing prerequisite: fail, CI or not.
-            assert!(
-                status.success(),
-                "javac {} failed ({status}):\n{}",
-                sources[0].display(),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            if std::fs::rename(&scratch, &classes).is_err() {
-                // Another test binary got there first.
-                let _ = std::fs::remove_dir_all(&scratch);
-            }
-        }
+        let classes = compiled_classes(spec.cache, &sources, &compile_cp).map_err(CompileError::skip_reason)?;
         Ok(Self { java, classpath: format!("{}:{compile_cp}:{runtime_cp}", classes.display()), class: spec.class })
-    }
-}
-
-/// Runs a command to completion, killing it after `limit`.
-fn run_bounded(mut command: Command, limit: Duration) -> Result<std::process::ExitStatus, String> {
-    let mut child = command.spawn().map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
