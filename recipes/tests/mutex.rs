@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral_recipes::lock::Mutex;
-use corral_recipes::{ConnectionState, CoreError, CreateMode, Op};
+use corral_recipes::{ConnectionState, CoreError, CreateMode, Error, ErrorCode, Op};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -199,4 +199,38 @@ async fn session_only_policy_keeps_the_lock_across_a_short_disconnection() {
     assert!(guard.check_ownership().await.unwrap());
     guard.release().await.unwrap();
     fw.close().await;
+}
+
+/// A waiter whose session expires while it waits for a held lock fails with `SessionLost`
+/// naming that session (the code still says SessionExpired); its node went with the session,
+/// and nothing was created in the next one: the holder's node is the only one left. The same
+/// for kazoo's layout, which runs on the same engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothing() {
+    let env = common::embedded("mutex-waiter-lost").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    let curator: fn(&corral_recipes::Framework) -> Mutex = |fw| Mutex::new(fw, "/lock");
+    let kazoo: fn(&corral_recipes::Framework) -> Mutex = |fw| corral_recipes::kazoo::lock(fw, "/klock", "rust");
+    for (dir, make) in [("/lock", curator), ("/klock", kazoo)] {
+        let (holder_fw, fw) = (env.framework(), env.framework());
+        let held = make(&holder_fw).acquire().await.unwrap();
+        let mutex = make(&fw);
+        let waiting = tokio::spawn({
+            let mutex = mutex.clone();
+            async move { mutex.acquire().await }
+        });
+        common::eventually("the waiter queued", || async { mutex.participant_nodes().await.unwrap().len() == 2 }).await;
+        let (err, session) = common::expire_while_waiting(&server, &fw, waiting).await;
+        assert_eq!(err, Error::SessionLost { session_id: session }, "{dir}");
+        assert_eq!(err.code(), ErrorCode::SessionExpired);
+        let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
+        assert_eq!(common::child_owners(&observer, dir).await, [(holder_name, held.session_id())], "{dir}");
+        held.release().await.unwrap();
+        // The next session contends afresh.
+        mutex.acquire_timeout(T).await.unwrap().release().await.unwrap();
+        fw.close().await;
+        holder_fw.close().await;
+    }
+    observer.close().await;
 }

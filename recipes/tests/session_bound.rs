@@ -298,7 +298,7 @@ async fn lock_safe_consumer_expired_mid_lock_leaves_no_unowned_lock() {
     observer.close().await;
 }
 
-/// An ack whose session ends while it is in flight never claims "delivered again" (SessionExpired)
+/// An ack whose session ends while it is in flight never claims "delivered again" (SessionLost)
 /// for an item it removed: it answers `ConnectionLoss` (outcome unknown) instead.
 #[tokio::test]
 async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
@@ -319,13 +319,14 @@ async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
         let item = message.path().to_owned();
         server.set_latency(Duration::from_millis(2));
         let ack = tokio::spawn(message.ack());
-        expire_mid_request(&server, &fw, Duration::from_micros(run * 500)).await;
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 500)).await;
         server.set_latency(Duration::ZERO);
         let outcome = ack.await.unwrap();
         let removed = observer.exists(&item).await.unwrap().is_none();
         match outcome {
             Ok(()) => assert!(removed, "run {run}: acked but the item is still there"),
-            Err(Error::Core(CoreError::SessionExpired)) => {
+            Err(Error::SessionLost { session_id }) => {
+                assert_eq!(session_id, old, "run {run}: the lock's session");
                 assert!(!removed, "run {run}: 'delivered again' for an item that was removed")
             }
             Err(Error::Core(CoreError::ConnectionLoss)) => {}
