@@ -196,3 +196,37 @@ async fn a_multi_lock_whose_session_expires_fails_with_session_lost_and_leaves_n
     holder_fw.close().await;
     observer.close().await;
 }
+
+/// A multi-lock whose session expires after its first lock is held and while its second
+/// lock's node is being made takes no lock in the next session: it fails with `SessionLost`
+/// naming the first lock's session (it used to take the second lock in the next session and
+/// return it beside a first lock gone with the old one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_lock_never_takes_its_next_lock_in_a_later_session() {
+    let env = common::embedded("multi-lock-between").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for dir in ["/m", "/m/a", "/m/b"] {
+        observer.create(dir, "", corral_recipes::CreateMode::Persistent).await.unwrap();
+    }
+    let fw = env.framework();
+    fw.wait_until_connected(T).await.unwrap();
+    let session = fw.client().session_id();
+    let (_, _, b_made) = observer.get_children_and_watch("/m/b").await.unwrap();
+    // Every request waits 50 ms before it is handled: the second lock's listing is handled
+    // well after its create, whose watch event arrives at once.
+    server.set_latency(Duration::from_millis(50));
+    let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
+    let waiting = tokio::spawn(async move { multi.acquire().await });
+    tokio::time::timeout(T, b_made).await.expect("the second lock's node is made");
+    assert!(server.expire_session(session));
+    server.set_latency(Duration::ZERO);
+    let err = tokio::time::timeout(T, waiting).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(err, Error::SessionLost { session_id: session });
+    let next = fw.session().await.unwrap();
+    assert_ne!(next.id(), session);
+    assert!(common::child_owners(&observer, "/m/a").await.is_empty(), "a went with the session");
+    assert!(common::child_owners(&observer, "/m/b").await.is_empty(), "b was not taken in the next session");
+    fw.close().await;
+    observer.close().await;
+}
