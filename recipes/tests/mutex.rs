@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral_recipes::lock::Mutex;
-use corral_recipes::{ConnectionState, CoreError, CreateMode, Error, ErrorCode, Op};
+use corral_recipes::{ConnectionState, CoreError, CreateMode, Op};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -215,20 +215,7 @@ async fn a_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothi
     for (dir, make) in [("/lock", curator), ("/klock", kazoo)] {
         let (holder_fw, fw) = (env.framework(), env.framework());
         let held = make(&holder_fw).acquire().await.unwrap();
-        let mutex = make(&fw);
-        let waiting = tokio::spawn({
-            let mutex = mutex.clone();
-            async move { mutex.acquire().await }
-        });
-        common::eventually("the waiter queued", || async { mutex.participant_nodes().await.unwrap().len() == 2 }).await;
-        let (err, session) = common::expire_while_waiting(&server, &fw, waiting).await;
-        assert_eq!(err, Error::SessionLost { session_id: session }, "{dir}");
-        assert_eq!(err.code(), ErrorCode::SessionExpired);
-        let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
-        assert_eq!(common::child_owners(&observer, dir).await, [(holder_name, held.session_id())], "{dir}");
-        held.release().await.unwrap();
-        // The next session contends afresh.
-        mutex.acquire_timeout(T).await.unwrap().release().await.unwrap();
+        common::assert_a_lost_waiter_leaves_nothing(&server, &observer, &fw, dir, held, &make(&fw)).await;
         fw.close().await;
         holder_fw.close().await;
     }

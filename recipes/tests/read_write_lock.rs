@@ -187,18 +187,8 @@ async fn a_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothi
         let theirs = ReadWriteLock::new(&holder_fw, dir);
         let held = if writer_waits { theirs.read_lock() } else { theirs.write_lock() }.acquire().await.unwrap();
         let ours = ReadWriteLock::new(&fw, dir);
-        let side = if writer_waits { ours.write_lock().clone() } else { ours.read_lock().clone() };
-        let waiting = tokio::spawn({
-            let side = side.clone();
-            async move { side.acquire().await }
-        });
-        common::eventually("the waiter queued", || async { side.participant_nodes().await.unwrap().len() == 2 }).await;
-        let (err, session) = common::expire_while_waiting(&server, &fw, waiting).await;
-        assert_eq!(err, corral_recipes::Error::SessionLost { session_id: session }, "{dir}");
-        let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
-        assert_eq!(common::child_owners(&observer, dir).await, [(holder_name, held.session_id())], "{dir}");
-        held.release().await.unwrap();
-        side.acquire_timeout(T).await.unwrap().release().await.unwrap();
+        let side = if writer_waits { ours.write_lock() } else { ours.read_lock() };
+        common::assert_a_lost_waiter_leaves_nothing(&server, &observer, &fw, dir, held, side).await;
         fw.close().await;
         holder_fw.close().await;
     }

@@ -22,21 +22,10 @@ const RUNS: u64 = 8;
 /// The test environment's session timeout (see `common::Env::framework`).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// The ephemeral owner of every child of `dir` (an empty map if `dir` does not exist).
+/// The ephemeral owner of every child of `dir`, by path (an empty map if `dir` does not exist).
 async fn owners(observer: &Client, dir: &str) -> HashMap<String, i64> {
-    let children = match observer.get_children(dir).await {
-        Ok(c) => c,
-        Err(e) if e.is_no_node() => return HashMap::new(),
-        Err(e) => panic!("listing {dir}: {e}"),
-    };
-    let mut out = HashMap::new();
-    for child in children {
-        let path = format!("{dir}/{child}");
-        if let Some(stat) = observer.exists(&path).await.expect("exists") {
-            out.insert(path, stat.ephemeral_owner);
-        }
-    }
-    out
+    let children = common::child_owners(observer, dir).await;
+    children.into_iter().map(|(child, owner)| (format!("{dir}/{child}"), owner)).collect()
 }
 
 /// The nodes under `dir` whose owner is a session the server still has.

@@ -49,3 +49,36 @@ pub async fn expire_while_waiting<T: std::fmt::Debug>(
     assert_ne!(next.id(), session);
     (err, session)
 }
+
+/// The lock scenario of a lost waiter: `waiter` (a contender through `fw`) queues behind
+/// `held` (a guard of another session) in `dir`, then `fw`'s session expires. The acquisition
+/// must fail with `Error::SessionLost` naming that session, and `held`'s node be the only one
+/// left in `dir`: the waiter's went with its session, and nothing was made in the next one.
+/// Then `held` is released and `waiter` acquires afresh, in the next session.
+///
+/// # Panics
+///
+/// If any of that does not hold.
+pub async fn assert_a_lost_waiter_leaves_nothing(
+    server: &corral_server::testing::TestingServer,
+    observer: &corral_recipes::Client,
+    fw: &corral_recipes::Framework,
+    dir: &str,
+    held: corral_recipes::lock::MutexGuard,
+    waiter: &corral_recipes::lock::Mutex,
+) {
+    let waiting = tokio::spawn({
+        let waiter = waiter.clone();
+        async move { waiter.acquire().await }
+    });
+    eventually("the waiter queued", || async { waiter.participant_nodes().await.unwrap().len() == 2 }).await;
+    let (err, session) = expire_while_waiting(server, fw, waiting).await;
+    assert_eq!(err, corral_recipes::Error::SessionLost { session_id: session }, "{dir}");
+    assert_eq!(err.code(), corral_recipes::ErrorCode::SessionExpired);
+    let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(child_owners(observer, dir).await, [(holder_name, held.session_id())], "{dir}");
+    held.release().await.unwrap();
+    let again = waiter.acquire_timeout(std::time::Duration::from_secs(30)).await.expect("the next session contends");
+    assert_ne!(again.session_id(), session);
+    again.release().await.unwrap();
+}
