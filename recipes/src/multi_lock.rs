@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::{Error, Result};
+use corral_core::Error as CoreError;
 use corral_core::{Framework, Op};
 use tokio::time::Instant;
 
@@ -64,11 +65,17 @@ impl MultiLock {
         Self { locks: paths.into_iter().map(|p| Mutex::new(fw, p)).collect() }
     }
 
-    /// Waits until every lock is held, taking them one after the other.
+    /// Waits until every lock is held, taking them one after the other, all in one session: the
+    /// session the first lock was taken in.
     ///
     /// # Errors
     ///
-    /// As [`Mutex::acquire`]; the locks taken so far are released in the background.
+    /// - [`Error::SessionLost`] with the id of the first lock's session if that session is lost
+    ///   before every lock is held (while waiting, or between two locks): no lock is then taken
+    ///   in a later session, and those held went with the session.
+    /// - Otherwise as [`Mutex::acquire`].
+    ///
+    /// The locks taken so far are released in the background.
     ///
     /// # Cancel safety
     ///
@@ -93,9 +100,15 @@ impl MultiLock {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<MultiGuard> {
-        let mut guards = Vec::with_capacity(self.locks.len());
+        let mut guards: Vec<MutexGuard> = Vec::with_capacity(self.locks.len());
         for lock in &self.locks {
-            guards.push(lock.acquire().await?);
+            let guard = match guards.first().map(MutexGuard::session_id) {
+                None => lock.acquire().await?,
+                Some(session_id) => {
+                    lock.acquire_in_session(session_id, None).await?.ok_or(Error::from(CoreError::Timeout))?
+                }
+            };
+            guards.push(guard);
         }
         Ok(MultiGuard { guards })
     }
@@ -105,7 +118,8 @@ impl MultiLock {
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`Mutex::acquire`]. When a
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`MultiLock::acquire`]
+    /// ([`Error::SessionLost`] if the first lock's session is lost before all are held). When a
     /// lock is not taken in time, the ones already taken are released before returning; if such
     /// a release fails, its error is returned instead (the delete goes on in the background, see
     /// [`MutexGuard::release`]).
@@ -138,7 +152,13 @@ impl MultiLock {
         let deadline = Instant::now() + timeout;
         let mut guards = Vec::with_capacity(self.locks.len());
         for lock in &self.locks {
-            match lock.acquire_timeout(deadline.saturating_duration_since(Instant::now())).await {
+            let acquired = match guards.first().map(MutexGuard::session_id) {
+                None => lock.acquire_timeout(deadline.saturating_duration_since(Instant::now())).await,
+                Some(session_id) => {
+                    lock.acquire_in_session(session_id, Some(deadline)).await?.ok_or(Error::TimedOut { after: timeout })
+                }
+            };
+            match acquired {
                 Ok(g) => guards.push(g),
                 Err(Error::TimedOut { .. }) => {
                     MultiGuard { guards }.release().await?;

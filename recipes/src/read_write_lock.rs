@@ -132,8 +132,11 @@ impl ReadWriteLock {
     ///
     /// - [`corral_core::Error::BadArguments`] if `write`'s node is not a `__WRIT__` node directly under this
     ///   lock's directory (a guard of `/rw-other` is refused for `/rw`).
-    /// - [`corral_core::Error::SessionExpired`] if `write` was acquired in an earlier session: the write lock
-    ///   went with that session.
+    /// - [`Error::SessionLost`] with `write`'s session id if `write` was acquired in an earlier
+    ///   session (the write lock went with that session), or if that session ends during the
+    ///   downgrade; nothing is created in a later session.
+    /// - [`corral_core::Error::Timeout`] if the framework is not connected within its connection
+    ///   timeout (nothing was sent).
     /// - [`corral_core::Error::Server`] with [`ErrorCode::NoNode`] and the
     ///   write node's path if the write node is gone (deleted by someone else): the lock is no
     ///   longer held.
@@ -160,7 +163,7 @@ impl ReadWriteLock {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let server = corral_server::testing::TestingServer::start().await?;
     /// # let fw = corral_recipes::Framework::builder(server.connect_string()).start()?;
-    /// use corral_recipes::{CoreError, Error, read_write_lock::ReadWriteLock};
+    /// use corral_recipes::{Error, read_write_lock::ReadWriteLock};
     ///
     /// let lock = ReadWriteLock::new(&fw, "/locks/catalog");
     /// let write = lock.write_lock().acquire().await?;
@@ -175,7 +178,8 @@ impl ReadWriteLock {
     /// server.expire_session(write.session_id());
     /// let mut states = fw.connection_state();
     /// states.wait_for(|s| s.state.is_connected() && s.session_id != write.session_id()).await?;
-    /// assert!(matches!(lock.downgrade(write).await, Err(Error::Core(CoreError::SessionExpired))));
+    /// let old = write.session_id();
+    /// assert_eq!(lock.downgrade(write).await.unwrap_err(), Error::SessionLost { session_id: old });
     /// # fw.close().await;
     /// # Ok(()) }
     /// ```
@@ -191,9 +195,9 @@ impl ReadWriteLock {
         // handle, its owner checked from the reply.
         let session = match fw.session().await {
             Ok(session) if session.id() == write.session_id() => session,
-            Ok(_) | Err(CoreError::Timeout) => {
+            Ok(_) => {
                 tracing::info!(path = %write.path(), "not downgrading a write lock of an ended session");
-                return Err(Error::from(CoreError::SessionExpired));
+                return Err(Error::SessionLost { session_id: write.session_id() });
             }
             Err(e) => return Err(Error::from(e)),
         };
@@ -219,6 +223,12 @@ impl ReadWriteLock {
                 }
                 return Err(Error::from(e));
             }
+            // The session's client answers so once the session is gone, and a read node the
+            // multi may have made went with it.
+            Err(CoreError::SessionExpired) => {
+                cleanup.path = None;
+                return Err(Error::SessionLost { session_id: session.id() });
+            }
             Err(e) => return Err(Error::from(e)),
         }
         let stat = match created.await {
@@ -231,7 +241,7 @@ impl ReadWriteLock {
         };
         if stat.ephemeral_owner != session.id() {
             // Another session's node at our unique name cannot be; a changed session can.
-            return Err(Error::from(CoreError::SessionExpired));
+            return Err(Error::SessionLost { session_id: session.id() });
         }
         cleanup.path = None;
         let read = MutexGuard::adopt(fw, target, session.started(), stat.czxid);

@@ -112,9 +112,13 @@ impl SemaphoreV2 {
     ///
     /// # Errors
     ///
-    /// - As [`Mutex::acquire`] while taking the inner lock.
-    /// - [`corral_core::Error::SessionExpired`] if the lease node disappears while waiting (the session was
-    ///   lost).
+    /// - As [`Mutex::acquire`] while taking the inner lock: [`Error::SessionLost`] if the session
+    ///   is lost while waiting for it.
+    /// - [`Error::SessionLost`] with the id of the session the lease node was created in, if that
+    ///   session is lost while waiting for a free lease (the lease node went with it; nothing is
+    ///   created in the next session); [`corral_core::Error::Server`] with
+    ///   [`ErrorCode::NoNode`](corral_core::ErrorCode::NoNode) if someone else deleted the lease
+    ///   node meanwhile.
     /// - Connection errors once the framework's retries give up (creating the lease node and
     ///   listing the leases while waiting are both retried).
     ///
@@ -163,7 +167,8 @@ impl SemaphoreV2 {
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`SemaphoreV2::acquire`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`SemaphoreV2::acquire`],
+    /// among others [`Error::SessionLost`] if the session is lost while waiting.
     ///
     /// # Cancel safety
     ///
@@ -231,22 +236,25 @@ impl SemaphoreV2 {
             Some(d) => crate::within(self.lock.acquire_timeout(d.saturating_duration_since(Instant::now())).await)?,
         };
         let Some(lock) = lock else { return Ok(None) };
-        let result = self.take_lease(deadline).await;
+        let result = self.take_lease(lock.session_id(), deadline).await;
         let _ = lock.release().await;
         result
     }
 
-    async fn take_lease(&self, deadline: Option<Instant>) -> Result<Option<Lease>> {
+    /// Holding the inner lock, taken in the session `session_id`: creates the lease node in that
+    /// session (or fails with [`Error::SessionLost`]: another acquirer may hold the lock by now)
+    /// and waits until it is one of at most `max_leases`.
+    async fn take_lease(&self, session_id: i64, deadline: Option<Instant>) -> Result<Option<Lease>> {
         let leases = format!("{}/leases", self.path);
         // Deletes the lease node if this future is dropped before the lease owns it, also while
         // the create waits for its reply.
-        let mut node = ProtectedNode::new(&self.fw, &leases);
+        let mut node = ProtectedNode::bound_to(&self.fw, &leases, session_id);
         let (path, created, _) = node.create(LEASE_NAME, Bytes::new(), false).await?;
         let name = corral_core::proto::path::name(&path).to_owned();
         // No await in between: from here the lease deletes its node when dropped.
         node.hand_over();
         let hold = Hold::new(&self.fw, path.clone(), created.state, created.czxid);
-        let mut lease = Some(Lease { fw: self.fw.clone(), path, hold, released: false });
+        let mut lease = Some(Lease { fw: self.fw.clone(), path: path.clone(), hold, released: false });
         loop {
             let (children, watcher) = self
                 .fw
@@ -259,7 +267,8 @@ impl SemaphoreV2 {
                 })
                 .await?;
             if !children.contains(&name) {
-                return Err(Error::from(CoreError::SessionExpired));
+                // The lease node went with its session (or someone deleted it).
+                return Err(created.node_gone(&self.fw, &path));
             }
             if children.len() <= self.max_leases {
                 return Ok(lease.take());
@@ -554,7 +563,8 @@ impl SemaphoreMutex {
     ///
     /// # Errors
     ///
-    /// As [`SemaphoreV2::acquire`].
+    /// As [`SemaphoreV2::acquire`]: among others, [`Error::SessionLost`] if the session is lost
+    /// while waiting.
     ///
     /// # Cancel safety
     ///
@@ -585,7 +595,8 @@ impl SemaphoreMutex {
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`SemaphoreV2::acquire`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`SemaphoreV2::acquire`],
+    /// among others [`Error::SessionLost`] if the session is lost while waiting.
     ///
     /// # Cancel safety
     ///

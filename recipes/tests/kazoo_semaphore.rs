@@ -221,3 +221,40 @@ async fn a_dropped_acquisition_leaves_no_node() {
     assert!(pool.lease_holders().await.unwrap().is_empty());
     fw.close().await;
 }
+
+/// An acquirer whose session expires while it waits for the pool's lock (held by another
+/// acquirer waiting for a lease) fails with `SessionLost` naming that session; its lock node
+/// went with the session and nothing was created in the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquirer_waiting_for_the_lock_fails_with_its_session_and_leaves_nothing() {
+    let env = common::embedded("kazoo-semaphore-lock-lost").await;
+    let server = env.server.clone().unwrap();
+    let fw = env.framework();
+    let other = env.framework();
+    let held = Semaphore::new(&other, "/pool", "holder", 1).acquire().await.unwrap();
+    let queued = tokio::spawn({
+        let pool = Semaphore::new(&other, "/pool", "next", 1);
+        async move { pool.acquire().await }
+    });
+    common::eventually("the next acquirer holds the lock", || async {
+        kazoo::contenders(&other, "/pool-__lock__").await.unwrap() == ["b'next'"]
+    })
+    .await;
+    let pool = Semaphore::new(&fw, "/pool", "rust", 1);
+    let waiting = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.acquire().await }
+    });
+    common::eventually("our acquirer waits for the lock", || async {
+        kazoo::contenders(&other, "/pool-__lock__").await.unwrap() == ["b'next'", "b'rust'"]
+    })
+    .await;
+    let (err, session) = common::expire_while_waiting(&server, &fw, waiting).await;
+    assert_eq!(err, Error::SessionLost { session_id: session });
+    assert_eq!(kazoo::contenders(&other, "/pool-__lock__").await.unwrap(), ["b'next'"]);
+    assert_eq!(pool.lease_holders().await.unwrap(), ["holder"]);
+    held.release().await.unwrap();
+    queued.await.unwrap().unwrap().release().await.unwrap();
+    fw.close().await;
+    other.close().await;
+}

@@ -200,3 +200,24 @@ async fn session_only_policy_keeps_the_lock_across_a_short_disconnection() {
     guard.release().await.unwrap();
     fw.close().await;
 }
+
+/// A waiter whose session expires while it waits for a held lock fails with `SessionLost`
+/// naming that session (the code still says SessionExpired); its node went with the session,
+/// and nothing was created in the next one: the holder's node is the only one left. The same
+/// for kazoo's layout, which runs on the same engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothing() {
+    let env = common::embedded("mutex-waiter-lost").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    let curator: fn(&corral_recipes::Framework) -> Mutex = |fw| Mutex::new(fw, "/lock");
+    let kazoo: fn(&corral_recipes::Framework) -> Mutex = |fw| corral_recipes::kazoo::lock(fw, "/klock", "rust");
+    for (dir, make) in [("/lock", curator), ("/klock", kazoo)] {
+        let (holder_fw, fw) = (env.framework(), env.framework());
+        let held = make(&holder_fw).acquire().await.unwrap();
+        common::assert_a_lost_waiter_leaves_nothing(&server, &observer, &fw, dir, held, &make(&fw)).await;
+        fw.close().await;
+        holder_fw.close().await;
+    }
+    observer.close().await;
+}

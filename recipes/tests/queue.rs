@@ -263,12 +263,13 @@ async fn lock_safe_message_of_an_expired_session_is_delivered_again() {
         second.next_message_timeout(Duration::from_millis(300)).await,
         Err(corral_recipes::Error::TimedOut { .. })
     ));
-    server.expire_session(connected(&fw1).await);
+    let old = connected(&fw1).await;
+    server.expire_session(old);
     let again = bounded("redelivery after expiry", second.next_message()).await.unwrap();
     assert_eq!(again.items(), [item(0, 0)]);
     // The first consumer's session is gone: its ack must not delete what the second one holds.
     bounded("new session", fw1.connection_state().wait_for(|s| s.epoch == 2 && s.state.is_connected())).await.unwrap();
-    assert_eq!(message.ack().await, Err(Error::Core(corral_recipes::CoreError::SessionExpired)));
+    assert_eq!(message.ack().await, Err(Error::SessionLost { session_id: old }));
     assert_eq!(fw2.client().get_children("/q-locks").await.unwrap().len(), 1, "the second lock is intact");
     again.ack().await.unwrap();
     assert!(fw2.client().get_children("/q").await.unwrap().is_empty());

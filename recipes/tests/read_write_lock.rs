@@ -107,10 +107,7 @@ async fn a_write_lock_lost_with_its_session_is_not_downgraded() {
     // Before the fix, this created a read node with the old sequence in the new session and
     // returned a valid read guard: a reader next to a writer.
     let downgraded = lock.downgrade(w).await;
-    assert!(
-        matches!(downgraded, Err(corral_recipes::Error::Core(corral_recipes::CoreError::SessionExpired))),
-        "{downgraded:?}"
-    );
+    assert_eq!(downgraded.unwrap_err(), corral_recipes::Error::SessionLost { session_id: old });
     assert!(w2.is_valid() && w2.check_ownership().await.unwrap());
     let w2_name = w2.path().rsplit('/').next().unwrap().to_owned();
     common::eventually("the other writer is the only holder", || async {
@@ -174,4 +171,26 @@ async fn a_write_lock_of_a_sibling_directory_is_refused() {
         .await;
         fw.close().await;
     }
+}
+
+/// A writer whose session expires while it waits behind a reader, and a reader waiting behind a
+/// writer, fail with `SessionLost` naming that session; the waiter's node went with it and
+/// nothing was created in the next session: the holder's node is the only one left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothing() {
+    let env = common::embedded("rwlock-waiter-lost").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for writer_waits in [true, false] {
+        let dir = if writer_waits { "/rw-w" } else { "/rw-r" };
+        let (holder_fw, fw) = (env.framework(), env.framework());
+        let theirs = ReadWriteLock::new(&holder_fw, dir);
+        let held = if writer_waits { theirs.read_lock() } else { theirs.write_lock() }.acquire().await.unwrap();
+        let ours = ReadWriteLock::new(&fw, dir);
+        let side = if writer_waits { ours.write_lock() } else { ours.read_lock() };
+        common::assert_a_lost_waiter_leaves_nothing(&server, &observer, &fw, dir, held, side).await;
+        fw.close().await;
+        holder_fw.close().await;
+    }
+    observer.close().await;
 }

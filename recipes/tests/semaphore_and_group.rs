@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use corral_recipes::Error;
 use corral_recipes::group_member::GroupMember;
 use corral_recipes::lock::Mutex;
 use corral_recipes::multi_lock::MultiLock;
@@ -138,4 +139,94 @@ async fn a_timed_out_acquisition_leaves_nothing_held() {
     assert!(Mutex::new(&fw, "/m/a").try_acquire().await.unwrap().is_some());
     held_b.release().await.unwrap();
     fw.close().await;
+}
+
+/// An acquirer whose session expires while it waits for a free lease (holding the inner lock)
+/// fails with `SessionLost` naming that session; its lease node and inner lock node went with
+/// the session, and nothing was created in the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothing() {
+    let env = common::embedded("semaphore-waiter-lost").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    let (holder_fw, fw) = (env.framework(), env.framework());
+    let held = SemaphoreV2::new(&holder_fw, "/sem", 1).acquire().await.unwrap();
+    let pool = SemaphoreV2::new(&fw, "/sem", 1);
+    let waiting = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.acquire().await }
+    });
+    common::eventually("the waiter made its lease node", || async {
+        pool.participant_nodes().await.unwrap().len() == 2
+    })
+    .await;
+    let (err, session) = common::expire_while_waiting(&server, &fw, waiting).await;
+    assert_eq!(err, Error::SessionLost { session_id: session });
+    let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(common::child_owners(&observer, "/sem/leases").await, [(holder_name, held.hold().session_id())]);
+    assert!(common::child_owners(&observer, "/sem/locks").await.is_empty(), "the inner lock went with the session");
+    held.release().await.unwrap();
+    pool.acquire_timeout(T).await.unwrap().release().await.unwrap();
+    fw.close().await;
+    holder_fw.close().await;
+    observer.close().await;
+}
+
+/// A multi-lock whose session expires while it holds the first lock and waits for the second
+/// fails with `SessionLost` naming that session: the first lock went with it, and nothing was
+/// taken in the next session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_lock_whose_session_expires_fails_with_session_lost_and_leaves_nothing() {
+    let env = common::embedded("multi-lock-lost").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    let (holder_fw, fw) = (env.framework(), env.framework());
+    let held = Mutex::new(&holder_fw, "/m/b").acquire().await.unwrap();
+    let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
+    let waiting = tokio::spawn(async move { multi.acquire().await });
+    let b = Mutex::new(&fw, "/m/b");
+    common::eventually("a held, b queued", || async { b.participant_nodes().await.unwrap().len() == 2 }).await;
+    let (err, session) = common::expire_while_waiting(&server, &fw, waiting).await;
+    assert_eq!(err, Error::SessionLost { session_id: session });
+    assert!(common::child_owners(&observer, "/m/a").await.is_empty(), "a went with the session");
+    let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(common::child_owners(&observer, "/m/b").await, [(holder_name, held.session_id())]);
+    held.release().await.unwrap();
+    fw.close().await;
+    holder_fw.close().await;
+    observer.close().await;
+}
+
+/// A multi-lock whose session expires after its first lock is held and while its second
+/// lock's node is being made takes no lock in the next session: it fails with `SessionLost`
+/// naming the first lock's session (it used to take the second lock in the next session and
+/// return it beside a first lock gone with the old one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_lock_never_takes_its_next_lock_in_a_later_session() {
+    let env = common::embedded("multi-lock-between").await;
+    let server = env.server.clone().unwrap();
+    let observer = env.client().await;
+    for dir in ["/m", "/m/a", "/m/b"] {
+        observer.create(dir, "", corral_recipes::CreateMode::Persistent).await.unwrap();
+    }
+    let fw = env.framework();
+    fw.wait_until_connected(T).await.unwrap();
+    let session = fw.client().session_id();
+    let (_, _, b_made) = observer.get_children_and_watch("/m/b").await.unwrap();
+    // Every request waits 50 ms before it is handled: the second lock's listing is handled
+    // well after its create, whose watch event arrives at once.
+    server.set_latency(Duration::from_millis(50));
+    let multi = MultiLock::new(&fw, ["/m/a", "/m/b"]);
+    let waiting = tokio::spawn(async move { multi.acquire().await });
+    tokio::time::timeout(T, b_made).await.expect("the second lock's node is made");
+    assert!(server.expire_session(session));
+    server.set_latency(Duration::ZERO);
+    let err = tokio::time::timeout(T, waiting).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(err, Error::SessionLost { session_id: session });
+    let next = fw.session().await.unwrap();
+    assert_ne!(next.id(), session);
+    assert!(common::child_owners(&observer, "/m/a").await.is_empty(), "a went with the session");
+    assert!(common::child_owners(&observer, "/m/b").await.is_empty(), "b was not taken in the next session");
+    fw.close().await;
+    observer.close().await;
 }

@@ -22,21 +22,10 @@ const RUNS: u64 = 8;
 /// The test environment's session timeout (see `common::Env::framework`).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// The ephemeral owner of every child of `dir` (an empty map if `dir` does not exist).
+/// The ephemeral owner of every child of `dir`, by path (an empty map if `dir` does not exist).
 async fn owners(observer: &Client, dir: &str) -> HashMap<String, i64> {
-    let children = match observer.get_children(dir).await {
-        Ok(c) => c,
-        Err(e) if e.is_no_node() => return HashMap::new(),
-        Err(e) => panic!("listing {dir}: {e}"),
-    };
-    let mut out = HashMap::new();
-    for child in children {
-        let path = format!("{dir}/{child}");
-        if let Some(stat) = observer.exists(&path).await.expect("exists") {
-            out.insert(path, stat.ephemeral_owner);
-        }
-    }
-    out
+    let children = common::child_owners(observer, dir).await;
+    children.into_iter().map(|(child, owner)| (format!("{dir}/{child}"), owner)).collect()
 }
 
 /// The nodes under `dir` whose owner is a session the server still has.
@@ -298,7 +287,7 @@ async fn lock_safe_consumer_expired_mid_lock_leaves_no_unowned_lock() {
     observer.close().await;
 }
 
-/// An ack whose session ends while it is in flight never claims "delivered again" (SessionExpired)
+/// An ack whose session ends while it is in flight never claims "delivered again" (SessionLost)
 /// for an item it removed: it answers `ConnectionLoss` (outcome unknown) instead.
 #[tokio::test]
 async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
@@ -319,13 +308,14 @@ async fn an_ack_cut_by_an_expiry_never_misreports_a_removed_item() {
         let item = message.path().to_owned();
         server.set_latency(Duration::from_millis(2));
         let ack = tokio::spawn(message.ack());
-        expire_mid_request(&server, &fw, Duration::from_micros(run * 500)).await;
+        let old = expire_mid_request(&server, &fw, Duration::from_micros(run * 500)).await;
         server.set_latency(Duration::ZERO);
         let outcome = ack.await.unwrap();
         let removed = observer.exists(&item).await.unwrap().is_none();
         match outcome {
             Ok(()) => assert!(removed, "run {run}: acked but the item is still there"),
-            Err(Error::Core(CoreError::SessionExpired)) => {
+            Err(Error::SessionLost { session_id }) => {
+                assert_eq!(session_id, old, "run {run}: the lock's session");
                 assert!(!removed, "run {run}: 'delivered again' for an item that was removed")
             }
             Err(Error::Core(CoreError::ConnectionLoss)) => {}

@@ -157,7 +157,9 @@ impl NonBlockingLease {
     /// [`corral_core::Error::BadArguments`] if the holder node holds what kazoo cannot read either, or the
     /// end would pass the year 9999; server errors such as NoAuth; connection errors once the
     /// framework's retries give up; as [`Mutex::acquire`](crate::lock::Mutex::acquire) while
-    /// taking the lock.
+    /// taking the lock ([`Error::SessionLost`](crate::Error::SessionLost) if the session is lost
+    /// while waiting for it). A lock lost with its session after it was taken is `Ok(false)`,
+    /// as kazoo answers: the lease is not bound to a session.
     ///
     /// # Cancel safety
     ///

@@ -123,8 +123,9 @@ impl Semaphore {
     ///
     /// - [`Error::BadArguments`](corral_core::Error::BadArguments) if the pool's node stores another
     ///   `max_leases` (kazoo's "Inconsistent max leases" `ValueError`);
-    /// - [`Error::SessionLost`](corral_core::Error::SessionLost) if the session holding the lock
-    ///   ends while waiting for a free lease;
+    /// - [`Error::SessionLost`](crate::Error::SessionLost) if the session holding the lock
+    ///   ends while waiting for a free lease, or (as [`Mutex::acquire`]) the session of this
+    ///   acquirer's lock node ends while it waits for the lock;
     /// - as [`Mutex::acquire`] while taking the lock; connection errors once the framework's
     ///   retries give up.
     ///

@@ -20,7 +20,7 @@
 //! |---|---|
 //! | SUSPENDED | a held lock becomes invalid under [`ErrorPolicy::Standard`](corral_core::ErrorPolicy::Standard) ([`MutexGuard::is_valid`] turns false, [`MutexGuard::invalidated`] resolves); waiters keep waiting (their watch is restored on reconnect) |
 //! | RECONNECTED (same epoch) | nothing: under [`ErrorPolicy::SessionOnly`](corral_core::ErrorPolicy::SessionOnly) the guard stayed valid |
-//! | LOST | the lock node is gone with the session: every guard of that session is invalid for good; waiting `acquire` calls fail with [`corral_core::Error::SessionExpired`] |
+//! | LOST | the lock node is gone with the session: every guard of that session is invalid for good; waiting `acquire` calls fail with [`Error::SessionLost`] naming that session |
 //!
 //! A guard never becomes valid again: after losing the lock, drop it (its node is deleted in the
 //! background if it still exists) and acquire again.
@@ -358,8 +358,12 @@ impl Mutex {
     ///
     /// # Errors
     ///
-    /// - [`corral_core::Error::SessionExpired`] if the session is lost while waiting (the queue position went
-    ///   with it).
+    /// - [`Error::SessionLost`] with the id of the session this contender's node was created in, if
+    ///   that session is lost while waiting (the queue position went with it; nothing is created
+    ///   in the next session), or if the session was lost under every try of the node's create
+    ///   the retry policy allowed (then the id of the last one).
+    /// - [`corral_core::Error::Server`] with [`ErrorCode::NoNode`](corral_core::ErrorCode::NoNode)
+    ///   and the node's path if someone else deleted this contender's node while it waited.
     /// - [`corral_core::Error::Timeout`] if the framework is not connected within its connection timeout when
     ///   the lock node is to be created; [`corral_core::Error::Closed`] if the framework is closed.
     /// - Connection errors once the retry policy gives up; server errors such as NoAuth as
@@ -399,7 +403,7 @@ impl Mutex {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<MutexGuard> {
-        match self.acquire_until(None, None).await? {
+        match self.acquire_until(None, None, None).await? {
             Some(guard) => Ok(guard),
             None => Err(Error::from(CoreError::Timeout)),
         }
@@ -413,7 +417,8 @@ impl Mutex {
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`Mutex::acquire`].
+    /// [`Error::TimedOut`] when `timeout` passes first; otherwise as [`Mutex::acquire`], among
+    /// others [`Error::SessionLost`] if the session is lost while waiting.
     ///
     /// # Cancel safety
     ///
@@ -441,7 +446,7 @@ impl Mutex {
     /// # Ok(()) }
     /// ```
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<MutexGuard> {
-        self.acquire_until(Some(Instant::now() + timeout), None).await?.ok_or(Error::TimedOut { after: timeout })
+        self.acquire_until(Some(Instant::now() + timeout), None, None).await?.ok_or(Error::TimedOut { after: timeout })
     }
 
     /// Takes the lock only if it can be had without waiting; `Ok(None)` otherwise.
@@ -473,7 +478,7 @@ impl Mutex {
     /// # Ok(()) }
     /// ```
     pub async fn try_acquire(&self) -> Result<Option<MutexGuard>> {
-        self.acquire_until(Some(Instant::now()), None).await
+        self.acquire_until(Some(Instant::now()), None, None).await
     }
 
     /// The contenders' node names (not paths), in lock order (the holder first); an empty list if
@@ -514,20 +519,35 @@ impl Mutex {
     /// Waits for the lock until it is held, `cancel` turns true (then this contender's node is
     /// deleted before returning `Ok(None)`), or `deadline` passes.
     pub(crate) async fn acquire_cancellable(&self, cancel: watch::Receiver<bool>) -> Result<Option<MutexGuard>> {
-        self.acquire_until(None, Some(cancel)).await
+        self.acquire_until(None, Some(cancel), None).await
+    }
+
+    /// Waits for the lock as a part of work bound to the session `session_id` (another lock
+    /// held in it): this contender's node is created in that session or not at all, and
+    /// [`Error::SessionLost`] for `session_id` once it is gone. `Ok(None)` if `deadline` passes.
+    pub(crate) async fn acquire_in_session(
+        &self,
+        session_id: i64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<MutexGuard>> {
+        self.acquire_until(deadline, None, Some(session_id)).await
     }
 
     async fn acquire_until(
         &self,
         deadline: Option<Instant>,
         mut cancel: Option<watch::Receiver<bool>>,
+        bound: Option<i64>,
     ) -> Result<Option<MutexGuard>> {
         let started = Instant::now();
         if self.revocable && self.data[..] == *REVOKE_MESSAGE {
             return Err(Error::bad_arguments("a revocable lock node cannot hold the revocation request as its data"));
         }
         // Deletes the node on every early return and on drop, until handed to the guard.
-        let mut node = ProtectedNode::new(&self.fw, &self.dir);
+        let mut node = match bound {
+            Some(session_id) => ProtectedNode::bound_to(&self.fw, &self.dir, session_id),
+            None => ProtectedNode::new(&self.fw, &self.dir),
+        };
         let (path, created, mut children) = match self.kind.unique_name() {
             Some(unique) => node.create_unique(&unique, self.data.clone(), true).await?,
             None => node.create(self.kind.node_name(), self.data.clone(), true).await?,
@@ -538,8 +558,8 @@ impl Mutex {
                 let mut list = list;
                 self.kind.sort(&mut list);
                 let Some(index) = list.iter().position(|c| *c == name) else {
-                    // Our node is gone: the session that made it ended.
-                    return Err(Error::from(CoreError::SessionExpired));
+                    // Our node is gone: the session that made it ended (or someone deleted it).
+                    return Err(created.node_gone(&self.fw, &path));
                 };
                 let Some(watch_index) = self.kind.watch_target(&list, index) else {
                     // Held. A revocable lock watches its own node first (a request written
@@ -547,7 +567,7 @@ impl Mutex {
                     let revocation = if self.revocable {
                         match Revocation::arm(&self.fw, &path).await? {
                             Some(revocation) => Some(revocation),
-                            None => return Err(Error::from(CoreError::SessionExpired)),
+                            None => return Err(created.node_gone(&self.fw, &path)),
                         }
                     } else {
                         None
@@ -561,7 +581,7 @@ impl Mutex {
                     return Ok(Some(MutexGuard::new(&self.fw, path, created, kind, revocation)));
                 };
                 let predecessor = format!("{}/{}", self.dir, list[watch_index]);
-                match self.wait_for(&predecessor, deadline, created.state.epoch, cancel.as_mut()).await? {
+                match self.wait_for(&predecessor, deadline, &created, cancel.as_mut()).await? {
                     Wait::Deleted
                         if self.kind.arrivals_sort_last() && self.fw.current_state().epoch == created.state.epoch =>
                     {
@@ -584,7 +604,7 @@ impl Mutex {
                 }
             }
             if self.fw.current_state().epoch != created.state.epoch {
-                return Err(Error::from(CoreError::SessionExpired));
+                return Err(created.session_lost());
             }
             let dir = self.dir.clone();
             children = Some(
@@ -598,14 +618,16 @@ impl Mutex {
         }
     }
 
-    /// Waits until `predecessor` changes (deleted), the deadline passes, or the session is lost.
+    /// Waits until `predecessor` changes (deleted), the deadline passes, or the session of our
+    /// node (`created`) is lost.
     async fn wait_for(
         &self,
         predecessor: &str,
         deadline: Option<Instant>,
-        epoch: u64,
+        created: &Created,
         cancel: Option<&mut watch::Receiver<bool>>,
     ) -> Result<Wait> {
+        let epoch = created.state.epoch;
         let cancelled = async {
             match cancel {
                 Some(rx) => {
@@ -641,7 +663,7 @@ impl Mutex {
         tokio::select! {
             event = watcher => {
                 if is_session_end(&event) && self.fw.current_state().epoch != epoch {
-                    return Err(Error::from(CoreError::SessionExpired));
+                    return Err(created.session_lost());
                 }
                 // A data change (a revocation request on the holder's node) or a session event
                 // says nothing about who is ahead: only a deletion lets the caller skip a listing.
@@ -649,7 +671,7 @@ impl Mutex {
             }
             _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
             _ = cancelled => Ok(Wait::TimedOut),
-            _ = lost => Err(Error::from(CoreError::SessionExpired)),
+            _ = lost => Err(created.session_lost()),
         }
     }
 }

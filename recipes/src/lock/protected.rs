@@ -5,7 +5,7 @@ use crate::{Error, Result};
 use bytes::Bytes;
 use corral_core::Error as CoreError;
 use corral_core::framework::{Create, Delete, ProtectedCreate};
-use corral_core::{ConnectionStateChange, CreateMode, Framework};
+use corral_core::{ConnectionState, ConnectionStateChange, CreateMode, ErrorCode, Framework};
 
 /// What creating a contender's node established: the connection state the create was sent in
 /// (the session's id and epoch, the connection's number) and the node's czxid.
@@ -14,6 +14,37 @@ pub(crate) struct Created {
     /// The connection state the create was sent in.
     pub(crate) state: ConnectionStateChange,
     pub(crate) czxid: i64,
+}
+
+impl Created {
+    /// The session the node belongs to: the one whose handle made it (the create's reply named
+    /// it as the owner).
+    pub(crate) fn session_id(&self) -> i64 {
+        self.state.session_id
+    }
+
+    /// Whether the framework is still on the node's session (not LOST, not a later one).
+    pub(crate) fn session_is_current(&self, fw: &Framework) -> bool {
+        let now = fw.current_state();
+        now.epoch == self.state.epoch && now.state != ConnectionState::Lost
+    }
+
+    /// [`Error::SessionLost`] for the node's session: the work bound to it ended with it.
+    pub(crate) fn session_lost(&self) -> Error {
+        Error::SessionLost { session_id: self.session_id() }
+    }
+
+    /// The error for this node found gone at `path`: [`Error::SessionLost`] once its session is
+    /// over (the node went with it); while the session lives, someone deleted it, and that is a
+    /// `NoNode` for the node (as Curator's "Sequential path not found").
+    pub(crate) fn node_gone(&self, fw: &Framework, path: &str) -> Error {
+        if self.session_is_current(fw) {
+            tracing::warn!(%path, "a contender's node was deleted under it while its session lives");
+            Error::from(CoreError::Server { code: ErrorCode::NoNode, path: path.to_owned() })
+        } else {
+            self.session_lost()
+        }
+    }
 }
 
 /// How a contender's node is named.
@@ -33,18 +64,28 @@ pub(crate) struct ProtectedNode {
     fw: Framework,
     dir: String,
     node: Option<ProtectedCreate>,
+    /// The session the node must be created in, if the work it is part of is bound to one.
+    bound: Option<i64>,
 }
 
 impl ProtectedNode {
     pub(crate) fn new(fw: &Framework, dir: &str) -> Self {
-        Self { fw: fw.clone(), dir: dir.to_owned(), node: None }
+        Self { fw: fw.clone(), dir: dir.to_owned(), node: None, bound: None }
+    }
+
+    /// A node that is part of work bound to the session `session_id` (a lock held in it): it is
+    /// created in that session or not at all, and its create fails with [`Error::SessionLost`]
+    /// for `session_id` once that session is gone.
+    pub(crate) fn bound_to(fw: &Framework, dir: &str, session_id: i64) -> Self {
+        Self { bound: Some(session_id), ..Self::new(fw, dir) }
     }
 
     /// Creates the node (creating `dir` as a container if needed — persistent parents for
     /// kazoo's layout, as kazoo makes them) in the current session and,
     /// with `list`, lists `dir` in the same round trip. If the session is lost before the
     /// create is answered, nothing is held yet: the node (if made) went with that session, and
-    /// a fresh one is created in the next session, the retry policy permitting.
+    /// a fresh one is created in the next session, the retry policy permitting — unless the
+    /// node is [bound](ProtectedNode::bound_to) to a session.
     pub(crate) async fn create(
         &mut self,
         name: &str,
@@ -83,6 +124,9 @@ impl ProtectedNode {
         let mut attempt = 0u32;
         loop {
             let session = self.fw.session().await?;
+            if let Some(bound) = self.bound.filter(|id| *id != session.id()) {
+                return Err(Error::SessionLost { session_id: bound });
+            }
             // A new value per session: the old one's clean-up (if any) is for the old session.
             let node = self.node.insert(match name {
                 Name::Curator(name) => ProtectedCreate::new(&self.fw, &format!("{}/{name}", self.dir), spec.clone())?,
@@ -98,10 +142,11 @@ impl ProtectedNode {
                     let held = Created { state: created.state, czxid: created.stat.czxid };
                     return Ok((created.path, held, children));
                 }
-                Err(CoreError::SessionLost { .. }) => {
+                Err(CoreError::SessionLost { session_id }) => {
                     attempt += 1;
-                    if policy.next_delay(attempt, start.elapsed()).is_none() {
-                        return Err(Error::from(CoreError::SessionExpired));
+                    if self.bound.is_some() || policy.next_delay(attempt, start.elapsed()).is_none() {
+                        // The last try's session ended under its create, too.
+                        return Err(Error::SessionLost { session_id });
                     }
                 }
                 Err(e) => return Err(Error::from(e)),

@@ -144,9 +144,12 @@ impl<T> Message<T> {
     ///
     /// # Errors
     ///
-    /// - [`corral_core::Error::SessionExpired`] if the session that took the lock had ended before the ack
-    ///   was sent (or the lock was gone): the message was not removed, and is (or will be)
-    ///   delivered again.
+    /// - [`Error::SessionLost`](crate::Error::SessionLost) with the id of the session that took the
+    ///   lock, if that session had ended before the ack was sent: the message was not removed,
+    ///   and is (or will be) delivered again.
+    /// - [`corral_core::Error::SessionExpired`] if the lock node was deleted by someone else
+    ///   while its session lived: the message was not removed either, and is delivered again
+    ///   (kept as it was, so that code-based matching still says "delivered again").
     /// - [`corral_core::Error::ConnectionLoss`] if the outcome is unknown: the transaction was sent, and the
     ///   connection (or the whole session) was lost before its reply. The message may have been
     ///   removed, or may be delivered again; make its processing idempotent.
@@ -195,7 +198,7 @@ pub(crate) async fn ack_locked(mut hold: LockHold, item: &str) -> Result<()> {
     if !hold.session.is_live() {
         // Nothing sent: the lock went with its session, the item stays for another consumer.
         hold.done = true;
-        return Err(Error::from(CoreError::SessionExpired));
+        return Err(Error::SessionLost { session_id: hold.session.id() });
     }
     let ops = vec![
         Op::Delete { path: item.to_owned(), version: None },
