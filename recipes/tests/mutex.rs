@@ -221,3 +221,32 @@ async fn a_waiter_whose_session_expires_fails_with_session_lost_and_leaves_nothi
     }
     observer.close().await;
 }
+
+/// A waiter whose framework is closed under it ends with `Closed`, not `SessionLost`: the close
+/// ended the work, and an application that starts over on `SessionLost` must not start over.
+#[tokio::test]
+async fn a_waiter_whose_framework_closes_fails_with_closed() {
+    let env = common::embedded("mutex-waiter-closed").await;
+    let (holder_fw, fw) = (env.framework(), env.framework());
+    let held = Mutex::new(&holder_fw, "/lock").acquire().await.unwrap();
+    let waiter = Mutex::new(&fw, "/lock");
+    let waiting = tokio::spawn({
+        let waiter = waiter.clone();
+        async move { waiter.acquire().await }
+    });
+    common::eventually("the waiter queued", || async { waiter.participant_nodes().await.unwrap().len() == 2 }).await;
+    fw.close().await;
+    let err = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the acquisition ends")
+        .expect("the task")
+        .expect_err("no acquisition");
+    assert_eq!(err, corral_recipes::Error::Core(CoreError::Closed), "{err:?}");
+    // The waiter's node went with the closed session; the holder's is the only one left.
+    let observer = env.client().await;
+    let holder_name = held.path().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(common::child_owners(&observer, "/lock").await, [(holder_name, held.session_id())]);
+    held.release().await.unwrap();
+    observer.close().await;
+    holder_fw.close().await;
+}

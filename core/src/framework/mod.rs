@@ -561,7 +561,26 @@ impl Framework {
         }
     }
 
-    fn is_closed(&self) -> bool {
+    /// Whether [`Framework::close`] was called (on this handle or a clone): Curator's
+    /// `getState() == STOPPED`. A closed framework's state is LOST for good, which a session
+    /// that merely ended also shows for a while; this tells the two apart, so that work cut off
+    /// by a close can stop instead of starting again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = corral_server::testing::TestingServer::start().await?;
+    /// use corral_core::Framework;
+    ///
+    /// let fw = Framework::builder(server.connect_string()).start()?;
+    /// assert!(!fw.is_closed());
+    /// fw.clone().close().await;
+    /// assert!(fw.is_closed());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_closed(&self) -> bool {
         *self.inner.close.borrow()
     }
 

@@ -604,7 +604,7 @@ impl Mutex {
                 }
             }
             if self.fw.current_state().epoch != created.state.epoch {
-                return Err(created.session_lost());
+                return Err(created.ended(&self.fw));
             }
             let dir = self.dir.clone();
             children = Some(
@@ -663,7 +663,7 @@ impl Mutex {
         tokio::select! {
             event = watcher => {
                 if is_session_end(&event) && self.fw.current_state().epoch != epoch {
-                    return Err(created.session_lost());
+                    return Err(created.ended(&self.fw));
                 }
                 // A data change (a revocation request on the holder's node) or a session event
                 // says nothing about who is ahead: only a deletion lets the caller skip a listing.
@@ -671,7 +671,7 @@ impl Mutex {
             }
             _ = sleep_until_opt(deadline) => Ok(Wait::TimedOut),
             _ = cancelled => Ok(Wait::TimedOut),
-            _ = lost => Err(created.session_lost()),
+            _ = lost => Err(created.ended(&self.fw)),
         }
     }
 }

@@ -34,6 +34,12 @@ impl Created {
         Error::SessionLost { session_id: self.session_id() }
     }
 
+    /// Why the work bound to the node's session ended: the framework was closed
+    /// ([`CoreError::Closed`]), or the session is gone ([`Created::session_lost`]).
+    pub(crate) fn ended(&self, fw: &Framework) -> Error {
+        if fw.is_closed() { Error::from(CoreError::Closed) } else { self.session_lost() }
+    }
+
     /// The error for this node found gone at `path`: [`Error::SessionLost`] once its session is
     /// over (the node went with it); while the session lives, someone deleted it, and that is a
     /// `NoNode` for the node (as Curator's "Sequential path not found").
@@ -42,7 +48,7 @@ impl Created {
             tracing::warn!(%path, "a contender's node was deleted under it while its session lives");
             Error::from(CoreError::Server { code: ErrorCode::NoNode, path: path.to_owned() })
         } else {
-            self.session_lost()
+            self.ended(fw)
         }
     }
 }
