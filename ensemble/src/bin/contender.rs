@@ -9,6 +9,8 @@
 //! `acl=creator` creates every node for the logged-in user alone, readable by anyone.
 //!
 //! - `mutex`: acquire the lock, make `writes` fenced increments, release; again until `stop`.
+//!   With `layout=kazoo` the lock is kazoo's (`corral_recipes::kazoo::lock`, sharing the lock
+//!   with kazoo's own `Lock`), otherwise Curator's `InterProcessMutex`.
 //! - `hold`: acquire the lock once and print `acquired`; make one fenced increment on `write`;
 //!   exit on `stop`. The test stalls it in between (SIGSTOP) to make a stale holder.
 //! - `selector`: a `LeaderSelector` with auto-requeue; each term makes `writes` fenced increments.
@@ -97,7 +99,13 @@ async fn main() {
     });
     let commands = commands();
     match mode.as_str() {
-        "mutex" => mutex(&fw, &id, writes, gap(0), commands).await,
+        "mutex" => {
+            let lock = match arg("layout").as_deref() {
+                Some("kazoo") => corral_recipes::kazoo::lock(&fw, LOCK, id.as_str()),
+                _ => Mutex::new(&fw, LOCK),
+            };
+            mutex(&fw, &lock, &id, writes, gap(0), commands).await;
+        }
         "hold" => hold(&fw, &id, commands).await,
         "selector" => selector(&fw, &id, writes, gap(50), commands).await,
         "queue" => queue(&fw, gap(0), commands).await,
@@ -161,8 +169,14 @@ async fn write(fw: &Framework, check: Op, id: &str, token: i64) -> bool {
     }
 }
 
-async fn mutex(fw: &Framework, id: &str, writes: usize, gap: Duration, mut commands: mpsc::UnboundedReceiver<String>) {
-    let mutex = Mutex::new(fw, LOCK);
+async fn mutex(
+    fw: &Framework,
+    mutex: &Mutex,
+    id: &str,
+    writes: usize,
+    gap: Duration,
+    mut commands: mpsc::UnboundedReceiver<String>,
+) {
     loop {
         if let Ok(command) = commands.try_recv()
             && command == "stop"

@@ -150,6 +150,19 @@ impl Workload {
         Contender::spawn(env!("CARGO_BIN_EXE_contender").as_ref(), name, &args, &self.logs)
     }
 
+    /// Starts a kazoo contender `name` (`tests/python/kazoo_contender.py`: kazoo 2.11's own
+    /// `Lock` on the same lock, the same fenced writes), or `None` when kazoo's venv cannot be
+    /// made here (a `skipping:` line; a failure under `CI=true`).
+    pub fn kazoo_contender(&self, name: &str, connect: &str, extra: &[&str]) -> Option<Contender> {
+        let python = corral_test_support::python::kazoo_python()?;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/kazoo_contender.py");
+        let mut command = std::process::Command::new(python);
+        command.arg("-u").arg(script);
+        let mut args = vec![format!("connect={connect}"), format!("session_ms={}", SESSION_TIMEOUT.as_millis())];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Some(Contender::spawn_command(command, name, &args, &self.logs))
+    }
+
     /// Starts a Curator contender `name` (Curator's `InterProcessMutex` on the same lock, the
     /// same fenced writes), or `None` when Java cannot run here (see [`java::curator`]).
     pub fn curator_contender(&self, name: &str, connect: &str, extra: &[&str]) -> Option<Contender> {
