@@ -5,7 +5,8 @@
 //! `mode=mutex|hold|selector`, `session_ms=<ms>` (default 4000), `writes=<n>` per hold or term
 //! (default 3), `gap_ms=<ms>` between two writes of one hold or term (default 0 for `mutex`, 50
 //! for `selector`). On a secured ensemble: `tls_ca=<PEM file>` connects over TLS (`connect` then
-//! names the TLS ports), `sasl=<user>:<password>` logs in with SASL DIGEST-MD5, and
+//! names the TLS ports), `sasl=<user>:<password>` logs in with SASL DIGEST-MD5 (`sasl=gssapi`:
+//! Kerberos, from the environment's `KRB5_*`, with the `gssapi` feature), and
 //! `acl=creator` creates every node for the logged-in user alone, readable by anyone.
 //!
 //! - `mutex`: acquire the lock, make `writes` fenced increments, release; again until `stop`.
@@ -84,8 +85,14 @@ async fn main() {
     if let Some(ca) = arg("tls_ca") {
         builder = builder.tls(ClientTls::builder().ca_pem_file(ca).build().expect("the TLS settings"));
     }
-    if let Some((user, password)) = arg("sasl").as_deref().and_then(|d| d.split_once(':')) {
-        builder = builder.sasl(Sasl::digest_md5(user, password));
+    match arg("sasl").as_deref() {
+        #[cfg(feature = "gssapi")]
+        Some("gssapi") => builder = builder.sasl(Sasl::gssapi()),
+        Some(login) => {
+            let (user, password) = login.split_once(':').expect("sasl=<user>:<password> (or gssapi)");
+            builder = builder.sasl(Sasl::digest_md5(user, password));
+        }
+        None => {}
     }
     if arg("acl").as_deref() == Some("creator") {
         builder = builder.acl_provider(CreatorWritesWorldReads);

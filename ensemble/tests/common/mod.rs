@@ -141,13 +141,28 @@ impl Workload {
 
     /// Starts contender `name` in `mode` on `connect`.
     pub fn contender(&self, name: &str, mode: &str, connect: &str, extra: &[&str]) -> Contender {
+        self.contender_with_env(name, mode, connect, extra, &[])
+    }
+
+    /// Like [`Workload::contender`], with `env` added to the contender's environment (a
+    /// Kerberos identity, say: `KRB5_CONFIG` and the rest are read when the process starts).
+    pub fn contender_with_env(
+        &self,
+        name: &str,
+        mode: &str,
+        connect: &str,
+        extra: &[&str],
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+    ) -> Contender {
         let mut args = vec![
             format!("mode={mode}"),
             format!("connect={connect}"),
             format!("session_ms={}", SESSION_TIMEOUT.as_millis()),
         ];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
-        Contender::spawn(env!("CARGO_BIN_EXE_contender").as_ref(), name, &args, &self.logs)
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_contender"));
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        Contender::spawn_command(command, name, &args, &self.logs)
     }
 
     /// Starts a kazoo contender `name` (`tests/python/kazoo_contender.py`: kazoo 2.11's own

@@ -110,10 +110,11 @@ pub(super) fn prepare(
              admin.enableServer=false\n\
              4lw.commands.whitelist=*\n\
              maxClientCnxns=0\n\
-             {}{}{servers}",
+             {}{}{}{servers}",
             data.display(),
             builder.tls.as_ref().map(|tls| crate::secured::tls_cfg(tls, secure)).unwrap_or_default(),
             builder.jaas.as_deref().map(|jaas| crate::secured::jaas_settings(jaas).0).unwrap_or_default(),
+            builder.extra_cfg.iter().map(|line| format!("{line}\n")).collect::<String>(),
         ),
     )?;
     let mut classpath = vec![conf.display().to_string(), ZOOKEEPER_JAR.to_owned()];
@@ -132,6 +133,9 @@ pub(super) fn prepare(
     ];
     if let Some(jaas) = &builder.jaas {
         args.push(crate::secured::jaas_settings(jaas).1);
+    }
+    if let Some(krb5_conf) = &builder.krb5_conf {
+        args.push(format!("-Djava.security.krb5.conf={}", krb5_conf.display()));
     }
     if Path::new(SLF4J_SIMPLE_JAR).is_file() {
         classpath.push(SLF4J_SIMPLE_JAR.to_owned());

@@ -94,6 +94,8 @@ pub struct EnsembleBuilder {
     peer_proxies: bool,
     tls: Option<crate::ZkTls>,
     jaas: Option<PathBuf>,
+    krb5_conf: Option<PathBuf>,
+    extra_cfg: Vec<String>,
 }
 
 impl Default for EnsembleBuilder {
@@ -107,6 +109,8 @@ impl Default for EnsembleBuilder {
             peer_proxies: false,
             tls: None,
             jaas: None,
+            krb5_conf: None,
+            extra_cfg: Vec::new(),
         }
     }
 }
@@ -164,6 +168,20 @@ impl EnsembleBuilder {
     /// Kerberos), with ZooKeeper's `SASLAuthenticationProvider` registered.
     pub fn jaas(mut self, jaas: impl Into<PathBuf>) -> Self {
         self.jaas = Some(jaas.into());
+        self
+    }
+
+    /// The Kerberos configuration every member's JVM uses (`-Djava.security.krb5.conf`), for a
+    /// JAAS `Server` section with `Krb5LoginModule` (see [`crate::Kdc::krb5_conf`] and
+    /// [`crate::Kdc::jaas_server`]).
+    pub fn krb5_conf(mut self, krb5_conf: impl Into<PathBuf>) -> Self {
+        self.krb5_conf = Some(krb5_conf.into());
+        self
+    }
+
+    /// One more `zoo.cfg` line for every member (e.g. `enforce.auth.enabled=true`).
+    pub fn cfg_line(mut self, line: impl Into<String>) -> Self {
+        self.extra_cfg.push(line.into());
         self
     }
 
