@@ -1,13 +1,15 @@
 //! The long run on a real 3-member ensemble: every fault kind, round after round, on one fenced
 //! mutex workload (three Corral contenders and one Curator `InterProcessMutex`, each reaching the
-//! ensemble through one fault proxy per member), with Corral's and Curator's leader latch and
-//! service discovery measured side by side.
+//! ensemble through one fault proxy per member), with Corral's and Curator's leader latch,
+//! leader selector and service discovery measured side by side.
 //!
 //! Each round applies, one after the other:
 //! - a **member kill of the ensemble's leader** (kill -9; a new leader is elected; the old one is
 //!   restarted and serves again as a follower). From the kill, the test measures the mutex's
 //!   recovery (three more fenced writes) and, for Corral and for Curator each, the time to a new
-//!   leader (the first `leader` line of the side's two latch contenders) and the time until each
+//!   leader (the first `leader` line of the side's two latch contenders), the time to a new
+//!   selector leader (the first `selector-leader` line; a member kill suspends every client, and
+//!   both libraries' selectors give up leadership on SUSPENDED), and the time until each
 //!   of the side's two instances is read back by its own process after its client reconnected;
 //! - every other round, a **member kill of a follower** (and its restart);
 //! - a **partition** between the mutex contenders and the member they were herded onto: a black
@@ -44,6 +46,7 @@ const ACQUISITIONS_ENV: &str = "CORRAL_ENSEMBLE_ACQUISITIONS";
 const CORRAL: &str = "Corral";
 const CURATOR: &str = "Curator";
 const NEW_LEADER: &str = "a new leader (latch) after a leader kill";
+const NEW_SELECTOR_LEADER: &str = "a new leader (selector) after a leader kill";
 const INSTANCE_BACK: &str = "instance read back after a leader kill";
 const LEADER_KILL: &str = "a member kill (the leader)";
 const FOLLOWER_KILL: &str = "a member kill (a follower)";
@@ -77,10 +80,11 @@ impl Compared {
         let direct = w.connect();
         let mut contenders = Vec::new();
         let mut sides = Vec::new();
-        let corral = ["election=/election-corral", "service=compare-corral"];
+        let corral = ["election=/election-corral", "service=compare-corral", "selector=/selector-corral"];
         sides.push((CORRAL, vec![0, 1]));
         contenders.extend((1..=2).map(|i| w.contender(&format!("corral-{i}"), "compare", &direct, &corral)));
-        let curator = ["mode=compare", "election=/election-curator", "service=compare-curator"];
+        let curator =
+            ["mode=compare", "election=/election-curator", "service=compare-curator", "selector=/selector-curator"];
         let java: Vec<Contender> =
             (1..=2).filter_map(|i| w.curator_contender(&format!("curator-{i}"), &direct, &curator)).collect();
         if !java.is_empty() {
@@ -99,6 +103,10 @@ impl Compared {
         for (side, members) in &self.sides {
             while !members.iter().any(|&i| self.contenders[i].last("leader").is_some()) {
                 assert!(started.elapsed() < PROGRESS_WAIT, "{side}'s latch has no leader after {PROGRESS_WAIT:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            while !members.iter().any(|&i| self.contenders[i].last("selector-leader").is_some()) {
+                assert!(started.elapsed() < PROGRESS_WAIT, "{side}'s selector has no leader after {PROGRESS_WAIT:?}");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -187,6 +195,9 @@ async fn leader_kill(w: &mut Workload, compared: &Compared) {
         let took =
             compared.first_since(members, "leader", killed, &format!("{side}'s latch after a leader kill")).await;
         w.report.compare(NEW_LEADER, side, took);
+        let what = format!("{side}'s selector after a leader kill");
+        let took = compared.first_since(members, "selector-leader", killed, &what).await;
+        w.report.compare(NEW_SELECTOR_LEADER, side, took);
         for &i in members {
             let what = format!("{} after a leader kill", compared.contenders[i].name());
             let took = compared.first_since(&[i], "instance-back", killed, &what).await;

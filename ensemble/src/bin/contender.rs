@@ -24,7 +24,8 @@
 //! - `compare` (the side-by-side measures against Curator): joins the `LeaderLatch` at
 //!   `election=<path>` and holds it, printing every leadership change; registers instance `<id>`
 //!   of service `service=<name>` under [`SERVICES`]; after every CONNECTED or RECONNECTED it reads
-//!   its own instance back and prints `instance-back` once it is there.
+//!   its own instance back and prints `instance-back` once it is there; contends in a
+//!   `LeaderSelector` at `selector=<path>` (auto-requeue), printing each term's start and end.
 //!
 //! Commands, one per line on stdin: `write`, `stop` (end of input is `stop`). Events, one per
 //! line on stdout:
@@ -43,6 +44,7 @@
 //! ack-failed <item> <why>
 //! registered                              (discovery, compare)
 //! leader | not-leader                     (compare)
+//! selector-leader | selector-not-leader   (compare)
 //! instance-back                           (compare)
 //! cache <id>,<id>,…
 //! error <what>
@@ -121,7 +123,8 @@ async fn main() {
         "compare" => {
             let election = arg("election").unwrap_or_else(|| "/election".to_owned());
             let service = arg("service").unwrap_or_else(|| "compared".to_owned());
-            compare(&fw, &id, &election, &service, commands).await;
+            let selector = arg("selector").unwrap_or_else(|| "/selector".to_owned());
+            compare(&fw, &id, &election, &service, &selector, commands).await;
         }
         other => println!("error unknown mode {other}"),
     }
@@ -374,11 +377,18 @@ async fn compare(
     id: &str,
     election: &str,
     service: &str,
+    selector: &str,
     mut commands: mpsc::UnboundedReceiver<String>,
 ) {
     // Subscribed first, so that no reconnection after the registration goes unseen.
     let mut states = fw.state_changes();
     let latch = LeaderLatch::start(fw, election, id);
+    // A selector too, re-queued after every term: each term prints its start and its end.
+    let selector = LeaderSelector::start(fw, selector, id, true, |leadership| async move {
+        println!("selector-leader");
+        leadership.lost().await;
+        println!("selector-not-leader");
+    });
     let mut changes = Box::pin(latch.leadership_changes());
     let printer = tokio::spawn(async move {
         while let Some(leads) = changes.next().await {
@@ -413,5 +423,6 @@ async fn compare(
     }
     printer.abort();
     discovery.close().await;
+    selector.close().await;
     latch.close().await;
 }

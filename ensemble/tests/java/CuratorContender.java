@@ -3,10 +3,13 @@
 // with Curator's InterProcessMutex on the same lock. With mode=compare, the Rust contender's
 // `compare` mode: Curator's LeaderLatch at election=<path>, held, printing `leader` and
 // `not-leader`; Curator's ServiceDiscovery registering instance <id> of service=<name> under
-// /services, and after every CONNECTED or RECONNECTED reading it back: `instance-back`.
+// /services, and after every CONNECTED or RECONNECTED reading it back: `instance-back`; and
+// Curator's LeaderSelector at selector=<path> (auto-requeue, a LeaderSelectorListenerAdapter
+// that gives up leadership on SUSPENDED or LOST), printing `selector-leader` at the start of
+// each term and `selector-not-leader` at its end.
 //
 // Arguments: id=<writer> connect=<hosts/chroot> session_ms=<ms> writes=<n> gap_ms=<ms>
-// [mode=mutex|compare election=<path> service=<name>].
+// [mode=mutex|compare election=<path> service=<name> selector=<path>].
 // Commands on stdin: `stop` (the end of stdin too). Events on stdout, one per line:
 //   state <STATE> <session id> 0 | acquired <token> <session id> | write ok <value> <token>
 //   | write rejected <token> <why> | write unknown <token> <why> | violation <token> <what>
@@ -32,6 +35,8 @@ import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.api.transaction.CuratorOp;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import org.apache.curator.framework.recipes.leader.LeaderSelector;
+import org.apache.curator.framework.recipes.leader.LeaderSelectorListenerAdapter;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.retry.ExponentialBackoffRetry;
@@ -108,7 +113,8 @@ public final class CuratorContender {
         client.start();
 
         if (args.getOrDefault("mode", "mutex").equals("compare")) {
-            compare(client, id, args.getOrDefault("election", "/election"), args.getOrDefault("service", "compared"), stop);
+            compare(client, id, args.getOrDefault("election", "/election"), args.getOrDefault("service", "compared"),
+                    args.getOrDefault("selector", "/selector"), stop);
             client.close();
             out("stopped");
             return;
@@ -215,8 +221,8 @@ public final class CuratorContender {
         }
     }
 
-    static void compare(CuratorFramework client, String id, String election, String service, AtomicBoolean stop)
-            throws Exception {
+    static void compare(CuratorFramework client, String id, String election, String service, String selectorPath,
+            AtomicBoolean stop) throws Exception {
         ServiceDiscovery<Void> discovery = ServiceDiscoveryBuilder.builder(Void.class)
                 .client(client)
                 .basePath("/services")
@@ -256,7 +262,21 @@ public final class CuratorContender {
                 out("not-leader");
             }
         });
+        LeaderSelector selector = new LeaderSelector(client, selectorPath, new LeaderSelectorListenerAdapter() {
+            @Override
+            public void takeLeadership(CuratorFramework c) throws Exception {
+                out("selector-leader");
+                try {
+                    // Lead until interrupted: the adapter interrupts on SUSPENDED or LOST.
+                    Thread.currentThread().join();
+                } finally {
+                    out("selector-not-leader");
+                }
+            }
+        });
+        selector.autoRequeue();
         latch.start();
+        selector.start();
         discovery.start();
         discovery.registerService(ServiceInstance.<Void>builder().name(service).id(id).port(8080).build());
         out("registered");
@@ -264,6 +284,7 @@ public final class CuratorContender {
             Thread.sleep(20);
         }
         checks.shutdownNow();
+        selector.close();
         latch.close();
         discovery.close();
     }
