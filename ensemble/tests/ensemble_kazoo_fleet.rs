@@ -8,7 +8,7 @@ mod common;
 
 use tokio::time::Instant;
 
-use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
+use common::{PROGRESS_WAIT, Workload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_kazoo_and_corral_share_a_lock_through_member_kills() {
@@ -22,23 +22,8 @@ async fn ensemble_kazoo_and_corral_share_a_lock_through_member_kills() {
     contenders.extend((1..=2).map(|i| w.contender(&format!("corral{i}"), "mutex", &connect, &rust_extra)));
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
-    let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
-    w.report.count("leader kills");
-    let started = Instant::now();
-    blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
-    w.progress(3, PROGRESS_WAIT, "a leader kill").await;
-    w.report.recovered("a leader kill", started.elapsed());
-    blocking(|| w.zk.restart(leader)).expect("restart the old leader");
-    blocking(|| w.zk.wait_serving(leader, QUORUM_WAIT)).expect("the old leader serves again");
-
-    let follower = w.zk.ids().into_iter().find(|&id| Some(id) != w.zk.leader()).expect("a follower");
-    blocking(|| w.zk.kill(follower));
-    w.report.count("follower kills");
-    let started = Instant::now();
-    w.progress(3, PROGRESS_WAIT, "a follower kill").await;
-    w.report.recovered("a follower kill", started.elapsed());
-    blocking(|| w.zk.restart(follower)).expect("restart the follower");
-    blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
+    w.leader_kill().await;
+    w.follower_kill().await;
     // Both kinds go on writing once the ensemble is whole: more than 5 writes from each kind.
     let written = |prefix: &str, contenders: &[corral_ensemble_tests::process::Contender]| -> usize {
         contenders.iter().filter(|c| c.name().starts_with(prefix)).map(|c| c.count("write ok")).sum()

@@ -13,12 +13,9 @@
 
 mod common;
 
-use corral_ensemble_tests::fenced::LOCK;
-use corral_recipes::{Id, Perms};
 use corral_test_support::kdc;
-use tokio::time::Instant;
 
-use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking};
+use common::{PROGRESS_WAIT, Workload, blocking};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_mutex_with_kerberos_logins_through_member_kills() {
@@ -42,41 +39,12 @@ async fn ensemble_mutex_with_kerberos_logins_through_member_kills() {
         .collect();
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
-    let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
-    w.report.count("leader kills");
-    let started = Instant::now();
-    blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
-    w.progress(3, PROGRESS_WAIT, "a leader kill").await;
-    w.report.recovered("a leader kill", started.elapsed());
-    blocking(|| w.zk.restart(leader)).expect("restart the old leader");
-    blocking(|| w.zk.wait_serving(leader, QUORUM_WAIT)).expect("the old leader serves again");
+    w.leader_kill().await;
+    w.follower_kill().await;
 
-    let follower = w.zk.ids().into_iter().find(|&id| Some(id) != w.zk.leader()).expect("a follower");
-    blocking(|| w.zk.kill(follower));
-    w.report.count("follower kills");
-    let started = Instant::now();
-    w.progress(3, PROGRESS_WAIT, "a follower kill").await;
-    w.report.recovered("a follower kill", started.elapsed());
-    blocking(|| w.zk.restart(follower)).expect("restart the follower");
-    blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
-
-    // The contenders' lock nodes belong to the Kerberos principal (each lives for one hold; one
-    // that went away meanwhile is passed over, and the loop ends once one was seen).
+    // The contenders' lock nodes belong to the Kerberos principal.
     let principal = format!("client@{}", kdc.realm());
-    let client = w.fw.client();
-    let (mut seen, deadline) = (0, Instant::now() + PROGRESS_WAIT);
-    while seen == 0 && Instant::now() < deadline {
-        for child in client.get_children(LOCK).await.expect("the lock's line") {
-            let Ok((acl, _)) = client.get_acl(&format!("{LOCK}/{child}")).await else { continue };
-            assert!(
-                acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ)
-                    && acl.iter().any(|a| a.id.scheme == "sasl" && a.id.id == principal),
-                "{LOCK}/{child}: {acl:?}"
-            );
-            seen += 1;
-        }
-    }
-    assert!(seen > 0, "no lock node was seen within {PROGRESS_WAIT:?}");
+    common::assert_lock_nodes_owned(&w.fw.client(), "sasl", &principal).await;
 
     let history = w.finish(&mut contenders).await;
     assert!(history.entries.len() >= 16, "{} writes", history.entries.len());

@@ -8,7 +8,7 @@ mod common;
 use corral_ensemble_tests::{SESSION_TIMEOUT, long_mode};
 use tokio::time::Instant;
 
-use common::{PROGRESS_WAIT, QUORUM_WAIT, Workload, blocking, holding};
+use common::{PROGRESS_WAIT, Workload, holding};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
@@ -23,26 +23,9 @@ async fn ensemble_mutex_fenced_counter_survives_member_kills_and_stalls() {
     let rounds = if long_mode() { 25 } else { 1 };
     for _ in 0..rounds {
         // The ensemble's leader dies; a new one is elected; the old one comes back as a follower.
-        let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
-        w.report.count("leader kills");
-        let started = Instant::now();
-        blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
-        w.progress(3, PROGRESS_WAIT, "a leader kill").await;
-        w.report.recovered("a leader kill", started.elapsed());
-        blocking(|| w.zk.restart(leader)).expect("restart the old leader");
-        blocking(|| w.zk.wait_serving(leader, QUORUM_WAIT)).expect("the old leader serves again");
-        w.report.count("member restarts");
-
+        w.leader_kill().await;
         // A follower dies and comes back.
-        let follower = w.zk.ids().into_iter().find(|&id| Some(id) != w.zk.leader()).expect("a follower");
-        blocking(|| w.zk.kill(follower));
-        w.report.count("follower kills");
-        let started = Instant::now();
-        w.progress(3, PROGRESS_WAIT, "a follower kill").await;
-        w.report.recovered("a follower kill", started.elapsed());
-        blocking(|| w.zk.restart(follower)).expect("restart the follower");
-        blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
-        w.report.count("member restarts");
+        w.follower_kill().await;
 
         // The contender holding the lock stalls past its session timeout: its session expires on
         // the ensemble, the others go on, and when it wakes up its next write is refused.

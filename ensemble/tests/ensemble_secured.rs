@@ -10,12 +10,10 @@
 mod certs;
 mod common;
 
+use common::{PROGRESS_WAIT, ROOT, Workload};
 use corral_ensemble_tests::fenced::{COUNTER, LOCK};
 use corral_recipes::{Acl, AclProvider, Client, CreateMode, ErrorCode, FrameworkBuilder, Id, Perms, Sasl};
 use corral_test_support::ZkTls;
-use tokio::time::Instant;
-
-use common::{PROGRESS_WAIT, QUORUM_WAIT, ROOT, Workload, blocking};
 
 const JAAS: &str = r#"
 Server {
@@ -57,51 +55,17 @@ async fn ensemble_mutex_over_tls_and_sasl_with_acls() {
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
     // The leader dies: the contenders on it reconnect elsewhere, over TLS, with their login.
-    let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
-    w.report.count("leader kills");
-    let started = Instant::now();
-    blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
-    w.progress(3, PROGRESS_WAIT, "a leader kill").await;
-    w.report.recovered("a leader kill", started.elapsed());
-    blocking(|| w.zk.restart(leader)).expect("restart the old leader");
-    blocking(|| w.zk.wait_serving(leader, QUORUM_WAIT)).expect("the old leader serves again");
-
-    // A follower dies and comes back.
-    let follower = w.zk.ids().into_iter().find(|&id| Some(id) != w.zk.leader()).expect("a follower");
-    blocking(|| w.zk.kill(follower));
-    w.report.count("follower kills");
-    let started = Instant::now();
-    w.progress(3, PROGRESS_WAIT, "a follower kill").await;
-    w.report.recovered("a follower kill", started.elapsed());
-    blocking(|| w.zk.restart(follower)).expect("restart the follower");
-    blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
+    w.leader_kill().await;
+    w.follower_kill().await;
 
     // A stranger (no login, a plain port) reads, but writes nothing of the workload's.
     let stranger = Client::connect(&format!("{}{ROOT}", w.zk.connect_string())).await.expect("a plain client");
     for path in ["/", COUNTER, LOCK] {
         let (acl, _) = stranger.get_acl(path).await.expect("the ACL");
-        assert!(
-            acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ)
-                && acl.iter().any(|a| a.id.scheme == "sasl" && a.id.id == "app"),
-            "{ROOT}{path}: {acl:?}"
-        );
+        common::assert_owned(&format!("{ROOT}{path}"), &acl, "sasl", "app");
     }
-    // The contenders' lock nodes too (each lives for one hold; one that went away meanwhile
-    // is passed over, and the loop ends once one was seen).
-    let mut seen = 0;
-    let deadline = Instant::now() + PROGRESS_WAIT;
-    while seen == 0 && Instant::now() < deadline {
-        for child in stranger.get_children(LOCK).await.expect("the lock's line") {
-            let Ok((acl, _)) = stranger.get_acl(&format!("{LOCK}/{child}")).await else { continue };
-            assert!(
-                acl.iter().all(|a| a.id != Id::anyone() || a.perms == Perms::READ)
-                    && acl.iter().any(|a| a.id.scheme == "sasl" && a.id.id == "app"),
-                "{LOCK}/{child}: {acl:?}"
-            );
-            seen += 1;
-        }
-    }
-    assert!(seen > 0, "no lock node was seen within {PROGRESS_WAIT:?}");
+    // The contenders' lock nodes too.
+    common::assert_lock_nodes_owned(&stranger, "sasl", "app").await;
     stranger.get_data(COUNTER).await.expect("anyone reads");
     let refused = stranger.set_data(COUNTER, "0", None).await.expect_err("a stranger's write");
     assert_eq!(refused.code(), ErrorCode::NoAuth);

@@ -70,6 +70,30 @@ pub async fn holding(contenders: &[Contender], bound: Duration) -> usize {
     }
 }
 
+/// Asserts that the contenders' nodes in the lock's line belong to `scheme:id` alone, world
+/// read only. Each node lives for one hold: one that went away meanwhile is passed over, and
+/// the check ends once one was seen (within [`PROGRESS_WAIT`]).
+pub async fn assert_lock_nodes_owned(client: &corral_recipes::Client, scheme: &str, id: &str) {
+    let deadline = Instant::now() + PROGRESS_WAIT;
+    loop {
+        for child in client.get_children(LOCK).await.expect("the lock's line") {
+            let Ok((acl, _)) = client.get_acl(&format!("{LOCK}/{child}")).await else { continue };
+            assert_owned(&format!("{LOCK}/{child}"), &acl, scheme, id);
+            return;
+        }
+        assert!(Instant::now() < deadline, "no lock node was seen within {PROGRESS_WAIT:?}");
+    }
+}
+
+/// Asserts that `acl` (of `path`) gives `scheme:id` a say and anyone else reading at most.
+pub fn assert_owned(path: &str, acl: &[corral_recipes::Acl], scheme: &str, id: &str) {
+    assert!(
+        acl.iter().all(|a| a.id != corral_recipes::Id::anyone() || a.perms == corral_recipes::Perms::READ)
+            && acl.iter().any(|a| a.id.scheme == scheme && a.id.id == id),
+        "{path}: {acl:?}"
+    );
+}
+
 /// A started ensemble with the workload's nodes, and a framework of the test's own.
 pub struct Workload {
     pub zk: Ensemble,
@@ -113,6 +137,34 @@ impl Workload {
             Err(err) => panic!("create {LOCK}: {err}"),
         }
         Some(Self { zk, fw, logs, report: Report::new(name) })
+    }
+
+    /// Kills the ensemble's leader: a new one is elected and the workload makes three more
+    /// writes (the recovery, reported); the old leader is restarted and serves again.
+    pub async fn leader_kill(&mut self) {
+        let leader = blocking(|| self.zk.kill_leader()).expect("a leader to kill");
+        self.report.count("leader kills");
+        let started = Instant::now();
+        blocking(|| self.zk.wait_for_quorum(QUORUM_WAIT)).expect("a new leader");
+        self.progress(3, PROGRESS_WAIT, "a leader kill").await;
+        self.report.recovered("a leader kill", started.elapsed());
+        blocking(|| self.zk.restart(leader)).expect("restart the old leader");
+        blocking(|| self.zk.wait_serving(leader, QUORUM_WAIT)).expect("the old leader serves again");
+        self.report.count("member restarts");
+    }
+
+    /// Kills a follower: the workload makes three more writes (reported); the follower is
+    /// restarted and the ensemble is whole again.
+    pub async fn follower_kill(&mut self) {
+        let follower = self.zk.ids().into_iter().find(|&id| Some(id) != self.zk.leader()).expect("a follower");
+        blocking(|| self.zk.kill(follower));
+        self.report.count("follower kills");
+        let started = Instant::now();
+        self.progress(3, PROGRESS_WAIT, "a follower kill").await;
+        self.report.recovered("a follower kill", started.elapsed());
+        blocking(|| self.zk.restart(follower)).expect("restart the follower");
+        blocking(|| self.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
+        self.report.count("member restarts");
     }
 
     /// The connect string a contender gets for direct connections to every member.
