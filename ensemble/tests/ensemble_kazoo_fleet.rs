@@ -22,8 +22,11 @@ async fn ensemble_kazoo_and_corral_share_a_lock_through_member_kills() {
     contenders.extend((1..=2).map(|i| w.contender(&format!("corral{i}"), "mutex", &connect, &rust_extra)));
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
-    w.leader_kill().await;
-    w.follower_kill().await;
+    // One round of member kills; ten with CORRAL_ENSEMBLE_LONG.
+    for _ in 0..if corral_ensemble_tests::long_mode() { 10 } else { 1 } {
+        w.leader_kill().await;
+        w.follower_kill().await;
+    }
     // Both kinds go on writing once the ensemble is whole: more than 5 writes from each kind.
     let written = |prefix: &str, contenders: &[corral_ensemble_tests::process::Contender]| -> usize {
         contenders.iter().filter(|c| c.name().starts_with(prefix)).map(|c| c.count("write ok")).sum()

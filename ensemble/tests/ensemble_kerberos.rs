@@ -39,8 +39,11 @@ async fn ensemble_mutex_with_kerberos_logins_through_member_kills() {
         .collect();
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
-    w.leader_kill().await;
-    w.follower_kill().await;
+    // One round of member kills; ten with CORRAL_ENSEMBLE_LONG.
+    for _ in 0..if corral_ensemble_tests::long_mode() { 10 } else { 1 } {
+        w.leader_kill().await;
+        w.follower_kill().await;
+    }
 
     // The contenders' lock nodes belong to the Kerberos principal.
     let principal = format!("client@{}", kdc.realm());

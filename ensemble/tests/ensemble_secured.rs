@@ -55,8 +55,11 @@ async fn ensemble_mutex_over_tls_and_sasl_with_acls() {
     w.progress(10, PROGRESS_WAIT, "the start").await;
 
     // The leader dies: the contenders on it reconnect elsewhere, over TLS, with their login.
-    w.leader_kill().await;
-    w.follower_kill().await;
+    // One round of member kills; ten with CORRAL_ENSEMBLE_LONG.
+    for _ in 0..if corral_ensemble_tests::long_mode() { 10 } else { 1 } {
+        w.leader_kill().await;
+        w.follower_kill().await;
+    }
 
     // A stranger (no login, a plain port) reads, but writes nothing of the workload's.
     let stranger = Client::connect(&format!("{}{ROOT}", w.zk.connect_string())).await.expect("a plain client");
