@@ -1,9 +1,9 @@
 //! Curator's node layouts, read back: lock ordering, protected names, queue item names,
 //! counter encodings and discovery JSON.
 //!
-//! The names come from `corral-recipes` where it makes them public; the ordering rule and the
-//! parsing of names are written here because the recipes crate keeps them private (its
-//! `sort` module is `pub(crate)`).
+//! The names and Curator's ordering rule come from `corral-recipes`; the parsing of names
+//! (protected UUIDs, sequences, queue items), of counters and of discovery JSON for display is
+//! written here.
 
 use serde_json::Value;
 
@@ -11,6 +11,7 @@ pub(crate) use corral_recipes::leader_latch::LATCH_NAME;
 pub(crate) use corral_recipes::lock::{LOCK_NAME, READ_LOCK_NAME, WRITE_LOCK_NAME};
 pub(crate) use corral_recipes::queue::{QUEUE_ITEM_NAME, SIMPLE_QUEUE_PREFIX, decode_message};
 pub(crate) use corral_recipes::semaphore::LEASE_NAME;
+pub(crate) use corral_recipes::sort::{sort_children, sort_key};
 
 /// The child of a semaphore's path holding one node per lease (Curator's SemaphoreV2).
 pub(crate) const LEASES_DIR: &str = "leases";
@@ -19,25 +20,10 @@ pub(crate) const LOCKS_DIR: &str = "locks";
 /// The node a double barrier's last member creates to let everyone in.
 pub(crate) const READY_NODE: &str = "ready";
 
-/// Curator's sort key (`StandardLockInternalsDriver.fixForSorting`): what follows the last
-/// `lock_name` in `child`, or the whole name if it does not occur.
-pub(crate) fn sort_key<'a>(child: &'a str, lock_name: &str) -> &'a str {
-    match child.rfind(lock_name) {
-        Some(i) => &child[i + lock_name.len()..],
-        None => child,
-    }
-}
-
-/// Sorts `children` as Curator does for `lock_name` (foreign names take part, by their full
-/// name, as in Curator).
-pub(crate) fn sort_children(children: &mut [String], lock_name: &str) {
-    children.sort_by(|a, b| sort_key(a, lock_name).cmp(sort_key(b, lock_name)));
-}
-
 /// kazoo's `Lock` (and `Election`) node marker: `<uuid hex>__lock__<seq>`.
-pub(crate) const KAZOO_LOCK_NAME: &str = "__lock__";
+pub(crate) use corral_recipes::kazoo::LOCK_NODE_NAME as KAZOO_LOCK_NAME;
 /// kazoo's `ReadLock` node marker: `<uuid hex>__rlock__<seq>`.
-pub(crate) const KAZOO_READ_LOCK_NAME: &str = "__rlock__";
+pub(crate) use corral_recipes::kazoo::READ_LOCK_NODE_NAME as KAZOO_READ_LOCK_NAME;
 
 /// Whose read-write (or plain) lock layout a directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

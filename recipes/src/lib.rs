@@ -83,7 +83,7 @@
 //! consumer, messages, serializer, sharder), [`cache`] (engine, diff, views), [`discovery`]
 //! (instance, registry, service cache, provider), [`atomic`] (numeric and raw-value engines),
 //! and [`kazoo`] (kazoo's layouts: one file per recipe family). What every recipe shares, written
-//! once: `task` (the recipe runtime), [`hold`] (what a hold rests on), `sort` (Curator's child
+//! once: `task` (the recipe runtime), [`hold`] (what a hold rests on), [`sort`] (Curator's child
 //! ordering), `default_data` (Curator's default node data) and `error` (the one [`Error`]).
 
 pub mod atomic;
@@ -106,7 +106,7 @@ pub mod queue;
 pub mod read_write_lock;
 pub mod semaphore;
 pub mod shared_count;
-mod sort;
+pub mod sort;
 mod task;
 
 pub use corral_core::*;

@@ -1,17 +1,45 @@
-//! Curator's ordering of lock-like children: by the part of the name after the last occurrence
-//! of the lock name (the sequence number), whatever protected prefix comes before it.
+//! Curator's ordering of lock-like children (`StandardLockInternalsDriver.fixForSorting`): by
+//! the part of the name after the last occurrence of the lock name (the sequence number),
+//! whatever protected prefix comes before it. The locks, latches, semaphores and queues use it
+//! to find their place in line; tools that read a live ensemble (the `corral` command) use it
+//! to show the line in the order the recipes see it.
 
 /// Curator's sort key: the substring after the last `lock_name` in `child`, or the whole name
 /// when `lock_name` does not occur (foreign nodes take part in the ordering, as in Curator).
-pub(crate) fn sort_key<'a>(child: &'a str, lock_name: &str) -> &'a str {
+///
+/// # Examples
+///
+/// ```
+/// use corral_recipes::sort::sort_key;
+///
+/// let protected = "_c_9b1c0a2e-1111-4111-8111-111111111111-lock-0000000003";
+/// assert_eq!(sort_key(protected, "lock-"), "0000000003");
+/// assert_eq!(sort_key("foreign", "lock-"), "foreign");
+/// ```
+pub fn sort_key<'a>(child: &'a str, lock_name: &str) -> &'a str {
     match child.rfind(lock_name) {
         Some(i) => &child[i + lock_name.len()..],
         None => child,
     }
 }
 
-/// Sorts `children` with Curator's rule for `lock_name`.
-pub(crate) fn sort_children(children: &mut [String], lock_name: &str) {
+/// Sorts `children` with Curator's rule for `lock_name` (see [`sort_key`]): the first is the
+/// holder (or the leader), each of the others waits for the one before it.
+///
+/// # Examples
+///
+/// ```
+/// use corral_recipes::lock::LOCK_NAME;
+/// use corral_recipes::sort::sort_children;
+///
+/// let mut line = vec![
+///     "_c_9b1c0a2e-1111-4111-8111-111111111111-lock-0000000003".to_owned(),
+///     "lock-0000000001".to_owned(),
+/// ];
+/// sort_children(&mut line, LOCK_NAME);
+/// assert_eq!(line[0], "lock-0000000001");
+/// ```
+pub fn sort_children(children: &mut [String], lock_name: &str) {
     children.sort_by(|a, b| sort_key(a, lock_name).cmp(sort_key(b, lock_name)));
 }
 
