@@ -51,14 +51,7 @@ async fn one_leader(mode: &str) {
 
     let rounds = if long_mode() { 20 } else { 1 };
     for _ in 0..rounds {
-        let leader = blocking(|| w.zk.kill_leader()).expect("a leader to kill");
-        w.report.count("leader kills");
-        let started = Instant::now();
-        w.progress(3, PROGRESS_WAIT, "a leader kill").await;
-        w.report.recovered("a leader kill", started.elapsed());
-        blocking(|| w.zk.restart(leader)).expect("restart the old leader");
-        blocking(|| w.zk.wait_for_quorum(QUORUM_WAIT)).expect("the ensemble whole again");
-        w.report.count("member restarts");
+        w.leader_kill().await;
 
         // The leading contender stalls: another one must lead within 2 × the session timeout.
         // It must really lead when it stops (its term may end between its line and the signal):
