@@ -198,3 +198,31 @@ async fn zoo_cfg_key_store_password_and_password_path() {
     assert!(message.contains("nope.txt"), "{message}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A wrong password whose decryption happens to unpad cleanly (about one key in 256) yields
+/// bytes that are not DER. Made on purpose here: garbage encrypted under the password given,
+/// so that decrypting it "succeeds" into no key. Both sides must still say "wrong password"
+/// (the random salt of `openssl pkcs8` made `server_key_encrypted_serves_tls` meet this case
+/// once in a CI-equivalent run).
+#[test]
+fn a_wrong_password_that_unpads_cleanly_is_still_a_wrong_password() {
+    use pkcs8::der::Encode as _;
+    use pkcs8::der::pem::{LineEnding, PemLabel as _};
+    let ca = Ca::new("test CA");
+    let leaf = ca.server(&["127.0.0.1"]);
+    let (salt, iv) = ([7u8; 16], [9u8; 16]);
+    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(1, &salt, &iv).expect("PBES2 parameters");
+    let scheme = pkcs8::pkcs5::EncryptionScheme::from(params);
+    let garbage = scheme.encrypt(PASSWORD, &[0xFF; 40]).expect("encrypt");
+    let info = pkcs8::EncryptedPrivateKeyInfo { encryption_algorithm: scheme, encrypted_data: &garbage };
+    let der = info.to_der().expect("DER");
+    let pem =
+        pkcs8::der::pem::encode_string(pkcs8::EncryptedPrivateKeyInfo::PEM_LABEL, LineEnding::LF, &der).expect("PEM");
+
+    let client = ClientTls::builder().ca_pem(&ca.pem).identity_pem(&leaf.cert, &pem).key_password(PASSWORD).build();
+    let message = tls_error(client.expect_err("no key in the block"));
+    assert!(message.contains("wrong password"), "{message}");
+    let server = ServerTls::builder(&leaf.cert, &pem).key_password(PASSWORD).build();
+    let message = server_tls_error(server.expect_err("no key in the block"));
+    assert!(message.contains("wrong password"), "{message}");
+}

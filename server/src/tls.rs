@@ -304,11 +304,13 @@ fn private_key(pem: &[u8], password: Option<&str>, name: &str) -> Result<Private
         pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed) => {
             wrong()
         }
+        // A wrong password can unpad cleanly (about once in 256): what comes out is no DER.
+        pkcs8::Error::Asn1(_) | pkcs8::Error::KeyMalformed => wrong(),
         e => format!(
             "cannot decrypt the private key in {name}: {e} (supported: PBES2, PBKDF2-HMAC-SHA-2 or scrypt, AES-CBC)"
         ),
     })?;
-    // A wrong password can still unpad cleanly (about once in 256): what comes out is no key.
+    // Or DER that is no key.
     pkcs8::PrivateKeyInfo::try_from(plain.as_bytes()).map_err(|_| wrong())?;
     Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
